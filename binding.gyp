@@ -1,0 +1,35 @@
+{
+  "targets": [
+    {
+      "target_name": "minedraft",
+      "sources": [
+        "cpp/addon.cc",
+        "cpp/common.cc",
+        "cpp/backend.cc",
+        "cpp/model.cc",
+        "cpp/context.cc",
+        "cpp/sampling.cc",
+        "cpp/sampling_js.cc",
+        "cpp/synth.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!@(node scripts/llama-paths.mjs include)"
+      ],
+      "libraries": [
+        "<!@(node scripts/llama-paths.mjs libs)",
+        "-Wl,-rpath,<!(node scripts/llama-paths.mjs libdir)",
+        "-Wl,-rpath,'$$ORIGIN/../../node_modules/@node-llama-cpp/linux-x64/bins/linux-x64'",
+        "-Wl,-rpath,'$$ORIGIN/../../../@node-llama-cpp/linux-x64/bins/linux-x64'"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fexceptions"],
+      "xcode_settings": {
+        "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+        "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+        "OTHER_LDFLAGS": ["-Wl,-rpath,<!(node scripts/llama-paths.mjs libdir)"]
+      }
+    }
+  ]
+}

@@ -1,0 +1,112 @@
+// Context: one llama_context driven by its own native worker thread. Every JS call enqueues a job
+// and returns a Promise; jobs run in order on the worker, so two contexts (draft and target) run
+// truly concurrently and the JS event loop never waits on model work.
+#pragma once
+#include <llama.h>
+#include <napi.h>
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sampling.h"
+
+namespace md {
+
+class Model;
+
+// What a draft pass leaves behind for stochastic verification: per sequence, the k drafted
+// tokens and (when the draft sampled) the dense filtered distributions q_0..q_{k-1}.
+// Written only by the draft worker for the sequences it drafts, read by the target worker for
+// other sequences; the engine never drafts and verifies one sequence at once, and the JS thread
+// orders the two (promise resolution), so no lock is needed.
+struct SeqDrafts {
+  int32_t k = 0;
+  int32_t n_vocab = 0;  // row length of dists
+  bool dense = false;   // false: q is one-hot at tokens[i] (greedy draft)
+  std::vector<int32_t> tokens;
+  std::vector<float> dists;  // k x n_vocab when dense
+};
+
+class Context : public Napi::ObjectWrap<Context> {
+ public:
+  struct Job;
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit Context(const Napi::CallbackInfo& info);
+  ~Context() override;
+
+  const SeqDrafts& Drafts(int32_t seq) const { return drafts_[seq]; }
+
+ private:
+  static void CallJs(Napi::Env env, Napi::Function, Context* self, Job* job);
+  using Tsfn = Napi::TypedThreadSafeFunction<Context, Job, &Context::CallJs>;
+
+  Napi::Value Decode(const Napi::CallbackInfo& info);
+  Napi::Value Prefill(const Napi::CallbackInfo& info);
+  Napi::Value Draft(const Napi::CallbackInfo& info);
+  Napi::Value Verify(const Napi::CallbackInfo& info);
+  Napi::Value KvRemove(const Napi::CallbackInfo& info);
+  Napi::Value KvCopy(const Napi::CallbackInfo& info);
+  Napi::Value KvKeep(const Napi::CallbackInfo& info);
+  Napi::Value KvClear(const Napi::CallbackInfo& info);
+  Napi::Value KvPosRange(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value GetInfo(const Napi::CallbackInfo& info);
+
+  Napi::Promise Enqueue(Napi::Env env, std::unique_ptr<Job> job);
+  void CheckUsable(Napi::Env env) const;
+  int32_t SeqArg(const Napi::Value& v, const char* name) const;
+  void WorkerLoop();
+  void Complete(Napi::Env env, Job* job);
+  void StopThread();
+
+  // worker-thread helpers
+  void DecodeOrThrow(const char* what);
+  void BatchClear() { batch_.n_tokens = 0; }
+  void BatchAdd(llama_token t, llama_pos p, llama_seq_id s, bool logits);
+
+  // creation parameters (immutable after the constructor)
+  llama_context_params params_{};
+  bool use_threadpool_ = false;
+  int32_t n_ctx_seq_ = 0;
+  int32_t n_vocab_ = 0;
+
+  // owned by the worker thread once the init job ran
+  llama_context* ctx_ = nullptr;
+  struct ggml_threadpool* threadpool_ = nullptr;
+  llama_batch batch_{};
+  std::vector<SeqDrafts> drafts_;
+  std::vector<float> row_, row2_;
+  std::vector<int32_t> scratch_;
+
+  // shared with the Model: weights live while any context uses them
+  std::shared_ptr<llama_model> llama_model_;
+
+  // JS-thread state
+  Tsfn tsfn_;
+  std::shared_ptr<bool> tsfn_gone_ = std::make_shared<bool>(false);  // released by us, or finalized by Node at exit
+  int pending_ = 0;
+  bool closing_ = false;  // dispose() called or init failed: no new jobs
+  bool ready_ = false;    // init job succeeded
+
+  // queue
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Job>> queue_;
+  bool stop_ = false;
+
+  friend struct InitJob;
+  friend struct DisposeJob;
+  friend struct DecodeJob;
+  friend struct PrefillJob;
+  friend struct DraftJob;
+  friend struct VerifyJob;
+  friend struct KvJob;
+};
+
+}  // namespace md

@@ -1,0 +1,353 @@
+#include "model.h"
+
+#include <ggml-backend.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common.h"
+
+namespace md {
+
+void Model::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function fn = DefineClass(env, "Model",
+                                  {
+                                      InstanceMethod<&Model::Info>("info"),
+                                      InstanceMethod<&Model::Tokenize>("tokenize"),
+                                      InstanceMethod<&Model::Detokenize>("detokenize"),
+                                      InstanceMethod<&Model::TokenBytes>("tokenBytes"),
+                                      InstanceMethod<&Model::TokenText>("tokenText"),
+                                      InstanceMethod<&Model::IsEog>("isEog"),
+                                      InstanceMethod<&Model::ApplyChatTemplate>("applyChatTemplate"),
+                                      InstanceMethod<&Model::Dispose>("dispose"),
+                                      InstanceAccessor<&Model::Disposed>("disposed"),
+                                  });
+  AddonData::Of(env)->model_ctor = Napi::Persistent(fn);
+  exports.Set("Model", fn);
+  exports.Set("loadModel", Napi::Function::New<LoadModel>(env, "loadModel"));
+  exports.Set("checkCompatibility", Napi::Function::New<CheckCompatibility>(env, "checkCompatibility"));
+}
+
+// Only loadModel may construct: it passes the loaded pointer as an External.
+Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "Model cannot be constructed directly: use loadModel()");
+  }
+  model_.reset(info[0].As<Napi::External<llama_model>>().Data(), llama_model_free);
+}
+
+Model::~Model() = default;
+
+llama_model* Model::Get(Napi::Env env) const {
+  if (!model_) throw Napi::Error::New(env, "Model is disposed");
+  return model_.get();
+}
+
+std::shared_ptr<llama_model> Model::Shared(Napi::Env env) const {
+  Get(env);
+  return model_;
+}
+
+static std::string MetaString(const llama_model* m, const char* key) {
+  char buf[512];
+  int32_t n = llama_model_meta_val_str(m, key, buf, sizeof buf);
+  return n < 0 ? std::string() : std::string(buf, std::min<size_t>((size_t)n, sizeof buf - 1));
+}
+
+static const char* VocabTypeName(enum llama_vocab_type t) {
+  switch (t) {
+    case LLAMA_VOCAB_TYPE_NONE: return "none";
+    case LLAMA_VOCAB_TYPE_SPM: return "spm";
+    case LLAMA_VOCAB_TYPE_BPE: return "bpe";
+    case LLAMA_VOCAB_TYPE_WPM: return "wpm";
+    case LLAMA_VOCAB_TYPE_UGM: return "ugm";
+    case LLAMA_VOCAB_TYPE_RWKV: return "rwkv";
+    default: return "other";
+  }
+}
+
+Napi::Value Model::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  llama_model* m = Get(env);
+  const llama_vocab* v = llama_model_get_vocab(m);
+  Napi::Object o = Napi::Object::New(env);
+  char desc[256];
+  llama_model_desc(m, desc, sizeof desc);
+  o.Set("description", desc);
+  o.Set("architecture", MetaString(m, "general.architecture"));
+  o.Set("name", MetaString(m, "general.name"));
+  o.Set("nParams", (double)llama_model_n_params(m));
+  o.Set("sizeBytes", (double)llama_model_size(m));
+  o.Set("nVocab", llama_vocab_n_tokens(v));
+  o.Set("nCtxTrain", llama_model_n_ctx_train(m));
+  o.Set("nEmbd", llama_model_n_embd(m));
+  o.Set("nLayer", llama_model_n_layer(m));
+  o.Set("nHead", llama_model_n_head(m));
+  o.Set("nHeadKv", llama_model_n_head_kv(m));
+  o.Set("vocabType", VocabTypeName(llama_vocab_type(v)));
+  o.Set("bos", llama_vocab_bos(v));
+  o.Set("eos", llama_vocab_eos(v));
+  o.Set("eot", llama_vocab_eot(v));
+  o.Set("addBos", llama_vocab_get_add_bos(v));
+  o.Set("addEos", llama_vocab_get_add_eos(v));
+  const char* tmpl = llama_model_chat_template(m, nullptr);
+  o.Set("chatTemplate", tmpl ? Napi::Value(Napi::String::New(env, tmpl)) : env.Null());
+  Napi::Object meta = Napi::Object::New(env);
+  const int32_t count = llama_model_meta_count(m);
+  std::vector<char> key(256), val(1024);
+  for (int32_t i = 0; i < count; i++) {
+    if (llama_model_meta_key_by_index(m, i, key.data(), key.size()) < 0) continue;
+    int32_t n = llama_model_meta_val_str_by_index(m, i, val.data(), val.size());
+    if (n < 0) continue;
+    meta.Set(key.data(), std::string(val.data(), std::min<size_t>((size_t)n, val.size() - 1)));
+  }
+  o.Set("meta", meta);
+  return o;
+}
+
+Napi::Value Model::Tokenize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const llama_vocab* v = Vocab(env);
+  std::string text = StringArg(info[0], "text");
+  bool add_special = info.Length() > 1 && !info[1].IsUndefined() ? BoolArg(info[1], "addSpecial") : true;
+  bool parse_special = info.Length() > 2 && !info[2].IsUndefined() ? BoolArg(info[2], "parseSpecial") : false;
+  if (text.size() > (size_t)INT32_MAX / 2) throw Napi::RangeError::New(env, "text is too long to tokenize");
+  int32_t cap = (int32_t)text.size() + 4;
+  std::vector<llama_token> toks(cap);
+  int32_t n = llama_tokenize(v, text.data(), (int32_t)text.size(), toks.data(), cap, add_special, parse_special);
+  if (n < 0) {
+    toks.resize(-n);
+    n = llama_tokenize(v, text.data(), (int32_t)text.size(), toks.data(), -n, add_special, parse_special);
+  }
+  if (n < 0) throw Napi::Error::New(env, "tokenization failed");
+  Napi::Int32Array out = Napi::Int32Array::New(env, n);
+  if (n > 0) std::memcpy(out.Data(), toks.data(), n * sizeof(int32_t));
+  return out;
+}
+
+static std::vector<llama_token> TokensArg(const Napi::Value& val, const char* name, int32_t n_vocab) {
+  Napi::Env env = val.Env();
+  std::vector<llama_token> out;
+  if (val.IsTypedArray() && val.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+    Napi::Int32Array a = val.As<Napi::Int32Array>();
+    out.assign(a.Data(), a.Data() + a.ElementLength());
+  } else if (val.IsArray()) {
+    Napi::Array a = val.As<Napi::Array>();
+    out.resize(a.Length());
+    for (uint32_t i = 0; i < a.Length(); i++) out[i] = (llama_token)IntArg(a.Get(i), name, 0, n_vocab - 1);
+  } else {
+    throw Napi::TypeError::New(env, std::string(name) + " must be an Int32Array or an array of token ids");
+  }
+  for (llama_token t : out) {
+    if (t < 0 || t >= n_vocab) throw Napi::RangeError::New(env, std::string(name) + ": token id " + std::to_string(t) + " is outside the vocabulary (0.." + std::to_string(n_vocab - 1) + ")");
+  }
+  return out;
+}
+
+Napi::Value Model::Detokenize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const llama_vocab* v = Vocab(env);
+  std::vector<llama_token> toks = TokensArg(info[0], "tokens", llama_vocab_n_tokens(v));
+  bool remove_special = info.Length() > 1 && !info[1].IsUndefined() ? BoolArg(info[1], "removeSpecial") : false;
+  bool unparse_special = info.Length() > 2 && !info[2].IsUndefined() ? BoolArg(info[2], "unparseSpecial") : false;
+  std::string text(toks.size() * 8 + 16, '\0');
+  int32_t n = llama_detokenize(v, toks.data(), (int32_t)toks.size(), text.data(), (int32_t)text.size(), remove_special, unparse_special);
+  if (n < 0) {
+    text.resize(-n);
+    n = llama_detokenize(v, toks.data(), (int32_t)toks.size(), text.data(), (int32_t)text.size(), remove_special, unparse_special);
+  }
+  if (n < 0) throw Napi::Error::New(env, "detokenization failed");
+  text.resize(n);
+  return Napi::String::New(env, text);
+}
+
+Napi::Value Model::TokenBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const llama_vocab* v = Vocab(env);
+  llama_token t = (llama_token)IntArg(info[0], "token", 0, llama_vocab_n_tokens(v) - 1);
+  bool special = info.Length() > 1 && !info[1].IsUndefined() ? BoolArg(info[1], "special") : false;
+  char buf[256];
+  int32_t n = llama_token_to_piece(v, t, buf, sizeof buf, 0, special);
+  std::string s;
+  if (n < 0) {
+    s.resize(-n);
+    n = llama_token_to_piece(v, t, s.data(), (int32_t)s.size(), 0, special);
+    if (n < 0) throw Napi::Error::New(env, "token_to_piece failed");
+    s.resize(n);
+  } else {
+    s.assign(buf, n);
+  }
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, s.size());
+  if (!s.empty()) std::memcpy(out.Data(), s.data(), s.size());
+  return out;
+}
+
+Napi::Value Model::TokenText(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const llama_vocab* v = Vocab(env);
+  llama_token t = (llama_token)IntArg(info[0], "token", 0, llama_vocab_n_tokens(v) - 1);
+  const char* s = llama_vocab_get_text(v, t);
+  return Napi::String::New(env, s ? s : "");
+}
+
+Napi::Value Model::IsEog(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const llama_vocab* v = Vocab(env);
+  llama_token t = (llama_token)IntArg(info[0], "token", 0, llama_vocab_n_tokens(v) - 1);
+  return Napi::Boolean::New(env, llama_vocab_is_eog(v, t));
+}
+
+Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  llama_model* m = Get(env);
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "messages must be an array of { role, content }");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  bool add_assistant = info.Length() > 1 && !info[1].IsUndefined() ? BoolArg(info[1], "addAssistant") : true;
+  std::string tmpl_override = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+  const char* tmpl = tmpl_override.empty() ? llama_model_chat_template(m, nullptr) : tmpl_override.c_str();
+  if (!tmpl) throw Napi::Error::New(env, "this model has no chat template (tokenizer.chat_template is missing)");
+  std::vector<std::string> roles(arr.Length()), contents(arr.Length());
+  std::vector<llama_chat_message> msgs(arr.Length());
+  size_t total = 0;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Object o = ObjectArg(arr.Get(i), "message");
+    roles[i] = StringArg(o.Get("role"), "message.role");
+    contents[i] = StringArg(o.Get("content"), "message.content");
+    msgs[i] = {roles[i].c_str(), contents[i].c_str()};
+    total += roles[i].size() + contents[i].size();
+  }
+  std::string out(total * 2 + 256, '\0');
+  int32_t n = llama_chat_apply_template(tmpl, msgs.data(), msgs.size(), add_assistant, out.data(), (int32_t)out.size());
+  if (n > (int32_t)out.size()) {
+    out.resize(n);
+    n = llama_chat_apply_template(tmpl, msgs.data(), msgs.size(), add_assistant, out.data(), (int32_t)out.size());
+  }
+  if (n < 0) throw Napi::Error::New(env, "the model's chat template is not supported by llama.cpp's built-in template engine");
+  out.resize(n);
+  return Napi::String::New(env, out);
+}
+
+Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!model_) return env.Undefined();  // double dispose is a no-op
+  const long live = model_.use_count() - 1;
+  if (live > 0) {
+    throw Napi::Error::New(env, "cannot dispose the model: " + std::to_string(live) + " context(s) still use it; dispose them first");
+  }
+  model_.reset();
+  return env.Undefined();
+}
+
+Napi::Value Model::Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), model_ == nullptr); }
+
+// --- loading -------------------------------------------------------------------------------
+
+namespace {
+class LoadWorker : public Napi::AsyncWorker {
+ public:
+  LoadWorker(Napi::Env env, std::string path, llama_model_params params, ggml_backend_dev_t dev)
+      : Napi::AsyncWorker(env, "minedraft.loadModel"), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)), params_(params) {
+    devices_[0] = dev;
+    devices_[1] = nullptr;
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void UseDeviceList() { params_.devices = devices_; }
+
+  void Execute() override {
+    TakeRecentLog();
+    model_ = llama_model_load_from_file(path_.c_str(), params_);
+    if (!model_) {
+      std::string why = TakeRecentLog();
+      SetError("failed to load model from " + path_ + (why.empty() ? "" : ": " + why));
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    try {
+      Napi::Object obj = AddonData::Of(env)->model_ctor.New({Napi::External<llama_model>::New(env, model_)});
+      model_ = nullptr;  // owned by the Model now
+      deferred_.Resolve(obj);
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  ~LoadWorker() override {
+    if (model_) llama_model_free(model_);
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string path_;
+  llama_model_params params_;
+  ggml_backend_dev_t devices_[2];
+  llama_model* model_ = nullptr;
+};
+}  // namespace
+
+Napi::Value LoadModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = StringArg(info[0], "path");
+  llama_model_params params = llama_model_default_params();
+  ggml_backend_dev_t dev = nullptr;
+  bool cpu_only = false;
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    Napi::Object o = ObjectArg(info[1], "options");
+    params.n_gpu_layers = (int32_t)IntField(o, "gpuLayers", -1, 100000, params.n_gpu_layers);
+    if (!BoolField(o, "mmap", true)) params.load_mode = LLAMA_LOAD_MODE_NONE;
+    Napi::Value d = o.Get("device");
+    if (!d.IsUndefined()) {
+      std::string name = StringArg(d, "device");
+      if (name == "cpu" || name == "CPU") {
+        cpu_only = true;
+      } else {
+        dev = ggml_backend_dev_by_name(name.c_str());
+        if (!dev) throw Napi::Error::New(env, "device '" + name + "' not found (see minedraft inspect --devices)");
+      }
+    }
+  }
+  if (cpu_only) params.n_gpu_layers = 0;
+  params.progress_callback = nullptr;
+  auto* w = new LoadWorker(env, path, params, dev);
+  if (dev || cpu_only) w->UseDeviceList();  // [dev] or [] (no offload device at all)
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value CheckCompatibility(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject()) throw Napi::TypeError::New(env, "checkCompatibility(target, draft) takes two models");
+  Model* a = Model::Unwrap(info[0].As<Napi::Object>());
+  Model* b = Model::Unwrap(info[1].As<Napi::Object>());
+  const llama_vocab* va = a->Vocab(env);
+  const llama_vocab* vb = b->Vocab(env);
+  auto fail = [&](const std::string& s) { return Napi::String::New(env, s); };
+  if (llama_vocab_type(va) != llama_vocab_type(vb)) {
+    return fail(std::string("vocabulary types differ: target ") + VocabTypeName(llama_vocab_type(va)) + ", draft " + VocabTypeName(llama_vocab_type(vb)));
+  }
+  struct Special { const char* name; llama_token (*get)(const llama_vocab*); };
+  const Special specials[] = {{"BOS", llama_vocab_bos}, {"EOS", llama_vocab_eos}, {"EOT", llama_vocab_eot}};
+  for (const auto& s : specials) {
+    if (s.get(va) != s.get(vb)) {
+      return fail(std::string("special token ") + s.name + " differs: target " + std::to_string(s.get(va)) + ", draft " + std::to_string(s.get(vb)));
+    }
+  }
+  if (llama_vocab_get_add_bos(va) != llama_vocab_get_add_bos(vb)) return fail("add-BOS setting differs between target and draft");
+  const int32_t na = llama_vocab_n_tokens(va), nb = llama_vocab_n_tokens(vb);
+  if (std::abs(na - nb) > 128) {
+    return fail("vocabulary sizes differ by more than 128: target " + std::to_string(na) + ", draft " + std::to_string(nb));
+  }
+  const int32_t shared = std::min(na, nb);
+  for (int32_t t = 0; t < shared; t++) {
+    const char* ta = llama_vocab_get_text(va, t);
+    const char* tb = llama_vocab_get_text(vb, t);
+    if (std::strcmp(ta ? ta : "", tb ? tb : "") != 0) {
+      return fail("token " + std::to_string(t) + " differs: target '" + (ta ? ta : "") + "', draft '" + (tb ? tb : "") + "'");
+    }
+  }
+  return env.Null();
+}
+
+}  // namespace md

@@ -1,0 +1,104 @@
+// The engine's view of the models: two workers (target, draft), each running its jobs in order
+// on its own native thread. The engine is pure policy over this interface; the native addon
+// implements it (src/native/backend.ts) and unit tests drive the engine with a fake.
+
+/** Sampling filter applied identically to target (p) and draft (q) rows. temperature 0 = greedy. */
+export interface SamplingParams {
+  temperature: number;
+  /** 0 = no top-k filter */
+  topK: number;
+  /** 1 = no top-p filter */
+  topP: number;
+}
+
+/**
+ * Draft k tokens for one sequence of the draft context.
+ * The worker first discards the sequence's KV cache at positions >= pos, then feeds `tokens`
+ * at positions pos, pos+1, ... and runs k autoregressive steps (the k-th drafted token is not fed).
+ */
+export interface DraftSpec {
+  seq: number;
+  pos: number;
+  /** pending tokens not yet in the draft KV cache (usually 1; 2 after a fully accepted step) */
+  tokens: readonly number[];
+  k: number;
+  sampling: SamplingParams;
+  /** k uniforms in [0,1) used to sample drafted tokens (ignored when greedy) */
+  uniforms: readonly number[];
+}
+
+export interface DraftOutput {
+  /** drafted tokens (length k) */
+  tokens: Int32Array;
+  /** q(token) under the draft's filtered distribution (1 when greedy) */
+  probs: Float32Array;
+}
+
+/**
+ * Verify one sequence on the target: discard KV at positions >= pos, decode
+ * [pending, ...draft] at pos.., then for every row i in 0..k:
+ *  - i < k: p_i(draft[i]) under `sampling`, and `alt[i]`, the token to emit if draft[i] is the first
+ *    rejection: greedy -> argmax of row i; stochastic -> a sample from normalize(max(0, p_i - q_i))
+ *    where q_i is the draft distribution kept natively for (draftSeq, i);
+ *  - i = k: `alt[k]`, the bonus token: greedy -> argmax; stochastic -> a sample from p_k.
+ * With draft = [] this is one plain decode step (alt[0] is the next token).
+ */
+export interface VerifySpec {
+  seq: number;
+  pos: number;
+  /** the one pending token (last emitted token, not yet in the target KV cache) */
+  pending: number;
+  draft: readonly number[];
+  /** draft-context sequence whose drafted distributions q_i belong to `draft` */
+  draftSeq: number;
+  sampling: SamplingParams;
+  /** k+1 uniforms in [0,1): residual samples for rows 0..k-1, bonus sample for row k */
+  uniforms: readonly number[];
+}
+
+export interface VerifyOutput {
+  /** p_i(draft[i]) for i < k (greedy: 1 if draft[i] is the argmax, else 0) */
+  p: Float32Array;
+  /** length k+1, see VerifySpec */
+  alt: Int32Array;
+}
+
+export interface Worker {
+  /** Prefill: decode `tokens` into `seq` starting at `pos` with no outputs (after discarding >= pos). */
+  prefill(seq: number, pos: number, tokens: readonly number[]): Promise<void>;
+  /** Free a sequence's KV cache. */
+  removeSeq(seq: number): Promise<void>;
+}
+
+export interface TargetWorker extends Worker {
+  verify(specs: readonly VerifySpec[]): Promise<VerifyOutput[]>;
+}
+
+export interface DraftWorker extends Worker {
+  draft(specs: readonly DraftSpec[]): Promise<DraftOutput[]>;
+}
+
+export interface ModelInfo {
+  nVocab: number;
+  /** context budget of one sequence: the engine never writes a position >= nCtx */
+  nCtx: number;
+  /** max sequences the context holds */
+  nSeqMax: number;
+  addBos: boolean;
+  bos: number;
+  isEog(token: number): boolean;
+  tokenize(text: string, addSpecial: boolean): number[];
+  /** text of one token, for incremental streaming (bytes may be partial UTF-8) */
+  tokenBytes(token: number): Uint8Array;
+  detokenize(tokens: readonly number[]): string;
+  applyChatTemplate?(messages: readonly { role: string; content: string }[], addAssistant: boolean): string;
+}
+
+export interface Backend {
+  target: TargetWorker;
+  /** undefined in `ar`-only setups */
+  draft?: DraftWorker;
+  /** tokenizer/metadata of the target (the draft's is checked compatible at creation) */
+  info: ModelInfo;
+  close(): Promise<void>;
+}

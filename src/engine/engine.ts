@@ -1,0 +1,230 @@
+// The engine: request queue, admission, and one async loop that runs schedule steps while there
+// is work. Only the loop talks to the workers, so their job order is always the loop's order.
+import type { Backend } from "./backend.js";
+import type { EngineOptions, GenerateOptions, GenerateResult, RunStats, TraceEvent } from "./types.js";
+import { AbortError } from "./errors.js";
+import { BatchExecutor } from "./executor.js";
+import { resolveEngineOptions, resolveRequestOptions, type ResolvedEngineOptions } from "./options.js";
+import { Request } from "./request.js";
+import { createScheduler, type Scheduler } from "./scheduler.js";
+import { StatsCollector } from "./stats.js";
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+export class Engine {
+  readonly options: Readonly<ResolvedEngineOptions>;
+
+  private readonly scheduler: Scheduler;
+  private readonly collector: StatsCollector;
+  private readonly executor: BatchExecutor;
+  private readonly queue: Request[] = [];
+  private running: Request[] = [];
+  private readonly freeSlots: number[];
+  private nextId = 1;
+  private loopActive = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly backend: Backend,
+    options: EngineOptions,
+  ) {
+    this.options = resolveEngineOptions(options, backend);
+    this.scheduler = createScheduler(this.options.mode, this.options.batchSize);
+    this.collector = new StatsCollector(this.options.mode);
+    this.executor = new BatchExecutor(backend, this.collector, this.options.draftTokens, this.scheduler.usesDraft);
+    // pop() hands out slot 0 first
+    this.freeSlots = Array.from({ length: this.scheduler.capacity }, (_, i) => this.scheduler.capacity - 1 - i);
+  }
+
+  /** Generates a completion. Rejects with an AbortError when `opts.signal` fires or the engine closes. */
+  async generate(prompt: string | number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
+    if (this.closing) throw new Error("the engine is closed");
+    const params = resolveRequestOptions(this.options, opts);
+    const tokens = this.promptTokens(prompt, opts.rawPrompt === true);
+    const signal = opts.signal;
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+
+    return new Promise<GenerateResult>((resolve, reject) => {
+      const hooks = {
+        now: () => this.collector.now(),
+        settled: (r: Request, result: GenerateResult | undefined) => this.onSettled(r, result, signal, onAbort),
+      };
+      const request = new Request(this.nextId++, tokens, { ...params, onText: opts.onText }, this.backend.info, hooks, resolve, reject);
+      const onAbort = () => request.abort(signal?.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.queue.push(request);
+      this.wake();
+    });
+  }
+
+  private onSettled(r: Request, result: GenerateResult | undefined, signal: AbortSignal | undefined, onAbort: () => void): void {
+    signal?.removeEventListener("abort", onAbort);
+    if (result) this.collector.recordRequest(result.stats, r.counters, r.timings);
+    // a queued request leaves at once; a running one is released by the loop between steps
+    if (r.slot >= 0) return;
+    const at = this.queue.indexOf(r);
+    if (at >= 0) this.queue.splice(at, 1);
+  }
+
+  /** Streams text pieces as tokens are accepted; breaking out of the loop aborts the request. */
+  async *stream(prompt: string | number[], opts: GenerateOptions = {}): AsyncGenerator<string, void, undefined> {
+    const controller = new AbortController();
+    const outer = opts.signal;
+    const forward = () => controller.abort(outer?.reason);
+    if (outer?.aborted) forward();
+    else outer?.addEventListener("abort", forward, { once: true });
+
+    const pieces: string[] = [];
+    let wakeReader: (() => void) | undefined;
+    const notify = () => {
+      wakeReader?.();
+      wakeReader = undefined;
+    };
+    let finished = false;
+    let failure: { error: unknown } | undefined;
+    this.generate(prompt, {
+      ...opts,
+      signal: controller.signal,
+      onText: (piece) => {
+        opts.onText?.(piece);
+        pieces.push(piece);
+        notify();
+      },
+    }).then(
+      () => {
+        finished = true;
+        notify();
+      },
+      (error: unknown) => {
+        finished = true;
+        failure = { error };
+        notify();
+      },
+    );
+    try {
+      for (;;) {
+        if (pieces.length > 0) yield pieces.shift()!;
+        else if (finished) {
+          if (failure) throw failure.error;
+          return;
+        } else await new Promise<void>((resolve) => (wakeReader = resolve));
+      }
+    } finally {
+      outer?.removeEventListener("abort", forward);
+      if (!finished) controller.abort();
+    }
+  }
+
+  /** Applies the model's chat template (with the assistant prefix) and generates. */
+  async chat(messages: readonly ChatMessage[], opts: GenerateOptions = {}): Promise<GenerateResult> {
+    const info = this.backend.info;
+    if (!info.applyChatTemplate) throw new Error("the model has no chat template (info.applyChatTemplate is undefined)");
+    const text = info.applyChatTemplate(messages, true);
+    let tokens = info.tokenize(text, true);
+    // a template that writes BOS itself would otherwise get a second one from tokenize
+    if (info.addBos && tokens.length > 1 && tokens[0] === info.bos && tokens[1] === info.bos) tokens = tokens.slice(1);
+    return this.generate(tokens, opts);
+  }
+
+  stats(): RunStats {
+    return this.collector.snapshot();
+  }
+
+  trace(): TraceEvent[] {
+    return this.collector.trace();
+  }
+
+  resetStats(): void {
+    this.collector.reset();
+  }
+
+  /** Rejects queued and running requests with an AbortError, waits for the loop, closes the backend. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      for (const r of [...this.queue, ...this.running]) r.abort(undefined, "the engine was closed");
+      this.closing = this.loopDone.then(() => this.backend.close());
+    }
+    return this.closing;
+  }
+
+  private promptTokens(prompt: string | number[], raw: boolean): number[] {
+    const info = this.backend.info;
+    let tokens: number[];
+    if (typeof prompt === "string") tokens = info.tokenize(prompt, !raw);
+    else if (Array.isArray(prompt)) {
+      for (const t of prompt) {
+        if (!Number.isInteger(t) || t < 0 || t >= info.nVocab) {
+          throw new RangeError(`prompt token ${String(t)} is not in the vocabulary (0..${info.nVocab - 1})`);
+        }
+      }
+      tokens = [...prompt];
+    } else throw new TypeError("prompt must be a string or an array of token ids");
+    if (tokens.length === 0) throw new RangeError("prompt is empty");
+    if (tokens.length > info.nCtx) {
+      throw new Error(`prompt has ${tokens.length} tokens, longer than the context of ${info.nCtx} tokens per sequence`);
+    }
+    return tokens;
+  }
+
+  private wake(): void {
+    if (this.loopActive) return;
+    this.loopActive = true;
+    this.loopDone = this.runLoop();
+  }
+
+  private async runLoop(): Promise<void> {
+    // let requests submitted in the same tick join the first batch
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    try {
+      for (;;) {
+        await this.releaseFinished();
+        if (this.closing) break;
+        await this.admit();
+        await this.releaseFinished();
+        if (this.closing) break;
+        if (this.running.length === 0) {
+          if (this.queue.length === 0) break;
+          continue;
+        }
+        await this.scheduler.step(this.running, this.executor, this.collector.nextStep());
+      }
+    } catch (error) {
+      // a bug in the engine itself: fail everything rather than leave promises hanging
+      for (const r of [...this.queue, ...this.running]) r.fail(error);
+      for (const r of this.running) this.freeSlots.push(r.slot);
+      this.running = [];
+      this.collector.setRunning(0);
+    } finally {
+      // synchronous with the last emptiness check, so a concurrent submit always restarts the loop
+      this.loopActive = false;
+    }
+  }
+
+  private async admit(): Promise<void> {
+    const admitted: Request[] = [];
+    while (this.queue.length > 0 && this.running.length < this.scheduler.capacity) {
+      const r = this.queue.shift()!;
+      r.slot = this.freeSlots.pop()!;
+      r.state = "running";
+      this.running.push(r);
+      this.scheduler.admit(r, this.running);
+      admitted.push(r);
+    }
+    if (admitted.length === 0) return;
+    this.collector.setRunning(this.running.length);
+    await this.executor.prefill(admitted, { step: this.collector.upcomingStep(), batch: -1 });
+  }
+
+  private async releaseFinished(): Promise<void> {
+    const finished = this.running.filter((r) => r.done);
+    if (finished.length === 0) return;
+    this.running = this.running.filter((r) => !r.done);
+    this.collector.setRunning(this.running.length);
+    await this.executor.release(finished);
+    for (const r of finished) this.freeSlots.push(r.slot);
+  }
+}

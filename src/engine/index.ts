@@ -1,0 +1,8 @@
+// Public surface of the engine.
+export { Engine, type ChatMessage } from "./engine.js";
+export { AbortError, isAbortError } from "./errors.js";
+export { ENGINE_DEFAULTS, MAX_DRAFT_TOKENS, type ResolvedEngineOptions } from "./options.js";
+export { acceptGreedy, acceptStochastic, acceptDrafts, type AcceptanceResult } from "./acceptance.js";
+export { Rng } from "./rng.js";
+export type * from "./types.js";
+export type * from "./backend.js";

@@ -1,0 +1,216 @@
+// One generation request: its tokens, its place in the two KV caches, its drafts, its stop rules.
+//
+// KV bookkeeping (the same sequence id `slot` is used in the target and the draft context):
+//  - target cache holds tokens[0 .. targetPos), targetPos = tokens.length - 1; the last token is
+//    the one pending token every verification feeds first;
+//  - draft cache holds tokens[0 .. draftPos); tokens[draftPos ..] are fed at the next draft call
+//    (one token normally, two after a fully accepted step: the draft never saw its own last token).
+import type { DraftOutput, DraftSpec, ModelInfo, SamplingParams, VerifyOutput, VerifySpec } from "./backend.js";
+import type { FinishReason, GenerateResult } from "./types.js";
+import { acceptDrafts } from "./acceptance.js";
+import { AbortError } from "./errors.js";
+import { Rng } from "./rng.js";
+import { AcceptanceCounters, buildRequestStats, type RequestTiming } from "./stats.js";
+import { TextAssembler } from "./text.js";
+
+export interface RequestParams {
+  maxTokens: number;
+  sampling: SamplingParams;
+  draftSampling: SamplingParams;
+  seed: number;
+  stop: readonly string[];
+  onText?: (piece: string) => void;
+}
+
+/** Drafts waiting for verification, with q(token) of each. */
+export interface Drafts {
+  tokens: ArrayLike<number>;
+  probs: ArrayLike<number>;
+}
+
+export const NO_DRAFTS: Drafts = { tokens: [], probs: [] };
+
+export interface RequestHooks {
+  /** ms on the engine's clock */
+  now(): number;
+  /** called once when the request resolves or rejects; `result` is set when it resolved */
+  settled(request: Request, result: GenerateResult | undefined): void;
+}
+
+export type RequestState = "queued" | "running" | "done";
+
+export class Request {
+  state: RequestState = "queued";
+  /** sequence id in both contexts, assigned at admission */
+  slot = -1;
+  /** psd sub-batch */
+  batch: 0 | 1 = 0;
+  /** drafts made and not yet verified (psd keeps them across a step) */
+  drafts: Drafts | null = null;
+  draftPos: number;
+
+  readonly tokens: number[];
+  readonly promptLength: number;
+  readonly counters = new AcceptanceCounters();
+  finishReason: FinishReason | undefined;
+
+  private readonly rng: Rng;
+  private readonly text: TextAssembler;
+  private readonly timing: RequestTiming;
+  private acceptUniforms: number[] = [];
+
+  constructor(
+    readonly id: number,
+    prompt: readonly number[],
+    readonly params: RequestParams,
+    private readonly info: ModelInfo,
+    private readonly hooks: RequestHooks,
+    private readonly resolve: (result: GenerateResult) => void,
+    private readonly reject: (error: unknown) => void,
+  ) {
+    this.tokens = [...prompt];
+    this.promptLength = prompt.length;
+    this.draftPos = prompt.length - 1;
+    this.rng = new Rng(params.seed);
+    this.text = new TextAssembler(params.stop);
+    const now = hooks.now();
+    this.timing = { submittedAt: now, firstTokenAt: undefined, finishedAt: now };
+  }
+
+  get done(): boolean {
+    return this.state === "done";
+  }
+
+  get targetPos(): number {
+    return this.tokens.length - 1;
+  }
+
+  get generatedCount(): number {
+    return this.tokens.length - this.promptLength;
+  }
+
+  /** The prompt minus its last token: what admission prefills into both caches. */
+  get prefillTokens(): number[] {
+    return this.tokens.slice(0, this.promptLength - 1);
+  }
+
+  /** Draft length that keeps the verification inside the context: pos + k + 1 <= nCtx. */
+  draftLength(k: number): number {
+    return Math.max(0, Math.min(k, this.info.nCtx - this.targetPos - 1));
+  }
+
+  draftSpec(k: number): DraftSpec {
+    return {
+      seq: this.slot,
+      pos: this.draftPos,
+      tokens: this.tokens.slice(this.draftPos),
+      k,
+      sampling: this.params.draftSampling,
+      uniforms: this.rng.uniforms(k),
+    };
+  }
+
+  setDrafts(output: DraftOutput, k: number): void {
+    if (output.tokens.length !== k || output.probs.length !== k) {
+      throw new Error(`draft worker returned ${output.tokens.length} tokens / ${output.probs.length} probs, expected ${k}`);
+    }
+    this.drafts = output;
+  }
+
+  verifySpec(): VerifySpec {
+    const drafts = this.drafts ?? NO_DRAFTS;
+    const k = drafts.tokens.length;
+    const uniforms = this.rng.uniforms(k + 1);
+    this.acceptUniforms = this.rng.uniforms(k);
+    return {
+      seq: this.slot,
+      pos: this.targetPos,
+      pending: this.tokens[this.targetPos]!,
+      draft: Array.from(drafts.tokens),
+      draftSeq: this.slot,
+      sampling: this.params.sampling,
+      uniforms,
+    };
+  }
+
+  /** Acceptance, cache bookkeeping and emission for the verification of the current drafts. */
+  applyVerification(output: VerifyOutput): void {
+    const drafts = this.drafts ?? NO_DRAFTS;
+    this.drafts = null;
+    const k = drafts.tokens.length;
+    if (output.alt.length !== k + 1 || output.p.length < k) {
+      throw new Error(`target worker returned ${output.alt.length} alt / ${output.p.length} p, expected ${k + 1} / ${k}`);
+    }
+    const greedy = this.params.sampling.temperature === 0;
+    const { accepted, emitted } = acceptDrafts(greedy, drafts.tokens, drafts.probs, output.p, output.alt, this.acceptUniforms);
+    this.counters.record(k, accepted);
+    if (k > 0) {
+      // The draft cache holds the pending tokens and drafts 0..k-2: valid up to the accepted ones.
+      this.draftPos = this.targetPos + Math.min(k, accepted + 1);
+    }
+    for (const token of emitted) {
+      if (!this.emit(token)) return;
+    }
+  }
+
+  /** Appends one token; returns false once the request has finished. */
+  private emit(token: number): boolean {
+    if (this.info.isEog(token)) return this.finish("eog");
+    this.tokens.push(token);
+    this.timing.firstTokenAt ??= this.hooks.now();
+    const { piece, stopped } = this.text.push(this.info.tokenBytes(token));
+    if (piece && !this.deliver(piece)) return false;
+    if (stopped) return this.finish("stop");
+    if (this.generatedCount >= this.params.maxTokens) return this.finish("maxTokens");
+    // the next verification would feed the pending token at position nCtx
+    if (this.tokens.length > this.info.nCtx) return this.finish("contextFull");
+    return true;
+  }
+
+  /** Hands a piece to onText; a throwing callback fails the request. */
+  private deliver(piece: string): boolean {
+    try {
+      this.params.onText?.(piece);
+      return true;
+    } catch (error) {
+      this.fail(error);
+      return false;
+    }
+  }
+
+  /** Resolves the request; always returns false (so emit() can `return this.finish(...)`). */
+  finish(reason: FinishReason): false {
+    if (this.done) return false;
+    const tail = this.text.finish();
+    if (tail && !this.deliver(tail)) return false;
+    this.state = "done";
+    this.finishReason = reason;
+    this.timing.finishedAt = this.hooks.now();
+    const stats = buildRequestStats(this.promptLength, this.generatedCount, this.counters, this.timing, reason);
+    const result: GenerateResult = {
+      id: this.id,
+      text: this.text.value,
+      tokens: this.tokens.slice(this.promptLength),
+      stats,
+    };
+    this.hooks.settled(this, result);
+    this.resolve(result);
+    return false;
+  }
+
+  fail(error: unknown): void {
+    if (this.done) return;
+    this.state = "done";
+    this.timing.finishedAt = this.hooks.now();
+    this.hooks.settled(this, undefined);
+    this.reject(error);
+  }
+
+  abort(reason?: unknown, message?: string): void {
+    this.fail(new AbortError(message, reason === undefined ? undefined : { cause: reason }));
+  }
+
+  get timings(): Readonly<RequestTiming> {
+    return this.timing;
+  }
+}

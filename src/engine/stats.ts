@@ -1,0 +1,187 @@
+// Statistics: per-request acceptance counters, run totals, and worker busy time from the trace.
+import type { FinishReason, Mode, RequestStats, RunStats, TraceEvent } from "./types.js";
+
+/** Verification counters of one request. */
+export class AcceptanceCounters {
+  steps = 0;
+  drafted = 0;
+  accepted = 0;
+  /** per draft position i: how often a token was drafted there / accepted there */
+  readonly draftedAt: number[] = [];
+  readonly acceptedAt: number[] = [];
+
+  record(k: number, accepted: number): void {
+    this.steps++;
+    this.drafted += k;
+    this.accepted += accepted;
+    for (let i = 0; i < k; i++) {
+      this.draftedAt[i] = (this.draftedAt[i] ?? 0) + 1;
+      if (i < accepted) this.acceptedAt[i] = (this.acceptedAt[i] ?? 0) + 1;
+    }
+    for (let i = this.acceptedAt.length; i < this.draftedAt.length; i++) this.acceptedAt[i] = 0;
+  }
+
+  add(other: AcceptanceCounters): void {
+    this.steps += other.steps;
+    this.drafted += other.drafted;
+    this.accepted += other.accepted;
+    other.draftedAt.forEach((n, i) => (this.draftedAt[i] = (this.draftedAt[i] ?? 0) + n));
+    other.acceptedAt.forEach((n, i) => (this.acceptedAt[i] = (this.acceptedAt[i] ?? 0) + n));
+  }
+
+  get acceptanceRate(): number {
+    return this.drafted > 0 ? this.accepted / this.drafted : 0;
+  }
+
+  get meanAcceptanceLength(): number {
+    return this.steps > 0 ? 1 + this.accepted / this.steps : 0;
+  }
+
+  get perPositionAcceptance(): number[] {
+    return this.draftedAt.map((n, i) => (n > 0 ? (this.acceptedAt[i] ?? 0) / n : 0));
+  }
+}
+
+export interface RequestTiming {
+  submittedAt: number;
+  firstTokenAt: number | undefined;
+  finishedAt: number;
+}
+
+export function buildRequestStats(
+  promptTokens: number,
+  generatedTokens: number,
+  counters: AcceptanceCounters,
+  timing: RequestTiming,
+  finishReason: FinishReason,
+): RequestStats {
+  const e2eMs = timing.finishedAt - timing.submittedAt;
+  return {
+    promptTokens,
+    generatedTokens,
+    steps: counters.steps,
+    draftedTokens: counters.drafted,
+    acceptedTokens: counters.accepted,
+    acceptanceRate: counters.acceptanceRate,
+    meanAcceptanceLength: counters.meanAcceptanceLength,
+    perPositionAcceptance: counters.perPositionAcceptance,
+    ttftMs: (timing.firstTokenAt ?? timing.finishedAt) - timing.submittedAt,
+    e2eMs,
+    tokensPerSecond: e2eMs > 0 ? generatedTokens / (e2eMs / 1000) : 0,
+    finishReason,
+  };
+}
+
+const TRACE_LIMIT = 2000;
+
+/**
+ * Run totals. Time is measured from the workers' busy intervals: the engine issues at most one
+ * group of jobs per worker at a time, so a new interval can only overlap the other worker's latest.
+ */
+export class StatsCollector {
+  /** trace times are ms since the engine started */
+  private readonly origin = performance.now();
+  private counters = new AcceptanceCounters();
+  private requests = 0;
+  private generatedTokens = 0;
+  private ttftSum = 0;
+  private e2eSum = 0;
+  private firstStart = Infinity;
+  private lastEnd = -Infinity;
+  private steps = 0;
+  private busy = { draft: 0, target: 0 };
+  private overlap = 0;
+  private latest: { draft?: TraceEvent; target?: TraceEvent } = {};
+  private wall = 0;
+  private activeSince: number | undefined;
+  private events: TraceEvent[] = [];
+
+  constructor(private readonly mode: Mode) {}
+
+  now(): number {
+    return performance.now() - this.origin;
+  }
+
+  reset(): void {
+    this.counters = new AcceptanceCounters();
+    this.requests = this.generatedTokens = this.ttftSum = this.e2eSum = this.steps = 0;
+    this.firstStart = Infinity;
+    this.lastEnd = -Infinity;
+    this.busy = { draft: 0, target: 0 };
+    this.overlap = 0;
+    this.latest = {};
+    this.wall = 0;
+    if (this.activeSince !== undefined) this.activeSince = this.now();
+    this.events = [];
+  }
+
+  /** Counts a decode step and returns its number. */
+  nextStep(): number {
+    return ++this.steps;
+  }
+
+  /** The number the next decode step will get (admission prefills are labelled with it). */
+  upcomingStep(): number {
+    return this.steps + 1;
+  }
+
+  /** Wall time counts while at least one request is running. */
+  setRunning(count: number): void {
+    if (count > 0 && this.activeSince === undefined) this.activeSince = this.now();
+    else if (count === 0 && this.activeSince !== undefined) {
+      this.wall += this.now() - this.activeSince;
+      this.activeSince = undefined;
+    }
+  }
+
+  recordBusy(event: TraceEvent): void {
+    const other = this.latest[event.worker === "draft" ? "target" : "draft"];
+    if (other) this.overlap += Math.max(0, Math.min(event.end, other.end) - Math.max(event.start, other.start));
+    this.latest[event.worker] = event;
+    this.busy[event.worker] += event.end - event.start;
+    this.events.push(event);
+    if (this.events.length > 2 * TRACE_LIMIT) this.events.splice(0, this.events.length - TRACE_LIMIT);
+  }
+
+  recordRequest(stats: RequestStats, counters: AcceptanceCounters, timing: RequestTiming): void {
+    this.requests++;
+    this.generatedTokens += stats.generatedTokens;
+    this.ttftSum += stats.ttftMs;
+    this.e2eSum += stats.e2eMs;
+    this.firstStart = Math.min(this.firstStart, timing.submittedAt);
+    this.lastEnd = Math.max(this.lastEnd, timing.finishedAt);
+    this.counters.add(counters);
+  }
+
+  trace(): TraceEvent[] {
+    return this.events.slice(-TRACE_LIMIT);
+  }
+
+  snapshot(): RunStats {
+    const wallMs = this.wall + (this.activeSince !== undefined ? this.now() - this.activeSince : 0);
+    const draftMs = this.busy.draft;
+    const verifyMs = this.busy.target;
+    const n = this.requests;
+    return {
+      mode: this.mode,
+      requests: n,
+      generatedTokens: this.generatedTokens,
+      wallMs,
+      tokensPerSecond: wallMs > 0 ? this.generatedTokens / (wallMs / 1000) : 0,
+      draftedTokens: this.counters.drafted,
+      acceptedTokens: this.counters.accepted,
+      acceptanceRate: this.counters.acceptanceRate,
+      meanAcceptanceLength: this.counters.meanAcceptanceLength,
+      perPositionAcceptance: this.counters.perPositionAcceptance,
+      meanTtftMs: n > 0 ? this.ttftSum / n : 0,
+      meanE2eMs: n > 0 ? this.e2eSum / n : 0,
+      amortizedE2eMs: n > 0 ? (this.lastEnd - this.firstStart) / n : 0,
+      steps: this.steps,
+      draftMs,
+      verifyMs,
+      overlapMs: this.overlap,
+      idleMs: Math.max(0, wallMs - (draftMs + verifyMs - this.overlap)),
+      hiddenDraftFraction: draftMs > 0 ? this.overlap / draftMs : 0,
+    };
+  }
+}

@@ -1,0 +1,51 @@
+// Loads the compiled addon (build/Release/minedraft.node) and initialises llama.cpp once,
+// loading the ggml backends from the same folder as the libraries the addon linked.
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { NativeAddon } from "./types.js";
+
+export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+export type LogLevel = "silent" | "error" | "warn" | "info" | "debug";
+const LOG_LEVELS: Record<LogLevel, number> = { silent: 0, error: 1, warn: 2, info: 3, debug: 4 };
+
+let addon: NativeAddon | undefined;
+let libDirUsed: string | undefined;
+
+function addonPath(): string {
+  for (const build of ["Release", "Debug"]) {
+    const p = path.join(packageRoot, "build", build, "minedraft.node");
+    if (existsSync(p)) return p;
+  }
+  throw new Error(`minedraft's native addon is not built (no build/Release/minedraft.node under ${packageRoot}): run npm run build:addon`);
+}
+
+/** The folder holding the llama.cpp / ggml libraries in use (prebuilt or from-source build). */
+export async function llamaLibDir(): Promise<string> {
+  const paths = (await import(path.join(packageRoot, "scripts", "llama-paths.mjs"))) as { libDir(): string };
+  return paths.libDir();
+}
+
+/** The addon, initialised. Safe to call many times. */
+export async function loadAddon(options: { logLevel?: LogLevel } = {}): Promise<NativeAddon> {
+  if (!addon) {
+    const require = createRequire(import.meta.url);
+    const mod = require(addonPath()) as NativeAddon;
+    libDirUsed = mod.init({ libDir: await llamaLibDir(), logLevel: LOG_LEVELS[options.logLevel ?? "silent"] });
+    addon = mod;
+  }
+  if (options.logLevel) setLogLevel(options.logLevel);
+  return addon;
+}
+
+export function setLogLevel(level: LogLevel): void {
+  const n = LOG_LEVELS[level];
+  if (n === undefined) throw new RangeError(`logLevel must be one of ${Object.keys(LOG_LEVELS).join(", ")}, got ${String(level)}`);
+  addon?.setLogLevel(n);
+}
+
+export function loadedLibDir(): string | undefined {
+  return libDirUsed;
+}

@@ -1,0 +1,102 @@
+// A llama.cpp context on its own native worker thread. Every method enqueues a job on that thread
+// and returns a Promise; jobs run in submission order.
+import type { LlamaModel } from "./model.js";
+import { loadAddon } from "./addon.js";
+import type { RawBatch, RawContext, RawContextInfo, RawContextOptions, RawDraftSpec, RawVerifySpec } from "./types.js";
+
+export interface ContextOptions {
+  /** context length per sequence (tokens) */
+  contextSize?: number;
+  /** sequences (parallel requests) the context holds */
+  sequences?: number;
+  /** logical batch: the most tokens one decode call takes */
+  batchSize?: number;
+  threads?: number;
+  /** one KV buffer shared by all sequences (default: one stream per sequence, which keeps
+   * attention cost per sequence and batched outputs identical to single-sequence ones) */
+  kvUnified?: boolean;
+  flashAttention?: "auto" | "on" | "off";
+  /** attach a persistent ggml threadpool (threads sleep between graphs) */
+  threadpool?: boolean;
+}
+
+export class LlamaContext {
+  private constructor(
+    readonly raw: RawContext,
+    readonly model: LlamaModel,
+  ) {}
+
+  static async create(model: LlamaModel, options: ContextOptions = {}): Promise<LlamaContext> {
+    const sequences = options.sequences ?? 1;
+    const perSeq = options.contextSize ?? Math.min(4096, model.info.nCtxTrain || 4096);
+    for (const [name, v, lo] of [["contextSize", perSeq, 16], ["sequences", sequences, 1], ["batchSize", options.batchSize ?? 512, 1], ["threads", options.threads ?? 1, 1]] as const) {
+      if (!Number.isInteger(v) || v < lo) throw new RangeError(`${name} must be an integer >= ${lo}, got ${v}`);
+    }
+    if (sequences > 256) throw new RangeError(`sequences must be <= 256, got ${sequences}`);
+    const unified = options.kvUnified ?? false;
+    const raw: RawContextOptions = {
+      // llama.cpp sizes the KV cache as a whole: a stream per sequence needs perSeq each
+      nCtx: unified ? perSeq : perSeq * sequences,
+      nSeqMax: sequences,
+      nBatch: options.batchSize ?? 512,
+      threads: options.threads ?? 1,
+      kvUnified: unified,
+      flashAttention: options.flashAttention,
+      threadpool: options.threadpool,
+    };
+    const addon = await loadAddon();
+    return new LlamaContext(await addon.createContext(model.raw, raw), model);
+  }
+
+  info(): RawContextInfo {
+    return this.raw.info();
+  }
+
+  /** Decode a multi-sequence batch; resolves to the logits of the rows that asked for output (rows x nVocab). */
+  decode(batch: RawBatch): Promise<Float32Array> {
+    return this.raw.decode(batch);
+  }
+
+  prefill(seq: number, pos: number, tokens: readonly number[]): Promise<void> {
+    return this.raw.prefill(seq, pos, tokens);
+  }
+
+  draft(specs: readonly RawDraftSpec[], vocabLimit?: number) {
+    return this.raw.draft(specs, vocabLimit);
+  }
+
+  verify(specs: readonly RawVerifySpec[], draftContext?: LlamaContext) {
+    return this.raw.verify(specs, draftContext?.raw);
+  }
+
+  /** Remove positions [p0, p1) of a sequence (-1: open end; seq -1: all sequences). */
+  removeRange(seq: number, p0 = -1, p1 = -1): Promise<boolean> {
+    return this.raw.kvRemove(seq, p0, p1);
+  }
+
+  removeSeq(seq: number): Promise<boolean> {
+    return this.raw.kvRemove(seq, -1, -1);
+  }
+
+  copySeq(src: number, dst: number, p0 = -1, p1 = -1): Promise<void> {
+    return this.raw.kvCopy(src, dst, p0, p1);
+  }
+
+  keepSeq(seq: number): Promise<void> {
+    return this.raw.kvKeep(seq);
+  }
+
+  clear(): Promise<void> {
+    return this.raw.kvClear();
+  }
+
+  /** Cached position range of a sequence ({-1,-1} when empty). */
+  positions(seq: number): Promise<{ min: number; max: number }> {
+    return this.raw.kvPosRange(seq);
+  }
+
+  /** Frees the context after the jobs already queued; later calls throw. Idempotent. */
+  dispose(): Promise<void> {
+    return this.raw.dispose();
+  }
+}

@@ -1,0 +1,97 @@
+// A loaded GGUF model: metadata, tokenizer and chat template over the native Model.
+import { loadAddon, type LogLevel } from "./addon.js";
+import { GGML_TYPE_NAMES, readGgufHeader, type GgufHeader } from "./gguf.js";
+import type { NativeAddon, RawModel, RawModelInfo } from "./types.js";
+
+export interface LoadModelOptions {
+  /** layers to offload to the GPU (-1: all, 0: none); default: all when a GPU is present */
+  gpuLayers?: number;
+  /** "cpu", or a device name from devices() such as "CUDA0" / "Vulkan0" / "Metal" */
+  device?: string;
+  mmap?: boolean;
+  logLevel?: LogLevel;
+}
+
+export interface ModelInfo extends RawModelInfo {
+  path: string;
+  /** dominant weight type of the 2-D tensors, e.g. "Q8_0" */
+  quantization: string;
+  fileSize: number;
+}
+
+export class LlamaModel {
+  private constructor(
+    readonly raw: RawModel,
+    readonly info: ModelInfo,
+    private readonly addon: NativeAddon,
+  ) {}
+
+  static async load(path: string, options: LoadModelOptions = {}): Promise<LlamaModel> {
+    if (typeof path !== "string" || path.length === 0) throw new TypeError("model path must be a non-empty string");
+    if (options.gpuLayers !== undefined && (!Number.isInteger(options.gpuLayers) || options.gpuLayers < -1)) {
+      throw new RangeError(`gpuLayers must be an integer >= -1, got ${options.gpuLayers}`);
+    }
+    const header = await readGgufHeader(path);
+    const addon = await loadAddon({ logLevel: options.logLevel });
+    const raw = await addon.loadModel(path, { gpuLayers: options.gpuLayers, device: options.device, mmap: options.mmap });
+    return new LlamaModel(raw, { ...raw.info(), path, quantization: dominantType(header), fileSize: header.fileSize }, addon);
+  }
+
+  get nVocab(): number {
+    return this.info.nVocab;
+  }
+
+  tokenize(text: string, addSpecial = true, parseSpecial = false): number[] {
+    return Array.from(this.raw.tokenize(text, addSpecial, parseSpecial));
+  }
+
+  detokenize(tokens: readonly number[], removeSpecial = false, unparseSpecial = false): string {
+    return this.raw.detokenize(tokens, removeSpecial, unparseSpecial);
+  }
+
+  tokenBytes(token: number): Uint8Array {
+    return this.raw.tokenBytes(token, false);
+  }
+
+  tokenText(token: number): string {
+    return this.raw.tokenText(token);
+  }
+
+  isEog(token: number): boolean {
+    return this.raw.isEog(token);
+  }
+
+  applyChatTemplate(messages: readonly { role: string; content: string }[], addAssistant = true): string {
+    return this.raw.applyChatTemplate(messages, addAssistant);
+  }
+
+  /** Why `draft` cannot draft for this model, or null when the vocabularies are compatible. */
+  incompatibilityWith(draft: LlamaModel): string | null {
+    return this.addon.checkCompatibility(this.raw, draft.raw);
+  }
+
+  get disposed(): boolean {
+    return this.raw.disposed;
+  }
+
+  dispose(): void {
+    this.raw.dispose();
+  }
+}
+
+function dominantType(h: GgufHeader): string {
+  const bytes = new Map<number, number>();
+  for (const t of h.tensors) {
+    if (t.dims.length < 2) continue;
+    bytes.set(t.type, (bytes.get(t.type) ?? 0) + (t.bytes ?? 0));
+  }
+  let best = -1;
+  let most = -1;
+  for (const [type, b] of bytes) {
+    if (b > most) {
+      most = b;
+      best = type;
+    }
+  }
+  return best < 0 ? "unknown" : (GGML_TYPE_NAMES[best] ?? `type${best}`);
+}

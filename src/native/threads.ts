@@ -1,0 +1,48 @@
+// Thread placement. Measured on 2-core machines: oversubscribing the cores makes ggml 3-5x slower,
+// so contexts that run at the same time must never together use more threads than there are cores.
+import { availableParallelism } from "node:os";
+
+export interface ThreadPlan {
+  target: number;
+  draft: number;
+  /** true when the two contexts run at the same time (psd) */
+  concurrent: boolean;
+}
+
+export function coreCount(): number {
+  return Math.max(1, availableParallelism());
+}
+
+/**
+ * Default policy: when draft and target overlap (psd) split the cores between them (the target,
+ * the bigger model, gets the larger half); when phases run one after the other (ar, sd) each phase
+ * uses all cores. A model placed on a GPU needs one thread to drive it.
+ */
+export function defaultThreads(opts: {
+  concurrent: boolean;
+  cores?: number;
+  targetOnGpu?: boolean;
+  draftOnGpu?: boolean;
+}): ThreadPlan {
+  const cores = opts.cores ?? coreCount();
+  if (!opts.concurrent) return { target: opts.targetOnGpu ? 1 : cores, draft: opts.draftOnGpu ? 1 : cores, concurrent: false };
+  if (opts.targetOnGpu && !opts.draftOnGpu) return { target: 1, draft: Math.max(1, cores - 1), concurrent: true };
+  if (opts.draftOnGpu && !opts.targetOnGpu) return { target: Math.max(1, cores - 1), draft: 1, concurrent: true };
+  if (opts.targetOnGpu && opts.draftOnGpu) return { target: 1, draft: 1, concurrent: true };
+  const draft = Math.max(1, Math.floor(cores / 2));
+  return { target: Math.max(1, cores - draft), draft, concurrent: true };
+}
+
+/** Throws when user-chosen thread counts would oversubscribe the cores. */
+export function checkThreads(plan: ThreadPlan, cores = coreCount()): void {
+  for (const [name, n] of [["target", plan.target], ["draft", plan.draft]] as const) {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`${name} threads must be an integer >= 1, got ${n}`);
+  }
+  const used = plan.concurrent ? plan.target + plan.draft : Math.max(plan.target, plan.draft);
+  if (used > cores) {
+    throw new RangeError(
+      `${plan.concurrent ? `target + draft threads (${plan.target} + ${plan.draft})` : `threads (${used})`} exceed the ${cores} cores of this machine; ` +
+        `oversubscribed ggml runs 3-5x slower`,
+    );
+  }
+}

@@ -1,0 +1,129 @@
+// Types of the raw native addon (cpp/). The classes in this folder wrap them with a friendlier API.
+import type { SamplingParams } from "../engine/backend.js";
+
+export interface RawModelInfo {
+  description: string;
+  architecture: string;
+  name: string;
+  nParams: number;
+  sizeBytes: number;
+  nVocab: number;
+  nCtxTrain: number;
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+  nHeadKv: number;
+  vocabType: string;
+  bos: number;
+  eos: number;
+  eot: number;
+  addBos: boolean;
+  addEos: boolean;
+  chatTemplate: string | null;
+  meta: Record<string, string>;
+}
+
+export interface RawModel {
+  info(): RawModelInfo;
+  tokenize(text: string, addSpecial?: boolean, parseSpecial?: boolean): Int32Array;
+  detokenize(tokens: Int32Array | readonly number[], removeSpecial?: boolean, unparseSpecial?: boolean): string;
+  tokenBytes(token: number, special?: boolean): Uint8Array;
+  tokenText(token: number): string;
+  isEog(token: number): boolean;
+  applyChatTemplate(messages: readonly { role: string; content: string }[], addAssistant?: boolean, template?: string): string;
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+export interface RawContextOptions {
+  nCtx?: number;
+  nSeqMax?: number;
+  nBatch?: number;
+  nUbatch?: number;
+  threads?: number;
+  threadsBatch?: number;
+  kvUnified?: boolean;
+  flashAttention?: "auto" | "on" | "off";
+  threadpool?: boolean;
+}
+
+export interface RawContextInfo {
+  nCtx: number;
+  nCtxSeq: number;
+  nSeqMax: number;
+  nBatch: number;
+  threads: number;
+  threadsBatch: number;
+  kvUnified: boolean;
+  nVocab: number;
+  threadpool: boolean;
+  disposed: boolean;
+}
+
+export interface RawBatch {
+  tokens: Int32Array | readonly number[];
+  pos: Int32Array | readonly number[];
+  seq: Int32Array | readonly number[];
+  /** 1 = return this row's logits; default: only the last row */
+  logits?: Int32Array | readonly number[];
+}
+
+export interface RawDraftSpec {
+  seq: number;
+  pos: number;
+  tokens: readonly number[];
+  k: number;
+  sampling?: SamplingParams;
+  uniforms?: readonly number[];
+}
+
+export interface RawVerifySpec {
+  seq: number;
+  pos: number;
+  pending: number;
+  draft: readonly number[];
+  draftSeq?: number;
+  sampling?: SamplingParams;
+  uniforms?: readonly number[];
+}
+
+export interface RawContext {
+  decode(batch: RawBatch): Promise<Float32Array>;
+  prefill(seq: number, pos: number, tokens: readonly number[] | Int32Array): Promise<void>;
+  draft(specs: readonly RawDraftSpec[], vocabLimit?: number): Promise<{ tokens: Int32Array; probs: Float32Array }[]>;
+  verify(specs: readonly RawVerifySpec[], draftContext?: RawContext): Promise<{ p: Float32Array; alt: Int32Array }[]>;
+  kvRemove(seq: number, p0?: number, p1?: number): Promise<boolean>;
+  kvCopy(src: number, dst: number, p0?: number, p1?: number): Promise<void>;
+  kvKeep(seq: number): Promise<void>;
+  kvClear(): Promise<void>;
+  kvPosRange(seq: number): Promise<{ min: number; max: number }>;
+  dispose(): Promise<void>;
+  info(): RawContextInfo;
+}
+
+export interface DeviceInfo {
+  name: string;
+  description: string;
+  type: "cpu" | "gpu" | "igpu" | "accel" | "other";
+  backend: string;
+  memoryFree: number;
+  memoryTotal: number;
+}
+
+export interface NativeAddon {
+  init(options: { libDir: string; logLevel: number }): string;
+  setLogLevel(level: number): void;
+  devices(): DeviceInfo[];
+  systemInfo(): string;
+  hardwareConcurrency: number;
+  loadModel(path: string, options?: { gpuLayers?: number; device?: string; mmap?: boolean }): Promise<RawModel>;
+  checkCompatibility(target: RawModel, draft: RawModel): string | null;
+  createContext(model: RawModel, options?: RawContextOptions): Promise<RawContext>;
+  sampling: {
+    argmax(logits: Float32Array): number;
+    filteredDist(logits: Float32Array, sampling: SamplingParams): Float32Array;
+    sampleRow(weights: Float32Array, u: number): number;
+    sampleResidual(p: Float32Array, q: Float32Array | null, qToken: number, u: number): number;
+  };
+  synthesize(options: Record<string, unknown>, onProgress?: (fraction: number, stage: string) => void): Promise<void>;
+}

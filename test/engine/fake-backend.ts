@@ -1,0 +1,404 @@
+// A deterministic fake Backend for engine tests.
+//  - 16-token vocabulary; the target's next-token logits are a pure function of the sequence's
+//    token prefix (a hash), the draft's are the target's plus prefix-hashed noise (`draftNoise`).
+//  - KV semantics are faithful: one token array per sequence; each call discards positions >= pos
+//    first and throws on a position gap, on a write past nCtx, on a verify whose drafts are not the
+//    ones the draft worker produced for that sequence, or (crossCheck) when the draft context's
+//    history disagrees with the target's. Engine bookkeeping bugs surface as errors or as outputs
+//    that differ from `ar`.
+//  - Each worker is a serial queue with optional setTimeout delays, so PSD overlap shows in time.
+import type {
+  Backend,
+  DraftOutput,
+  DraftSpec,
+  DraftWorker,
+  ModelInfo,
+  SamplingParams,
+  TargetWorker,
+  VerifyOutput,
+  VerifySpec,
+} from "../../src/engine/backend.js";
+import { argmax, filteredDistribution, residualDistribution, sampleFrom } from "./reference-math.js";
+
+export const VOCAB = 16;
+export const BOS = 1;
+const encoder = new TextEncoder();
+/** token -> bytes: 0 and 1 are special (empty), 14 + 15 together are "é" (0xC3 0xA9) */
+const PIECES: Uint8Array[] = [
+  new Uint8Array(0),
+  new Uint8Array(0),
+  ...[" ", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"].map((s) => encoder.encode(s)),
+  Uint8Array.of(0xc3),
+  Uint8Array.of(0xa9),
+];
+
+export interface FakeOptions {
+  nCtx?: number;
+  nSeqMax?: number;
+  /** 0: the draft equals the target; larger: less agreement */
+  draftNoise?: number;
+  /** spread of the target logits */
+  logitScale?: number;
+  /** token that ends generation (added to its logit: eogBias); null: none */
+  eogToken?: number | null;
+  eogBias?: number;
+  withDraft?: boolean;
+  /** ms per autoregressive draft pass (a draft call takes k of them) */
+  draftDelayMs?: number;
+  verifyDelayMs?: number;
+  prefillDelayMs?: number;
+  crossCheck?: boolean;
+  chatTemplate?: boolean;
+}
+
+export type FakeWorkerName = "target" | "draft";
+export type FakeCallKind = "prefill" | "draft" | "verify" | "removeSeq";
+
+export interface FakeCall {
+  worker: FakeWorkerName;
+  kind: FakeCallKind;
+  seqs: number[];
+  start: number;
+  end: number;
+}
+
+function mix(h: number, x: number): number {
+  h = Math.imul(h ^ x, 0x9e3779b1);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x85ebca77);
+  return (h ^ (h >>> 13)) >>> 0;
+}
+
+const HASH_SEED = 0x2545f491;
+const NOISE_SALT = 0x68e31da4;
+
+/** Hash of a whole prefix, extendable one token at a time. */
+function extendHash(h: number, token: number): number {
+  return mix(h, token + 1);
+}
+
+function hashOf(tokens: readonly number[]): number {
+  let h = HASH_SEED;
+  for (const t of tokens) h = extendHash(h, t);
+  return h;
+}
+
+function noise(h: number, j: number): number {
+  return mix(h, j + 0x51ed27) / 0x1_0000_0000 - 0.5; // [-0.5, 0.5)
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(job: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(job);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+interface SeqState {
+  tokens: number[];
+  /** hashes[i] = hash of tokens[0..i] */
+  hashes: number[];
+}
+
+interface StoredDrafts {
+  firstPos: number;
+  tokens: number[];
+  dists: Float64Array[];
+}
+
+interface Failure {
+  worker: FakeWorkerName;
+  kind: FakeCallKind;
+  /** fail the n-th call of that kind on that worker (1-based, counted from injection) */
+  remaining: number;
+  error: Error;
+}
+
+export class FakeModel {
+  constructor(
+    readonly logitScale: number,
+    readonly eogToken: number | null,
+    readonly eogBias: number,
+    readonly draftNoise: number,
+  ) {}
+
+  targetLogitsAt(h: number): Float64Array {
+    const logits = new Float64Array(VOCAB);
+    for (let j = 0; j < VOCAB; j++) logits[j] = (mix(h, j) / 0x1_0000_0000 - 0.5) * 2 * this.logitScale;
+    if (this.eogToken !== null) logits[this.eogToken] += this.eogBias;
+    return logits;
+  }
+
+  draftLogitsAt(h: number): Float64Array {
+    const logits = this.targetLogitsAt(h);
+    const nh = mix(h, NOISE_SALT);
+    for (let j = 0; j < VOCAB; j++) logits[j] += 2 * this.draftNoise * noise(nh, j);
+    return logits;
+  }
+}
+
+export class FakeBackend implements Backend {
+  readonly info: ModelInfo;
+  readonly target: TargetWorker;
+  readonly draft?: DraftWorker;
+  readonly model: FakeModel;
+  readonly calls: FakeCall[] = [];
+  closed = false;
+
+  private readonly opts: Required<FakeOptions>;
+  private readonly seqs = { target: new Map<number, SeqState>(), draft: new Map<number, SeqState>() };
+  private readonly storedDrafts = new Map<number, StoredDrafts>();
+  private readonly queues = { target: new SerialQueue(), draft: new SerialQueue() };
+  private readonly failures: Failure[] = [];
+  private readonly origin = performance.now();
+
+  constructor(options: FakeOptions = {}) {
+    this.opts = {
+      nCtx: 512,
+      nSeqMax: 64,
+      draftNoise: 1.5,
+      logitScale: 3,
+      eogToken: null,
+      eogBias: 0,
+      withDraft: true,
+      draftDelayMs: 0,
+      verifyDelayMs: 0,
+      prefillDelayMs: 0,
+      crossCheck: true,
+      chatTemplate: true,
+      ...options,
+    };
+    const o = this.opts;
+    this.model = new FakeModel(o.logitScale, o.eogToken, o.eogBias, o.draftNoise);
+    const eog = o.eogToken;
+    this.info = {
+      nVocab: VOCAB,
+      nCtx: o.nCtx,
+      nSeqMax: o.nSeqMax,
+      addBos: true,
+      bos: BOS,
+      isEog: (t) => eog !== null && t === eog,
+      tokenize: (text, addSpecial) => {
+        const tokens = addSpecial ? [BOS] : [];
+        for (const ch of text) {
+          const at = PIECES.findIndex((p) => p.length > 0 && new TextDecoder().decode(p) === ch);
+          tokens.push(at >= 0 ? at : 2);
+        }
+        return tokens;
+      },
+      tokenBytes: (t) => PIECES[t] ?? new Uint8Array(0),
+      detokenize: (tokens) => new TextDecoder().decode(concatBytes(tokens.map((t) => PIECES[t]!))),
+    };
+    if (o.chatTemplate) {
+      this.info.applyChatTemplate = (messages, addAssistant) =>
+        messages.map((m) => `${m.role[0]} ${m.content}`).join(" ") + (addAssistant ? " a" : "");
+    }
+    this.target = {
+      prefill: (seq, pos, tokens) => this.job("target", "prefill", [seq], o.prefillDelayMs, () => void this.feed("target", seq, pos, tokens)),
+      removeSeq: (seq) => this.job("target", "removeSeq", [seq], 0, () => void this.seqs.target.delete(seq)),
+      verify: (specs) =>
+        this.job("target", "verify", specs.map((s) => s.seq), o.verifyDelayMs, () => specs.map((s) => this.verifyOne(s))),
+    };
+    if (o.withDraft) {
+      this.draft = {
+        prefill: (seq, pos, tokens) => this.job("draft", "prefill", [seq], o.prefillDelayMs, () => void this.feed("draft", seq, pos, tokens)),
+        removeSeq: (seq) =>
+          this.job("draft", "removeSeq", [seq], 0, () => {
+            this.seqs.draft.delete(seq);
+            this.storedDrafts.delete(seq);
+          }),
+        draft: (specs) =>
+          this.job(
+            "draft",
+            "draft",
+            specs.map((s) => s.seq),
+            o.draftDelayMs * Math.max(0, ...specs.map((s) => s.k)),
+            () => specs.map((s) => this.draftOne(s)),
+          ),
+      };
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  /** Makes the n-th next call of `kind` on `worker` throw `error`. */
+  failOn(worker: FakeWorkerName, kind: FakeCallKind, nth: number, error: Error): void {
+    this.failures.push({ worker, kind, remaining: nth, error });
+  }
+
+  /** Sequences that still hold KV on a worker. */
+  liveSeqs(worker: FakeWorkerName): number[] {
+    return [...this.seqs[worker].keys()].filter((s) => this.seqs[worker].get(s)!.tokens.length > 0);
+  }
+
+  /** The target's filtered next-token distribution after `prefix`. */
+  targetDistribution(prefix: readonly number[], sampling: SamplingParams): Float64Array {
+    return filteredDistribution(this.model.targetLogitsAt(hashOf(prefix)), sampling);
+  }
+
+  /** The draft's filtered next-token distribution after `prefix`. */
+  draftDistribution(prefix: readonly number[], sampling: SamplingParams): Float64Array {
+    return filteredDistribution(this.model.draftLogitsAt(hashOf(prefix)), sampling);
+  }
+
+  /** Greedy continuation under the target alone, the ground truth for lossless tests. */
+  greedyContinuation(prompt: readonly number[], maxTokens: number): number[] {
+    const seq = [...prompt];
+    const out: number[] = [];
+    while (out.length < maxTokens) {
+      const t = argmax(this.model.targetLogitsAt(hashOf(seq)));
+      if (this.info.isEog(t)) break;
+      seq.push(t);
+      out.push(t);
+    }
+    return out;
+  }
+
+  private job<T>(worker: FakeWorkerName, kind: FakeCallKind, seqs: number[], delayMs: number, work: () => T): Promise<T> {
+    const failure = this.takeFailure(worker, kind);
+    return this.queues[worker].run(async () => {
+      if (this.closed) throw new Error(`fake ${worker}: call after close`);
+      const start = performance.now() - this.origin;
+      if (delayMs > 0) await sleep(delayMs);
+      try {
+        if (failure) throw failure;
+        return work();
+      } finally {
+        this.calls.push({ worker, kind, seqs, start, end: performance.now() - this.origin });
+      }
+    });
+  }
+
+  private takeFailure(worker: FakeWorkerName, kind: FakeCallKind): Error | undefined {
+    const at = this.failures.findIndex((f) => f.worker === worker && f.kind === kind && --f.remaining === 0);
+    if (at < 0) return undefined;
+    return this.failures.splice(at, 1)[0]!.error;
+  }
+
+  private state(worker: FakeWorkerName, seq: number): SeqState {
+    if (!Number.isInteger(seq) || seq < 0 || seq >= this.opts.nSeqMax) throw new Error(`fake ${worker}: bad seq ${seq}`);
+    let s = this.seqs[worker].get(seq);
+    if (!s) this.seqs[worker].set(seq, (s = { tokens: [], hashes: [] }));
+    return s;
+  }
+
+  /** Discards positions >= pos, then appends tokens at pos.. (the KV semantics of every call). */
+  private feed(worker: FakeWorkerName, seq: number, pos: number, tokens: readonly number[]): SeqState {
+    const s = this.state(worker, seq);
+    if (!Number.isInteger(pos) || pos < 0 || pos > s.tokens.length) {
+      throw new Error(`fake ${worker}: position gap on seq ${seq}: pos ${pos} but the cache holds ${s.tokens.length} tokens`);
+    }
+    if (pos + tokens.length > this.opts.nCtx) {
+      throw new Error(`fake ${worker}: seq ${seq} would hold ${pos + tokens.length} tokens, past nCtx ${this.opts.nCtx}`);
+    }
+    s.tokens.length = pos;
+    s.hashes.length = pos;
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= VOCAB) throw new Error(`fake ${worker}: bad token ${t}`);
+      s.hashes.push(extendHash(s.hashes.length > 0 ? s.hashes[s.hashes.length - 1]! : HASH_SEED, t));
+      s.tokens.push(t);
+    }
+    return s;
+  }
+
+  private lastHash(s: SeqState): number {
+    return s.hashes.length > 0 ? s.hashes[s.hashes.length - 1]! : HASH_SEED;
+  }
+
+  private draftOne(spec: DraftSpec): DraftOutput {
+    const { seq, pos, tokens, k, sampling, uniforms } = spec;
+    if (tokens.length === 0) throw new Error(`fake draft: no pending tokens for seq ${seq}`);
+    if (!(k >= 1)) throw new Error(`fake draft: k = ${k}`);
+    if (sampling.temperature > 0 && uniforms.length !== k) throw new Error(`fake draft: ${uniforms.length} uniforms for k = ${k}`);
+    const s = this.feed("draft", seq, pos, tokens);
+    if (this.opts.crossCheck) this.checkHistory(seq, s);
+    const out: DraftOutput = { tokens: new Int32Array(k), probs: new Float32Array(k) };
+    const stored: StoredDrafts = { firstPos: s.tokens.length, tokens: [], dists: [] };
+    for (let j = 0; j < k; j++) {
+      const q = filteredDistribution(this.model.draftLogitsAt(this.lastHash(s)), sampling);
+      const token = sampling.temperature === 0 ? argmax(q) : sampleFrom(q, uniforms[j]!);
+      out.tokens[j] = token;
+      out.probs[j] = q[token]!;
+      stored.tokens.push(token);
+      stored.dists.push(q);
+      // the k-th drafted token is not fed
+      if (j < k - 1) this.feed("draft", seq, s.tokens.length, [token]);
+    }
+    this.storedDrafts.set(seq, stored);
+    return out;
+  }
+
+  /** The draft context's history (all but its last token) must be what the target holds. */
+  private checkHistory(seq: number, draft: SeqState): void {
+    const target = this.seqs.target.get(seq)?.tokens ?? [];
+    const n = draft.tokens.length - 1;
+    if (target.length < n) {
+      throw new Error(`fake draft: seq ${seq} drafts after ${n} tokens, the target holds ${target.length}`);
+    }
+    for (let i = 0; i < n; i++) {
+      if (draft.tokens[i] !== target[i]) throw new Error(`fake draft: seq ${seq} differs from the target at position ${i}`);
+    }
+  }
+
+  private verifyOne(spec: VerifySpec): VerifyOutput {
+    const { seq, pos, pending, draft, draftSeq, sampling, uniforms } = spec;
+    const k = draft.length;
+    if (sampling.temperature > 0 && uniforms.length !== k + 1) {
+      throw new Error(`fake verify: ${uniforms.length} uniforms for k = ${k}`);
+    }
+    let stored: StoredDrafts | undefined;
+    if (k > 0) {
+      stored = this.storedDrafts.get(draftSeq);
+      if (!stored || stored.firstPos !== pos + 1 || stored.tokens.length < k || draft.some((t, i) => t !== stored!.tokens[i])) {
+        throw new Error(`fake verify: seq ${seq} verifies drafts the draft worker did not produce at pos ${pos + 1}`);
+      }
+    }
+    const s = this.feed("target", seq, pos, [pending, ...draft]);
+    const out: VerifyOutput = { p: new Float32Array(k), alt: new Int32Array(k + 1) };
+    for (let i = 0; i <= k; i++) {
+      const h = s.hashes[pos + i]!; // prefix through pending and draft[0..i)
+      const logits = this.model.targetLogitsAt(h);
+      if (sampling.temperature === 0) {
+        const best = argmax(logits);
+        out.alt[i] = best;
+        if (i < k) out.p[i] = draft[i] === best ? 1 : 0;
+        continue;
+      }
+      const p = filteredDistribution(logits, sampling);
+      if (i < k) {
+        out.p[i] = p[draft[i]!]!;
+        out.alt[i] = sampleFrom(residualDistribution(p, stored!.dists[i]!), uniforms[i]!);
+      } else {
+        out.alt[i] = sampleFrom(p, uniforms[i]!);
+      }
+    }
+    return out;
+  }
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Deterministic pseudo-random prompt of ordinary tokens (2..13). */
+export function makePrompt(seed: number, length: number): number[] {
+  const prompt = [BOS];
+  let h = mix(0x1234567, seed);
+  while (prompt.length < length) {
+    h = mix(h, prompt.length);
+    prompt.push(2 + (h % 12));
+  }
+  return prompt;
+}
