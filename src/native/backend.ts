@@ -14,7 +14,8 @@ export class NativeBackend implements Backend {
     readonly targetContext: LlamaContext,
     readonly draftModel?: LlamaModel,
     readonly draftContext?: LlamaContext,
-    private readonly ownsModels = true,
+    /** models this backend loaded itself and disposes on close */
+    private readonly ownedModels: readonly LlamaModel[] = [],
   ) {
     const tctx = targetContext.info();
     const m = targetModel;
@@ -50,9 +51,6 @@ export class NativeBackend implements Backend {
     if (this.closed) return;
     this.closed = true;
     await Promise.all([this.targetContext.dispose(), this.draftContext?.dispose()]);
-    if (this.ownsModels) {
-      this.targetModel.dispose();
-      if (this.draftModel && this.draftModel !== this.targetModel) this.draftModel.dispose();
-    }
+    for (const m of this.ownedModels) m.dispose();
   }
 }

@@ -32,17 +32,3 @@ export function defaultThreads(opts: {
   const draft = Math.max(1, Math.floor(cores / 2));
   return { target: Math.max(1, cores - draft), draft, concurrent: true };
 }
-
-/** Throws when user-chosen thread counts would oversubscribe the cores. */
-export function checkThreads(plan: ThreadPlan, cores = coreCount()): void {
-  for (const [name, n] of [["target", plan.target], ["draft", plan.draft]] as const) {
-    if (!Number.isInteger(n) || n < 1) throw new RangeError(`${name} threads must be an integer >= 1, got ${n}`);
-  }
-  const used = plan.concurrent ? plan.target + plan.draft : Math.max(plan.target, plan.draft);
-  if (used > cores) {
-    throw new RangeError(
-      `${plan.concurrent ? `target + draft threads (${plan.target} + ${plan.draft})` : `threads (${used})`} exceed the ${cores} cores of this machine; ` +
-        `oversubscribed ggml runs 3-5x slower`,
-    );
-  }
-}

@@ -1,0 +1,110 @@
+// Runs every requested mode on the same models, prompts, seeds and options in one process:
+// models load once; per mode one engine, one short warm-up run, then `repeat` measured runs
+// (statistics reset before each). Uses only the library's public API.
+import { performance } from "node:perf_hooks";
+import { LlamaModel, createEngine, type GenerateResult, type MinedraftEngine, type Mode } from "../index.js";
+import { machineInfo, minedraftVersion, modelReport } from "./machine.js";
+import { summarizeRuns, withSpeedups } from "./summarize.js";
+import { DEFAULT_TIMELINE_STEPS, timelineWindow } from "./timeline.js";
+import { BENCH_SCHEMA, type BenchConfig, type BenchModelSpec, type BenchProgress, type BenchReport, type RunRecord } from "./types.js";
+
+/** The warm-up only has to touch every weight and allocate the batch's buffers: a few tokens do. */
+export const WARMUP_MAX_TOKENS = 16;
+
+export interface BenchHooks {
+  signal?: AbortSignal;
+  onProgress?: (p: BenchProgress) => void;
+}
+
+export function modesNeedDraft(modes: readonly Mode[]): boolean {
+  return modes.some((m) => m !== "ar");
+}
+
+export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Promise<BenchReport> {
+  if (config.modes.length === 0) throw new RangeError("bench: no modes to run");
+  if (config.prompts.length === 0) throw new RangeError("bench: no prompts");
+  if (modesNeedDraft(config.modes) && !config.draft) throw new Error(`bench: modes ${config.modes.join(", ")} need a draft model`);
+  const began = performance.now();
+  const machine = await machineInfo();
+  const warmupMaxTokens = Math.min(config.maxTokens, WARMUP_MAX_TOKENS);
+
+  const progress = { done: 0, total: config.modes.length * (config.repeat + 1) * config.prompts.length };
+  const models: LlamaModel[] = [];
+  const load = async (spec: BenchModelSpec) => {
+    const m = await LlamaModel.load(spec.path, { device: spec.device, gpuLayers: spec.gpuLayers, logLevel: config.logLevel });
+    models.push(m);
+    return m;
+  };
+  try {
+    const target = await load(config.target);
+    const draft = config.draft && modesNeedDraft(config.modes) ? await load(config.draft) : undefined;
+
+    const results = [];
+    for (const mode of config.modes) {
+      hooks.signal?.throwIfAborted();
+      const engine = await createEngine({
+        mode,
+        target: { model: target, device: config.target.device, threads: config.target.threads },
+        draft: mode !== "ar" && draft ? { model: draft, device: config.draft!.device, threads: config.draft!.threads } : undefined,
+        draftTokens: config.draftTokens,
+        batchSize: config.batchSize,
+        temperature: config.temperature,
+        topK: config.topK,
+        topP: config.topP,
+        draftTemperature: config.draftTemperature,
+        contextSize: config.contextSize,
+        logLevel: config.logLevel,
+      });
+      try {
+        const runOnce = async (run: number, maxTokens: number) => {
+          engine.resetStats();
+          const requests = await runPrompts(engine, config, maxTokens, hooks.signal, () => {
+            progress.done++;
+            hooks.onProgress?.({ mode, run, repeat: config.repeat, ...progress });
+          });
+          return { stats: engine.stats(), requests: requests.map((r) => r.stats) };
+        };
+        const warmup = (await runOnce(0, warmupMaxTokens)).stats;
+        const runs: RunRecord[] = [];
+        for (let run = 1; run <= config.repeat; run++) runs.push({ run, ...(await runOnce(run, config.maxTokens)) });
+        results.push({
+          mode,
+          placement: engine.placement,
+          summary: summarizeRuns(runs.map((r) => r.stats)),
+          warmup,
+          runs,
+          timeline: timelineWindow(engine.trace(), config.timelineSteps ?? DEFAULT_TIMELINE_STEPS),
+        });
+      } finally {
+        await engine.close();
+      }
+    }
+
+    const { target: targetSpec, draft: draftSpec, prompts, logLevel: _logLevel, ...options } = config;
+    return {
+      schema: BENCH_SCHEMA,
+      minedraftVersion: minedraftVersion(),
+      createdAt: new Date().toISOString(),
+      durationMs: performance.now() - began,
+      machine,
+      models: { target: modelReport(target, targetSpec), draft: draft ? modelReport(draft, draftSpec!) : null },
+      options: { ...options, timelineSteps: config.timelineSteps ?? DEFAULT_TIMELINE_STEPS, warmupMaxTokens, promptCount: prompts.length },
+      prompts: [...prompts],
+      modes: withSpeedups(results),
+    };
+  } finally {
+    for (const m of models) m.dispose();
+  }
+}
+
+/** All prompts at once (the engine batches them); prompt i always gets seed + i. */
+function runPrompts(engine: MinedraftEngine, config: BenchConfig, maxTokens: number, signal: AbortSignal | undefined, onDone: () => void): Promise<GenerateResult[]> {
+  return Promise.all(
+    config.prompts.map(async (prompt, i) => {
+      const result = await engine.generate(prompt, { maxTokens, seed: config.seed + i, signal });
+      onDone();
+      return result;
+    }),
+  );
+}
+

@@ -1,0 +1,67 @@
+// `minedraft bench`: ar, sd and psd on the same prompts, models, seeds and placement; a table on
+// stdout, optionally every figure as JSON and an HTML report with throughput bars and timelines.
+import { Command } from "commander";
+import type { Mode } from "../../index.js";
+import { BUILTIN_PROMPTS } from "../../bench/prompts.js";
+import { modesNeedDraft } from "../../bench/runner.js";
+import { runBenchSession } from "../bench-session.js";
+import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
+import { MODES, addDecodingOptions, addPlacementOptions, type DecodingFlags, type PlacementFlags } from "../engine-flags.js";
+import { modelFile } from "../model-source.js";
+import { choiceList, integer } from "../parsers.js";
+import { readPrompts } from "../prompts-file.js";
+
+interface BenchFlags extends DecodingFlags, PlacementFlags {
+  model: string;
+  draft?: string;
+  prompts?: string;
+  modes: Mode[];
+  repeat: number;
+  json?: string;
+  report?: string;
+}
+
+export function benchCommand(): Command {
+  const cmd = new Command("bench")
+    .description("compare ar, sd and psd on the same prompts, models, seeds and thread placement")
+    .requiredOption("--model <path>", "target model: a GGUF file or an hf: URI")
+    .option("--draft <path>", "draft model (needed for sd and psd)")
+    .option("--prompts <file>", `prompts, one per line or JSON lines {"prompt": ...} (default: ${BUILTIN_PROMPTS.length} built-in prompts)`)
+    .option("--modes <list>", "modes to compare, comma-separated", choiceList(MODES), [...MODES]);
+  addDecodingOptions(cmd, { maxTokens: 64, batchSize: 4, seed: 0 });
+  addPlacementOptions(cmd)
+    .option("--repeat <n>", "measured runs per mode (after one warm-up run)", integer(1, 1000), 3)
+    .option("--json <file>", "write every figure, the machine, models, options and per-run numbers as JSON (docs/bench-schema.md)")
+    .option("--report <file>", "write a self-contained HTML report (throughput bars, draft/target timelines)");
+  addVerboseOption(cmd);
+  configureCommand(cmd, "minedraft bench");
+  return cmd.action((flags: BenchFlags, command: Command) => runBenchCommand(flags, command));
+}
+
+async function runBenchCommand(flags: BenchFlags, cmd: Command): Promise<void> {
+  if (modesNeedDraft(flags.modes) && !flags.draft) usageError(cmd, `modes ${flags.modes.filter((m) => m !== "ar").join(", ")} need a draft model (--draft <path>)`);
+  const prompts = flags.prompts ? (await readPrompts(flags.prompts)).map((e) => e.prompt) : [...BUILTIN_PROMPTS];
+  const target = await modelFile(flags.model, "target");
+  const draft = flags.draft && modesNeedDraft(flags.modes) ? await modelFile(flags.draft, "draft") : undefined;
+  await runBenchSession(
+    {
+      target: { path: target, device: flags.device, gpuLayers: flags.gpuLayers, threads: flags.threads },
+      draft: draft ? { path: draft, device: flags.draftDevice, gpuLayers: flags.draftGpuLayers, threads: flags.draftThreads } : undefined,
+      modes: flags.modes,
+      prompts,
+      promptSource: flags.prompts ?? "builtin",
+      batchSize: flags.batchSize!,
+      draftTokens: flags.draftTokens ?? 4,
+      temperature: flags.temp ?? 0,
+      topK: flags.topK,
+      topP: flags.topP,
+      draftTemperature: flags.draftTemp,
+      maxTokens: flags.maxTokens!,
+      repeat: flags.repeat,
+      seed: flags.seed!,
+      contextSize: flags.ctxSize!,
+      logLevel: flags.logLevel,
+    },
+    { json: flags.json, report: flags.report },
+  );
+}

@@ -1,0 +1,90 @@
+// Options shared by the commands that run models (generate, bench): decoding and placement flags,
+// and their translation to the library's createEngine() options.
+import { Option, type Command } from "commander";
+import type { CreateEngineOptions, LogLevel, Mode } from "../index.js";
+import { decimal, integer, probability } from "./parsers.js";
+
+export const MODES: readonly Mode[] = ["ar", "sd", "psd"];
+export const LOG_LEVELS: readonly LogLevel[] = ["silent", "error", "warn", "info", "debug"];
+/** the engine's limit on the draft length */
+const MAX_K = 32;
+
+export interface DecodingFlags {
+  draftTokens?: number;
+  temp?: number;
+  topK?: number;
+  topP?: number;
+  draftTemp?: number;
+  seed?: number;
+  maxTokens?: number;
+  batchSize?: number;
+}
+
+export interface PlacementFlags {
+  threads?: number;
+  draftThreads?: number;
+  gpuLayers?: number;
+  draftGpuLayers?: number;
+  device?: string;
+  draftDevice?: string;
+  ctxSize?: number;
+  logLevel: LogLevel;
+}
+
+export interface DecodingDefaults {
+  maxTokens?: number;
+  batchSize?: number;
+  seed?: number;
+}
+
+export function addDecodingOptions(cmd: Command, defaults: DecodingDefaults = {}): Command {
+  return cmd
+    .option("-k, --draft-tokens <n>", "draft length k, tokens drafted per step (sd, psd; default 4)", integer(1, MAX_K))
+    .option("--temp <t>", "sampling temperature, 0 = greedy (default 0)", decimal(0, Infinity, "a temperature"))
+    .option("--top-k <n>", "top-k sampling, 0 = off", integer(0))
+    .option("--top-p <p>", "top-p (nucleus) sampling, in (0, 1]", probability)
+    .option("--draft-temp <t>", "draft sampling temperature (default: --temp; output stays lossless)", decimal(0, Infinity, "a temperature"))
+    .option("--seed <n>", `base seed; prompt i uses seed + i${defaults.seed === undefined ? " (default: random)" : ""}`, integer(0, Number.MAX_SAFE_INTEGER), defaults.seed)
+    .option("--max-tokens <n>", "tokens to generate per prompt at most", integer(1), defaults.maxTokens ?? 128)
+    .option("--batch-size <m>", "requests per batch m (psd runs two sub-batches of m)", integer(1), defaults.batchSize ?? 4);
+}
+
+export function addPlacementOptions(cmd: Command): Command {
+  return cmd
+    .option("--threads <n>", "CPU threads of the target model (default: split the cores without oversubscribing)", integer(1, 1024))
+    .option("--draft-threads <n>", "CPU threads of the draft model", integer(1, 1024))
+    .option("--gpu-layers <n>", "target layers offloaded to the GPU (-1 = all)", integer(-1))
+    .option("--draft-gpu-layers <n>", "draft layers offloaded to the GPU (-1 = all)", integer(-1))
+    .option("--device <name>", 'device of the target model: "cpu" or a name from `minedraft inspect --devices`')
+    .option("--draft-device <name>", "device of the draft model")
+    .option("--ctx-size <n>", "context tokens per sequence (prompt + generation)", integer(16), 2048)
+    .addOption(new Option("--log-level <level>", "llama.cpp log level").choices(LOG_LEVELS).default("error"));
+}
+
+export function modeOption(): Option {
+  return new Option("--mode <mode>", "decoding mode: ar (autoregressive), sd (speculative), psd (parallel speculative); default psd with --draft, else ar").choices(MODES);
+}
+
+/** createEngine() options for one mode, with the models given as local paths or loaded models. */
+export function engineOptions(
+  mode: Mode,
+  models: { target: CreateEngineOptions["target"]["model"]; draft?: CreateEngineOptions["target"]["model"] },
+  decoding: DecodingFlags,
+  placement: PlacementFlags,
+): CreateEngineOptions {
+  return {
+    mode,
+    target: { model: models.target, device: placement.device, gpuLayers: placement.gpuLayers, threads: placement.threads },
+    draft: mode !== "ar" && models.draft !== undefined
+      ? { model: models.draft, device: placement.draftDevice, gpuLayers: placement.draftGpuLayers, threads: placement.draftThreads }
+      : undefined,
+    draftTokens: decoding.draftTokens,
+    batchSize: decoding.batchSize,
+    temperature: decoding.temp,
+    topK: decoding.topK,
+    topP: decoding.topP,
+    draftTemperature: decoding.draftTemp,
+    contextSize: placement.ctxSize,
+    logLevel: placement.logLevel,
+  };
+}

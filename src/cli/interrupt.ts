@@ -1,0 +1,36 @@
+// Ctrl-C handling: the first SIGINT aborts the running work through an AbortSignal so the command can
+// abort its requests and close the engine; a second SIGINT exits at once.
+import { EXIT_INTERRUPTED } from "./exit-codes.js";
+
+let interrupted = false;
+
+export function wasInterrupted(): boolean {
+  return interrupted;
+}
+
+export interface InterruptTrap {
+  signal: AbortSignal;
+  release(): void;
+}
+
+/** Routes SIGINT to an AbortSignal until release() is called. */
+export function trapInterrupt(): InterruptTrap {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (interrupted) process.exit(EXIT_INTERRUPTED);
+    interrupted = true;
+    controller.abort(new Error("interrupted"));
+  };
+  process.on("SIGINT", onSigint);
+  return { signal: controller.signal, release: () => process.off("SIGINT", onSigint) };
+}
+
+/** Runs `work` with SIGINT routed to its signal. */
+export async function withInterrupt<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const trap = trapInterrupt();
+  try {
+    return await work(trap.signal);
+  } finally {
+    trap.release();
+  }
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// The minedraft command line. Exit codes: 0 success, 1 runtime failure, 2 bad usage, 130 interrupted.
+import { CommanderError } from "commander";
+import { isAbortError } from "../index.js";
+import { CliError, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, debugWanted, oneLine } from "./exit-codes.js";
+import { wasInterrupted } from "./interrupt.js";
+import { buildProgram } from "./program.js";
+
+function exitCodeOf(error: unknown): number {
+  if (error instanceof CommanderError) {
+    // commander has already printed its message (or the help)
+    const helpOrVersion = ["commander.helpDisplayed", "commander.version"].includes(error.code) || (error.code === "commander.help" && error.exitCode === 0);
+    return helpOrVersion ? EXIT_OK : EXIT_USAGE;
+  }
+  if (wasInterrupted() && (isAbortError(error) || error instanceof CliError)) {
+    process.stderr.write("interrupted\n");
+    return EXIT_INTERRUPTED;
+  }
+  if (debugWanted() && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  else process.stderr.write(`error: ${oneLine(error)}\n`);
+  return EXIT_FAILURE;
+}
+
+/** Exits once stdout has been flushed (a pipe may still hold buffered output). */
+function exitAfterFlush(code: number): void {
+  process.stdout.write("", () => process.exit(code));
+}
+
+async function main(): Promise<void> {
+  let code = EXIT_OK;
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (error) {
+    code = exitCodeOf(error);
+  }
+  // native worker threads may keep the event loop alive after the engine closed: exit explicitly
+  exitAfterFlush(code);
+}
+
+void main();

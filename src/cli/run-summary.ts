@@ -1,0 +1,27 @@
+// Human-readable run statistics and thread placement (generate --stats).
+import type { Placement, RunStats } from "../index.js";
+import { fixed, percent } from "./format.js";
+
+export function describePlacement(p: Placement): string {
+  const target = `target ${p.targetThreads} thread${p.targetThreads === 1 ? "" : "s"} (${p.targetDevice})`;
+  if (p.mode === "ar") return `${target}, no draft`;
+  const draft = `draft ${p.draftThreads} thread${p.draftThreads === 1 ? "" : "s"} (${p.draftDevice})`;
+  const timing = p.concurrent ? "running concurrently" : "taking turns";
+  return `${target}, ${draft}, ${timing} on ${p.cores} cores${p.oversubscribed ? " (oversubscribed)" : ""}, ${p.sequences} sequences`;
+}
+
+export function formatRunStats(s: RunStats, placement: Placement): string {
+  const lines = [
+    `mode ${s.mode}: ${s.requests} request${s.requests === 1 ? "" : "s"}, ${s.generatedTokens} tokens in ${fixed(s.wallMs, 0)} ms = ${fixed(s.tokensPerSecond)} tokens/s`,
+    `latency: mean E2E ${fixed(s.meanE2eMs, 0)} ms, amortized E2E ${fixed(s.amortizedE2eMs, 0)} ms, mean TTFT ${fixed(s.meanTtftMs, 0)} ms`,
+  ];
+  if (s.mode !== "ar") {
+    lines.push(
+      `speculation: ${s.acceptedTokens}/${s.draftedTokens} drafts accepted (${percent(s.acceptanceRate)}), mean acceptance length ${fixed(s.meanAcceptanceLength, 2)}, ` +
+        `per position ${s.perPositionAcceptance.map((a) => percent(a, 0)).join(" ") || "-"}`,
+      `workers: draft busy ${fixed(s.draftMs, 0)} ms, target busy ${fixed(s.verifyMs, 0)} ms, overlap ${fixed(s.overlapMs, 0)} ms (${percent(s.hiddenDraftFraction)} of drafting hidden), idle ${fixed(s.idleMs, 0)} ms`,
+    );
+  }
+  lines.push(`placement: ${describePlacement(placement)}`);
+  return lines.join("\n");
+}

@@ -1,0 +1,19 @@
+// minedraft: batch-parallel speculative decoding (MineDraft PSD) for local GGUF models.
+export { createEngine, MinedraftEngine, type CreateEngineOptions, type ModelPlacement, type Placement } from "./create-engine.js";
+export { Engine, AbortError, isAbortError, ENGINE_DEFAULTS, MAX_DRAFT_TOKENS } from "./engine/index.js";
+export type * from "./engine/types.js";
+export type { ChatMessage } from "./engine/engine.js";
+export { LlamaModel, type LoadModelOptions, type ModelInfo as LoadedModelInfo } from "./native/model.js";
+export { LlamaContext, type ContextOptions } from "./native/context.js";
+export { NativeBackend } from "./native/backend.js";
+export { loadAddon, setLogLevel, type LogLevel } from "./native/addon.js";
+export { readGgufHeader, GgufError } from "./native/gguf.js";
+export { defaultThreads, coreCount } from "./native/threads.js";
+export { resolveModelSource, isRemoteModelUri } from "./models/resolve.js";
+export { synthesizePair, ensureSyntheticPair } from "./synth/index.js";
+
+/** Backends and devices llama.cpp found (CPU, CUDA, Vulkan, Metal). */
+export async function devices() {
+  const { loadAddon } = await import("./native/addon.js");
+  return (await loadAddon()).devices();
+}

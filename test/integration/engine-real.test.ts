@@ -1,0 +1,187 @@
+// The engine on real llama.cpp contexts (tiny synthetic f32 pair): losslessness of sd/psd against
+// ar, the target's distribution under stochastic psd, and request lifecycle.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEngine, type MinedraftEngine } from "../../src/create-engine.js";
+import { AbortError } from "../../src/engine/errors.js";
+import type { Mode } from "../../src/engine/types.js";
+import { loadAddon } from "../../src/native/addon.js";
+import { LlamaContext } from "../../src/native/context.js";
+import { LlamaModel } from "../../src/native/model.js";
+import { tinyPair } from "../helpers/models.js";
+
+const PROMPTS = [
+  "Once upon a time",
+  "The capital of France is",
+  "def fibonacci(n):",
+  "In 1492, Columbus sailed",
+  "Hello",
+  "A B C D E F",
+  "The quick brown fox jumps over the lazy dog because",
+  "Rain in Spain falls mainly",
+  "1, 2, 3, 4,",
+  "Speculative decoding",
+];
+const MAX_TOKENS = 24;
+
+let pair: { target: string; draft: string };
+let targetModel: LlamaModel;
+let draftModel: LlamaModel;
+
+beforeAll(async () => {
+  pair = await tinyPair();
+  targetModel = await LlamaModel.load(pair.target);
+  draftModel = await LlamaModel.load(pair.draft);
+});
+
+afterAll(() => {
+  for (const m of [targetModel, draftModel]) {
+    try {
+      m?.dispose();
+    } catch {}
+  }
+});
+
+async function withEngine<T>(mode: Mode, batchSize: number, k: number, f: (e: MinedraftEngine) => Promise<T>): Promise<T> {
+  const e = await createEngine({ mode, batchSize, draftTokens: k, contextSize: 256, target: { model: targetModel }, draft: { model: draftModel } });
+  try {
+    return await f(e);
+  } finally {
+    await e.close();
+  }
+}
+
+const runAll = (mode: Mode, batchSize: number, k: number) =>
+  withEngine(mode, batchSize, k, async (e) => {
+    const results = await Promise.all(PROMPTS.map((p) => e.generate(p, { maxTokens: MAX_TOKENS })));
+    return { tokens: results.map((r) => r.tokens), stats: e.stats() };
+  });
+
+describe("lossless greedy decoding on llama.cpp", () => {
+  let reference: number[][];
+  beforeAll(async () => {
+    reference = (await runAll("ar", 1, 1)).tokens; // one sequence at a time: plain greedy decoding
+    expect(reference.every((t) => t.length === MAX_TOKENS)).toBe(true);
+  });
+
+  for (const batchSize of [1, 3, 8]) {
+    it(`ar with batch ${batchSize} matches single-sequence decoding`, async () => {
+      expect((await runAll("ar", batchSize, 1)).tokens).toEqual(reference);
+    });
+    for (const k of [1, 4]) {
+      for (const mode of ["sd", "psd"] as const) {
+        it(`${mode} batch ${batchSize} k ${k} emits exactly the ar tokens`, async () => {
+          const { tokens, stats } = await runAll(mode, batchSize, k);
+          expect(tokens).toEqual(reference);
+          expect(stats.draftedTokens).toBeGreaterThan(0);
+          expect(stats.acceptedTokens).toBeGreaterThan(0);
+          expect(stats.meanAcceptanceLength).toBeGreaterThan(1);
+        });
+      }
+    }
+  }
+
+  it("psd overlaps drafting with verification", async () => {
+    const { stats } = await runAll("psd", 4, 4);
+    expect(stats.overlapMs).toBeGreaterThan(0);
+    expect(stats.hiddenDraftFraction).toBeGreaterThan(0.3);
+  });
+});
+
+// Chi-square critical values at alpha = 0.001.
+const CHI2_CRIT: Record<number, number> = { 4: 18.47, 5: 20.52, 6: 22.46, 7: 24.32 };
+
+describe("stochastic psd preserves the target's distribution", () => {
+  const prompt = "The meaning of life is";
+  const temperature = 1.5;
+  let p: Float32Array;
+
+  beforeAll(async () => {
+    const addon = await loadAddon();
+    const ctx = await LlamaContext.create(targetModel, { contextSize: 64, sequences: 1, threads: 2 });
+    const toks = targetModel.tokenize(prompt);
+    const logits = await ctx.decode({ tokens: toks, pos: toks.map((_, i) => i), seq: toks.map(() => 0) });
+    await ctx.dispose();
+    p = addon.sampling.filteredDist(logits, { temperature, topK: 0, topP: 1 });
+  });
+
+  function chiSquare(samples: number[], bins: number[]): { stat: number; df: number } {
+    const probs = bins.map((t) => p[t]);
+    probs.push(1 - probs.reduce((a, b) => a + b, 0));
+    const counts = new Array(probs.length).fill(0);
+    for (const s of samples) {
+      const i = bins.indexOf(s);
+      counts[i < 0 ? bins.length : i]++;
+    }
+    let stat = 0;
+    probs.forEach((pr, i) => {
+      const e = pr * samples.length;
+      stat += (counts[i] - e) ** 2 / e;
+    });
+    return { stat, df: probs.length - 1 };
+  }
+
+  for (const draftTemperature of [temperature, 0.6]) {
+    it(`first token ~ p (draft temperature ${draftTemperature})`, async () => {
+      const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a]);
+      const bins = order.slice(0, 6).filter((t) => p[t] * 1200 >= 10);
+      const samples = await withEngine("psd", 8, 3, (e) =>
+        Promise.all(Array.from({ length: 1200 }, (_, i) => e.generate(prompt, { maxTokens: 1, temperature, draftTemperature, seed: 1000 + i }).then((r) => r.tokens[0]))),
+      );
+      const { stat, df } = chiSquare(samples, bins);
+      expect(stat, `chi2 ${stat.toFixed(1)} on ${df} df`).toBeLessThan(CHI2_CRIT[df]);
+    });
+  }
+
+  it("the same seed gives the same output; different seeds differ", async () => {
+    const outs = await withEngine("psd", 2, 4, (e) =>
+      Promise.all([7, 7, 8].map((seed) => e.generate(prompt, { maxTokens: 16, temperature: 1, seed }).then((r) => r.tokens.join(",")))),
+    );
+    expect(outs[0]).toBe(outs[1]);
+    expect(outs[0]).not.toBe(outs[2]);
+  });
+});
+
+describe("requests", () => {
+  it("abort one request mid-flight: the others still produce the ar tokens", async () => {
+    const reference = (await runAll("ar", 4, 1)).tokens;
+    await withEngine("psd", 2, 4, async (e) => {
+      const ctrl = new AbortController();
+      const runs = PROMPTS.map((prompt, i) => e.generate(prompt, { maxTokens: MAX_TOKENS, signal: i === 1 ? ctrl.signal : undefined }));
+      setTimeout(() => ctrl.abort(), 5);
+      const settled = await Promise.allSettled(runs);
+      settled.forEach((s, i) => {
+        if (i === 1) {
+          if (s.status === "rejected") expect((s.reason as Error).name).toBe("AbortError");
+        } else {
+          expect(s.status).toBe("fulfilled");
+          if (s.status === "fulfilled") expect(s.value.tokens).toEqual(reference[i]);
+        }
+      });
+    });
+  });
+
+  it("close() with requests in flight rejects them with AbortError", async () => {
+    const e = await createEngine({ mode: "psd", batchSize: 2, target: { model: targetModel }, draft: { model: draftModel }, contextSize: 256 });
+    const settledAll = Promise.allSettled(PROMPTS.map((prompt) => e.generate(prompt, { maxTokens: 200 })));
+    await new Promise((r) => setTimeout(r, 20));
+    await e.close();
+    const settled = await settledAll;
+    expect(settled.some((s) => s.status === "rejected" && (s.reason as Error) instanceof AbortError)).toBe(true);
+  });
+
+  it("a prompt longer than the context is refused; streaming yields the generated text", async () => {
+    await withEngine("sd", 2, 4, async (e) => {
+      await expect(e.generate("word ".repeat(400), { maxTokens: 4 })).rejects.toThrow(/context/);
+      let text = "";
+      for await (const piece of e.stream("Once upon a time", { maxTokens: 12 })) text += piece;
+      const full = await e.generate("Once upon a time", { maxTokens: 12 });
+      expect(text).toBe(full.text);
+    });
+  });
+
+  it("refuses a draft with an incompatible vocabulary", async () => {
+    const { tinyPairOtherVocab } = await import("../helpers/models.js");
+    const other = await tinyPairOtherVocab();
+    await expect(createEngine({ mode: "sd", target: { model: pair.target }, draft: { model: other.draft } })).rejects.toThrow(/cannot draft for the target: vocabulary types differ/);
+  });
+});

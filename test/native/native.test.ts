@@ -1,0 +1,223 @@
+// The native core through its TypeScript wrapper: loading, tokenizer, decode, KV, worker threads, dispose.
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LlamaContext } from "../../src/native/context.js";
+import { LlamaModel } from "../../src/native/model.js";
+import { tinyPair, tinyPairOtherVocab } from "../helpers/models.js";
+
+let target: LlamaModel;
+let draft: LlamaModel;
+let targetPath: string;
+const scratch = mkdtempSync(path.join(tmpdir(), "minedraft-native-"));
+
+beforeAll(async () => {
+  const pair = await tinyPair();
+  targetPath = pair.target;
+  target = await LlamaModel.load(pair.target);
+  draft = await LlamaModel.load(pair.draft);
+});
+
+afterAll(() => {
+  // a failed test may leave a context behind; the models then go with the process
+  for (const m of [target, draft]) {
+    try {
+      m?.dispose();
+    } catch {}
+  }
+});
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+describe("model", () => {
+  it("exposes metadata", () => {
+    expect(target.info.architecture).toBe("llama");
+    expect(target.info.nVocab).toBe(32000);
+    expect(target.info.vocabType).toBe("spm");
+    expect(target.info.nLayer).toBeGreaterThan(draft.info.nLayer);
+    expect(target.info.addBos).toBe(true);
+    expect(target.info.quantization).toBe("F32");
+  });
+
+  it("round-trips text through the tokenizer", () => {
+    const text = "Hello world, speculative decoding is fun!";
+    const toks = target.tokenize(text);
+    expect(toks[0]).toBe(target.info.bos);
+    expect(target.detokenize(toks.slice(1))).toBe(text);
+    const pieces = toks.slice(1).map((t) => Buffer.from(target.tokenBytes(t)).toString("utf8")).join("");
+    expect(pieces.trimStart()).toBe(text);
+    expect(target.isEog(target.info.eos)).toBe(true);
+    expect(target.isEog(toks[1])).toBe(false);
+  });
+
+  it("rejects token ids outside the vocabulary", () => {
+    expect(() => target.detokenize([40000])).toThrow(/tokens must be in \[0, 31999\]/);
+    expect(() => target.tokenBytes(-1)).toThrow(RangeError);
+  });
+
+  it("checks draft/target compatibility", async () => {
+    expect(target.incompatibilityWith(draft)).toBeNull();
+    const other = await tinyPairOtherVocab();
+    const gpt2 = await LlamaModel.load(other.draft);
+    try {
+      expect(target.incompatibilityWith(gpt2)).toMatch(/vocabulary types differ: target spm, draft bpe/);
+    } finally {
+      gpt2.dispose();
+    }
+  });
+});
+
+describe("bad model files give clear errors", () => {
+  it("missing file", async () => {
+    await expect(LlamaModel.load(path.join(scratch, "nope.gguf"))).rejects.toThrow(/model file not found/);
+  });
+  it("directory", async () => {
+    const d = path.join(scratch, "dir.gguf");
+    mkdirSync(d, { recursive: true });
+    await expect(LlamaModel.load(d)).rejects.toThrow(/is a directory/);
+  });
+  it("empty and non-GGUF files", async () => {
+    const empty = path.join(scratch, "empty.gguf");
+    writeFileSync(empty, "");
+    await expect(LlamaModel.load(empty)).rejects.toThrow(/the file is empty/);
+    const text = path.join(scratch, "text.gguf");
+    writeFileSync(text, "this is not a model, just some text that is long enough");
+    await expect(LlamaModel.load(text)).rejects.toThrow(/wrong magic/);
+  });
+  it("truncated GGUF at several offsets", async () => {
+    const bytes = readFileSync(targetPath);
+    for (const cut of [10, 100, 5000, Math.floor(bytes.length / 2), bytes.length - 1]) {
+      const p = path.join(scratch, `trunc-${cut}.gguf`);
+      writeFileSync(p, bytes.subarray(0, cut));
+      await expect(LlamaModel.load(p), `cut at ${cut}`).rejects.toThrow(/truncated|not a valid GGUF/);
+    }
+  });
+});
+
+describe("context", () => {
+  it("batched multi-sequence logits equal single-sequence logits (f32)", async () => {
+    const a = target.tokenize("The quick brown fox jumps over");
+    const b = target.tokenize("Once upon a time in a land far away");
+    const single = await LlamaContext.create(target, { contextSize: 128, sequences: 1, threads: 1 });
+    const alone = await single.decode({ tokens: a, pos: a.map((_, i) => i), seq: a.map(() => 0) });
+    await single.dispose();
+
+    const multi = await LlamaContext.create(target, { contextSize: 128, sequences: 2, threads: 1 });
+    const tokens = [...a, ...b];
+    const logits = tokens.map((_, i) => (i === a.length - 1 || i === tokens.length - 1 ? 1 : 0));
+    const both = await multi.decode({
+      tokens,
+      pos: [...a.map((_, i) => i), ...b.map((_, i) => i)],
+      seq: [...a.map(() => 0), ...b.map(() => 1)],
+      logits,
+    });
+    await multi.dispose();
+    const n = target.nVocab;
+    expect(both.length).toBe(2 * n);
+    expect(maxAbsDiff(alone, both.subarray(0, n))).toBeLessThan(1e-3);
+  });
+
+  it("remove-range then re-decode reproduces the logits", async () => {
+    const ctx = await LlamaContext.create(target, { contextSize: 128, sequences: 1, threads: 1 });
+    const toks = target.tokenize("Speculative decoding verifies drafts in one pass");
+    const first = await ctx.decode({ tokens: toks, pos: toks.map((_, i) => i), seq: toks.map(() => 0) });
+    expect(await ctx.positions(0)).toEqual({ min: 0, max: toks.length - 1 });
+    const keep = 4;
+    expect(await ctx.removeRange(0, keep, -1)).toBe(true);
+    expect(await ctx.positions(0)).toEqual({ min: 0, max: keep - 1 });
+    const rest = toks.slice(keep);
+    const again = await ctx.decode({ tokens: rest, pos: rest.map((_, i) => keep + i), seq: rest.map(() => 0) });
+    expect(maxAbsDiff(first, again)).toBeLessThan(1e-4);
+    await ctx.dispose();
+  });
+
+  it("verify with no drafts is one greedy decode step; draft returns k tokens", async () => {
+    const tctx = await LlamaContext.create(target, { contextSize: 128, sequences: 2, threads: 1 });
+    const dctx = await LlamaContext.create(draft, { contextSize: 128, sequences: 2, threads: 1 });
+    const toks = target.tokenize("The capital of France is");
+    const logits = await tctx.decode({ tokens: toks, pos: toks.map((_, i) => i), seq: toks.map(() => 0) });
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    await tctx.prefill(1, 0, toks.slice(0, -1));
+    const [v] = await tctx.verify([{ seq: 1, pos: toks.length - 1, pending: toks.at(-1)!, draft: [] }]);
+    expect(v.alt[0]).toBe(best);
+    await dctx.prefill(0, 0, toks.slice(0, -1));
+    const [d] = await dctx.draft([{ seq: 0, pos: toks.length - 1, tokens: [toks.at(-1)!], k: 4 }]);
+    expect(d.tokens.length).toBe(4);
+    expect(Array.from(d.probs)).toEqual([1, 1, 1, 1]);
+    await Promise.all([tctx.dispose(), dctx.dispose()]);
+  });
+
+  it("two contexts on 1 + 1 threads run concurrently", async () => {
+    const toks = Array.from({ length: 384 }, (_, i) => 100 + (i % 500));
+    const a = await LlamaContext.create(target, { contextSize: 512, sequences: 1, threads: 1 });
+    const b = await LlamaContext.create(target, { contextSize: 512, sequences: 1, threads: 1 });
+    const time = async (f: () => Promise<unknown>) => {
+      const t0 = performance.now();
+      await f();
+      return performance.now() - t0;
+    };
+    await a.prefill(0, 0, toks); // warm-up
+    let best = Infinity;
+    for (let trial = 0; trial < 3 && best >= 0.75; trial++) {
+      const ta = await time(() => a.prefill(0, 0, toks));
+      const tb = await time(() => b.prefill(0, 0, toks));
+      const both = await time(() => Promise.all([a.prefill(0, 0, toks), b.prefill(0, 0, toks)]));
+      best = Math.min(best, both / (ta + tb));
+    }
+    await Promise.all([a.dispose(), b.dispose()]);
+    expect(best).toBeLessThan(0.75);
+  });
+
+  it("a timer keeps firing during a long decode", async () => {
+    const ctx = await LlamaContext.create(target, { contextSize: 1024, sequences: 1, threads: 2 });
+    const toks = Array.from({ length: 768 }, (_, i) => 200 + (i % 300));
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const t0 = performance.now();
+    await ctx.prefill(0, 0, toks);
+    const elapsed = performance.now() - t0;
+    clearInterval(timer);
+    await ctx.dispose();
+    expect(elapsed).toBeGreaterThan(30);
+    expect(ticks).toBeGreaterThan((elapsed / 5) * 0.3);
+  });
+
+  it("dispose waits for a running job, is idempotent, and later calls throw", async () => {
+    const ctx = await LlamaContext.create(target, { contextSize: 512, sequences: 1, threads: 1 });
+    const toks = Array.from({ length: 256 }, (_, i) => 300 + i);
+    const job = ctx.prefill(0, 0, toks);
+    const disposed = ctx.dispose();
+    await expect(job).resolves.toBeUndefined();
+    await disposed;
+    await expect(ctx.dispose()).resolves.toBeUndefined();
+    expect(() => ctx.prefill(0, 0, [1])).toThrow(/Context is disposed/);
+  });
+
+  it("a model in use cannot be disposed; after its contexts it can", async () => {
+    const m = await LlamaModel.load(targetPath);
+    const ctx = await LlamaContext.create(m, { contextSize: 64, sequences: 1 });
+    expect(() => m.dispose()).toThrow(/context\(s\) still use it/);
+    await ctx.dispose();
+    m.dispose();
+    m.dispose(); // double dispose is a no-op
+    expect(() => m.tokenize("x")).toThrow(/Model is disposed/);
+  });
+
+  it("validates arguments with precise errors", async () => {
+    const ctx = await LlamaContext.create(target, { contextSize: 64, sequences: 2, threads: 1 });
+    expect(() => ctx.prefill(5, 0, [1])).toThrow(/seq must be in \[0, 1\]/);
+    expect(() => ctx.prefill(0, 0, [99999])).toThrow(/tokens must be in/);
+    expect(() => ctx.prefill(0, 60, Array(10).fill(1))).toThrow(/exceeds the sequence's context/);
+    expect(() => ctx.decode({ tokens: [], pos: [], seq: [] })).toThrow(/empty/);
+    expect(() => ctx.verify([{ seq: 0, pos: 0, pending: 1, draft: [2], sampling: { temperature: 1, topK: 0, topP: 1 }, uniforms: [0.5, 0.5] }])).toThrow(/needs the draft context/);
+    expect(() => ctx.draft([{ seq: 0, pos: 0, tokens: [], k: 2 }])).toThrow(/at least one pending token/);
+    await expect(LlamaContext.create(target, { contextSize: 8 })).rejects.toThrow(/contextSize must be an integer >= 16/);
+    await ctx.dispose();
+  });
+});
