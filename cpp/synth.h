@@ -41,5 +41,13 @@ void synthesize_pair(const SynthParams& p, const std::function<void(double fract
 #ifndef MINEDRAFT_SYNTH_STANDALONE
 #include <napi.h>
 // exports.synthesize(opts, onProgress?) => Promise<void>; runs synthesize_pair on a worker thread.
+//   opts: { outDir: string, vocabPath: string, nEmbd: int, nLayer: int, nHead: int, nFf: int,
+//           nDraftLayer?: int = 1, nHeadKv?: int = nHead, nCtxTrain?: int = 4096, dtype?: "f32"|"f16"|"q8_0" = "f32",
+//           eps?: number = 0.02, seed?: number (safe integer >= 0) | bigint = 0, nThreads?: int = 0 (all cores) }
+//   onProgress?: (fraction: number, stage: string) => void, called on the JS thread with strictly increasing
+//   fractions, the last (1, "done") before the promise resolves; if it throws, synthesis stops, no file is left
+//   and the promise rejects with what it threw.
+//   Bad arguments throw synchronously: TypeError (wrong type / missing) or RangeError (bad value or combination);
+//   I/O failures reject the promise with an Error.
 void InitSynth(Napi::Env env, Napi::Object exports);
 #endif

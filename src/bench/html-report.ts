@@ -13,7 +13,7 @@ const STYLE = `
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 980px; padding: 0 16px; color: #222; background: #fff; }
 h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 28px; border-bottom: 1px solid #ddd; padding-bottom: 4px; } h3 { font-size: 15px; margin: 18px 0 4px; }
 .meta, .caption { color: #555; } table { border-collapse: collapse; margin: 8px 0; } th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }
-th:first-child, td:first-child { text-align: left; } th { background: #f6f6f6; } .kv td { text-align: left; } code { font-size: 12px; }
+th:first-child, td:first-child { text-align: left; } th { background: #f6f6f6; } .kv td, .kv th { text-align: left; } code { font-size: 12px; }
 svg text { font: 12px system-ui, sans-serif; fill: #333; } .legend span { display: inline-block; width: 12px; height: 12px; margin: 0 4px -2px 12px; }
 `;
 
@@ -161,7 +161,7 @@ function timelineSection(m: ModeResult): string {
   const p = m.placement;
   const caption =
     m.mode === "ar"
-      ? `autoregressive: the target decodes one token per step; ${p.targetThreads} target threads.`
+      ? `autoregressive: the target decodes one token per request per step; target threads ${p.targetThreads}.`
       : `${p.concurrent ? "draft and target run concurrently on two sub-batches" : "draft and target take turns"}; ` +
         `${pct(s.hiddenDraftFraction)} of drafting hidden behind verification (mean over runs); threads target ${p.targetThreads} / draft ${p.draftThreads}.`;
   return `<h3>${esc(m.mode)}</h3><p class="caption">${esc(caption)}</p>${timelineSvg(m.mode, m.timeline)}`;

@@ -1,5 +1,6 @@
 // Ctrl-C handling: the first SIGINT aborts the running work through an AbortSignal so the command can
 // abort its requests and close the engine; a second SIGINT exits at once.
+import { setMaxListeners } from "node:events";
 import { EXIT_INTERRUPTED } from "./exit-codes.js";
 
 let interrupted = false;
@@ -16,6 +17,8 @@ export interface InterruptTrap {
 /** Routes SIGINT to an AbortSignal until release() is called. */
 export function trapInterrupt(): InterruptTrap {
   const controller = new AbortController();
+  // every in-flight request listens on this one signal: hundreds are normal, not a leak
+  setMaxListeners(0, controller.signal);
   const onSigint = () => {
     if (interrupted) process.exit(EXIT_INTERRUPTED);
     interrupted = true;

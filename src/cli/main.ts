@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 // The minedraft command line. Exit codes: 0 success, 1 runtime failure, 2 bad usage, 130 interrupted.
 import { CommanderError } from "commander";
-import { isAbortError } from "../index.js";
-import { CliError, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, debugWanted, oneLine } from "./exit-codes.js";
+import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, debugWanted, oneLine } from "./exit-codes.js";
 import { wasInterrupted } from "./interrupt.js";
 import { buildProgram } from "./program.js";
 
@@ -12,7 +11,8 @@ function exitCodeOf(error: unknown): number {
     const helpOrVersion = ["commander.helpDisplayed", "commander.version"].includes(error.code) || (error.code === "commander.help" && error.exitCode === 0);
     return helpOrVersion ? EXIT_OK : EXIT_USAGE;
   }
-  if (wasInterrupted() && (isAbortError(error) || error instanceof CliError)) {
+  // whatever failed after Ctrl-C (an aborted request, a closed engine) is the interruption's doing
+  if (wasInterrupted()) {
     process.stderr.write("interrupted\n");
     return EXIT_INTERRUPTED;
   }

@@ -42,7 +42,7 @@ export interface SynthPreset extends SynthArch {
 
 export const SYNTH_PRESETS = {
   tiny: {
-    description: "tests: 4 layers x 256, draft 1 layer, f32 (~77 MB + ~69 MB with a 32k vocab; made in about a second)",
+    description: "tests: 4 layers x 256, draft 1 layer, f32 (~76 MB + ~69 MB with a 32k vocab; made in about a second)",
     nEmbd: 256,
     nLayer: 4,
     nDraftLayer: 1,

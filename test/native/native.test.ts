@@ -213,7 +213,9 @@ describe("context", () => {
     const ctx = await LlamaContext.create(target, { contextSize: 64, sequences: 2, threads: 1 });
     expect(() => ctx.prefill(5, 0, [1])).toThrow(/seq must be in \[0, 1\]/);
     expect(() => ctx.prefill(0, 0, [99999])).toThrow(/tokens must be in/);
-    expect(() => ctx.prefill(0, 60, Array(10).fill(1))).toThrow(/exceeds the sequence's context/);
+    const perSeq = ctx.info().nCtxSeq;
+    expect(perSeq).toBeGreaterThanOrEqual(64);
+    expect(() => ctx.prefill(0, perSeq - 5, Array(10).fill(1))).toThrow(/exceeds the sequence's context/);
     expect(() => ctx.decode({ tokens: [], pos: [], seq: [] })).toThrow(/empty/);
     expect(() => ctx.verify([{ seq: 0, pos: 0, pending: 1, draft: [2], sampling: { temperature: 1, topK: 0, topP: 1 }, uniforms: [0.5, 0.5] }])).toThrow(/needs the draft context/);
     expect(() => ctx.draft([{ seq: 0, pos: 0, tokens: [], k: 2 }])).toThrow(/at least one pending token/);

@@ -255,6 +255,8 @@ describe("ensureSyntheticPair", () => {
     const opts = { preset: "tiny" as const, seed: 3 };
     const key = syntheticPairKey(opts);
     expect(key).toBe(`tiny-llama-spm-f32-eps${tiny.eps}-s3-v${SYNTH_VERSION}`);
+    expect(syntheticPairKey({ vocab: resolveVocab("llama-spm"), dtype: "q8_0", eps: 0.5 })).toMatch(/^tiny-llama-spm\.[0-9a-f]{8}-q8_0-eps0\.5-s0-v\d+$/);
+    expect(syntheticPairKey({ arch: { nLayer: 6 } })).toMatch(/^tiny-llama-spm-f32-eps[0-9.]+-s0-a[0-9a-f]{8}-v\d+$/);
     // concurrent callers share one synthesis
     const [p1, p2] = await Promise.all([ensureSyntheticPair(cache, opts), ensureSyntheticPair(cache, opts)]);
     expect(p1).toBe(p2);

@@ -1,7 +1,7 @@
 // `minedraft bench`: ar, sd and psd on the same prompts, models, seeds and placement; a table on
 // stdout, optionally every figure as JSON and an HTML report with throughput bars and timelines.
 import { Command } from "commander";
-import type { Mode } from "../../index.js";
+import { ENGINE_DEFAULTS, type Mode } from "../../index.js";
 import { BUILTIN_PROMPTS } from "../../bench/prompts.js";
 import { modesNeedDraft } from "../../bench/runner.js";
 import { runBenchSession } from "../bench-session.js";
@@ -24,6 +24,7 @@ interface BenchFlags extends DecodingFlags, PlacementFlags {
 export function benchCommand(): Command {
   const cmd = new Command("bench")
     .description("compare ar, sd and psd on the same prompts, models, seeds and thread placement")
+    .summary("compare ar, sd and psd (table, JSON, HTML report)")
     .requiredOption("--model <path>", "target model: a GGUF file or an hf: URI")
     .option("--draft <path>", "draft model (needed for sd and psd)")
     .option("--prompts <file>", `prompts, one per line or JSON lines {"prompt": ...} (default: ${BUILTIN_PROMPTS.length} built-in prompts)`)
@@ -51,8 +52,8 @@ async function runBenchCommand(flags: BenchFlags, cmd: Command): Promise<void> {
       prompts,
       promptSource: flags.prompts ?? "builtin",
       batchSize: flags.batchSize!,
-      draftTokens: flags.draftTokens ?? 4,
-      temperature: flags.temp ?? 0,
+      draftTokens: flags.draftTokens ?? ENGINE_DEFAULTS.draftTokens,
+      temperature: flags.temp ?? ENGINE_DEFAULTS.temperature,
       topK: flags.topK,
       topP: flags.topP,
       draftTemperature: flags.draftTemp,

@@ -27,6 +27,7 @@ const SIZES = {
 export function demoCommand(): Command {
   const cmd = new Command("demo")
     .description("benchmark ar, sd and psd on a synthetic model pair (no model files needed) and write an HTML report")
+    .summary("benchmark on synthetic models, no downloads needed")
     .addOption(new Option("--preset <name>", `synthetic model size (default ${DEFAULT_DEMO_PRESET})`).choices(SYNTH_PRESET_NAMES))
     .option("--quick", "tiny models, few tokens: a smoke test (also MINEDRAFT_DEMO_QUICK=1)")
     .option("--report <file>", "where to write the HTML report", "minedraft-demo.html");

@@ -28,6 +28,7 @@ interface GenerateFlags extends DecodingFlags, PlacementFlags {
 export function generateCommand(): Command {
   const cmd = new Command("generate")
     .description("generate text for a prompt, or for every prompt of a file at once")
+    .summary("generate text for a prompt or a file of prompts")
     .requiredOption("--model <path>", "target model: a GGUF file or an hf: URI")
     .option("--draft <path>", "draft model (GGUF file or hf: URI); enables sd and psd")
     .addOption(new Option("--prompt <text>", "the prompt").conflicts("prompts"))
@@ -52,22 +53,23 @@ async function runGenerate(flags: GenerateFlags, cmd: Command): Promise<void> {
   const mode: Mode = flags.mode ?? (flags.draft ? "psd" : "ar");
   if (mode !== "ar" && !flags.draft) usageError(cmd, `mode ${mode} needs a draft model (--draft <path>)`);
 
-  const entries: PromptEntry[] = flags.prompts !== undefined ? await readPrompts(flags.prompts) : [{ prompt: flags.prompt! }];
-  const target = await modelFile(flags.model, "target");
-  const draft = mode !== "ar" && flags.draft ? await modelFile(flags.draft, "draft") : undefined;
-  const sink = flags.output ? fileSink(flags.output) : stdoutSink();
-
   await withInterrupt(async (signal) => {
+    const entries: PromptEntry[] = flags.prompts !== undefined ? await readPrompts(flags.prompts) : [{ prompt: flags.prompt! }];
+    const target = await modelFile(flags.model, "target");
+    const draft = mode !== "ar" && flags.draft ? await modelFile(flags.draft, "draft") : undefined;
+    const sink = flags.output ? fileSink(flags.output) : stdoutSink();
     const engine = await createEngine(engineOptions(mode, { target, draft }, flags, flags));
     try {
+      signal.throwIfAborted();
       const results = await runPrompts(engine, entries, flags, sink, signal);
       if (flags.json) sink.write(`${JSON.stringify(jsonReport(engine, entries, results), null, 2)}\n`);
       if (flags.stats) process.stderr.write(`${formatRunStats(engine.stats(), engine.placement)}\n`);
     } finally {
       await engine.close();
     }
+    signal.throwIfAborted();
+    await sink.commit();
   });
-  await sink.commit();
 }
 
 async function runPrompts(engine: MinedraftEngine, entries: PromptEntry[], flags: GenerateFlags, sink: OutputSink, signal: AbortSignal) {

@@ -15,6 +15,7 @@ interface InspectFlags {
 export function inspectCommand(): Command {
   const cmd = new Command("inspect")
     .description("show a model's architecture, size, quantization and vocabulary; with two models, whether the second can draft for the first")
+    .summary("describe models, check a draft/target pair, list devices")
     .argument("[model]", "target model (GGUF file or hf: URI)")
     .argument("[draft]", "draft model to check against the target")
     .option("--devices", "list the backends and devices llama.cpp found")

@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// npm run build:source -- --gpu cpu|cuda|metal|vulkan [--cuda-arch 90] [--jobs N]
+// Builds llama.cpp from node-llama-cpp's bundled source with cmake-js into build-source/lib, then
+// rebuilds the addon, which links those libraries from then on (delete build-source/ to go back to
+// the prebuilt ones and run npm run build:addon).
+import { execFileSync } from "node:child_process";
+import { cpus } from "node:os";
+import { rmSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { extractLlamaSource } from "./build-addon.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const args = process.argv.slice(2);
+function opt(name, dflt) {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1] : dflt;
+}
+const gpu = opt("gpu", "cpu");
+const GPU_FLAGS = {
+  cpu: [],
+  cuda: ["--CDGGML_CUDA=ON", ...(opt("cuda-arch") ? [`--CDCMAKE_CUDA_ARCHITECTURES=${opt("cuda-arch")}`] : [])],
+  metal: ["--CDGGML_METAL=ON", "--CDGGML_METAL_EMBED_LIBRARY=ON"],
+  vulkan: ["--CDGGML_VULKAN=ON"],
+};
+if (!GPU_FLAGS[gpu]) {
+  console.error(`build:source: --gpu must be one of ${Object.keys(GPU_FLAGS).join(", ")}, got ${gpu}`);
+  process.exit(2);
+}
+extractLlamaSource();
+rmSync(path.join(root, "build-source", "lib"), { recursive: true, force: true });
+const cmakeJs = path.join(root, "node_modules", "cmake-js", "bin", "cmake-js");
+const jobs = opt("jobs", String(cpus().length));
+console.error(`build:source: building llama.cpp (${gpu}) with ${jobs} jobs into build-source/lib`);
+execFileSync(process.execPath, [cmakeJs, "build", "--directory", root, "--out", path.join("build-source", "cmake"), "--parallel", jobs, ...GPU_FLAGS[gpu]], {
+  cwd: root,
+  stdio: "inherit",
+});
+execFileSync(process.execPath, [path.join(root, "scripts", "build-addon.mjs")], { cwd: root, stdio: "inherit" });
+console.error("build:source: done; the addon now links build-source/lib");
