@@ -41,8 +41,17 @@ afterAll(() => {
   }
 });
 
+// One thread per model: these tests check tokens, not speed, and a 2-thread ggml context on a
+// 2-core machine slows down badly whenever anything else (the test runner) wants a core.
 async function withEngine<T>(mode: Mode, batchSize: number, k: number, f: (e: MinedraftEngine) => Promise<T>): Promise<T> {
-  const e = await createEngine({ mode, batchSize, draftTokens: k, contextSize: 256, target: { model: targetModel }, draft: { model: draftModel } });
+  const e = await createEngine({
+    mode,
+    batchSize,
+    draftTokens: k,
+    contextSize: 256,
+    target: { model: targetModel, threads: 1 },
+    draft: { model: draftModel, threads: 1 },
+  });
   try {
     return await f(e);
   } finally {
@@ -161,7 +170,7 @@ describe("requests", () => {
   });
 
   it("close() with requests in flight rejects them with AbortError", async () => {
-    const e = await createEngine({ mode: "psd", batchSize: 2, target: { model: targetModel }, draft: { model: draftModel }, contextSize: 256 });
+    const e = await createEngine({ mode: "psd", batchSize: 2, target: { model: targetModel, threads: 1 }, draft: { model: draftModel, threads: 1 }, contextSize: 256 });
     const settledAll = Promise.allSettled(PROMPTS.map((prompt) => e.generate(prompt, { maxTokens: 200 })));
     await new Promise((r) => setTimeout(r, 20));
     await e.close();

@@ -7,6 +7,7 @@ import { BUILTIN_PROMPTS } from "../../bench/prompts.js";
 import { SYNTH_PRESETS, SYNTH_PRESET_NAMES, type SynthPresetName } from "../../synth/index.js";
 import { runBenchSession } from "../bench-session.js";
 import { addVerboseOption, configureCommand } from "../command-setup.js";
+import { integer } from "../parsers.js";
 import { createProgressBar } from "../progress.js";
 
 /** Completes in well under two minutes on two cores with visible speculation (see the report to the CLI brief). */
@@ -16,6 +17,8 @@ interface DemoFlags {
   preset?: SynthPresetName;
   quick?: boolean;
   report?: string;
+  threads?: number;
+  draftThreads?: number;
 }
 
 /** How much work the demo does: the full demo, or the --quick one used by tests. */
@@ -30,7 +33,9 @@ export function demoCommand(): Command {
     .summary("benchmark on synthetic models, no downloads needed")
     .addOption(new Option("--preset <name>", `synthetic model size (default ${DEFAULT_DEMO_PRESET})`).choices(SYNTH_PRESET_NAMES))
     .option("--quick", "tiny models, few tokens: a smoke test (also MINEDRAFT_DEMO_QUICK=1)")
-    .option("--report <file>", "where to write the HTML report", "minedraft-demo.html");
+    .option("--report <file>", "where to write the HTML report", "minedraft-demo.html")
+    .option("--threads <n>", "CPU threads of the target model in every mode (default: the library's placement per mode)", integer(1, 1024))
+    .option("--draft-threads <n>", "CPU threads of the draft model in every mode", integer(1, 1024));
   addVerboseOption(cmd);
   configureCommand(cmd, "minedraft demo");
   return cmd.action((flags: DemoFlags) => runDemo(flags));
@@ -55,8 +60,8 @@ async function runDemo(flags: DemoFlags): Promise<void> {
   const reportFile = path.resolve(flags.report ?? "minedraft-demo.html");
   await runBenchSession(
     {
-      target: { path: pair.target },
-      draft: { path: pair.draft },
+      target: { path: pair.target, threads: flags.threads },
+      draft: { path: pair.draft, threads: flags.draftThreads },
       modes: ["ar", "sd", "psd"],
       prompts: BUILTIN_PROMPTS.slice(0, size.prompts),
       promptSource: "builtin",

@@ -1,0 +1,281 @@
+// The built CLI end to end (node dist/cli/main.js) on the tiny synthetic pair: help, usage errors
+// (exit 2), runtime errors (exit 1), generate's JSON schema, prompt files, --output, Ctrl-C,
+// bench's JSON and HTML report, demo --quick, inspect and synth.
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureBuilt, lines, runCli, tinyPair } from "./helpers.js";
+
+let tmp: string;
+let target: string;
+let draft: string;
+/** engine flags that keep runs short and stable on a busy 2-core machine */
+const small = ["--threads", "1", "--draft-threads", "1", "--ctx-size", "256"];
+
+beforeAll(async () => {
+  ensureBuilt();
+  const pair = await tinyPair();
+  target = pair.target;
+  draft = pair.draft;
+  tmp = await mkdtemp(path.join(os.tmpdir(), "minedraft-cli-"));
+});
+
+afterAll(async () => {
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+const REQUEST_STATS = [
+  "promptTokens", "generatedTokens", "steps", "draftedTokens", "acceptedTokens", "acceptanceRate", "meanAcceptanceLength",
+  "perPositionAcceptance", "ttftMs", "e2eMs", "tokensPerSecond", "finishReason",
+];
+const RUN_STATS = [
+  "mode", "requests", "generatedTokens", "wallMs", "tokensPerSecond", "draftedTokens", "acceptedTokens", "acceptanceRate",
+  "meanAcceptanceLength", "perPositionAcceptance", "meanTtftMs", "meanE2eMs", "amortizedE2eMs", "steps", "draftMs",
+  "verifyMs", "overlapMs", "idleMs", "hiddenDraftFraction",
+];
+
+function expectOneLineError(stderr: string, pattern: RegExp): void {
+  const ls = lines(stderr);
+  expect(ls, stderr).toHaveLength(1);
+  expect(ls[0]).toMatch(/^error: /);
+  expect(ls[0]).toMatch(pattern);
+  expect(stderr).not.toMatch(/\n\s+at /);
+}
+
+describe("help", () => {
+  const cases: [string[], string[]][] = [
+    [[], ["generate", "bench", "demo", "inspect", "synth"]],
+    [["generate"], ["--model", "--draft", "--prompt", "--prompts", "--mode", "--draft-tokens", "--temp", "--top-k", "--top-p", "--draft-temp", "--seed", "--max-tokens", "--batch-size", "--ctx-size", "--chat", "--system", "--stop", "--threads", "--draft-threads", "--gpu-layers", "--draft-gpu-layers", "--device", "--draft-device", "--json", "--stats", "--log-level", "--output", "--verbose"]],
+    [["bench"], ["--model", "--draft", "--prompts", "--modes", "--batch-size", "--draft-tokens", "--temp", "--max-tokens", "--repeat", "--threads", "--json", "--report"]],
+    [["demo"], ["--preset", "--quick", "MINEDRAFT_DEMO_QUICK"]],
+    [["inspect"], ["[model]", "[draft]", "--devices", "--json"]],
+    [["synth"], ["--out", "--preset", "--vocab", "--eps", "--dtype", "--seed", "tinyllama"]],
+  ];
+  for (const [command, mentions] of cases) {
+    it(`minedraft ${command.join(" ") || "(root)"} --help`, async () => {
+      const r = await runCli([...command, "--help"]);
+      expect(r.code, r.stderr).toBe(0);
+      for (const m of mentions) expect(r.stdout).toContain(m);
+    });
+  }
+});
+
+describe("bad usage exits 2 with a one-line message", () => {
+  const cases: [string, string[], RegExp][] = [
+    ["generate without --model", ["generate", "--prompt", "hi"], /--model/],
+    ["non-integer -k", ["generate", "--model", "m.gguf", "--prompt", "hi", "-k", "abc"], /draft-tokens.*abc/],
+    ["unknown mode", ["generate", "--model", "m.gguf", "--prompt", "hi", "--mode", "xyz"], /--mode.*xyz/],
+    ["NaN temperature", ["generate", "--model", "m.gguf", "--prompt", "hi", "--temp", "NaN"], /--temp/],
+    ["fractional --max-tokens", ["generate", "--model", "m.gguf", "--prompt", "hi", "--max-tokens", "1.5"], /--max-tokens/],
+    ["--prompt with --prompts", ["generate", "--model", "m.gguf", "--prompt", "a", "--prompts", "f.txt"], /cannot be used with/],
+    ["no prompt", ["generate", "--model", "m.gguf"], /--prompt/],
+    ["psd without a draft", ["generate", "--model", "m.gguf", "--prompt", "hi", "--mode", "psd"], /draft/],
+    ["unknown option", ["generate", "--model", "m.gguf", "--prompt", "hi", "--bogus"], /unknown option '--bogus'/],
+    ["unknown bench mode", ["bench", "--model", "m.gguf", "--draft", "d.gguf", "--modes", "ar,fast"], /fast/],
+    ["bench sd without a draft", ["bench", "--model", "m.gguf", "--modes", "sd"], /draft/],
+    ["synth without --out", ["synth"], /--out/],
+    ["inspect without a model", ["inspect"], /model/],
+    ["unknown command", ["frobnicate"], /unknown command/],
+  ];
+  for (const [name, args, pattern] of cases) {
+    it(name, async () => {
+      const r = await runCli(args);
+      expect(r.code, r.stderr).toBe(2);
+      expectOneLineError(r.stderr, pattern);
+      expect(r.stdout).toBe("");
+    });
+  }
+});
+
+describe("runtime failures exit 1", () => {
+  it("a missing model file gives a clear one-line message", async () => {
+    const r = await runCli(["generate", "--model", path.join(tmp, "missing.gguf"), "--prompt", "hi"]);
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, /model file not found: .*missing\.gguf/);
+  });
+
+  it("a file that is not a GGUF model is reported, with a stack trace under --verbose", async () => {
+    const bogus = path.join(tmp, "bogus.gguf");
+    await writeFile(bogus, "not a model");
+    const plain = await runCli(["inspect", bogus]);
+    expect(plain.code).toBe(1);
+    expectOneLineError(plain.stderr, /bogus\.gguf/);
+    const verbose = await runCli(["inspect", bogus, "--verbose"]);
+    expect(verbose.code).toBe(1);
+    expect(verbose.stderr).toMatch(/\n\s+at /);
+  });
+
+  it("a missing prompts file is reported", async () => {
+    const r = await runCli(["generate", "--model", target, "--prompts", path.join(tmp, "none.txt")]);
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, /prompts file not found/);
+  });
+});
+
+describe("generate", () => {
+  it("--json prints one object with requests and a summary", async () => {
+    const r = await runCli(["generate", "--model", target, "--draft", draft, "--prompt", "Hello there", "--max-tokens", "8", "--seed", "3", "--json", ...small]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe("");
+    const doc = JSON.parse(r.stdout);
+    expect(Object.keys(doc).sort()).toEqual(["requests", "summary"]);
+    expect(doc.requests).toHaveLength(1);
+    const [req] = doc.requests;
+    expect(req.id).toBe(1);
+    expect(req.prompt).toBe("Hello there");
+    expect(typeof req.text).toBe("string");
+    expect(req.tokens.length).toBeGreaterThan(0);
+    expect(req.tokens.length).toBeLessThanOrEqual(8);
+    for (const t of req.tokens) expect(Number.isInteger(t)).toBe(true);
+    for (const k of REQUEST_STATS) expect(req.stats, k).toHaveProperty(k);
+    expect(req.stats.generatedTokens).toBe(req.tokens.length);
+    for (const k of RUN_STATS) expect(doc.summary, k).toHaveProperty(k);
+    expect(doc.summary.mode).toBe("psd");
+    expect(doc.summary.requests).toBe(1);
+    expect(doc.summary.placement).toMatchObject({ mode: "psd", targetThreads: 1, draftThreads: 1, concurrent: true });
+  });
+
+  it("--prompts runs every prompt of the file; --output writes it atomically; --stats goes to stderr", async () => {
+    const file = path.join(tmp, "prompts.txt");
+    await writeFile(file, 'Hello\n{"prompt": "World", "id": "w"}\n\nThe third prompt\n');
+    const out = path.join(tmp, "out", "result.json");
+    await import("node:fs/promises").then((fs) => fs.mkdir(path.dirname(out), { recursive: true }));
+    const r = await runCli(["generate", "--model", target, "--draft", draft, "--prompts", file, "--max-tokens", "6", "--batch-size", "2", "--json", "--stats", "--output", out, ...small]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/tokens\/s/);
+    expect(r.stderr).toMatch(/placement: /);
+    const doc = JSON.parse(await readFile(out, "utf8"));
+    expect(doc.requests.map((q: { id: unknown }) => q.id)).toEqual([1, "w", 3]);
+    expect(doc.requests.map((q: { prompt: string }) => q.prompt)).toEqual(["Hello", "World", "The third prompt"]);
+    expect(doc.summary.requests).toBe(3);
+    expect(await readdir(path.dirname(out))).toEqual(["result.json"]);
+  });
+
+  it("prints several prompts' texts in separate blocks (ar without a draft)", async () => {
+    const file = path.join(tmp, "two.txt");
+    await writeFile(file, "One\nTwo\n");
+    const r = await runCli(["generate", "--model", target, "--prompts", file, "--max-tokens", "4", ...small]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^=== \[1\/2\] One ===\n/);
+    expect(r.stdout).toMatch(/\n=== \[2\/2\] Two ===\n/);
+  });
+
+  it("Ctrl-C aborts the requests, exits 130 and leaves no output file", async () => {
+    const out = path.join(tmp, "interrupted.txt");
+    const r = await runCli(["generate", "--model", target, "--draft", draft, "--prompt", "Go on forever", "--max-tokens", "100000", "--ctx-size", "4096", "--output", out], {
+      after: { ms: 2500, run: (child) => child.kill("SIGINT") },
+    });
+    expect(r.code, r.stderr).toBe(130);
+    expect(existsSync(out)).toBe(false);
+    expect((await readdir(tmp)).filter((f) => f.includes("interrupted"))).toEqual([]);
+  });
+});
+
+describe("bench", () => {
+  it("--json has a row per mode with every figure; --report writes an SVG timeline with both lanes", async () => {
+    const prompts = path.join(tmp, "bench-prompts.txt");
+    await writeFile(prompts, "Alpha beta\nThe quick brown fox\nOnce upon a time\nLorem ipsum dolor\n");
+    const json = path.join(tmp, "bench.json");
+    const html = path.join(tmp, "bench.html");
+    const r = await runCli(
+      ["bench", "--model", target, "--draft", draft, "--prompts", prompts, "--modes", "ar,sd,psd", "--batch-size", "2", "--max-tokens", "8", "--repeat", "1", "--json", json, "--report", html, ...small],
+      { timeoutMs: 90_000 },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe(""); // no progress bar when stderr is not a TTY
+    expect(r.stdout).toMatch(/mode\s+tok\/s\s+E2EL ms\s+amort\. E2EL ms\s+TTFT ms\s+accept\s+acc\. len\s+hidden draft\s+vs sd\s+vs ar\s+threads t\/d/);
+    for (const mode of ["ar", "sd", "psd"]) expect(r.stdout).toMatch(new RegExp(`^${mode}\\s+\\d`, "m"));
+
+    const doc = JSON.parse(await readFile(json, "utf8"));
+    expect(doc.schema).toBe("minedraft-bench/1");
+    expect(doc.machine).toMatchObject({ cores: expect.any(Number), cpuModel: expect.any(String), node: process.version });
+    expect(doc.machine.os).toHaveProperty("platform");
+    expect(doc.models.target).toMatchObject({ path: target, quantization: "F32", nParams: expect.any(Number), fileSize: expect.any(Number) });
+    expect(doc.models.draft.path).toBe(draft);
+    expect(doc.options).toMatchObject({ modes: ["ar", "sd", "psd"], batchSize: 2, maxTokens: 8, repeat: 1, promptCount: 4 });
+    expect(doc.modes.map((m: { mode: string }) => m.mode)).toEqual(["ar", "sd", "psd"]);
+    for (const m of doc.modes) {
+      for (const k of ["tokensPerSecond", "meanE2eMs", "amortizedE2eMs", "meanTtftMs", "acceptanceRate", "meanAcceptanceLength", "hiddenDraftFraction"]) {
+        expect(typeof m.summary[k], `${m.mode}.${k}`).toBe("number");
+      }
+      expect(m.summary.speedupVsAr).toBeGreaterThan(0);
+      expect(m.summary.speedupVsSd).toBeGreaterThan(0);
+      expect(m.placement.mode).toBe(m.mode);
+      expect(m.runs).toHaveLength(1);
+      expect(m.runs[0].requests).toHaveLength(4);
+      for (const k of RUN_STATS) expect(m.runs[0].stats, k).toHaveProperty(k);
+      expect(m.timeline.events.length).toBeGreaterThan(0);
+    }
+    expect(doc.modes[0].summary.speedupVsAr).toBeCloseTo(1, 10);
+
+    const page = await readFile(html, "utf8");
+    expect(page).toMatch(/<svg[^>]*class="timeline"/);
+    expect(page).toContain('data-worker="draft"');
+    expect(page).toContain('data-worker="target"');
+    expect(page).toContain("time (ms)");
+    expect(page).not.toMatch(/<script|<link|src=|href=/i);
+  });
+
+  it("runs ar alone without a draft", async () => {
+    const prompts = path.join(tmp, "one-prompt.txt");
+    await writeFile(prompts, "Hello\n");
+    const r = await runCli(["bench", "--model", target, "--modes", "ar", "--prompts", prompts, "--max-tokens", "4", "--repeat", "1", ...small]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ar\s+\d/m);
+    expect(r.stdout).not.toMatch(/^psd\s/m);
+  });
+});
+
+describe("demo", () => {
+  it("--quick prints the table, the meaningless-text notice and writes the report", async () => {
+    const cwd = await mkdtemp(path.join(tmp, "demo-"));
+    // one thread per model: the default placement gives ar and sd every core, which crawls when another job holds one
+    const r = await runCli(["demo", "--quick", "--threads", "1", "--draft-threads", "1"], { cwd, timeoutMs: 90_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toMatch(/mode\s+tok\/s/);
+    for (const mode of ["ar", "sd", "psd"]) expect(r.stdout).toMatch(new RegExp(`^${mode}\\s+\\d`, "m"));
+    expect(r.stdout).toContain("meaningless text");
+    expect(r.stdout).toContain("minedraft bench --model");
+    const report = path.join(cwd, "minedraft-demo.html");
+    expect(r.stdout).toContain(report);
+    expect(await readFile(report, "utf8")).toContain("<svg");
+  });
+});
+
+describe("inspect and synth", () => {
+  it("describes one model", async () => {
+    const r = await runCli(["inspect", target]);
+    expect(r.code, r.stderr).toBe(0);
+    for (const s of ["architecture", "llama", "parameters", "quantization", "F32", "context length", "4096", "32000", "BOS", "add BOS", "file size", "chat template"]) {
+      expect(r.stdout).toContain(s);
+    }
+    const j = await runCli(["inspect", target, "--json"]);
+    const doc = JSON.parse(j.stdout);
+    expect(doc.models[0]).toMatchObject({ architecture: "llama", nVocab: 32000, quantization: "F32", addBos: true, hasChatTemplate: false });
+  });
+
+  it("checks a compatible pair and lists devices", async () => {
+    const r = await runCli(["inspect", target, draft, "--devices"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/compatibility: compatible/);
+    expect(r.stdout).toMatch(/devices:[\s\S]*CPU/);
+  });
+
+  it("synth writes a pair; a draft with another tokenizer is reported incompatible", async () => {
+    const out = path.join(tmp, "synth-gpt2");
+    const s = await runCli(["synth", "--out", out, "--preset", "tiny", "--vocab", "gpt-2", "--dtype", "f16", "--seed", "1"]);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stderr).toBe("");
+    expect(existsSync(path.join(out, "target.gguf"))).toBe(true);
+    expect(existsSync(path.join(out, "draft.gguf"))).toBe(true);
+    const r = await runCli(["inspect", target, path.join(out, "draft.gguf"), "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.compatibility.compatible).toBe(false);
+    expect(doc.compatibility.reason).toMatch(/vocab/i);
+  });
+});
