@@ -6,7 +6,6 @@ import { runBench } from "../bench/runner.js";
 import type { BenchConfig, BenchReport } from "../bench/types.js";
 import { writeFileAtomic } from "./atomic-write.js";
 import { formatBenchSetup, formatBenchTable } from "./bench-table.js";
-import { withInterrupt } from "./interrupt.js";
 import { createProgressBar } from "./progress.js";
 
 export interface BenchOutputs {
@@ -14,19 +13,20 @@ export interface BenchOutputs {
   report?: string;
 }
 
-export async function runBenchSession(config: BenchConfig, outputs: BenchOutputs): Promise<BenchReport> {
+/** `signal` (Ctrl-C) aborts the running requests; the engine closes and nothing is written. */
+export async function runBenchSession(config: BenchConfig, outputs: BenchOutputs, signal: AbortSignal): Promise<BenchReport> {
   const bar = createProgressBar("bench");
   let report: BenchReport;
+  bar.update(0, "loading models");
   try {
-    report = await withInterrupt((signal) =>
-      runBench(config, {
-        signal,
-        onProgress: (p) => bar.update(p.done / p.total, `${p.mode} ${p.run === 0 ? "warm-up" : `run ${p.run}/${p.repeat}`}`),
-      }),
-    );
+    report = await runBench(config, {
+      signal,
+      onProgress: (p) => bar.update(p.done / p.total, `${p.mode} ${p.run === 0 ? "warm-up" : `run ${p.run}/${p.repeat}`}`),
+    });
   } finally {
     bar.done();
   }
+  signal.throwIfAborted();
   process.stdout.write(`${formatBenchSetup(report)}\n\n${formatBenchTable(report)}\n`);
   if (outputs.json) {
     await writeFileAtomic(outputs.json, `${JSON.stringify(report, null, 2)}\n`);

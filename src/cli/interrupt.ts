@@ -37,3 +37,17 @@ export async function withInterrupt<T>(work: (signal: AbortSignal) => Promise<T>
     trap.release();
   }
 }
+
+/** Settles with `work`, or rejects as soon as `signal` fires (the work itself cannot be cancelled). */
+export function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) {
+      work.catch(() => {}); // nobody waits for it any more
+      return onAbort();
+    }
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}

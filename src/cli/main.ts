@@ -27,6 +27,12 @@ function exitAfterFlush(code: number): void {
 }
 
 async function main(): Promise<void> {
+  // a failure outside the command's own promise chain still gets the one-line treatment
+  const fatal = (error: unknown) => process.exit(exitCodeOf(error));
+  process.on("uncaughtException", fatal);
+  process.on("unhandledRejection", fatal);
+  // `minedraft ... | head` closes the pipe early: that is not an error
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => (error.code === "EPIPE" ? process.exit(EXIT_OK) : fatal(error)));
   let code = EXIT_OK;
   try {
     await buildProgram().parseAsync(process.argv);

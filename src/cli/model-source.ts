@@ -3,10 +3,11 @@
 import { stat } from "node:fs/promises";
 import { isRemoteModelUri, resolveModelSource } from "../index.js";
 import { CliError } from "./exit-codes.js";
+import { untilAborted } from "./interrupt.js";
 
-/** The local file path for a --model / --draft value. */
-export async function modelFile(source: string, role: string): Promise<string> {
-  if (isRemoteModelUri(source)) return resolveModelSource(source, { progress: process.stderr.isTTY === true });
+/** The local file path for a --model / --draft value; a download stops waiting when `signal` fires (Ctrl-C). */
+export async function modelFile(source: string, role: string, signal?: AbortSignal): Promise<string> {
+  if (isRemoteModelUri(source)) return untilAborted(resolveModelSource(source, { progress: process.stderr.isTTY === true }), signal);
   const file = await resolveModelSource(source);
   let isFile: boolean;
   try {

@@ -1,12 +1,13 @@
 // The built CLI end to end (node dist/cli/main.js) on the tiny synthetic pair: help, usage errors
 // (exit 2), runtime errors (exit 1), generate's JSON schema, prompt files, --output, Ctrl-C,
 // bench's JSON and HTML report, demo --quick, inspect and synth.
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureBuilt, lines, runCli, tinyPair } from "./helpers.js";
+import { ensureBuilt, lines, repoRoot, runCli, tinyPair } from "./helpers.js";
 
 let tmp: string;
 let target: string;
@@ -137,6 +138,14 @@ describe("generate", () => {
     expect(doc.summary.placement).toMatchObject({ mode: "psd", targetThreads: 1, draftThreads: 1, concurrent: true });
   });
 
+  it("streams a single prompt's text to stdout: the same text --json reports", async () => {
+    const args = ["generate", "--model", target, "--draft", draft, "--prompt", "Stream me", "--max-tokens", "10", "--seed", "5", ...small];
+    const [streamed, json] = [await runCli(args), await runCli([...args, "--json"])];
+    expect(streamed.code, streamed.stderr).toBe(0);
+    expect(streamed.stderr).toBe("");
+    expect(streamed.stdout).toBe(`${JSON.parse(json.stdout).requests[0].text}\n`);
+  });
+
   it("--prompts runs every prompt of the file; --output writes it atomically; --stats goes to stderr", async () => {
     const file = path.join(tmp, "prompts.txt");
     await writeFile(file, 'Hello\n{"prompt": "World", "id": "w"}\n\nThe third prompt\n');
@@ -217,6 +226,11 @@ describe("bench", () => {
     expect(page).toContain('data-worker="target"');
     expect(page).toContain("time (ms)");
     expect(page).not.toMatch(/<script|<link|src=|href=/i);
+
+    // renders with headless Chromium where it is installed, else says it skipped
+    const check = spawnSync(process.execPath, [path.join(repoRoot, "scripts", "check-report.mjs"), html], { encoding: "utf8", timeout: 100_000 });
+    expect(check.status, check.stderr).toBe(0);
+    expect(check.stdout).toMatch(existsSync("/usr/bin/chromium") ? /^ok: / : /^skipped: chromium not installed/);
   });
 
   it("runs ar alone without a draft", async () => {

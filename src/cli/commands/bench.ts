@@ -1,12 +1,14 @@
 // `minedraft bench`: ar, sd and psd on the same prompts, models, seeds and placement; a table on
 // stdout, optionally every figure as JSON and an HTML report with throughput bars and timelines.
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { ENGINE_DEFAULTS, type Mode } from "../../index.js";
 import { BUILTIN_PROMPTS } from "../../bench/prompts.js";
 import { modesNeedDraft } from "../../bench/runner.js";
+import type { BenchConfig } from "../../bench/types.js";
 import { runBenchSession } from "../bench-session.js";
 import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
 import { MODES, addDecodingOptions, addPlacementOptions, type DecodingFlags, type PlacementFlags } from "../engine-flags.js";
+import { withInterrupt } from "../interrupt.js";
 import { modelFile } from "../model-source.js";
 import { choiceList, integer } from "../parsers.js";
 import { readPrompts } from "../prompts-file.js";
@@ -28,7 +30,7 @@ export function benchCommand(): Command {
     .requiredOption("--model <path>", "target model: a GGUF file or an hf: URI")
     .option("--draft <path>", "draft model (needed for sd and psd)")
     .option("--prompts <file>", `prompts, one per line or JSON lines {"prompt": ...} (default: ${BUILTIN_PROMPTS.length} built-in prompts)`)
-    .option("--modes <list>", "modes to compare, comma-separated", choiceList(MODES), [...MODES]);
+    .addOption(new Option("--modes <list>", "modes to compare, comma-separated").argParser(choiceList(MODES)).default([...MODES], MODES.join(",")));
   addDecodingOptions(cmd, { maxTokens: 64, batchSize: 4, seed: 0 });
   addPlacementOptions(cmd)
     .option("--repeat <n>", "measured runs per mode (after one warm-up run)", integer(1, 1000), 3)
@@ -41,11 +43,11 @@ export function benchCommand(): Command {
 
 async function runBenchCommand(flags: BenchFlags, cmd: Command): Promise<void> {
   if (modesNeedDraft(flags.modes) && !flags.draft) usageError(cmd, `modes ${flags.modes.filter((m) => m !== "ar").join(", ")} need a draft model (--draft <path>)`);
-  const prompts = flags.prompts ? (await readPrompts(flags.prompts)).map((e) => e.prompt) : [...BUILTIN_PROMPTS];
-  const target = await modelFile(flags.model, "target");
-  const draft = flags.draft && modesNeedDraft(flags.modes) ? await modelFile(flags.draft, "draft") : undefined;
-  await runBenchSession(
-    {
+  await withInterrupt(async (signal) => {
+    const prompts = flags.prompts ? (await readPrompts(flags.prompts)).map((e) => e.prompt) : [...BUILTIN_PROMPTS];
+    const target = await modelFile(flags.model, "target", signal);
+    const draft = flags.draft && modesNeedDraft(flags.modes) ? await modelFile(flags.draft, "draft", signal) : undefined;
+    const config: BenchConfig = {
       target: { path: target, device: flags.device, gpuLayers: flags.gpuLayers, threads: flags.threads },
       draft: draft ? { path: draft, device: flags.draftDevice, gpuLayers: flags.draftGpuLayers, threads: flags.draftThreads } : undefined,
       modes: flags.modes,
@@ -62,7 +64,7 @@ async function runBenchCommand(flags: BenchFlags, cmd: Command): Promise<void> {
       seed: flags.seed!,
       contextSize: flags.ctxSize!,
       logLevel: flags.logLevel,
-    },
-    { json: flags.json, report: flags.report },
-  );
+    };
+    await runBenchSession(config, { json: flags.json, report: flags.report }, signal);
+  });
 }

@@ -55,8 +55,8 @@ async function runGenerate(flags: GenerateFlags, cmd: Command): Promise<void> {
 
   await withInterrupt(async (signal) => {
     const entries: PromptEntry[] = flags.prompts !== undefined ? await readPrompts(flags.prompts) : [{ prompt: flags.prompt! }];
-    const target = await modelFile(flags.model, "target");
-    const draft = mode !== "ar" && flags.draft ? await modelFile(flags.draft, "draft") : undefined;
+    const target = await modelFile(flags.model, "target", signal);
+    const draft = mode !== "ar" && flags.draft ? await modelFile(flags.draft, "draft", signal) : undefined;
     const sink = flags.output ? fileSink(flags.output) : stdoutSink();
     const engine = await createEngine(engineOptions(mode, { target, draft }, flags, flags));
     try {
