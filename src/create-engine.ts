@@ -30,6 +30,8 @@ export interface CreateEngineOptions extends EngineOptions {
   /** one KV buffer for all sequences instead of one per sequence (default false) */
   kvUnified?: boolean;
   flashAttention?: "auto" | "on" | "off";
+  /** persistent ggml threadpools whose threads sleep between graphs (default: on for contexts with > 1 thread) */
+  threadpool?: boolean;
   logLevel?: LogLevel;
 }
 
@@ -95,13 +97,15 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
       const why = targetModel.incompatibilityWith(draftModel);
       if (why) throw new Error(`the draft model cannot draft for the target: ${why}`);
     }
-    const ctxOpts = { contextSize, sequences, batchSize: Math.max(512, sequences * 33), kvUnified: options.kvUnified, flashAttention: options.flashAttention };
+    const ctxOpts = { contextSize, sequences, batchSize: Math.max(512, sequences * 33), kvUnified: options.kvUnified, flashAttention: options.flashAttention, threadpool: options.threadpool };
     const targetContext = await LlamaContext.create(targetModel, { ...ctxOpts, threads: targetThreads });
     contexts.push(targetContext);
     const draftContext = draftModel ? await LlamaContext.create(draftModel, { ...ctxOpts, threads: draftThreads }) : undefined;
     if (draftContext) contexts.push(draftContext);
-    const backend = new NativeBackend(targetModel, targetContext, draftModel, draftContext, owned);
     const concurrent = mode === "psd";
+    // Two CPU contexts that together want more threads than there are cores must take turns.
+    const cpuThreadsAtOnce = (isGpuDevice(options.target) ? 0 : targetThreads) + (draftModel && !isGpuDevice(options.draft) ? draftThreads : 0);
+    const backend = new NativeBackend(targetModel, targetContext, draftModel, draftContext, owned, concurrent || cpuThreadsAtOnce <= cores);
     const placement: Placement = {
       mode,
       cores,

@@ -10,7 +10,15 @@ export { loadAddon, setLogLevel, type LogLevel } from "./native/addon.js";
 export { readGgufHeader, GgufError } from "./native/gguf.js";
 export { defaultThreads, coreCount } from "./native/threads.js";
 export { resolveModelSource, isRemoteModelUri } from "./models/resolve.js";
-export { synthesizePair, ensureSyntheticPair } from "./synth/index.js";
+export {
+  synthesizePair,
+  ensureSyntheticPair,
+  SYNTH_PRESETS,
+  SYNTH_PRESET_NAMES,
+  type SynthPresetName,
+  type SynthDtype,
+  type SynthesizeOptions,
+} from "./synth/index.js";
 
 /** Backends and devices llama.cpp found (CPU, CUDA, Vulkan, Metal). */
 export async function devices() {

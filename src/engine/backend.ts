@@ -96,6 +96,12 @@ export interface ModelInfo {
 
 export interface Backend {
   target: TargetWorker;
+  /**
+   * false when running both workers at once would oversubscribe the hardware (e.g. each uses all
+   * CPU cores because the schedule is sequential): the engine then never overlaps their jobs,
+   * not even admission prefills. Default true.
+   */
+  readonly workersMayOverlap?: boolean;
   /** undefined in `ar`-only setups */
   draft?: DraftWorker;
   /** tokenizer/metadata of the target (the draft's is checked compatible at creation) */

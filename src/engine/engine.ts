@@ -122,7 +122,7 @@ export class Engine {
   /** Applies the model's chat template (with the assistant prefix) and generates. */
   async chat(messages: readonly ChatMessage[], opts: GenerateOptions = {}): Promise<GenerateResult> {
     const info = this.backend.info;
-    if (!info.applyChatTemplate) throw new Error("the model has no chat template (info.applyChatTemplate is undefined)");
+    if (!info.applyChatTemplate) throw new Error("the model has no chat template (its GGUF has no tokenizer.chat_template); format the prompt yourself and use generate()");
     const text = info.applyChatTemplate(messages, true);
     let tokens = info.tokenize(text, true);
     // a template that writes BOS itself would otherwise get a second one from tokenize

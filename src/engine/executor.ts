@@ -34,10 +34,16 @@ export class BatchExecutor {
       this.timed(worker, "prefill", needed, label, () =>
         Promise.all(needed.map((r) => invoke(() => call(r)).catch((error: unknown) => r.fail(error)))),
       );
-    const jobs = [onWorker("target", (r) => this.backend.target.prefill(r.slot, 0, r.prefillTokens))];
+    const target = () => onWorker("target", (r) => this.backend.target.prefill(r.slot, 0, r.prefillTokens));
     const draft = this.backend.draft;
-    if (this.useDraft && draft) jobs.push(onWorker("draft", (r) => draft.prefill(r.slot, 0, r.prefillTokens)));
-    await Promise.all(jobs);
+    if (!this.useDraft || !draft) return void (await target());
+    const drafts = () => onWorker("draft", (r) => draft.prefill(r.slot, 0, r.prefillTokens));
+    if (this.backend.workersMayOverlap === false) {
+      await target();
+      await drafts();
+    } else {
+      await Promise.all([target(), drafts()]);
+    }
   }
 
   /** Drafts for every live request; requests at the context limit get an empty chain. */

@@ -91,6 +91,10 @@ export class StatsCollector {
   private steps = 0;
   private busy = { draft: 0, target: 0 };
   private overlap = 0;
+  /** time in draft jobs (admission prefills excluded), and the part of it the target was busy too */
+  private drafting = 0;
+  private hiddenDrafting = 0;
+  private prefill = 0;
   private latest: { draft?: TraceEvent; target?: TraceEvent } = {};
   private wall = 0;
   private activeSince: number | undefined;
@@ -109,6 +113,7 @@ export class StatsCollector {
     this.lastEnd = -Infinity;
     this.busy = { draft: 0, target: 0 };
     this.overlap = 0;
+    this.drafting = this.hiddenDrafting = this.prefill = 0;
     this.latest = {};
     this.wall = 0;
     if (this.activeSince !== undefined) this.activeSince = this.now();
@@ -136,9 +141,15 @@ export class StatsCollector {
 
   recordBusy(event: TraceEvent): void {
     const other = this.latest[event.worker === "draft" ? "target" : "draft"];
-    if (other) this.overlap += Math.max(0, Math.min(event.end, other.end) - Math.max(event.start, other.start));
+    const both = other ? Math.max(0, Math.min(event.end, other.end) - Math.max(event.start, other.start)) : 0;
+    this.overlap += both;
+    const draftEvent = event.worker === "draft" ? event : other;
+    if (draftEvent?.kind === "draft") this.hiddenDrafting += both;
+    const duration = event.end - event.start;
+    if (event.kind === "draft") this.drafting += duration;
+    if (event.kind === "prefill") this.prefill += duration;
     this.latest[event.worker] = event;
-    this.busy[event.worker] += event.end - event.start;
+    this.busy[event.worker] += duration;
     this.events.push(event);
     if (this.events.length > 2 * TRACE_LIMIT) this.events.splice(0, this.events.length - TRACE_LIMIT);
   }
@@ -181,7 +192,8 @@ export class StatsCollector {
       verifyMs,
       overlapMs: this.overlap,
       idleMs: Math.max(0, wallMs - (draftMs + verifyMs - this.overlap)),
-      hiddenDraftFraction: draftMs > 0 ? this.overlap / draftMs : 0,
+      prefillMs: this.prefill,
+      hiddenDraftFraction: this.drafting > 0 ? this.hiddenDrafting / this.drafting : 0,
     };
   }
 }

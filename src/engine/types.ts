@@ -75,12 +75,14 @@ export interface RunStats {
   amortizedE2eMs: number;
   /** decode steps run */
   steps: number;
-  /** time the draft worker was busy, the target worker busy, both at once, neither (ms) */
+  /** time the draft worker was busy, the target worker busy, both at once, neither (ms; prefills included) */
   draftMs: number;
   verifyMs: number;
   overlapMs: number;
   idleMs: number;
-  /** overlapMs / draftMs: fraction of drafting hidden behind verification */
+  /** admission prefill time, both workers (included in draftMs / verifyMs) */
+  prefillMs: number;
+  /** fraction of draft-job time (prefills excluded) during which the target worker was busy too */
   hiddenDraftFraction: number;
 }
 

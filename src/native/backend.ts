@@ -16,6 +16,8 @@ export class NativeBackend implements Backend {
     readonly draftContext?: LlamaContext,
     /** models this backend loaded itself and disposes on close */
     private readonly ownedModels: readonly LlamaModel[] = [],
+    /** see Backend.workersMayOverlap */
+    readonly workersMayOverlap = true,
   ) {
     const tctx = targetContext.info();
     const m = targetModel;

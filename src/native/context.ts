@@ -16,7 +16,9 @@ export interface ContextOptions {
    * attention cost per sequence and batched outputs identical to single-sequence ones) */
   kvUnified?: boolean;
   flashAttention?: "auto" | "on" | "off";
-  /** attach a persistent ggml threadpool (threads sleep between graphs) */
+  /** attach a persistent ggml threadpool whose threads sleep between graphs (default: on when
+   * threads > 1; without it ggml creates threads for every graph, which measured 2x slower for
+   * small draft graphs and makes two contexts on all cores disturb each other) */
   threadpool?: boolean;
 }
 
@@ -42,7 +44,7 @@ export class LlamaContext {
       threads: options.threads ?? 1,
       kvUnified: unified,
       flashAttention: options.flashAttention,
-      threadpool: options.threadpool,
+      threadpool: options.threadpool ?? (options.threads ?? 1) > 1,
     };
     const addon = await loadAddon();
     return new LlamaContext(await addon.createContext(model.raw, raw), model);

@@ -4,7 +4,7 @@ import path from "node:path";
 import { Command, Option } from "commander";
 import { ENGINE_DEFAULTS, ensureSyntheticPair } from "../../index.js";
 import { BUILTIN_PROMPTS } from "../../bench/prompts.js";
-import { SYNTH_PRESETS, SYNTH_PRESET_NAMES, type SynthPresetName } from "../../synth/index.js";
+import { SYNTH_PRESETS, SYNTH_PRESET_NAMES, type SynthPresetName } from "../../index.js";
 import { runBenchSession } from "../bench-session.js";
 import { addVerboseOption, configureCommand } from "../command-setup.js";
 import { untilAborted, withInterrupt } from "../interrupt.js";

@@ -2,7 +2,7 @@
 import path from "node:path";
 import { Command, Option } from "commander";
 import { synthesizePair } from "../../index.js";
-import { SYNTH_PRESETS, SYNTH_PRESET_NAMES, type SynthDtype, type SynthPresetName } from "../../synth/index.js";
+import { SYNTH_PRESETS, SYNTH_PRESET_NAMES, type SynthDtype, type SynthPresetName } from "../../index.js";
 import { addVerboseOption, configureCommand } from "../command-setup.js";
 import { decimal, integer } from "../parsers.js";
 import { createProgressBar } from "../progress.js";
