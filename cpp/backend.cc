@@ -32,6 +32,24 @@ Napi::Value InitLlama(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, g_loaded_from);
 }
 
+// loadBackend(path): loads one ggml backend module (e.g. node-llama-cpp's libggml-cuda.so) and
+// returns { name, devices }; throws with llama.cpp's reason when it cannot (missing driver, ...).
+Napi::Value LoadBackend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = StringArg(info[0], "path");
+  TakeRecentLog();
+  const size_t before = ggml_backend_dev_count();
+  ggml_backend_reg_t reg = ggml_backend_load(path.c_str());
+  if (!reg) {
+    std::string why = TakeRecentLog();
+    throw Napi::Error::New(env, "cannot load backend " + path + (why.empty() ? " (not supported on this system)" : ": " + why));
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", ggml_backend_reg_name(reg));
+  o.Set("devices", (double)(ggml_backend_dev_count() - before));
+  return o;
+}
+
 Napi::Value SetLogLevelJs(const Napi::CallbackInfo& info) {
   SetLogLevel((int)IntArg(info[0], "level", 0, 4));
   return info.Env().Undefined();
@@ -74,6 +92,7 @@ Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
 
 void InitBackend(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New<InitLlama>(env, "init"));
+  exports.Set("loadBackend", Napi::Function::New<LoadBackend>(env, "loadBackend"));
   exports.Set("setLogLevel", Napi::Function::New<SetLogLevelJs>(env, "setLogLevel"));
   exports.Set("devices", Napi::Function::New<Devices>(env, "devices"));
   exports.Set("systemInfo", Napi::Function::New<SystemInfo>(env, "systemInfo"));

@@ -54,6 +54,26 @@ export function findLib(dir, name) {
   return readdirSync(dir).find((f) => re.test(f));
 }
 
+/**
+ * node-llama-cpp's prebuilt GPU backends for this platform, in order of preference. Each is a ggml
+ * backend module built from the same llama.cpp release as the CPU package (same libggml-base).
+ */
+export function gpuBackendCandidates() {
+  if (process.platform !== "linux" && process.platform !== "win32") return []; // Metal ships in the mac package itself
+  const os = process.platform === "win32" ? "win" : "linux";
+  const ext = process.platform === "win32" ? "dll" : "so";
+  return [
+    { backend: "cuda", pkg: `@node-llama-cpp/${os}-${process.arch}-cuda`, file: `${process.platform === "win32" ? "" : "lib"}ggml-cuda.${ext}` },
+    { backend: "vulkan", pkg: `@node-llama-cpp/${os}-${process.arch}-vulkan`, file: `${process.platform === "win32" ? "" : "lib"}ggml-vulkan.${ext}` },
+  ].map((c) => {
+    const dir = packageDir(c.pkg);
+    if (!dir) return { ...c, path: undefined };
+    const bins = path.join(dir, "bins");
+    const sub = existsSync(bins) ? readdirSync(bins).find((d) => existsSync(path.join(bins, d, c.file))) : undefined;
+    return { ...c, path: sub ? path.join(bins, sub, c.file) : undefined };
+  });
+}
+
 export function includeDirs() {
   return [path.join(depsDir, "include"), path.join(depsDir, "ggml", "include")];
 }

@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { type GpuBackendStatus, loadGpuBackends, parseGpuPreference } from "./gpu-backends.js";
 import type { NativeAddon } from "./types.js";
 
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -13,6 +14,7 @@ const LOG_LEVELS: Record<LogLevel, number> = { silent: 0, error: 1, warn: 2, inf
 
 let addon: NativeAddon | undefined;
 let libDirUsed: string | undefined;
+let gpuStatus: GpuBackendStatus[] = [];
 
 function addonPath(): string {
   for (const build of ["Release", "Debug"]) {
@@ -28,22 +30,37 @@ export async function llamaLibDir(): Promise<string> {
   return paths.libDir();
 }
 
-/** The addon, initialised. Safe to call many times. */
+let loading: Promise<NativeAddon> | undefined;
+
+async function initialise(logLevel: LogLevel): Promise<NativeAddon> {
+  const require = createRequire(import.meta.url);
+  const mod = require(addonPath()) as NativeAddon;
+  libDirUsed = mod.init({ libDir: await llamaLibDir(), logLevel: LOG_LEVELS[logLevel] });
+  gpuStatus = await loadGpuBackends(mod, parseGpuPreference(process.env.MINEDRAFT_GPU), packageRoot);
+  addon = mod;
+  return mod;
+}
+
+/** The addon, initialised once (backends loaded). Safe to call many times, concurrently too. */
 export async function loadAddon(options: { logLevel?: LogLevel } = {}): Promise<NativeAddon> {
-  if (!addon) {
-    const require = createRequire(import.meta.url);
-    const mod = require(addonPath()) as NativeAddon;
-    libDirUsed = mod.init({ libDir: await llamaLibDir(), logLevel: LOG_LEVELS[options.logLevel ?? "silent"] });
-    addon = mod;
-  }
+  loading ??= initialise(options.logLevel ?? "silent").catch((e) => {
+    loading = undefined; // let a later call retry (e.g. after the addon is built)
+    throw e;
+  });
+  const mod = await loading;
   if (options.logLevel) setLogLevel(options.logLevel);
-  return addon;
+  return mod;
 }
 
 export function setLogLevel(level: LogLevel): void {
   const n = LOG_LEVELS[level];
   if (n === undefined) throw new RangeError(`logLevel must be one of ${Object.keys(LOG_LEVELS).join(", ")}, got ${String(level)}`);
   addon?.setLogLevel(n);
+}
+
+/** What became of node-llama-cpp's prebuilt GPU backends (loaded, or why not). */
+export function gpuBackendStatus(): GpuBackendStatus[] {
+  return gpuStatus;
 }
 
 export function loadedLibDir(): string | undefined {

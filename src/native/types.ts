@@ -113,6 +113,7 @@ export interface DeviceInfo {
 export interface NativeAddon {
   init(options: { libDir: string; logLevel: number }): string;
   setLogLevel(level: number): void;
+  loadBackend(path: string): { name: string; devices: number };
   devices(): DeviceInfo[];
   systemInfo(): string;
   hardwareConcurrency: number;

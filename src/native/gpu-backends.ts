@@ -1,0 +1,57 @@
+// Prebuilt GPU backends: when node-llama-cpp's CUDA or Vulkan package is installed and a device
+// works, its ggml backend module is loaded next to the CPU backend; otherwise minedraft runs on the
+// CPU and says why (driver missing, no device, package not installed).
+import path from "node:path";
+import type { NativeAddon } from "./types.js";
+
+export type GpuPreference = "auto" | "cuda" | "vulkan" | "off";
+
+export interface GpuBackendStatus {
+  backend: "cuda" | "vulkan";
+  /** npm package that would provide it */
+  package: string;
+  loaded: boolean;
+  devices: number;
+  /** why it is not in use */
+  reason?: string;
+}
+
+interface Candidate {
+  backend: "cuda" | "vulkan";
+  pkg: string;
+  path: string | undefined;
+}
+
+export function parseGpuPreference(value: string | undefined): GpuPreference {
+  const v = (value ?? "auto").toLowerCase();
+  if (v === "auto" || v === "cuda" || v === "vulkan" || v === "off") return v;
+  if (v === "false" || v === "0" || v === "cpu") return "off";
+  throw new RangeError(`MINEDRAFT_GPU must be auto, cuda, vulkan or off, got ${JSON.stringify(value)}`);
+}
+
+/** Loads the first working GPU backend (in preference order) and reports on every candidate. */
+export async function loadGpuBackends(addon: NativeAddon, preference: GpuPreference, packageRoot: string): Promise<GpuBackendStatus[]> {
+  const paths = (await import(path.join(packageRoot, "scripts", "llama-paths.mjs"))) as { gpuBackendCandidates(): Candidate[] };
+  const statuses: GpuBackendStatus[] = [];
+  let found = false;
+  for (const c of paths.gpuBackendCandidates()) {
+    const status: GpuBackendStatus = { backend: c.backend, package: c.pkg, loaded: false, devices: 0 };
+    statuses.push(status);
+    if (preference === "off") status.reason = "GPU backends disabled (MINEDRAFT_GPU=off)";
+    else if (preference !== "auto" && preference !== c.backend) status.reason = `not requested (MINEDRAFT_GPU=${preference})`;
+    else if (found) status.reason = "another GPU backend is in use";
+    else if (!c.path) status.reason = `${c.pkg} is not installed`;
+    else {
+      try {
+        const r = addon.loadBackend(c.path);
+        status.loaded = true;
+        status.devices = r.devices;
+        if (r.devices > 0) found = true;
+        else status.reason = "loaded, but it found no device";
+      } catch (e) {
+        status.reason = e instanceof Error ? e.message : String(e);
+      }
+    }
+  }
+  return statuses;
+}
