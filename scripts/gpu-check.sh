@@ -54,6 +54,7 @@ run() {
     export MINEDRAFT_VOCAB_DIR="$pack/vocab"
   else
     local nodeinc; nodeinc=$(dirname "$(dirname "$(command -v node)")")/include/node
+    node -e "import('./scripts/build-addon.mjs').then(m=>m.extractLlamaSource())"
   fi
   echo "== $(date -u +%FT%TZ) $(uname -m) $(nproc) cores; node $(node -v); gpu=$gpu" | tee "$out/gpu-check.log"
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$out/gpu-check.log" || true

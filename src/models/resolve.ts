@@ -12,6 +12,8 @@ export interface ResolveOptions {
   /** show node-llama-cpp's download progress bar (TTY) */
   progress?: boolean;
   onProgress?: (status: { totalSize: number; downloadedSize: number }) => void;
+  /** how long to wait for the model host before calling it unreachable (default 15 s) */
+  probeTimeoutMs?: number;
 }
 
 /** A local file path for a model source. Remote URIs are downloaded if not cached yet. */
@@ -19,10 +21,33 @@ export async function resolveModelSource(source: string, options: ResolveOptions
   if (typeof source !== "string" || source.trim() === "") throw new TypeError("model must be a file path or an hf: URI");
   if (!isRemoteModelUri(source)) return path.resolve(source);
   const { resolveModelFile } = await import("node-llama-cpp");
+  const common = { directory: options.directory, cli: options.progress ?? false, onProgress: options.onProgress };
   try {
-    return await resolveModelFile(source, { directory: options.directory, cli: options.progress ?? false, onProgress: options.onProgress });
+    return await resolveModelFile(source, { ...common, download: false }); // already in the cache
+  } catch {
+    // not cached: download below
+  }
+  // node-llama-cpp's resolver waits indefinitely on a network that drops packets: check the host first.
+  await probeHost(source, options.probeTimeoutMs ?? 15_000);
+  try {
+    return await resolveModelFile(source, common);
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
-    throw new Error(`could not resolve model ${source} (is the network reachable, and does the file exist?): ${why}`);
+    throw new Error(`could not download model ${source}: ${why}`);
+  }
+}
+
+function hostOf(source: string): string {
+  if (/^https?:\/\//i.test(source)) return new URL(source).origin;
+  return "https://huggingface.co";
+}
+
+async function probeHost(source: string, timeoutMs: number): Promise<void> {
+  const origin = hostOf(source);
+  try {
+    await fetch(origin, { method: "HEAD", signal: AbortSignal.timeout(timeoutMs) });
+  } catch (e) {
+    const why = e instanceof Error && e.name === "TimeoutError" ? `no answer within ${timeoutMs / 1000} s` : e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
+    throw new Error(`cannot download model ${source}: ${origin} is unreachable (${why}); download the GGUF file elsewhere and pass its path`);
   }
 }

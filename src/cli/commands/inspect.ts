@@ -1,6 +1,6 @@
 // `minedraft inspect`: what a GGUF model is, whether a draft fits a target, and which devices llama.cpp sees.
 import { Command, Option } from "commander";
-import { LlamaModel, devices, type LogLevel } from "../../index.js";
+import { LlamaModel, devices, gpuBackendStatus, type LogLevel } from "../../index.js";
 import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
 import { LOG_LEVELS } from "../engine-flags.js";
 import { bytes, count, textTable } from "../format.js";
@@ -67,13 +67,14 @@ async function runInspect(modelArg: string | undefined, draftArg: string | undef
     const draft = draftArg ? await load(draftArg, "draft") : undefined;
     const why = target && draft ? target.incompatibilityWith(draft) : undefined;
     const found = flags.devices ? await devices() : undefined;
+    const gpu = flags.devices ? gpuBackendStatus() : undefined;
 
     const models = [target, draft].filter((m): m is LlamaModel => m !== undefined).map(summarize);
     if (flags.json) {
       const doc = {
         models,
         ...(draft ? { compatibility: { compatible: why === null, reason: why ?? null } } : {}),
-        ...(found ? { devices: found } : {}),
+        ...(found ? { devices: found, gpuBackends: gpu } : {}),
       };
       process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
       return;
@@ -88,6 +89,9 @@ async function runInspect(modelArg: string | undefined, draftArg: string | undef
           5,
         )}`,
       );
+      for (const g of gpu ?? []) {
+        parts.push(`${g.backend}: ${g.loaded && g.devices > 0 ? `in use (${g.devices} device${g.devices === 1 ? "" : "s"})` : `not in use: ${g.reason}`}`);
+      }
     }
     process.stdout.write(`${parts.join("\n\n")}\n`);
   } finally {
