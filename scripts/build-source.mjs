@@ -5,7 +5,7 @@
 // the prebuilt ones and run npm run build:addon).
 import { execFileSync } from "node:child_process";
 import { cpus } from "node:os";
-import { rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { extractLlamaSource } from "./build-addon.mjs";
@@ -28,13 +28,15 @@ if (!GPU_FLAGS[gpu]) {
   process.exit(2);
 }
 extractLlamaSource();
+// Fresh library folder (no stale backend from an earlier --gpu); CMake will not recreate it itself.
 rmSync(path.join(root, "build-source", "lib"), { recursive: true, force: true });
+mkdirSync(path.join(root, "build-source", "lib"), { recursive: true });
 const cmakeJs = path.join(root, "node_modules", "cmake-js", "bin", "cmake-js");
 const jobs = opt("jobs", String(cpus().length));
 console.error(`build:source: building llama.cpp (${gpu}) with ${jobs} jobs into build-source/lib`);
-execFileSync(process.execPath, [cmakeJs, "build", "--directory", root, "--out", path.join("build-source", "cmake"), "--parallel", jobs, ...GPU_FLAGS[gpu]], {
-  cwd: root,
-  stdio: "inherit",
-});
+const common = ["--directory", root, "--out", path.join("build-source", "cmake"), ...GPU_FLAGS[gpu]];
+// configure every time, so a different --gpu takes effect in an existing build folder
+execFileSync(process.execPath, [cmakeJs, "configure", ...common], { cwd: root, stdio: "inherit" });
+execFileSync(process.execPath, [cmakeJs, "build", ...common, "--parallel", jobs], { cwd: root, stdio: "inherit" });
 execFileSync(process.execPath, [path.join(root, "scripts", "build-addon.mjs")], { cwd: root, stdio: "inherit" });
 console.error("build:source: done; the addon now links build-source/lib");

@@ -62,8 +62,8 @@ run() {
   local flags=(-DCMAKE_BUILD_TYPE=Release)
   [ "$gpu" = cuda ] && flags+=(-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90)
   local t0=$SECONDS
-  cmake -S . -B build-source/cmake "${flags[@]}" > "$out/cmake-configure.log" 2>&1 || { tail -30 "$out/cmake-configure.log"; exit 1; }
-  cmake --build build-source/cmake -j "$(nproc)" > "$out/cmake-build.log" 2>&1 || { tail -40 "$out/cmake-build.log"; exit 1; }
+  cmake -S . -B build-source/cmake-direct "${flags[@]}" > "$out/cmake-configure.log" 2>&1 || { tail -30 "$out/cmake-configure.log"; exit 1; }
+  cmake --build build-source/cmake-direct -j "$(nproc)" > "$out/cmake-build.log" 2>&1 || { tail -40 "$out/cmake-build.log"; exit 1; }
   echo "llama.cpp ($gpu) built in $((SECONDS - t0)) s" | tee -a "$out/gpu-check.log"
 
   # The addon, compiled directly (no node-gyp/npm there), linked against build-source/lib.
