@@ -22,7 +22,7 @@
         "-Wl,-rpath,'$$ORIGIN/../../node_modules/@node-llama-cpp/linux-x64/bins/linux-x64'",
         "-Wl,-rpath,'$$ORIGIN/../../../@node-llama-cpp/linux-x64/bins/linux-x64'"
       ],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fexceptions"],
       "xcode_settings": {

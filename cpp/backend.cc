@@ -39,7 +39,11 @@ Napi::Value LoadBackend(const Napi::CallbackInfo& info) {
   std::string path = StringArg(info[0], "path");
   TakeRecentLog();
   const size_t before = ggml_backend_dev_count();
+  // A missing driver is an expected outcome here: keep llama.cpp quiet and report the reason instead.
+  const int level = GetLogLevel();
+  SetLogLevel(0);
   ggml_backend_reg_t reg = ggml_backend_load(path.c_str());
+  SetLogLevel(level);
   if (!reg) {
     std::string why = TakeRecentLog();
     throw Napi::Error::New(env, "cannot load backend " + path + (why.empty() ? " (not supported on this system)" : ": " + why));

@@ -100,6 +100,7 @@ void OnLog(ggml_log_level level, const char* text, void*) {
 
 void InstallLogger() { llama_log_set(OnLog, nullptr); }
 void SetLogLevel(int level) { g_level.store(level); }
+int GetLogLevel() { return g_level.load(); }
 
 std::string TakeRecentLog() {
   std::string out;

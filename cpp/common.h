@@ -28,6 +28,7 @@ bool BoolField(const Napi::Object& o, const char* key, bool dflt);
 // llama.cpp / ggml log routing. Levels: 0 silent, 1 error, 2 warn, 3 info, 4 debug.
 void InstallLogger();
 void SetLogLevel(int level);
+int GetLogLevel();
 // The last error/warning lines llama.cpp logged on the calling thread (cleared by this call):
 // appended to load failures so the user sees why.
 std::string TakeRecentLog();

@@ -4,6 +4,7 @@
 #include <ggml-cpu.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -43,7 +44,10 @@ struct InitJob : Job {
       ggml_backend_reg_t reg = ggml_backend_reg_by_name("CPU");
       auto tp_new = reg ? (decltype(&ggml_threadpool_new))ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new") : nullptr;
       if (tp_new) {
-        ggml_threadpool_params tpp = ggml_threadpool_params_default(c.params_.n_threads);
+        // Sized for the most threads setThreads() may ask for: a graph planned for fewer threads
+        // kicks off only workers 0..n-1 (ggml_graph_compute_kickoff / thread_ready in ggml-cpu.c);
+        // the others see no pending work and go back to sleep on the pool's condition variable.
+        ggml_threadpool_params tpp = ggml_threadpool_params_default(std::max(c.threads_max_, std::max(c.params_.n_threads, c.params_.n_threads_batch)));
         tpp.poll = 0;  // sleep between graphs: never spin on cores the other context needs
         c.threadpool_ = tp_new(&tpp);
         if (c.threadpool_) llama_attach_threadpool(c.ctx_, c.threadpool_, c.threadpool_);
@@ -123,6 +127,7 @@ struct PrefillJob : Job {
 
 struct DraftSpec {
   int32_t seq, pos, k;
+  bool confidence = false;  // also return the draft's softmax probability of each drafted token
   std::vector<int32_t> tokens;
   Sampling sampling;
   std::vector<double> uniforms;
@@ -134,11 +139,13 @@ struct DraftJob : Job {
   int32_t vocab_limit = 0;
   std::vector<std::vector<int32_t>> out_tokens;
   std::vector<std::vector<float>> out_probs;
+  std::vector<std::vector<float>> out_conf;
 
   void Run(Context& c) override {
     const size_t n = specs.size();
     out_tokens.assign(n, {});
     out_probs.assign(n, {});
+    out_conf.assign(n, {});
     llama_memory_t mem = llama_get_memory(c.ctx_);
     rows.assign(n, 0);
     for (size_t i = 0; i < n; i++) {
@@ -190,6 +197,13 @@ struct DraftJob : Job {
     float prob = 1.0f;
     if (s.sampling.greedy()) {
       tok = Argmax(logits, vocab_limit);
+      if (s.confidence) {
+        // softmax (temperature 1) probability of the argmax: 1 / sum_j exp(l_j - l_max)
+        const float lmax = logits[tok];
+        double sum = 0.0;
+        for (int32_t j = 0; j < vocab_limit; j++) sum += std::exp((double)(logits[j] - lmax));
+        out_conf[i].push_back(sum > 0.0 && std::isfinite(sum) ? (float)(1.0 / sum) : 0.0f);
+      }
     } else {
       float* q = d.dists.data() + (size_t)step * vocab_limit;
       FilteredDist(logits, vocab_limit, s.sampling, c.row_, c.scratch_);
@@ -197,6 +211,7 @@ struct DraftJob : Job {
       tok = SampleRow(q, vocab_limit, s.uniforms[step]);
       if (tok < 0) throw std::runtime_error("draft distribution has no mass (non-finite logits?)");
       prob = q[tok];
+      if (s.confidence) out_conf[i].push_back(prob);
     }
     d.tokens.push_back(tok);
     d.k = (int32_t)d.tokens.size();
@@ -217,6 +232,11 @@ struct DraftJob : Job {
       }
       o.Set("tokens", t);
       o.Set("probs", p);
+      if (specs[i].confidence) {
+        Napi::Float32Array cf = Napi::Float32Array::New(env, out_conf[i].size());
+        if (!out_conf[i].empty()) std::memcpy(cf.Data(), out_conf[i].data(), out_conf[i].size() * sizeof(float));
+        o.Set("confidence", cf);
+      }
       arr.Set((uint32_t)i, o);
     }
     return arr;
@@ -341,6 +361,18 @@ struct KvJob : Job {
   }
 };
 
+// Changes the threads of the next graphs. Queued like any job, so it takes effect between jobs:
+// the graphs of the jobs queued before it still run with the previous count.
+struct SetThreadsJob : Job {
+  using Job::Job;
+  int32_t n = 1, n_batch = 1;
+  void Run(Context& c) override {
+    llama_set_n_threads(c.ctx_, n, n_batch);
+    c.threads_now_ = n;
+    c.threads_batch_now_ = n_batch;
+  }
+};
+
 // --- the class -------------------------------------------------------------------------------
 
 void Context::Init(Napi::Env env, Napi::Object exports) {
@@ -355,6 +387,7 @@ void Context::Init(Napi::Env env, Napi::Object exports) {
                                       InstanceMethod<&Context::KvKeep>("kvKeep"),
                                       InstanceMethod<&Context::KvClear>("kvClear"),
                                       InstanceMethod<&Context::KvPosRange>("kvPosRange"),
+                                      InstanceMethod<&Context::SetThreads>("setThreads"),
                                       InstanceMethod<&Context::Dispose>("dispose"),
                                       InstanceMethod<&Context::GetInfo>("info"),
                                   });
@@ -398,6 +431,10 @@ Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(inf
     else throw Napi::RangeError::New(env, "flashAttention must be 'auto', 'on' or 'off'");
   }
   use_threadpool_ = BoolField(o, "threadpool", false);
+  threads_max_ = (int32_t)IntField(o, "threadsMax", 1, 1024, std::max(params_.n_threads, params_.n_threads_batch));
+  if (threads_max_ < std::max(params_.n_threads, params_.n_threads_batch)) throw Napi::RangeError::New(env, "threadsMax must be at least threads and threadsBatch");
+  threads_now_ = params_.n_threads;
+  threads_batch_now_ = params_.n_threads_batch;
   if (params_.n_ctx < params_.n_seq_max) throw Napi::RangeError::New(env, "nCtx must be at least nSeqMax");
   drafts_.resize(params_.n_seq_max);
 
@@ -654,6 +691,8 @@ Napi::Value Context::Draft(const Napi::CallbackInfo& info) {
     if ((int64_t)s.pos + (int64_t)s.tokens.size() + s.k - 1 > n_ctx_seq_) throw Napi::RangeError::New(env, "draft would run past the sequence's context (" + std::to_string(n_ctx_seq_) + ")");
     s.sampling = SamplingArg(o.Get("sampling"));
     s.uniforms = UniformVector(s.sampling.greedy() ? Napi::Value(env.Undefined()) : o.Get("uniforms"), "spec.uniforms", s.k);
+    Napi::Value cv = o.Get("confidence");
+    s.confidence = !cv.IsUndefined() && !cv.IsNull() && cv.ToBoolean().Value();
     job->specs.push_back(std::move(s));
   }
   return Enqueue(env, std::move(job));
@@ -743,6 +782,16 @@ Napi::Value Context::KvPosRange(const Napi::CallbackInfo& info) {
   return Enqueue(env, std::move(job));
 }
 
+// setThreads(n, nBatch = n): threads of the graphs of the jobs queued after this one, 1..threadsMax.
+Napi::Value Context::SetThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckUsable(env);
+  auto job = std::make_unique<SetThreadsJob>(env);
+  job->n = (int32_t)IntArg(info[0], "threads", 1, threads_max_);
+  job->n_batch = info.Length() > 1 && !info[1].IsUndefined() ? (int32_t)IntArg(info[1], "threadsBatch", 1, threads_max_) : job->n;
+  return Enqueue(env, std::move(job));
+}
+
 Napi::Value Context::Dispose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closing_) {
@@ -762,8 +811,9 @@ Napi::Value Context::GetInfo(const Napi::CallbackInfo& info) {
   o.Set("nCtxSeq", n_ctx_seq_);
   o.Set("nSeqMax", params_.n_seq_max);
   o.Set("nBatch", params_.n_batch);
-  o.Set("threads", params_.n_threads);
-  o.Set("threadsBatch", params_.n_threads_batch);
+  o.Set("threads", threads_now_.load());
+  o.Set("threadsBatch", threads_batch_now_.load());
+  o.Set("threadsMax", threads_max_);
   o.Set("kvUnified", params_.kv_unified);
   o.Set("nVocab", n_vocab_);
   o.Set("threadpool", use_threadpool_);

@@ -5,6 +5,7 @@
 #include <llama.h>
 #include <napi.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -54,6 +55,7 @@ class Context : public Napi::ObjectWrap<Context> {
   Napi::Value KvKeep(const Napi::CallbackInfo& info);
   Napi::Value KvClear(const Napi::CallbackInfo& info);
   Napi::Value KvPosRange(const Napi::CallbackInfo& info);
+  Napi::Value SetThreads(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value GetInfo(const Napi::CallbackInfo& info);
 
@@ -72,6 +74,8 @@ class Context : public Napi::ObjectWrap<Context> {
   // creation parameters (immutable after the constructor)
   llama_context_params params_{};
   bool use_threadpool_ = false;
+  // the most threads setThreads() may ask for; the threadpool is created with this many
+  int32_t threads_max_ = 1;
   int32_t n_ctx_seq_ = 0;
   int32_t n_vocab_ = 0;
 
@@ -82,6 +86,9 @@ class Context : public Napi::ObjectWrap<Context> {
   std::vector<SeqDrafts> drafts_;
   std::vector<float> row_, row2_;
   std::vector<int32_t> scratch_;
+  // threads the next graphs use (set by the worker, read by info() on the JS thread)
+  std::atomic<int32_t> threads_now_{1};
+  std::atomic<int32_t> threads_batch_now_{1};
 
   // shared with the Model: weights live while any context uses them
   std::shared_ptr<llama_model> llama_model_;
@@ -107,6 +114,7 @@ class Context : public Napi::ObjectWrap<Context> {
   friend struct DraftJob;
   friend struct VerifyJob;
   friend struct KvJob;
+  friend struct SetThreadsJob;
 };
 
 }  // namespace md

@@ -254,6 +254,8 @@ const HUGE_U64 = [
   2n ** 31n, 2n ** 31n - 1n, 2n ** 30n, 2n ** 24n, 1000000n, 65537n,
 ];
 const SMALL_U64 = [0n, 1n, 2n, 3n, 5n, 7n, 31n, 33n];
+// ggml type ids: valid weight types, activation-only and integer types, removed ids, out of range
+const TYPE_VALUES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14, 15, 20, 24, 25, 26, 27, 28, 29, 30, 31, 34, 35, 36, 39, 40, 41, 1000, 0xffffffff];
 const U32_VALUES = [0, 1, 2, 3, 4, 5, 8, 9, 13, 31, 39, 40, 41, 100, 255, 256, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
 // hyper-parameters whose zero / huge / negative values llama.cpp divides by or allocates from
 const HPARAM_KEYS = [
@@ -346,7 +348,7 @@ export function mutate(orig, layout, seed, kind) {
     }
     case "ttype": {
       const t = r.pick(layout.tensors);
-      const v = r.pick(U32_VALUES);
+      const v = r.pick(TYPE_VALUES);
       setU32(b, t.typeOff, v);
       return { bytes: b, kind, what: `ggml type of ${t.name} = ${v}` };
     }

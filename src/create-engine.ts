@@ -2,6 +2,7 @@
 // thread) per model with a thread placement that never oversubscribes the cores, checks that the
 // vocabularies are compatible, and returns an Engine running the chosen schedule.
 import { Engine } from "./engine/engine.js";
+import type { ThreadPlacement } from "./engine/backend.js";
 import type { EngineOptions, Mode } from "./engine/types.js";
 import { type LogLevel, loadAddon } from "./native/addon.js";
 import { NativeBackend } from "./native/backend.js";
@@ -40,13 +41,19 @@ export interface Placement {
   cores: number;
   targetThreads: number;
   draftThreads: number;
-  /** draft and target run at the same time (psd) */
+  /** draft and target run at the same time (psd; auto when it may overlap) */
   concurrent: boolean;
   /** target + draft threads exceed the cores while running concurrently */
   oversubscribed: boolean;
   targetDevice: string;
   draftDevice: string;
   sequences: number;
+  /**
+   * auto: the placements it switches between at run time (targetThreads / draftThreads above are
+   * the sequential one, which it starts with). `overlapped` is null when the threads are pinned
+   * to counts that together exceed the cores: auto then never overlaps.
+   */
+  threadPlans?: { sequential: ThreadPlacement; overlapped: ThreadPlacement | null };
 }
 
 export class MinedraftEngine extends Engine {
@@ -68,7 +75,7 @@ function isGpuDevice(p: ModelPlacement | undefined): boolean {
 export async function createEngine(options: CreateEngineOptions): Promise<MinedraftEngine> {
   if (!options || typeof options !== "object") throw new TypeError("createEngine(options): options must be an object");
   const mode = options.mode ?? "psd";
-  if (!["ar", "sd", "psd"].includes(mode)) throw new RangeError(`mode must be "ar", "sd" or "psd", got ${JSON.stringify(mode)}`);
+  if (!["ar", "sd", "psd", "auto"].includes(mode)) throw new RangeError(`mode must be "ar", "sd", "psd" or "auto", got ${JSON.stringify(mode)}`);
   if (!options.target?.model) throw new TypeError("createEngine: target.model is required (a GGUF path or hf: URI)");
   if (mode !== "ar" && !options.draft?.model) throw new TypeError(`createEngine: mode "${mode}" needs a draft model (draft.model)`);
   const batchSize = options.batchSize ?? 4;
@@ -77,11 +84,28 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
   if (!Number.isInteger(contextSize) || contextSize < 16) throw new RangeError(`contextSize must be an integer >= 16, got ${contextSize}`);
   await loadAddon({ logLevel: options.logLevel });
 
-  const sequences = mode === "psd" ? 2 * batchSize : batchSize;
+  const auto = mode === "auto";
+  const sequences = mode === "psd" || auto ? 2 * batchSize : batchSize;
   const cores = coreCount();
-  const plan = defaultThreads({ concurrent: mode === "psd", cores, targetOnGpu: isGpuDevice(options.target), draftOnGpu: isGpuDevice(options.draft) });
-  const targetThreads = options.target.threads ?? plan.target;
-  const draftThreads = options.draft?.threads ?? plan.draft;
+  const targetOnGpu = isGpuDevice(options.target);
+  const draftOnGpu = isGpuDevice(options.draft);
+  const plan = defaultThreads({ concurrent: mode === "psd", cores, targetOnGpu, draftOnGpu });
+  let targetThreads = options.target.threads ?? plan.target;
+  let draftThreads = options.draft?.threads ?? plan.draft;
+  // auto switches between the sequential and the overlapped placement; pinned counts hold in both
+  let threadPlans: Placement["threadPlans"];
+  if (auto) {
+    const pin = (p: { target: number; draft: number }): ThreadPlacement => ({ target: options.target.threads ?? p.target, draft: options.draft?.threads ?? p.draft });
+    const sequential = pin(defaultThreads({ concurrent: false, cores, targetOnGpu, draftOnGpu }));
+    const overlapped = pin(defaultThreads({ concurrent: true, cores, targetOnGpu, draftOnGpu }));
+    const fits = (targetOnGpu ? 0 : overlapped.target) + (draftOnGpu ? 0 : overlapped.draft) <= cores;
+    threadPlans = { sequential, overlapped: fits ? overlapped : null };
+    targetThreads = sequential.target;
+    draftThreads = sequential.draft;
+  }
+  for (const [name, v] of [["target.threads", targetThreads], ["draft.threads", draftThreads]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be an integer >= 1, got ${v}`);
+  }
 
   const owned: LlamaModel[] = [];
   const contexts: LlamaContext[] = [];
@@ -98,24 +122,36 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
       if (why) throw new Error(`the draft model cannot draft for the target: ${why}`);
     }
     const ctxOpts = { contextSize, sequences, batchSize: Math.max(512, sequences * 33), kvUnified: options.kvUnified, flashAttention: options.flashAttention, threadpool: options.threadpool };
-    const targetContext = await LlamaContext.create(targetModel, { ...ctxOpts, threads: targetThreads });
+    // auto: each threadpool is sized for the larger of its two placements
+    const maxOf = (role: "target" | "draft", n: number) =>
+      threadPlans ? Math.max(threadPlans.sequential[role], threadPlans.overlapped?.[role] ?? 1) : n;
+    const targetContext = await LlamaContext.create(targetModel, { ...ctxOpts, threads: targetThreads, threadsMax: maxOf("target", targetThreads) });
     contexts.push(targetContext);
-    const draftContext = draftModel ? await LlamaContext.create(draftModel, { ...ctxOpts, threads: draftThreads }) : undefined;
+    const draftContext = draftModel ? await LlamaContext.create(draftModel, { ...ctxOpts, threads: draftThreads, threadsMax: maxOf("draft", draftThreads) }) : undefined;
     if (draftContext) contexts.push(draftContext);
-    const concurrent = mode === "psd";
+    const concurrent = mode === "psd" || (auto && threadPlans?.overlapped != null);
     // Two CPU contexts that together want more threads than there are cores must take turns.
-    const cpuThreadsAtOnce = (isGpuDevice(options.target) ? 0 : targetThreads) + (draftModel && !isGpuDevice(options.draft) ? draftThreads : 0);
-    const backend = new NativeBackend(targetModel, targetContext, draftModel, draftContext, owned, concurrent || cpuThreadsAtOnce <= cores);
+    const cpuThreadsAtOnce = (targetOnGpu ? 0 : targetThreads) + (draftModel && !draftOnGpu ? draftThreads : 0);
+    const backend = new NativeBackend(
+      targetModel,
+      targetContext,
+      draftModel,
+      draftContext,
+      owned,
+      mode === "psd" || cpuThreadsAtOnce <= cores,
+      threadPlans ? { plans: threadPlans, cores, targetOnGpu, draftOnGpu } : undefined,
+    );
     const placement: Placement = {
       mode,
       cores,
       targetThreads,
       draftThreads: draftModel ? draftThreads : 0,
       concurrent,
-      oversubscribed: concurrent ? targetThreads + draftThreads > cores : Math.max(targetThreads, draftThreads) > cores,
+      oversubscribed: mode === "psd" ? targetThreads + draftThreads > cores : Math.max(targetThreads, draftThreads) > cores,
       targetDevice: options.target.device ?? "default",
       draftDevice: options.draft?.device ?? "default",
       sequences,
+      ...(threadPlans ? { threadPlans } : {}),
     };
     return new MinedraftEngine(backend, { ...options, mode, batchSize }, placement);
   } catch (e) {

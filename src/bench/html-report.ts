@@ -6,7 +6,7 @@ import { esc, niceTicks, r2, tickLabel } from "./svg.js";
 import type { BenchReport, ModeResult, ModelReport, Timeline } from "./types.js";
 
 const KIND_COLORS: Record<TraceEvent["kind"], string> = { draft: "#4e79a7", verify: "#e8772e", prefill: "#9a9a9a" };
-const MODE_COLORS: Record<string, string> = { ar: "#8c8c8c", sd: "#4e79a7", psd: "#2a9d5b" };
+const MODE_COLORS: Record<string, string> = { ar: "#8c8c8c", sd: "#4e79a7", psd: "#2a9d5b", auto: "#b07aa1", "psd-tetris": "#59a14f" };
 const OVERLAP_COLOR = "#2a9d5b";
 
 const STYLE = `
@@ -107,7 +107,8 @@ export function timelineSvg(mode: string, timeline: Timeline): string {
     const rects = events.map((e) => {
       const w = Math.max(0.5, x(e.end) - x(e.start));
       const sub = e.batch >= 0 ? `, sub-batch ${e.batch}` : "";
-      const tip = `${e.worker} ${e.kind}, step ${e.step}${sub}, requests ${e.requests.join(",")}: ${fmt(e.end - e.start, 2)} ms`;
+      const choice = e.decision ? `, auto: ${e.decision.schedule} k=${e.decision.k}${e.decision.probe ? " (probe)" : ""}` : "";
+      const tip = `${e.worker} ${e.kind}, step ${e.step}${sub}${choice}, requests ${e.requests.join(",")}: ${fmt(e.end - e.start, 2)} ms`;
       // psd's second sub-batch is drawn lighter so the alternation of the two sub-batches shows
       const opacity = e.batch === 1 ? 0.6 : 1;
       const label = w > 26 ? `<text x="${r2(x(e.start) + w / 2)}" y="${lane.y + laneH / 2 + 4}" text-anchor="middle" fill="#fff" style="fill:#fff">${esc(e.batch >= 0 ? `b${e.batch}` : e.kind[0]!)}</text>` : "";
@@ -145,10 +146,54 @@ function summaryTable(modes: readonly ModeResult[]): string {
       spec ? pct(s.hiddenDraftFraction) : "-",
       times(s.speedupVsSd),
       times(s.speedupVsAr),
-      `${m.placement.targetThreads}/${spec ? m.placement.draftThreads : "-"}`,
+      threadsText(m),
     ];
   });
   return `<table class="summary"><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join("")}</tr>`).join("")}</table>`;
+}
+
+function threadsText(m: ModeResult): string {
+  const p = m.placement;
+  if (m.mode === "ar") return `${p.targetThreads}/-`;
+  const plans = p.threadPlans;
+  if (plans) return `${plans.sequential.target}/${plans.sequential.draft}${plans.overlapped ? ` or ${plans.overlapped.target}/${plans.overlapped.draft}` : ""}`;
+  return `${p.targetThreads}/${p.draftThreads}`;
+}
+
+/** auto: what it chose (shares of steps over the measured runs) and its cost model's predictions. */
+function autoSection(m: ModeResult): string {
+  const a = m.summary.auto;
+  if (!a) return "";
+  const rows = a.decisions
+    .map((d) => `<tr><td>${esc(d.schedule)}</td><td>${d.k}</td><td>${d.threads.target}/${d.threads.draft}</td><td>${d.steps}</td><td>${pct(d.share)}</td></tr>`)
+    .join("");
+  const preds = a.model.predictions
+    .slice(0, 8)
+    .map((p) => `<tr><td>${esc(p.schedule)}</td><td>${p.k}</td><td>${fmt(p.tokensPerSecond)}</td><td>${fmt(p.stepMs, 1)}</td><td>${fmt(p.tokensPerVerify, 2)}</td></tr>`)
+    .join("");
+  const line = (name: string, f: { a: number; b: number } | null, unit: string) => (f ? `${name}: ${fmt(f.a, 2)} + ${fmt(f.b, 3)} ms x ${unit}` : `${name}: not measured`);
+  const model = [
+    line("verify, sequential", a.model.verify.sequential, "tokens"),
+    line("verify, overlapped", a.model.verify.overlapped, "tokens"),
+    line("draft step, sequential", a.model.draftStep.sequential, "requests"),
+    line("draft step, overlapped", a.model.draftStep.overlapped, "requests"),
+    `acceptance per position: ${a.model.acceptance.map((x) => pct(x)).join(" ")}`,
+  ];
+  const vs = m.summary.speedupVsBestFixed;
+  return (
+    `<h3>${esc(m.mode)}: decisions</h3><p class="caption">${esc(`${a.probeSteps} probe steps, ${a.switches} schedule switches over the measured runs${vs !== null ? `; throughput ${times(vs)} the best fixed mode of this bench` : ""}.`)}</p>` +
+    `<table class="auto"><tr><th>schedule</th><th>k</th><th>threads t/d</th><th>steps</th><th>share</th></tr>${rows}</table>` +
+    `<p class="caption">Cost model at the end of the last run: ${esc(model.join("; "))}.</p>` +
+    `<table class="predictions"><tr><th>schedule</th><th>k</th><th>predicted tok/s</th><th>step ms</th><th>tokens / request / verify</th></tr>${preds}</table>`
+  );
+}
+
+function tetrisLine(m: ModeResult): string {
+  const t = m.summary.tetris;
+  if (!t) return "";
+  return `<p class="caption">${esc(
+    `TETRIS e=${t.extra}: verified ${pct(t.draftedTokens > 0 ? t.verifiedTokens / t.draftedTokens : 0)} of the drafted tokens; acceptance of the verified ones ${pct(t.acceptanceRate)}; ${fmt(t.acceptedPerVerify, 2)} accepted per request-verification.`,
+  )}</p>`;
 }
 
 function modelRow(role: string, m: ModelReport | null): string {
@@ -162,9 +207,9 @@ function timelineSection(m: ModeResult): string {
   const caption =
     m.mode === "ar"
       ? `autoregressive: the target decodes one token per request per step; target threads ${p.targetThreads}.`
-      : `${p.concurrent ? "draft and target run concurrently on two sub-batches" : "draft and target take turns"}; ` +
-        `${pct(s.hiddenDraftFraction)} of drafting hidden behind verification (mean over runs); threads target ${p.targetThreads} / draft ${p.draftThreads}.`;
-  return `<h3>${esc(m.mode)}</h3><p class="caption">${esc(caption)}</p>${timelineSvg(m.mode, m.timeline)}`;
+      : `${m.mode === "auto" ? "auto: per step, draft and target take turns or run concurrently on two sub-batches" : p.concurrent ? "draft and target run concurrently on two sub-batches" : "draft and target take turns"}; ` +
+        `${pct(s.hiddenDraftFraction)} of drafting hidden behind verification (mean over runs); threads target/draft ${threadsText(m)}; both workers idle ${pct(s.idleFraction)} of the time.`;
+  return `<h3>${esc(m.mode)}</h3><p class="caption">${esc(caption)}</p>${tetrisLine(m)}${timelineSvg(m.mode, m.timeline)}`;
 }
 
 export function renderHtmlReport(report: BenchReport): string {
@@ -187,6 +232,7 @@ export function renderHtmlReport(report: BenchReport): string {
 ${throughputSvg(report.modes)}
 ${summaryTable(report.modes)}
 <p class="caption">Means over the measured runs; speedups are ratios of tokens/s measured in this bench. E2EL: end-to-end latency per request; amortized E2EL: (last end − first start) / requests.</p>
+${report.modes.map(autoSection).join("\n")}
 <h2>Timelines</h2>
 <p class="caption">${esc(`A few decode steps from the middle of each mode's last run.`)}</p>
 ${legend}

@@ -4,9 +4,18 @@
 import { performance } from "node:perf_hooks";
 import { LlamaModel, createEngine, type GenerateResult, type MinedraftEngine, type Mode } from "../index.js";
 import { machineInfo, minedraftVersion, modelReport } from "./machine.js";
-import { summarizeRuns, withSpeedups } from "./summarize.js";
+import { phaseStats, summarizeRuns, withSpeedups } from "./summarize.js";
+import type { RunStats, TraceEvent } from "../index.js";
 import { DEFAULT_TIMELINE_STEPS, timelineWindow } from "./timeline.js";
-import { BENCH_SCHEMA, type BenchConfig, type BenchModelSpec, type BenchProgress, type BenchReport, type RunRecord } from "./types.js";
+import { BENCH_SCHEMA, type BenchConfig, type BenchMode, type BenchModelSpec, type BenchProgress, type BenchReport, type RunRecord } from "./types.js";
+
+/** TETRIS extra drafts per request in psd-tetris when the config does not say. */
+export const DEFAULT_TETRIS_EXTRA = 2;
+
+/** The engine mode a bench mode runs. */
+export function engineMode(mode: BenchMode): Mode {
+  return mode === "psd-tetris" ? "psd" : mode;
+}
 
 /** The warm-up only has to touch every weight and allocate the batch's buffers: a few tokens do. */
 export const WARMUP_MAX_TOKENS = 16;
@@ -16,7 +25,7 @@ export interface BenchHooks {
   onProgress?: (p: BenchProgress) => void;
 }
 
-export function modesNeedDraft(modes: readonly Mode[]): boolean {
+export function modesNeedDraft(modes: readonly BenchMode[]): boolean {
   return modes.some((m) => m !== "ar");
 }
 
@@ -39,11 +48,11 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
     const target = await load(config.target);
     const draft = config.draft && modesNeedDraft(config.modes) ? await load(config.draft) : undefined;
 
-    const results = [];
-    for (const mode of config.modes) {
+    const open = async (mode: BenchMode) => {
       hooks.signal?.throwIfAborted();
       const engine = await createEngine({
-        mode,
+        mode: engineMode(mode),
+        ...(mode === "psd-tetris" ? { tetris: { extra: config.tetrisExtra ?? DEFAULT_TETRIS_EXTRA } } : {}),
         target: { model: target, device: config.target.device, threads: config.target.threads },
         draft: mode !== "ar" && draft ? { model: draft, device: config.draft!.device, threads: config.draft!.threads } : undefined,
         draftTokens: config.draftTokens,
@@ -55,28 +64,58 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
         contextSize: config.contextSize,
         logLevel: config.logLevel,
       });
-      try {
-        const runOnce = async (run: number, maxTokens: number) => {
-          engine.resetStats();
-          const requests = await runPrompts(engine, config, maxTokens, hooks.signal, () => {
-            progress.done++;
-            hooks.onProgress?.({ mode, run, repeat: config.repeat, ...progress });
-          });
-          return { stats: engine.stats(), requests: requests.map((r) => r.stats) };
-        };
-        const warmup = (await runOnce(0, warmupMaxTokens)).stats;
-        const runs: RunRecord[] = [];
-        for (let run = 1; run <= config.repeat; run++) runs.push({ run, ...(await runOnce(run, config.maxTokens)) });
-        results.push({
-          mode,
-          placement: engine.placement,
-          summary: summarizeRuns(runs.map((r) => r.stats)),
-          warmup,
-          runs,
-          timeline: timelineWindow(engine.trace(), config.timelineSteps ?? DEFAULT_TIMELINE_STEPS),
+      const runOnce = async (run: number, maxTokens: number) => {
+        engine.resetStats();
+        const requests = await runPrompts(engine, config, maxTokens, hooks.signal, () => {
+          progress.done++;
+          hooks.onProgress?.({ mode, run, repeat: config.repeat, ...progress });
         });
+        return { stats: engine.stats(), requests: requests.map((r) => r.stats) };
+      };
+      return { mode, engine, runOnce, warmup: undefined as RunStats | undefined, runs: [] as RunRecord[], events: [] as TraceEvent[] };
+    };
+    type Session = Awaited<ReturnType<typeof open>>;
+    const measure = async (s: Session, run: number) => {
+      s.runs.push({ run, ...(await s.runOnce(run, config.maxTokens)) });
+      // each run's trace starts at resetStats(); times are ms since that engine started
+      s.events.push(...s.engine.trace());
+    };
+    const result = (s: Session) => ({
+      mode: s.mode,
+      placement: s.engine.placement,
+      summary: summarizeRuns(s.runs.map((r) => r.stats)),
+      phases: phaseStats(s.events, s.runs.reduce((n, r) => n + r.stats.steps, 0), s.runs.reduce((n, r) => n + r.stats.wallMs, 0)),
+      warmup: s.warmup!,
+      runs: s.runs,
+      timeline: timelineWindow(s.engine.trace(), config.timelineSteps ?? DEFAULT_TIMELINE_STEPS),
+    });
+
+    const results = [];
+    if (config.interleave) {
+      // every engine open at once; measured runs round-robin over the modes, so a change in the
+      // machine's load hits every mode alike
+      const sessions: Session[] = [];
+      try {
+        for (const mode of config.modes) {
+          const s = await open(mode);
+          sessions.push(s);
+          s.warmup = (await s.runOnce(0, warmupMaxTokens)).stats;
+        }
+        for (let run = 1; run <= config.repeat; run++) for (const s of sessions) await measure(s, run);
+        for (const s of sessions) results.push(result(s));
       } finally {
-        await engine.close();
+        await Promise.all(sessions.map((s) => s.engine.close()));
+      }
+    } else {
+      for (const mode of config.modes) {
+        const s = await open(mode);
+        try {
+          s.warmup = (await s.runOnce(0, warmupMaxTokens)).stats;
+          for (let run = 1; run <= config.repeat; run++) await measure(s, run);
+          results.push(result(s));
+        } finally {
+          await s.engine.close();
+        }
       }
     }
 

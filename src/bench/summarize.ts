@@ -1,6 +1,8 @@
 // Per-mode figures from the measured runs, and speedups between modes of the same bench.
-import type { Mode, RunStats } from "../index.js";
-import type { ModeSummary } from "./types.js";
+import type { RunStats, TraceEvent } from "../index.js";
+import type { AutoSummary, BenchMode, DraftCost, ModeSummary, PhaseStats, VerifyCost } from "./types.js";
+
+type Speedups = "speedupVsSd" | "speedupVsAr" | "speedupVsBestFixed";
 
 function mean(xs: readonly number[]): number {
   return xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -12,7 +14,7 @@ function stdev(xs: readonly number[]): number {
   return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
 }
 
-export function summarizeRuns(runs: readonly RunStats[]): Omit<ModeSummary, "speedupVsSd" | "speedupVsAr"> {
+export function summarizeRuns(runs: readonly RunStats[]): Omit<ModeSummary, Speedups> {
   const of = (pick: (s: RunStats) => number) => mean(runs.map(pick));
   const tps = runs.map((s) => s.tokensPerSecond);
   return {
@@ -31,17 +33,161 @@ export function summarizeRuns(runs: readonly RunStats[]): Omit<ModeSummary, "spe
     draftMs: of((s) => s.draftMs),
     verifyMs: of((s) => s.verifyMs),
     overlapMs: of((s) => s.overlapMs),
+    idleFraction: of((s) => (s.wallMs > 0 ? s.idleMs / s.wallMs : 0)),
+    ...(runs.some((s) => s.auto) ? { auto: summarizeAuto(runs) } : {}),
+    ...(runs.some((s) => s.tetris) ? { tetris: summarizeTetris(runs) } : {}),
   };
 }
 
-/** Adds each mode's speedup over sd and ar (ratios of mean tokens/s measured in this bench). */
-export function withSpeedups<T extends { mode: Mode; summary: Omit<ModeSummary, "speedupVsSd" | "speedupVsAr"> }>(
+function summarizeAuto(runs: readonly RunStats[]): AutoSummary {
+  const byKey = new Map<string, AutoSummary["decisions"][number]>();
+  let steps = 0;
+  for (const s of runs) {
+    for (const d of s.auto?.decisions ?? []) {
+      const key = `${d.schedule}/${d.k}/${d.threads.target}/${d.threads.draft}`;
+      const e = byKey.get(key) ?? { ...d, threads: { ...d.threads }, steps: 0, share: 0 };
+      e.steps += d.steps;
+      byKey.set(key, e);
+      steps += d.steps;
+    }
+  }
+  const decisions = [...byKey.values()].sort((a, b) => b.steps - a.steps);
+  for (const d of decisions) d.share = steps > 0 ? d.steps / steps : 0;
+  const last = runs[runs.length - 1]!.auto!;
+  return {
+    decisions,
+    probeSteps: runs.reduce((n, s) => n + (s.auto?.probeSteps ?? 0), 0),
+    switches: runs.reduce((n, s) => n + (s.auto?.switches ?? 0), 0),
+    model: last.model,
+  };
+}
+
+function summarizeTetris(runs: readonly RunStats[]): NonNullable<ModeSummary["tetris"]> {
+  const ts = runs.map((s) => s.tetris).filter((t) => t !== undefined);
+  return {
+    extra: ts[0]!.extra,
+    draftedTokens: mean(ts.map((t) => t.draftedTokens)),
+    verifiedTokens: mean(ts.map((t) => t.verifiedTokens)),
+    acceptanceRate: mean(ts.map((t) => t.acceptanceRate)),
+    acceptedPerVerify: mean(ts.map((t) => t.acceptedPerVerify)),
+  };
+}
+
+/** Adds each mode's speedup over sd and ar (ratios of mean tokens/s measured in this bench), and auto's over the best fixed mode. */
+export function withSpeedups<T extends { mode: BenchMode; summary: Omit<ModeSummary, Speedups> }>(
   results: readonly T[],
 ): (Omit<T, "summary"> & { summary: ModeSummary })[] {
-  const tpsOf = (mode: Mode) => results.find((r) => r.mode === mode)?.summary.tokensPerSecond;
+  const tpsOf = (mode: BenchMode) => results.find((r) => r.mode === mode)?.summary.tokensPerSecond;
   const over = (x: number, base: number | undefined) => (base === undefined || !(base > 0) ? null : x / base);
+  const fixed = results.filter((r) => r.mode !== "auto").map((r) => r.summary.tokensPerSecond);
+  const bestFixed = fixed.length > 0 ? Math.max(...fixed) : undefined;
   return results.map((r) => ({
     ...r,
-    summary: { ...r.summary, speedupVsSd: over(r.summary.tokensPerSecond, tpsOf("sd")), speedupVsAr: over(r.summary.tokensPerSecond, tpsOf("ar")) },
+    summary: {
+      ...r.summary,
+      speedupVsSd: over(r.summary.tokensPerSecond, tpsOf("sd")),
+      speedupVsAr: over(r.summary.tokensPerSecond, tpsOf("ar")),
+      speedupVsBestFixed: r.mode === "auto" ? over(r.summary.tokensPerSecond, bestFixed) : null,
+    },
   }));
+}
+
+/**
+ * Cost of each kind of model work in a trace. A call counts as overlapped when it shares at
+ * least half of the shorter of the two with a call of the other worker (a psd verification is
+ * overlapped although the drafting beside it is much shorter). O(n log n).
+ */
+export function phaseStats(events: readonly TraceEvent[], steps: number, wallMs: number): PhaseStats {
+  const busyFraction = overlapFractions(events);
+  const verify = { alone: [] as TraceEvent[], overlapped: [] as TraceEvent[] };
+  const draft = { alone: [] as TraceEvent[], overlapped: [] as TraceEvent[] };
+  let prefillCalls = 0;
+  let prefillMs = 0;
+  events.forEach((e, i) => {
+    const where = busyFraction[i]! >= 0.5 ? "overlapped" : "alone";
+    if (e.kind === "verify") verify[where].push(e);
+    else if (e.kind === "draft") draft[where].push(e);
+    else {
+      prefillCalls++;
+      prefillMs += e.end - e.start;
+    }
+  });
+  return {
+    verify: { alone: verifyCost(verify.alone), overlapped: verifyCost(verify.overlapped) },
+    draft: { alone: draftCost(draft.alone), overlapped: draftCost(draft.overlapped) },
+    prefill: { calls: prefillCalls, meanMs: prefillCalls > 0 ? prefillMs / prefillCalls : 0, totalMs: prefillMs },
+    steps,
+    wallMs,
+  };
+}
+
+/** For each event, the largest shared fraction (of the shorter event) with any event of the other worker. */
+function overlapFractions(events: readonly TraceEvent[]): number[] {
+  const byWorker = (w: TraceEvent["worker"]) =>
+    events
+      .filter((e) => e.worker === w)
+      .map((e) => [e.start, e.end] as const)
+      .sort((a, b) => a[0] - b[0]);
+  const lanes = { draft: byWorker("draft"), target: byWorker("target") };
+  return events.map((e) => {
+    const other = lanes[e.worker === "draft" ? "target" : "draft"];
+    const span = e.end - e.start;
+    if (span <= 0) return 0;
+    // binary search for the first interval that may overlap
+    let lo = 0;
+    let hi = other.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (other[mid]![1] <= e.start) lo = mid + 1;
+      else hi = mid;
+    }
+    let best = 0;
+    for (let j = lo; j < other.length && other[j]![0] < e.end; j++) {
+      const shared = Math.min(e.end, other[j]![1]) - Math.max(e.start, other[j]![0]);
+      const shorter = Math.min(span, other[j]![1] - other[j]![0]);
+      if (shared > 0 && shorter > 0) best = Math.max(best, shared / shorter);
+    }
+    return best;
+  });
+}
+
+function verifyCost(events: readonly TraceEvent[]): VerifyCost {
+  const bySize = new Map<number, { tokens: number; calls: number; ms: number }>();
+  let ms = 0;
+  let tokens = 0;
+  for (const e of events) {
+    const d = e.end - e.start;
+    const n = e.tokens ?? e.requests.length * ((e.k ?? 0) + 1);
+    ms += d;
+    tokens += n;
+    const p = bySize.get(n) ?? { tokens: n, calls: 0, ms: 0 };
+    p.calls++;
+    p.ms += d;
+    bySize.set(n, p);
+  }
+  const calls = events.length;
+  return {
+    calls,
+    meanMs: calls > 0 ? ms / calls : 0,
+    meanTokens: calls > 0 ? tokens / calls : 0,
+    bySize: [...bySize.values()].sort((a, b) => b.calls - a.calls || a.tokens - b.tokens).map((p) => ({ tokens: p.tokens, calls: p.calls, meanMs: p.ms / p.calls })),
+  };
+}
+
+function draftCost(events: readonly TraceEvent[]): DraftCost {
+  const calls = events.length;
+  if (calls === 0) return { calls: 0, meanMs: 0, meanSteps: 0, meanRequests: 0, msPerStep: 0 };
+  let ms = 0;
+  let steps = 0;
+  let requests = 0;
+  let perStep = 0;
+  for (const e of events) {
+    const d = e.end - e.start;
+    const k = Math.max(1, e.k ?? 1);
+    ms += d;
+    steps += k;
+    requests += e.requests.length;
+    perStep += d / k;
+  }
+  return { calls, meanMs: ms / calls, meanSteps: steps / calls, meanRequests: requests / calls, msPerStep: perStep / calls };
 }

@@ -1,5 +1,10 @@
 // The benchmark's inputs and its report (the JSON written by `minedraft bench --json`; see docs/bench-schema.md).
-import type { LogLevel, Mode, Placement, RequestStats, RunStats, TraceEvent } from "../index.js";
+import type { AutoStats, LogLevel, Mode, Placement, RequestStats, RunStats, TraceEvent } from "../index.js";
+
+/** What a bench compares: the engine's modes, plus "psd-tetris" (psd with TETRIS, extra = tetrisExtra). */
+export type BenchMode = Mode | "psd-tetris";
+
+export const BENCH_MODES: readonly BenchMode[] = ["ar", "sd", "psd", "auto", "psd-tetris"];
 
 export const BENCH_SCHEMA = "minedraft-bench/1";
 
@@ -15,7 +20,7 @@ export interface BenchConfig {
   target: BenchModelSpec;
   /** required when modes include sd or psd */
   draft?: BenchModelSpec;
-  modes: Mode[];
+  modes: BenchMode[];
   prompts: string[];
   /** where the prompts came from: "builtin" or a file path */
   promptSource: string;
@@ -34,10 +39,14 @@ export interface BenchConfig {
   logLevel?: LogLevel;
   /** decode steps shown in each mode's timeline */
   timelineSteps?: number;
+  /** psd-tetris: extra drafts per request (default 2) */
+  tetrisExtra?: number;
+  /** open every mode's engine at once and run the measured runs round-robin over the modes */
+  interleave?: boolean;
 }
 
 export interface BenchProgress {
-  mode: Mode;
+  mode: BenchMode;
   /** 0 = warm-up, 1..repeat = measured runs */
   run: number;
   repeat: number;
@@ -100,9 +109,25 @@ export interface ModeSummary {
   draftMs: number;
   verifyMs: number;
   overlapMs: number;
+  /** fraction of wall time neither worker was busy (orchestration, synchronisation): idleMs / wallMs */
+  idleFraction: number;
   /** tokens/s over sd's and ar's in this bench; null when that mode was not run */
   speedupVsSd: number | null;
   speedupVsAr: number | null;
+  /** auto: tokens/s over the best of ar, sd, psd and psd-tetris in this bench (null otherwise) */
+  speedupVsBestFixed: number | null;
+  /** auto: its decisions summed over the measured runs (shares of steps per choice) */
+  auto?: AutoSummary;
+  /** psd-tetris: drafted vs verified tokens over the measured runs */
+  tetris?: { extra: number; draftedTokens: number; verifiedTokens: number; acceptanceRate: number; acceptedPerVerify: number };
+}
+
+export interface AutoSummary {
+  decisions: (AutoStats["decisions"][number] & { share: number })[];
+  probeSteps: number;
+  switches: number;
+  /** the last measured run's cost model (its predictions included) */
+  model: AutoStats["model"];
 }
 
 export interface Timeline {
@@ -113,10 +138,50 @@ export interface Timeline {
   events: TraceEvent[];
 }
 
+/** Mean cost of verification passes of one size. */
+export interface VerifyPoint {
+  tokens: number;
+  calls: number;
+  meanMs: number;
+}
+
+export interface VerifyCost {
+  calls: number;
+  meanMs: number;
+  meanTokens: number;
+  /** per pass size (tokens), most frequent first */
+  bySize: VerifyPoint[];
+}
+
+export interface DraftCost {
+  calls: number;
+  meanMs: number;
+  /** autoregressive steps per call (k) and requests per call */
+  meanSteps: number;
+  meanRequests: number;
+  /** mean of ms / steps over the calls */
+  msPerStep: number;
+}
+
+/**
+ * What each kind of model work cost in the measured runs (from the trace): the inputs of the cost
+ * model and of `scripts/simulate.mjs`. "overlapped": the other worker was busy during the call.
+ */
+export interface PhaseStats {
+  verify: { alone: VerifyCost; overlapped: VerifyCost };
+  draft: { alone: DraftCost; overlapped: DraftCost };
+  prefill: { calls: number; meanMs: number; totalMs: number };
+  /** decode steps and wall ms over the measured runs */
+  steps: number;
+  wallMs: number;
+}
+
 export interface ModeResult {
-  mode: Mode;
+  mode: BenchMode;
   placement: Placement;
   summary: ModeSummary;
+  /** model work costs over the measured runs */
+  phases: PhaseStats;
   warmup: RunStats;
   runs: RunRecord[];
   /** a few steps of the last measured run */

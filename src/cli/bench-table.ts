@@ -1,5 +1,5 @@
 // The benchmark's text output: setup lines and the comparison table.
-import type { BenchReport, ModelReport } from "../bench/types.js";
+import type { BenchReport, ModeResult, ModelReport } from "../bench/types.js";
 import { bytes, count, fixed, percent, ratio, textTable } from "./format.js";
 
 function modelLine(role: string, m: ModelReport | null): string {
@@ -32,8 +32,46 @@ export function formatBenchTable(report: BenchReport): string {
       spec ? percent(s.hiddenDraftFraction) : "-",
       ratio(s.speedupVsSd),
       ratio(s.speedupVsAr),
-      `${m.placement.targetThreads}/${spec ? m.placement.draftThreads : "-"}`,
+      threadsCell(m),
     ];
   });
-  return textTable(header, rows);
+  return [textTable(header, rows), ...benchNotes(report)].join("\n");
+}
+
+/** "t/d", or for auto both placements it switches between: "2/2|1/1". */
+export function threadsCell(m: ModeResult): string {
+  const p = m.placement;
+  if (m.mode === "ar") return `${p.targetThreads}/-`;
+  const plans = p.threadPlans;
+  if (plans) return `${plans.sequential.target}/${plans.sequential.draft}${plans.overlapped ? `|${plans.overlapped.target}/${plans.overlapped.draft}` : ""}`;
+  return `${p.targetThreads}/${p.draftThreads}`;
+}
+
+/** One line per auto choice share, TETRIS selection, and the orchestration overhead. */
+export function benchNotes(report: BenchReport): string[] {
+  const lines: string[] = [];
+  for (const m of report.modes) {
+    const s = m.summary;
+    if (s.auto) {
+      const total = s.auto.decisions.reduce((n, d) => n + d.steps, 0);
+      const shares = s.auto.decisions
+        .slice(0, 5)
+        .map((d) => `${d.schedule} k=${d.k} (${d.threads.target}/${d.threads.draft} threads) ${percent(d.share, 0)}`)
+        .join(", ");
+      lines.push(
+        `${m.mode} decisions over ${total} steps: ${shares}; ${s.auto.probeSteps} probe steps, ${s.auto.switches} schedule switches` +
+          (s.speedupVsBestFixed !== null ? `; ${ratio(s.speedupVsBestFixed)} the best fixed mode` : ""),
+      );
+    }
+    if (s.tetris) {
+      const t = s.tetris;
+      lines.push(
+        `${m.mode}: e=${t.extra}, verified ${percent(t.draftedTokens > 0 ? t.verifiedTokens / t.draftedTokens : 0, 0)} of the drafted tokens, ` +
+          `acceptance of verified ${percent(t.acceptanceRate)}, ${fixed(t.acceptedPerVerify, 2)} accepted per request-verification`,
+      );
+    }
+  }
+  const idle = report.modes.map((m) => `${m.mode} ${percent(m.summary.idleFraction)}`).join(", ");
+  lines.push(`both workers idle (orchestration, synchronisation; % of wall time): ${idle}`);
+  return lines.length > 0 ? ["", ...lines] : [];
 }

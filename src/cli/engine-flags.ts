@@ -4,7 +4,7 @@ import { Option, type Command } from "commander";
 import type { CreateEngineOptions, LogLevel, Mode } from "../index.js";
 import { decimal, integer, probability } from "./parsers.js";
 
-export const MODES: readonly Mode[] = ["ar", "sd", "psd"];
+export const MODES: readonly Mode[] = ["ar", "sd", "psd", "auto"];
 export const LOG_LEVELS: readonly LogLevel[] = ["silent", "error", "warn", "info", "debug"];
 /** the engine's limit on the draft length */
 const MAX_K = 32;
@@ -18,6 +18,7 @@ export interface DecodingFlags {
   seed?: number;
   maxTokens?: number;
   batchSize?: number;
+  tetrisExtra?: number;
 }
 
 export interface PlacementFlags {
@@ -46,7 +47,8 @@ export function addDecodingOptions(cmd: Command, defaults: DecodingDefaults = {}
     .option("--draft-temp <t>", "draft sampling temperature (default: --temp; output stays lossless)", decimal(0, Infinity, "a temperature"))
     .option("--seed <n>", `base seed; prompt i uses seed + i${defaults.seed === undefined ? " (default: random)" : ""}`, integer(0, Number.MAX_SAFE_INTEGER), defaults.seed)
     .option("--max-tokens <n>", "tokens to generate per prompt at most", integer(1), defaults.maxTokens ?? 128)
-    .option("--batch-size <m>", "requests per batch m (psd runs two sub-batches of m)", integer(1), defaults.batchSize ?? 4);
+    .option("--batch-size <m>", "requests per batch m (psd and auto run two sub-batches of m)", integer(1), defaults.batchSize ?? 4)
+    .option("--tetris-extra <e>", "TETRIS (psd): draft k + e tokens per request, verify only the k x m likeliest prefixes", integer(1, 32));
 }
 
 export function addPlacementOptions(cmd: Command): Command {
@@ -62,7 +64,10 @@ export function addPlacementOptions(cmd: Command): Command {
 }
 
 export function modeOption(): Option {
-  return new Option("--mode <mode>", "decoding mode: ar (autoregressive), sd (speculative), psd (parallel speculative); default psd with --draft, else ar").choices(MODES);
+  return new Option(
+    "--mode <mode>",
+    "decoding mode: ar (autoregressive), sd (speculative), psd (parallel speculative), auto (picks k and sd/psd per step from measured costs); default psd with --draft, else ar",
+  ).choices(MODES);
 }
 
 /** createEngine() options for one mode, with the models given as local paths or loaded models. */
@@ -80,6 +85,7 @@ export function engineOptions(
       : undefined,
     draftTokens: decoding.draftTokens,
     batchSize: decoding.batchSize,
+    ...(decoding.tetrisExtra !== undefined && mode === "psd" ? { tetris: { extra: decoding.tetrisExtra } } : {}),
     temperature: decoding.temp,
     topK: decoding.topK,
     topP: decoding.topP,

@@ -25,6 +25,8 @@ export interface DraftSpec {
   sampling: SamplingParams;
   /** k uniforms in [0,1) used to sample drafted tokens (ignored when greedy) */
   uniforms: readonly number[];
+  /** also return DraftOutput.confidence (TETRIS ranks drafted tokens by it) */
+  confidence?: boolean;
 }
 
 export interface DraftOutput {
@@ -32,6 +34,12 @@ export interface DraftOutput {
   tokens: Int32Array;
   /** q(token) under the draft's filtered distribution (1 when greedy) */
   probs: Float32Array;
+  /**
+   * When DraftSpec.confidence was set: the draft's probability of each drafted token, q(token)
+   * when sampled and the temperature-1 softmax probability of the argmax when greedy (where
+   * `probs` is 1). Computed natively: JS never sees a vocabulary-sized row.
+   */
+  confidence?: Float32Array;
 }
 
 /**
@@ -94,6 +102,12 @@ export interface ModelInfo {
   applyChatTemplate?(messages: readonly { role: string; content: string }[], addAssistant: boolean): string;
 }
 
+/** CPU threads of the two workers. */
+export interface ThreadPlacement {
+  target: number;
+  draft: number;
+}
+
 export interface Backend {
   target: TargetWorker;
   /**
@@ -106,5 +120,18 @@ export interface Backend {
   draft?: DraftWorker;
   /** tokenizer/metadata of the target (the draft's is checked compatible at creation) */
   info: ModelInfo;
+  /**
+   * Optional capability (used by `auto`): the placements the backend can switch between at run
+   * time with setThreads. `sequential`: the phases take turns, so each may use all cores;
+   * `overlapped`: both workers run at once, so the cores are split (null: the workers must never
+   * run at once, e.g. pinned thread counts that together exceed the cores).
+   */
+  readonly threadPlans?: { sequential: ThreadPlacement; overlapped: ThreadPlacement | null };
+  /**
+   * Optional capability: threads of each worker for the jobs queued after this call (jobs already
+   * queued keep the previous count). Rejects counts outside what the backend was created for.
+   * Call it only while no job runs, so that the two workers never together exceed the cores.
+   */
+  setThreads?(target: number, draft: number): Promise<void>;
   close(): Promise<void>;
 }

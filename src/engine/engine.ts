@@ -33,8 +33,17 @@ export class Engine {
     options: EngineOptions,
   ) {
     this.options = resolveEngineOptions(options, backend);
-    this.scheduler = createScheduler(this.options.mode, this.options.batchSize);
     this.collector = new StatsCollector(this.options.mode);
+    this.scheduler = createScheduler({
+      mode: this.options.mode,
+      batchSize: this.options.batchSize,
+      draftTokens: this.options.draftTokens,
+      tetrisExtra: this.options.tetris?.extra ?? 0,
+      probeEvery: this.options.auto?.probeEvery,
+      probeBudget: this.options.auto?.probeBudget,
+      backend,
+      collector: this.collector,
+    });
     this.executor = new BatchExecutor(backend, this.collector, this.options.draftTokens, this.scheduler.usesDraft);
     // pop() hands out slot 0 first
     this.freeSlots = Array.from({ length: this.scheduler.capacity }, (_, i) => this.scheduler.capacity - 1 - i);

@@ -11,9 +11,34 @@ export interface CallLabel {
   /** psd sub-batch, -1 when sequential */
   batch: number;
   batchSizes?: [number, number];
+  /** auto: the step's choice */
+  decision?: TraceEvent["decision"];
+}
+
+/** What a draft or verify call cost, for cost models. */
+export interface CallTiming {
+  ms: number;
+  /** requests served */
+  requests: number;
+  /** draft: the longest chain drafted (autoregressive steps); verify: tokens in the pass (sum of k_i + 1) */
+  tokens: number;
+  /** draft: autoregressive steps; verify: the largest k */
+  k: number;
+  /** verify: drafts verified and accepted per request whose verification applied */
+  outcomes?: { k: number; accepted: number }[];
+}
+
+export interface DraftCallOptions {
+  /** draft length for this call (default: the configured k) */
+  k?: number;
+  /** ask for DraftOutput.confidence (TETRIS) */
+  confidence?: boolean;
 }
 
 type Worker = TraceEvent["worker"];
+
+/** Pending draft-side tokens beyond which a draft call first catches the draft cache up. */
+const CATCH_UP_TOKENS = 16;
 type Kind = TraceEvent["kind"];
 
 export class BatchExecutor {
@@ -46,57 +71,118 @@ export class BatchExecutor {
     }
   }
 
-  /** Drafts for every live request; requests at the context limit get an empty chain. */
-  async draft(requests: readonly Request[], label: CallLabel): Promise<void> {
-    const drafting: Request[] = [];
-    const specs: DraftSpec[] = [];
+  /**
+   * Drafts for every live request; requests at the context limit get a shorter or empty chain.
+   * Resolves to the call's timing (undefined when nothing was drafted or the call failed).
+   */
+  async draft(requests: readonly Request[], label: CallLabel, opts: DraftCallOptions = {}): Promise<CallTiming | undefined> {
+    const wanted = opts.k ?? this.k;
+    const confidence = opts.confidence === true;
+    const chains: { r: Request; k: number }[] = [];
     for (const r of requests) {
       if (r.done) continue;
-      const k = r.draftLength(this.k);
+      const k = r.draftLength(wanted);
       if (k === 0) r.drafts = NO_DRAFTS;
-      else {
-        drafting.push(r);
-        specs.push(r.draftSpec(k));
-      }
+      else chains.push({ r, k });
     }
-    if (specs.length === 0) return;
+    if (chains.length === 0) return undefined;
     const worker = this.backend.draft;
+    if (!worker) {
+      const error = new Error("no draft worker");
+      for (const { r } of chains) r.fail(error);
+      return undefined;
+    }
+    await this.catchUp(chains.map((c) => c.r), label);
+    const drafting: Request[] = [];
+    const specs: DraftSpec[] = [];
+    let longest = 0;
+    for (const { r, k } of chains) {
+      if (r.done) continue;
+      drafting.push(r);
+      specs.push(r.draftSpec(k, confidence));
+      longest = Math.max(longest, k);
+    }
+    if (specs.length === 0) return undefined;
     try {
-      if (!worker) throw new Error("no draft worker");
-      const outputs = await this.timed("draft", "draft", drafting, label, () => worker.draft(specs));
+      const start = this.collector.now();
+      const outputs = await this.timed("draft", "draft", drafting, { ...label, k: longest }, () => worker.draft(specs));
+      const ms = this.collector.now() - start;
       checkCount("draft", outputs, specs.length);
       drafting.forEach((r, i) => {
         if (r.done) return;
         try {
-          r.setDrafts(outputs[i]!, specs[i]!.k);
+          r.setDrafts(outputs[i]!, specs[i]!.k, confidence);
         } catch (error) {
           r.fail(error);
         }
       });
+      return { ms, requests: specs.length, tokens: longest, k: longest };
     } catch (error) {
       for (const r of drafting) r.fail(error);
+      return undefined;
     }
   }
 
-  /** Verifies each live request's drafts (none in ar) and applies acceptance. */
-  async verify(requests: readonly Request[], label: CallLabel): Promise<void> {
+  /**
+   * Verifies each live request's drafts (none in ar) and applies acceptance. Resolves to the
+   * call's timing (undefined when nothing was verified or the call failed).
+   */
+  async verify(requests: readonly Request[], label: CallLabel): Promise<CallTiming | undefined> {
     const verifying = requests.filter((r) => !r.done);
-    if (verifying.length === 0) return;
+    if (verifying.length === 0) return undefined;
     const specs = verifying.map((r) => r.verifySpec());
+    let tokens = 0;
+    let longest = 0;
+    for (const s of specs) {
+      tokens += s.draft.length + 1;
+      longest = Math.max(longest, s.draft.length);
+    }
     try {
-      const outputs = await this.timed("target", "verify", verifying, label, () => this.backend.target.verify(specs));
+      const start = this.collector.now();
+      const outputs = await this.timed("target", "verify", verifying, { ...label, k: longest, tokens }, () => this.backend.target.verify(specs));
+      const ms = this.collector.now() - start;
       checkCount("target", outputs, specs.length);
+      const outcomes: { k: number; accepted: number }[] = [];
       verifying.forEach((r, i) => {
         if (r.done) return; // aborted while the call was in flight
         try {
           r.applyVerification(outputs[i]!);
+          outcomes.push(r.lastVerified);
         } catch (error) {
           r.fail(error);
         }
       });
+      return { ms, requests: specs.length, tokens, k: longest, outcomes };
     } catch (error) {
       for (const r of verifying) r.fail(error);
+      return undefined;
     }
+  }
+
+  /**
+   * A request that decoded without drafts for a while (auto's plain-decoding steps) has many
+   * tokens the draft cache lacks: feed all but the last with one draft-side prefill (chunked
+   * natively), so the draft call itself stays small.
+   */
+  private async catchUp(requests: readonly Request[], label: CallLabel): Promise<void> {
+    const behind = requests.filter((r) => r.targetPos - r.draftPos > CATCH_UP_TOKENS);
+    const draft = this.backend.draft;
+    if (behind.length === 0 || !draft) return;
+    await this.timed("draft", "prefill", behind, label, () =>
+      Promise.all(
+        behind.map((r) =>
+          invoke(() => draft.prefill(r.slot, r.draftPos, r.tokens.slice(r.draftPos, r.targetPos))).then(
+            () => void (r.draftPos = r.targetPos),
+            (error: unknown) => r.fail(error),
+          ),
+        ),
+      ),
+    );
+  }
+
+  /** Sets both workers' threads (auto); a no-op when the backend cannot switch. */
+  async setThreads(target: number, draft: number): Promise<void> {
+    await this.backend.setThreads?.(target, draft);
   }
 
   /** Frees finished requests' sequences on both workers; errors are ignored (admission re-prefills from 0). */
@@ -115,7 +201,7 @@ export class BatchExecutor {
     worker: Worker,
     kind: Kind,
     requests: readonly Request[],
-    label: CallLabel,
+    label: CallLabel & { k?: number; tokens?: number },
     run: () => Promise<T>,
   ): Promise<T> {
     const start = this.collector.now();
@@ -132,6 +218,9 @@ export class BatchExecutor {
         batch: label.batch,
       };
       if (label.batchSizes) event.batchSizes = [label.batchSizes[0], label.batchSizes[1]];
+      if (label.k !== undefined) event.k = label.k;
+      if (label.tokens !== undefined) event.tokens = label.tokens;
+      if (label.decision) event.decision = { ...label.decision, threads: { ...label.decision.threads } };
       this.collector.recordBusy(event);
     }
   }

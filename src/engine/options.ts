@@ -15,14 +15,21 @@ export const ENGINE_DEFAULTS = {
   maxTokens: 128,
 } as const;
 
-const MODES: readonly Mode[] = ["ar", "sd", "psd"];
+const MODES: readonly Mode[] = ["ar", "sd", "psd", "auto"];
+
+/** TETRIS: the most extra drafts per request. */
+export const MAX_TETRIS_EXTRA = 32;
 
 export interface ResolvedEngineOptions {
   mode: Mode;
   draftTokens: number;
   batchSize: number;
-  /** running requests the scheduler holds: m for ar/sd, 2m for psd */
+  /** running requests the scheduler holds: m for ar/sd, 2m for psd and auto */
   capacity: number;
+  /** psd with TETRIS */
+  tetris: { extra: number } | undefined;
+  /** auto's exploration */
+  auto: { probeEvery: number; probeBudget: number } | undefined;
   temperature: number;
   topK: number;
   topP: number;
@@ -73,7 +80,7 @@ export function resolveEngineOptions(options: EngineOptions, backend: Backend): 
   if (options === null || typeof options !== "object") throw new TypeError("Engine options must be an object");
   const mode = options.mode;
   if (!MODES.includes(mode)) {
-    throw new RangeError(`unknown mode ${describe(mode)}: expected "ar", "sd" or "psd"`);
+    throw new RangeError(`unknown mode ${describe(mode)}: expected "ar", "sd", "psd" or "auto"`);
   }
   const speculative = mode !== "ar";
   const draftTokens = speculative
@@ -86,16 +93,34 @@ export function resolveEngineOptions(options: EngineOptions, backend: Backend): 
   const draftTemperature =
     options.draftTemperature === undefined ? undefined : checkTemperature("draftTemperature", options.draftTemperature);
 
+  let tetris: { extra: number } | undefined;
+  if (options.tetris !== undefined) {
+    if (options.tetris === null || typeof options.tetris !== "object") throw new TypeError(`tetris must be an object { extra }, got ${describe(options.tetris)}`);
+    if (mode !== "psd") throw new RangeError(`tetris works with mode "psd" only, got mode ${describe(mode)}`);
+    tetris = { extra: checkInteger("tetris.extra", options.tetris.extra, 1, MAX_TETRIS_EXTRA) };
+    if (draftTokens + tetris.extra > MAX_DRAFT_TOKENS + MAX_TETRIS_EXTRA) throw new RangeError("draftTokens + tetris.extra is too large");
+  }
+
+  let auto: { probeEvery: number; probeBudget: number } | undefined;
+  if (options.auto !== undefined) {
+    if (options.auto === null || typeof options.auto !== "object") throw new TypeError(`auto must be an object { probeEvery, probeBudget }, got ${describe(options.auto)}`);
+    if (mode !== "auto") throw new RangeError(`the auto options work with mode "auto" only, got mode ${describe(mode)}`);
+    const probeBudget = requireNumber("auto.probeBudget", options.auto.probeBudget ?? 0.03);
+    if (!(probeBudget >= 0 && probeBudget <= 1)) throw new RangeError(`auto.probeBudget must be in [0, 1], got ${describe(probeBudget)}`);
+    auto = { probeEvery: checkInteger("auto.probeEvery", options.auto.probeEvery ?? 24, 2, 1_000_000), probeBudget };
+  } else if (mode === "auto") auto = { probeEvery: 24, probeBudget: 0.03 };
+
   if (speculative && !backend.draft) {
     throw new Error(`mode "${mode}" needs a draft model, but backend.draft is undefined`);
   }
-  const capacity = mode === "psd" ? 2 * batchSize : batchSize;
+  const paired = mode === "psd" || mode === "auto";
+  const capacity = paired ? 2 * batchSize : batchSize;
   const nSeqMax = backend.info.nSeqMax;
   if (capacity > nSeqMax) {
-    const held = mode === "psd" ? `2 x batchSize = ${capacity}` : `batchSize = ${capacity}`;
+    const held = paired ? `2 x batchSize = ${capacity}` : `batchSize = ${capacity}`;
     throw new RangeError(`mode "${mode}" holds ${held} sequences, but the context holds at most nSeqMax = ${nSeqMax}`);
   }
-  return { mode, draftTokens, batchSize, capacity, temperature, topK, topP, draftTemperature };
+  return { mode, draftTokens, batchSize, capacity, temperature, topK, topP, draftTemperature, tetris, auto };
 }
 
 export function resolveRequestOptions(engine: ResolvedEngineOptions, opts: GenerateOptions): ResolvedRequestOptions {

@@ -26,6 +26,10 @@ export interface RequestParams {
 export interface Drafts {
   tokens: ArrayLike<number>;
   probs: ArrayLike<number>;
+  /** the draft's probability of each token (TETRIS ranking), when asked for */
+  confidence?: ArrayLike<number>;
+  /** tokens the draft call produced (>= tokens.length: TETRIS may verify only a prefix); default tokens.length */
+  produced?: number;
 }
 
 export const NO_DRAFTS: Drafts = { tokens: [], probs: [] };
@@ -53,6 +57,8 @@ export class Request {
   readonly promptLength: number;
   readonly counters = new AcceptanceCounters();
   finishReason: FinishReason | undefined;
+  /** drafts verified and accepted at the latest verification (for the auto cost model) */
+  lastVerified = { k: 0, accepted: 0 };
 
   private readonly rng: Rng;
   private readonly text: TextAssembler;
@@ -99,8 +105,8 @@ export class Request {
     return Math.max(0, Math.min(k, this.info.nCtx - this.targetPos - 1));
   }
 
-  draftSpec(k: number): DraftSpec {
-    return {
+  draftSpec(k: number, confidence = false): DraftSpec {
+    const spec: DraftSpec = {
       seq: this.slot,
       pos: this.draftPos,
       tokens: this.tokens.slice(this.draftPos),
@@ -108,13 +114,31 @@ export class Request {
       sampling: this.params.draftSampling,
       uniforms: this.rng.uniforms(k),
     };
+    if (confidence) spec.confidence = true;
+    return spec;
   }
 
-  setDrafts(output: DraftOutput, k: number): void {
+  setDrafts(output: DraftOutput, k: number, confidence = false): void {
     if (output.tokens.length !== k || output.probs.length !== k) {
       throw new Error(`draft worker returned ${output.tokens.length} tokens / ${output.probs.length} probs, expected ${k}`);
     }
-    this.drafts = output;
+    if (confidence && output.confidence?.length !== k) {
+      throw new Error(`draft worker returned ${output.confidence?.length ?? "no"} confidences, expected ${k}`);
+    }
+    this.drafts = { tokens: output.tokens, probs: output.probs, confidence: output.confidence, produced: k };
+  }
+
+  /** Keeps only the first n drafts for verification (TETRIS); the draft cache keeps what it holds. */
+  truncateDrafts(n: number): void {
+    const d = this.drafts;
+    if (!d || n >= d.tokens.length) return;
+    const cut = Math.max(0, n);
+    this.drafts = {
+      tokens: Array.prototype.slice.call(d.tokens, 0, cut) as number[],
+      probs: Array.prototype.slice.call(d.probs, 0, cut) as number[],
+      confidence: d.confidence,
+      produced: d.produced ?? d.tokens.length,
+    };
   }
 
   verifySpec(): VerifySpec {
@@ -144,9 +168,12 @@ export class Request {
     const greedy = this.params.sampling.temperature === 0;
     const { accepted, emitted } = acceptDrafts(greedy, drafts.tokens, drafts.probs, output.p, output.alt, this.acceptUniforms);
     this.counters.record(k, accepted);
-    if (k > 0) {
-      // The draft cache holds the pending tokens and drafts 0..k-2: valid up to the accepted ones.
-      this.draftPos = this.targetPos + Math.min(k, accepted + 1);
+    this.lastVerified = { k, accepted };
+    const produced = drafts.produced ?? k;
+    if (produced > 0) {
+      // The draft cache holds the pending token at targetPos and drafts 0..produced-2 after it:
+      // valid through the accepted ones (the next token, correction or bonus, is new to it).
+      this.draftPos = this.targetPos + 1 + Math.min(accepted, produced - 1);
     }
     for (const token of emitted) {
       if (!this.emit(token)) return;

@@ -1,9 +1,12 @@
 // Schedules: what one engine step does with the running requests. `ar` and `sd` here, `psd` in
 // psd-scheduler.ts. A step awaits everything it starts, so the engine loop is the only code path
 // that ever issues worker jobs.
+import type { Backend } from "./backend.js";
 import type { Mode } from "./types.js";
 import type { BatchExecutor } from "./executor.js";
 import type { Request } from "./request.js";
+import type { StatsCollector } from "./stats.js";
+import { AutoScheduler } from "./auto-scheduler.js";
 import { PsdScheduler } from "./psd-scheduler.js";
 
 export interface Scheduler {
@@ -37,13 +40,30 @@ export class SdScheduler implements Scheduler {
   }
 }
 
-export function createScheduler(mode: Mode, batchSize: number): Scheduler {
+export interface SchedulerSetup {
+  mode: Mode;
+  batchSize: number;
+  /** k (the largest k in auto) */
+  draftTokens: number;
+  /** psd: TETRIS extra drafts per request (0 = off) */
+  tetrisExtra: number;
+  /** auto: steps between probes, and their time budget */
+  probeEvery?: number;
+  probeBudget?: number;
+  backend: Backend;
+  collector: StatsCollector;
+}
+
+export function createScheduler(setup: SchedulerSetup): Scheduler {
+  const { mode, batchSize } = setup;
   switch (mode) {
     case "ar":
       return new ArScheduler(batchSize);
     case "sd":
       return new SdScheduler(batchSize);
     case "psd":
-      return new PsdScheduler(batchSize);
+      return new PsdScheduler(batchSize, { k: setup.draftTokens, tetrisExtra: setup.tetrisExtra, collector: setup.collector });
+    case "auto":
+      return new AutoScheduler({ batchSize, kMax: setup.draftTokens, backend: setup.backend, collector: setup.collector, probeEvery: setup.probeEvery, probeBudget: setup.probeBudget });
   }
 }

@@ -1,5 +1,5 @@
 // Statistics: per-request acceptance counters, run totals, and worker busy time from the trace.
-import type { FinishReason, Mode, RequestStats, RunStats, TraceEvent } from "./types.js";
+import type { AutoChoice, AutoModelSnapshot, AutoStats, FinishReason, Mode, RequestStats, RunStats, TetrisStats, TraceEvent } from "./types.js";
 
 /** Verification counters of one request. */
 export class AcceptanceCounters {
@@ -99,6 +99,15 @@ export class StatsCollector {
   private wall = 0;
   private activeSince: number | undefined;
   private events: TraceEvent[] = [];
+  private autoCounts = new Map<string, AutoChoice & { steps: number }>();
+  private autoCurrent: AutoChoice | null = null;
+  private autoProbes = 0;
+  private autoSwitches = 0;
+  /** the auto scheduler's cost model, read at snapshot time */
+  autoModel: (() => AutoModelSnapshot) | undefined;
+  private tetris: TetrisStats | undefined;
+  private tetrisAccepted = 0;
+  private tetrisVerifies = 0;
 
   constructor(private readonly mode: Mode) {}
 
@@ -118,6 +127,30 @@ export class StatsCollector {
     this.wall = 0;
     if (this.activeSince !== undefined) this.activeSince = this.now();
     this.events = [];
+    this.autoCounts = new Map();
+    this.autoProbes = this.autoSwitches = 0;
+    if (this.tetris) this.tetris = emptyTetris(this.tetris.extra);
+    this.tetrisAccepted = this.tetrisVerifies = 0;
+  }
+
+  /** auto: one decode step ran with `choice`. */
+  recordDecision(choice: AutoChoice, probe: boolean): void {
+    const key = `${choice.schedule}/${choice.k}/${choice.threads.target}/${choice.threads.draft}`;
+    const entry = this.autoCounts.get(key);
+    if (entry) entry.steps++;
+    else this.autoCounts.set(key, { schedule: choice.schedule, k: choice.k, threads: { ...choice.threads }, steps: 1 });
+    if (probe) this.autoProbes++;
+    if (this.autoCurrent && this.autoCurrent.schedule !== choice.schedule) this.autoSwitches++;
+    this.autoCurrent = { schedule: choice.schedule, k: choice.k, threads: { ...choice.threads } };
+  }
+
+  /** TETRIS: one verification of a batch whose drafts were selected. */
+  recordTetris(extra: number, drafted: number, verified: number, accepted: number, requests: number): void {
+    const t = (this.tetris ??= emptyTetris(extra));
+    t.draftedTokens += drafted;
+    t.verifiedTokens += verified;
+    this.tetrisAccepted += accepted;
+    this.tetrisVerifies += requests;
   }
 
   /** Counts a decode step and returns its number. */
@@ -194,6 +227,45 @@ export class StatsCollector {
       idleMs: Math.max(0, wallMs - (draftMs + verifyMs - this.overlap)),
       prefillMs: this.prefill,
       hiddenDraftFraction: this.drafting > 0 ? this.hiddenDrafting / this.drafting : 0,
+      ...(this.mode === "auto" ? { auto: this.autoSnapshot() } : {}),
+      ...(this.tetris ? { tetris: this.tetrisSnapshot(this.tetris) } : {}),
     };
   }
+
+  private autoSnapshot(): AutoStats {
+    const decisions = [...this.autoCounts.values()]
+      .map((d) => ({ ...d, threads: { ...d.threads } }))
+      .sort((a, b) => b.steps - a.steps);
+    return {
+      decisions,
+      current: this.autoCurrent ? { ...this.autoCurrent, threads: { ...this.autoCurrent.threads } } : null,
+      probeSteps: this.autoProbes,
+      switches: this.autoSwitches,
+      model: this.autoModel ? this.autoModel() : emptyModel(),
+    };
+  }
+
+  private tetrisSnapshot(t: TetrisStats): TetrisStats {
+    const accepted = this.tetrisAccepted;
+    const verifies = this.tetrisVerifies;
+    return {
+      ...t,
+      acceptanceRate: t.verifiedTokens > 0 ? accepted / t.verifiedTokens : 0,
+      acceptedPerVerify: verifies > 0 ? accepted / verifies : 0,
+    };
+  }
+}
+
+function emptyTetris(extra: number): TetrisStats {
+  return { extra, draftedTokens: 0, verifiedTokens: 0, acceptanceRate: 0, acceptedPerVerify: 0 };
+}
+
+function emptyModel(): AutoModelSnapshot {
+  return {
+    verify: { sequential: null, overlapped: null },
+    draftStep: { sequential: null, overlapped: null },
+    overheadMs: { sequential: 0, overlapped: 0 },
+    acceptance: [],
+    predictions: [],
+  };
 }

@@ -1,12 +1,32 @@
 // Public engine types: options, results and statistics. Shared by the engine, the library API and the CLI.
 import type { SamplingParams } from "./backend.js";
 
-export type Mode = "ar" | "sd" | "psd";
+export type Mode = "ar" | "sd" | "psd" | "auto";
+
+/** How an engine step runs the two workers: one after the other, or at once (PSD). */
+export type StepSchedule = "sequential" | "overlapped";
+
+export interface AutoOptions {
+  /** steps between two probes of an option other than the predicted best, at least (default 24) */
+  probeEvery?: number;
+  /** share of the time probes may cost, by the cost model's prediction (default 0.03; 1 = probe freely) */
+  probeBudget?: number;
+}
+
+/** TETRIS (psd): draft k + extra tokens per request, verify only the k x m likeliest prefixes. */
+export interface TetrisOptions {
+  /** extra tokens e drafted per request beyond k (>= 1) */
+  extra: number;
+}
 
 export interface EngineOptions {
   mode: Mode;
-  /** draft length k (>= 1 for sd/psd); default 4 */
+  /** draft length k (>= 1 for sd/psd); in auto the largest k it may choose; default 4 */
   draftTokens?: number;
+  /** psd only: TETRIS selection of the drafts to verify (off by default) */
+  tetris?: TetrisOptions;
+  /** auto only: tuning of the exploration */
+  auto?: AutoOptions;
   /** m: running requests per batch (ar/sd hold m, psd holds 2m in two sub-batches); default 4 */
   batchSize?: number;
   /** defaults for requests */
@@ -84,6 +104,65 @@ export interface RunStats {
   prefillMs: number;
   /** fraction of draft-job time (prefills excluded) during which the target worker was busy too */
   hiddenDraftFraction: number;
+  /** auto mode: what it chose and why */
+  auto?: AutoStats;
+  /** psd with TETRIS: drafted versus verified tokens */
+  tetris?: TetrisStats;
+}
+
+/** One auto-mode choice: schedule, draft length and the thread placement it runs at. */
+export interface AutoChoice {
+  schedule: StepSchedule;
+  /** draft length; 0 = plain decoding (sequential only) */
+  k: number;
+  threads: { target: number; draft: number };
+}
+
+/** A cost-model prediction for one choice. */
+export interface AutoPrediction extends AutoChoice {
+  /** predicted generated tokens per second */
+  tokensPerSecond: number;
+  /** predicted step time (ms) and tokens per request per verification */
+  stepMs: number;
+  tokensPerVerify: number;
+}
+
+export interface AutoStats {
+  /** decode steps per choice since the last resetStats() (probes included) */
+  decisions: (AutoChoice & { steps: number })[];
+  /** the choice now (null before the first step) */
+  current: AutoChoice | null;
+  /** steps run to measure an option rather than because it was predicted best */
+  probeSteps: number;
+  /** schedule changes */
+  switches: number;
+  /** the cost model now: see docs/performance.md */
+  model: AutoModelSnapshot;
+}
+
+export interface AutoModelSnapshot {
+  /** verification pass: ms ~ a + b x tokens in the pass, per schedule's placement (null: not measured yet) */
+  verify: Record<StepSchedule, { a: number; b: number; samples: number } | null>;
+  /** one autoregressive draft step: ms ~ a + b x requests in the step */
+  draftStep: Record<StepSchedule, { a: number; b: number; samples: number } | null>;
+  /** ms per step beyond the model work on the critical path (orchestration, synchronisation) */
+  overheadMs: Record<StepSchedule, number>;
+  /** conditional acceptance per draft position: P(accept i | accepted 0..i-1), moving average */
+  acceptance: number[];
+  /** predictions for every option at the current batch size, best first */
+  predictions: AutoPrediction[];
+}
+
+export interface TetrisStats {
+  extra: number;
+  /** draft tokens produced (k + extra per request and step) */
+  draftedTokens: number;
+  /** of those, sent to verification (the global top k x m) */
+  verifiedTokens: number;
+  /** accepted / verified */
+  acceptanceRate: number;
+  /** accepted tokens per verified request-step (mean acceptance length - 1) */
+  acceptedPerVerify: number;
 }
 
 /** One busy interval of a worker, ms since engine start, for timelines. */
@@ -99,6 +178,12 @@ export interface TraceEvent {
   batch: number;
   /** psd: sizes of sub-batches 0 and 1 when the step started */
   batchSizes?: [number, number];
+  /** draft / verify: drafts per request in this call (the largest) */
+  k?: number;
+  /** verify: tokens in the pass (sum over requests of drafts + 1) */
+  tokens?: number;
+  /** auto: the step's choice, and whether it was a probe */
+  decision?: AutoChoice & { probe: boolean };
 }
 
 export interface GenerateResult {

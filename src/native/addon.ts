@@ -17,6 +17,13 @@ let libDirUsed: string | undefined;
 let gpuStatus: GpuBackendStatus[] = [];
 
 function addonPath(): string {
+  // An alternative build of the addon (e.g. the AddressSanitizer build of scripts/asan-check.sh).
+  const override = process.env.MINEDRAFT_ADDON_PATH;
+  if (override) {
+    const p = path.resolve(override);
+    if (!existsSync(p)) throw new Error(`MINEDRAFT_ADDON_PATH points to ${p}, which does not exist`);
+    return p;
+  }
   for (const build of ["Release", "Debug"]) {
     const p = path.join(packageRoot, "build", build, "minedraft.node");
     if (existsSync(p)) return p;

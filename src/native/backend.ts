@@ -1,13 +1,27 @@
 // The engine's Backend over two native contexts (target and draft), each on its own worker thread.
-import type { Backend, DraftOutput, DraftSpec, ModelInfo, VerifyOutput, VerifySpec } from "../engine/backend.js";
+import type { Backend, DraftOutput, DraftSpec, ModelInfo, ThreadPlacement, VerifyOutput, VerifySpec } from "../engine/backend.js";
 import type { LlamaContext } from "./context.js";
 import type { LlamaModel } from "./model.js";
+
+/** Runtime thread switching (auto mode): the placements, and what decides whether workers may overlap. */
+export interface NativeThreadOptions {
+  plans: { sequential: ThreadPlacement; overlapped: ThreadPlacement | null };
+  /** CPU cores the two contexts share */
+  cores: number;
+  /** models on a GPU use their threads only to drive it: they do not count against the cores */
+  targetOnGpu?: boolean;
+  draftOnGpu?: boolean;
+}
 
 export class NativeBackend implements Backend {
   readonly info: ModelInfo;
   readonly target: Backend["target"];
   readonly draft: Backend["draft"];
+  readonly threadPlans: Backend["threadPlans"];
+  readonly setThreads: Backend["setThreads"];
   private closed = false;
+  private readonly fixedOverlap: boolean;
+  private current: ThreadPlacement;
 
   constructor(
     readonly targetModel: LlamaModel,
@@ -16,9 +30,13 @@ export class NativeBackend implements Backend {
     readonly draftContext?: LlamaContext,
     /** models this backend loaded itself and disposes on close */
     private readonly ownedModels: readonly LlamaModel[] = [],
-    /** see Backend.workersMayOverlap */
-    readonly workersMayOverlap = true,
+    /** see Backend.workersMayOverlap (ignored when `threads` is given: then it follows the current threads) */
+    workersMayOverlap = true,
+    /** enables setThreads() between the given placements */
+    private readonly threads?: NativeThreadOptions,
   ) {
+    this.fixedOverlap = workersMayOverlap;
+    this.current = { target: targetContext.info().threads, draft: draftContext?.info().threads ?? 0 };
     const tctx = targetContext.info();
     const m = targetModel;
     this.info = {
@@ -41,12 +59,50 @@ export class NativeBackend implements Backend {
     if (draftContext && draftModel) {
       // The draft never proposes a token the target cannot score.
       const vocabLimit = Math.min(draftModel.info.nVocab, m.info.nVocab);
+      // A target vocabulary may be up to 128 tokens larger than the draft's (checkCompatibility): target tokens
+      // the draft lacks are fed to it as token 0. The draft then drafts worse after them; the output stays exact.
+      const dVocab = draftModel.info.nVocab;
+      const fit = (tokens: readonly number[]): readonly number[] => (tokens.some((t) => t >= dVocab) ? tokens.map((t) => (t < dVocab ? t : 0)) : tokens);
+      const fitSpecs = (specs: readonly DraftSpec[]): readonly DraftSpec[] => (dVocab >= m.info.nVocab ? specs : specs.map((s) => ({ ...s, tokens: fit(s.tokens) })));
       this.draft = {
-        prefill: (seq, pos, tokens) => draftContext.prefill(seq, pos, tokens),
+        prefill: (seq, pos, tokens) => draftContext.prefill(seq, pos, dVocab >= m.info.nVocab ? tokens : fit(tokens)),
         removeSeq: async (seq) => void (await draftContext.removeSeq(seq)),
-        draft: (specs: readonly DraftSpec[]) => draftContext.draft(specs, vocabLimit) as Promise<DraftOutput[]>,
+        draft: (specs: readonly DraftSpec[]) => draftContext.draft(fitSpecs(specs), vocabLimit) as Promise<DraftOutput[]>,
       };
     }
+    if (threads && draftContext) {
+      const o = threads.plans.overlapped;
+      this.threadPlans = { sequential: { ...threads.plans.sequential }, overlapped: o ? { ...o } : null };
+      this.setThreads = (target, draft) => this.switchThreads(target, draft);
+    }
+  }
+
+  /** Threads the workers use now. */
+  get currentThreads(): ThreadPlacement {
+    return { ...this.current };
+  }
+
+  /** With runtime thread switching: whether the current threads of both fit the cores together. */
+  get workersMayOverlap(): boolean {
+    const t = this.threads;
+    if (!t) return this.fixedOverlap;
+    return (t.targetOnGpu ? 0 : this.current.target) + (t.draftOnGpu ? 0 : this.current.draft) <= t.cores;
+  }
+
+  private async switchThreads(target: number, draft: number): Promise<void> {
+    const draftContext = this.draftContext!;
+    const tMax = this.targetContext.info().threadsMax;
+    const dMax = draftContext.info().threadsMax;
+    for (const [name, v, max] of [["target", target, tMax], ["draft", draft, dMax]] as const) {
+      if (!Number.isInteger(v) || v < 1 || v > max) throw new RangeError(`setThreads: ${name} threads must be an integer in 1..${max}, got ${v}`);
+    }
+    if (target === this.current.target && draft === this.current.draft) return;
+    const jobs: Promise<void>[] = [];
+    if (target !== this.current.target) jobs.push(this.targetContext.setThreads(target));
+    if (draft !== this.current.draft) jobs.push(draftContext.setThreads(draft));
+    // the workers run jobs in order: later jobs see the new counts even before these resolve
+    this.current = { target, draft };
+    await Promise.all(jobs);
   }
 
   async close(): Promise<void> {

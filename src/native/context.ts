@@ -2,6 +2,7 @@
 // and returns a Promise; jobs run in submission order.
 import type { LlamaModel } from "./model.js";
 import { loadAddon } from "./addon.js";
+import { snapshot } from "./args.js";
 import type { RawBatch, RawContext, RawContextInfo, RawContextOptions, RawDraftSpec, RawVerifySpec } from "./types.js";
 
 export interface ContextOptions {
@@ -20,6 +21,9 @@ export interface ContextOptions {
    * threads > 1; without it ggml creates threads for every graph, which measured 2x slower for
    * small draft graphs and makes two contexts on all cores disturb each other) */
   threadpool?: boolean;
+  /** most threads setThreads() may ask for; the threadpool is made this large (default: threads).
+   * Its extra threads sleep while a smaller count is in use. */
+  threadsMax?: number;
 }
 
 export class LlamaContext {
@@ -31,20 +35,27 @@ export class LlamaContext {
   static async create(model: LlamaModel, options: ContextOptions = {}): Promise<LlamaContext> {
     const sequences = options.sequences ?? 1;
     const perSeq = options.contextSize ?? Math.min(4096, model.info.nCtxTrain || 4096);
-    for (const [name, v, lo] of [["contextSize", perSeq, 16], ["sequences", sequences, 1], ["batchSize", options.batchSize ?? 512, 1], ["threads", options.threads ?? 1, 1]] as const) {
+    const threads = options.threads ?? 1;
+    const threadsMax = options.threadsMax ?? threads;
+    for (const [name, v, lo] of [["contextSize", perSeq, 16], ["sequences", sequences, 1], ["batchSize", options.batchSize ?? 512, 1], ["threads", threads, 1], ["threadsMax", threadsMax, threads]] as const) {
       if (!Number.isInteger(v) || v < lo) throw new RangeError(`${name} must be an integer >= ${lo}, got ${v}`);
     }
     if (sequences > 256) throw new RangeError(`sequences must be <= 256, got ${sequences}`);
+    for (const [name, v] of [["threads", options.threads], ["threadsMax", options.threadsMax]] as const) {
+      // ggml's thread arrays hold GGML_MAX_N_THREADS = 512
+      if (typeof v === "number" && v > 512) throw new RangeError(`${name} must be <= 512 (ggml's limit), got ${v}`);
+    }
     const unified = options.kvUnified ?? false;
     const raw: RawContextOptions = {
       // llama.cpp sizes the KV cache as a whole: a stream per sequence needs perSeq each
       nCtx: unified ? perSeq : perSeq * sequences,
       nSeqMax: sequences,
       nBatch: options.batchSize ?? 512,
-      threads: options.threads ?? 1,
+      threads,
+      threadsMax,
       kvUnified: unified,
       flashAttention: options.flashAttention,
-      threadpool: options.threadpool ?? (options.threads ?? 1) > 1,
+      threadpool: options.threadpool ?? threadsMax > 1,
     };
     const addon = await loadAddon();
     return new LlamaContext(await addon.createContext(model.raw, raw), model);
@@ -56,19 +67,19 @@ export class LlamaContext {
 
   /** Decode a multi-sequence batch; resolves to the logits of the rows that asked for output (rows x nVocab). */
   decode(batch: RawBatch): Promise<Float32Array> {
-    return this.raw.decode(batch);
+    return this.raw.decode(snapshot(batch));
   }
 
   prefill(seq: number, pos: number, tokens: readonly number[]): Promise<void> {
-    return this.raw.prefill(seq, pos, tokens);
+    return this.raw.prefill(seq, pos, snapshot(tokens));
   }
 
   draft(specs: readonly RawDraftSpec[], vocabLimit?: number) {
-    return this.raw.draft(specs, vocabLimit);
+    return this.raw.draft(snapshot(specs), vocabLimit);
   }
 
   verify(specs: readonly RawVerifySpec[], draftContext?: LlamaContext) {
-    return this.raw.verify(specs, draftContext?.raw);
+    return this.raw.verify(snapshot(specs), draftContext?.raw);
   }
 
   /** Remove positions [p0, p1) of a sequence (-1: open end; seq -1: all sequences). */
@@ -81,6 +92,11 @@ export class LlamaContext {
   }
 
   copySeq(src: number, dst: number, p0 = -1, p1 = -1): Promise<void> {
+    // llama.cpp copies between the KV streams of two sequences only as a whole, and aborts the process
+    // (GGML_ASSERT in llama_kv_cache::seq_cp) on a partial range
+    if (src !== dst && (p0 > 0 || p1 > 0) && !this.raw.info().kvUnified) {
+      throw new RangeError(`copySeq(${src}, ${dst}, ${p0}, ${p1}): this context keeps one KV stream per sequence, which copies whole sequences only (p0 = p1 = -1); create it with kvUnified: true for partial copies`);
+    }
     return this.raw.kvCopy(src, dst, p0, p1);
   }
 
@@ -95,6 +111,18 @@ export class LlamaContext {
   /** Cached position range of a sequence ({-1,-1} when empty). */
   positions(seq: number): Promise<{ min: number; max: number }> {
     return this.raw.kvPosRange(seq);
+  }
+
+  /**
+   * Threads of the graphs of the jobs queued after this call (1..threadsMax). Jobs run in order,
+   * so jobs queued before it keep the previous count.
+   */
+  setThreads(threads: number): Promise<void> {
+    const max = this.raw.info().threadsMax;
+    if (!Number.isInteger(threads) || threads < 1 || threads > max) {
+      throw new RangeError(`threads must be an integer in 1..${max} (the context's threadsMax), got ${threads}`);
+    }
+    return this.raw.setThreads(threads, threads);
   }
 
   /** Frees the context after the jobs already queued; later calls throw. Idempotent. */

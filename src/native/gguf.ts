@@ -42,6 +42,13 @@ export const GGML_TYPE_NAMES: Record<number, string> = {
   29: "IQ1_M", 30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
 };
 
+/**
+ * ggml types that are never model weights (activation-only quantizations, integer and f64 types): llama.cpp loads
+ * a tensor of such a type, and ggml's CPU kernels then crash (a null kernel pointer, or an abort) on the first
+ * decode. Measured: Q8_1 / I8 / I16 / I32 weights segfault, an I32 norm or embedding aborts.
+ */
+const NON_WEIGHT_TYPES = new Set([9, 15, 24, 25, 26, 27, 28]);
+
 const MAX_STRING = 64 << 20;
 const MAX_ARRAY = 1 << 26;
 const MAX_KV = 1 << 16;
@@ -81,13 +88,23 @@ class Reader {
     return Number(v);
   }
   async str(): Promise<string> {
+    return (await this.strBytes()).toString("utf8");
+  }
+  /** A string's bytes, one char per byte (latin1): exact for comparisons and byte lengths. */
+  async rawStr(): Promise<string> {
+    return (await this.strBytes()).toString("latin1");
+  }
+  private async strBytes(): Promise<Buffer> {
     const n = await this.u64();
     if (n > MAX_STRING) this.fail(`string of ${n} bytes at offset ${this.pos - 8}`);
-    return (await this.need(n)).toString("utf8");
+    return this.need(n);
   }
 }
 
-async function readValue(r: Reader, type: number, fail: (why: string) => never, depth = 0): Promise<unknown> {
+/** Arrays kept whole (per-layer hyper-parameters); longer ones are skipped unless collected. */
+const KEEP_ARRAY = 1024;
+
+async function readValue(r: Reader, type: number, fail: (why: string) => never, depth = 0, collect?: unknown[]): Promise<unknown> {
   switch (type) {
     case 0: return (await r.need(1)).readUInt8(0);
     case 1: return (await r.need(1)).readInt8(0);
@@ -103,14 +120,16 @@ async function readValue(r: Reader, type: number, fail: (why: string) => never, 
       const itemType = await r.u32();
       const n = await r.u64();
       if (n > MAX_ARRAY) fail(`array of ${n} items`);
-      // Large arrays (vocabularies) are skipped item by item without being kept.
-      const keep = n <= 64;
+      // Large arrays (vocabularies) are skipped item by item without being kept, unless collected.
+      const keep = n <= KEEP_ARRAY;
       const out: unknown[] = [];
       for (let i = 0; i < n; i++) {
-        const v = await readValue(r, itemType, fail, depth + 1);
-        if (keep) out.push(v);
+        // strings of collected arrays are kept byte-exact (latin1), as llama.cpp compares them
+        const v = collect && itemType === 8 ? await r.rawStr() : await readValue(r, itemType, fail, depth + 1);
+        if (collect) collect.push(v);
+        else if (keep) out.push(v);
       }
-      return keep ? out : { length: n };
+      return keep && !collect ? out : { length: n, itemType };
     }
     case 10: return r.u64();
     case 11: {
@@ -119,6 +138,112 @@ async function readValue(r: Reader, type: number, fail: (why: string) => never, 
     }
     case 12: return (await r.need(8)).readDoubleLE(0);
     default: return fail(`unknown metadata value type ${type} at offset ${r.pos - 4}`);
+  }
+}
+
+interface VocabArrays {
+  /** tokenizer.ggml.tokens, one latin1 char per byte */
+  tokens?: unknown[];
+  /** tokenizer.ggml.token_type */
+  types?: unknown[];
+}
+
+// llama.cpp's limits (src/llama-hparams.h)
+const LLAMA_MAX_LAYERS = 512;
+const LLAMA_MAX_EXPERTS = 1024;
+const ROPE_SCALING_TYPES = ["none", "linear", "yarn", "longrope"];
+
+/**
+ * Hyper-parameters that llama.cpp checks with GGML_ASSERT (which aborts the whole process) instead of an error:
+ * llama_model::load_hparams (layer and expert counts, rope scaling type) and ggml's norm ops (epsilon >= 0,
+ * asserted only at the first decode).
+ */
+function checkHyperParameters(metadata: Map<string, unknown>, fail: (why: string) => never): void {
+  const arch = metadata.get("general.architecture");
+  if (typeof arch !== "string") return; // llama.cpp refuses the file itself
+  const num = (key: string): number | undefined => {
+    const v = metadata.get(`${arch}.${key}`);
+    return typeof v === "number" ? v : undefined;
+  };
+  /** a scalar, or the largest item of a per-layer array */
+  const maxOf = (key: string): number | undefined => {
+    const v = metadata.get(`${arch}.${key}`);
+    if (typeof v === "number") return v;
+    if (Array.isArray(v) && v.every((x) => typeof x === "number")) return v.length ? Math.max(...(v as number[])) : 0;
+    return undefined;
+  };
+  const layers = num("block_count");
+  if (layers !== undefined && !(Number.isInteger(layers) && layers >= 1 && layers <= LLAMA_MAX_LAYERS)) {
+    fail(`${arch}.block_count is ${layers}; llama.cpp supports 1..${LLAMA_MAX_LAYERS} layers`);
+  }
+  for (const key of ["nextn_predict_layers", "posnet.block_count", "convnext.block_count"]) {
+    const n = num(key);
+    if (n !== undefined && layers !== undefined && n > layers) fail(`${arch}.${key} is ${n}, more than block_count ${layers}`);
+  }
+  const experts = num("expert_count") ?? 0;
+  const used = maxOf("expert_used_count") ?? 0;
+  const groups = num("expert_group_count") ?? 0;
+  const groupUsed = num("expert_group_used_count") ?? 0;
+  if (experts > LLAMA_MAX_EXPERTS) fail(`${arch}.expert_count is ${experts}; llama.cpp supports at most ${LLAMA_MAX_EXPERTS}`);
+  if (used > experts) fail(`${arch}.expert_used_count is ${used}, more than expert_count ${experts}`);
+  if (experts > 0) {
+    if (used <= 0) fail(`${arch}.expert_count is ${experts} but expert_used_count is ${used}`);
+    if (groups >= experts) fail(`${arch}.expert_group_count is ${groups}, not less than expert_count ${experts}`);
+    if (groups > 1 && (experts % groups !== 0 || groupUsed <= 0 || groupUsed >= groups)) {
+      fail(`${arch}: expert groups are inconsistent (${experts} experts, ${groups} groups, ${groupUsed} used)`);
+    }
+  } else if (groups !== 0) fail(`${arch}.expert_group_count is ${groups} without experts`);
+  const scaling = metadata.get(`${arch}.rope.scaling.type`);
+  if (typeof scaling === "string" && !ROPE_SCALING_TYPES.includes(scaling)) {
+    fail(`${arch}.rope.scaling.type is ${JSON.stringify(scaling)} (expected one of ${ROPE_SCALING_TYPES.join(", ")})`);
+  }
+  for (const [key, v] of metadata) {
+    if (!key.startsWith(`${arch}.`) || !/epsilon$/.test(key)) continue;
+    const items = Array.isArray(v) ? v : [v];
+    for (const x of items) {
+      if (typeof x === "number" && !(Number.isFinite(x) && x >= 0)) fail(`${key} is ${x}; a normalization epsilon must be a finite number >= 0`);
+    }
+  }
+}
+
+/**
+ * The vocabulary: llama.cpp aborts on duplicate token texts (GGML_ASSERT in llama_vocab::load), on a byte
+ * token of a WordPiece vocabulary, and throws an uncaught C++ exception from the tokenizer when an SPM
+ * vocabulary lacks a byte token (<0xXX>) needed for byte fallback, or a byte token's text is too short.
+ */
+function checkVocabulary(metadata: Map<string, unknown>, vocab: VocabArrays, fail: (why: string) => never): void {
+  const tokens = vocab.tokens;
+  if (!tokens) return;
+  if (!tokens.every((t): t is string => typeof t === "string")) return; // wrong item type: llama.cpp refuses it
+  const show = (t: string) => JSON.stringify(Buffer.from(t, "latin1").toString("utf8").slice(0, 40));
+  // llama.cpp reads each token as a C string (up to its first NUL byte) and names an empty one "[EMPTY_<id>]"
+  const texts = tokens.map((t, i) => {
+    const nul = t.indexOf("\0");
+    const word = nul < 0 ? t : t.slice(0, nul);
+    return word.length === 0 ? `[EMPTY_${i}]` : word;
+  });
+  const ids = new Map<string, number>();
+  texts.forEach((t, i) => {
+    const first = ids.get(t);
+    if (first !== undefined) fail(`the vocabulary has token ${show(t)} twice (ids ${first} and ${i}${t !== tokens[i] ? ", as llama.cpp reads them" : ""})`);
+    ids.set(t, i);
+  });
+  const model = metadata.get("tokenizer.ggml.model");
+  if (model === "llama") {
+    for (let b = 0; b < 256; b++) {
+      const hex = `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`;
+      if (!ids.has(hex) && !(b < 0x80 && ids.has(String.fromCharCode(b)))) {
+        fail(`the SentencePiece vocabulary has no byte token ${hex}: tokenizing text that needs it would fail`);
+      }
+    }
+  }
+  const types = vocab.types;
+  if (types && types.length === tokens.length) {
+    types.forEach((ty, i) => {
+      if (ty !== 6) return; // LLAMA_TOKEN_TYPE_BYTE
+      if (model === "bert") fail(`token ${i} of the WordPiece vocabulary is typed as a byte token, which llama.cpp cannot print`);
+      if (texts[i]!.length < 3) fail(`byte token ${i} has text ${show(texts[i]!)} (expected <0xXX>)`);
+    });
   }
 }
 
@@ -148,11 +273,15 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
     if (nTensors > MAX_TENSORS) fail(`absurd tensor count ${nTensors}`);
     if (nKv > MAX_KV) fail(`absurd metadata count ${nKv}`);
     const metadata = new Map<string, unknown>();
+    const vocab: VocabArrays = {};
     for (let i = 0; i < nKv; i++) {
       const key = await r.str();
       const type = await r.u32();
-      metadata.set(key, await readValue(r, type, fail));
+      const collect = key === "tokenizer.ggml.tokens" ? (vocab.tokens = []) : key === "tokenizer.ggml.token_type" ? (vocab.types = []) : undefined;
+      metadata.set(key, await readValue(r, type, fail, 0, collect));
     }
+    checkHyperParameters(metadata, fail);
+    checkVocabulary(metadata, vocab, fail);
     const tensors: GgufTensorInfo[] = [];
     for (let i = 0; i < nTensors; i++) {
       const name = await r.str();
@@ -169,6 +298,7 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
       }
       const type = await r.u32();
       const offset = await r.u64();
+      if (NON_WEIGHT_TYPES.has(type)) fail(`tensor ${name} has type ${GGML_TYPE_NAMES[type]}, which is not a weight type ggml can compute with`);
       const ts = TYPE_SIZES[type];
       if (ts && dims[0] % ts[0] !== 0) fail(`tensor ${name}: row of ${dims[0]} is not a multiple of its block size ${ts[0]}`);
       tensors.push({ name, dims, type, offset, bytes: ts ? (elements / ts[0]) * ts[1] : undefined });

@@ -1,6 +1,7 @@
 // A loaded GGUF model: metadata, tokenizer and chat template over the native Model.
 import { loadAddon, type LogLevel } from "./addon.js";
-import { GGML_TYPE_NAMES, readGgufHeader, type GgufHeader } from "./gguf.js";
+import { snapshot } from "./args.js";
+import { GGML_TYPE_NAMES, GgufError, readGgufHeader, type GgufHeader } from "./gguf.js";
 import type { NativeAddon, RawModel, RawModelInfo } from "./types.js";
 
 export interface LoadModelOptions {
@@ -32,9 +33,21 @@ export class LlamaModel {
       throw new RangeError(`gpuLayers must be an integer >= -1, got ${options.gpuLayers}`);
     }
     const header = await readGgufHeader(path);
+    if (header.tensors.length === 0) {
+      throw new GgufError(path, "the file has no tensors: it is a vocabulary-only GGUF (a tokenizer, not a model)");
+    }
     const addon = await loadAddon({ logLevel: options.logLevel });
     const raw = await addon.loadModel(path, { gpuLayers: options.gpuLayers, device: options.device, mmap: options.mmap });
-    return new LlamaModel(raw, { ...raw.info(), path, quantization: dominantType(header), fileSize: header.fileSize }, addon);
+    let info: RawModelInfo;
+    try {
+      info = raw.info();
+      const why = tokenizerProblem(info);
+      if (why) throw new GgufError(path, why);
+    } catch (e) {
+      raw.dispose();
+      throw e;
+    }
+    return new LlamaModel(raw, { ...info, path, quantization: dominantType(header), fileSize: header.fileSize }, addon);
   }
 
   get nVocab(): number {
@@ -46,7 +59,7 @@ export class LlamaModel {
   }
 
   detokenize(tokens: readonly number[], removeSpecial = false, unparseSpecial = false): string {
-    return this.raw.detokenize(tokens, removeSpecial, unparseSpecial);
+    return this.raw.detokenize(snapshot(tokens), removeSpecial, unparseSpecial);
   }
 
   tokenBytes(token: number): Uint8Array {
@@ -62,7 +75,7 @@ export class LlamaModel {
   }
 
   applyChatTemplate(messages: readonly { role: string; content: string }[], addAssistant = true): string {
-    return this.raw.applyChatTemplate(messages, addAssistant);
+    return this.raw.applyChatTemplate(snapshot(messages), addAssistant);
   }
 
   /** Why `draft` cannot draft for this model, or null when the vocabularies are compatible. */
@@ -77,6 +90,17 @@ export class LlamaModel {
   dispose(): void {
     this.raw.dispose();
   }
+}
+
+/**
+ * llama.cpp's tokenizer asserts (aborting the process) when it must add a BOS / EOS token the vocabulary does
+ * not have; such a model is refused at load instead of at the first tokenize().
+ */
+function tokenizerProblem(info: RawModelInfo): string | null {
+  if (info.nVocab <= 0) return "the model has no vocabulary";
+  if ((info.addBos || info.vocabType === "wpm") && info.bos < 0) return "the tokenizer must add a BOS token, but the vocabulary defines none";
+  if (info.addEos && info.eos < 0) return "the tokenizer must add an EOS token, but the vocabulary defines none";
+  return null;
 }
 
 function dominantType(h: GgufHeader): string {

@@ -45,6 +45,8 @@ export interface RawContextOptions {
   kvUnified?: boolean;
   flashAttention?: "auto" | "on" | "off";
   threadpool?: boolean;
+  /** most threads setThreads() may ask for (the threadpool's size); default max(threads, threadsBatch) */
+  threadsMax?: number;
 }
 
 export interface RawContextInfo {
@@ -54,6 +56,7 @@ export interface RawContextInfo {
   nBatch: number;
   threads: number;
   threadsBatch: number;
+  threadsMax: number;
   kvUnified: boolean;
   nVocab: number;
   threadpool: boolean;
@@ -75,6 +78,8 @@ export interface RawDraftSpec {
   k: number;
   sampling?: SamplingParams;
   uniforms?: readonly number[];
+  /** also return `confidence`: the draft's probability of each drafted token (softmax at temperature 1 when greedy, q(token) when sampled) */
+  confidence?: boolean;
 }
 
 export interface RawVerifySpec {
@@ -90,13 +95,14 @@ export interface RawVerifySpec {
 export interface RawContext {
   decode(batch: RawBatch): Promise<Float32Array>;
   prefill(seq: number, pos: number, tokens: readonly number[] | Int32Array): Promise<void>;
-  draft(specs: readonly RawDraftSpec[], vocabLimit?: number): Promise<{ tokens: Int32Array; probs: Float32Array }[]>;
+  draft(specs: readonly RawDraftSpec[], vocabLimit?: number): Promise<{ tokens: Int32Array; probs: Float32Array; confidence?: Float32Array }[]>;
   verify(specs: readonly RawVerifySpec[], draftContext?: RawContext): Promise<{ p: Float32Array; alt: Int32Array }[]>;
   kvRemove(seq: number, p0?: number, p1?: number): Promise<boolean>;
   kvCopy(src: number, dst: number, p0?: number, p1?: number): Promise<void>;
   kvKeep(seq: number): Promise<void>;
   kvClear(): Promise<void>;
   kvPosRange(seq: number): Promise<{ min: number; max: number }>;
+  setThreads(threads: number, threadsBatch?: number): Promise<void>;
   dispose(): Promise<void>;
   info(): RawContextInfo;
 }

@@ -15,6 +15,7 @@ import type {
   ModelInfo,
   SamplingParams,
   TargetWorker,
+  ThreadPlacement,
   VerifyOutput,
   VerifySpec,
 } from "../../src/engine/backend.js";
@@ -49,7 +50,17 @@ export interface FakeOptions {
   prefillDelayMs?: number;
   crossCheck?: boolean;
   chatTemplate?: boolean;
+  /**
+   * Runtime thread switching (auto): the placements to offer. Then verify / draft take
+   * verifyMs(tokens, threads) and draftStepMs(requests, threads) per call / step instead of the
+   * fixed delays, and `threadCalls` records every setThreads.
+   */
+  threadPlans?: { sequential: ThreadPlacement; overlapped: ThreadPlacement | null };
+  verifyMs?: (tokens: number, threads: number) => number;
+  draftStepMs?: (requests: number, threads: number) => number;
 }
+
+type OptionalFakeOption = "threadPlans" | "verifyMs" | "draftStepMs";
 
 export type FakeWorkerName = "target" | "draft";
 export type FakeCallKind = "prefill" | "draft" | "verify" | "removeSeq";
@@ -148,8 +159,13 @@ export class FakeBackend implements Backend {
   readonly model: FakeModel;
   readonly calls: FakeCall[] = [];
   closed = false;
+  readonly threadPlans?: { sequential: ThreadPlacement; overlapped: ThreadPlacement | null };
+  readonly setThreads?: (target: number, draft: number) => Promise<void>;
+  /** threads now, and every change */
+  threads: ThreadPlacement = { target: 1, draft: 1 };
+  readonly threadCalls: ThreadPlacement[] = [];
 
-  private readonly opts: Required<FakeOptions>;
+  private readonly opts: Required<Omit<FakeOptions, OptionalFakeOption>> & Pick<FakeOptions, OptionalFakeOption>;
   private readonly seqs = { target: new Map<number, SeqState>(), draft: new Map<number, SeqState>() };
   private readonly storedDrafts = new Map<number, StoredDrafts>();
   private readonly queues = { target: new SerialQueue(), draft: new SerialQueue() };
@@ -201,8 +217,27 @@ export class FakeBackend implements Backend {
       prefill: (seq, pos, tokens) => this.job("target", "prefill", [seq], o.prefillDelayMs, () => void this.feed("target", seq, pos, tokens)),
       removeSeq: (seq) => this.job("target", "removeSeq", [seq], 0, () => void this.seqs.target.delete(seq)),
       verify: (specs) =>
-        this.job("target", "verify", specs.map((s) => s.seq), o.verifyDelayMs, () => specs.map((s) => this.verifyOne(s))),
+        this.job(
+          "target",
+          "verify",
+          specs.map((s) => s.seq),
+          () => (o.verifyMs ? o.verifyMs(specs.reduce((n, s) => n + s.draft.length + 1, 0), this.threads.target) : o.verifyDelayMs),
+          () => specs.map((s) => this.verifyOne(s)),
+        ),
     };
+    if (o.threadPlans) {
+      this.threadPlans = o.threadPlans;
+      this.threads = { ...o.threadPlans.sequential };
+      this.setThreads = async (target, draft) => {
+        for (const v of [target, draft]) if (!Number.isInteger(v) || v < 1 || v > 64) throw new RangeError(`fake: bad threads ${v}`);
+        // like the native workers: the change applies to the jobs queued after it
+        await Promise.all([
+          this.queues.target.run(async () => void (this.threads = { ...this.threads, target })),
+          this.queues.draft.run(async () => void (this.threads = { ...this.threads, draft })),
+        ]);
+        this.threadCalls.push({ target, draft });
+      };
+    }
     if (o.withDraft) {
       this.draft = {
         prefill: (seq, pos, tokens) => this.job("draft", "prefill", [seq], o.prefillDelayMs, () => void this.feed("draft", seq, pos, tokens)),
@@ -216,7 +251,8 @@ export class FakeBackend implements Backend {
             "draft",
             "draft",
             specs.map((s) => s.seq),
-            o.draftDelayMs * Math.max(0, ...specs.map((s) => s.k)),
+            () =>
+              (o.draftStepMs ? o.draftStepMs(specs.length, this.threads.draft) : o.draftDelayMs) * Math.max(0, ...specs.map((s) => s.k)),
             () => specs.map((s) => this.draftOne(s)),
           ),
       };
@@ -260,11 +296,12 @@ export class FakeBackend implements Backend {
     return out;
   }
 
-  private job<T>(worker: FakeWorkerName, kind: FakeCallKind, seqs: number[], delayMs: number, work: () => T): Promise<T> {
+  private job<T>(worker: FakeWorkerName, kind: FakeCallKind, seqs: number[], delay: number | (() => number), work: () => T): Promise<T> {
     const failure = this.takeFailure(worker, kind);
     return this.queues[worker].run(async () => {
       if (this.closed) throw new Error(`fake ${worker}: call after close`);
       const start = performance.now() - this.origin;
+      const delayMs = typeof delay === "function" ? delay() : delay;
       if (delayMs > 0) await sleep(delayMs);
       try {
         if (failure) throw failure;
@@ -319,12 +356,18 @@ export class FakeBackend implements Backend {
     const s = this.feed("draft", seq, pos, tokens);
     if (this.opts.crossCheck) this.checkHistory(seq, s);
     const out: DraftOutput = { tokens: new Int32Array(k), probs: new Float32Array(k) };
+    if (spec.confidence) out.confidence = new Float32Array(k);
     const stored: StoredDrafts = { firstPos: s.tokens.length, tokens: [], dists: [] };
     for (let j = 0; j < k; j++) {
-      const q = filteredDistribution(this.model.draftLogitsAt(this.lastHash(s)), sampling);
+      const logits = this.model.draftLogitsAt(this.lastHash(s));
+      const q = filteredDistribution(logits, sampling);
       const token = sampling.temperature === 0 ? argmax(q) : sampleFrom(q, uniforms[j]!);
       out.tokens[j] = token;
       out.probs[j] = q[token]!;
+      if (out.confidence) {
+        // like the native draft: q(token) when sampled, the temperature-1 softmax of the argmax when greedy
+        out.confidence[j] = sampling.temperature === 0 ? filteredDistribution(logits, { temperature: 1, topK: 0, topP: 1 })[token]! : q[token]!;
+      }
       stored.tokens.push(token);
       stored.dists.push(q);
       // the k-th drafted token is not fed

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import type { SamplingParams } from "../../src/engine/backend.js";
 import { Engine } from "../../src/engine/engine.js";
-import type { Mode } from "../../src/engine/types.js";
+import type { EngineOptions, Mode } from "../../src/engine/types.js";
 import { FakeBackend, VOCAB, makePrompt } from "./fake-backend.js";
 import { chiSquareTest, histogram } from "./reference-math.js";
 
@@ -21,17 +21,21 @@ function secondTokenMarginal(fake: FakeBackend, sampling: SamplingParams): Float
   return out;
 }
 
-const SETTINGS: { name: string; mode: Mode; sampling: SamplingParams; draftTemperature?: number; k: number }[] = [
+const SETTINGS: { name: string; mode: Mode; sampling: SamplingParams; draftTemperature?: number; k: number; extra?: Partial<EngineOptions> }[] = [
   { name: "psd, T=1, k=4", mode: "psd", sampling: { temperature: 1, topK: 0, topP: 1 }, k: 4 },
   { name: "psd, T=0.8 top-k 6 top-p 0.9, draft T=0.5, k=3", mode: "psd", sampling: { temperature: 0.8, topK: 6, topP: 0.9 }, draftTemperature: 0.5, k: 3 },
   { name: "psd, T=1, greedy draft, k=2", mode: "psd", sampling: { temperature: 1, topK: 0, topP: 1 }, draftTemperature: 0, k: 2 },
+  { name: "psd + TETRIS e=2, T=1, k=3", mode: "psd", sampling: { temperature: 1, topK: 0, topP: 1 }, k: 3, extra: { tetris: { extra: 2 } } },
+  { name: "psd + TETRIS e=3, T=1, greedy draft, k=2", mode: "psd", sampling: { temperature: 1, topK: 0, topP: 1 }, draftTemperature: 0, k: 2, extra: { tetris: { extra: 3 } } },
+  // probing every 2 steps: k and the schedule change all the time
+  { name: "auto, T=1, k_max=4", mode: "auto", sampling: { temperature: 1, topK: 0, topP: 1 }, k: 4, extra: { auto: { probeEvery: 2, probeBudget: 1 } } },
 ];
 
 describe("stochastic decoding matches the target distribution", () => {
   for (const setting of SETTINGS) {
     it(setting.name, async () => {
       const fake = new FakeBackend({ draftNoise: 2, logitScale: 2 });
-      const engine = new Engine(fake, { mode: setting.mode, batchSize: 8, draftTokens: setting.k, ...setting.sampling });
+      const engine = new Engine(fake, { mode: setting.mode, batchSize: 8, draftTokens: setting.k, ...setting.sampling, ...setting.extra });
       const results = await Promise.all(
         Array.from({ length: RUNS }, (_, i) =>
           engine.generate(PROMPT, { maxTokens: 2, seed: 1000 + i, draftTemperature: setting.draftTemperature }),

@@ -1,7 +1,7 @@
 // The engine on real llama.cpp contexts (tiny synthetic f32 pair): losslessness of sd/psd against
 // ar, the target's distribution under stochastic psd, and request lifecycle.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEngine, type MinedraftEngine } from "../../src/create-engine.js";
+import { createEngine, type CreateEngineOptions, type MinedraftEngine } from "../../src/create-engine.js";
 import { AbortError } from "../../src/engine/errors.js";
 import type { Mode } from "../../src/engine/types.js";
 import { loadAddon } from "../../src/native/addon.js";
@@ -43,7 +43,7 @@ afterAll(() => {
 
 // One thread per model: these tests check tokens, not speed, and a 2-thread ggml context on a
 // 2-core machine slows down badly whenever anything else (the test runner) wants a core.
-async function withEngine<T>(mode: Mode, batchSize: number, k: number, f: (e: MinedraftEngine) => Promise<T>): Promise<T> {
+async function withEngine<T>(mode: Mode, batchSize: number, k: number, f: (e: MinedraftEngine) => Promise<T>, extra: Partial<CreateEngineOptions> = {}): Promise<T> {
   const e = await createEngine({
     mode,
     batchSize,
@@ -51,6 +51,7 @@ async function withEngine<T>(mode: Mode, batchSize: number, k: number, f: (e: Mi
     contextSize: 256,
     target: { model: targetModel, threads: 1 },
     draft: { model: draftModel, threads: 1 },
+    ...extra,
   });
   try {
     return await f(e);
@@ -59,11 +60,17 @@ async function withEngine<T>(mode: Mode, batchSize: number, k: number, f: (e: Mi
   }
 }
 
-const runAll = (mode: Mode, batchSize: number, k: number) =>
-  withEngine(mode, batchSize, k, async (e) => {
-    const results = await Promise.all(PROMPTS.map((p) => e.generate(p, { maxTokens: MAX_TOKENS })));
-    return { tokens: results.map((r) => r.tokens), stats: e.stats() };
-  });
+const runAll = (mode: Mode, batchSize: number, k: number, extra: Partial<CreateEngineOptions> = {}) =>
+  withEngine(
+    mode,
+    batchSize,
+    k,
+    async (e) => {
+      const results = await Promise.all(PROMPTS.map((p) => e.generate(p, { maxTokens: MAX_TOKENS })));
+      return { tokens: results.map((r) => r.tokens), stats: e.stats() };
+    },
+    extra,
+  );
 
 describe("lossless greedy decoding on llama.cpp", () => {
   let reference: number[][];
@@ -88,6 +95,48 @@ describe("lossless greedy decoding on llama.cpp", () => {
       }
     }
   }
+
+  for (const batchSize of [1, 3]) {
+    for (const k of [1, 4]) {
+      // probing every 2 steps: the schedule and k change all the time
+      it(`auto batch ${batchSize} k_max ${k} emits exactly the ar tokens`, async () => {
+        const { tokens, stats } = await runAll("auto", batchSize, k, { auto: { probeEvery: 2, probeBudget: 1 } });
+        expect(tokens).toEqual(reference);
+        const ks = new Set(stats.auto!.decisions.map((d) => d.k));
+        expect(ks.has(0) && ks.has(k)).toBe(true);
+        if (batchSize > 1) expect(new Set(stats.auto!.decisions.map((d) => d.schedule))).toEqual(new Set(["sequential", "overlapped"]));
+      });
+      it(`psd + TETRIS batch ${batchSize} k ${k} e 2 emits exactly the ar tokens`, async () => {
+        const { tokens, stats } = await runAll("psd", batchSize, k, { tetris: { extra: 2 } });
+        expect(tokens).toEqual(reference);
+        expect(stats.tetris!.verifiedTokens).toBeLessThan(stats.tetris!.draftedTokens);
+        expect(stats.acceptedTokens).toBeGreaterThan(0);
+      });
+    }
+  }
+
+  it("auto with the default placement switches thread counts between steps and stays lossless", async () => {
+    const e = await createEngine({
+      mode: "auto",
+      batchSize: 3,
+      draftTokens: 3,
+      contextSize: 256,
+      target: { model: targetModel },
+      draft: { model: draftModel },
+      auto: { probeEvery: 2, probeBudget: 1 },
+    });
+    try {
+      const plans = e.placement.threadPlans!;
+      expect(plans.sequential.target).toBe(e.placement.cores);
+      if (e.placement.cores >= 2) expect(plans.overlapped!.target + plans.overlapped!.draft).toBeLessThanOrEqual(e.placement.cores);
+      const results = await Promise.all(PROMPTS.slice(0, 6).map((p) => e.generate(p, { maxTokens: MAX_TOKENS })));
+      expect(results.map((r) => r.tokens)).toEqual(reference.slice(0, 6));
+      const auto = e.stats().auto!;
+      for (const d of auto.decisions) expect(d.threads).toEqual(d.schedule === "sequential" ? plans.sequential : plans.overlapped);
+    } finally {
+      await e.close();
+    }
+  });
 
   it("psd overlaps drafting with verification", async () => {
     const { stats } = await runAll("psd", 4, 4);
@@ -192,5 +241,65 @@ describe("requests", () => {
     const { tinyPairOtherVocab } = await import("../helpers/models.js");
     const other = await tinyPairOtherVocab();
     await expect(createEngine({ mode: "sd", target: { model: pair.target }, draft: { model: other.draft } })).rejects.toThrow(/cannot draft for the target: vocabulary types differ/);
+  });
+});
+
+describe("runtime thread placement and draft confidences (native)", () => {
+  it("setThreads changes the threads of later jobs, within 1..threadsMax, without changing results", async () => {
+    const ctx = await LlamaContext.create(targetModel, { contextSize: 64, sequences: 1, threads: 1, threadsMax: 2 });
+    try {
+      expect(ctx.info()).toMatchObject({ threads: 1, threadsMax: 2, threadpool: true });
+      const toks = targetModel.tokenize("The meaning of life is");
+      const batch = { tokens: toks, pos: toks.map((_, i) => i), seq: toks.map(() => 0) };
+      const one = await ctx.decode(batch);
+      await ctx.setThreads(2);
+      expect(ctx.info().threads).toBe(2);
+      await ctx.removeSeq(0);
+      const two = await ctx.decode(batch);
+      // same graph, more threads: the same logits up to float summation order
+      let maxDiff = 0;
+      for (let i = 0; i < one.length; i++) maxDiff = Math.max(maxDiff, Math.abs(one[i]! - two[i]!));
+      expect(maxDiff).toBeLessThan(1e-3);
+      await ctx.setThreads(1);
+      expect(ctx.info().threads).toBe(1);
+      expect(() => ctx.setThreads(3)).toThrow(RangeError);
+      expect(() => ctx.setThreads(0)).toThrow(RangeError);
+      expect(() => ctx.setThreads(1.5)).toThrow(RangeError);
+      // the native side checks too
+      expect(() => ctx.raw.setThreads(3)).toThrow(/threads/);
+    } finally {
+      await ctx.dispose();
+    }
+  });
+
+  it("threadsMax below threads is refused", async () => {
+    await expect(LlamaContext.create(targetModel, { contextSize: 64, threads: 2, threadsMax: 1 })).rejects.toThrow(/threadsMax/);
+  });
+
+  it("draft(confidence) returns the draft's probability of each drafted token", async () => {
+    const ctx = await LlamaContext.create(draftModel, { contextSize: 64, sequences: 2, threads: 1 });
+    try {
+      const toks = draftModel.tokenize("Once upon a time");
+      await ctx.prefill(0, 0, toks.slice(0, -1));
+      await ctx.prefill(1, 0, toks.slice(0, -1));
+      const greedy = { temperature: 0, topK: 0, topP: 1 };
+      const [withConf, without] = await ctx.draft([
+        { seq: 0, pos: toks.length - 1, tokens: [toks[toks.length - 1]!], k: 3, sampling: greedy, confidence: true },
+        { seq: 1, pos: toks.length - 1, tokens: [toks[toks.length - 1]!], k: 3, sampling: greedy },
+      ]);
+      expect(Array.from(withConf!.tokens)).toEqual(Array.from(without!.tokens));
+      expect(Array.from(withConf!.probs)).toEqual([1, 1, 1]);
+      expect(without!.confidence).toBeUndefined();
+      const conf = Array.from(withConf!.confidence!);
+      expect(conf).toHaveLength(3);
+      for (const c of conf) {
+        expect(c).toBeGreaterThan(0);
+        expect(c).toBeLessThanOrEqual(1);
+      }
+      // the argmax's softmax probability is at least 1 / vocabulary size
+      expect(Math.min(...conf)).toBeGreaterThanOrEqual(1 / draftModel.info.nVocab);
+    } finally {
+      await ctx.dispose();
+    }
   });
 });

@@ -1,13 +1,14 @@
-// `minedraft bench`: ar, sd and psd on the same prompts, models, seeds and placement; a table on
-// stdout, optionally every figure as JSON and an HTML report with throughput bars and timelines.
+// `minedraft bench`: ar, sd, psd and auto (and psd-tetris) on the same prompts, models, seeds and
+// placement; a table on stdout, optionally every figure as JSON and an HTML report with throughput
+// bars, timelines and auto's decisions.
 import { Command, Option } from "commander";
-import { ENGINE_DEFAULTS, type Mode } from "../../index.js";
+import { ENGINE_DEFAULTS } from "../../index.js";
 import { BUILTIN_PROMPTS } from "../../bench/prompts.js";
-import { modesNeedDraft } from "../../bench/runner.js";
-import type { BenchConfig } from "../../bench/types.js";
+import { DEFAULT_TETRIS_EXTRA, modesNeedDraft } from "../../bench/runner.js";
+import { BENCH_MODES, type BenchConfig, type BenchMode } from "../../bench/types.js";
 import { runBenchSession } from "../bench-session.js";
 import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
-import { MODES, addDecodingOptions, addPlacementOptions, type DecodingFlags, type PlacementFlags } from "../engine-flags.js";
+import { addDecodingOptions, addPlacementOptions, type DecodingFlags, type PlacementFlags } from "../engine-flags.js";
 import { withInterrupt } from "../interrupt.js";
 import { modelFile } from "../model-source.js";
 import { choiceList, integer } from "../parsers.js";
@@ -17,23 +18,31 @@ interface BenchFlags extends DecodingFlags, PlacementFlags {
   model: string;
   draft?: string;
   prompts?: string;
-  modes: Mode[];
+  modes: BenchMode[];
   repeat: number;
   json?: string;
   report?: string;
+  interleave?: boolean;
 }
+
+const DEFAULT_MODES: readonly BenchMode[] = ["ar", "sd", "psd", "auto"];
 
 export function benchCommand(): Command {
   const cmd = new Command("bench")
-    .description("compare ar, sd and psd on the same prompts, models, seeds and thread placement")
-    .summary("compare ar, sd and psd (table, JSON, HTML report)")
+    .description(
+      `compare ar, sd, psd and auto on the same prompts, models, seeds and thread placement (psd-tetris: psd with TETRIS, e = --tetris-extra, default ${DEFAULT_TETRIS_EXTRA})`,
+    )
+    .summary("compare ar, sd, psd and auto (table, JSON, HTML report)")
     .requiredOption("--model <path>", "target model: a GGUF file or an hf: URI")
     .option("--draft <path>", "draft model (needed for sd and psd)")
     .option("--prompts <file>", `prompts, one per line or JSON lines {"prompt": ...} (default: ${BUILTIN_PROMPTS.length} built-in prompts)`)
-    .addOption(new Option("--modes <list>", "modes to compare, comma-separated").argParser(choiceList(MODES)).default([...MODES], MODES.join(",")));
+    .addOption(
+      new Option("--modes <list>", `modes to compare, comma-separated: ${BENCH_MODES.join(", ")}`).argParser(choiceList(BENCH_MODES)).default([...DEFAULT_MODES], DEFAULT_MODES.join(",")),
+    );
   addDecodingOptions(cmd, { maxTokens: 64, batchSize: 4, seed: 0 });
   addPlacementOptions(cmd)
     .option("--repeat <n>", "measured runs per mode (after one warm-up run)", integer(1, 1000), 3)
+    .option("--interleave", "keep every mode's engine open and run the measured runs round-robin over the modes (fairer on a machine whose load changes)")
     .option("--json <file>", "write every figure, the machine, models, options and per-run numbers as JSON (docs/bench-schema.md)")
     .option("--report <file>", "write a self-contained HTML report (throughput bars, draft/target timelines)");
   addVerboseOption(cmd);
@@ -42,6 +51,7 @@ export function benchCommand(): Command {
 }
 
 async function runBenchCommand(flags: BenchFlags, cmd: Command): Promise<void> {
+  if (flags.tetrisExtra !== undefined && !flags.modes.includes("psd-tetris")) usageError(cmd, "--tetris-extra sets TETRIS's e for mode psd-tetris: add psd-tetris to --modes");
   if (modesNeedDraft(flags.modes) && !flags.draft) usageError(cmd, `modes ${flags.modes.filter((m) => m !== "ar").join(", ")} need a draft model (--draft <path>)`);
   await withInterrupt(async (signal) => {
     const prompts = flags.prompts ? (await readPrompts(flags.prompts)).map((e) => e.prompt) : [...BUILTIN_PROMPTS];
@@ -64,6 +74,8 @@ async function runBenchCommand(flags: BenchFlags, cmd: Command): Promise<void> {
       seed: flags.seed!,
       contextSize: flags.ctxSize!,
       logLevel: flags.logLevel,
+      ...(flags.tetrisExtra !== undefined ? { tetrisExtra: flags.tetrisExtra } : {}),
+      ...(flags.interleave ? { interleave: true } : {}),
     };
     await runBenchSession(config, { json: flags.json, report: flags.report }, signal);
   });

@@ -52,6 +52,7 @@ async function runGenerate(flags: GenerateFlags, cmd: Command): Promise<void> {
   if (flags.prompt === "") usageError(cmd, "--prompt must not be empty");
   const mode: Mode = flags.mode ?? (flags.draft ? "psd" : "ar");
   if (mode !== "ar" && !flags.draft) usageError(cmd, `mode ${mode} needs a draft model (--draft <path>)`);
+  if (flags.tetrisExtra !== undefined && mode !== "psd") usageError(cmd, `--tetris-extra works with --mode psd only (mode is ${mode})`);
 
   await withInterrupt(async (signal) => {
     const entries: PromptEntry[] = flags.prompts !== undefined ? await readPrompts(flags.prompts) : [{ prompt: flags.prompt! }];

@@ -1,0 +1,482 @@
+#!/usr/bin/env node
+// Predicts the throughput of ar / sd / psd / auto from measured costs, with the cost model of
+// docs/performance.md:
+//
+//   T_verify(n)    = a + b·n         ms for one verification pass of n tokens (n = sum of k_i + 1)
+//   T_draft(k, r)  = k·(c + d·r)     ms for k autoregressive draft steps over r requests
+//   E(k)           = 1 + sum_{j=1..k} prod_{i<j} alpha_i   tokens a request gains per verification
+//   sd:   step = T_draft + T_verify + o          psd: step = max(T_draft, T_verify) + o
+//
+// each with the costs of its own thread placement ("sequential": phases take turns, each on all
+// cores; "overlapped": both at once, cores split), and runs the workload through a step-level
+// simulation (admission prefills, two sub-batches for psd/auto, the tail where batches empty).
+//
+//   node scripts/simulate.mjs --bench docs/bench/X.json [--json out.json]
+//       fit the costs from the bench's ar / sd / psd runs, predict every mode, and compare with what
+//       the bench measured (auto included: it is predicted, never fitted)
+//   node scripts/simulate.mjs --preset NAME [--batch M] [-k K] [--requests N] [--max-tokens T]
+//       a projection from assumed timings (see PRESETS); --list-presets shows them
+//   node scripts/simulate.mjs --verify-seq A,B [--verify-ovl A,B] --draft-seq C[,D] [--draft-ovl C[,D]]
+//       --accept a0,a1,... [--overhead-seq MS] [--overhead-ovl MS] [--prefill MS] --batch M -k K ...
+//       the same from numbers given on the command line
+//
+// No dependencies; O(steps) per mode.
+import { readFileSync, writeFileSync } from "node:fs";
+
+// ---------------------------------------------------------------------------------------------
+// the model
+
+/** E(k) from conditional acceptance rates (extended with the last one beyond what was measured). */
+export function expectedTokens(k, alpha) {
+  let total = 1;
+  let p = 1;
+  for (let j = 0; j < k; j++) {
+    const a = alpha.length === 0 ? 0 : alpha[Math.min(j, alpha.length - 1)];
+    p *= a;
+    total += p;
+  }
+  return total;
+}
+
+const verifyMs = (costs, schedule, n) => costs.verify[schedule].a + costs.verify[schedule].b * n;
+const draftMs = (costs, schedule, k, r) => (k === 0 ? 0 : k * (costs.draftStep[schedule].a + costs.draftStep[schedule].b * r));
+
+/** Step time of an option for r requests per pass. */
+export function stepMs(costs, schedule, k, r) {
+  const v = verifyMs(costs, schedule, r * (k + 1));
+  const d = draftMs(costs, schedule, k, r);
+  return (schedule === "overlapped" ? Math.max(v, d) : v + d) + (costs.overhead?.[schedule] ?? 0);
+}
+
+/** auto's choice with perfect knowledge of the costs: the option with the most tokens per ms. */
+export function bestOption(costs, kMax, sizes, canOverlap) {
+  let best;
+  for (let k = 0; k <= kMax; k++) {
+    for (const schedule of ["sequential", "overlapped"]) {
+      if (schedule === "overlapped" && (k === 0 || !canOverlap)) continue;
+      const r = sizes[schedule];
+      const rate = (r * expectedTokens(k, costs.acceptance)) / stepMs(costs, schedule, k, r);
+      if (!best || rate > best.rate) best = { schedule, k, rate };
+    }
+  }
+  return best;
+}
+
+/**
+ * Step-level simulation of one mode over a workload. Requests advance by E(k) tokens per
+ * verification (expected values: no sampling noise). Returns tokens/s and what happened.
+ */
+export function simulate(mode, workload, costs) {
+  const { batchSize: m, k: kMax } = workload;
+  const paired = mode === "psd" || mode === "auto";
+  const capacity = paired ? 2 * m : m;
+  const queue = workload.maxTokens.map((max, id) => ({ id, left: max, max, batch: 0, drafted: false, lastRun: -1 }));
+  const running = [];
+  let t = 0;
+  let generated = 0;
+  let steps = 0;
+  const choices = new Map();
+  const count = (key) => choices.set(key, (choices.get(key) ?? 0) + 1);
+  const prefillMs = costs.prefill?.[mode] ?? costs.prefill?.default ?? 0;
+  const gain = (req, k) => {
+    const g = Math.min(req.left, expectedTokens(k, costs.acceptance));
+    req.left -= g;
+    generated += g;
+  };
+  while (queue.length > 0 || running.length > 0) {
+    // admission: new requests join the batch drafted next (psd), prefills one after another
+    let admitted = 0;
+    while (queue.length > 0 && running.length < capacity) {
+      const r = queue.shift();
+      const sizes = [0, 1].map((b) => running.filter((q) => q.batch === b).length);
+      const holder = running.find((q) => q.drafted);
+      r.batch = holder ? 1 - holder.batch : sizes[0] <= sizes[1] ? 0 : 1;
+      running.push(r);
+      admitted++;
+    }
+    t += admitted * prefillMs;
+    steps++;
+    if (mode === "ar" || mode === "sd") {
+      const k = mode === "ar" ? 0 : kMax;
+      t += stepMs(costs, "sequential", k, running.length);
+      for (const r of running) gain(r, k);
+      count(`sequential/${k}`);
+    } else if (mode === "psd") {
+      const drafted = running.filter((q) => q.drafted);
+      if (drafted.length === 0) {
+        if (running.length >= 2) {
+          // fill: draft one sub-batch alone
+          rebalance(running);
+          const b0 = running.filter((q) => q.batch === 0);
+          t += draftMs(costs, "overlapped", kMax, b0.length) + (costs.overhead?.overlapped ?? 0);
+          for (const q of b0) q.drafted = true;
+          count("fill");
+        } else {
+          // a single request: sequential SD at the split placement
+          t += stepMs(costs, "overlapped", kMax, running.length);
+          for (const q of running) gain(q, kMax);
+          count("sequential-at-split");
+        }
+      } else {
+        const vb = drafted[0].batch;
+        const toDraft = running.filter((q) => q.batch !== vb);
+        const v = verifyMs(costs, "overlapped", drafted.length * (kMax + 1));
+        const d = draftMs(costs, "overlapped", kMax, toDraft.length);
+        t += Math.max(v, d) + (costs.overhead?.overlapped ?? 0);
+        for (const q of drafted) {
+          gain(q, kMax);
+          q.drafted = false;
+        }
+        for (const q of toDraft) q.drafted = true;
+        count(`overlapped/${kMax}`);
+      }
+    } else {
+      // auto with exact costs: the best option each step; entering overlapped costs a fill,
+      // leaving it a drain (both at the sequential placement)
+      const drafted = running.filter((q) => q.drafted);
+      const sizes = { sequential: Math.min(m, running.length), overlapped: Math.max(1, running.length / 2) };
+      const best = bestOption(costs, kMax, sizes, running.length >= 2 && costs.canOverlap !== false);
+      if (best.schedule === "overlapped") {
+        if (drafted.length === 0) {
+          rebalance(running);
+          const b0 = running.filter((q) => q.batch === 0);
+          t += draftMs(costs, "sequential", best.k, b0.length) + (costs.overhead?.sequential ?? 0);
+          for (const q of b0) {
+            q.drafted = true;
+            q.draftK = best.k;
+          }
+          count("fill");
+        } else {
+          const vb = drafted[0].batch;
+          const toDraft = running.filter((q) => q.batch !== vb);
+          const v = verifyMs(costs, "overlapped", drafted.length * (best.k + 1));
+          const d = draftMs(costs, "overlapped", best.k, toDraft.length);
+          t += Math.max(v, d) + (costs.overhead?.overlapped ?? 0);
+          for (const q of drafted) {
+            gain(q, q.draftK);
+            q.drafted = false;
+          }
+          for (const q of toDraft) {
+            q.drafted = true;
+            q.draftK = best.k;
+          }
+          count(`overlapped/${best.k}`);
+        }
+      } else if (drafted.length > 0) {
+        t += verifyMs(costs, "sequential", drafted.reduce((n, q) => n + q.draftK + 1, 0)) + (costs.overhead?.sequential ?? 0);
+        for (const q of drafted) {
+          gain(q, q.draftK);
+          q.drafted = false;
+        }
+        count("drain");
+      } else {
+        const members = [...running].sort((a, b) => a.lastRun - b.lastRun).slice(0, m);
+        for (const q of members) q.lastRun = steps;
+        t += stepMs(costs, "sequential", best.k, members.length);
+        for (const q of members) gain(q, best.k);
+        count(`sequential/${best.k}`);
+      }
+    }
+    for (let i = running.length - 1; i >= 0; i--) if (running[i].left <= 1e-9) running.splice(i, 1);
+    if (steps > 1e7) throw new Error("simulation does not terminate");
+  }
+  return { mode, tokensPerSecond: t > 0 ? (1000 * generated) / t : 0, wallMs: t, steps, generated, choices: Object.fromEntries(choices) };
+}
+
+function rebalance(running) {
+  const sizes = [0, 0];
+  for (const q of running) sizes[q.batch]++;
+  for (let i = running.length - 1; i >= 0 && Math.abs(sizes[0] - sizes[1]) > 1; i--) {
+    const q = running[i];
+    if (q.drafted) continue;
+    const from = sizes[0] > sizes[1] ? 0 : 1;
+    if (q.batch !== from) continue;
+    q.batch = 1 - from;
+    sizes[from]--;
+    sizes[1 - from]++;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// fitting costs from a bench JSON
+
+/** Weighted least squares through (x, y, w) points; with one x, the prior shape (offset + x). */
+function fitLine(points, priorOffset, shape) {
+  const pts = points.filter((p) => p.w > 0 && Number.isFinite(p.y));
+  if (pts.length === 0) return undefined;
+  const w = pts.reduce((s, p) => s + p.w, 0);
+  const mx = pts.reduce((s, p) => s + p.w * p.x, 0) / w;
+  const my = pts.reduce((s, p) => s + p.w * p.y, 0) / w;
+  const vx = pts.reduce((s, p) => s + p.w * (p.x - mx) ** 2, 0) / w;
+  if (vx > 0.25) {
+    let b = pts.reduce((s, p) => s + p.w * (p.x - mx) * (p.y - my), 0) / w / vx;
+    b = Math.max(0, b);
+    const a = Math.max(0, my - b * mx);
+    return { a, b };
+  }
+  // one size: keep the shape of `shape` (another placement's line) or the prior, scaled to it
+  const s = shape ?? { a: priorOffset, b: 1 };
+  const at = s.a + s.b * mx;
+  const scale = at > 0 ? my / at : 0;
+  return { a: s.a * scale, b: s.b * scale };
+}
+
+const byMode = (bench, mode) => bench.modes.find((m) => m.mode === mode);
+
+function verifyPoints(cost) {
+  return (cost?.bySize ?? []).map((p) => ({ x: p.tokens, y: p.meanMs, w: p.calls }));
+}
+
+/** Costs from the bench's fixed modes (ar, sd, psd); auto's runs are left for validation. */
+export function fitCosts(bench) {
+  const ar = byMode(bench, "ar");
+  const sd = byMode(bench, "sd");
+  const psd = byMode(bench, "psd");
+  if (!sd || !psd) throw new Error("the bench needs sd and psd runs (ar helps: it measures plain decoding)");
+  for (const m of [ar, sd, psd]) if (m && !m.phases) throw new Error(`bench mode ${m.mode} has no phases: rerun the bench with this version`);
+  const seqPoints = [...verifyPoints(ar?.phases.verify.alone), ...verifyPoints(sd.phases.verify.alone)];
+  const verifySeq = fitLine(seqPoints, 3);
+  const verifyOvl = fitLine(verifyPoints(psd.phases.verify.overlapped), 3, verifySeq);
+  const draftLine = (cost, shape) => fitLine([{ x: cost.meanRequests, y: cost.msPerStep, w: cost.calls }], 4, shape);
+  const draftSeq = draftLine(sd.phases.draft.alone);
+  const draftOvl = draftLine(psd.phases.draft.overlapped, draftSeq);
+  // conditional acceptance from sd's unconditional per-position rates
+  const perPos = meanVector(sd.runs.map((r) => r.stats.perPositionAcceptance));
+  const alpha = perPos.map((p, i) => (i === 0 ? p : perPos[i - 1] > 0 ? p / perPos[i - 1] : 0));
+  const perStepIdle = (m) => (m && m.phases.steps > 0 ? (m.summary.idleFraction * m.phases.wallMs) / m.phases.steps : 0);
+  const prefillPerRequest = (m) => (m ? m.phases.prefill.totalMs / Math.max(1, m.runs.reduce((n, r) => n + r.stats.requests, 0)) : 0);
+  // prefills: on both workers one after the other (sequential placement), or at once (psd)
+  const prefill = {
+    ar: prefillPerRequest(ar),
+    sd: prefillPerRequest(sd),
+    psd: psd.phases.prefill.totalMs / 2 / Math.max(1, psd.runs.reduce((n, r) => n + r.stats.requests, 0)),
+    auto: prefillPerRequest(sd),
+  };
+  return {
+    verify: { sequential: verifySeq, overlapped: verifyOvl },
+    draftStep: { sequential: draftSeq, overlapped: draftOvl },
+    overhead: { sequential: perStepIdle(sd), overlapped: perStepIdle(psd) },
+    acceptance: alpha,
+    prefill,
+    canOverlap: true,
+  };
+}
+
+function meanVector(rows) {
+  const n = Math.max(0, ...rows.map((r) => r.length));
+  return Array.from({ length: n }, (_, i) => {
+    const xs = rows.map((r) => r[i]).filter((x) => x !== undefined);
+    return xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
+  });
+}
+
+export function workloadOf(bench) {
+  const anyMode = bench.modes[0];
+  const maxTokens = anyMode.runs[0].requests.map((r) => r.generatedTokens);
+  return { batchSize: bench.options.batchSize, k: bench.options.draftTokens, maxTokens };
+}
+
+// ---------------------------------------------------------------------------------------------
+// projections: assumed timings, clearly not measurements
+
+export const PRESETS = {
+  "paper-qwen3-32b-1.7b": {
+    description:
+      "PROJECTION, assumed timings: Qwen3-32B target (bf16, tensor-parallel on 4 H100) + Qwen3-1.7B draft on a dedicated 5th GPU, as in the MineDraft paper. " +
+      "Verify pass ~ 9 ms + 0.02 ms/token (weights read once per pass, all-reduce); draft step ~ 1.8 ms + 0.01 ms/request; " +
+      "separate devices, so overlapping costs nothing extra. Acceptance 0.85, 0.8, 0.75, 0.7, 0.65 per position (conditional).",
+    costs: {
+      verify: { sequential: { a: 9, b: 0.02 }, overlapped: { a: 9, b: 0.02 } },
+      draftStep: { sequential: { a: 1.8, b: 0.01 }, overlapped: { a: 1.8, b: 0.01 } },
+      overhead: { sequential: 0.3, overlapped: 0.4 },
+      acceptance: [0.85, 0.8, 0.75, 0.7, 0.65],
+      prefill: { default: 0 },
+    },
+    workload: { batchSize: 16, k: 4, requests: 256, maxTokens: 256 },
+  },
+  "paper-qwen3-32b-0.6b": {
+    description:
+      "PROJECTION, assumed timings: as paper-qwen3-32b-1.7b with the cheaper Qwen3-0.6B draft: draft step ~ 1.2 ms + 0.01 ms/request, acceptance 0.8, 0.72, 0.65, 0.6, 0.55.",
+    costs: {
+      verify: { sequential: { a: 9, b: 0.02 }, overlapped: { a: 9, b: 0.02 } },
+      draftStep: { sequential: { a: 1.2, b: 0.01 }, overlapped: { a: 1.2, b: 0.01 } },
+      overhead: { sequential: 0.3, overlapped: 0.4 },
+      acceptance: [0.8, 0.72, 0.65, 0.6, 0.55],
+      prefill: { default: 0 },
+    },
+    workload: { batchSize: 16, k: 4, requests: 256, maxTokens: 256 },
+  },
+  "gpu-target-cpu-draft": {
+    description:
+      "PROJECTION, assumed timings: an 8B target on one GPU (verify ~ 14 ms + 0.05 ms/token) and a 0.5B draft on 16 CPU cores " +
+      "(draft step ~ 6 ms + 0.5 ms/request); the CPU cores are the draft's alone in both schedules. Acceptance 0.75 per position.",
+    costs: {
+      verify: { sequential: { a: 14, b: 0.05 }, overlapped: { a: 14, b: 0.05 } },
+      draftStep: { sequential: { a: 6, b: 0.5 }, overlapped: { a: 6, b: 0.5 } },
+      overhead: { sequential: 0.3, overlapped: 0.4 },
+      acceptance: [0.75],
+      prefill: { default: 0 },
+    },
+    workload: { batchSize: 8, k: 4, requests: 128, maxTokens: 256 },
+  },
+  "one-gpu-shared": {
+    description:
+      "PROJECTION, assumed timings: target and draft on the SAME GPU: overlapping makes both ~1.6x slower (shared SMs and memory bandwidth). " +
+      "Verify ~ 14 ms + 0.05 ms/token alone, draft step ~ 1.2 ms + 0.01 ms/request alone; acceptance 0.75.",
+    costs: {
+      verify: { sequential: { a: 14, b: 0.05 }, overlapped: { a: 22.4, b: 0.08 } },
+      draftStep: { sequential: { a: 1.2, b: 0.01 }, overlapped: { a: 1.9, b: 0.016 } },
+      overhead: { sequential: 0.3, overlapped: 0.4 },
+      acceptance: [0.75],
+      prefill: { default: 0 },
+    },
+    workload: { batchSize: 16, k: 4, requests: 256, maxTokens: 256 },
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// CLI
+
+function parseArgs(argv) {
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("-")) throw new Error(`unexpected argument ${a}`);
+    const key = a.replace(/^--?/, "");
+    if (["list-presets", "help", "h"].includes(key)) out[key] = true;
+    else {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      out[key] = argv[++i];
+    }
+  }
+  return out;
+}
+
+const nums = (s, name) => {
+  const v = String(s).split(",").map(Number);
+  if (v.some((x) => !Number.isFinite(x))) throw new Error(`--${name} must be comma-separated numbers, got ${s}`);
+  return v;
+};
+const line = (s, name) => {
+  const [a, b = 0] = nums(s, name);
+  return { a, b };
+};
+
+function fmt(x, d = 1) {
+  return Number.isFinite(x) ? x.toFixed(d) : "-";
+}
+
+function table(header, rows) {
+  const w = header.map((h, c) => Math.max(h.length, ...rows.map((r) => String(r[c]).length)));
+  const l = (cells) => cells.map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join("  ");
+  return [l(header), w.map((x) => "-".repeat(x)).join("  "), ...rows.map(l)].join("\n");
+}
+
+function describeCosts(costs) {
+  const l = (x) => `${fmt(x.a, 2)} + ${fmt(x.b, 3)}·n`;
+  return [
+    `T_verify(n tokens): sequential ${l(costs.verify.sequential)} ms, overlapped ${l(costs.verify.overlapped)} ms`,
+    `draft step (r requests): sequential ${l(costs.draftStep.sequential)} ms, overlapped ${l(costs.draftStep.overlapped)} ms`,
+    `overhead per step: sequential ${fmt(costs.overhead.sequential, 2)} ms, overlapped ${fmt(costs.overhead.overlapped, 2)} ms`,
+    `acceptance (conditional, per position): ${costs.acceptance.map((a) => fmt(a, 2)).join(" ")}`,
+  ].join("\n");
+}
+
+function summarizeChoices(choices) {
+  const total = Object.values(choices).reduce((a, b) => a + b, 0);
+  return Object.entries(choices)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 4)
+    .map(([k, n]) => `${k} ${((100 * n) / total).toFixed(0)}%`)
+    .join(", ");
+}
+
+function main() {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.help || args.h) {
+    process.stdout.write(readFileSync(new URL(import.meta.url)).toString().split("\n").slice(1, 27).map((s) => s.replace(/^\/\/ ?/, "")).join("\n") + "\n");
+    return;
+  }
+  if (args["list-presets"]) {
+    for (const [name, p] of Object.entries(PRESETS)) process.stdout.write(`${name}\n  ${p.description}\n`);
+    return;
+  }
+  const modes = ["ar", "sd", "psd", "auto"];
+  let costs;
+  let workload;
+  let measured;
+  let title;
+  if (args.bench) {
+    const bench = JSON.parse(readFileSync(args.bench, "utf8"));
+    costs = fitCosts(bench);
+    workload = workloadOf(bench);
+    measured = Object.fromEntries(bench.modes.map((m) => [m.mode, m.summary.tokensPerSecond]));
+    title = `fitted from ${args.bench} (${bench.machine.cpuModel}, ${bench.machine.availableParallelism} cores; ${bench.models.target.name} / ${bench.models.draft?.name})`;
+  } else if (args.preset) {
+    const p = PRESETS[args.preset];
+    if (!p) throw new Error(`unknown preset ${args.preset}; --list-presets shows them`);
+    costs = structuredClone(p.costs);
+    costs.canOverlap = true;
+    const w = p.workload;
+    workload = { batchSize: w.batchSize, k: w.k, maxTokens: Array.from({ length: w.requests }, () => w.maxTokens) };
+    title = `preset ${args.preset}: ${p.description}`;
+  } else {
+    if (!args["verify-seq"] || !args["draft-seq"] || !args.accept) throw new Error("give --bench FILE, --preset NAME, or --verify-seq A,B --draft-seq C[,D] --accept a0,a1,... (see --help)");
+    const vs = line(args["verify-seq"], "verify-seq");
+    const ds = line(args["draft-seq"], "draft-seq");
+    costs = {
+      verify: { sequential: vs, overlapped: args["verify-ovl"] ? line(args["verify-ovl"], "verify-ovl") : vs },
+      draftStep: { sequential: ds, overlapped: args["draft-ovl"] ? line(args["draft-ovl"], "draft-ovl") : ds },
+      overhead: { sequential: Number(args["overhead-seq"] ?? 0), overlapped: Number(args["overhead-ovl"] ?? 0) },
+      acceptance: nums(args.accept, "accept"),
+      prefill: { default: Number(args.prefill ?? 0) },
+      canOverlap: true,
+    };
+    workload = { batchSize: 4, k: 4, maxTokens: Array.from({ length: 12 }, () => 48) };
+    title = "costs from the command line";
+  }
+  if (args.batch) workload.batchSize = nums(args.batch, "batch")[0];
+  if (args.k) workload.k = nums(args.k, "k")[0];
+  if (args.requests || args["max-tokens"]) {
+    const n = args.requests ? nums(args.requests, "requests")[0] : workload.maxTokens.length;
+    const t = args["max-tokens"] ? nums(args["max-tokens"], "max-tokens")[0] : workload.maxTokens[0];
+    workload.maxTokens = Array.from({ length: n }, () => t);
+  }
+
+  const results = modes.map((mode) => simulate(mode, workload, costs));
+  const bound = (() => {
+    const r = workload.batchSize;
+    const v = verifyMs(costs, "sequential", r * (workload.k + 1));
+    const d = draftMs(costs, "sequential", workload.k, r);
+    return (v + d) / Math.max(v, d);
+  })();
+  const out = [];
+  out.push(title, "", describeCosts(costs), "");
+  out.push(`workload: ${workload.maxTokens.length} requests x ~${fmt(workload.maxTokens.reduce((a, b) => a + b, 0) / workload.maxTokens.length, 0)} tokens, batch size ${workload.batchSize}, k ${workload.k}`);
+  out.push(`PSD bound at the sequential placement's costs: (T_draft + T_verify) / max = ${fmt(bound, 2)}x over sd`, "");
+  const header = measured ? ["mode", "predicted tok/s", "measured tok/s", "error", "predicted choices"] : ["mode", "predicted tok/s", "vs sd", "vs ar", "predicted choices"];
+  const sd = results.find((r) => r.mode === "sd").tokensPerSecond;
+  const ar = results.find((r) => r.mode === "ar").tokensPerSecond;
+  const rows = results.map((r) => {
+    if (measured) {
+      const m = measured[r.mode];
+      return [r.mode, fmt(r.tokensPerSecond), m === undefined ? "-" : fmt(m), m === undefined ? "-" : `${fmt((100 * (r.tokensPerSecond - m)) / m, 1)}%`, summarizeChoices(r.choices)];
+    }
+    return [r.mode, fmt(r.tokensPerSecond), `${fmt(r.tokensPerSecond / sd, 2)}x`, `${fmt(r.tokensPerSecond / ar, 2)}x`, summarizeChoices(r.choices)];
+  });
+  out.push(table(header, rows));
+  if (!measured) out.push("", "These are projections from assumed timings, not measurements.");
+  process.stdout.write(`${out.join("\n")}\n`);
+  if (args.json) {
+    writeFileSync(args.json, `${JSON.stringify({ title, costs, workload: { ...workload, requests: workload.maxTokens.length }, bound, results, measured: measured ?? null }, null, 2)}\n`);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    main();
+  } catch (error) {
+    process.stderr.write(`simulate: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(2);
+  }
+}

@@ -1,0 +1,334 @@
+// `auto`: each engine step picks the draft length k (0 = plain decoding) and the schedule
+// (sequential: draft, then verify, each phase on all its cores; overlapped: PSD, cores split)
+// that the online cost model (cost-model.ts) predicts to generate the most tokens per second.
+//
+// Up to 2m requests run, in two sub-batches as in psd. An overlapped step verifies the batch
+// drafted last step while drafting the other; a sequential step drafts and verifies up to m
+// requests (those that waited longest), so both schedules run passes of at most m requests, as
+// ar / sd do with batch size m.
+// Switching needs no second set of contexts: the workers' thread counts change between steps
+// (Backend.setThreads). Entering the overlapped schedule first drafts one batch alone ("fill");
+// leaving it first verifies the batch holding drafts alone ("drain"); both run at the sequential
+// placement. Nothing is ever drafted past unverified tokens, so output is lossless at any k.
+//
+// Exploration: a short calibration measures each kind of work twice (plain decoding, sequential
+// k_max, overlapped k_max); then at most every `probeEvery` steps a probe re-measures an option
+// that is not the current one (the other schedule, or a neighbouring k). Probes are paid from a
+// time budget (probeBudget of the elapsed time, default 3%): the predicted loss of a probe, its
+// time x (1 - its rate / the best rate), must fit in what has accrued, so options predicted far
+// worse are re-measured rarely and cheap ones often.
+import type { Backend, ThreadPlacement } from "./backend.js";
+import { CostModel } from "./cost-model.js";
+import type { BatchExecutor, CallLabel, CallTiming } from "./executor.js";
+import { admitToDraftBatch, batchSizes, other, rebalance, type Batch } from "./psd-scheduler.js";
+import type { Request } from "./request.js";
+import type { Scheduler } from "./scheduler.js";
+import type { StatsCollector } from "./stats.js";
+import type { AutoChoice, AutoModelSnapshot, AutoPrediction, StepSchedule } from "./types.js";
+
+/** A schedule change must promise this much more throughput (a switch costs a fill or drain step). */
+const SWITCH_GAIN = 1.04;
+/** Probe the other schedule whenever it is predicted at least this close to the best. */
+const CLOSE_CALL = 0.8;
+/** Otherwise probe it every this many probes (the load of the machine may have changed since). */
+const FAR_PROBE_PERIOD = 2;
+/** Samples of each kind of work the calibration takes before trusting predictions. */
+const CALIBRATION_SAMPLES = 2;
+
+/** Requests in one verification pass under each schedule. */
+export interface PassSize {
+  sequential: number;
+  overlapped: number;
+}
+
+export interface AutoDecision {
+  schedule: StepSchedule;
+  k: number;
+  /** a calibration or exploration step rather than the predicted best */
+  probe: boolean;
+}
+
+export interface AutoPolicyOptions {
+  kMax: number;
+  /** whether the overlapped schedule exists at all (a draft worker, and cores to split) */
+  canOverlap: boolean;
+  /** steps between probes at least (default 24) */
+  probeEvery?: number;
+  /** share of the time probes may cost (default 0.03) */
+  probeBudget?: number;
+}
+
+/** The decision logic alone: what to run next, given the model. Pure policy, O(k_max) per step. */
+export class AutoPolicy {
+  readonly model: CostModel;
+  readonly kMax: number;
+  readonly canOverlap: boolean;
+  private readonly probeEvery: number;
+  private current: { schedule: StepSchedule; k: number } | null = null;
+  private probes: { schedule: StepSchedule; k: number }[] = [];
+  private readonly probeBudget: number;
+  private sinceProbe = 0;
+  private probeCount = 0;
+  /** ms of predicted loss probes may still spend */
+  private budgetMs = 0;
+  /** calibration: verification passes without drafts measured */
+  private calibrated = { plain: 0 };
+
+  constructor(opts: AutoPolicyOptions) {
+    this.kMax = opts.kMax;
+    this.canOverlap = opts.canOverlap;
+    this.probeEvery = opts.probeEvery ?? 24;
+    this.probeBudget = opts.probeBudget ?? 0.03;
+    this.model = new CostModel({ kMax: opts.kMax });
+  }
+
+  /** Every option's prediction, best first (unmeasured ones left out). */
+  predictions(size: PassSize, overlapNow: boolean): Omit<AutoPrediction, "threads">[] {
+    const rates = this.model.acceptance.rates();
+    const out: Omit<AutoPrediction, "threads">[] = [];
+    for (let k = 0; k <= this.kMax; k++) {
+      const seq = this.model.predict("sequential", k, size.sequential, rates);
+      if (seq) out.push(seq);
+      if (overlapNow && k > 0) {
+        const ovl = this.model.predict("overlapped", k, size.overlapped, rates);
+        if (ovl) out.push(ovl);
+      }
+    }
+    return out.sort((a, b) => b.tokensPerSecond - a.tokensPerSecond);
+  }
+
+  /** What still has to be measured once before predictions can be compared (null: nothing). */
+  private calibration(overlapNow: boolean): { schedule: StepSchedule; k: number } | null {
+    const m = this.model;
+    const n = CALIBRATION_SAMPLES;
+    if (this.calibrated.plain < n) return { schedule: "sequential", k: 0 };
+    if (m.draftStep.sequential.samples < n || !m.acceptance.measured(0)) return { schedule: "sequential", k: this.kMax };
+    if (overlapNow && (m.verify.overlapped.samples < n || m.draftStep.overlapped.samples < n)) return { schedule: "overlapped", k: this.kMax };
+    return null;
+  }
+
+  /** The next step's schedule and k. `size`: requests per pass; `overlapNow`: two sub-batches can run. */
+  choose(size: PassSize, overlapNow: boolean): AutoDecision {
+    overlapNow = overlapNow && this.canOverlap;
+    while (this.probes.length > 0) {
+      const p = this.probes.shift()!;
+      if (p.schedule === "overlapped" && !overlapNow) continue;
+      return { ...p, probe: true };
+    }
+    const calibrate = this.calibration(overlapNow);
+    if (calibrate) return { ...calibrate, probe: true };
+
+    const preds = this.predictions(size, overlapNow);
+    if (preds.length === 0) return { schedule: "sequential", k: 0, probe: false };
+    let best = preds[0]!;
+    const cur = this.current;
+    if (cur && best.schedule !== cur.schedule) {
+      const same = preds.find((p) => p.schedule === cur.schedule);
+      if (same && best.tokensPerSecond < SWITCH_GAIN * same.tokensPerSecond) best = same;
+    }
+    this.current = { schedule: best.schedule, k: best.k };
+
+    this.budgetMs += this.probeBudget * best.stepMs;
+    if (++this.sinceProbe >= this.probeEvery) {
+      const probe = this.planProbe(best, preds, overlapNow);
+      if (probe) {
+        this.sinceProbe = 0;
+        this.probeCount++;
+        return probe;
+      }
+    }
+    return { schedule: best.schedule, k: best.k, probe: false };
+  }
+
+  /** Predicted time lost by running `o` for one step instead of the best option. */
+  private lossMs(o: Omit<AutoPrediction, "threads">, best: Omit<AutoPrediction, "threads">): number {
+    return best.tokensPerSecond > 0 ? o.stepMs * Math.max(0, 1 - o.tokensPerSecond / best.tokensPerSecond) : 0;
+  }
+
+  private planProbe(best: Omit<AutoPrediction, "threads">, preds: readonly Omit<AutoPrediction, "threads">[], overlapNow: boolean): AutoDecision | null {
+    const otherBest = preds.find((p) => p.schedule !== best.schedule);
+    // a neighbouring draft length in the current schedule (alternately one more and one less):
+    // cheap, and keeps acceptance and the verification cost measured around the choice
+    const floor = best.schedule === "sequential" ? 0 : 1;
+    const up = best.k + 1 <= this.kMax ? best.k + 1 : undefined;
+    const down = best.k - 1 >= floor ? best.k - 1 : undefined;
+    const kProbe = this.probeCount % 2 === 0 ? (up ?? down) : (down ?? up);
+    const kOption = kProbe === undefined ? undefined : preds.find((p) => p.schedule === best.schedule && p.k === kProbe);
+    // the other schedule: entering overlapped takes a fill step, leaving it a drain step, then one real step
+    const scheduleTurn = otherBest && (otherBest.tokensPerSecond >= CLOSE_CALL * best.tokensPerSecond || this.probeCount % FAR_PROBE_PERIOD === 0);
+    if (otherBest && scheduleTurn) {
+      const cost = 2 * this.lossMs(otherBest, best);
+      if (cost <= this.budgetMs) {
+        this.budgetMs -= cost;
+        this.probes.push({ schedule: otherBest.schedule, k: otherBest.k }, { schedule: otherBest.schedule, k: otherBest.k });
+        const p = this.probes.shift()!;
+        return { ...p, probe: true };
+      }
+    }
+    if (kProbe === undefined) return null;
+    const cost = kOption ? this.lossMs(kOption, best) : 0;
+    if (cost > this.budgetMs) return null;
+    this.budgetMs -= cost;
+    void overlapNow;
+    return { schedule: best.schedule, k: kProbe, probe: true };
+  }
+
+  /** Records the acceptance outcomes of a verification. */
+  recordVerify(schedule: StepSchedule, t: CallTiming | undefined): void {
+    if (!t) return;
+    if (t.k === 0 && schedule === "sequential") this.calibrated.plain++;
+    this.model.verify[schedule].add(t.tokens, t.ms);
+    if (t.outcomes) this.model.acceptance.record(t.outcomes);
+  }
+
+  recordDraft(schedule: StepSchedule, t: CallTiming | undefined): void {
+    if (!t || t.k <= 0) return;
+    this.model.draftStep[schedule].add(t.requests, t.ms / t.k);
+  }
+
+  recordOverhead(schedule: StepSchedule, ms: number): void {
+    this.model.overhead[schedule].add(Math.max(0, ms));
+  }
+}
+
+export interface AutoSchedulerOptions {
+  batchSize: number;
+  kMax: number;
+  backend: Backend;
+  collector: StatsCollector;
+  probeEvery?: number;
+  probeBudget?: number;
+}
+
+export class AutoScheduler implements Scheduler {
+  readonly usesDraft = true;
+  readonly capacity: number;
+  readonly policy: AutoPolicy;
+  private readonly plans: { sequential: ThreadPlacement; overlapped: ThreadPlacement | null } | undefined;
+  private readonly backend: Backend;
+  private readonly collector: StatsCollector;
+  private readonly batchSize: number;
+  private placed: StepSchedule | undefined;
+  /** decode step each request last ran in (sequential steps serve those that waited longest) */
+  private lastRun = new WeakMap<Request, number>();
+  private lastSize: PassSize = { sequential: 1, overlapped: 1 };
+  private lastOverlapNow = false;
+
+  constructor(opts: AutoSchedulerOptions) {
+    this.capacity = 2 * opts.batchSize;
+    this.batchSize = opts.batchSize;
+    this.backend = opts.backend;
+    this.collector = opts.collector;
+    this.plans = opts.backend.threadPlans;
+    const canOverlap = opts.backend.draft !== undefined && (this.plans ? this.plans.overlapped !== null : opts.backend.workersMayOverlap !== false);
+    this.policy = new AutoPolicy({ kMax: opts.kMax, canOverlap, probeEvery: opts.probeEvery, probeBudget: opts.probeBudget });
+    opts.collector.autoModel = () => this.snapshot();
+  }
+
+  admit(request: Request, running: readonly Request[]): void {
+    admitToDraftBatch(request, running);
+  }
+
+  private threadsFor(schedule: StepSchedule): { target: number; draft: number } {
+    const p = this.plans ? (schedule === "overlapped" ? (this.plans.overlapped ?? this.plans.sequential) : this.plans.sequential) : undefined;
+    return p ? { target: p.target, draft: p.draft } : { target: 0, draft: 0 };
+  }
+
+  /** Moves the workers to a schedule's thread placement (between steps, while both are idle). */
+  private async place(schedule: StepSchedule, executor: BatchExecutor): Promise<void> {
+    if (!this.plans || this.placed === schedule) return;
+    const t = this.threadsFor(schedule);
+    await executor.setThreads(t.target, t.draft);
+    this.placed = schedule;
+  }
+
+  async step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void> {
+    const overlapNow = running.length >= 2;
+    const size: PassSize = {
+      sequential: Math.min(this.batchSize, running.length),
+      overlapped: Math.max(1, running.length / 2),
+    };
+    this.lastSize = size;
+    this.lastOverlapNow = overlapNow && this.policy.canOverlap;
+    const d = this.policy.choose(size, overlapNow);
+    const choice: AutoChoice = { schedule: d.schedule, k: d.k, threads: this.threadsFor(d.schedule) };
+    this.collector.recordDecision(choice, d.probe);
+    const decision = { ...choice, probe: d.probe };
+    const start = this.collector.now();
+    const drafted = running.filter((q) => q.drafts !== null);
+
+    if (d.schedule === "overlapped" && d.k > 0) {
+      if (drafted.length === 0) {
+        // fill: draft one batch alone (all cores); the next step verifies it while drafting the other
+        rebalance(running, 0);
+        rebalance(running, 1);
+        const sizes = batchSizes(running);
+        if (sizes[0] > 0 && sizes[1] > 0) {
+          await this.place("sequential", executor);
+          const t = await executor.draft(
+            running.filter((q) => q.batch === 0),
+            { step, batch: 0, batchSizes: sizes, decision },
+            { k: d.k },
+          );
+          this.policy.recordDraft("sequential", t);
+          return;
+        }
+      } else {
+        const verifyBatch = drafted[0]!.batch;
+        const draftBatch = other(verifyBatch);
+        rebalance(running, draftBatch);
+        const sizes = batchSizes(running);
+        const toDraft = running.filter((q) => q.batch === draftBatch);
+        if (toDraft.length > 0) {
+          await this.place("overlapped", executor);
+          const [tv, td] = await Promise.all([
+            executor.verify(drafted, { step, batch: verifyBatch, batchSizes: sizes, decision }),
+            executor.draft(toDraft, { step, batch: draftBatch, batchSizes: sizes, decision }, { k: d.k }),
+          ]);
+          this.policy.recordVerify("overlapped", tv);
+          this.policy.recordDraft("overlapped", td);
+          if (tv && td) this.policy.recordOverhead("overlapped", this.collector.now() - start - Math.max(tv.ms, td.ms));
+          return;
+        }
+      }
+    }
+
+    // sequential, or leaving overlapped (drain), or nothing to overlap with
+    await this.place("sequential", executor);
+    const label: CallLabel = { step, batch: -1, batchSizes: batchSizes(running), decision };
+    if (drafted.length > 0) {
+      // drain: the batch drafted last step is verified alone
+      this.policy.recordVerify("sequential", await executor.verify(drafted, label));
+      return;
+    }
+    // up to m requests, those that waited longest; they form one sub-batch, the rest the other
+    const members = this.longestWaiting(running, this.batchSize);
+    for (const q of running) q.batch = 1;
+    for (const q of members) {
+      q.batch = 0;
+      this.lastRun.set(q, step);
+    }
+    const seqLabel: CallLabel = { step, batch: -1, batchSizes: batchSizes(running), decision };
+    const td = d.k > 0 ? await executor.draft(members, seqLabel, { k: d.k }) : undefined;
+    const tv = await executor.verify(members, seqLabel);
+    this.policy.recordDraft("sequential", td);
+    this.policy.recordVerify("sequential", tv);
+    if (tv) this.policy.recordOverhead("sequential", this.collector.now() - start - tv.ms - (td?.ms ?? 0));
+  }
+
+  private longestWaiting(running: readonly Request[], n: number): Request[] {
+    if (running.length <= n) return [...running];
+    const last = (q: Request) => this.lastRun.get(q) ?? -1;
+    // stable: among equals, earlier admitted first
+    return running
+      .map((q, i) => ({ q, i }))
+      .sort((a, b) => last(a.q) - last(b.q) || a.i - b.i)
+      .slice(0, n)
+      .map((e) => e.q);
+  }
+
+  private snapshot(): AutoModelSnapshot {
+    const preds = this.policy.predictions(this.lastSize, this.lastOverlapNow).map((p) => ({ ...p, threads: this.threadsFor(p.schedule) }));
+    return this.policy.model.snapshot(preds);
+  }
+}

@@ -1,0 +1,293 @@
+// auto mode: the cost model, the policy's choices, losslessness under any mix of choices, and
+// the decisions it reports (stats, trace).
+import { describe, expect, it } from "vitest";
+import { AutoPolicy } from "../../src/engine/auto-scheduler.js";
+import { AcceptanceModel, LinearFit } from "../../src/engine/cost-model.js";
+import { Engine } from "../../src/engine/engine.js";
+import type { ThreadPlacement } from "../../src/engine/backend.js";
+import type { EngineOptions, StepSchedule } from "../../src/engine/types.js";
+import { FakeBackend, type FakeOptions } from "./fake-backend.js";
+import { makeEngine, runWorkload, workload } from "./helpers.js";
+
+describe("cost model", () => {
+  it("LinearFit recovers a line from two sizes and follows a level change at once", () => {
+    const f = new LinearFit(0.3);
+    expect(f.line()).toBeNull();
+    for (let i = 0; i < 5; i++) {
+      f.add(4, 10 + 2 * 4);
+      f.add(20, 10 + 2 * 20);
+    }
+    const line = f.scaledLine()!;
+    expect(line.a).toBeCloseTo(10, 5);
+    expect(line.b).toBeCloseTo(2, 5);
+    // everything gets twice as slow: samples at one size move the prediction at every size
+    for (let i = 0; i < 8; i++) f.add(4, 2 * 18);
+    const slow = f.scaledLine()!;
+    expect(slow.a + slow.b * 4).toBeGreaterThan(0.9 * 36);
+    expect(slow.a + slow.b * 20).toBeGreaterThan(0.8 * 100); // a stale line would say 50
+    expect(slow.a + slow.b * 20).toBeLessThan(1.05 * 100);
+  });
+
+  it("LinearFit without spread has no line, and clamps negative slopes", () => {
+    const f = new LinearFit(0.3);
+    f.add(8, 5);
+    f.add(8, 7);
+    expect(f.line()).toBeNull();
+    const g = new LinearFit(0.3);
+    g.add(2, 10);
+    g.add(10, 4);
+    expect(g.line()!.b).toBe(0);
+  });
+
+  it("AcceptanceModel: conditional rates and expected tokens per verification", () => {
+    const a = new AcceptanceModel(4, 1, 0.5, 1e-9);
+    // 100 chains of k=4: 80 accept position 0; of those 40 accept position 1; nobody goes further
+    const outcomes = [
+      ...Array.from({ length: 20 }, () => ({ k: 4, accepted: 0 })),
+      ...Array.from({ length: 40 }, () => ({ k: 4, accepted: 1 })),
+      ...Array.from({ length: 40 }, () => ({ k: 4, accepted: 2 })),
+    ];
+    a.record(outcomes);
+    const r = a.rates();
+    expect(r[0]).toBeCloseTo(0.8, 6);
+    expect(r[1]).toBeCloseTo(0.5, 6);
+    expect(r[2]).toBeCloseTo(0, 6);
+    expect(a.expectedTokens(0)).toBe(1);
+    expect(a.expectedTokens(2)).toBeCloseTo(1 + 0.8 + 0.4, 6);
+    expect(a.expectedTokens(4)).toBeCloseTo(2.2, 6);
+    expect(a.measured(3)).toBe(false);
+  });
+});
+
+/** Feeds a policy the costs of an imaginary machine until calibration ends, then returns its pick. */
+function settle(
+  policy: AutoPolicy,
+  r: number,
+  costs: { verify: (schedule: StepSchedule, tokens: number) => number; draftStep: (schedule: StepSchedule, requests: number) => number; accept: number },
+  steps = 60,
+): { schedule: StepSchedule; k: number }[] {
+  const picks: { schedule: StepSchedule; k: number }[] = [];
+  for (let i = 0; i < steps; i++) {
+    const d = policy.choose({ sequential: r, overlapped: r }, true);
+    picks.push(d);
+    const k = d.k;
+    const outcomes = Array.from({ length: r }, (_, j) => {
+      let accepted = 0;
+      while (accepted < k && (j * 7 + accepted * 3 + i) % 100 < costs.accept * 100) accepted++;
+      return { k, accepted };
+    });
+    const tokens = r * (k + 1);
+    policy.recordVerify(d.schedule, { ms: costs.verify(d.schedule, tokens), requests: r, tokens, k, outcomes });
+    if (k > 0) policy.recordDraft(d.schedule, { ms: k * costs.draftStep(d.schedule, r), requests: r, tokens: k, k });
+    policy.recordOverhead(d.schedule, 0.1);
+  }
+  return picks;
+}
+
+function mostCommon(picks: { schedule: StepSchedule; k: number }[]): string {
+  const counts = new Map<string, number>();
+  for (const p of picks) counts.set(`${p.schedule}/${p.k}`, (counts.get(`${p.schedule}/${p.k}`) ?? 0) + 1);
+  return [...counts.entries()].sort((a, b) => b[1] - a[1])[0]![0];
+}
+
+describe("auto policy", () => {
+  it("calibrates plain decoding, sequential k_max and overlapped k_max first (twice each)", () => {
+    const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
+    const picks = settle(policy, 4, { verify: (_s, n) => 10 + n, draftStep: () => 1, accept: 0.7 }, 8);
+    expect(picks.slice(0, 6).map((p) => `${p.schedule}/${p.k}`)).toEqual(["sequential/0", "sequential/0", "sequential/4", "sequential/4", "overlapped/4", "overlapped/4"]);
+    expect(picks.slice(0, 6).every((p) => "probe" in p && (p as { probe: boolean }).probe)).toBe(true);
+  });
+
+  it("picks plain decoding when verifying drafts costs more than they bring (a 2-core CPU)", () => {
+    const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
+    // verification is compute-bound (cost grows with tokens); split cores halve each phase's speed
+    const picks = settle(policy, 4, {
+      verify: (s, n) => (s === "overlapped" ? 2 : 1) * (20 + 6 * n),
+      draftStep: (s, r) => (s === "overlapped" ? 2 : 1) * (3 + r),
+      accept: 0.3,
+    });
+    expect(mostCommon(picks.slice(20))).toBe("sequential/0");
+  });
+
+  it("picks sequential speculation when the draft is cheap and accepted, and the cores must be split to overlap", () => {
+    const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
+    const picks = settle(policy, 4, {
+      verify: (s, n) => (s === "overlapped" ? 2 : 1) * (40 + 1 * n),
+      draftStep: (s, r) => (s === "overlapped" ? 2 : 1) * (1 + 0.2 * r),
+      accept: 0.9,
+    });
+    const best = mostCommon(picks.slice(20));
+    expect(best.startsWith("sequential/")).toBe(true);
+    expect(Number(best.split("/")[1])).toBeGreaterThanOrEqual(3);
+  });
+
+  it("picks the overlap when the draft has its own device and costs about what verification does", () => {
+    const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
+    const picks = settle(policy, 4, { verify: (_s, n) => 30 + 0.5 * n, draftStep: () => 7, accept: 0.8 });
+    expect(mostCommon(picks.slice(20)).startsWith("overlapped/")).toBe(true);
+  });
+
+  it("pays probes from a time budget: a far worse option is re-measured rarely, a close one regularly", () => {
+    const far = new AutoPolicy({ kMax: 4, canOverlap: true, probeEvery: 8 });
+    // overlapping is 5x slower here (e.g. two CPU contexts disturbing each other)
+    const farPicks = settle(far, 4, { verify: (s, n) => (s === "overlapped" ? 5 : 1) * (20 + 2 * n), draftStep: (s) => (s === "overlapped" ? 5 : 1) * 2, accept: 0.8 }, 400);
+    const farProbes = farPicks.slice(10).filter((p) => p.schedule === "overlapped").length;
+    expect(farProbes).toBeLessThanOrEqual(4);
+    const close = new AutoPolicy({ kMax: 4, canOverlap: true, probeEvery: 8 });
+    // overlapping 10% worse: worth checking often
+    const closePicks = settle(close, 4, { verify: (s, n) => (s === "overlapped" ? 1.9 : 1) * (20 + 2 * n), draftStep: () => 8, accept: 0.8 }, 400);
+    const closeProbes = closePicks.slice(10).filter((p) => p.schedule !== mostCommon(closePicks.slice(10)).split("/")[0]).length;
+    expect(closeProbes).toBeGreaterThan(10);
+  });
+
+  it("never overlaps when it cannot", () => {
+    const policy = new AutoPolicy({ kMax: 4, canOverlap: false });
+    const picks = settle(policy, 4, { verify: (_s, n) => 30 + 0.5 * n, draftStep: () => 7, accept: 0.8 });
+    expect(picks.every((p) => p.schedule === "sequential")).toBe(true);
+  });
+
+  it("re-decides when acceptance collapses", () => {
+    const policy = new AutoPolicy({ kMax: 4, canOverlap: false });
+    const costs = { verify: (_s: StepSchedule, n: number) => 20 + 3 * n, draftStep: () => 1, accept: 0.95 };
+    const before = settle(policy, 4, costs);
+    expect(mostCommon(before.slice(20))).not.toBe("sequential/0");
+    const after = settle(policy, 4, { ...costs, accept: 0.02 }, 120);
+    expect(mostCommon(after.slice(60))).toBe("sequential/0");
+  });
+});
+
+// A fake 2-core machine: each phase runs twice as fast on 2 threads as on 1.
+const CPU_PLANS = { sequential: { target: 2, draft: 2 }, overlapped: { target: 1, draft: 1 } };
+function cpuLike(verifyBase: number, verifyPerToken: number, draftBase: number, draftPerRequest: number): FakeOptions {
+  return {
+    threadPlans: CPU_PLANS,
+    verifyMs: (tokens, threads) => (verifyBase + verifyPerToken * tokens) * (2 / threads),
+    draftStepMs: (requests, threads) => (draftBase + draftPerRequest * requests) * (2 / threads),
+  };
+}
+// A draft on its own device: thread counts change nothing.
+const OWN_DEVICE: FakeOptions = {
+  threadPlans: { sequential: { target: 1, draft: 1 }, overlapped: { target: 1, draft: 1 } },
+  verifyMs: (tokens) => 14 + 0.2 * tokens,
+  draftStepMs: () => 3,
+};
+
+describe("auto engine on the fake backend", () => {
+  const FAKE: FakeOptions = { eogToken: 0, eogBias: -1, draftNoise: 1.5 };
+  const WORK = workload(20);
+
+  it("emits exactly ar's tokens, whatever it chooses", async () => {
+    const { engine: ar } = makeEngine({ mode: "ar", batchSize: 4 }, FAKE);
+    const reference = await runWorkload(ar, WORK);
+    for (const batchSize of [1, 3, 8]) {
+      for (const k of [1, 4]) {
+        // probing every 2 steps makes it switch schedule and k all the time
+        for (const fake of [{ ...FAKE }, { ...FAKE, threadPlans: CPU_PLANS }]) {
+          const { engine, fake: backend } = makeEngine({ mode: "auto", batchSize, draftTokens: k, auto: { probeEvery: 2, probeBudget: 1 } }, fake);
+          const results = await runWorkload(engine, WORK);
+          results.forEach((r, i) => {
+            expect(r.tokens, `m=${batchSize} k=${k} request ${i}`).toEqual(reference[i]!.tokens);
+            expect(r.stats.finishReason).toBe(reference[i]!.stats.finishReason);
+          });
+          const auto = engine.stats().auto!;
+          const schedules = new Set(auto.decisions.map((d) => d.schedule));
+          if (batchSize > 1) expect(schedules).toEqual(new Set(["sequential", "overlapped"]));
+          const ks = new Set(auto.decisions.map((d) => d.k));
+          expect(ks.has(0) && ks.has(k)).toBe(true);
+          await engine.close();
+          expect(backend.liveSeqs("target")).toEqual([]);
+          expect(backend.liveSeqs("draft")).toEqual([]);
+        }
+      }
+    }
+  });
+
+  it("catches the draft cache up after a long stretch of plain decoding", async () => {
+    const w = { prompts: workload(4).prompts, maxTokens: [120, 120, 120, 120] };
+    const { engine: ar } = makeEngine({ mode: "ar", batchSize: 2 }, { nCtx: 512 });
+    const reference = await runWorkload(ar, w);
+    // drafting is hopelessly slow: plain decoding between rare probes that draft again
+    const slowDraft: FakeOptions = { nCtx: 512, draftNoise: 6, verifyMs: () => 1, draftStepMs: () => 25 };
+    const { engine } = makeEngine({ mode: "auto", batchSize: 2, draftTokens: 3, auto: { probeEvery: 50, probeBudget: 1 } }, slowDraft);
+    const results = await runWorkload(engine, w);
+    results.forEach((r, i) => expect(r.tokens).toEqual(reference[i]!.tokens));
+    expect(engine.trace().some((e) => e.worker === "draft" && e.kind === "prefill" && e.step > 1)).toBe(true);
+    await engine.close();
+  });
+
+  it("switches threads only between steps, and reports its decisions in stats and trace", async () => {
+    const { engine, fake } = makeEngine({ mode: "auto", batchSize: 3, draftTokens: 3, auto: { probeEvery: 3, probeBudget: 1 } }, { ...FAKE, ...cpuLike(4, 0.6, 0.6, 0.1) });
+    await runWorkload(engine, workload(12, 2));
+    const stats = engine.stats();
+    const auto = stats.auto!;
+    expect(auto.decisions.reduce((n, d) => n + d.steps, 0)).toBe(stats.steps);
+    expect(auto.probeSteps).toBeGreaterThan(0);
+    expect(auto.switches).toBeGreaterThan(0);
+    expect(auto.current).not.toBeNull();
+    for (const d of auto.decisions) expect(d.threads).toEqual(CPU_PLANS[d.schedule]);
+    expect(auto.model.verify.sequential).not.toBeNull();
+    expect(auto.model.acceptance.length).toBe(3);
+    expect(auto.model.predictions.length).toBeGreaterThan(0);
+    // overlapped steps ran their two workers at once, on the split placement
+    const trace = engine.trace();
+    const overlappedDrafts = trace.filter((e) => e.kind === "draft" && e.decision?.schedule === "overlapped" && e.batch >= 0);
+    expect(overlappedDrafts.length).toBeGreaterThan(0);
+    expect(trace.filter((e) => e.kind !== "prefill").every((e) => e.decision !== undefined)).toBe(true);
+    // every thread change went between the two placements
+    expect(fake.threadCalls.length).toBeGreaterThan(1);
+    for (const t of fake.threadCalls) expect([CPU_PLANS.sequential, CPU_PLANS.overlapped]).toContainEqual(t);
+    await engine.close();
+  });
+});
+
+// Throughput on fake machines (setTimeout costs, so loose bounds): auto must come close to the
+// best fixed mode where speculation loses and where the overlap wins.
+async function throughput(options: EngineOptions, fake: FakeOptions, runs = 1): Promise<number> {
+  const engine = new Engine(new FakeBackend(fake), options);
+  // warm-up run calibrates auto; statistics of the measured runs only
+  const w = workload(12, 5);
+  w.maxTokens = w.maxTokens.map(() => 36);
+  await runWorkload(engine, { prompts: w.prompts.slice(0, 8), maxTokens: w.maxTokens.slice(0, 8).map(() => 12) });
+  let tps = 0;
+  for (let i = 0; i < runs; i++) {
+    engine.resetStats();
+    await runWorkload(engine, w);
+    tps += engine.stats().tokensPerSecond;
+  }
+  await engine.close();
+  return tps / runs;
+}
+
+describe("auto throughput on fake machines", () => {
+  const cases: { name: string; fake: FakeOptions; expectBest: (m: Record<string, number>) => string }[] = [
+    {
+      // speculation loses: low acceptance, verification cost grows fast with tokens
+      name: "2-core CPU, poor draft",
+      fake: { ...cpuLike(6, 1.2, 0.8, 0.2), draftNoise: 6 },
+      expectBest: () => "ar",
+    },
+    {
+      name: "draft on its own device",
+      fake: { ...OWN_DEVICE, draftNoise: 1 },
+      expectBest: () => "psd",
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: auto >= 0.85 x the best fixed mode`, async () => {
+      const base = { batchSize: 4, draftTokens: 4 } as const;
+      const tps: Record<string, number> = {};
+      for (const mode of ["ar", "sd", "psd", "auto"] as const) {
+        // the fixed modes run at their own placement: all cores sequential, split cores for psd
+        const plans = c.fake.threadPlans;
+        const threads: ThreadPlacement | undefined = plans ? (mode === "psd" ? plans.overlapped! : plans.sequential) : undefined;
+        const fake: FakeOptions = mode === "auto" || !plans ? c.fake : { ...c.fake, threadPlans: { sequential: threads!, overlapped: null } };
+        tps[mode] = await throughput({ mode, ...base }, fake);
+      }
+      const best = Math.max(tps.ar!, tps.sd!, tps.psd!);
+      const bestMode = (["ar", "sd", "psd"] as const).find((m) => tps[m] === best)!;
+      expect(bestMode, JSON.stringify(tps)).toBe(c.expectBest(tps));
+      expect(tps.auto!, JSON.stringify(tps)).toBeGreaterThan(0.85 * best);
+    });
+  }
+});
+
