@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 #include "common.h"
@@ -18,11 +19,13 @@ namespace md {
 // A unit of work: Run() on the worker thread (may throw std::exception: the promise rejects with
 // its message), Result() back on the JS thread to build the resolved value.
 struct Context::Job {
-  explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  // The promise is made by Enqueue(), after the arguments were validated: a Job dropped by a validation error
+  // must not leave an unsettled napi_deferred (and its persistent handle) behind.
+  explicit Job(Napi::Env) {}
   virtual ~Job() = default;
   virtual void Run(Context& c) = 0;
   virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
-  Napi::Promise::Deferred deferred;
+  std::optional<Napi::Promise::Deferred> deferred;
   std::string error;
   bool ok = false;
 };
@@ -521,10 +524,10 @@ void Context::Complete(Napi::Env env, Job* raw) {
     llama_model_.reset();  // the weights are freed with the last owner (model or context)
   }
   try {
-    if (job->ok) job->deferred.Resolve(job->Result(env));
-    else job->deferred.Reject(Napi::Error::New(env, job->error).Value());
+    if (job->ok) job->deferred->Resolve(job->Result(env));
+    else job->deferred->Reject(Napi::Error::New(env, job->error).Value());
   } catch (const Napi::Error& e) {
-    job->deferred.Reject(e.Value());
+    job->deferred->Reject(e.Value());
   }
   job.reset();
   if (--pending_ == 0) {
@@ -538,7 +541,11 @@ void Context::Complete(Napi::Env env, Job* raw) {
 }
 
 Napi::Promise Context::Enqueue(Napi::Env env, std::unique_ptr<Job> job) {
-  Napi::Promise p = job->deferred.Promise();
+  // Argument getters run JS, which may have called dispose() after CheckUsable(): only the dispose job itself
+  // may be queued behind a dispose.
+  if (closing_ && dynamic_cast<DisposeJob*>(job.get()) == nullptr) throw Napi::Error::New(env, "Context is disposed");
+  job->deferred.emplace(Napi::Promise::Deferred::New(env));
+  Napi::Promise p = job->deferred->Promise();
   if (pending_++ == 0) {
     tsfn_.Ref(env);
     Ref();  // keep this object (and its worker) alive until the job completes
@@ -592,6 +599,7 @@ static std::vector<int32_t> IntVector(const Napi::Value& v, const char* name, in
     }
   } else if (v.IsArray()) {
     Napi::Array a = v.As<Napi::Array>();
+    if (a.Length() > (1u << 25)) throw Napi::RangeError::New(env, std::string(name) + " is too long");
     out.resize(a.Length());
     for (uint32_t i = 0; i < a.Length(); i++) out[i] = (int32_t)IntArg(a.Get(i), name, lo, hi);
   } else {
@@ -753,6 +761,10 @@ Napi::Value Context::KvCopy(const Napi::CallbackInfo& info) {
   job->seq2 = SeqArg(info[1], "dst");
   job->p0 = info.Length() > 2 && !info[2].IsUndefined() ? (int32_t)IntArg(info[2], "p0", -1, INT32_MAX) : -1;
   job->p1 = info.Length() > 3 && !info[3].IsUndefined() ? (int32_t)IntArg(info[3], "p1", -1, INT32_MAX) : -1;
+  // llama.cpp copies between the KV streams of two sequences only as a whole (GGML_ASSERT in seq_cp)
+  if (!params_.kv_unified && job->seq != job->seq2 && (job->p0 > 0 || job->p1 > 0)) {
+    throw Napi::RangeError::New(env, "kvCopy: with one KV stream per sequence, only whole sequences can be copied (p0 = p1 = -1)");
+  }
   return Enqueue(env, std::move(job));
 }
 

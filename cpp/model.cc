@@ -134,6 +134,7 @@ static std::vector<llama_token> TokensArg(const Napi::Value& val, const char* na
     out.assign(a.Data(), a.Data() + a.ElementLength());
   } else if (val.IsArray()) {
     Napi::Array a = val.As<Napi::Array>();
+    if (a.Length() > (1u << 25)) throw Napi::RangeError::New(env, std::string(name) + " is too long");
     out.resize(a.Length());
     for (uint32_t i = 0; i < a.Length(); i++) out[i] = (llama_token)IntArg(a.Get(i), name, 0, n_vocab - 1);
   } else {
@@ -147,7 +148,8 @@ static std::vector<llama_token> TokensArg(const Napi::Value& val, const char* na
 
 Napi::Value Model::Detokenize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const llama_vocab* v = Vocab(env);
+  const std::shared_ptr<llama_model> keep = Shared(env);  // a getter in the arguments may call dispose()
+  const llama_vocab* v = llama_model_get_vocab(keep.get());
   std::vector<llama_token> toks = TokensArg(info[0], "tokens", llama_vocab_n_tokens(v));
   bool remove_special = info.Length() > 1 && !info[1].IsUndefined() ? BoolArg(info[1], "removeSpecial") : false;
   bool unparse_special = info.Length() > 2 && !info[2].IsUndefined() ? BoolArg(info[2], "unparseSpecial") : false;
@@ -200,7 +202,8 @@ Napi::Value Model::IsEog(const Napi::CallbackInfo& info) {
 
 Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  llama_model* m = Get(env);
+  const std::shared_ptr<llama_model> keep = Shared(env);  // a getter in the messages may call dispose()
+  llama_model* m = keep.get();
   if (!info[0].IsArray()) throw Napi::TypeError::New(env, "messages must be an array of { role, content }");
   Napi::Array arr = info[0].As<Napi::Array>();
   bool add_assistant = info.Length() > 1 && !info[1].IsUndefined() ? BoolArg(info[1], "addAssistant") : true;

@@ -249,10 +249,17 @@ for (let i = 0; i < calls; i++) {
 }
 
 // every promise settles
-const settled = await Promise.race([Promise.all([...pending]).then(() => true), new Promise((res) => setTimeout(() => res(false), 30_000))]);
+let settleTimer;
+const settled = await Promise.race([Promise.all([...pending]).then(() => true), new Promise((res) => (settleTimer = setTimeout(() => res(false), 30_000)))]);
+clearTimeout(settleTimer);
 stats.unsettled = settled ? 0 : pending.size;
-// clean up: every context, then every model
+// clean up: every context, then every model. Contexts made with `new addon.Context()` (never initialised, not in
+// our lists) hold their model until they are garbage-collected: collect them first.
 await Promise.allSettled([...contexts, ...rawContexts].map((c) => c.dispose()));
+for (let i = 0; i < 4 && globalThis.gc; i++) {
+  globalThis.gc();
+  await new Promise((res) => setTimeout(res, 30));
+}
 for (const m of models) {
   try {
     m.dispose();
