@@ -2,8 +2,10 @@
 // Predicts the throughput of ar / sd / psd / auto from measured costs, with the cost model of
 // docs/performance.md:
 //
-//   T_verify(n)    = a + b·n         ms for one verification pass of n tokens (n = sum of k_i + 1)
-//   T_draft(k, r)  = k·(c + d·r)     ms for k autoregressive draft steps over r requests
+//   T_verify(n)    = a + b·n         ms for one verification pass of n tokens (n = sum of k_i + 1);
+//                                    a size measured directly uses its own mean
+//   T_draft(k, r)  = (c + d·k)·(4 + r)/(4 + m)   ms for a draft call of k autoregressive steps over
+//                                    r requests (c: feeding the pending tokens, call overhead)
 //   E(k)           = 1 + sum_{j=1..k} prod_{i<j} alpha_i   tokens a request gains per verification
 //   sd:   step = T_draft + T_verify + o          psd: step = max(T_draft, T_verify) + o
 //
@@ -13,10 +15,11 @@
 //
 //   node scripts/simulate.mjs --bench docs/bench/X.json [--json out.json]
 //       fit the costs from the bench's ar / sd / psd runs, predict every mode, and compare with what
-//       the bench measured (auto included: it is predicted, never fitted)
+//       the bench measured. "auto" is auto with exact knowledge of the costs (what it could reach);
+//       "auto (replay)" runs the mix of choices auto actually made (checks the cost model on them)
 //   node scripts/simulate.mjs --preset NAME [--batch M] [-k K] [--requests N] [--max-tokens T]
 //       a projection from assumed timings (see PRESETS); --list-presets shows them
-//   node scripts/simulate.mjs --verify-seq A,B [--verify-ovl A,B] --draft-seq C[,D] [--draft-ovl C[,D]]
+//   node scripts/simulate.mjs --verify-seq A,B [--verify-ovl A,B] --draft-seq C,D [--draft-ovl C,D]
 //       --accept a0,a1,... [--overhead-seq MS] [--overhead-ovl MS] [--prefill MS] --batch M -k K ...
 //       the same from numbers given on the command line
 //
@@ -38,8 +41,12 @@ export function expectedTokens(k, alpha) {
   return total;
 }
 
-const verifyMs = (costs, schedule, n) => costs.verify[schedule].a + costs.verify[schedule].b * n;
-const draftMs = (costs, schedule, k, r) => (k === 0 ? 0 : k * (costs.draftStep[schedule].a + costs.draftStep[schedule].b * r));
+const verifyMs = (costs, schedule, n) => {
+  const v = costs.verify[schedule];
+  return v.points?.[n] ?? v.a + v.b * n;
+};
+const draftMs = (costs, schedule, k, r) =>
+  k === 0 ? 0 : ((costs.draft[schedule].a + costs.draft[schedule].b * k) * (4 + r)) / (4 + costs.batchSize);
 
 /** Step time of an option for r requests per pass. */
 export function stepMs(costs, schedule, k, r) {
@@ -66,7 +73,7 @@ export function bestOption(costs, kMax, sizes, canOverlap) {
  * Step-level simulation of one mode over a workload. Requests advance by E(k) tokens per
  * verification (expected values: no sampling noise). Returns tokens/s and what happened.
  */
-export function simulate(mode, workload, costs) {
+export function simulate(mode, workload, costs, replay) {
   const { batchSize: m, k: kMax } = workload;
   const paired = mode === "psd" || mode === "auto";
   const capacity = paired ? 2 * m : m;
@@ -135,7 +142,8 @@ export function simulate(mode, workload, costs) {
       // leaving it a drain (both at the sequential placement)
       const drafted = running.filter((q) => q.drafted);
       const sizes = { sequential: Math.min(m, running.length), overlapped: Math.max(1, running.length / 2) };
-      const best = bestOption(costs, kMax, sizes, running.length >= 2 && costs.canOverlap !== false);
+      // replay: the measured shares of auto's choices, interleaved (largest deficit first)
+      const best = replay ? replayed(replay, steps, running.length >= 2) : bestOption(costs, kMax, sizes, running.length >= 2 && costs.canOverlap !== false);
       if (best.schedule === "overlapped") {
         if (drafted.length === 0) {
           rebalance(running);
@@ -183,6 +191,25 @@ export function simulate(mode, workload, costs) {
   return { mode, tokensPerSecond: t > 0 ? (1000 * generated) / t : 0, wallMs: t, steps, generated, choices: Object.fromEntries(choices) };
 }
 
+/** The choice whose share of the steps so far is furthest below its measured share. */
+function replayed(replay, step, canOverlap) {
+  let best;
+  let bestDeficit = -Infinity;
+  for (const d of replay.decisions) {
+    if (d.schedule === "overlapped" && !canOverlap) continue;
+    const key = `${d.schedule}/${d.k}`;
+    const deficit = d.share * step - (replay.done.get(key) ?? 0);
+    if (deficit > bestDeficit) {
+      bestDeficit = deficit;
+      best = d;
+    }
+  }
+  best ??= { schedule: "sequential", k: 0 };
+  const key = `${best.schedule}/${best.k}`;
+  replay.done.set(key, (replay.done.get(key) ?? 0) + 1);
+  return { schedule: best.schedule, k: best.k };
+}
+
 function rebalance(running) {
   const sizes = [0, 0];
   for (const q of running) sizes[q.batch]++;
@@ -223,6 +250,13 @@ function fitLine(points, priorOffset, shape) {
 
 const byMode = (bench, mode) => bench.modes.find((m) => m.mode === mode);
 
+/** The line, plus the mean of every size measured at least 3 times (used as is for that size). */
+function withPoints(line, points) {
+  const own = {};
+  for (const p of points) if (p.w >= 3) own[p.x] = p.y;
+  return { ...line, points: own };
+}
+
 function verifyPoints(cost) {
   return (cost?.bySize ?? []).map((p) => ({ x: p.tokens, y: p.meanMs, w: p.calls }));
 }
@@ -234,10 +268,14 @@ export function fitCosts(bench) {
   const psd = byMode(bench, "psd");
   if (!sd || !psd) throw new Error("the bench needs sd and psd runs (ar helps: it measures plain decoding)");
   for (const m of [ar, sd, psd]) if (m && !m.phases) throw new Error(`bench mode ${m.mode} has no phases: rerun the bench with this version`);
+  const m = bench.options.batchSize;
   const seqPoints = [...verifyPoints(ar?.phases.verify.alone), ...verifyPoints(sd.phases.verify.alone)];
-  const verifySeq = fitLine(seqPoints, 3);
-  const verifyOvl = fitLine(verifyPoints(psd.phases.verify.overlapped), 3, verifySeq);
-  const draftLine = (cost, shape) => fitLine([{ x: cost.meanRequests, y: cost.msPerStep, w: cost.calls }], 4, shape);
+  const verifySeq = withPoints(fitLine(seqPoints, 3), seqPoints);
+  const ovlPoints = verifyPoints(psd.phases.verify.overlapped);
+  const verifyOvl = withPoints(fitLine(ovlPoints, 3, verifySeq), ovlPoints);
+  // draft calls: mean ms at mean steps, scaled to m requests; one length: the prior shape (0.3 + k)
+  const draftLine = (cost, shape) =>
+    fitLine([{ x: cost.meanSteps, y: (cost.meanMs * (4 + m)) / (4 + cost.meanRequests), w: cost.calls }], 0.3, shape);
   const draftSeq = draftLine(sd.phases.draft.alone);
   const draftOvl = draftLine(psd.phases.draft.overlapped, draftSeq);
   // conditional acceptance from sd's unconditional per-position rates
@@ -253,8 +291,9 @@ export function fitCosts(bench) {
     auto: prefillPerRequest(sd),
   };
   return {
+    batchSize: m,
     verify: { sequential: verifySeq, overlapped: verifyOvl },
-    draftStep: { sequential: draftSeq, overlapped: draftOvl },
+    draft: { sequential: draftSeq, overlapped: draftOvl },
     overhead: { sequential: perStepIdle(sd), overlapped: perStepIdle(psd) },
     acceptance: alpha,
     prefill,
@@ -283,11 +322,11 @@ export const PRESETS = {
   "paper-qwen3-32b-1.7b": {
     description:
       "PROJECTION, assumed timings: Qwen3-32B target (bf16, tensor-parallel on 4 H100) + Qwen3-1.7B draft on a dedicated 5th GPU, as in the MineDraft paper. " +
-      "Verify pass ~ 9 ms + 0.02 ms/token (weights read once per pass, all-reduce); draft step ~ 1.8 ms + 0.01 ms/request; " +
+      "Verify pass ~ 9 ms + 0.02 ms/token (weights read once per pass, all-reduce); a draft call for 16 requests ~ 0.5 ms + 1.95 ms per step; " +
       "separate devices, so overlapping costs nothing extra. Acceptance 0.85, 0.8, 0.75, 0.7, 0.65 per position (conditional).",
     costs: {
       verify: { sequential: { a: 9, b: 0.02 }, overlapped: { a: 9, b: 0.02 } },
-      draftStep: { sequential: { a: 1.8, b: 0.01 }, overlapped: { a: 1.8, b: 0.01 } },
+      draft: { sequential: { a: 0.5, b: 1.95 }, overlapped: { a: 0.5, b: 1.95 } },
       overhead: { sequential: 0.3, overlapped: 0.4 },
       acceptance: [0.85, 0.8, 0.75, 0.7, 0.65],
       prefill: { default: 0 },
@@ -296,10 +335,10 @@ export const PRESETS = {
   },
   "paper-qwen3-32b-0.6b": {
     description:
-      "PROJECTION, assumed timings: as paper-qwen3-32b-1.7b with the cheaper Qwen3-0.6B draft: draft step ~ 1.2 ms + 0.01 ms/request, acceptance 0.8, 0.72, 0.65, 0.6, 0.55.",
+      "PROJECTION, assumed timings: as paper-qwen3-32b-1.7b with the cheaper Qwen3-0.6B draft: draft call for 16 requests ~ 0.4 ms + 1.35 ms per step, acceptance 0.8, 0.72, 0.65, 0.6, 0.55.",
     costs: {
       verify: { sequential: { a: 9, b: 0.02 }, overlapped: { a: 9, b: 0.02 } },
-      draftStep: { sequential: { a: 1.2, b: 0.01 }, overlapped: { a: 1.2, b: 0.01 } },
+      draft: { sequential: { a: 0.4, b: 1.35 }, overlapped: { a: 0.4, b: 1.35 } },
       overhead: { sequential: 0.3, overlapped: 0.4 },
       acceptance: [0.8, 0.72, 0.65, 0.6, 0.55],
       prefill: { default: 0 },
@@ -309,10 +348,10 @@ export const PRESETS = {
   "gpu-target-cpu-draft": {
     description:
       "PROJECTION, assumed timings: an 8B target on one GPU (verify ~ 14 ms + 0.05 ms/token) and a 0.5B draft on 16 CPU cores " +
-      "(draft step ~ 6 ms + 0.5 ms/request); the CPU cores are the draft's alone in both schedules. Acceptance 0.75 per position.",
+      "(a draft call for 8 requests ~ 2 ms + 10 ms per step); the CPU cores are the draft's alone in both schedules. Acceptance 0.75 per position.",
     costs: {
       verify: { sequential: { a: 14, b: 0.05 }, overlapped: { a: 14, b: 0.05 } },
-      draftStep: { sequential: { a: 6, b: 0.5 }, overlapped: { a: 6, b: 0.5 } },
+      draft: { sequential: { a: 2, b: 10 }, overlapped: { a: 2, b: 10 } },
       overhead: { sequential: 0.3, overlapped: 0.4 },
       acceptance: [0.75],
       prefill: { default: 0 },
@@ -322,10 +361,10 @@ export const PRESETS = {
   "one-gpu-shared": {
     description:
       "PROJECTION, assumed timings: target and draft on the SAME GPU: overlapping makes both ~1.6x slower (shared SMs and memory bandwidth). " +
-      "Verify ~ 14 ms + 0.05 ms/token alone, draft step ~ 1.2 ms + 0.01 ms/request alone; acceptance 0.75.",
+      "Verify ~ 14 ms + 0.05 ms/token alone, a draft call for 16 requests ~ 0.4 ms + 1.35 ms per step alone; acceptance 0.75.",
     costs: {
       verify: { sequential: { a: 14, b: 0.05 }, overlapped: { a: 22.4, b: 0.08 } },
-      draftStep: { sequential: { a: 1.2, b: 0.01 }, overlapped: { a: 1.9, b: 0.016 } },
+      draft: { sequential: { a: 0.4, b: 1.35 }, overlapped: { a: 0.65, b: 2.15 } },
       overhead: { sequential: 0.3, overlapped: 0.4 },
       acceptance: [0.75],
       prefill: { default: 0 },
@@ -373,10 +412,14 @@ function table(header, rows) {
 }
 
 function describeCosts(costs) {
-  const l = (x) => `${fmt(x.a, 2)} + ${fmt(x.b, 3)}·n`;
+  const l = (x, v = "n") => `${fmt(x.a, 2)} + ${fmt(x.b, 3)}·${v}`;
+  const pts = (x) => {
+    const e = Object.entries(x.points ?? {});
+    return e.length > 0 ? ` (measured: ${e.map(([n, ms]) => `${n} tokens ${fmt(ms, 0)} ms`).join(", ")})` : "";
+  };
   return [
-    `T_verify(n tokens): sequential ${l(costs.verify.sequential)} ms, overlapped ${l(costs.verify.overlapped)} ms`,
-    `draft step (r requests): sequential ${l(costs.draftStep.sequential)} ms, overlapped ${l(costs.draftStep.overlapped)} ms`,
+    `T_verify(n tokens): sequential ${l(costs.verify.sequential)} ms${pts(costs.verify.sequential)}; overlapped ${l(costs.verify.overlapped)} ms${pts(costs.verify.overlapped)}`,
+    `draft call of k steps for ${costs.batchSize} requests: sequential ${l(costs.draft.sequential, "k")} ms, overlapped ${l(costs.draft.overlapped, "k")} ms`,
     `overhead per step: sequential ${fmt(costs.overhead.sequential, 2)} ms, overlapped ${fmt(costs.overhead.overlapped, 2)} ms`,
     `acceptance (conditional, per position): ${costs.acceptance.map((a) => fmt(a, 2)).join(" ")}`,
   ].join("\n");
@@ -406,11 +449,17 @@ function main() {
   let workload;
   let measured;
   let title;
+  let replayDecisions;
   if (args.bench) {
     const bench = JSON.parse(readFileSync(args.bench, "utf8"));
     costs = fitCosts(bench);
     workload = workloadOf(bench);
     measured = Object.fromEntries(bench.modes.map((m) => [m.mode, m.summary.tokensPerSecond]));
+    const auto = byMode(bench, "auto");
+    if (auto?.summary.auto) {
+      replayDecisions = auto.summary.auto.decisions.map((d) => ({ schedule: d.schedule, k: d.k, share: d.share }));
+      measured["auto (replay)"] = auto.summary.tokensPerSecond;
+    }
     title = `fitted from ${args.bench} (${bench.machine.cpuModel}, ${bench.machine.availableParallelism} cores; ${bench.models.target.name} / ${bench.models.draft?.name})`;
   } else if (args.preset) {
     const p = PRESETS[args.preset];
@@ -418,15 +467,17 @@ function main() {
     costs = structuredClone(p.costs);
     costs.canOverlap = true;
     const w = p.workload;
+    costs.batchSize = w.batchSize;
     workload = { batchSize: w.batchSize, k: w.k, maxTokens: Array.from({ length: w.requests }, () => w.maxTokens) };
     title = `preset ${args.preset}: ${p.description}`;
   } else {
-    if (!args["verify-seq"] || !args["draft-seq"] || !args.accept) throw new Error("give --bench FILE, --preset NAME, or --verify-seq A,B --draft-seq C[,D] --accept a0,a1,... (see --help)");
+    if (!args["verify-seq"] || !args["draft-seq"] || !args.accept) throw new Error("give --bench FILE, --preset NAME, or --verify-seq A,B --draft-seq C,D --accept a0,a1,... (see --help)");
     const vs = line(args["verify-seq"], "verify-seq");
     const ds = line(args["draft-seq"], "draft-seq");
     costs = {
+      batchSize: Number(args.batch ?? 4),
       verify: { sequential: vs, overlapped: args["verify-ovl"] ? line(args["verify-ovl"], "verify-ovl") : vs },
-      draftStep: { sequential: ds, overlapped: args["draft-ovl"] ? line(args["draft-ovl"], "draft-ovl") : ds },
+      draft: { sequential: ds, overlapped: args["draft-ovl"] ? line(args["draft-ovl"], "draft-ovl") : ds },
       overhead: { sequential: Number(args["overhead-seq"] ?? 0), overlapped: Number(args["overhead-ovl"] ?? 0) },
       acceptance: nums(args.accept, "accept"),
       prefill: { default: Number(args.prefill ?? 0) },
@@ -444,6 +495,11 @@ function main() {
   }
 
   const results = modes.map((mode) => simulate(mode, workload, costs));
+  if (replayDecisions) {
+    const r = simulate("auto", workload, costs, { decisions: replayDecisions, done: new Map() });
+    results.push({ ...r, mode: "auto (replay)" });
+  }
+  costs.batchSize ??= workload.batchSize;
   const bound = (() => {
     const r = workload.batchSize;
     const v = verifyMs(costs, "sequential", r * (workload.k + 1));

@@ -8,6 +8,7 @@ import { type LogLevel, loadAddon } from "./native/addon.js";
 import { NativeBackend } from "./native/backend.js";
 import { LlamaContext } from "./native/context.js";
 import { LlamaModel } from "./native/model.js";
+import { resolvePlacement, type ResolvedPlacement } from "./native/placement.js";
 import { coreCount, defaultThreads } from "./native/threads.js";
 import { resolveModelSource } from "./models/resolve.js";
 
@@ -45,8 +46,11 @@ export interface Placement {
   concurrent: boolean;
   /** target + draft threads exceed the cores while running concurrently */
   oversubscribed: boolean;
+  /** "cpu", a device name, or "as loaded" for a model passed in already loaded */
   targetDevice: string;
   draftDevice: string;
+  /** why the models are where they are, e.g. "one GPU: target on CUDA0, draft on the CPU cores ..." */
+  deviceNote: string;
   sequences: number;
   /**
    * auto: the placements it switches between at run time (targetThreads / draftThreads above are
@@ -66,10 +70,13 @@ export class MinedraftEngine extends Engine {
   }
 }
 
-function isGpuDevice(p: ModelPlacement | undefined): boolean {
-  if (!p) return false;
-  if (p.device && p.device.toLowerCase() !== "cpu") return true;
-  return false;
+const isGpuDevice = (device: string | undefined): boolean => device !== undefined && device.toLowerCase() !== "cpu" && device !== "as loaded";
+
+/** Devices of both models: the user's, else the defaults of resolvePlacement() over the devices found. */
+function placeDevices(addon: Awaited<ReturnType<typeof loadAddon>>, options: CreateEngineOptions, hasDraft: boolean, overlapped: boolean): ResolvedPlacement {
+  // a model passed in already loaded stays where it was loaded
+  const given = (p: ModelPlacement | undefined) => (p && typeof p.model !== "string" ? (p.device ?? "as loaded") : p?.device);
+  return resolvePlacement(addon.devices(), { target: given(options.target), draft: given(options.draft), hasDraft, overlapped });
 }
 
 export async function createEngine(options: CreateEngineOptions): Promise<MinedraftEngine> {
@@ -82,13 +89,14 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be an integer >= 1, got ${batchSize}`);
   const contextSize = options.contextSize ?? 2048;
   if (!Number.isInteger(contextSize) || contextSize < 16) throw new RangeError(`contextSize must be an integer >= 16, got ${contextSize}`);
-  await loadAddon({ logLevel: options.logLevel });
+  const addon = await loadAddon({ logLevel: options.logLevel });
 
   const auto = mode === "auto";
   const sequences = mode === "psd" || auto ? 2 * batchSize : batchSize;
   const cores = coreCount();
-  const targetOnGpu = isGpuDevice(options.target);
-  const draftOnGpu = isGpuDevice(options.draft);
+  const devices = placeDevices(addon, options, mode !== "ar", mode === "psd" || auto);
+  const targetOnGpu = isGpuDevice(devices.targetDevice);
+  const draftOnGpu = mode !== "ar" && isGpuDevice(devices.draftDevice);
   const plan = defaultThreads({ concurrent: mode === "psd", cores, targetOnGpu, draftOnGpu });
   let targetThreads = options.target.threads ?? plan.target;
   let draftThreads = options.draft?.threads ?? plan.draft;
@@ -109,14 +117,17 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
 
   const owned: LlamaModel[] = [];
   const contexts: LlamaContext[] = [];
-  const load = async (p: ModelPlacement): Promise<LlamaModel> => {
+  const load = async (p: ModelPlacement, device: string): Promise<LlamaModel> => {
     if (typeof p.model !== "string") return p.model;
-    const m = await LlamaModel.load(await resolveModelSource(p.model), { device: p.device, gpuLayers: p.gpuLayers, logLevel: options.logLevel });
+    const m = await LlamaModel.load(await resolveModelSource(p.model), { device, gpuLayers: p.gpuLayers, logLevel: options.logLevel });
     owned.push(m);
     return m;
   };
   try {
-    const [targetModel, draftModel] = await Promise.all([load(options.target), mode !== "ar" && options.draft ? load(options.draft) : undefined]);
+    const [targetModel, draftModel] = await Promise.all([
+      load(options.target, devices.targetDevice),
+      mode !== "ar" && options.draft ? load(options.draft, devices.draftDevice) : undefined,
+    ]);
     if (draftModel) {
       const why = targetModel.incompatibilityWith(draftModel);
       if (why) throw new Error(`the draft model cannot draft for the target: ${why}`);
@@ -148,8 +159,9 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
       draftThreads: draftModel ? draftThreads : 0,
       concurrent,
       oversubscribed: mode === "psd" ? targetThreads + draftThreads > cores : Math.max(targetThreads, draftThreads) > cores,
-      targetDevice: options.target.device ?? "default",
-      draftDevice: options.draft?.device ?? "default",
+      targetDevice: devices.targetDevice,
+      draftDevice: draftModel ? devices.draftDevice : "none",
+      deviceNote: devices.note,
       sequences,
       ...(threadPlans ? { threadPlans } : {}),
     };

@@ -175,8 +175,8 @@ function autoSection(m: ModeResult): string {
   const model = [
     line("verify, sequential", a.model.verify.sequential, "tokens"),
     line("verify, overlapped", a.model.verify.overlapped, "tokens"),
-    line("draft step, sequential", a.model.draftStep.sequential, "requests"),
-    line("draft step, overlapped", a.model.draftStep.overlapped, "requests"),
+    line(`draft call (${a.model.batchSize} requests), sequential`, a.model.draft.sequential, "steps"),
+    line(`draft call (${a.model.batchSize} requests), overlapped`, a.model.draft.overlapped, "steps"),
     `acceptance per position: ${a.model.acceptance.map((x) => pct(x)).join(" ")}`,
   ];
   const vs = m.summary.speedupVsBestFixed;
@@ -226,7 +226,7 @@ export function renderHtmlReport(report: BenchReport): string {
 <h1>minedraft benchmark</h1>
 <p class="meta">${esc(report.createdAt)} · minedraft ${esc(report.minedraftVersion)} · ${esc(mach.cpuModel)}, ${mach.availableParallelism} cores · ${esc(`${mach.os.platform} ${mach.os.release} ${mach.os.arch}`)} · node ${esc(mach.node)} · ${esc(fmt(report.durationMs / 1000, 1))} s</p>
 <h2>Setup</h2>
-<table class="kv"><tr><th>role</th><th>path</th><th>type</th><th>size</th><th>file</th><th>device</th></tr>${modelRow("target", report.models.target)}${modelRow("draft", report.models.draft)}</table>
+<table class="kv"><tr><th>role</th><th>path</th><th>type</th><th>size</th><th>file</th><th>device</th></tr>${modelRow("target", report.models.target)}${modelRow("draft", report.models.draft)}</table>${report.models.placementNote ? `<p class="caption">${esc(`Devices: ${report.models.placementNote}.`)}</p>` : ""}
 <p>${esc(`${o.promptCount} prompts (${o.promptSource}) · batch size ${o.batchSize} · k ${o.draftTokens} · temperature ${o.temperature} · up to ${o.maxTokens} tokens per prompt · 1 warm-up run (${o.warmupMaxTokens} tokens) + ${o.repeat} measured run${o.repeat === 1 ? "" : "s"} per mode · seed ${o.seed}`)}</p>
 <h2>Throughput</h2>
 ${throughputSvg(report.modes)}

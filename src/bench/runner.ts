@@ -3,6 +3,8 @@
 // (statistics reset before each). Uses only the library's public API.
 import { performance } from "node:perf_hooks";
 import { LlamaModel, createEngine, type GenerateResult, type MinedraftEngine, type Mode } from "../index.js";
+import { loadAddon } from "../native/addon.js";
+import { resolvePlacement } from "../native/placement.js";
 import { machineInfo, minedraftVersion, modelReport } from "./machine.js";
 import { phaseStats, summarizeRuns, withSpeedups } from "./summarize.js";
 import type { RunStats, TraceEvent } from "../index.js";
@@ -44,17 +46,27 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
     models.push(m);
     return m;
   };
+  // the models load once for every mode: the default placement assumes overlap when any mode overlaps
+  const addon = await loadAddon({ logLevel: config.logLevel });
+  const placed = resolvePlacement(addon.devices(), {
+    target: config.target.device,
+    draft: config.draft?.device,
+    hasDraft: Boolean(config.draft) && modesNeedDraft(config.modes),
+    overlapped: config.modes.some((m) => m !== "ar" && m !== "sd"),
+  });
+  const targetSpec: BenchModelSpec = { ...config.target, device: placed.targetDevice };
+  const draftSpec: BenchModelSpec | undefined = config.draft ? { ...config.draft, device: placed.draftDevice } : undefined;
   try {
-    const target = await load(config.target);
-    const draft = config.draft && modesNeedDraft(config.modes) ? await load(config.draft) : undefined;
+    const target = await load(targetSpec);
+    const draft = draftSpec && modesNeedDraft(config.modes) ? await load(draftSpec) : undefined;
 
     const open = async (mode: BenchMode) => {
       hooks.signal?.throwIfAborted();
       const engine = await createEngine({
         mode: engineMode(mode),
         ...(mode === "psd-tetris" ? { tetris: { extra: config.tetrisExtra ?? DEFAULT_TETRIS_EXTRA } } : {}),
-        target: { model: target, device: config.target.device, threads: config.target.threads },
-        draft: mode !== "ar" && draft ? { model: draft, device: config.draft!.device, threads: config.draft!.threads } : undefined,
+        target: { model: target, device: targetSpec.device, threads: config.target.threads },
+        draft: mode !== "ar" && draft ? { model: draft, device: draftSpec!.device, threads: config.draft!.threads } : undefined,
         draftTokens: config.draftTokens,
         batchSize: config.batchSize,
         temperature: config.temperature,
@@ -119,14 +131,14 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
       }
     }
 
-    const { target: targetSpec, draft: draftSpec, prompts, logLevel: _logLevel, ...options } = config;
+    const { target: _target, draft: _draft, prompts, logLevel: _logLevel, ...options } = config;
     return {
       schema: BENCH_SCHEMA,
       minedraftVersion: minedraftVersion(),
       createdAt: new Date().toISOString(),
       durationMs: performance.now() - began,
       machine,
-      models: { target: modelReport(target, targetSpec), draft: draft ? modelReport(draft, draftSpec!) : null },
+      models: { target: modelReport(target, targetSpec), draft: draft ? modelReport(draft, draftSpec!) : null, placementNote: placed.note },
       options: { ...options, timelineSteps: config.timelineSteps ?? DEFAULT_TIMELINE_STEPS, warmupMaxTokens, promptCount: prompts.length },
       prompts: [...prompts],
       modes: withSpeedups(results),

@@ -194,7 +194,8 @@ export interface BenchReport {
   createdAt: string;
   durationMs: number;
   machine: MachineInfo;
-  models: { target: ModelReport; draft: ModelReport | null };
+  /** devices: where both models were loaded and why (the library's default placement unless given) */
+  models: { target: ModelReport; draft: ModelReport | null; placementNote?: string };
   options: Omit<BenchConfig, "target" | "draft" | "prompts" | "logLevel"> & { warmupMaxTokens: number; promptCount: number };
   prompts: string[];
   modes: ModeResult[];

@@ -71,6 +71,8 @@ export function benchNotes(report: BenchReport): string[] {
       );
     }
   }
+  // where the models ran (loaded once for every mode)
+  if (report.models.placementNote) lines.push(`devices: ${report.models.placementNote}`);
   const idle = report.modes.map((m) => `${m.mode} ${percent(m.summary.idleFraction)}`).join(", ");
   lines.push(`both workers idle (orchestration, synchronisation; % of wall time): ${idle}`);
   return lines.length > 0 ? ["", ...lines] : [];

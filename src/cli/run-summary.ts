@@ -23,5 +23,6 @@ export function formatRunStats(s: RunStats, placement: Placement): string {
     );
   }
   lines.push(`placement: ${describePlacement(placement)}`);
+  if (placement.deviceNote) lines.push(`devices: ${placement.deviceNote}`);
   return lines.join("\n");
 }

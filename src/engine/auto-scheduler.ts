@@ -34,6 +34,15 @@ const CLOSE_CALL = 0.8;
 const FAR_PROBE_PERIOD = 2;
 /** Samples of each kind of work the calibration takes before trusting predictions. */
 const CALIBRATION_SAMPLES = 2;
+/**
+ * Calibration takes few samples, and a burst of machine load while it runs can make a schedule look
+ * far slower than it is. So the schedule not chosen is re-measured every CONFIRM_EVERY steps,
+ * outside the probe budget, until one re-measurement moves its predicted rate by less than
+ * SETTLED (at most MAX_CONFIRM times per schedule).
+ */
+const CONFIRM_EVERY = 6;
+const SETTLED = 0.15;
+const MAX_CONFIRM = 4;
 
 /** Requests in one verification pass under each schedule. */
 export interface PassSize {
@@ -50,6 +59,8 @@ export interface AutoDecision {
 
 export interface AutoPolicyOptions {
   kMax: number;
+  /** m (draft costs are normalised to it) */
+  batchSize?: number;
   /** whether the overlapped schedule exists at all (a draft worker, and cores to split) */
   canOverlap: boolean;
   /** steps between probes at least (default 24) */
@@ -71,6 +82,11 @@ export class AutoPolicy {
   private probeCount = 0;
   /** ms of predicted loss probes may still spend */
   private budgetMs = 0;
+  /** per schedule: its estimate was confirmed by a re-measurement (or confirmations ran out) */
+  private settled = { sequential: false, overlapped: false };
+  private confirmations = { sequential: 0, overlapped: 0 };
+  /** the confirmation probe in flight: its schedule and the rate predicted before it */
+  private confirming: { schedule: StepSchedule; rate: number } | null = null;
   /** calibration: verification passes without drafts measured */
   private calibrated = { plain: 0 };
 
@@ -79,7 +95,7 @@ export class AutoPolicy {
     this.canOverlap = opts.canOverlap;
     this.probeEvery = opts.probeEvery ?? 24;
     this.probeBudget = opts.probeBudget ?? 0.03;
-    this.model = new CostModel({ kMax: opts.kMax });
+    this.model = new CostModel({ kMax: opts.kMax, batchSize: opts.batchSize });
   }
 
   /** Every option's prediction, best first (unmeasured ones left out). */
@@ -102,8 +118,8 @@ export class AutoPolicy {
     const m = this.model;
     const n = CALIBRATION_SAMPLES;
     if (this.calibrated.plain < n) return { schedule: "sequential", k: 0 };
-    if (m.draftStep.sequential.samples < n || !m.acceptance.measured(0)) return { schedule: "sequential", k: this.kMax };
-    if (overlapNow && (m.verify.overlapped.samples < n || m.draftStep.overlapped.samples < n)) return { schedule: "overlapped", k: this.kMax };
+    if (m.draft.sequential.samples < n || !m.acceptance.measured(0)) return { schedule: "sequential", k: this.kMax };
+    if (overlapNow && (m.verify.overlapped.samples < n || m.draft.overlapped.samples < n)) return { schedule: "overlapped", k: this.kMax };
     return null;
   }
 
@@ -120,6 +136,13 @@ export class AutoPolicy {
 
     const preds = this.predictions(size, overlapNow);
     if (preds.length === 0) return { schedule: "sequential", k: 0, probe: false };
+    if (this.confirming) {
+      const c = this.confirming;
+      const now = preds.find((p) => p.schedule === c.schedule);
+      if (now && Math.abs(now.tokensPerSecond / c.rate - 1) < SETTLED) this.settled[c.schedule] = true;
+      if (this.confirmations[c.schedule] >= MAX_CONFIRM) this.settled[c.schedule] = true;
+      this.confirming = null;
+    }
     let best = preds[0]!;
     const cur = this.current;
     if (cur && best.schedule !== cur.schedule) {
@@ -129,8 +152,10 @@ export class AutoPolicy {
     this.current = { schedule: best.schedule, k: best.k };
 
     this.budgetMs += this.probeBudget * best.stepMs;
-    if (++this.sinceProbe >= this.probeEvery) {
-      const probe = this.planProbe(best, preds, overlapNow);
+    const other: StepSchedule = best.schedule === "sequential" ? "overlapped" : "sequential";
+    const unsure = (other === "sequential" || overlapNow) && !this.settled[other];
+    if (++this.sinceProbe >= (unsure ? CONFIRM_EVERY : this.probeEvery)) {
+      const probe = this.planProbe(best, preds, overlapNow, unsure);
       if (probe) {
         this.sinceProbe = 0;
         this.probeCount++;
@@ -145,7 +170,7 @@ export class AutoPolicy {
     return best.tokensPerSecond > 0 ? o.stepMs * Math.max(0, 1 - o.tokensPerSecond / best.tokensPerSecond) : 0;
   }
 
-  private planProbe(best: Omit<AutoPrediction, "threads">, preds: readonly Omit<AutoPrediction, "threads">[], overlapNow: boolean): AutoDecision | null {
+  private planProbe(best: Omit<AutoPrediction, "threads">, preds: readonly Omit<AutoPrediction, "threads">[], overlapNow: boolean, unsure = false): AutoDecision | null {
     const otherBest = preds.find((p) => p.schedule !== best.schedule);
     // a neighbouring draft length in the current schedule (alternately one more and one less):
     // cheap, and keeps acceptance and the verification cost measured around the choice
@@ -155,11 +180,15 @@ export class AutoPolicy {
     const kProbe = this.probeCount % 2 === 0 ? (up ?? down) : (down ?? up);
     const kOption = kProbe === undefined ? undefined : preds.find((p) => p.schedule === best.schedule && p.k === kProbe);
     // the other schedule: entering overlapped takes a fill step, leaving it a drain step, then one real step
-    const scheduleTurn = otherBest && (otherBest.tokensPerSecond >= CLOSE_CALL * best.tokensPerSecond || this.probeCount % FAR_PROBE_PERIOD === 0);
+    const scheduleTurn = otherBest && (unsure || otherBest.tokensPerSecond >= CLOSE_CALL * best.tokensPerSecond || this.probeCount % FAR_PROBE_PERIOD === 0);
     if (otherBest && scheduleTurn) {
-      const cost = 2 * this.lossMs(otherBest, best);
+      const cost = unsure ? 0 : 2 * this.lossMs(otherBest, best);
       if (cost <= this.budgetMs) {
         this.budgetMs -= cost;
+        if (unsure) {
+          this.confirming = { schedule: otherBest.schedule, rate: otherBest.tokensPerSecond };
+          this.confirmations[otherBest.schedule]++;
+        }
         this.probes.push({ schedule: otherBest.schedule, k: otherBest.k }, { schedule: otherBest.schedule, k: otherBest.k });
         const p = this.probes.shift()!;
         return { ...p, probe: true };
@@ -183,7 +212,7 @@ export class AutoPolicy {
 
   recordDraft(schedule: StepSchedule, t: CallTiming | undefined): void {
     if (!t || t.k <= 0) return;
-    this.model.draftStep[schedule].add(t.requests, t.ms / t.k);
+    this.model.addDraft(schedule, t.k, t.requests, t.ms);
   }
 
   recordOverhead(schedule: StepSchedule, ms: number): void {
@@ -211,8 +240,6 @@ export class AutoScheduler implements Scheduler {
   private placed: StepSchedule | undefined;
   /** decode step each request last ran in (sequential steps serve those that waited longest) */
   private lastRun = new WeakMap<Request, number>();
-  private lastSize: PassSize = { sequential: 1, overlapped: 1 };
-  private lastOverlapNow = false;
 
   constructor(opts: AutoSchedulerOptions) {
     this.capacity = 2 * opts.batchSize;
@@ -221,7 +248,7 @@ export class AutoScheduler implements Scheduler {
     this.collector = opts.collector;
     this.plans = opts.backend.threadPlans;
     const canOverlap = opts.backend.draft !== undefined && (this.plans ? this.plans.overlapped !== null : opts.backend.workersMayOverlap !== false);
-    this.policy = new AutoPolicy({ kMax: opts.kMax, canOverlap, probeEvery: opts.probeEvery, probeBudget: opts.probeBudget });
+    this.policy = new AutoPolicy({ kMax: opts.kMax, batchSize: opts.batchSize, canOverlap, probeEvery: opts.probeEvery, probeBudget: opts.probeBudget });
     opts.collector.autoModel = () => this.snapshot();
   }
 
@@ -248,8 +275,6 @@ export class AutoScheduler implements Scheduler {
       sequential: Math.min(this.batchSize, running.length),
       overlapped: Math.max(1, running.length / 2),
     };
-    this.lastSize = size;
-    this.lastOverlapNow = overlapNow && this.policy.canOverlap;
     const d = this.policy.choose(size, overlapNow);
     const choice: AutoChoice = { schedule: d.schedule, k: d.k, threads: this.threadsFor(d.schedule) };
     this.collector.recordDecision(choice, d.probe);
@@ -328,7 +353,9 @@ export class AutoScheduler implements Scheduler {
   }
 
   private snapshot(): AutoModelSnapshot {
-    const preds = this.policy.predictions(this.lastSize, this.lastOverlapNow).map((p) => ({ ...p, threads: this.threadsFor(p.schedule) }));
+    // predictions for full sub-batches (the steady state), whatever the last step had
+    const full: PassSize = { sequential: this.batchSize, overlapped: this.batchSize };
+    const preds = this.policy.predictions(full, this.policy.canOverlap).map((p) => ({ ...p, threads: this.threadsFor(p.schedule) }));
     return this.policy.model.snapshot(preds);
   }
 }

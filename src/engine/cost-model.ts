@@ -2,8 +2,11 @@
 // thread placement, and of how many draft tokens get accepted, turned into a predicted throughput
 // for every (schedule, k) option. See docs/performance.md for the model and its validation.
 //
-//   T_verify(n)   = a + b·n      ms for a verification pass over n tokens (sum of k_i + 1)
-//   T_draft(k, r) = k·(c + d·r)  ms for k autoregressive draft steps over r requests
+//   T_verify(n)   = a + b·n                    ms for a verification pass over n tokens (sum of k_i + 1)
+//   T_draft(k, r) = (c + d·k)·(4 + r)/(4 + m)  ms for a draft call of k autoregressive steps over
+//                                              r requests (fitted at the batch size m; the first
+//                                              step also feeds the pending tokens: c)
+// A size measured often is predicted from its own moving average; the lines fill in the others.
 //   E(k)          = 1 + sum_{j=1..k} prod_{i<j} alpha_i   tokens per request per verification
 //   sequential:  rate = r·E(k) / (T_draft(k, r) + T_verify(r·(k+1)) + o_seq)     (k = 0: plain decoding)
 //   overlapped:  rate = r·E(k) / (max(T_draft(k, r), T_verify(r·(k+1))) + o_ovl)
@@ -108,6 +111,21 @@ export class LinearFit {
     return { a, b };
   }
 
+  /**
+   * Predicted y at x: a size measured often by its own average (blended with the line while it
+   * has few samples), other sizes by the line; undefined when neither exists.
+   */
+  predict(x: number): number | undefined {
+    if (this.samples === 0) return undefined;
+    const line = this.line();
+    const b = this.buckets.get(x);
+    if (b) {
+      const w = line ? b.n / (b.n + 2) : 1;
+      return this.level * (w * b.z + (1 - w) * (line ? line.a + line.b * x : 0));
+    }
+    return line ? this.level * (line.a + line.b * x) : undefined;
+  }
+
   /** The line in ms (shape times level), null without a line. */
   scaledLine(): { a: number; b: number } | null {
     const line = this.line();
@@ -198,6 +216,8 @@ export class AcceptanceModel {
 
 export interface CostModelOptions {
   kMax: number;
+  /** m: the batch size draft calls are normalised to (default 4) */
+  batchSize?: number;
   /** weight of a new sample in the time fits' moving averages */
   weight?: number;
 }
@@ -205,17 +225,19 @@ export interface CostModelOptions {
 /** Verify / draft cost fits per schedule (samples taken while running alone or overlapped). */
 export class CostModel {
   readonly verify: Record<StepSchedule, LinearFit>;
-  /** x = requests in the draft call, y = ms per autoregressive step */
-  readonly draftStep: Record<StepSchedule, LinearFit>;
+  /** x = autoregressive steps k of a draft call, y = its ms scaled to m requests */
+  readonly draft: Record<StepSchedule, LinearFit>;
   readonly overhead: Record<StepSchedule, Ewma>;
   readonly acceptance: AcceptanceModel;
   readonly kMax: number;
+  readonly batchSize: number;
 
   constructor(opts: CostModelOptions) {
     const weight = opts.weight ?? 0.3;
     this.kMax = opts.kMax;
+    this.batchSize = opts.batchSize ?? 4;
     this.verify = { sequential: new LinearFit(weight), overlapped: new LinearFit(weight) };
-    this.draftStep = { sequential: new LinearFit(weight, 0.4), overlapped: new LinearFit(weight, 0.4) };
+    this.draft = { sequential: new LinearFit(weight, 0.4), overlapped: new LinearFit(weight, 0.4) };
     this.overhead = { sequential: new Ewma(0.2), overlapped: new Ewma(0.2) };
     this.acceptance = new AcceptanceModel(opts.kMax);
   }
@@ -225,11 +247,16 @@ export class CostModel {
     return shapedPrediction(this.verify[schedule], this.verify[other(schedule)], n, VERIFY_PRIOR_OFFSET);
   }
 
-  /** Predicted ms of k draft steps over r requests (undefined: unmeasured). */
+  /** Records a draft call: k steps over r requests took ms. */
+  addDraft(schedule: StepSchedule, k: number, r: number, ms: number): void {
+    if (k > 0 && r > 0) this.draft[schedule].add(k, (ms * (DRAFT_REQUEST_OFFSET + this.batchSize)) / (DRAFT_REQUEST_OFFSET + r));
+  }
+
+  /** Predicted ms of a draft call of k steps over r requests (undefined: unmeasured). */
   draftMs(schedule: StepSchedule, k: number, r: number): number | undefined {
     if (k === 0) return 0;
-    const perStep = shapedPrediction(this.draftStep[schedule], this.draftStep[other(schedule)], r, DRAFT_PRIOR_OFFSET);
-    return perStep === undefined ? undefined : k * perStep;
+    const atM = shapedPrediction(this.draft[schedule], this.draft[other(schedule)], k, DRAFT_PRIOR_OFFSET);
+    return atM === undefined ? undefined : (atM * (DRAFT_REQUEST_OFFSET + r)) / (DRAFT_REQUEST_OFFSET + this.batchSize);
   }
 
   /** Predicted throughput of one option for sub-batches of r requests (undefined: not enough data). */
@@ -252,7 +279,8 @@ export class CostModel {
     };
     return {
       verify: { sequential: fit(this.verify.sequential), overlapped: fit(this.verify.overlapped) },
-      draftStep: { sequential: fit(this.draftStep.sequential), overlapped: fit(this.draftStep.overlapped) },
+      draft: { sequential: fit(this.draft.sequential), overlapped: fit(this.draft.overlapped) },
+      batchSize: this.batchSize,
       overheadMs: { sequential: this.overhead.sequential.value ?? 0, overlapped: this.overhead.overlapped.value ?? 0 },
       acceptance: this.acceptance.rates(),
       predictions,
@@ -264,18 +292,20 @@ const other = (s: StepSchedule): StepSchedule => (s === "sequential" ? "overlapp
 
 /** Prior shape of a verification pass before two sizes were measured: ms ~ (3 + tokens). */
 const VERIFY_PRIOR_OFFSET = 3;
-/** Prior shape of a draft step: ms ~ (4 + requests). */
-const DRAFT_PRIOR_OFFSET = 4;
+/** Prior shape of a draft call before two lengths were measured: ms ~ (0.3 + steps). */
+const DRAFT_PRIOR_OFFSET = 0.3;
+/** Shape of a draft call's cost in its requests: ms ~ (4 + requests). */
+const DRAFT_REQUEST_OFFSET = 4;
 
 /**
- * y at x from `fit`; without slope there, its latest level scaled by the shape of `shape` (the
- * other placement) when that has a slope, else by the prior shape (offset + x).
+ * y at x from `fit` (its own average at x, or its line); else its latest level scaled by the
+ * shape of `shape` (the other placement) when that has a line, else by the prior shape (offset + x).
  */
 function shapedPrediction(fit: LinearFit, shape: LinearFit, x: number, priorOffset: number): number | undefined {
   const recent = fit.recent;
   if (!recent) return undefined;
-  const line = fit.scaledLine();
-  if (line) return line.a + line.b * x;
+  const own = fit.predict(x);
+  if (own !== undefined) return own;
   const otherLine = shape.line();
   if (otherLine) {
     const at = otherLine.a + otherLine.b * recent.x;

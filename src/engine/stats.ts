@@ -263,7 +263,8 @@ function emptyTetris(extra: number): TetrisStats {
 function emptyModel(): AutoModelSnapshot {
   return {
     verify: { sequential: null, overlapped: null },
-    draftStep: { sequential: null, overlapped: null },
+    draft: { sequential: null, overlapped: null },
+    batchSize: 0,
     overheadMs: { sequential: 0, overlapped: 0 },
     acceptance: [],
     predictions: [],

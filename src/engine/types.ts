@@ -143,8 +143,10 @@ export interface AutoStats {
 export interface AutoModelSnapshot {
   /** verification pass: ms ~ a + b x tokens in the pass, per schedule's placement (null: not measured yet) */
   verify: Record<StepSchedule, { a: number; b: number; samples: number } | null>;
-  /** one autoregressive draft step: ms ~ a + b x requests in the step */
-  draftStep: Record<StepSchedule, { a: number; b: number; samples: number } | null>;
+  /** one draft call of k autoregressive steps for `batchSize` requests: ms ~ a + b x k */
+  draft: Record<StepSchedule, { a: number; b: number; samples: number } | null>;
+  /** m, the batch size draft costs are given for (scaled by (4 + r) / (4 + m) for r requests) */
+  batchSize: number;
   /** ms per step beyond the model work on the critical path (orchestration, synchronisation) */
   overheadMs: Record<StepSchedule, number>;
   /** conditional acceptance per draft position: P(accept i | accepted 0..i-1), moving average */

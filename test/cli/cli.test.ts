@@ -7,11 +7,13 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { devices } from "../../src/index.js";
 import { ensureBuilt, lines, repoRoot, runCli, tinyPair } from "./helpers.js";
 
 let tmp: string;
 let target: string;
 let draft: string;
+let hasGpuDevice = false;
 /** engine flags that keep runs short and stable on a busy 2-core machine */
 const small = ["--threads", "1", "--draft-threads", "1", "--ctx-size", "256"];
 
@@ -20,6 +22,7 @@ beforeAll(async () => {
   const pair = await tinyPair();
   target = pair.target;
   draft = pair.draft;
+  hasGpuDevice = (await devices()).some((d) => d.type === "gpu" || d.type === "igpu");
   tmp = await mkdtemp(path.join(os.tmpdir(), "minedraft-cli-"));
 });
 
@@ -136,6 +139,8 @@ describe("generate", () => {
     expect(doc.summary.mode).toBe("psd");
     expect(doc.summary.requests).toBe(1);
     expect(doc.summary.placement).toMatchObject({ mode: "psd", targetThreads: 1, draftThreads: 1, concurrent: true });
+    // no GPU backend in CI: the default placement puts both models on the CPU and says so
+    if (!hasGpuDevice) expect(doc.summary.placement).toMatchObject({ targetDevice: "cpu", draftDevice: "cpu", deviceNote: expect.stringMatching(/no GPU/) });
   });
 
   it("streams a single prompt's text to stdout: the same text --json reports", async () => {
@@ -156,6 +161,7 @@ describe("generate", () => {
     expect(r.stdout).toBe("");
     expect(r.stderr).toMatch(/tokens\/s/);
     expect(r.stderr).toMatch(/placement: /);
+    expect(r.stderr).toMatch(/devices: /);
     const doc = JSON.parse(await readFile(out, "utf8"));
     expect(doc.requests.map((q: { id: unknown }) => q.id)).toEqual([1, "w", 3]);
     expect(doc.requests.map((q: { prompt: string }) => q.prompt)).toEqual(["Hello", "World", "The third prompt"]);

@@ -140,6 +140,30 @@ describe("auto policy", () => {
     expect(closeProbes).toBeGreaterThan(10);
   });
 
+  it("recovers when a burst of machine load made the sequential schedule look slow during calibration", () => {
+    const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
+    // the CPU case where sequential speculation wins; for its first 12 steps every sequential pass
+    // takes 3x as long (another process held a core)
+    let step = 0;
+    const slow = (s: StepSchedule) => (s === "sequential" && step < 12 ? 3 : 1);
+    const picks: { schedule: StepSchedule; k: number }[] = [];
+    for (; step < 160; step++) {
+      const d = policy.choose({ sequential: 4, overlapped: 4 }, true);
+      picks.push(d);
+      const outcomes = Array.from({ length: 4 }, (_, j) => {
+        let accepted = 0;
+        while (accepted < d.k && (j * 7 + accepted * 3 + step) % 100 < 80) accepted++;
+        return { k: d.k, accepted };
+      });
+      const tokens = 4 * (d.k + 1);
+      policy.recordVerify(d.schedule, { ms: slow(d.schedule) * (d.schedule === "overlapped" ? 2 : 1) * (40 + 4 * tokens), requests: 4, tokens, k: d.k, outcomes });
+      if (d.k > 0) policy.recordDraft(d.schedule, { ms: slow(d.schedule) * (d.schedule === "overlapped" ? 2 : 1) * d.k * 4, requests: 4, tokens: d.k, k: d.k });
+      policy.recordOverhead(d.schedule, 0.1);
+    }
+    const late = picks.slice(60);
+    expect(late.filter((p) => p.schedule === "sequential").length / late.length).toBeGreaterThan(0.9);
+  });
+
   it("never overlaps when it cannot", () => {
     const policy = new AutoPolicy({ kMax: 4, canOverlap: false });
     const picks = settle(policy, 4, { verify: (_s, n) => 30 + 0.5 * n, draftStep: () => 7, accept: 0.8 });

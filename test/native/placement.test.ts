@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { defaultPlacement, rankGpus } from "../../src/native/placement.js";
+import { defaultPlacement, rankGpus, resolvePlacement } from "../../src/native/placement.js";
 import { defaultThreads } from "../../src/native/threads.js";
 import type { DeviceInfo } from "../../src/native/types.js";
 
@@ -43,4 +43,31 @@ describe("default threads never oversubscribe", () => {
       expect(gpuTarget.draft).toBe(Math.max(1, cores - 1));
     });
   }
+});
+
+describe("resolvePlacement: the user's devices where given, the defaults for the rest", () => {
+  const oneGpu = [cpu, dev("CUDA0", "gpu", 80)];
+  const twoGpus = [cpu, dev("CUDA0", "gpu", 80), dev("CUDA1", "gpu", 24)];
+  it("nothing given: the defaults, marked as such", () => {
+    const r = resolvePlacement(oneGpu, { hasDraft: true, overlapped: true });
+    expect(r).toMatchObject({ targetDevice: "CUDA0", draftDevice: "cpu", defaulted: { target: true, draft: true } });
+    expect(resolvePlacement([cpu], { hasDraft: true, overlapped: false })).toMatchObject({ targetDevice: "cpu", draftDevice: "cpu" });
+  });
+  it("both given: kept as given", () => {
+    const r = resolvePlacement(twoGpus, { target: "CUDA1", draft: "cpu", hasDraft: true, overlapped: true });
+    expect(r).toMatchObject({ targetDevice: "CUDA1", draftDevice: "cpu", defaulted: { target: false, draft: false } });
+    expect(r.note).toMatch(/as given/);
+  });
+  it("target given: the draft takes another GPU, else the CPU when overlapping, else shares", () => {
+    expect(resolvePlacement(twoGpus, { target: "CUDA1", hasDraft: true, overlapped: false })).toMatchObject({ targetDevice: "CUDA1", draftDevice: "CUDA0" });
+    expect(resolvePlacement(oneGpu, { target: "CUDA0", hasDraft: true, overlapped: true })).toMatchObject({ draftDevice: "cpu" });
+    expect(resolvePlacement(oneGpu, { target: "CUDA0", hasDraft: true, overlapped: false })).toMatchObject({ draftDevice: "CUDA0" });
+    expect(resolvePlacement(oneGpu, { target: "cpu", hasDraft: true, overlapped: true })).toMatchObject({ targetDevice: "cpu", draftDevice: "cpu" });
+  });
+  it("draft given: the target takes the best GPU; no draft: draft device none", () => {
+    expect(resolvePlacement(twoGpus, { draft: "CUDA1", hasDraft: true, overlapped: true })).toMatchObject({ targetDevice: "CUDA0", draftDevice: "CUDA1" });
+    const ar = resolvePlacement(oneGpu, { hasDraft: false, overlapped: false });
+    expect(ar).toMatchObject({ targetDevice: "CUDA0", draftDevice: "none", defaulted: { target: true, draft: false } });
+    expect(resolvePlacement([cpu], { hasDraft: false, overlapped: false }).note).toMatch(/no GPU/);
+  });
 });
