@@ -41,6 +41,12 @@ const CALIBRATION_SAMPLES = 2;
  * SETTLED (at most MAX_CONFIRM times per schedule).
  */
 const CONFIRM_EVERY = 6;
+/**
+ * A neighbouring k predicted within NEAR_TIE of the best is re-measured every K_PROBE_EVERY steps
+ * (paid from the budget as usual): near ties are decided by measurements, not by the line.
+ */
+const NEAR_TIE = 0.9;
+const K_PROBE_EVERY = 8;
 const SETTLED = 0.15;
 const MAX_CONFIRM = 4;
 
@@ -79,6 +85,8 @@ export class AutoPolicy {
   private probes: { schedule: StepSchedule; k: number }[] = [];
   private readonly probeBudget: number;
   private sinceProbe = 0;
+  private sinceKProbe = 0;
+  private sinceKProbeFlip = false;
   private probeCount = 0;
   /** ms of predicted loss probes may still spend */
   private budgetMs = 0;
@@ -162,7 +170,31 @@ export class AutoPolicy {
         return probe;
       }
     }
+    if (++this.sinceKProbe >= K_PROBE_EVERY) {
+      const near = this.nearTieProbe(best, preds);
+      if (near) {
+        this.sinceKProbe = 0;
+        return near;
+      }
+    }
     return { schedule: best.schedule, k: best.k, probe: false };
+  }
+
+  /** The neighbouring k (alternately above and below) when it is a near tie the budget can pay for. */
+  private nearTieProbe(best: Omit<AutoPrediction, "threads">, preds: readonly Omit<AutoPrediction, "threads">[]): AutoDecision | null {
+    const floor = best.schedule === "sequential" ? 0 : 1;
+    const ks = this.sinceKProbeFlip ? [best.k - 1, best.k + 1] : [best.k + 1, best.k - 1];
+    this.sinceKProbeFlip = !this.sinceKProbeFlip;
+    for (const k of ks) {
+      if (k < floor || k > this.kMax) continue;
+      const o = preds.find((p) => p.schedule === best.schedule && p.k === k);
+      if (!o || o.tokensPerSecond < NEAR_TIE * best.tokensPerSecond) continue;
+      const cost = this.lossMs(o, best);
+      if (cost > this.budgetMs) continue;
+      this.budgetMs -= cost;
+      return { schedule: best.schedule, k, probe: true };
+    }
+    return null;
   }
 
   /** Predicted time lost by running `o` for one step instead of the best option. */

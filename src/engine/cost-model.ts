@@ -15,6 +15,9 @@ import type { AutoModelSnapshot, AutoPrediction, StepSchedule } from "./types.js
 
 export const SCHEDULES: readonly StepSchedule[] = ["sequential", "overlapped"];
 
+/** A size's own average is trusted (and used to interpolate others) from this many samples on. */
+const INTERPOLATE_MIN_SAMPLES = 3;
+
 /**
  * Cost as a function of size, y ~ level x (a + b·x), learnt online. Each size x seen keeps a
  * moving average of its cost relative to `level`, so a size measured long ago still gives the line
@@ -118,11 +121,29 @@ export class LinearFit {
   predict(x: number): number | undefined {
     if (this.samples === 0) return undefined;
     const line = this.line();
-    const b = this.buckets.get(x);
-    if (b) {
+    const at = (bx: number, b: { z: number; n: number }) => {
       const w = line ? b.n / (b.n + 2) : 1;
-      return this.level * (w * b.z + (1 - w) * (line ? line.a + line.b * x : 0));
+      return w * b.z + (1 - w) * (line ? line.a + line.b * bx : 0);
+    };
+    const b = this.buckets.get(x);
+    if (b && b.n >= INTERPOLATE_MIN_SAMPLES) return this.level * at(x, b);
+    // between two well-measured sizes: interpolate (costs are often concave in the pass size, and
+    // a line through far-apart sizes overstates the marginal cost near the larger one)
+    let lo: [number, { z: number; n: number }] | undefined;
+    let hi: [number, { z: number; n: number }] | undefined;
+    for (const [bx, bb] of this.buckets) {
+      if (bb.n < INTERPOLATE_MIN_SAMPLES) continue;
+      if (bx < x && (!lo || bx > lo[0])) lo = [bx, bb];
+      if (bx > x && (!hi || bx < hi[0])) hi = [bx, bb];
     }
+    if (lo && hi) {
+      const t = (x - lo[0]) / (hi[0] - lo[0]);
+      const between = (1 - t) * at(lo[0], lo[1]) + t * at(hi[0], hi[1]);
+      if (!b) return this.level * between;
+      const w = b.n / (b.n + 2);
+      return this.level * (w * b.z + (1 - w) * between);
+    }
+    if (b) return this.level * at(x, b);
     return line ? this.level * (line.a + line.b * x) : undefined;
   }
 

@@ -28,6 +28,16 @@ describe("cost model", () => {
     expect(slow.a + slow.b * 20).toBeLessThan(1.05 * 100);
   });
 
+  it("LinearFit interpolates between well-measured sizes (a concave cost is not a line)", () => {
+    const f = new LinearFit(0.3);
+    const cost = (n: number) => 60 + 60 * Math.sqrt(n); // concave in the pass size
+    for (let i = 0; i < 5; i++) for (const n of [4, 16, 24]) f.add(n, cost(n));
+    const between = (cost(16) + cost(24)) / 2;
+    expect(Math.abs(f.predict(20)! / between - 1)).toBeLessThan(0.01);
+    const line = f.scaledLine()!;
+    expect(Math.abs(line.a + line.b * 20 - cost(20))).toBeGreaterThan(Math.abs(f.predict(20)! - cost(20)));
+  });
+
   it("LinearFit without spread has no line, and clamps negative slopes", () => {
     const f = new LinearFit(0.3);
     f.add(8, 5);
