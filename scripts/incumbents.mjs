@@ -62,8 +62,11 @@ async function minedraft(mode, batchSize, prompts) {
     engine.resetStats();
     const results = await Promise.all(prompts.map((p) => engine.generate(p, { maxTokens, temperature: 0 })));
     const s = engine.stats();
+    // llama.cpp's tools time generation without the prompt: the same figure, admission prefills taken out
+    const prefillMs = unionMs(engine.trace().filter((e) => e.kind === "prefill"));
     return {
       tokensPerSecond: s.tokensPerSecond,
+      decodeTokensPerSecond: (1000 * s.generatedTokens) / Math.max(1, s.wallMs - prefillMs),
       acceptanceRate: mode === "ar" ? null : s.acceptanceRate,
       outputs: results.map((r) => r.tokens),
       threads: `${engine.placement.targetThreads}/${mode === "ar" ? "-" : engine.placement.draftThreads}`,
@@ -72,6 +75,20 @@ async function minedraft(mode, batchSize, prompts) {
   } finally {
     await engine.close();
   }
+}
+
+/** Total length of the union of [start, end) intervals. */
+function unionMs(events) {
+  const iv = events.map((e) => [e.start, e.end]).sort((a, b) => a[0] - b[0]);
+  let total = 0;
+  let cur = null;
+  for (const [a, b] of iv) {
+    if (!cur || a > cur[1]) {
+      if (cur) total += cur[1] - cur[0];
+      cur = [a, b];
+    } else cur[1] = Math.max(cur[1], b);
+  }
+  return total + (cur ? cur[1] - cur[0] : 0);
 }
 
 // ---------------------------------------------------------------- node-llama-cpp (child process)
@@ -104,7 +121,7 @@ function batchedBench(sequences) {
   if (r.status !== 0) return { status: r.error?.code === "ETIMEDOUT" ? "hang" : "error", detail: (r.stderr || "").trim().split("\n").slice(-3).join(" ") };
   const line = `${r.stdout}\n${r.stderr}`.split("\n").find((l) => l.startsWith("{") && l.includes("speed_tg"));
   const j = JSON.parse(line);
-  return { tokensPerSecond: j.speed_tg, acceptanceRate: null, threads: `${cores}/-`, note: "text generation only (prefill excluded), pp 16 tokens" };
+  return { tokensPerSecond: null, decodeTokensPerSecond: j.speed_tg, acceptanceRate: null, threads: `${cores}/-`, note: "text generation only (prefill excluded), pp 16 tokens" };
 }
 
 function speculativeSimple(prompts) {
@@ -125,7 +142,7 @@ function speculativeSimple(prompts) {
     drafted += Number(all.match(/n_drafted\s*=\s*(\d+)/)?.[1] ?? 0);
     accepted += Number(all.match(/n_accept\s*=\s*(\d+)/)?.[1] ?? 0);
   }
-  return { tokensPerSecond: tokens / seconds, acceptanceRate: drafted > 0 ? accepted / drafted : null, threads: `${cores}/${cores}`, note: `k ${k}, greedy, prefill excluded` };
+  return { tokensPerSecond: null, decodeTokensPerSecond: tokens / seconds, acceptanceRate: drafted > 0 ? accepted / drafted : null, threads: `${cores}/${cores}`, note: `k ${k}, greedy, prefill excluded` };
 }
 
 // ---------------------------------------------------------------- the run
@@ -168,35 +185,39 @@ for (let round = 1; round <= rounds; round++) {
       log(`round ${round} ${s.id}: ${r.status} (${r.detail})`);
       continue;
     }
-    entry.runs.push(r.tokensPerSecond);
+    if (r.tokensPerSecond !== null) entry.runs.push(r.tokensPerSecond);
+    if (r.decodeTokensPerSecond !== undefined) entry.decodeRuns.push(r.decodeTokensPerSecond);
     entry.acceptanceRate = r.acceptanceRate;
     entry.threads = r.threads;
     if (r.note) entry.note = r.note;
     if (s.reference && !references[s.reference]) references[s.reference] = r.outputs;
     if (s.outputsOf && r.outputs) entry.outputs = { of: s.outputsOf, tokens: r.outputs };
-    log(`round ${round} ${s.id}: ${r.tokensPerSecond.toFixed(2)} tok/s (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+    log(`round ${round} ${s.id}: ${r.tokensPerSecond?.toFixed(2) ?? "-"} tok/s, decode ${r.decodeTokensPerSecond?.toFixed(2) ?? "-"} tok/s (${((Date.now() - started) / 1000).toFixed(0)} s)`);
   }
 }
 
 // greedy agreement with minedraft's ar at the same prompts (itself checked against single-sequence decoding in the tests)
 const rows = [...results.values()].map((e) => {
-  const mean = e.runs.length > 0 ? e.runs.reduce((a, b) => a + b, 0) / e.runs.length : null;
+  const avg = (xs) => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+  const mean = avg(e.runs);
   let matches = null;
   if (e.outputs && references[e.outputs.of]) {
     const ref = references[e.outputs.of];
     matches = `${e.outputs.tokens.filter((t, i) => JSON.stringify(t) === JSON.stringify(ref[i])).length}/${ref.length}`;
   }
   const { outputs, ...rest } = e;
-  return { ...rest, tokensPerSecond: mean, matchesMinedraftAr: matches };
+  return { ...rest, tokensPerSecond: mean, decodeTokensPerSecond: avg(e.decodeRuns), matchesMinedraftAr: matches };
 });
 const tps = (id) => rows.find((r) => r.id === id)?.tokensPerSecond ?? null;
+const dtps = (id) => rows.find((r) => r.id === id)?.decodeTokensPerSecond ?? null;
 const ratio = (a, b) => (a !== null && b !== null && b > 0 ? a / b : null);
 const bestSpec8 = Math.max(...["minedraft sd (batch 8)", "minedraft psd (2 x 4)", "minedraft auto (2 x 4)"].map((id) => tps(id) ?? 0));
 const nlcSpec8 = rows.find((r) => r.id === "node-llama-cpp DraftSequenceTokenPredictor (8 seqs)");
 const targets = {
-  "minedraft ar / llama-batched-bench, 1 seq (>= 0.9)": ratio(tps("minedraft ar (batch 1)"), tps("llama.cpp batched-bench AR (1 seq)")),
-  "minedraft ar / llama-batched-bench, 8 seqs (>= 0.9)": ratio(tps("minedraft ar (batch 8)"), tps("llama.cpp batched-bench AR (8 seqs)")),
-  "minedraft sd / llama-speculative-simple, 1 seq (>= 1.0)": ratio(tps("minedraft sd (batch 1)"), tps("llama.cpp speculative-simple (1 seq)")),
+  "minedraft ar / llama-batched-bench, 1 seq, generation only (>= 0.9)": ratio(dtps("minedraft ar (batch 1)"), dtps("llama.cpp batched-bench AR (1 seq)")),
+  "minedraft ar / llama-batched-bench, 8 seqs, generation only (>= 0.9)": ratio(dtps("minedraft ar (batch 8)"), dtps("llama.cpp batched-bench AR (8 seqs)")),
+  "minedraft sd / llama-speculative-simple, 1 seq, generation only (>= 1.0)": ratio(dtps("minedraft sd (batch 1)"), dtps("llama.cpp speculative-simple (1 seq)")),
+  "minedraft auto / llama-speculative-simple, 1 seq, generation only": ratio(dtps("minedraft auto (batch 1)"), dtps("llama.cpp speculative-simple (1 seq)")),
   "minedraft best speculative / node-llama-cpp speculative, 8 seqs (>= 5)": nlcSpec8?.status === "hang" ? "node-llama-cpp hung (no result)" : ratio(bestSpec8, nlcSpec8?.tokensPerSecond ?? null),
 };
 
@@ -212,9 +233,9 @@ const report = {
 };
 const fmt = (x, d = 1) => (x === null || x === undefined ? "-" : typeof x === "string" ? x : x.toFixed(d));
 const table = [
-  "| system | sequences | tokens/s | runs | acceptance | greedy = minedraft ar | threads t/d | status |",
-  "|---|---|---|---|---|---|---|---|",
-  ...rows.map((r) => `| ${r.id} | ${r.sequences} | ${fmt(r.tokensPerSecond)} | ${r.runs.map((x) => x.toFixed(1)).join(", ")} | ${r.acceptanceRate == null ? "-" : `${(100 * r.acceptanceRate).toFixed(1)}%`} | ${r.matchesMinedraftAr ?? "-"} | ${r.threads ?? "-"} | ${r.status}${r.detail ? `: ${r.detail}` : ""}${r.note ? ` (${r.note})` : ""} |`),
+  "| system | sequences | tokens/s (end to end) | generation tokens/s (prompt excluded) | runs | acceptance | greedy = minedraft ar | threads t/d | status |",
+  "|---|---|---|---|---|---|---|---|---|",
+  ...rows.map((r) => `| ${r.id} | ${r.sequences} | ${fmt(r.tokensPerSecond)} | ${fmt(r.decodeTokensPerSecond)} | ${(r.runs.length > 0 ? r.runs : r.decodeRuns).map((x) => x.toFixed(1)).join(", ")} | ${r.acceptanceRate == null ? "-" : `${(100 * r.acceptanceRate).toFixed(1)}%`} | ${r.matchesMinedraftAr ?? "-"} | ${r.threads ?? "-"} | ${r.status}${r.detail ? `: ${r.detail}` : ""}${r.note ? ` (${r.note})` : ""} |`),
   "",
   ...Object.entries(targets).map(([k2, v]) => `- ${k2}: ${typeof v === "number" ? `${v.toFixed(2)}x` : (v ?? "-")}`),
 ].join("\n");

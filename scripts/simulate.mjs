@@ -141,7 +141,7 @@ export function simulate(mode, workload, costs, replay) {
       // auto with exact costs: the best option each step; entering overlapped costs a fill,
       // leaving it a drain (both at the sequential placement)
       const drafted = running.filter((q) => q.drafted);
-      const sizes = { sequential: Math.min(m, running.length), overlapped: Math.max(1, running.length / 2) };
+      const sizes = { sequential: running.length, overlapped: Math.max(1, running.length / 2) };
       // replay: the measured shares of auto's choices, interleaved (largest deficit first)
       const best = replay ? replayed(replay, steps, running.length >= 2) : bestOption(costs, kMax, sizes, running.length >= 2 && costs.canOverlap !== false);
       if (best.schedule === "overlapped") {
@@ -178,7 +178,8 @@ export function simulate(mode, workload, costs, replay) {
         }
         count("drain");
       } else {
-        const members = [...running].sort((a, b) => a.lastRun - b.lastRun).slice(0, m);
+        // sequential steps take every running request (up to 2m), as the engine's auto does
+        const members = [...running];
         for (const q of members) q.lastRun = steps;
         t += stepMs(costs, "sequential", best.k, members.length);
         for (const q of members) gain(q, best.k);

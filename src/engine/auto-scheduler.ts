@@ -304,7 +304,7 @@ export class AutoScheduler implements Scheduler {
   async step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void> {
     const overlapNow = running.length >= 2;
     const size: PassSize = {
-      sequential: Math.min(this.batchSize, running.length),
+      sequential: running.length,
       overlapped: Math.max(1, running.length / 2),
     };
     const d = this.policy.choose(size, overlapNow);
@@ -358,8 +358,9 @@ export class AutoScheduler implements Scheduler {
       this.policy.recordVerify("sequential", await executor.verify(drafted, label));
       return;
     }
-    // up to m requests, those that waited longest; they form one sub-batch, the rest the other
-    const members = this.longestWaiting(running, this.batchSize);
+    // every running request (up to 2m) in one pass: sequential steps are sd / ar over all of them,
+    // so auto is never held to m requests per pass where a wider pass is faster
+    const members = this.longestWaiting(running, this.capacity);
     for (const q of running) q.batch = 1;
     for (const q of members) {
       q.batch = 0;
@@ -386,7 +387,7 @@ export class AutoScheduler implements Scheduler {
 
   private snapshot(): AutoModelSnapshot {
     // predictions for full sub-batches (the steady state), whatever the last step had
-    const full: PassSize = { sequential: this.batchSize, overlapped: this.batchSize };
+    const full: PassSize = { sequential: this.capacity, overlapped: this.batchSize };
     const preds = this.policy.predictions(full, this.policy.canOverlap).map((p) => ({ ...p, threads: this.threadsFor(p.schedule) }));
     return this.policy.model.snapshot(preds);
   }
