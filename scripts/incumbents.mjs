@@ -166,7 +166,7 @@ const systems = [
 ].filter((s) => !only || only.test(s.id));
 
 const rounds = Number(args.rounds);
-const results = new Map(systems.map((s) => [s.id, { id: s.id, sequences: s.seqs, runs: [], status: "ok" }]));
+const results = new Map(systems.map((s) => [s.id, { id: s.id, sequences: s.seqs, runs: [], decodeRuns: [], status: "ok" }]));
 const references = {};
 const t0 = Date.now();
 for (let round = 1; round <= rounds; round++) {

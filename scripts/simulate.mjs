@@ -496,6 +496,11 @@ function main() {
   }
 
   const results = modes.map((mode) => simulate(mode, workload, costs));
+  // psd and auto hold 2m requests: the fixed sequential modes with 2m per pass are their fair match
+  if (!measured) {
+    const wide = { ...workload, batchSize: 2 * workload.batchSize };
+    for (const mode of ["ar", "sd"]) if (modes.includes(mode)) results.push({ ...simulate(mode, wide, costs), mode: `${mode} (2m)` });
+  }
   if (replayDecisions) {
     const r = simulate("auto", workload, costs, { decisions: replayDecisions, done: new Map() });
     results.push({ ...r, mode: "auto (replay)" });
