@@ -1,8 +1,11 @@
 // Helpers for the reliability tests: the micro synthetic pair (64 wide, 2 layers, a 414-token vocab: ~0.5 MB,
 // made in ~0.1 s), GGUF editing, seeded randomness, and child processes that may crash without taking vitest down.
 import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
+import { afterAll, beforeAll } from "vitest";
+import { LlamaModel } from "../../src/native/model.js";
 import { synthesizePair } from "../../src/synth/index.js";
 // plain-JS tooling shared with scripts/fuzz-gguf.mjs
 import { GGUF_TYPE, parseLayout, rng, tinyVocabFile } from "../../scripts/gguf-fuzz-lib.mjs";
@@ -86,4 +89,27 @@ export function kvOf(layout: ReturnType<typeof parseLayout>, key: string) {
 export function firstDifference(a: readonly number[], b: readonly number[]): number {
   for (let i = 0; i < Math.max(a.length, b.length); i++) if (a[i] !== b[i]) return i;
   return -1;
+}
+
+/**
+ * Loads the micro pair once for the calling test file (in beforeAll) into the returned object,
+ * and frees the models and their scratch folder after it (afterAll).
+ */
+export function loadMicroPairForFile(name: string): { target: LlamaModel; draft: LlamaModel } {
+  const scratch = mkdtempSync(path.join(tmpdir(), `minedraft-${name}-`));
+  const models = {} as { target: LlamaModel; draft: LlamaModel };
+  beforeAll(async () => {
+    const pair = await microPair(path.join(scratch, "micro"));
+    models.target = await LlamaModel.load(pair.target);
+    models.draft = await LlamaModel.load(pair.draft);
+  });
+  afterAll(() => {
+    for (const m of [models.target, models.draft]) {
+      try {
+        m?.dispose();
+      } catch {}
+    }
+    rmSync(scratch, { recursive: true, force: true });
+  });
+  return models;
 }

@@ -2,35 +2,16 @@
 // runs out of context ends with finishReason "contextFull" while the others continue exactly, and bad engine
 // options are refused without leaving contexts behind. (Option validation against a fake backend:
 // test/engine/robustness.test.ts; a prompt longer than the context on the tiny pair: engine-real.test.ts.)
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createEngine, type CreateEngineOptions, type MinedraftEngine } from "../../src/create-engine.js";
 import { LlamaModel } from "../../src/native/model.js";
-import { microPair } from "./helpers.js";
+import { loadMicroPairForFile } from "./helpers.js";
 
-const scratch = mkdtempSync(path.join(tmpdir(), "minedraft-requests-"));
-let target: LlamaModel;
-let draft: LlamaModel;
-
-beforeAll(async () => {
-  const pair = await microPair(path.join(scratch, "micro"));
-  target = await LlamaModel.load(pair.target);
-  draft = await LlamaModel.load(pair.draft);
-});
-
-afterAll(() => {
-  for (const m of [target, draft]) {
-    try {
-      m?.dispose();
-    } catch {}
-  }
-  rmSync(scratch, { recursive: true, force: true });
-});
+const models = loadMicroPairForFile("requests");
 
 const engine = (over: Partial<CreateEngineOptions> = {}) =>
-  createEngine({ mode: "psd", batchSize: 2, draftTokens: 3, contextSize: 64, target: { model: target, threads: 1 }, draft: { model: draft, threads: 1 }, ...over });
+  createEngine({ mode: "psd", batchSize: 2, draftTokens: 3, contextSize: 64, target: { model: models.target, threads: 1 }, draft: { model: models.draft, threads: 1 }, ...over });
 
 async function withEngine<T>(over: Partial<CreateEngineOptions>, f: (e: MinedraftEngine) => Promise<T>): Promise<T> {
   const e = await engine(over);
@@ -127,8 +108,8 @@ describe("invalid options", () => {
       [{ topP: 0 }, /topP must be in \(0, 1\], got 0/],
       [{ topK: -1 }, /topK must be an integer >= 0, got -1/],
       [{ contextSize: 8 }, /contextSize must be an integer >= 16, got 8/],
-      [{ target: { model: target, threads: 0 } }, /threads must be an integer >= 1, got 0/],
-      [{ target: { model: target, threads: 100000 } }, /threads must be <= 512/],
+      [{ target: { model: models.target, threads: 0 } }, /threads must be an integer >= 1, got 0/],
+      [{ target: { model: models.target, threads: 100000 } }, /threads must be <= 512/],
       [{ target: { model: "" } }, /target\.model is required/],
       [{ draft: undefined }, /needs a draft model/],
     ];
@@ -136,7 +117,7 @@ describe("invalid options", () => {
       await expect(engine(over), JSON.stringify(over, (_, v) => (v instanceof LlamaModel ? "<model>" : Number.isNaN(v) ? "NaN" : v))).rejects.toThrow(why);
     }
     // every failed creation freed its contexts: a fresh model handle disposes, and ours still make an engine
-    const probe = await LlamaModel.load(target.info.path);
+    const probe = await LlamaModel.load(models.target.info.path);
     await expect(createEngine({ mode: "ar", target: { model: probe, threads: 1 }, contextSize: 64, draftTokens: -1, batchSize: 0 })).rejects.toThrow(/batchSize/);
     await expect(createEngine({ mode: "ar", target: { model: probe, threads: 1 }, contextSize: 64, temperature: NaN })).rejects.toThrow(/temperature/);
     expect(() => probe.dispose()).not.toThrow();

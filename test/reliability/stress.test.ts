@@ -1,34 +1,15 @@
 // Stress: 64 concurrent requests through psd with random lengths and random aborts (seeded). Every request that
 // was not aborted produces exactly the ar greedy tokens; aborted ones reject with AbortError (or, when the abort
 // came after they finished, resolve with the exact tokens); the engine stays usable and frees its contexts.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createEngine } from "../../src/create-engine.js";
 import { LlamaModel } from "../../src/native/model.js";
 import type { GenerateResult } from "../../src/engine/types.js";
 import { tinyPair } from "../helpers/models.js";
-import { firstDifference, microPair, rng } from "./helpers.js";
+import { firstDifference, loadMicroPairForFile, rng } from "./helpers.js";
 
-const scratch = mkdtempSync(path.join(tmpdir(), "minedraft-stress-"));
-let target: LlamaModel;
-let draft: LlamaModel;
-
-beforeAll(async () => {
-  const pair = await microPair(path.join(scratch, "micro"));
-  target = await LlamaModel.load(pair.target);
-  draft = await LlamaModel.load(pair.draft);
-});
-
-afterAll(() => {
-  for (const m of [target, draft]) {
-    try {
-      m?.dispose();
-    } catch {}
-  }
-  rmSync(scratch, { recursive: true, force: true });
-});
+const models = loadMicroPairForFile("stress");
 
 const WORDS = ["once", "upon", "a", "time", "the", "cat", "sat", "on", "mat", "and", "it", "was", "there", "he", "she", "they", "1,", "2,", "3.", "Zebra", "Quick!", "caf\u00e9"];
 type Abort = { kind: "none" } | { kind: "before" } | { kind: "afterPieces"; n: number } | { kind: "afterMs"; ms: number };
@@ -49,7 +30,7 @@ describe("64 concurrent psd requests with random aborts and lengths", () => {
     it(`seed ${seed}, ${pairName} pair: every request not aborted equals the ar greedy tokens`, { timeout: 300_000 }, async () => {
       const work = workload(seed, 64);
       // models of its own: disposing them at the end proves the engines freed their contexts
-      const paths = pairName === "micro" ? { target: target.info.path, draft: draft.info.path } : await tinyPair();
+      const paths = pairName === "micro" ? { target: models.target.info.path, draft: models.draft.info.path } : await tinyPair();
       const own = { target: await LlamaModel.load(paths.target), draft: await LlamaModel.load(paths.draft) };
       const opts = { contextSize: 256, target: { model: own.target, threads: 1 }, draft: { model: own.draft, threads: 1 } };
       const ar = await createEngine({ ...opts, mode: "ar", batchSize: 8 });
@@ -105,7 +86,7 @@ describe("64 concurrent psd requests with random aborts and lengths", () => {
 
   it("abort everything mid-flight, then the same engine serves a new batch exactly", async () => {
     const work = workload(99, 32);
-    const opts = { contextSize: 256, target: { model: target, threads: 1 }, draft: { model: draft, threads: 1 } };
+    const opts = { contextSize: 256, target: { model: models.target, threads: 1 }, draft: { model: models.draft, threads: 1 } };
     const ar = await createEngine({ ...opts, mode: "ar", batchSize: 8 });
     const reference = await Promise.all(work.map((w) => ar.generate(w.prompt, { maxTokens: 40 })));
     await ar.close();
