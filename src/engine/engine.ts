@@ -49,6 +49,9 @@ export class Engine {
     this.freeSlots = Array.from({ length: this.scheduler.capacity }, (_, i) => this.scheduler.capacity - 1 - i);
   }
 
+  /** requests waiting on each caller's AbortSignal (see watchSignal) */
+  private readonly signalWaiters = new WeakMap<AbortSignal, Set<() => void>>();
+
   /** Generates a completion. Rejects with an AbortError when `opts.signal` fires or the engine closes. */
   async generate(prompt: string | number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
     if (this.closing) throw new Error("the engine is closed");
@@ -64,14 +67,36 @@ export class Engine {
       };
       const request = new Request(this.nextId++, tokens, { ...params, onText: opts.onText }, this.backend.info, hooks, resolve, reject);
       const onAbort = () => request.abort(signal?.reason);
-      signal?.addEventListener("abort", onAbort, { once: true });
+      if (signal) this.watchSignal(signal, onAbort);
       this.queue.push(request);
       this.wake();
     });
   }
 
+  /**
+   * One listener per signal, however many requests share it (one AbortSignal for a whole batch of
+   * requests is common, and a listener per request trips Node's MaxListeners warning at 11).
+   */
+  private watchSignal(signal: AbortSignal, onAbort: () => void): void {
+    let waiting = this.signalWaiters.get(signal);
+    if (!waiting) {
+      const set = new Set<() => void>();
+      waiting = set;
+      this.signalWaiters.set(signal, set);
+      signal.addEventListener(
+        "abort",
+        () => {
+          for (const f of [...set]) f();
+          set.clear();
+        },
+        { once: true },
+      );
+    }
+    waiting.add(onAbort);
+  }
+
   private onSettled(r: Request, result: GenerateResult | undefined, signal: AbortSignal | undefined, onAbort: () => void): void {
-    signal?.removeEventListener("abort", onAbort);
+    if (signal) this.signalWaiters.get(signal)?.delete(onAbort);
     if (result) this.collector.recordRequest(result.stats, r.counters, r.timings);
     // a queued request leaves at once; a running one is released by the loop between steps
     if (r.slot >= 0) return;

@@ -1,5 +1,6 @@
 // Aborts, close, option validation and backend failures: requests settle, nothing hangs, and the
 // engine keeps serving the others.
+import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import type { Mode } from "../../src/engine/types.js";
@@ -55,6 +56,22 @@ describe("abort", () => {
     expect(again.tokens).toEqual(fake.greedyContinuation(w.prompts[0]!, 12));
     await engine.close();
     expect(fake.liveSeqs("target")).toEqual([]);
+  });
+
+  it("one signal shared by many requests: one listener on it, and aborting it rejects them all", async () => {
+    const w = workload(24, 3);
+    const { engine, fake } = makeEngine({ mode: "psd", batchSize: 2, draftTokens: 3 }, SLOW);
+    const controller = new AbortController();
+    const promises = w.prompts.map((p) => engine.generate(p, { maxTokens: 40, signal: controller.signal }));
+    // a listener per request would trip Node's MaxListenersExceededWarning at 11
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(1);
+    await sleep(25);
+    controller.abort();
+    const errors = await Promise.all(promises.map(rejection));
+    expect(errors.map((e) => e.name)).toEqual(errors.map(() => "AbortError"));
+    const again = await engine.generate(w.prompts[0]!, { maxTokens: 8 });
+    expect(again.tokens).toEqual(fake.greedyContinuation(w.prompts[0]!, 8));
+    await engine.close();
   });
 
   it("a request aborted while queued, or before submission, rejects at once", async () => {
