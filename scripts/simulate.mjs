@@ -77,7 +77,7 @@ export function simulate(mode, workload, costs, replay) {
   const { batchSize: m, k: kMax } = workload;
   const paired = mode === "psd" || mode === "auto";
   const capacity = paired ? 2 * m : m;
-  const queue = workload.maxTokens.map((max, id) => ({ id, left: max, max, batch: 0, drafted: false, lastRun: -1 }));
+  const queue = workload.maxTokens.map((max, id) => ({ id, left: max, max, batch: 0, drafted: false }));
   const running = [];
   let t = 0;
   let generated = 0;
@@ -179,10 +179,8 @@ export function simulate(mode, workload, costs, replay) {
         count("drain");
       } else {
         // sequential steps take every running request (up to 2m), as the engine's auto does
-        const members = [...running];
-        for (const q of members) q.lastRun = steps;
-        t += stepMs(costs, "sequential", best.k, members.length);
-        for (const q of members) gain(q, best.k);
+        t += stepMs(costs, "sequential", best.k, running.length);
+        for (const q of running) gain(q, best.k);
         count(`sequential/${best.k}`);
       }
     }

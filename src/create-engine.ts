@@ -49,7 +49,7 @@ export interface Placement {
   /** "cpu", a device name, or "as loaded" for a model passed in already loaded */
   targetDevice: string;
   draftDevice: string;
-  /** why the models are where they are, e.g. "one GPU: target on CUDA0, draft on the CPU cores ..." */
+  /** why the models are where they are, e.g. "target on CUDA0, draft on the CPU cores so drafting overlaps verification" */
   deviceNote: string;
   sequences: number;
   /**

@@ -3,9 +3,8 @@
 // that the online cost model (cost-model.ts) predicts to generate the most tokens per second.
 //
 // Up to 2m requests run, in two sub-batches as in psd. An overlapped step verifies the batch
-// drafted last step while drafting the other; a sequential step drafts and verifies up to m
-// requests (those that waited longest), so both schedules run passes of at most m requests, as
-// ar / sd do with batch size m.
+// drafted last step while drafting the other; a sequential step drafts and verifies every running
+// request in one pass (sd, or ar at k = 0, over up to 2m requests).
 // Switching needs no second set of contexts: the workers' thread counts change between steps
 // (Backend.setThreads). Entering the overlapped schedule first drafts one batch alone ("fill");
 // leaving it first verifies the batch holding drafts alone ("drain"); both run at the sequential
@@ -163,7 +162,7 @@ export class AutoPolicy {
     const other: StepSchedule = best.schedule === "sequential" ? "overlapped" : "sequential";
     const unsure = (other === "sequential" || overlapNow) && !this.settled[other];
     if (++this.sinceProbe >= (unsure ? CONFIRM_EVERY : this.probeEvery)) {
-      const probe = this.planProbe(best, preds, overlapNow, unsure);
+      const probe = this.planProbe(best, preds, unsure);
       if (probe) {
         this.sinceProbe = 0;
         this.probeCount++;
@@ -202,7 +201,7 @@ export class AutoPolicy {
     return best.tokensPerSecond > 0 ? o.stepMs * Math.max(0, 1 - o.tokensPerSecond / best.tokensPerSecond) : 0;
   }
 
-  private planProbe(best: Omit<AutoPrediction, "threads">, preds: readonly Omit<AutoPrediction, "threads">[], overlapNow: boolean, unsure = false): AutoDecision | null {
+  private planProbe(best: Omit<AutoPrediction, "threads">, preds: readonly Omit<AutoPrediction, "threads">[], unsure: boolean): AutoDecision | null {
     const otherBest = preds.find((p) => p.schedule !== best.schedule);
     // a neighbouring draft length in the current schedule (alternately one more and one less):
     // cheap, and keeps acceptance and the verification cost measured around the choice
@@ -230,7 +229,6 @@ export class AutoPolicy {
     const cost = kOption ? this.lossMs(kOption, best) : 0;
     if (cost > this.budgetMs) return null;
     this.budgetMs -= cost;
-    void overlapNow;
     return { schedule: best.schedule, k: kProbe, probe: true };
   }
 
@@ -270,8 +268,6 @@ export class AutoScheduler implements Scheduler {
   private readonly collector: StatsCollector;
   private readonly batchSize: number;
   private placed: StepSchedule | undefined;
-  /** decode step each request last ran in (sequential steps serve those that waited longest) */
-  private lastRun = new WeakMap<Request, number>();
 
   constructor(opts: AutoSchedulerOptions) {
     this.capacity = 2 * opts.batchSize;
@@ -360,29 +356,12 @@ export class AutoScheduler implements Scheduler {
     }
     // every running request (up to 2m) in one pass: sequential steps are sd / ar over all of them,
     // so auto is never held to m requests per pass where a wider pass is faster
-    const members = this.longestWaiting(running, this.capacity);
-    for (const q of running) q.batch = 1;
-    for (const q of members) {
-      q.batch = 0;
-      this.lastRun.set(q, step);
-    }
     const seqLabel: CallLabel = { step, batch: -1, batchSizes: batchSizes(running), decision };
-    const td = d.k > 0 ? await executor.draft(members, seqLabel, { k: d.k }) : undefined;
-    const tv = await executor.verify(members, seqLabel);
+    const td = d.k > 0 ? await executor.draft(running, seqLabel, { k: d.k }) : undefined;
+    const tv = await executor.verify(running, seqLabel);
     this.policy.recordDraft("sequential", td);
     this.policy.recordVerify("sequential", tv);
     if (tv) this.policy.recordOverhead("sequential", this.collector.now() - start - tv.ms - (td?.ms ?? 0));
-  }
-
-  private longestWaiting(running: readonly Request[], n: number): Request[] {
-    if (running.length <= n) return [...running];
-    const last = (q: Request) => this.lastRun.get(q) ?? -1;
-    // stable: among equals, earlier admitted first
-    return running
-      .map((q, i) => ({ q, i }))
-      .sort((a, b) => last(a.q) - last(b.q) || a.i - b.i)
-      .slice(0, n)
-      .map((e) => e.q);
   }
 
   private snapshot(): AutoModelSnapshot {
