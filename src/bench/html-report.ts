@@ -2,6 +2,7 @@
 // Shows throughput per mode and, per mode, a timeline of a few decode steps with one lane for the
 // draft worker and one for the target worker, so psd's overlap (or sd's turn-taking) is visible.
 import type { TraceEvent } from "../index.js";
+import { threadsLabel } from "./summarize.js";
 import { esc, niceTicks, r2, tickLabel } from "./svg.js";
 import type { BenchReport, ModeResult, ModelReport, Timeline } from "./types.js";
 
@@ -146,18 +147,10 @@ function summaryTable(modes: readonly ModeResult[]): string {
       spec ? pct(s.hiddenDraftFraction) : "-",
       times(s.speedupVsSd),
       times(s.speedupVsAr),
-      threadsText(m),
+      threadsLabel(m),
     ];
   });
   return `<table class="summary"><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join("")}</tr>`).join("")}</table>`;
-}
-
-function threadsText(m: ModeResult): string {
-  const p = m.placement;
-  if (m.mode === "ar") return `${p.targetThreads}/-`;
-  const plans = p.threadPlans;
-  if (plans) return `${plans.sequential.target}/${plans.sequential.draft}${plans.overlapped ? ` or ${plans.overlapped.target}/${plans.overlapped.draft}` : ""}`;
-  return `${p.targetThreads}/${p.draftThreads}`;
 }
 
 /** auto: what it chose (shares of steps over the measured runs) and its cost model's predictions. */
@@ -208,7 +201,7 @@ function timelineSection(m: ModeResult): string {
     m.mode === "ar"
       ? `autoregressive: the target decodes one token per request per step; target threads ${p.targetThreads}.`
       : `${m.mode === "auto" ? "auto: per step, draft and target take turns or run concurrently on two sub-batches" : p.concurrent ? "draft and target run concurrently on two sub-batches" : "draft and target take turns"}; ` +
-        `${pct(s.hiddenDraftFraction)} of drafting hidden behind verification (mean over runs); threads target/draft ${threadsText(m)}; both workers idle ${pct(s.idleFraction)} of the time.`;
+        `${pct(s.hiddenDraftFraction)} of drafting hidden behind verification (mean over runs); threads target/draft ${threadsLabel(m)}; both workers idle ${pct(s.idleFraction)} of the time.`;
   return `<h3>${esc(m.mode)}</h3><p class="caption">${esc(caption)}</p>${tetrisLine(m)}${timelineSvg(m.mode, m.timeline)}`;
 }
 

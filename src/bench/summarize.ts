@@ -1,6 +1,6 @@
 // Per-mode figures from the measured runs, and speedups between modes of the same bench.
 import type { RunStats, TraceEvent } from "../index.js";
-import type { AutoSummary, BenchMode, DraftCost, ModeSummary, PhaseStats, VerifyCost } from "./types.js";
+import type { AutoSummary, BenchMode, DraftCost, ModeResult, ModeSummary, PhaseStats, VerifyCost } from "./types.js";
 
 type Speedups = "speedupVsSd" | "speedupVsAr" | "speedupVsBestFixed";
 
@@ -190,4 +190,13 @@ function draftCost(events: readonly TraceEvent[]): DraftCost {
     perStep += d / k;
   }
   return { calls, meanMs: ms / calls, meanSteps: steps / calls, meanRequests: requests / calls, msPerStep: perStep / calls };
+}
+
+/** Threads "target/draft" of a mode; auto shows both placements it switches between, joined by `or`. */
+export function threadsLabel(m: Pick<ModeResult, "mode" | "placement">, or = " or "): string {
+  const p = m.placement;
+  if (m.mode === "ar") return `${p.targetThreads}/-`;
+  const plans = p.threadPlans;
+  if (plans) return `${plans.sequential.target}/${plans.sequential.draft}${plans.overlapped ? `${or}${plans.overlapped.target}/${plans.overlapped.draft}` : ""}`;
+  return `${p.targetThreads}/${p.draftThreads}`;
 }

@@ -1,5 +1,6 @@
 // The benchmark's text output: setup lines and the comparison table.
 import type { BenchReport, ModeResult, ModelReport } from "../bench/types.js";
+import { threadsLabel } from "../bench/summarize.js";
 import { bytes, count, fixed, percent, ratio, textTable } from "./format.js";
 
 function modelLine(role: string, m: ModelReport | null): string {
@@ -32,19 +33,10 @@ export function formatBenchTable(report: BenchReport): string {
       spec ? percent(s.hiddenDraftFraction) : "-",
       ratio(s.speedupVsSd),
       ratio(s.speedupVsAr),
-      threadsCell(m),
+      threadsLabel(m, "|"),
     ];
   });
   return [textTable(header, rows), ...benchNotes(report)].join("\n");
-}
-
-/** "t/d", or for auto both placements it switches between: "2/2|1/1". */
-export function threadsCell(m: ModeResult): string {
-  const p = m.placement;
-  if (m.mode === "ar") return `${p.targetThreads}/-`;
-  const plans = p.threadPlans;
-  if (plans) return `${plans.sequential.target}/${plans.sequential.draft}${plans.overlapped ? `|${plans.overlapped.target}/${plans.overlapped.draft}` : ""}`;
-  return `${p.targetThreads}/${p.draftThreads}`;
 }
 
 /** One line per auto choice share, TETRIS selection, and the orchestration overhead. */
