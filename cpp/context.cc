@@ -128,6 +128,17 @@ struct PrefillJob : Job {
   }
 };
 
+// With a KV stream per sequence, llama.cpp runs one forward pass per run of consecutive, increasing
+// sequence ids in a batch (llama_batch_allocr::split_equal, sequential): rows are added in ascending
+// sequence order so that a batch over sequences 0..m-1 is one pass, whatever order the caller used.
+template <class Spec>
+std::vector<size_t> BySeq(const std::vector<Spec>& specs) {
+  std::vector<size_t> order(specs.size());
+  for (size_t i = 0; i < order.size(); i++) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return specs[a].seq < specs[b].seq; });
+  return order;
+}
+
 struct DraftSpec {
   int32_t seq, pos, k;
   bool confidence = false;  // also return the draft's softmax probability of each drafted token
@@ -165,12 +176,14 @@ struct DraftJob : Job {
     int32_t max_k = 0;
     for (auto& s : specs) max_k = std::max(max_k, s.k);
     std::vector<int32_t> next_pos(n);
+    const std::vector<size_t> order = BySeq(specs);
     for (int32_t step = 0; step < max_k; step++) {
-      size_t i = 0;
-      while (i < n) {
+      size_t j = 0;
+      while (j < n) {
         c.BatchClear();
         std::vector<size_t> members;
-        for (; i < n; i++) {
+        for (; j < n; j++) {
+          const size_t i = order[j];
           const DraftSpec& s = specs[i];
           if (step >= s.k) continue;
           const size_t need = step == 0 ? s.tokens.size() : 1;
@@ -267,11 +280,13 @@ struct VerifyJob : Job {
     out_alt.assign(n, {});
     llama_memory_t mem = llama_get_memory(c.ctx_);
     for (auto& s : specs) llama_memory_seq_rm(mem, s.seq, s.pos, -1);
-    size_t i = 0;
-    while (i < n) {
+    const std::vector<size_t> order = BySeq(specs);
+    size_t j = 0;
+    while (j < n) {
       c.BatchClear();
       std::vector<std::pair<size_t, int32_t>> members;  // spec, first row
-      for (; i < n; i++) {
+      for (; j < n; j++) {
+        const size_t i = order[j];
         const VerifySpec& s = specs[i];
         const size_t need = s.draft.size() + 1;
         if (need > c.params_.n_batch) throw std::runtime_error("verification of one sequence needs more than n_batch tokens");

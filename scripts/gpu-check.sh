@@ -3,6 +3,7 @@
 #
 #   bash scripts/gpu-check.sh prepare        # here: pack what the device machine lacks into .gpu-check/ (< 64 MiB)
 #   bash scripts/gpu-check.sh run [--cpu]    # there (or here with --cpu): build, make models, bench
+#   PLAN=kv bash scripts/gpu-check.sh run    # there: per-sequence against unified KV, graph splits
 #
 # The device machine has CUDA, CMake and a compiler but no Node.js, no npm registry and no network, so
 # `prepare` packs a Node.js binary and its headers, the llama.cpp source (from node-llama-cpp's bundle),
@@ -116,7 +117,21 @@ run() {
     "${bench[@]}" "$@" --json "$out/bench-$name.json" 2>&1 | tee -a "$out/gpu-check.log" || echo "FAILED: $name" | tee -a "$out/gpu-check.log"
   }
   local deadline=${DEADLINE:-450}
-  if [ "$gpu" = cuda ]; then
+  if [ "$gpu" = cuda ] && [ "${PLAN:-placements}" = kv ]; then
+    # KV layout on the GPU: one KV stream per sequence (default) against one unified buffer, and
+    # llama.cpp's graph splits (a split > 1 per layer means ops fell back to the CPU).
+    local dev; dev=$(node -e "import('./dist/index.js').then(async m=>{const d=(await m.devices()).find(x=>x.type==='gpu');console.log(d?d.name:'')})")
+    local cpu=$(( $(nproc) - 2 ))
+    for kv in per-seq unified; do
+      local flag=(); [ $kv = unified ] && flag=(--kv-unified)
+      "${bench[@]}" --modes ar --batch-size 8 --max-tokens 4 --repeat 1 --device "$dev" --gpu-layers -1 "${flag[@]}" --log-level info > "$out/splits-$kv.log" 2>&1 || true
+      echo "$kv: $(grep -m3 -o 'graph splits = [0-9]*\|graph nodes *= [0-9]*' "$out/splits-$kv.log" | tr '\n' ' ')" | tee -a "$out/gpu-check.log"
+    done
+    bench_run same-gpu-b8-per-seq --modes ar,sd,psd --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1
+    bench_run same-gpu-b8-unified --modes ar,sd,psd --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1 --kv-unified
+    [ $SECONDS -lt "$deadline" ] && bench_run draft-cpu-b8-unified --modes sd,psd --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device cpu --threads 2 --draft-threads "$cpu" --kv-unified
+    [ $SECONDS -lt "$deadline" ] && bench_run draft-cpu-b8-per-seq --modes sd,psd --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device cpu --threads 2 --draft-threads "$cpu"
+  elif [ "$gpu" = cuda ]; then
     local dev; dev=$(node -e "import('./dist/index.js').then(async m=>{const d=(await m.devices()).find(x=>x.type==='gpu');console.log(d?d.name:'')})")
     [ -n "$dev" ] || { echo "no GPU device found by the CUDA backend" | tee -a "$out/gpu-check.log"; exit 1; }
     local cpu=$(( $(nproc) - 2 ))

@@ -74,6 +74,7 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
         topP: config.topP,
         draftTemperature: config.draftTemperature,
         contextSize: config.contextSize,
+        kvUnified: config.kvUnified,
         logLevel: config.logLevel,
       });
       const runOnce = async (run: number, maxTokens: number) => {

@@ -36,6 +36,8 @@ export interface BenchConfig {
   /** prompt i uses seed + i, in every mode and run */
   seed: number;
   contextSize: number;
+  /** one KV buffer for all sequences (createEngine's kvUnified) */
+  kvUnified?: boolean;
   logLevel?: LogLevel;
   /** decode steps shown in each mode's timeline */
   timelineSteps?: number;

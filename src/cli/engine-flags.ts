@@ -29,6 +29,7 @@ export interface PlacementFlags {
   device?: string;
   draftDevice?: string;
   ctxSize?: number;
+  kvUnified?: boolean;
   logLevel: LogLevel;
 }
 
@@ -60,6 +61,7 @@ export function addPlacementOptions(cmd: Command): Command {
     .option("--device <name>", 'device of the target model: "cpu" or a name from `minedraft inspect --devices`')
     .option("--draft-device <name>", "device of the draft model")
     .option("--ctx-size <n>", "context tokens per sequence (prompt + generation)", integer(16), 2048)
+    .option("--kv-unified", "one KV buffer for all sequences instead of one per sequence (any batch layout is one pass; attention spans every sequence's cells)")
     .addOption(new Option("--log-level <level>", "llama.cpp log level").choices(LOG_LEVELS).default("error"));
 }
 
@@ -91,6 +93,7 @@ export function engineOptions(
     topP: decoding.topP,
     draftTemperature: decoding.draftTemp,
     contextSize: placement.ctxSize,
+    kvUnified: placement.kvUnified,
     logLevel: placement.logLevel,
   };
 }

@@ -7,6 +7,7 @@ import { BatchExecutor } from "./executor.js";
 import { resolveEngineOptions, resolveRequestOptions, type ResolvedEngineOptions } from "./options.js";
 import { Request } from "./request.js";
 import { createScheduler, type Scheduler } from "./scheduler.js";
+import { SlotPool } from "./slots.js";
 import { StatsCollector } from "./stats.js";
 
 export interface ChatMessage {
@@ -22,7 +23,7 @@ export class Engine {
   private readonly executor: BatchExecutor;
   private readonly queue: Request[] = [];
   private running: Request[] = [];
-  private readonly freeSlots: number[];
+  private readonly slots: SlotPool;
   private nextId = 1;
   private loopActive = false;
   private loopDone: Promise<void> = Promise.resolve();
@@ -45,8 +46,7 @@ export class Engine {
       collector: this.collector,
     });
     this.executor = new BatchExecutor(backend, this.collector, this.options.draftTokens, this.scheduler.usesDraft);
-    // pop() hands out slot 0 first
-    this.freeSlots = Array.from({ length: this.scheduler.capacity }, (_, i) => this.scheduler.capacity - 1 - i);
+    this.slots = new SlotPool(this.scheduler.capacity);
   }
 
   /** requests waiting on each caller's AbortSignal (see watchSignal) */
@@ -229,7 +229,7 @@ export class Engine {
     } catch (error) {
       // a bug in the engine itself: fail everything rather than leave promises hanging
       for (const r of [...this.queue, ...this.running]) r.fail(error);
-      for (const r of this.running) this.freeSlots.push(r.slot);
+      for (const r of this.running) this.slots.release(r.slot);
       this.running = [];
       this.collector.setRunning(0);
     } finally {
@@ -242,10 +242,10 @@ export class Engine {
     const admitted: Request[] = [];
     while (this.queue.length > 0 && this.running.length < this.scheduler.capacity) {
       const r = this.queue.shift()!;
-      r.slot = this.freeSlots.pop()!;
       r.state = "running";
       this.running.push(r);
       this.scheduler.admit(r, this.running);
+      r.slot = this.slots.take(r.batch === 1);
       admitted.push(r);
     }
     if (admitted.length === 0) return;
@@ -259,6 +259,6 @@ export class Engine {
     this.running = this.running.filter((r) => !r.done);
     this.collector.setRunning(this.running.length);
     await this.executor.release(finished);
-    for (const r of finished) this.freeSlots.push(r.slot);
+    for (const r of finished) this.slots.release(r.slot);
   }
 }

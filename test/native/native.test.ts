@@ -153,6 +153,26 @@ describe("context", () => {
     await Promise.all([tctx.dispose(), dctx.dispose()]);
   });
 
+  it("draft and verify answer in the caller's order whatever the sequence order (rows go to llama.cpp sorted by sequence)", async () => {
+    const tctx = await LlamaContext.create(target, { contextSize: 64, sequences: 3, threads: 1 });
+    const dctx = await LlamaContext.create(draft, { contextSize: 64, sequences: 3, threads: 1 });
+    const prompts = ["The capital of France is", "Once upon a time", "def main():"].map((p) => target.tokenize(p));
+    const fill = () => Promise.all(prompts.flatMap((t, s) => [tctx.prefill(s, 0, t.slice(0, -1)), dctx.prefill(s, 0, t.slice(0, -1))]));
+    const run = async (order: number[]) => {
+      await fill();
+      const drafts = await dctx.draft(order.map((s) => ({ seq: s, pos: prompts[s]!.length - 1, tokens: [prompts[s]!.at(-1)!], k: 3 })));
+      const verified = await tctx.verify(order.map((s, i) => ({ seq: s, pos: prompts[s]!.length - 1, pending: prompts[s]!.at(-1)!, draft: Array.from(drafts[i]!.tokens) })));
+      const bySeq = new Map(order.map((s, i) => [s, { draft: Array.from(drafts[i]!.tokens), alt: Array.from(verified[i]!.alt) }]));
+      return [0, 1, 2].map((s) => bySeq.get(s));
+    };
+    const ascending = await run([0, 1, 2]);
+    expect(await run([2, 0, 1])).toEqual(ascending);
+    expect(await run([1, 2, 0])).toEqual(ascending);
+    // each sequence's own greedy continuation, not a neighbour's
+    expect(new Set(ascending.map((r) => r!.alt.join(","))).size).toBe(3);
+    await Promise.all([tctx.dispose(), dctx.dispose()]);
+  });
+
   it("two contexts on 1 + 1 threads run concurrently", async () => {
     const toks = Array.from({ length: 384 }, (_, i) => 100 + (i % 500));
     const a = await LlamaContext.create(target, { contextSize: 512, sequences: 1, threads: 1 });

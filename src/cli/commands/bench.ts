@@ -73,6 +73,7 @@ async function runBenchCommand(flags: BenchFlags, cmd: Command): Promise<void> {
       repeat: flags.repeat,
       seed: flags.seed!,
       contextSize: flags.ctxSize!,
+      kvUnified: flags.kvUnified,
       logLevel: flags.logLevel,
       ...(flags.tetrisExtra !== undefined ? { tetrisExtra: flags.tetrisExtra } : {}),
       ...(flags.interleave ? { interleave: true } : {}),
