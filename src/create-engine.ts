@@ -8,7 +8,8 @@ import { type LogLevel, loadAddon } from "./native/addon.js";
 import { NativeBackend } from "./native/backend.js";
 import { LlamaContext } from "./native/context.js";
 import { LlamaModel } from "./native/model.js";
-import { resolvePlacement, type ResolvedPlacement } from "./native/placement.js";
+import { AS_LOADED, onGpu, resolvePlacement, type ResolvedPlacement } from "./native/placement.js";
+import type { DeviceInfo } from "./native/types.js";
 import { coreCount, defaultThreads } from "./native/threads.js";
 import { resolveModelSource } from "./models/resolve.js";
 
@@ -29,7 +30,12 @@ export interface CreateEngineOptions extends EngineOptions {
   draft?: ModelPlacement;
   /** tokens per sequence (prompt + generation); default 2048 */
   contextSize?: number;
-  /** one KV buffer for all sequences instead of one per sequence (default false) */
+  /**
+   * one KV buffer for all sequences instead of one per sequence. Default: unified for a model on a
+   * GPU (its kernels give batch-shape-dependent rounding anyway, and a pass over many KV streams
+   * measured slower there), one stream per sequence on the CPU (batched greedy output stays
+   * bit-identical to single-sequence decoding).
+   */
   kvUnified?: boolean;
   flashAttention?: "auto" | "on" | "off";
   /** persistent ggml threadpools whose threads sleep between graphs (default: on for contexts with > 1 thread) */
@@ -51,6 +57,8 @@ export interface Placement {
   draftDevice: string;
   /** why the models are where they are, e.g. "target on CUDA0, draft on the CPU cores so drafting overlaps verification" */
   deviceNote: string;
+  /** KV layout of each context: one buffer for all sequences (true) or one stream per sequence */
+  kvUnified: { target: boolean; draft: boolean };
   sequences: number;
   /**
    * auto: the placements it switches between at run time (targetThreads / draftThreads above are
@@ -70,13 +78,11 @@ export class MinedraftEngine extends Engine {
   }
 }
 
-const isGpuDevice = (device: string | undefined): boolean => device !== undefined && device.toLowerCase() !== "cpu" && device !== "as loaded";
-
 /** Devices of both models: the user's, else the defaults of resolvePlacement() over the devices found. */
-function placeDevices(addon: Awaited<ReturnType<typeof loadAddon>>, options: CreateEngineOptions, hasDraft: boolean, overlapped: boolean): ResolvedPlacement {
+function placeDevices(devices: readonly DeviceInfo[], options: CreateEngineOptions, hasDraft: boolean, overlapped: boolean): ResolvedPlacement {
   // a model passed in already loaded stays where it was loaded
-  const given = (p: ModelPlacement | undefined) => (p && typeof p.model !== "string" ? (p.device ?? "as loaded") : p?.device);
-  return resolvePlacement(addon.devices(), { target: given(options.target), draft: given(options.draft), hasDraft, overlapped });
+  const given = (p: ModelPlacement | undefined) => (p && typeof p.model !== "string" ? (p.device ?? p.model.device ?? AS_LOADED) : p?.device);
+  return resolvePlacement(devices, { target: given(options.target), draft: given(options.draft), hasDraft, overlapped });
 }
 
 export async function createEngine(options: CreateEngineOptions): Promise<MinedraftEngine> {
@@ -94,9 +100,10 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
   const auto = mode === "auto";
   const sequences = mode === "psd" || auto ? 2 * batchSize : batchSize;
   const cores = coreCount();
-  const devices = placeDevices(addon, options, mode !== "ar", mode === "psd" || auto);
-  const targetOnGpu = isGpuDevice(devices.targetDevice);
-  const draftOnGpu = mode !== "ar" && isGpuDevice(devices.draftDevice);
+  const found = addon.devices();
+  const devices = placeDevices(found, options, mode !== "ar", mode === "psd" || auto);
+  const targetOnGpu = onGpu(devices.targetDevice, found);
+  const draftOnGpu = mode !== "ar" && onGpu(devices.draftDevice, found);
   const plan = defaultThreads({ concurrent: mode === "psd", cores, targetOnGpu, draftOnGpu });
   let targetThreads = options.target.threads ?? plan.target;
   let draftThreads = options.draft?.threads ?? plan.draft;
@@ -132,13 +139,14 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
       const why = targetModel.incompatibilityWith(draftModel);
       if (why) throw new Error(`the draft model cannot draft for the target: ${why}`);
     }
-    const ctxOpts = { contextSize, sequences, batchSize: Math.max(512, sequences * 33), kvUnified: options.kvUnified, flashAttention: options.flashAttention, threadpool: options.threadpool };
+    const ctxOpts = { contextSize, sequences, batchSize: Math.max(512, sequences * 33), flashAttention: options.flashAttention, threadpool: options.threadpool };
+    const kvUnified = { target: options.kvUnified ?? targetOnGpu, draft: options.kvUnified ?? draftOnGpu };
     // auto: each threadpool is sized for the larger of its two placements
     const maxOf = (role: "target" | "draft", n: number) =>
       threadPlans ? Math.max(threadPlans.sequential[role], threadPlans.overlapped?.[role] ?? 1) : n;
-    const targetContext = await LlamaContext.create(targetModel, { ...ctxOpts, threads: targetThreads, threadsMax: maxOf("target", targetThreads) });
+    const targetContext = await LlamaContext.create(targetModel, { ...ctxOpts, kvUnified: kvUnified.target, threads: targetThreads, threadsMax: maxOf("target", targetThreads) });
     contexts.push(targetContext);
-    const draftContext = draftModel ? await LlamaContext.create(draftModel, { ...ctxOpts, threads: draftThreads, threadsMax: maxOf("draft", draftThreads) }) : undefined;
+    const draftContext = draftModel ? await LlamaContext.create(draftModel, { ...ctxOpts, kvUnified: kvUnified.draft, threads: draftThreads, threadsMax: maxOf("draft", draftThreads) }) : undefined;
     if (draftContext) contexts.push(draftContext);
     const concurrent = mode === "psd" || (auto && threadPlans?.overlapped != null);
     // Two CPU contexts that together want more threads than there are cores must take turns.
@@ -162,6 +170,7 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
       targetDevice: devices.targetDevice,
       draftDevice: draftModel ? devices.draftDevice : "none",
       deviceNote: devices.note,
+      kvUnified: { target: kvUnified.target, draft: draftModel ? kvUnified.draft : false },
       sequences,
       ...(threadPlans ? { threadPlans } : {}),
     };

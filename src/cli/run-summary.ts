@@ -24,5 +24,9 @@ export function formatRunStats(s: RunStats, placement: Placement): string {
   }
   lines.push(`placement: ${describePlacement(placement)}`);
   if (placement.deviceNote) lines.push(`devices: ${placement.deviceNote}`);
+  if (placement.kvUnified) {
+    const kv = (unified: boolean) => (unified ? "one buffer for all sequences" : "one stream per sequence");
+    lines.push(`kv cache: target ${kv(placement.kvUnified.target)}${placement.draftDevice === "none" ? "" : `, draft ${kv(placement.kvUnified.draft)}`}`);
+  }
   return lines.join("\n");
 }

@@ -13,8 +13,9 @@ export interface ContextOptions {
   /** logical batch: the most tokens one decode call takes */
   batchSize?: number;
   threads?: number;
-  /** one KV buffer shared by all sequences (default: one stream per sequence, which keeps
-   * attention cost per sequence and batched outputs identical to single-sequence ones) */
+  /** one KV buffer shared by all sequences, still sized contextSize per sequence (default: one
+   * stream per sequence, which keeps attention cost per sequence and batched outputs identical to
+   * single-sequence ones; a batch over streams is one pass per run of consecutive sequence ids) */
   kvUnified?: boolean;
   flashAttention?: "auto" | "on" | "off";
   /** attach a persistent ggml threadpool whose threads sleep between graphs (default: on when
@@ -47,8 +48,9 @@ export class LlamaContext {
     }
     const unified = options.kvUnified ?? false;
     const raw: RawContextOptions = {
-      // llama.cpp sizes the KV cache as a whole: a stream per sequence needs perSeq each
-      nCtx: unified ? perSeq : perSeq * sequences,
+      // llama.cpp sizes the KV cache as a whole: perSeq cells for each sequence, in its own stream
+      // or in the shared buffer (so every sequence can reach contextSize at the same time)
+      nCtx: perSeq * sequences,
       nSeqMax: sequences,
       nBatch: options.batchSize ?? 512,
       threads,

@@ -25,6 +25,8 @@ export class LlamaModel {
     readonly raw: RawModel,
     readonly info: ModelInfo,
     private readonly addon: NativeAddon,
+    /** the device it was loaded on as asked ("cpu" with gpuLayers 0); undefined: llama.cpp's default, every layer on the GPUs if there are any */
+    readonly device: string | undefined,
   ) {}
 
   static async load(path: string, options: LoadModelOptions = {}): Promise<LlamaModel> {
@@ -47,7 +49,8 @@ export class LlamaModel {
       raw.dispose();
       throw e;
     }
-    return new LlamaModel(raw, { ...info, path, quantization: dominantType(header), fileSize: header.fileSize }, addon);
+    const device = options.gpuLayers === 0 ? "cpu" : options.device;
+    return new LlamaModel(raw, { ...info, path, quantization: dominantType(header), fileSize: header.fileSize }, addon, device);
   }
 
   get nVocab(): number {

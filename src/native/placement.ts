@@ -33,6 +33,15 @@ export function rankGpus(devices: readonly DeviceInfo[]): DeviceInfo[] {
 
 const isCpu = (name: string) => name.toLowerCase() === "cpu";
 
+/** the device of a model passed in loaded with llama.cpp's defaults: every layer on the GPUs, if any */
+export const AS_LOADED = "as loaded";
+
+/** whether a placed model runs on a GPU ("as loaded": when there is one) */
+export function onGpu(device: string, devices: readonly DeviceInfo[]): boolean {
+  if (device === AS_LOADED) return rankGpus(devices).length > 0;
+  return device !== "none" && !isCpu(device);
+}
+
 /**
  * The devices of both models: the user's choices where given; otherwise the target on the best
  * GPU, and the draft on another GPU if there is one, else on the CPU cores when the schedule
@@ -43,15 +52,17 @@ export function resolvePlacement(devices: readonly DeviceInfo[], req: PlacementR
   const gpus = rankGpus(devices);
   const target = req.target ?? gpus[0]?.name ?? "cpu";
   const targetWhy = defaulted.target ? (gpus.length > 0 ? "" : " (no GPU found)") : " (as given)";
-  const targetPart = `target on ${isCpu(target) ? "the CPU" : target}${targetWhy}`;
+  const targetPart = target === AS_LOADED ? "target as loaded" : `target on ${isCpu(target) ? "the CPU" : target}${targetWhy}`;
   if (!req.hasDraft) return { targetDevice: target, draftDevice: "none", note: targetPart, defaulted };
   if (req.draft !== undefined) return { targetDevice: target, draftDevice: req.draft, note: `${targetPart}, draft on ${req.draft} (as given)`, defaulted };
   const place = (draftDevice: string, why: string) => ({ targetDevice: target, draftDevice, note: `${targetPart}, ${why}`, defaulted });
-  if (isCpu(target)) return place("cpu", "draft on the CPU");
-  const other = gpus.find((g) => g.name !== target);
+  if (!onGpu(target, devices)) return place("cpu", "draft on the CPU");
+  // a target loaded with llama.cpp's defaults spreads over every GPU: none is free for the draft
+  const other = target === AS_LOADED ? undefined : gpus.find((g) => g.name !== target);
   if (other) return place(other.name, `draft on ${other.name}`);
   if (req.overlapped) return place("cpu", "draft on the CPU cores so drafting overlaps verification");
-  return place(target, `draft beside it on ${target} (phases take turns)`);
+  const beside = target === AS_LOADED ? gpus[0]!.name : target;
+  return place(beside, `draft beside it on ${beside} (phases take turns)`);
 }
 
 /** Both models placed by default (no device given). */

@@ -140,7 +140,7 @@ describe("generate", () => {
     expect(doc.summary.requests).toBe(1);
     expect(doc.summary.placement).toMatchObject({ mode: "psd", targetThreads: 1, draftThreads: 1, concurrent: true });
     // no GPU backend in CI: the default placement puts both models on the CPU and says so
-    if (!hasGpuDevice) expect(doc.summary.placement).toMatchObject({ targetDevice: "cpu", draftDevice: "cpu", deviceNote: expect.stringMatching(/no GPU/) });
+    if (!hasGpuDevice) expect(doc.summary.placement).toMatchObject({ targetDevice: "cpu", draftDevice: "cpu", deviceNote: expect.stringMatching(/no GPU/), kvUnified: { target: false, draft: false } });
   });
 
   it("streams a single prompt's text to stdout: the same text --json reports", async () => {

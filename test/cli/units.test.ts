@@ -150,7 +150,7 @@ function runStats(mode: Mode, tokensPerSecond: number): RunStats {
 function fakeReport(): BenchReport {
   const modes = (["ar", "sd", "psd"] as Mode[]).map((mode, i) => {
     const stats = [runStats(mode, 10 + i * 5), runStats(mode, 12 + i * 5)];
-    const placement: Placement = { mode, cores: 2, targetThreads: mode === "psd" ? 1 : 2, draftThreads: mode === "ar" ? 0 : mode === "psd" ? 1 : 2, concurrent: mode === "psd", oversubscribed: false, targetDevice: "cpu", draftDevice: mode === "ar" ? "none" : "cpu", deviceNote: "no GPU found: target and draft on the CPU", sequences: 4 };
+    const placement: Placement = { mode, cores: 2, targetThreads: mode === "psd" ? 1 : 2, draftThreads: mode === "ar" ? 0 : mode === "psd" ? 1 : 2, concurrent: mode === "psd", oversubscribed: false, targetDevice: "cpu", draftDevice: mode === "ar" ? "none" : "cpu", deviceNote: "no GPU found: target and draft on the CPU", kvUnified: { target: false, draft: false }, sequences: 4 };
     const trace = mode === "ar" ? psdTrace(12).filter((e) => e.worker === "target") : psdTrace(12);
     return { mode, placement, summary: summarizeRuns(stats), warmup: stats[0]!, runs: stats.map((s, r) => ({ run: r + 1, stats: s, requests: [] })), timeline: timelineWindow(trace) };
   });

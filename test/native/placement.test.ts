@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { defaultPlacement, rankGpus, resolvePlacement } from "../../src/native/placement.js";
+import { AS_LOADED, defaultPlacement, onGpu, rankGpus, resolvePlacement } from "../../src/native/placement.js";
 import { defaultThreads } from "../../src/native/threads.js";
 import type { DeviceInfo } from "../../src/native/types.js";
 
@@ -69,5 +69,13 @@ describe("resolvePlacement: the user's devices where given, the defaults for the
     const ar = resolvePlacement(oneGpu, { hasDraft: false, overlapped: false });
     expect(ar).toMatchObject({ targetDevice: "CUDA0", draftDevice: "none", defaulted: { target: true, draft: false } });
     expect(resolvePlacement([cpu], { hasDraft: false, overlapped: false }).note).toMatch(/no GPU/);
+  });
+  it("a target passed in loaded with llama.cpp's defaults occupies every GPU: the draft never takes one of them as 'another GPU'", () => {
+    expect(onGpu(AS_LOADED, twoGpus)).toBe(true);
+    expect(onGpu(AS_LOADED, [cpu])).toBe(false);
+    expect(resolvePlacement(twoGpus, { target: AS_LOADED, hasDraft: true, overlapped: true })).toMatchObject({ targetDevice: AS_LOADED, draftDevice: "cpu" });
+    expect(resolvePlacement(twoGpus, { target: AS_LOADED, hasDraft: true, overlapped: false })).toMatchObject({ draftDevice: "CUDA0" });
+    expect(resolvePlacement([cpu], { target: AS_LOADED, hasDraft: true, overlapped: true })).toMatchObject({ draftDevice: "cpu" });
+    expect(resolvePlacement(oneGpu, { target: AS_LOADED, hasDraft: true, overlapped: true }).note).toMatch(/^target as loaded, draft on the CPU cores/);
   });
 });
