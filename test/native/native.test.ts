@@ -42,6 +42,16 @@ describe("model", () => {
     expect(target.info.nLayer).toBeGreaterThan(draft.info.nLayer);
     expect(target.info.addBos).toBe(true);
     expect(target.info.quantization).toBe("F32");
+    // loaded with llama.cpp's default device choice; createEngine places such a model "as loaded"
+    expect(target.device).toBeUndefined();
+  });
+
+  it("remembers the device it was loaded on (cpu when no layer is offloaded)", async () => {
+    const onCpu = await LlamaModel.load(targetPath, { device: "cpu" });
+    const noLayers = await LlamaModel.load(targetPath, { gpuLayers: 0 });
+    expect([onCpu.device, noLayers.device]).toEqual(["cpu", "cpu"]);
+    onCpu.dispose();
+    noLayers.dispose();
   });
 
   it("round-trips text through the tokenizer", () => {
