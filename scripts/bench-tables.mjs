@@ -5,6 +5,8 @@
 //   node scripts/bench-tables.mjs docs/bench/X.json
 import { readFileSync } from "node:fs";
 
+const { autoChoiceShares } = await import(new URL("../dist/bench/summarize.js", import.meta.url).href);
+
 const file = process.argv[2];
 if (!file) {
   console.error("usage: node scripts/bench-tables.mjs BENCH.json");
@@ -47,10 +49,7 @@ for (const m of b.modes) {
   const a = m.summary.auto;
   if (!a) continue;
   const total = a.decisions.reduce((n, d) => n + d.steps, 0);
-  const shares = [...a.decisions]
-    .sort((x, y) => y.steps - x.steps)
-    .map((d) => `${d.schedule} k=${d.k} at ${d.threads.target}/${d.threads.draft} threads ${pct(d.steps / total, 0)}`)
-    .join(", ");
+  const shares = autoChoiceShares(a.decisions);
   const best = m.summary.speedupVsBestFixed;
   console.log(`\nWhat \`${m.mode}\` chose (shares of the ${total} measured steps): ${shares}; ${a.probeSteps} probe steps, ${a.switches} schedule switches; ${best === null || best === undefined ? "" : `${ratio(best)} the best fixed mode `}(${f(m.summary.tokensPerSecond)} tok/s).`);
 }

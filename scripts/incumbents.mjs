@@ -47,12 +47,9 @@ const prompts1 = BUILTIN_PROMPTS.slice(0, 4);
 const prompts8 = BUILTIN_PROMPTS.slice(0, 8);
 const only = args.only ? new RegExp(args.only) : null;
 const log = (s) => process.stderr.write(`${s}\n`);
+const { autoChoiceShares } = await import(path.join(root, "dist/bench/summarize.js"));
 /** auto's three most frequent choices with their share of the steps */
-const autoChoices = (a) => {
-  if (!a) return undefined;
-  const total = a.decisions.reduce((n, d) => n + d.steps, 0);
-  return [...a.decisions].sort((x, y) => y.steps - x.steps).slice(0, 3).map((d) => `${d.schedule} k=${d.k} ${((100 * d.steps) / total).toFixed(0)}%`).join(", ");
-};
+const autoChoices = (a) => (a ? autoChoiceShares(a.decisions, { top: 3, threads: false }) : undefined);
 
 // ---------------------------------------------------------------- minedraft (in this process)
 async function minedraft(mode, batchSize, prompts) {

@@ -41,12 +41,9 @@ const maxTokens = Number(args["max-tokens"]);
 const repeat = Number(args.repeat);
 const list = (s) => s.split(",").map(Number);
 const log = (s) => process.stderr.write(`${s}\n`);
+const { autoChoiceShares } = await import(path.join(root, "dist/bench/summarize.js"));
 /** auto's three most frequent choices with their share of the steps */
-const autoChoices = (a) => {
-  if (!a) return undefined;
-  const total = a.decisions.reduce((n, d) => n + d.steps, 0);
-  return [...a.decisions].sort((x, y) => y.steps - x.steps).slice(0, 3).map((d) => `${d.schedule} k=${d.k} ${((100 * d.steps) / total).toFixed(0)}%`).join(", ");
-};
+const autoChoices = (a) => (a ? autoChoiceShares(a.decisions, { top: 3, threads: false }) : undefined);
 
 /** n prompts: the built-in ones, then numbered variants of them (every request distinct). */
 const promptsFor = (n) => Array.from({ length: n }, (_, i) => (i < BUILTIN_PROMPTS.length ? BUILTIN_PROMPTS[i] : `${BUILTIN_PROMPTS[i % BUILTIN_PROMPTS.length]} (${Math.floor(i / BUILTIN_PROMPTS.length)})`));

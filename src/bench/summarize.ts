@@ -200,3 +200,19 @@ export function threadsLabel(m: Pick<ModeResult, "mode" | "placement">, or = " o
   if (plans) return `${plans.sequential.target}/${plans.sequential.draft}${plans.overlapped ? `${or}${plans.overlapped.target}/${plans.overlapped.draft}` : ""}`;
   return `${p.targetThreads}/${p.draftThreads}`;
 }
+
+/**
+ * auto's choices by share of steps, most frequent first, e.g. "sequential k=0 at 2/2 threads 52%,
+ * overlapped k=1 at 1/1 threads 3%" (`threads: false` leaves the thread counts out).
+ */
+export function autoChoiceShares(
+  decisions: readonly { schedule: string; k: number; steps: number; threads: { target: number; draft: number } }[],
+  opts: { top?: number; threads?: boolean } = {},
+): string {
+  const total = decisions.reduce((n, d) => n + d.steps, 0);
+  return [...decisions]
+    .sort((a, b) => b.steps - a.steps)
+    .slice(0, opts.top ?? decisions.length)
+    .map((d) => `${d.schedule} k=${d.k}${opts.threads === false ? "" : ` at ${d.threads.target}/${d.threads.draft} threads`} ${total > 0 ? ((100 * d.steps) / total).toFixed(0) : "0"}%`)
+    .join(", ");
+}

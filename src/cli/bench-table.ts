@@ -1,6 +1,6 @@
 // The benchmark's text output: setup lines and the comparison table.
 import type { BenchReport, ModeResult, ModelReport } from "../bench/types.js";
-import { threadsLabel } from "../bench/summarize.js";
+import { autoChoiceShares, threadsLabel } from "../bench/summarize.js";
 import { bytes, count, fixed, percent, ratio, textTable } from "./format.js";
 
 function modelLine(role: string, m: ModelReport | null): string {
@@ -46,10 +46,7 @@ export function benchNotes(report: BenchReport): string[] {
     const s = m.summary;
     if (s.auto) {
       const total = s.auto.decisions.reduce((n, d) => n + d.steps, 0);
-      const shares = s.auto.decisions
-        .slice(0, 5)
-        .map((d) => `${d.schedule} k=${d.k} (${d.threads.target}/${d.threads.draft} threads) ${percent(d.share, 0)}`)
-        .join(", ");
+      const shares = autoChoiceShares(s.auto.decisions, { top: 5 });
       lines.push(
         `${m.mode} decisions over ${total} steps: ${shares}; ${s.auto.probeSteps} probe steps, ${s.auto.switches} schedule switches` +
           (s.speedupVsBestFixed !== null ? `; ${ratio(s.speedupVsBestFixed)} the best fixed mode` : ""),

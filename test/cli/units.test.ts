@@ -6,7 +6,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { overlapIntervals, renderHtmlReport, timelineSvg } from "../../src/bench/html-report.js";
 import { niceTicks } from "../../src/bench/svg.js";
-import { summarizeRuns, withSpeedups } from "../../src/bench/summarize.js";
+import { autoChoiceShares, summarizeRuns, withSpeedups } from "../../src/bench/summarize.js";
 import { timelineWindow } from "../../src/bench/timeline.js";
 import { BENCH_SCHEMA, type BenchReport, type ModeResult } from "../../src/bench/types.js";
 import { writeFileAtomic } from "../../src/cli/atomic-write.js";
@@ -98,6 +98,16 @@ function psdTrace(steps: number): TraceEvent[] {
   }
   return events;
 }
+
+describe("auto choice shares", () => {
+  it("lists the choices by share of steps, most frequent first, with or without threads", () => {
+    const d = (schedule: string, k: number, steps: number, t: number) => ({ schedule, k, steps, threads: { target: t, draft: t } });
+    const decisions = [d("overlapped", 1, 1, 1), d("sequential", 0, 6, 2), d("sequential", 1, 3, 2)];
+    expect(autoChoiceShares(decisions)).toBe("sequential k=0 at 2/2 threads 60%, sequential k=1 at 2/2 threads 30%, overlapped k=1 at 1/1 threads 10%");
+    expect(autoChoiceShares(decisions, { top: 2, threads: false })).toBe("sequential k=0 60%, sequential k=1 30%");
+    expect(autoChoiceShares([])).toBe("");
+  });
+});
 
 describe("timeline", () => {
   it("takes consecutive steps from the middle of the run and clips events to the window", () => {
