@@ -123,14 +123,14 @@ run() {
     local dev; dev=$(node -e "import('./dist/index.js').then(async m=>{const d=(await m.devices()).find(x=>x.type==='gpu');console.log(d?d.name:'')})")
     local cpu=$(( $(nproc) - 2 ))
     for kv in per-seq unified; do
-      local flag=(); [ $kv = unified ] && flag=(--kv-unified)
+      local flag=(--no-kv-unified); [ $kv = unified ] && flag=(--kv-unified)
       "${bench[@]}" --modes ar --batch-size 8 --max-tokens 4 --repeat 1 --device "$dev" --gpu-layers -1 "${flag[@]}" --log-level info > "$out/splits-$kv.log" 2>&1 || true
       echo "$kv: $(grep -m3 -o 'graph splits = [0-9]*\|graph nodes *= [0-9]*' "$out/splits-$kv.log" | tr '\n' ' ')" | tee -a "$out/gpu-check.log"
     done
-    bench_run same-gpu-b8-per-seq --modes ar,sd,psd --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1
+    bench_run same-gpu-b8-per-seq --modes ar,sd,psd --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1 --no-kv-unified
     bench_run same-gpu-b8-unified --modes ar,sd,psd --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1 --kv-unified
     [ $SECONDS -lt "$deadline" ] && bench_run draft-cpu-b8-unified --modes sd,psd --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device cpu --threads 2 --draft-threads "$cpu" --kv-unified
-    [ $SECONDS -lt "$deadline" ] && bench_run draft-cpu-b8-per-seq --modes sd,psd --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device cpu --threads 2 --draft-threads "$cpu"
+    [ $SECONDS -lt "$deadline" ] && bench_run draft-cpu-b8-per-seq --modes sd,psd --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device cpu --threads 2 --draft-threads "$cpu" --no-kv-unified
   elif [ "$gpu" = cuda ]; then
     local dev; dev=$(node -e "import('./dist/index.js').then(async m=>{const d=(await m.devices()).find(x=>x.type==='gpu');console.log(d?d.name:'')})")
     [ -n "$dev" ] || { echo "no GPU device found by the CUDA backend" | tee -a "$out/gpu-check.log"; exit 1; }

@@ -61,7 +61,8 @@ export function addPlacementOptions(cmd: Command): Command {
     .option("--device <name>", 'device of the target model: "cpu" or a name from `minedraft inspect --devices`')
     .option("--draft-device <name>", "device of the draft model")
     .option("--ctx-size <n>", "context tokens per sequence (prompt + generation)", integer(16), 2048)
-    .option("--kv-unified", "one KV buffer for all sequences instead of one per sequence (any batch layout is one pass; attention spans every sequence's cells)")
+    .option("--kv-unified", "one KV buffer for all sequences (any batch layout is one pass; attention spans every sequence's cells); default for a model on a GPU")
+    .option("--no-kv-unified", "one KV stream per sequence, also on a GPU (the CPU default)")
     .addOption(new Option("--log-level <level>", "llama.cpp log level").choices(LOG_LEVELS).default("error"));
 }
 

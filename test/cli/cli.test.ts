@@ -143,6 +143,17 @@ describe("generate", () => {
     if (!hasGpuDevice) expect(doc.summary.placement).toMatchObject({ targetDevice: "cpu", draftDevice: "cpu", deviceNote: expect.stringMatching(/no GPU/), kvUnified: { target: false, draft: false } });
   });
 
+  it("--kv-unified / --no-kv-unified set both contexts' KV layout; the greedy output is the same on the CPU", async () => {
+    const args = ["generate", "--model", target, "--draft", draft, "--prompt", "Hello there", "--max-tokens", "8", "--seed", "3", "--json", ...small];
+    const [unified, perSeq] = [await runCli([...args, "--kv-unified"]), await runCli([...args, "--no-kv-unified"])];
+    expect(unified.code, unified.stderr).toBe(0);
+    expect(perSeq.code, perSeq.stderr).toBe(0);
+    const [u, p] = [JSON.parse(unified.stdout), JSON.parse(perSeq.stdout)];
+    expect(u.summary.placement.kvUnified).toEqual({ target: true, draft: true });
+    expect(p.summary.placement.kvUnified).toEqual({ target: false, draft: false });
+    expect(u.requests[0].tokens).toEqual(p.requests[0].tokens);
+  });
+
   it("streams a single prompt's text to stdout: the same text --json reports", async () => {
     const args = ["generate", "--model", target, "--draft", draft, "--prompt", "Stream me", "--max-tokens", "10", "--seed", "5", ...small];
     const [streamed, json] = [await runCli(args), await runCli([...args, "--json"])];
