@@ -60,7 +60,7 @@ run() {
   local models="$work/models"
   make_models() {
     local t0=$SECONDS
-    node dist/cli/main.js synth --out "$models" --preset tinyllama > "$out/synth.log" 2>&1 || { cat "$out/synth.log"; return 1; }
+    node dist/cli/main.js synth --out "$models" --preset tinyllama > "$work/synth.log" 2>&1 || { cat "$work/synth.log"; return 1; }
     echo "models made in $((SECONDS - t0)) s: $(ls -s --block-size=M "$models" | tr '\n' ' ')" | tee -a "$out/gpu-check.log"
   }
   echo "== $(date -u +%FT%TZ) $(uname -m) $(nproc) cores; node $(node -v); gpu=$gpu" | tee "$out/gpu-check.log"
@@ -141,6 +141,20 @@ run() {
     [ $SECONDS -lt "$deadline" ] && bench_run same-gpu-b1 --modes "$modes" --batch-size 1 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1
     # The default placement (no device flags): target on the GPU, draft on the CPU cores for psd/auto.
     [ $SECONDS -lt "$deadline" ] && bench_run default-placement-b8 --modes psd,auto --batch-size 8 --repeat 1
+    # Greedy agreement on CUDA: 8 prompts x 64 tokens per mode and batch size; compare on a CPU machine
+    # with scripts/greedy-divergence.mjs (docs/performance.md 5.8).
+    printf '%s\n' "The history of the printing press" "Write a function that sorts a list" "Explain photosynthesis to a child" \
+      "The best way to learn a language is" "In 1905, Albert Einstein" "Once upon a time in a small village" "def fibonacci(n):" \
+      "The three laws of motion are" > "$work/greedy-prompts.txt"
+    local g; mkdir -p "$work/greedy"
+    for g in ar:1 ar:8 sd:1 psd:4:gpu psd:4:cpu; do
+      IFS=: read -r mode b draftdev <<< "$g"
+      local on=(--draft-device "$dev" --draft-gpu-layers -1); [ "$draftdev" = cpu ] && on=(--draft-device cpu)
+      node dist/cli/main.js generate --model "$models/target.gguf" --draft "$models/draft.gguf" --mode "$mode" --prompts "$work/greedy-prompts.txt" \
+        --max-tokens 64 --temp 0 --batch-size "$b" --device "$dev" --gpu-layers -1 "${on[@]}" --json > "$work/greedy/$mode-b$b${draftdev:+-draft-$draftdev}.json" \
+        || echo "FAILED: greedy $g" | tee -a "$out/gpu-check.log"
+    done
+    tar -C "$work" -czf "$out/greedy.tar.gz" greedy  # one file: a device call returns at most 8
   else
     bench_run cpu-dry-run --modes "$modes" --batch-size "${BATCH:-4}"
   fi
