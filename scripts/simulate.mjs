@@ -138,8 +138,9 @@ export function simulate(mode, workload, costs, replay) {
         count(`overlapped/${kMax}`);
       }
     } else {
-      // auto with exact costs: the best option each step; entering overlapped costs a fill,
-      // leaving it a drain (both at the sequential placement)
+      // auto with exact costs: the best option each step; entering overlapped, a fill verifies one
+      // sub-batch plainly while drafting the other; leaving it, a drain verifies the drafted
+      // sub-batch and every other request (plain) in one pass
       const drafted = running.filter((q) => q.drafted);
       const sizes = { sequential: running.length, overlapped: Math.max(1, running.length / 2) };
       // replay: the measured shares of auto's choices, interleaved (largest deficit first)
@@ -148,7 +149,11 @@ export function simulate(mode, workload, costs, replay) {
         if (drafted.length === 0) {
           rebalance(running);
           const b0 = running.filter((q) => q.batch === 0);
-          t += draftMs(costs, "sequential", best.k, b0.length) + (costs.overhead?.sequential ?? 0);
+          const b1 = running.filter((q) => q.batch === 1);
+          const v = verifyMs(costs, "overlapped", b1.length);
+          const d = draftMs(costs, "overlapped", best.k, b0.length);
+          t += Math.max(v, d) + (costs.overhead?.overlapped ?? 0);
+          for (const q of b1) gain(q, 0);
           for (const q of b0) {
             q.drafted = true;
             q.draftK = best.k;
@@ -171,9 +176,9 @@ export function simulate(mode, workload, costs, replay) {
           count(`overlapped/${best.k}`);
         }
       } else if (drafted.length > 0) {
-        t += verifyMs(costs, "sequential", drafted.reduce((n, q) => n + q.draftK + 1, 0)) + (costs.overhead?.sequential ?? 0);
-        for (const q of drafted) {
-          gain(q, q.draftK);
+        t += verifyMs(costs, "sequential", running.reduce((n, q) => n + (q.drafted ? q.draftK : 0) + 1, 0)) + (costs.overhead?.sequential ?? 0);
+        for (const q of running) {
+          gain(q, q.drafted ? q.draftK : 0);
           q.drafted = false;
         }
         count("drain");
@@ -281,13 +286,20 @@ export function fitCosts(bench) {
   const perPos = meanVector(sd.runs.map((r) => r.stats.perPositionAcceptance));
   const alpha = perPos.map((p, i) => (i === 0 ? p : perPos[i - 1] > 0 ? p / perPos[i - 1] : 0));
   const perStepIdle = (m) => (m && m.phases.steps > 0 ? (m.summary.idleFraction * m.phases.wallMs) / m.phases.steps : 0);
-  const prefillPerRequest = (m) => (m ? m.phases.prefill.totalMs / Math.max(1, m.runs.reduce((n, r) => n + r.stats.requests, 0)) : 0);
-  // prefills: on both workers one after the other (sequential placement), or at once (psd)
+  // prefill time per request: the time either worker was prefilling (wallMs: psd's two workers
+  // prefill at once, the target's part the longer; sd's take turns). Benches written before
+  // wallMs existed have only the sum over both workers: half of it for psd, all of it otherwise.
+  const prefillPerRequest = (m, concurrent) => {
+    if (!m) return 0;
+    const p = m.phases.prefill;
+    const wall = p.wallMs ?? (concurrent ? p.totalMs / 2 : p.totalMs);
+    return wall / Math.max(1, m.runs.reduce((n, r) => n + r.stats.requests, 0));
+  };
   const prefill = {
-    ar: prefillPerRequest(ar),
-    sd: prefillPerRequest(sd),
-    psd: psd.phases.prefill.totalMs / 2 / Math.max(1, psd.runs.reduce((n, r) => n + r.stats.requests, 0)),
-    auto: prefillPerRequest(sd),
+    ar: prefillPerRequest(ar, false),
+    sd: prefillPerRequest(sd, false),
+    psd: prefillPerRequest(psd, true),
+    auto: prefillPerRequest(sd, false),
   };
   return {
     batchSize: m,

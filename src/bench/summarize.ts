@@ -101,21 +101,20 @@ export function phaseStats(events: readonly TraceEvent[], steps: number, wallMs:
   const busyFraction = overlapFractions(events);
   const verify = { alone: [] as TraceEvent[], overlapped: [] as TraceEvent[] };
   const draft = { alone: [] as TraceEvent[], overlapped: [] as TraceEvent[] };
-  let prefillCalls = 0;
-  let prefillMs = 0;
+  const prefills: TraceEvent[] = [];
   events.forEach((e, i) => {
     const where = busyFraction[i]! >= 0.5 ? "overlapped" : "alone";
     if (e.kind === "verify") verify[where].push(e);
     else if (e.kind === "draft") draft[where].push(e);
-    else {
-      prefillCalls++;
-      prefillMs += e.end - e.start;
-    }
+    else prefills.push(e);
   });
+  let prefillMs = 0;
+  for (const e of prefills) prefillMs += e.end - e.start;
+  const prefillCalls = prefills.length;
   return {
     verify: { alone: verifyCost(verify.alone), overlapped: verifyCost(verify.overlapped) },
     draft: { alone: draftCost(draft.alone), overlapped: draftCost(draft.overlapped) },
-    prefill: { calls: prefillCalls, meanMs: prefillCalls > 0 ? prefillMs / prefillCalls : 0, totalMs: prefillMs },
+    prefill: { calls: prefillCalls, meanMs: prefillCalls > 0 ? prefillMs / prefillCalls : 0, totalMs: prefillMs, wallMs: unionMs(prefills) },
     steps,
     wallMs,
   };
@@ -215,4 +214,21 @@ export function autoChoiceShares(
     .slice(0, opts.top ?? decisions.length)
     .map((d) => `${d.schedule} k=${d.k}${opts.threads === false ? "" : ` at ${d.threads.target}/${d.threads.draft} threads`} ${total > 0 ? ((100 * d.steps) / total).toFixed(0) : "0"}%`)
     .join(", ");
+}
+
+/** Length of the union of the events' intervals (time in which at least one of them ran). O(n log n). */
+export function unionMs(events: readonly { start: number; end: number }[]): number {
+  const sorted = [...events].sort((a, b) => a.start - b.start);
+  let total = 0;
+  let from = -Infinity;
+  let to = -Infinity;
+  for (const e of sorted) {
+    if (e.start > to) {
+      if (to > from) total += to - from;
+      from = e.start;
+      to = e.end;
+    } else to = Math.max(to, e.end);
+  }
+  if (to > from) total += to - from;
+  return total;
 }

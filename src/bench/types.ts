@@ -172,7 +172,8 @@ export interface DraftCost {
 export interface PhaseStats {
   verify: { alone: VerifyCost; overlapped: VerifyCost };
   draft: { alone: DraftCost; overlapped: DraftCost };
-  prefill: { calls: number; meanMs: number; totalMs: number };
+  /** totalMs sums both workers' prefill calls; wallMs is the time either worker was prefilling */
+  prefill: { calls: number; meanMs: number; totalMs: number; wallMs: number };
   /** decode steps and wall ms over the measured runs */
   steps: number;
   wallMs: number;

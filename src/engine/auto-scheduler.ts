@@ -6,9 +6,11 @@
 // drafted last step while drafting the other; a sequential step drafts and verifies every running
 // request in one pass (sd, or ar at k = 0, over up to 2m requests).
 // Switching needs no second set of contexts: the workers' thread counts change between steps
-// (Backend.setThreads). Entering the overlapped schedule first drafts one batch alone ("fill");
-// leaving it first verifies the batch holding drafts alone ("drain"); both run at the sequential
-// placement. Nothing is ever drafted past unverified tokens, so output is lossless at any k.
+// (Backend.setThreads). Entering the overlapped schedule ("fill"), the batch verified first has no
+// drafts yet and decodes one plain token per request while the other is drafted; leaving it
+// ("drain"), the batch holding drafts is verified in one pass with every other request decoding a
+// plain token. Neither leaves a worker idle for a step. Nothing is ever drafted past unverified
+// tokens, so output is lossless at any k.
 //
 // Exploration: a short calibration measures each kind of work twice (plain decoding, sequential
 // k_max, overlapped k_max); then at most every `probeEvery` steps a probe re-measures an option
@@ -19,7 +21,7 @@
 import type { Backend, ThreadPlacement } from "./backend.js";
 import { CostModel } from "./cost-model.js";
 import type { BatchExecutor, CallLabel, CallTiming } from "./executor.js";
-import { admitToDraftBatch, batchSizes, other, rebalance, type Batch } from "./psd-scheduler.js";
+import { admitToDraftBatch, batchSizes, other, rebalance, splitBySlot, type Batch } from "./psd-scheduler.js";
 import type { Request } from "./request.js";
 import type { Scheduler } from "./scheduler.js";
 import type { StatsCollector } from "./stats.js";
@@ -105,6 +107,11 @@ export class AutoPolicy {
     this.model = new CostModel({ kMax: opts.kMax, batchSize: opts.batchSize });
   }
 
+  /** The schedule chosen last (null before the first choice after calibration). */
+  get currentSchedule(): StepSchedule | null {
+    return this.current?.schedule ?? null;
+  }
+
   /** Every option's prediction, best first (unmeasured ones left out). */
   predictions(size: PassSize, overlapNow: boolean): Omit<AutoPrediction, "threads">[] {
     const rates = this.model.acceptance.rates();
@@ -146,7 +153,13 @@ export class AutoPolicy {
     if (this.confirming) {
       const c = this.confirming;
       const now = preds.find((p) => p.schedule === c.schedule);
-      if (now && Math.abs(now.tokensPerSecond / c.rate - 1) < SETTLED) this.settled[c.schedule] = true;
+      const top = preds[0]!;
+      // settled when the estimate held, or when the decision it was checked for held: re-measured,
+      // the schedule is still far behind (precision beyond that changes no choice, and on a GPU,
+      // where 10 ms steps jitter by 20%, the estimate itself rarely holds within SETTLED)
+      const held = now !== undefined && Math.abs(now.tokensPerSecond / c.rate - 1) < SETTLED;
+      const farBehind = now !== undefined && top.schedule !== c.schedule && now.tokensPerSecond < CLOSE_CALL * top.tokensPerSecond;
+      if (held || farBehind) this.settled[c.schedule] = true;
       if (this.confirmations[c.schedule] >= MAX_CONFIRM) this.settled[c.schedule] = true;
       this.confirming = null;
     }
@@ -284,6 +297,15 @@ export class AutoScheduler implements Scheduler {
     admitToDraftBatch(request, running);
   }
 
+  /**
+   * Sub-batch 1 takes its slots from the top (each sub-batch stays one run of sequence ids for
+   * the overlapped schedule), except while the sequential schedule runs: its passes span every
+   * running request, so new requests then fill the lowest free slots and keep that span one run.
+   */
+  slotFromTop(request: Request): boolean {
+    return request.batch === 1 && this.policy.currentSchedule !== "sequential";
+  }
+
   private threadsFor(schedule: StepSchedule): { target: number; draft: number } {
     const p = this.plans ? (schedule === "overlapped" ? (this.plans.overlapped ?? this.plans.sequential) : this.plans.sequential) : undefined;
     return p ? { target: p.target, draft: p.draft } : { target: 0, draft: 0 };
@@ -311,47 +333,36 @@ export class AutoScheduler implements Scheduler {
     const drafted = running.filter((q) => q.drafts !== null);
 
     if (d.schedule === "overlapped" && d.k > 0) {
-      if (drafted.length === 0) {
-        // fill: draft one batch alone (all cores); the next step verifies it while drafting the other
-        rebalance(running, 0);
-        rebalance(running, 1);
-        const sizes = batchSizes(running);
-        if (sizes[0] > 0 && sizes[1] > 0) {
-          await this.place("sequential", executor);
-          const t = await executor.draft(
-            running.filter((q) => q.batch === 0),
-            { step, batch: 0, batchSizes: sizes, decision },
-            { k: d.k },
-          );
-          this.policy.recordDraft("sequential", t);
-          return;
-        }
-      } else {
-        const verifyBatch = drafted[0]!.batch;
-        const draftBatch = other(verifyBatch);
-        rebalance(running, draftBatch);
-        const sizes = batchSizes(running);
-        const toDraft = running.filter((q) => q.batch === draftBatch);
-        if (toDraft.length > 0) {
-          await this.place("overlapped", executor);
-          const [tv, td] = await Promise.all([
-            executor.verify(drafted, { step, batch: verifyBatch, batchSizes: sizes, decision }),
-            executor.draft(toDraft, { step, batch: draftBatch, batchSizes: sizes, decision }, { k: d.k }),
-          ]);
-          this.policy.recordVerify("overlapped", tv);
-          this.policy.recordDraft("overlapped", td);
-          if (tv && td) this.policy.recordOverhead("overlapped", this.collector.now() - start - Math.max(tv.ms, td.ms));
-          return;
-        }
+      // entering the schedule ("fill") no batch holds drafts: the batch verified first decodes one
+      // plain token per request while the other is drafted, so the target is never left idle
+      const fill = drafted.length === 0;
+      const verifyBatch: Batch = fill ? 1 : drafted[0]!.batch;
+      const draftBatch = other(verifyBatch);
+      if (fill) splitBySlot(running);
+      else rebalance(running, draftBatch);
+      const sizes = batchSizes(running);
+      const toVerify = fill ? running.filter((q) => q.batch === verifyBatch) : drafted;
+      const toDraft = running.filter((q) => q.batch === draftBatch);
+      if (toDraft.length > 0 && toVerify.length > 0) {
+        await this.place("overlapped", executor);
+        const [tv, td] = await Promise.all([
+          executor.verify(toVerify, { step, batch: verifyBatch, batchSizes: sizes, decision }),
+          executor.draft(toDraft, { step, batch: draftBatch, batchSizes: sizes, decision }, { k: d.k }),
+        ]);
+        this.policy.recordVerify("overlapped", tv);
+        this.policy.recordDraft("overlapped", td);
+        if (tv && td) this.policy.recordOverhead("overlapped", this.collector.now() - start - Math.max(tv.ms, td.ms));
+        return;
       }
     }
 
     // sequential, or leaving overlapped (drain), or nothing to overlap with
     await this.place("sequential", executor);
-    const label: CallLabel = { step, batch: -1, batchSizes: batchSizes(running), decision };
     if (drafted.length > 0) {
-      // drain: the batch drafted last step is verified alone
-      this.policy.recordVerify("sequential", await executor.verify(drafted, label));
+      // drain: the batch drafted last step is verified, and every other request decodes one plain
+      // token in the same pass (one pass over all of them, as the sequential steps that follow)
+      const label: CallLabel = { step, batch: -1, batchSizes: batchSizes(running), decision };
+      this.policy.recordVerify("sequential", await executor.verify(running, label));
       return;
     }
     // every running request (up to 2m) in one pass: sequential steps are sd / ar over all of them,

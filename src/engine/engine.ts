@@ -245,7 +245,7 @@ export class Engine {
       r.state = "running";
       this.running.push(r);
       this.scheduler.admit(r, this.running);
-      r.slot = this.slots.take(r.batch === 1);
+      r.slot = this.slots.take(this.scheduler.slotFromTop?.(r) ?? r.batch === 1);
       admitted.push(r);
     }
     if (admitted.length === 0) return;

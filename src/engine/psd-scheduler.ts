@@ -60,6 +60,17 @@ export function rebalance(running: readonly Request[], from: Batch): void {
   }
 }
 
+/**
+ * Re-forms the two sub-batches from slot order (lower half of the slots: batch 0), when no request
+ * holds drafts. Each sub-batch is then one run of sequence ids whenever all of them are, which
+ * keeps a verification of either one a single forward pass with per-sequence KV streams.
+ */
+export function splitBySlot(running: readonly Request[]): void {
+  const bySlot = [...running].sort((a, b) => a.slot - b.slot);
+  const half = Math.ceil(bySlot.length / 2);
+  bySlot.forEach((r, i) => (r.batch = i < half ? 0 : 1));
+}
+
 export class PsdScheduler implements Scheduler {
   readonly usesDraft = true;
   readonly capacity: number;

@@ -16,6 +16,8 @@ export interface Scheduler {
   readonly usesDraft: boolean;
   /** place a newly admitted request (already in `running`) */
   admit(request: Request, running: readonly Request[]): void;
+  /** whether a newly admitted request takes the highest free slot (default: sub-batch 1 does) */
+  slotFromTop?(request: Request): boolean;
   step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void>;
 }
 

@@ -6,7 +6,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { overlapIntervals, renderHtmlReport, timelineSvg } from "../../src/bench/html-report.js";
 import { niceTicks } from "../../src/bench/svg.js";
-import { autoChoiceShares, summarizeRuns, withSpeedups } from "../../src/bench/summarize.js";
+import { autoChoiceShares, phaseStats, summarizeRuns, unionMs, withSpeedups } from "../../src/bench/summarize.js";
 import { timelineWindow } from "../../src/bench/timeline.js";
 import { BENCH_SCHEMA, type BenchReport, type ModeResult } from "../../src/bench/types.js";
 import { writeFileAtomic } from "../../src/cli/atomic-write.js";
@@ -98,6 +98,21 @@ function psdTrace(steps: number): TraceEvent[] {
   }
   return events;
 }
+
+describe("phase statistics", () => {
+  it("counts prefill wall time once where both workers prefill at once (psd), in full where they take turns", () => {
+    expect(unionMs([])).toBe(0);
+    expect(unionMs([{ start: 0, end: 10 }, { start: 2, end: 6 }, { start: 12, end: 15 }, { start: 14, end: 20 }])).toBe(18);
+    const pre = (worker: "target" | "draft", start: number, end: number): TraceEvent => ({ worker, kind: "prefill", start, end, step: 1, requests: [1], batch: -1 });
+    // psd: both workers prefill the same admission concurrently (the target's part is the longer)
+    const together = phaseStats([pre("target", 0, 100), pre("draft", 0, 12), ...psdTrace(3).slice(1).map((e) => ({ ...e, start: e.start + 100, end: e.end + 100 }))], 3, 135);
+    expect(together.prefill.totalMs).toBe(112);
+    expect(together.prefill.wallMs).toBe(100);
+    // sd: one after the other
+    const turns = phaseStats([pre("target", 0, 100), pre("draft", 100, 112)], 0, 112);
+    expect(turns.prefill.wallMs).toBe(112);
+  });
+});
 
 describe("auto choice shares", () => {
   it("lists the choices by share of steps, most frequent first, with or without threads", () => {
