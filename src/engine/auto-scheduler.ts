@@ -306,6 +306,10 @@ export class AutoScheduler implements Scheduler {
     return request.batch === 1 && this.policy.currentSchedule !== "sequential";
   }
 
+  compactsSlots(): boolean {
+    return this.policy.currentSchedule === "sequential";
+  }
+
   private threadsFor(schedule: StepSchedule): { target: number; draft: number } {
     const p = this.plans ? (schedule === "overlapped" ? (this.plans.overlapped ?? this.plans.sequential) : this.plans.sequential) : undefined;
     return p ? { target: p.target, draft: p.draft } : { target: 0, draft: 0 };

@@ -76,6 +76,8 @@ export interface Worker {
   prefill(seq: number, pos: number, tokens: readonly number[]): Promise<void>;
   /** Free a sequence's KV cache. */
   removeSeq(seq: number): Promise<void>;
+  /** Optional capability: move a sequence's KV cache to a free sequence id (`src` is empty after). */
+  moveSeq?(src: number, dst: number): Promise<void>;
 }
 
 export interface TargetWorker extends Worker {
@@ -118,6 +120,12 @@ export interface Backend {
   readonly workersMayOverlap?: boolean;
   /** undefined in `ar`-only setups */
   draft?: DraftWorker;
+  /**
+   * true when the sequence ids in a batch decide how many forward passes it takes (one KV stream
+   * per sequence: one pass per run of consecutive ids). With moveSeq on the workers, the engine then
+   * closes the holes finished requests leave before passes over every running request.
+   */
+  readonly seqIdsSplitPasses?: boolean;
   /** tokenizer/metadata of the target (the draft's is checked compatible at creation) */
   info: ModelInfo;
   /**

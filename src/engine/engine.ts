@@ -7,7 +7,7 @@ import { BatchExecutor } from "./executor.js";
 import { resolveEngineOptions, resolveRequestOptions, type ResolvedEngineOptions } from "./options.js";
 import { Request } from "./request.js";
 import { createScheduler, type Scheduler } from "./scheduler.js";
-import { SlotPool } from "./slots.js";
+import { compactionMoves, SlotPool } from "./slots.js";
 import { StatsCollector } from "./stats.js";
 
 export interface ChatMessage {
@@ -224,6 +224,7 @@ export class Engine {
           if (this.queue.length === 0) break;
           continue;
         }
+        await this.compactSlots();
         await this.scheduler.step(this.running, this.executor, this.collector.nextStep());
       }
     } catch (error) {
@@ -251,6 +252,23 @@ export class Engine {
     if (admitted.length === 0) return;
     this.collector.setRunning(this.running.length);
     await this.executor.prefill(admitted, { step: this.collector.upcomingStep(), batch: -1 });
+  }
+
+  /**
+   * Before a pass over every running request, where sequence ids decide the passes: move requests
+   * into the holes finished ones left, so the pass is one run of ids (a KV copy costs far less than
+   * a second forward pass over the weights).
+   */
+  private async compactSlots(): Promise<void> {
+    if (!this.backend.seqIdsSplitPasses || !this.scheduler.compactsSlots?.()) return;
+    if (this.running.some((r) => r.drafts !== null)) return;
+    for (const { from, to } of compactionMoves(this.running.map((r) => r.slot), this.scheduler.capacity)) {
+      const r = this.running.find((q) => q.slot === from)!;
+      if (!(await this.executor.move(r, to))) continue;
+      this.slots.claim(to);
+      this.slots.release(from);
+      r.slot = to;
+    }
   }
 
   private async releaseFinished(): Promise<void> {

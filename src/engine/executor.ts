@@ -180,6 +180,23 @@ export class BatchExecutor {
     );
   }
 
+  /**
+   * Moves a request that holds no drafts to another (free) slot on both workers. A failure fails
+   * the request (its KV may be half moved) and resolves to false.
+   */
+  async move(r: Request, to: number): Promise<boolean> {
+    const target = this.backend.target.moveSeq;
+    const draft = this.useDraft ? this.backend.draft?.moveSeq : undefined;
+    if (!target || (this.useDraft && this.backend.draft && !draft)) return false;
+    try {
+      await Promise.all([invoke(() => target.call(this.backend.target, r.slot, to)), draft ? invoke(() => draft.call(this.backend.draft, r.slot, to)) : undefined]);
+      return true;
+    } catch (error) {
+      r.fail(error);
+      return false;
+    }
+  }
+
   /** Sets both workers' threads (auto); a no-op when the backend cannot switch. */
   async setThreads(target: number, draft: number): Promise<void> {
     await this.backend.setThreads?.(target, draft);

@@ -18,6 +18,11 @@ export interface Scheduler {
   admit(request: Request, running: readonly Request[]): void;
   /** whether a newly admitted request takes the highest free slot (default: sub-batch 1 does) */
   slotFromTop?(request: Request): boolean;
+  /**
+   * whether the next step is one pass over every running request (ar, sd, auto's sequential
+   * schedule), so the engine should first move requests to make their slots one run of ids
+   */
+  compactsSlots?(): boolean;
   step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void>;
 }
 
@@ -26,6 +31,9 @@ export class ArScheduler implements Scheduler {
   readonly usesDraft = false;
   constructor(readonly capacity: number) {}
   admit(): void {}
+  compactsSlots(): boolean {
+    return true;
+  }
   async step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void> {
     await executor.verify(running, { step, batch: -1 });
   }
@@ -36,6 +44,9 @@ export class SdScheduler implements Scheduler {
   readonly usesDraft = true;
   constructor(readonly capacity: number) {}
   admit(): void {}
+  compactsSlots(): boolean {
+    return true;
+  }
   async step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void> {
     await executor.draft(running, { step, batch: -1 });
     await executor.verify(running, { step, batch: -1 });

@@ -20,6 +20,13 @@ export class SlotPool {
     return fromTop ? this.free.pop()! : this.free.shift()!;
   }
 
+  /** takes a given free slot */
+  claim(slot: number): void {
+    const i = this.free.indexOf(slot);
+    if (i < 0) throw new Error(`sequence slot ${slot} is not free`);
+    this.free.splice(i, 1);
+  }
+
   release(slot: number): void {
     if (slot < 0) return;
     let i = this.free.length;
@@ -27,4 +34,39 @@ export class SlotPool {
     if (this.free[i - 1] === slot) throw new Error(`sequence slot ${slot} released twice`);
     this.free.splice(i, 0, slot);
   }
+}
+
+/** Number of runs of consecutive ids in a set of slots. */
+export function slotRuns(slots: readonly number[]): number {
+  const sorted = [...slots].sort((a, b) => a - b);
+  let runs = 0;
+  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i]! !== sorted[i - 1]! + 1) runs++;
+  return runs;
+}
+
+/**
+ * The fewest moves that make a set of slots (in 0..capacity-1) one run: the window of as many
+ * consecutive slots as there are requests that already holds the most of them stays, the others
+ * move into its holes. [] when the slots are one run already. O(capacity).
+ */
+export function compactionMoves(slots: readonly number[], capacity: number): { from: number; to: number }[] {
+  const n = slots.length;
+  if (n <= 1 || slotRuns(slots) <= 1) return [];
+  const used = new Uint8Array(capacity);
+  for (const s of slots) used[s] = 1;
+  let inWindow = 0;
+  for (let i = 0; i < n; i++) inWindow += used[i]!;
+  let best = inWindow;
+  let start = 0;
+  for (let a = 1; a + n <= capacity; a++) {
+    inWindow += used[a + n - 1]! - used[a - 1]!;
+    if (inWindow > best) {
+      best = inWindow;
+      start = a;
+    }
+  }
+  const holes: number[] = [];
+  for (let i = start; i < start + n; i++) if (!used[i]) holes.push(i);
+  const outside = [...slots].filter((s) => s < start || s >= start + n).sort((a, b) => a - b);
+  return outside.map((from, i) => ({ from, to: holes[i]! }));
 }

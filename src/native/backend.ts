@@ -18,6 +18,7 @@ export class NativeBackend implements Backend {
   readonly target: Backend["target"];
   readonly draft: Backend["draft"];
   readonly threadPlans: Backend["threadPlans"];
+  readonly seqIdsSplitPasses: boolean;
   readonly setThreads: Backend["setThreads"];
   private closed = false;
   private readonly fixedOverlap: boolean;
@@ -38,6 +39,7 @@ export class NativeBackend implements Backend {
     this.fixedOverlap = workersMayOverlap;
     this.current = { target: targetContext.info().threads, draft: draftContext?.info().threads ?? 0 };
     const tctx = targetContext.info();
+    this.seqIdsSplitPasses = !tctx.kvUnified;
     const m = targetModel;
     this.info = {
       nVocab: m.info.nVocab,
@@ -54,6 +56,7 @@ export class NativeBackend implements Backend {
     this.target = {
       prefill: (seq, pos, tokens) => targetContext.prefill(seq, pos, tokens),
       removeSeq: async (seq) => void (await targetContext.removeSeq(seq)),
+      moveSeq: moveFor(targetContext),
       verify: (specs: readonly VerifySpec[]) => targetContext.verify(specs, draftContext) as Promise<VerifyOutput[]>,
     };
     if (draftContext && draftModel) {
@@ -67,6 +70,7 @@ export class NativeBackend implements Backend {
       this.draft = {
         prefill: (seq, pos, tokens) => draftContext.prefill(seq, pos, dVocab >= m.info.nVocab ? tokens : fit(tokens)),
         removeSeq: async (seq) => void (await draftContext.removeSeq(seq)),
+        moveSeq: moveFor(draftContext),
         draft: (specs: readonly DraftSpec[]) => draftContext.draft(fitSpecs(specs), vocabLimit) as Promise<DraftOutput[]>,
       };
     }
@@ -111,4 +115,16 @@ export class NativeBackend implements Backend {
     await Promise.all([this.targetContext.dispose(), this.draftContext?.dispose()]);
     for (const m of this.ownedModels) m.dispose();
   }
+}
+
+/**
+ * moveSeq: copy, then free the source. In a unified KV buffer the copy only relabels cells; between
+ * the KV streams of two sequences llama.cpp copies the buffer at the start of the next decode,
+ * before anything can write to the freed source.
+ */
+function moveFor(context: LlamaContext): (src: number, dst: number) => Promise<void> {
+  return async (src, dst) => {
+    await context.copySeq(src, dst);
+    await context.removeSeq(src);
+  };
 }

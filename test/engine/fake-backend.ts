@@ -56,14 +56,16 @@ export interface FakeOptions {
    * fixed delays, and `threadCalls` records every setThreads.
    */
   threadPlans?: { sequential: ThreadPlacement; overlapped: ThreadPlacement | null };
+  /** Backend.seqIdsSplitPasses (default true, as on the CPU): the engine compacts slots with moveSeq */
+  seqIdsSplitPasses?: boolean;
   verifyMs?: (tokens: number, threads: number) => number;
   draftStepMs?: (requests: number, threads: number) => number;
 }
 
-type OptionalFakeOption = "threadPlans" | "verifyMs" | "draftStepMs";
+type OptionalFakeOption = "threadPlans" | "verifyMs" | "draftStepMs" | "seqIdsSplitPasses";
 
 export type FakeWorkerName = "target" | "draft";
-export type FakeCallKind = "prefill" | "draft" | "verify" | "removeSeq";
+export type FakeCallKind = "prefill" | "draft" | "verify" | "removeSeq" | "moveSeq";
 
 export interface FakeCall {
   worker: FakeWorkerName;
@@ -163,6 +165,7 @@ export class FakeBackend implements Backend {
   readonly setThreads?: (target: number, draft: number) => Promise<void>;
   /** threads now, and every change */
   threads: ThreadPlacement = { target: 1, draft: 1 };
+  readonly seqIdsSplitPasses: boolean;
   readonly threadCalls: ThreadPlacement[] = [];
 
   private readonly opts: Required<Omit<FakeOptions, OptionalFakeOption>> & Pick<FakeOptions, OptionalFakeOption>;
@@ -189,6 +192,7 @@ export class FakeBackend implements Backend {
       ...options,
     };
     const o = this.opts;
+    this.seqIdsSplitPasses = o.seqIdsSplitPasses ?? true;
     this.model = new FakeModel(o.logitScale, o.eogToken, o.eogBias, o.draftNoise);
     const eog = o.eogToken;
     this.info = {
@@ -216,6 +220,7 @@ export class FakeBackend implements Backend {
     this.target = {
       prefill: (seq, pos, tokens) => this.job("target", "prefill", [seq], o.prefillDelayMs, () => void this.feed("target", seq, pos, tokens)),
       removeSeq: (seq) => this.job("target", "removeSeq", [seq], 0, () => void this.seqs.target.delete(seq)),
+      moveSeq: (src, dst) => this.job("target", "moveSeq", [src, dst], 0, () => this.move("target", src, dst)),
       verify: (specs) =>
         this.job(
           "target",
@@ -246,6 +251,7 @@ export class FakeBackend implements Backend {
             this.seqs.draft.delete(seq);
             this.storedDrafts.delete(seq);
           }),
+        moveSeq: (src, dst) => this.job("draft", "moveSeq", [src, dst], 0, () => this.move("draft", src, dst)),
         draft: (specs) =>
           this.job(
             "draft",
@@ -266,6 +272,16 @@ export class FakeBackend implements Backend {
   /** Makes the n-th next call of `kind` on `worker` throw `error`. */
   failOn(worker: FakeWorkerName, kind: FakeCallKind, nth: number, error: Error): void {
     this.failures.push({ worker, kind, remaining: nth, error });
+  }
+
+  /** moveSeq: the destination must be empty; drafts stored for the source are dropped (the engine moves only requests holding none). */
+  private move(worker: FakeWorkerName, src: number, dst: number): void {
+    const seqs = this.seqs[worker];
+    if ((seqs.get(dst)?.tokens.length ?? 0) > 0) throw new Error(`fake ${worker}: moveSeq into sequence ${dst}, which holds KV`);
+    const state = seqs.get(src);
+    seqs.delete(src);
+    if (state) seqs.set(dst, state);
+    if (worker === "draft") this.storedDrafts.delete(src);
   }
 
   /** Sequences that still hold KV on a worker. */

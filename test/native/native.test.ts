@@ -3,6 +3,7 @@ import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NativeBackend } from "../../src/native/backend.js";
 import { LlamaContext } from "../../src/native/context.js";
 import { LlamaModel } from "../../src/native/model.js";
 import { tinyPair, tinyPairOtherVocab } from "../helpers/models.js";
@@ -181,6 +182,29 @@ describe("context", () => {
     // each sequence's own greedy continuation, not a neighbour's
     expect(new Set(ascending.map((r) => r!.alt.join(","))).size).toBe(3);
     await Promise.all([tctx.dispose(), dctx.dispose()]);
+  });
+
+  it("moveSeq carries a sequence's cache to a free id, also when the freed id is reused before the next decode", async () => {
+    const toks = target.tokenize("The capital of France is");
+    const other = target.tokenize("Once upon a time in a land");
+    for (const kvUnified of [false, true]) {
+      const tctx = await LlamaContext.create(target, { contextSize: 64, sequences: 4, threads: 1, kvUnified });
+      const backend = new NativeBackend(target, tctx);
+      expect(backend.seqIdsSplitPasses).toBe(!kvUnified);
+      await tctx.prefill(0, 0, toks.slice(0, -1));
+      await tctx.prefill(3, 0, toks.slice(0, -1));
+      await backend.target.moveSeq!(3, 1);
+      expect(await tctx.positions(3)).toEqual({ min: -1, max: -1 });
+      expect(await tctx.positions(1)).toEqual({ min: 0, max: toks.length - 2 });
+      // with one KV stream per sequence llama.cpp copies the buffer at the next decode: this prefill
+      // into the freed id must not reach the moved cache
+      await tctx.prefill(3, 0, other.slice(0, -1));
+      const next = (seq: number, t: number[]) => tctx.decode({ tokens: [t.at(-1)!], pos: [t.length - 1], seq: [seq] });
+      expect(maxAbsDiff(await next(1, toks), await next(0, toks))).toBeLessThan(1e-4);
+      await tctx.prefill(2, 0, other.slice(0, -1));
+      expect(maxAbsDiff(await next(3, other), await next(2, other))).toBeLessThan(1e-4);
+      await tctx.dispose();
+    }
   });
 
   it("two contexts on 1 + 1 threads run concurrently", async () => {
