@@ -17,19 +17,30 @@ const { LlamaModel, LlamaContext } = await import(path.join(root, "dist/index.js
 const model = await LlamaModel.load(args.model, { device: "cpu" });
 const prompt = model.tokenize("The history of the printing press");
 const pos = prompt.length - 1;
-const layouts = [["consecutive 0,1,2,3", [0, 1, 2, 3]], ["reversed 3,2,1,0", [3, 2, 1, 0]], ["gaps 0,2,4,6", [0, 2, 4, 6]]];
+// [name, sequence ids, drafts per sequence]: 4 x 5-token verifications (psd / sd), and 8 x 1-token
+// plain passes over one or two runs of ids (auto's sequential steps over two partly filled
+// sub-batches, or a tail whose holes were not closed)
+const draft4 = [100, 200, 300, 400];
+const layouts = [
+  ["consecutive 0,1,2,3", [0, 1, 2, 3], draft4],
+  ["reversed 3,2,1,0", [3, 2, 1, 0], draft4],
+  ["gaps 0,2,4,6", [0, 2, 4, 6], draft4],
+  ["one run 0-7", [0, 1, 2, 3, 4, 5, 6, 7], []],
+  ["two runs 0-3, 12-15", [0, 1, 2, 3, 12, 13, 14, 15], []],
+];
 for (const kvUnified of [false, true]) {
-  const ctx = await LlamaContext.create(model, { contextSize: 64, sequences: 8, threads: Number(args.threads), kvUnified });
-  for (let s = 0; s < 8; s++) await ctx.prefill(s, 0, prompt.slice(0, -1));
-  for (const [name, seqs] of layouts) {
+  const ctx = await LlamaContext.create(model, { contextSize: 64, sequences: 16, threads: Number(args.threads), kvUnified });
+  for (let s = 0; s < 16; s++) await ctx.prefill(s, 0, prompt.slice(0, -1));
+  for (const [name, seqs, draft] of layouts) {
     const ms = [];
     for (let r = 0; r < Number(args.reps); r++) {
       const t0 = performance.now();
-      await ctx.verify(seqs.map((seq) => ({ seq, pos, pending: prompt[pos], draft: [100, 200, 300, 400] })));
+      await ctx.verify(seqs.map((seq) => ({ seq, pos, pending: prompt[pos], draft })));
       ms.push(performance.now() - t0);
     }
     ms.sort((a, b) => a - b);
-    console.log(`${kvUnified ? "unified KV      " : "stream per seq  "} ${name.padEnd(20)} 4 x 5 tokens: median ${ms[ms.length >> 1].toFixed(1)} ms`);
+    const shape = `${seqs.length} x ${draft.length + 1} token${draft.length ? "s" : ""}`;
+    console.log(`${kvUnified ? "unified KV      " : "stream per seq  "} ${name.padEnd(20)} ${shape}: median ${ms[ms.length >> 1].toFixed(1)} ms`);
   }
   await ctx.dispose();
 }
