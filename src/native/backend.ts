@@ -47,9 +47,10 @@ export class NativeBackend implements Backend {
       nSeqMax: tctx.nSeqMax,
       addBos: m.info.addBos,
       bos: m.info.bos,
-      isEog: (t) => m.isEog(t),
+      // per-token answers never change: cached, so a generated token costs no native call for them
+      isEog: memo((t) => m.isEog(t)),
       tokenize: (text, addSpecial) => m.tokenize(text, addSpecial, true),
-      tokenBytes: (t) => m.tokenBytes(t),
+      tokenBytes: memo((t) => m.tokenBytes(t)),
       detokenize: (tokens) => m.detokenize(tokens),
       applyChatTemplate: m.info.chatTemplate ? (msgs, addAssistant) => m.applyChatTemplate(msgs, addAssistant) : undefined,
     };
@@ -126,5 +127,18 @@ function moveFor(context: LlamaContext): (src: number, dst: number) => Promise<v
   return async (src, dst) => {
     await context.copySeq(src, dst);
     await context.removeSeq(src);
+  };
+}
+
+/** A per-token cache of a pure function of the token (values are shared: callers must not mutate them). */
+function memo<T>(fn: (token: number) => T): (token: number) => T {
+  const cache = new Map<number, T>();
+  return (token) => {
+    let v = cache.get(token);
+    if (v === undefined) {
+      v = fn(token);
+      cache.set(token, v);
+    }
+    return v;
   };
 }
