@@ -362,18 +362,17 @@ export class AutoScheduler implements Scheduler {
 
     // sequential, or leaving overlapped (drain), or nothing to overlap with
     await this.place("sequential", executor);
+    const label: CallLabel = { step, batch: -1, batchSizes: batchSizes(running), decision };
     if (drafted.length > 0) {
       // drain: the batch drafted last step is verified, and every other request decodes one plain
       // token in the same pass (one pass over all of them, as the sequential steps that follow)
-      const label: CallLabel = { step, batch: -1, batchSizes: batchSizes(running), decision };
       this.policy.recordVerify("sequential", await executor.verify(running, label));
       return;
     }
     // every running request (up to 2m) in one pass: sequential steps are sd / ar over all of them,
     // so auto is never held to m requests per pass where a wider pass is faster
-    const seqLabel: CallLabel = { step, batch: -1, batchSizes: batchSizes(running), decision };
-    const td = d.k > 0 ? await executor.draft(running, seqLabel, { k: d.k }) : undefined;
-    const tv = await executor.verify(running, seqLabel);
+    const td = d.k > 0 ? await executor.draft(running, label, { k: d.k }) : undefined;
+    const tv = await executor.verify(running, label);
     this.policy.recordDraft("sequential", td);
     this.policy.recordVerify("sequential", tv);
     if (tv) this.policy.recordOverhead("sequential", this.collector.now() - start - tv.ms - (td?.ms ?? 0));

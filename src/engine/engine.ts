@@ -261,15 +261,7 @@ export class Engine {
    */
   private async compactSlots(): Promise<void> {
     if (!this.backend.seqIdsSplitPasses || !this.scheduler.compactsSlots?.()) return;
-    // per step: O(running) and no allocation when the slots are one run already (the usual case)
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const r of this.running) {
-      if (r.drafts !== null) return;
-      lo = Math.min(lo, r.slot);
-      hi = Math.max(hi, r.slot);
-    }
-    if (hi - lo + 1 <= this.running.length) return;
+    if (this.running.some((r) => r.drafts !== null)) return;
     for (const { from, to } of compactionMoves(this.running.map((r) => r.slot), this.scheduler.capacity)) {
       const r = this.running.find((q) => q.slot === from)!;
       if (!(await this.executor.move(r, to))) continue;

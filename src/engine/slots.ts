@@ -44,14 +44,23 @@ export function slotRuns(slots: readonly number[]): number {
   return runs;
 }
 
+const NO_MOVES: readonly { from: number; to: number }[] = [];
+
 /**
- * The fewest moves that make a set of slots (in 0..capacity-1) one run: the window of as many
- * consecutive slots as there are requests that already holds the most of them stays, the others
- * move into its holes. [] when the slots are one run already. O(capacity).
+ * The fewest moves that make a set of distinct slots (in 0..capacity-1) one run: the window of as
+ * many consecutive slots as there are requests that already holds the most of them stays, the
+ * others move into its holes. Called before every pass over all running requests, so the usual
+ * case, slots already one run, is O(slots) and allocates nothing; otherwise O(capacity).
  */
-export function compactionMoves(slots: readonly number[], capacity: number): { from: number; to: number }[] {
+export function compactionMoves(slots: readonly number[], capacity: number): readonly { from: number; to: number }[] {
   const n = slots.length;
-  if (n <= 1 || slotRuns(slots) <= 1) return [];
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const s of slots) {
+    lo = Math.min(lo, s);
+    hi = Math.max(hi, s);
+  }
+  if (hi - lo + 1 <= n) return NO_MOVES;
   const used = new Uint8Array(capacity);
   for (const s of slots) used[s] = 1;
   let inWindow = 0;

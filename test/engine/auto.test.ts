@@ -176,31 +176,20 @@ describe("auto policy", () => {
 
   it("confirms a schedule far behind once, even when step times jitter by +-40% (a GPU's 10 ms steps)", () => {
     for (let seed = 1; seed <= 6; seed++) {
-      const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
       let state = seed * 7919;
       const jitter = () => {
         state = (state * 1103515245 + 12345) % 2147483648;
         return 0.6 + 0.8 * (state / 2147483648);
       };
-      const picks: { schedule: StepSchedule; k: number }[] = [];
-      for (let i = 0; i < 100; i++) {
-        const d = policy.choose({ sequential: 8, overlapped: 4 }, true);
-        picks.push(d);
-        const r = d.schedule === "sequential" ? 8 : 4;
-        const outcomes = Array.from({ length: r }, (_, j) => {
-          let accepted = 0;
-          while (accepted < d.k && (j * 7 + accepted * 3 + i) % 100 < 83) accepted++;
-          return { k: d.k, accepted };
-        });
-        const tokens = r * (d.k + 1);
-        // the overlap wins by far: sequential speculation is predicted at about half its rate
-        const ms = d.schedule === "overlapped" ? 11 + 0.02 * tokens : 12 + 0.6 * tokens;
-        policy.recordVerify(d.schedule, { ms: jitter() * ms, requests: r, tokens, k: d.k, outcomes });
-        if (d.k > 0) policy.recordDraft(d.schedule, { ms: (jitter() * d.k * 1.7 * (4 + r)) / 8, requests: r, tokens: d.k, k: d.k });
-        policy.recordOverhead(d.schedule, 0.2);
-      }
+      // the overlap wins by far: sequential speculation is predicted at about half its rate
+      const picks = settle(
+        new AutoPolicy({ kMax: 4, canOverlap: true }),
+        4,
+        { verify: (s, n) => jitter() * (s === "overlapped" ? 11 + 0.02 * n : 12 + 0.6 * n), draftStep: (_s, r) => (jitter() * 1.7 * (4 + r)) / 8, accept: 0.83 },
+        100,
+      );
       // after calibration: one confirmation (2 steps); re-measuring until the jittery estimate
-      // repeats itself within 15% took up to 3 of them
+      // repeated itself within 15% took up to 3 of them
       const sequential = picks.slice(10).filter((p) => p.schedule === "sequential").length;
       expect(sequential, `seed ${seed}`).toBeLessThanOrEqual(2);
     }
