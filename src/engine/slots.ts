@@ -10,10 +10,6 @@ export class SlotPool {
     this.free = Array.from({ length: capacity }, (_, i) => i);
   }
 
-  get available(): number {
-    return this.free.length;
-  }
-
   /** the lowest free slot, or the highest with `fromTop` */
   take(fromTop = false): number {
     if (this.free.length === 0) throw new Error("no free sequence slot");
