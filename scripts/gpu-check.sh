@@ -4,6 +4,7 @@
 #   bash scripts/gpu-check.sh prepare        # here: pack what the device machine lacks into .gpu-check/ (< 64 MiB)
 #   bash scripts/gpu-check.sh run [--cpu]    # there (or here with --cpu): build, make models, bench
 #   PLAN=kv bash scripts/gpu-check.sh run    # there: per-sequence against unified KV, graph splits
+#   PLAN=auto bash scripts/gpu-check.sh run  # there: auto against ar / sd / psd at each placement
 #
 # The device machine has CUDA, CMake and a compiler but no Node.js, no npm registry and no network, so
 # `prepare` packs a Node.js binary and its headers, the llama.cpp source (from node-llama-cpp's bundle),
@@ -131,6 +132,17 @@ run() {
     bench_run same-gpu-b8-unified --modes ar,sd,psd --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1 --kv-unified
     [ $SECONDS -lt "$deadline" ] && bench_run draft-cpu-b8-unified --modes sd,psd --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device cpu --threads 2 --draft-threads "$cpu" --kv-unified
     [ $SECONDS -lt "$deadline" ] && bench_run draft-cpu-b8-per-seq --modes sd,psd --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device cpu --threads 2 --draft-threads "$cpu" --no-kv-unified
+  elif [ "$gpu" = cuda ] && [ "${PLAN:-placements}" = auto ]; then
+    # auto against every fixed mode at each placement, on the GPU's default KV layout (unified)
+    local dev; dev=$(node -e "import('./dist/index.js').then(async m=>{const d=(await m.devices()).find(x=>x.type==='gpu');console.log(d?d.name:'')})")
+    [ -n "$dev" ] || { echo "no GPU device found by the CUDA backend" | tee -a "$out/gpu-check.log"; exit 1; }
+    local cpu=$(( $(nproc) - 2 ))
+    bench_run same-gpu-b8 --modes ar,sd,psd,auto --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1
+    bench_run draft-cpu-b8 --modes ar,sd,psd,auto --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device cpu --threads 2 --draft-threads "$cpu"
+    bench_run same-gpu-b1 --modes ar,sd,psd,auto --batch-size 1 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1
+    [ $SECONDS -lt "$deadline" ] && bench_run default-placement-b8 --modes ar,sd,psd,auto --batch-size 8
+    [ $SECONDS -lt "$deadline" ] && bench_run same-gpu-b16 --modes ar,sd,psd,auto --batch-size 16 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1
+    [ $SECONDS -lt "$deadline" ] && bench_run draft-cpu-b1 --modes ar,sd,psd,auto --batch-size 1 --device "$dev" --gpu-layers -1 --draft-device cpu --threads 2 --draft-threads "$cpu"
   elif [ "$gpu" = cuda ]; then
     local dev; dev=$(node -e "import('./dist/index.js').then(async m=>{const d=(await m.devices()).find(x=>x.type==='gpu');console.log(d?d.name:'')})")
     [ -n "$dev" ] || { echo "no GPU device found by the CUDA backend" | tee -a "$out/gpu-check.log"; exit 1; }

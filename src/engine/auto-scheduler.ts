@@ -13,7 +13,8 @@
 // tokens, so output is lossless at any k.
 //
 // Exploration: a short calibration measures each kind of work twice (plain decoding, sequential
-// k_max, overlapped k_max); then at most every `probeEvery` steps a probe re-measures an option
+// at k_max / 2, then overlapped at the k of its best bound, only if that bound from the sequential timings
+// says the overlap could win); then at most every `probeEvery` steps a probe re-measures an option
 // that is not the current one (the other schedule, or a neighbouring k). Probes are paid from a
 // time budget (probeBudget of the elapsed time, default 3%): the predicted loss of a probe, its
 // time x (1 - its rate / the best rate), must fit in what has accrued, so options predicted far
@@ -36,6 +37,13 @@ const FAR_PROBE_PERIOD = 2;
 /** Samples of each kind of work the calibration takes before trusting predictions. */
 const CALIBRATION_SAMPLES = 2;
 /**
+ * The overlapped schedule is calibrated (and probed from the sequential one) by one step: its fill,
+ * which verifies one sub-batch plainly while drafting the other, measures both workers at the
+ * overlapped placement; the drafts it made are verified by the drain that follows, so leaving
+ * costs no further step of the schedule being measured.
+ */
+const OVERLAP_PROBE_STEPS = 1;
+/**
  * Calibration takes few samples, and a burst of machine load while it runs can make a schedule look
  * far slower than it is. So the schedule not chosen is re-measured every CONFIRM_EVERY steps,
  * outside the probe budget, until one re-measurement moves its predicted rate by less than
@@ -50,6 +58,12 @@ const NEAR_TIE = 0.9;
 const K_PROBE_EVERY = 8;
 const SETTLED = 0.15;
 const MAX_CONFIRM = 4;
+/**
+ * The overlapped schedule is calibrated only while its upper bound (CostModel.overlapBound, from
+ * the sequential timings) reaches this share of the sequential best: where it cannot win, its
+ * calibration steps would be pure loss (on a 2-core CPU, each costs about two plain steps).
+ */
+const OVERLAP_GATE = 0.9;
 
 /** Requests in one verification pass under each schedule. */
 export interface PassSize {
@@ -127,14 +141,41 @@ export class AutoPolicy {
     return out.sort((a, b) => b.tokensPerSecond - a.tokensPerSecond);
   }
 
+  /**
+   * The most the overlapped schedule could reach (its best k), bounded from the sequential timings;
+   * undefined when those are not measured yet.
+   */
+  overlapBound(size: PassSize): Omit<AutoPrediction, "threads"> | undefined {
+    const rates = this.model.acceptance.rates();
+    let best: Omit<AutoPrediction, "threads"> | undefined;
+    for (let k = 1; k <= this.kMax; k++) {
+      const b = this.model.overlapBound(k, size.overlapped, rates);
+      if (b && (!best || b.tokensPerSecond > best.tokensPerSecond)) best = b;
+    }
+    return best;
+  }
+
   /** What still has to be measured once before predictions can be compared (null: nothing). */
-  private calibration(overlapNow: boolean): { schedule: StepSchedule; k: number } | null {
+  private calibration(size: PassSize, overlapNow: boolean): { schedule: StepSchedule; k: number } | null {
     const m = this.model;
     const n = CALIBRATION_SAMPLES;
     if (this.calibrated.plain < n) return { schedule: "sequential", k: 0 };
-    if (m.draft.sequential.samples < n || !m.acceptance.measured(0)) return { schedule: "sequential", k: this.kMax };
-    if (overlapNow && (m.verify.overlapped.samples < n || m.draft.overlapped.samples < n)) return { schedule: "overlapped", k: this.kMax };
+    // speculation is calibrated at half of k_max: where it loses, a k_max step loses the most, and
+    // where it wins, the predictions for longer drafts (the cost lines, the pooled acceptance) put
+    // the choice there at once, measured from then on
+    if (m.draft.sequential.samples < n || !m.acceptance.measured(0)) return { schedule: "sequential", k: Math.ceil(this.kMax / 2) };
+    if (overlapNow && (m.verify.overlapped.samples < OVERLAP_PROBE_STEPS || m.draft.overlapped.samples < OVERLAP_PROBE_STEPS)) {
+      // re-checked every step: a change of load or acceptance can bring the overlap into reach later
+      const bound = this.overlapBound(size);
+      const seqBest = this.predictions(size, false)[0];
+      if (!bound || !seqBest || this.overlapInReach(bound, seqBest)) return { schedule: "overlapped", k: bound?.k ?? this.kMax };
+    }
     return null;
+  }
+
+  /** Whether the overlapped schedule's bound comes near enough `best` to be worth measuring. */
+  private overlapInReach(bound: Omit<AutoPrediction, "threads"> | undefined, best: Omit<AutoPrediction, "threads">): boolean {
+    return bound === undefined || bound.tokensPerSecond >= OVERLAP_GATE * best.tokensPerSecond;
   }
 
   /** The next step's schedule and k. `size`: requests per pass; `overlapNow`: two sub-batches can run. */
@@ -145,7 +186,7 @@ export class AutoPolicy {
       if (p.schedule === "overlapped" && !overlapNow) continue;
       return { ...p, probe: true };
     }
-    const calibrate = this.calibration(overlapNow);
+    const calibrate = this.calibration(size, overlapNow);
     if (calibrate) return { ...calibrate, probe: true };
 
     const preds = this.predictions(size, overlapNow);
@@ -172,10 +213,15 @@ export class AutoPolicy {
     this.current = { schedule: best.schedule, k: best.k };
 
     this.budgetMs += this.probeBudget * best.stepMs;
-    const other: StepSchedule = best.schedule === "sequential" ? "overlapped" : "sequential";
-    const unsure = (other === "sequential" || overlapNow) && !this.settled[other];
+    // The other schedule is re-measured (confirmed, probed) only where it could win: it has been
+    // measured at all, and when it is the overlap, its bound from the sequential timings (measured
+    // all the while) reaches near the best. A burst of load can make a measurement look slow; it
+    // cannot make a bound from other measurements look slow.
+    let otherPred = preds.find((p) => p.schedule !== best.schedule);
+    if (otherPred?.schedule === "overlapped" && !this.overlapInReach(this.overlapBound(size), best)) otherPred = undefined;
+    const unsure = otherPred !== undefined && !this.settled[otherPred.schedule];
     if (++this.sinceProbe >= (unsure ? CONFIRM_EVERY : this.probeEvery)) {
-      const probe = this.planProbe(best, preds, unsure);
+      const probe = this.planProbe(best, otherPred, preds, unsure);
       if (probe) {
         this.sinceProbe = 0;
         this.probeCount++;
@@ -214,8 +260,12 @@ export class AutoPolicy {
     return best.tokensPerSecond > 0 ? o.stepMs * Math.max(0, 1 - o.tokensPerSecond / best.tokensPerSecond) : 0;
   }
 
-  private planProbe(best: Omit<AutoPrediction, "threads">, preds: readonly Omit<AutoPrediction, "threads">[], unsure: boolean): AutoDecision | null {
-    const otherBest = preds.find((p) => p.schedule !== best.schedule);
+  private planProbe(
+    best: Omit<AutoPrediction, "threads">,
+    otherBest: Omit<AutoPrediction, "threads"> | undefined,
+    preds: readonly Omit<AutoPrediction, "threads">[],
+    unsure: boolean,
+  ): AutoDecision | null {
     // a neighbouring draft length in the current schedule (alternately one more and one less):
     // cheap, and keeps acceptance and the verification cost measured around the choice
     const floor = best.schedule === "sequential" ? 0 : 1;
@@ -223,19 +273,20 @@ export class AutoPolicy {
     const down = best.k - 1 >= floor ? best.k - 1 : undefined;
     const kProbe = this.probeCount % 2 === 0 ? (up ?? down) : (down ?? up);
     const kOption = kProbe === undefined ? undefined : preds.find((p) => p.schedule === best.schedule && p.k === kProbe);
-    // the other schedule: entering overlapped takes a fill step, leaving it a drain step, then one real step
+    // the other schedule: to the overlapped one, its fill step alone (the drain back is a step of
+    // the current schedule); to the sequential one, its drain and one real step
     const scheduleTurn = otherBest && (unsure || otherBest.tokensPerSecond >= CLOSE_CALL * best.tokensPerSecond || this.probeCount % FAR_PROBE_PERIOD === 0);
     if (otherBest && scheduleTurn) {
-      const cost = unsure ? 0 : 2 * this.lossMs(otherBest, best);
+      const steps = otherBest.schedule === "overlapped" ? OVERLAP_PROBE_STEPS : 2;
+      const cost = unsure ? 0 : steps * this.lossMs(otherBest, best);
       if (cost <= this.budgetMs) {
         this.budgetMs -= cost;
         if (unsure) {
           this.confirming = { schedule: otherBest.schedule, rate: otherBest.tokensPerSecond };
           this.confirmations[otherBest.schedule]++;
         }
-        this.probes.push({ schedule: otherBest.schedule, k: otherBest.k }, { schedule: otherBest.schedule, k: otherBest.k });
-        const p = this.probes.shift()!;
-        return { ...p, probe: true };
+        for (let i = 1; i < steps; i++) this.probes.push({ schedule: otherBest.schedule, k: otherBest.k });
+        return { schedule: otherBest.schedule, k: otherBest.k, probe: true };
       }
     }
     if (kProbe === undefined) return null;
@@ -382,6 +433,7 @@ export class AutoScheduler implements Scheduler {
     // predictions for full sub-batches (the steady state), whatever the last step had
     const full: PassSize = { sequential: this.capacity, overlapped: this.batchSize };
     const preds = this.policy.predictions(full, this.policy.canOverlap).map((p) => ({ ...p, threads: this.threadsFor(p.schedule) }));
-    return this.policy.model.snapshot(preds);
+    const bound = this.policy.model.verify.overlapped.empty && this.policy.canOverlap ? this.policy.overlapBound(full) : undefined;
+    return this.policy.model.snapshot(preds, bound ? { k: bound.k, tokensPerSecond: bound.tokensPerSecond } : null);
   }
 }

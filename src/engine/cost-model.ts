@@ -292,7 +292,22 @@ export class CostModel {
     return { schedule, k, stepMs, tokensPerVerify, tokensPerSecond: stepMs > 0 ? (1000 * r * tokensPerVerify) / stepMs : 0 };
   }
 
-  snapshot(predictions: AutoPrediction[]): AutoModelSnapshot {
+  /**
+   * An upper bound on the overlapped schedule's throughput at k, from sequential measurements alone:
+   * overlapped, each phase runs on no more threads (or the same device, shared) than sequentially,
+   * so its step takes at least max(T_draft, T_verify) at the sequential placement.
+   */
+  overlapBound(k: number, r: number, rates = this.acceptance.rates()): Omit<AutoPrediction, "threads"> | undefined {
+    if (k === 0) return undefined;
+    const v = this.verifyMs("sequential", r * (k + 1));
+    const d = this.draftMs("sequential", k, r);
+    if (v === undefined || d === undefined) return undefined;
+    const stepMs = Math.max(v, d);
+    const tokensPerVerify = this.acceptance.expectedTokens(k, rates);
+    return { schedule: "overlapped", k, stepMs, tokensPerVerify, tokensPerSecond: stepMs > 0 ? (1000 * r * tokensPerVerify) / stepMs : Infinity };
+  }
+
+  snapshot(predictions: AutoPrediction[], overlapBound: AutoModelSnapshot["overlapBound"] = null): AutoModelSnapshot {
     const fit = (f: LinearFit) => {
       if (f.empty) return null;
       const line = f.scaledLine();
@@ -305,6 +320,7 @@ export class CostModel {
       overheadMs: { sequential: this.overhead.sequential.value ?? 0, overlapped: this.overhead.overlapped.value ?? 0 },
       acceptance: this.acceptance.rates(),
       predictions,
+      overlapBound,
     };
   }
 }

@@ -153,6 +153,11 @@ export interface AutoModelSnapshot {
   acceptance: number[];
   /** predictions for every option at the current batch size, best first */
   predictions: AutoPrediction[];
+  /**
+   * auto, while the overlapped schedule is unmeasured: the most it could reach (the best k, from
+   * sequential timings); it is measured only once this comes near the sequential best
+   */
+  overlapBound?: { k: number; tokensPerSecond: number } | null;
 }
 
 export interface TetrisStats {
