@@ -102,8 +102,9 @@ describe("lossless greedy decoding on llama.cpp", () => {
       it(`auto batch ${batchSize} k_max ${k} emits exactly the ar tokens`, async () => {
         const { tokens, stats } = await runAll("auto", batchSize, k, { auto: { probeEvery: 2, probeBudget: 1 } });
         expect(tokens).toEqual(reference);
-        const ks = new Set(stats.auto!.decisions.map((d) => d.k));
-        expect(ks.has(0) && ks.has(k)).toBe(true);
+        // plain steps, and drafts at least as long as the calibration's (k / 2; probes walk k from there)
+        const ks = stats.auto!.decisions.map((d) => d.k);
+        expect(ks.includes(0) && Math.max(...ks) >= Math.ceil(k / 2)).toBe(true);
         if (batchSize > 1) expect(new Set(stats.auto!.decisions.map((d) => d.schedule))).toEqual(new Set(["sequential", "overlapped"]));
       });
       it(`psd + TETRIS batch ${batchSize} k ${k} e 2 emits exactly the ar tokens`, async () => {
