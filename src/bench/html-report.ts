@@ -167,7 +167,9 @@ function autoSection(m: ModeResult): string {
   const line = (name: string, f: { a: number; b: number } | null, unit: string) => (f ? `${name}: ${fmt(f.a, 2)} + ${fmt(f.b, 3)} ms x ${unit}` : `${name}: not measured`);
   const model = [
     line("verify, sequential", a.model.verify.sequential, "tokens"),
-    line("verify, overlapped", a.model.verify.overlapped, "tokens"),
+    a.model.verify.overlapped === null && a.model.overlapBound
+      ? `verify, overlapped: not measured (the overlap could reach at most ${fmt(a.model.overlapBound.tokensPerSecond)} tok/s, at k = ${a.model.overlapBound.k})`
+      : line("verify, overlapped", a.model.verify.overlapped, "tokens"),
     line(`draft call (${a.model.batchSize} requests), sequential`, a.model.draft.sequential, "steps"),
     line(`draft call (${a.model.batchSize} requests), overlapped`, a.model.draft.overlapped, "steps"),
     `acceptance per position: ${a.model.acceptance.map((x) => pct(x)).join(" ")}`,

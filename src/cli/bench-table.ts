@@ -49,7 +49,8 @@ export function benchNotes(report: BenchReport): string[] {
       const shares = autoChoiceShares(s.auto.decisions, { top: 5 });
       lines.push(
         `${m.mode} decisions over ${total} steps: ${shares}; ${s.auto.probeSteps} probe steps, ${s.auto.switches} schedule switches` +
-          (s.speedupVsBestFixed !== null ? `; ${ratio(s.speedupVsBestFixed)} the best fixed mode` : ""),
+          (s.speedupVsBestFixed !== null ? `; ${ratio(s.speedupVsBestFixed)} the best fixed mode` : "") +
+          (s.auto.model.overlapBound ? `; overlap never measured: it could reach at most ${fixed(s.auto.model.overlapBound.tokensPerSecond, 1)} tok/s` : ""),
       );
     }
     if (s.tetris) {

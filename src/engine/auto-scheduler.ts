@@ -149,7 +149,7 @@ export class AutoPolicy {
     const rates = this.model.acceptance.rates();
     let best: Omit<AutoPrediction, "threads"> | undefined;
     for (let k = 1; k <= this.kMax; k++) {
-      const b = this.model.overlapBound(k, size.overlapped, rates);
+      const b = this.model.overlapBound(k, size.overlapped, size.sequential, rates);
       if (b && (!best || b.tokensPerSecond > best.tokensPerSecond)) best = b;
     }
     return best;

@@ -293,14 +293,18 @@ export class CostModel {
   }
 
   /**
-   * An upper bound on the overlapped schedule's throughput at k, from sequential measurements alone:
-   * overlapped, each phase runs on no more threads (or the same device, shared) than sequentially,
-   * so its step takes at least max(T_draft, T_verify) at the sequential placement.
+   * An upper bound on the overlapped schedule's throughput at k for sub-batches of r requests, from
+   * sequential measurements (taken over `measuredAt` >= r requests) alone: overlapped, each phase
+   * runs on no more threads (or the same device, shared) than sequentially, so its step takes at
+   * least max(T_draft, T_verify) at the sequential placement. Costs are concave in their size, so
+   * the verification line between measured sizes and the draft cost scaled in proportion to the
+   * requests (T(r) >= T(R)·r/R, below the (4 + r) shape the predictions use) can only understate them.
    */
-  overlapBound(k: number, r: number, rates = this.acceptance.rates()): Omit<AutoPrediction, "threads"> | undefined {
+  overlapBound(k: number, r: number, measuredAt: number, rates = this.acceptance.rates()): Omit<AutoPrediction, "threads"> | undefined {
     if (k === 0) return undefined;
     const v = this.verifyMs("sequential", r * (k + 1));
-    const d = this.draftMs("sequential", k, r);
+    const atR = this.draftMs("sequential", k, Math.max(r, measuredAt));
+    const d = atR === undefined ? undefined : (atR * r) / Math.max(r, measuredAt);
     if (v === undefined || d === undefined) return undefined;
     const stepMs = Math.max(v, d);
     const tokensPerVerify = this.acceptance.expectedTokens(k, rates);

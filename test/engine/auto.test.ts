@@ -2,7 +2,7 @@
 // the decisions it reports (stats, trace).
 import { describe, expect, it } from "vitest";
 import { AutoPolicy } from "../../src/engine/auto-scheduler.js";
-import { AcceptanceModel, LinearFit } from "../../src/engine/cost-model.js";
+import { AcceptanceModel, CostModel, LinearFit } from "../../src/engine/cost-model.js";
 import { Engine } from "../../src/engine/engine.js";
 import type { ThreadPlacement } from "../../src/engine/backend.js";
 import type { EngineOptions, StepSchedule } from "../../src/engine/types.js";
@@ -47,6 +47,27 @@ describe("cost model", () => {
     g.add(2, 10);
     g.add(10, 4);
     expect(g.line()!.b).toBe(0);
+  });
+
+  it("the overlap's bound from sequential timings never understates what the overlap can reach", () => {
+    // sequential steps over 8 requests (plain, and k = 2); the overlap would run sub-batches of 4
+    // with no slowdown at all (its own device): concave verification, and a draft whose cost is
+    // in proportion to its requests (the case the (4 + r) prediction shape overstates at 4)
+    for (const draftPerRequestStep of [0.5, 12]) {
+      const model = new CostModel({ kMax: 4, batchSize: 4 });
+      const verifyMs = (n: number) => 10 + 8 * Math.sqrt(n);
+      const draftMs = (k: number, r: number) => draftPerRequestStep * k * r;
+      for (let i = 0; i < 4; i++) {
+        model.verify.sequential.add(8, verifyMs(8));
+        model.verify.sequential.add(24, verifyMs(24));
+        model.addDraft("sequential", 2, 8, draftMs(2, 8));
+        model.acceptance.record(Array.from({ length: 8 }, (_, j) => ({ k: 2, accepted: j % 3 })));
+      }
+      const bound = model.overlapBound(2, 4, 8)!;
+      const reachable = (1000 * 4 * model.acceptance.expectedTokens(2)) / Math.max(verifyMs(12), draftMs(2, 4));
+      expect(bound.tokensPerSecond).toBeGreaterThanOrEqual(reachable * 0.999);
+      expect(bound.tokensPerSecond).toBeLessThan(reachable * 1.25); // and is not vacuous
+    }
   });
 
   it("AcceptanceModel: conditional rates and expected tokens per verification", () => {
