@@ -12,13 +12,13 @@
 // plain token. Neither leaves a worker idle for a step. Nothing is ever drafted past unverified
 // tokens, so output is lossless at any k.
 //
-// Exploration: a short calibration measures each kind of work twice (plain decoding, sequential
-// at k_max / 2, then overlapped at the k of its best bound, only if that bound from the sequential timings
-// says the overlap could win); then at most every `probeEvery` steps a probe re-measures an option
-// that is not the current one (the other schedule, or a neighbouring k). Probes are paid from a
-// time budget (probeBudget of the elapsed time, default 3%): the predicted loss of a probe, its
-// time x (1 - its rate / the best rate), must fit in what has accrued, so options predicted far
-// worse are re-measured rarely and cheap ones often.
+// Exploration: a short calibration measures plain decoding and sequential speculation at k_max / 2
+// twice each, then the overlap once (its fill step), and only while an upper bound on the overlap
+// from the sequential timings says it could win; then at most every `probeEvery` steps a probe
+// re-measures an option that is not the current one (the other schedule, or a neighbouring k).
+// Probes are paid from a time budget (probeBudget of the elapsed time, default 3%): the predicted
+// loss of a probe, its time x (1 - its rate / the best rate), must fit in what has accrued, so
+// options predicted far worse are re-measured rarely and cheap ones often.
 import type { Backend, ThreadPlacement } from "./backend.js";
 import { CostModel } from "./cost-model.js";
 import type { BatchExecutor, CallLabel, CallTiming } from "./executor.js";
