@@ -47,7 +47,7 @@ const prompts1 = BUILTIN_PROMPTS.slice(0, 4);
 const prompts8 = BUILTIN_PROMPTS.slice(0, 8);
 const only = args.only ? new RegExp(args.only) : null;
 const log = (s) => process.stderr.write(`${s}\n`);
-const { autoChoiceShares } = await import(path.join(root, "dist/bench/summarize.js"));
+const { autoChoiceShares, unionMs } = await import(path.join(root, "dist/bench/summarize.js"));
 /** auto's three most frequent choices with their share of the steps */
 const autoChoices = (a) => (a ? autoChoiceShares(a.decisions, { top: 3, threads: false }) : undefined);
 
@@ -72,20 +72,6 @@ async function minedraft(mode, batchSize, prompts) {
   } finally {
     await engine.close();
   }
-}
-
-/** Total length of the union of [start, end) intervals. */
-function unionMs(events) {
-  const iv = events.map((e) => [e.start, e.end]).sort((a, b) => a[0] - b[0]);
-  let total = 0;
-  let cur = null;
-  for (const [a, b] of iv) {
-    if (!cur || a > cur[1]) {
-      if (cur) total += cur[1] - cur[0];
-      cur = [a, b];
-    } else cur[1] = Math.max(cur[1], b);
-  }
-  return total + (cur ? cur[1] - cur[0] : 0);
 }
 
 // ---------------------------------------------------------------- node-llama-cpp (child process)

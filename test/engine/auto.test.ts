@@ -127,7 +127,6 @@ describe("auto policy", () => {
     const size = { sequential: 4, overlapped: 4 };
     const picks: { schedule: StepSchedule; k: number }[] = [];
     let bound: ReturnType<AutoPolicy["overlapBound"]>;
-    settle(policy, 4, { verify: (_s, n) => 10 + n, draftStep: () => 1, accept: 0.7 }, 0);
     for (let i = 0; i < 5; i++) {
       bound = policy.overlapBound(size);
       picks.push(...settle(policy, 4, { verify: (_s, n) => 10 + n, draftStep: () => 1, accept: 0.7 }, 1));
