@@ -106,6 +106,10 @@ class Context : public Napi::ObjectWrap<Context> {
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Job>> queue_;
   bool stop_ = false;
+  // Spinning for the next job (WorkerLoop): the budget in microseconds (0 = always sleep), and a
+  // lock-free hint that the queue is not empty.
+  int64_t spin_us_ = 0;
+  std::atomic<bool> has_work_{false};
 
   friend struct InitJob;
   friend struct DisposeJob;

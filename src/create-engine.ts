@@ -40,6 +40,8 @@ export interface CreateEngineOptions extends EngineOptions {
   flashAttention?: "auto" | "on" | "off";
   /** persistent ggml threadpools whose threads sleep between graphs (default: on for contexts with > 1 thread) */
   threadpool?: boolean;
+  /** microseconds each model's worker spins for its next job after one that followed a result that soon, instead of sleeping (0 = always sleep; default 250, see ContextOptions.spinMicros) */
+  spinMicros?: number;
   logLevel?: LogLevel;
 }
 
@@ -95,6 +97,8 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be an integer >= 1, got ${batchSize}`);
   const contextSize = options.contextSize ?? 2048;
   if (!Number.isInteger(contextSize) || contextSize < 16) throw new RangeError(`contextSize must be an integer >= 16, got ${contextSize}`);
+  const spin = options.spinMicros;
+  if (spin !== undefined && (!Number.isInteger(spin) || spin < 0 || spin > 100_000)) throw new RangeError(`spinMicros must be an integer in 0..100000, got ${spin}`);
   const addon = await loadAddon({ logLevel: options.logLevel });
 
   const auto = mode === "auto";
@@ -139,7 +143,7 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
       const why = targetModel.incompatibilityWith(draftModel);
       if (why) throw new Error(`the draft model cannot draft for the target: ${why}`);
     }
-    const ctxOpts = { contextSize, sequences, batchSize: Math.max(512, sequences * 33), flashAttention: options.flashAttention, threadpool: options.threadpool };
+    const ctxOpts = { contextSize, sequences, batchSize: Math.max(512, sequences * 33), flashAttention: options.flashAttention, threadpool: options.threadpool, spinMicros: options.spinMicros };
     const kvUnified = { target: options.kvUnified ?? targetOnGpu, draft: options.kvUnified ?? draftOnGpu };
     // auto: each threadpool is sized for the larger of its two placements
     const maxOf = (role: "target" | "draft", n: number) =>

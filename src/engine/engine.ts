@@ -214,17 +214,21 @@ export class Engine {
     // let requests submitted in the same tick join the first batch
     await new Promise<void>((resolve) => setImmediate(resolve));
     try {
+      // Each phase is awaited only when it has work: a step of plain decoding is a few hundred
+      // microseconds on a GPU, and every await of an idle async phase is a turn of the microtask queue.
       for (;;) {
-        await this.releaseFinished();
+        if (this.anyFinished()) await this.releaseFinished();
         if (this.closing) break;
-        await this.admit();
-        await this.releaseFinished();
+        if (this.queue.length > 0 && this.running.length < this.scheduler.capacity) {
+          await this.admit();
+          if (this.anyFinished()) await this.releaseFinished();
+        }
         if (this.closing) break;
         if (this.running.length === 0) {
           if (this.queue.length === 0) break;
           continue;
         }
-        await this.compactSlots();
+        if (this.backend.seqIdsSplitPasses && this.scheduler.compactsSlots?.()) await this.compactSlots();
         await this.scheduler.step(this.running, this.executor, this.collector.nextStep());
       }
     } catch (error) {
@@ -260,7 +264,6 @@ export class Engine {
    * a second forward pass over the weights).
    */
   private async compactSlots(): Promise<void> {
-    if (!this.backend.seqIdsSplitPasses || !this.scheduler.compactsSlots?.()) return;
     if (this.running.some((r) => r.drafts !== null)) return;
     for (const { from, to } of compactionMoves(this.running.map((r) => r.slot), this.scheduler.capacity)) {
       const r = this.running.find((q) => q.slot === from)!;
@@ -269,6 +272,11 @@ export class Engine {
       this.slots.release(from);
       r.slot = to;
     }
+  }
+
+  private anyFinished(): boolean {
+    for (const r of this.running) if (r.done) return true;
+    return false;
   }
 
   private async releaseFinished(): Promise<void> {

@@ -78,7 +78,7 @@ export class Request {
     this.promptLength = prompt.length;
     this.draftPos = prompt.length - 1;
     this.rng = new Rng(params.seed);
-    this.text = new TextAssembler(params.stop);
+    this.text = new TextAssembler(params.stop, params.onText !== undefined);
     const now = hooks.now();
     this.timing = { submittedAt: now, firstTokenAt: undefined, finishedAt: now };
   }

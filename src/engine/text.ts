@@ -10,22 +10,36 @@ export interface TextPush {
   stopped: boolean;
 }
 
+const QUIET: TextPush = Object.freeze({ piece: "", stopped: false });
+
 export class TextAssembler {
   private readonly decoder = new TextDecoder("utf-8");
   private readonly longestStop: number;
   private text = "";
   private released = 0;
+  /** Bytes not decoded yet: with nobody reading pieces and no stop strings, decoding waits for the text to be read. */
+  private readonly pending: Uint8Array[] | null;
 
-  constructor(private readonly stops: readonly string[]) {
+  /** `streaming`: pieces are read as they come (false: only `value` and finish() are, so push() just keeps the bytes) */
+  constructor(
+    private readonly stops: readonly string[],
+    streaming = true,
+  ) {
     this.longestStop = stops.reduce((n, s) => Math.max(n, s.length), 0);
+    this.pending = streaming || stops.length > 0 ? null : [];
   }
 
   /** The text so far, cut at a stop string if one was found. */
   get value(): string {
+    this.decodePending();
     return this.text;
   }
 
   push(bytes: Uint8Array): TextPush {
+    if (this.pending) {
+      this.pending.push(bytes);
+      return QUIET;
+    }
     const before = this.text.length;
     this.text += this.decoder.decode(bytes, { stream: true });
     const stopAt = this.findStop(before);
@@ -38,8 +52,24 @@ export class TextAssembler {
 
   /** End of generation: flush the decoder and release everything held back. */
   finish(): string {
+    this.decodePending();
     this.text += this.decoder.decode();
     return this.release(this.text.length);
+  }
+
+  private decodePending(): void {
+    const chunks = this.pending;
+    if (!chunks || chunks.length === 0) return;
+    let n = 0;
+    for (const c of chunks) n += c.length;
+    const all = new Uint8Array(n);
+    n = 0;
+    for (const c of chunks) {
+      all.set(c, n);
+      n += c.length;
+    }
+    chunks.length = 0;
+    this.text += this.decoder.decode(all, { stream: true });
   }
 
   private release(end: number): string {

@@ -39,6 +39,62 @@ export function snapshot<T>(value: T, depth = 0): T {
   return out as T;
 }
 
+// The hot path (one verify or draft call per decode step) uses the copiers below: they read exactly the fields the
+// addon reads, with no key sets and no recursion, at a tenth of snapshot()'s cost. Anything that is not the
+// expected shape is passed on as it is for the addon to refuse: it checks types before it reads inside a value.
+
+/** A copy of a list of numbers (the addon reads nothing inside the items). */
+export function numberList<T>(value: T): T {
+  if (value instanceof Int32Array) return value.slice() as T;
+  if (ArrayBuffer.isView(value)) return Array.from(value as unknown as ArrayLike<number>) as T;
+  if (!Array.isArray(value)) return snapshot(value);
+  if (value.length > MAX_ARRAY_LENGTH) throw new RangeError(`an array of ${value.length} items is too long for a native argument (at most ${MAX_ARRAY_LENGTH})`);
+  return value.slice() as T;
+}
+
+function sampling(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  const s = value as Record<string, unknown>;
+  return { temperature: s.temperature, topK: s.topK, topP: s.topP };
+}
+
+function specList<T>(specs: T, copy: (spec: Record<string, unknown>) => object): T {
+  if (!Array.isArray(specs)) return snapshot(specs);
+  if (specs.length > MAX_ARRAY_LENGTH) throw new RangeError(`an array of ${specs.length} items is too long for a native argument (at most ${MAX_ARRAY_LENGTH})`);
+  const out = new Array<unknown>(specs.length);
+  for (let i = 0; i < specs.length; i++) {
+    const s: unknown = specs[i];
+    out[i] = s !== null && typeof s === "object" ? copy(s as Record<string, unknown>) : s;
+  }
+  return out as T;
+}
+
+/** A copy of verify specs: the fields Context.verify reads. */
+export function verifySpecs<T>(specs: T): T {
+  return specList(specs, (s) => ({
+    seq: s.seq,
+    pos: s.pos,
+    pending: s.pending,
+    draft: numberList(s.draft),
+    draftSeq: s.draftSeq,
+    sampling: sampling(s.sampling),
+    uniforms: numberList(s.uniforms),
+  }));
+}
+
+/** A copy of draft specs: the fields Context.draft reads. */
+export function draftSpecs<T>(specs: T): T {
+  return specList(specs, (s) => ({
+    seq: s.seq,
+    pos: s.pos,
+    tokens: numberList(s.tokens),
+    k: s.k,
+    sampling: sampling(s.sampling),
+    uniforms: numberList(s.uniforms),
+    confidence: s.confidence,
+  }));
+}
+
 /** A class instance that carries data fields (a spec made by a class): copied like a plain object. */
 function looksLikeData(value: object): boolean {
   for (const key of KNOWN_FIELDS) {

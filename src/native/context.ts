@@ -2,8 +2,11 @@
 // and returns a Promise; jobs run in submission order.
 import type { LlamaModel } from "./model.js";
 import { loadAddon } from "./addon.js";
-import { snapshot } from "./args.js";
+import { draftSpecs, numberList, snapshot, verifySpecs } from "./args.js";
 import type { RawBatch, RawContext, RawContextInfo, RawContextOptions, RawDraftSpec, RawVerifySpec } from "./types.js";
+
+/** See ContextOptions.spinMicros. */
+export const DEFAULT_SPIN_MICROS = 250;
 
 export interface ContextOptions {
   /** context length per sequence (tokens) */
@@ -25,6 +28,11 @@ export interface ContextOptions {
   /** most threads setThreads() may ask for; the threadpool is made this large (default: threads).
    * Its extra threads sleep while a smaller count is in use. */
   threadsMax?: number;
+  /** the worker spins up to this many microseconds for its next job when the previous one came
+   * that soon after a result (plain decoding), instead of sleeping: waking a sleeping thread cost
+   * ~110 us per call in a 2-vCPU VM. It yields the core on every turn, and sleeps at once after a
+   * longer gap (a job that waited on the other model). 0 = always sleep. Default 250. */
+  spinMicros?: number;
 }
 
 export class LlamaContext {
@@ -38,10 +46,11 @@ export class LlamaContext {
     const perSeq = options.contextSize ?? Math.min(4096, model.info.nCtxTrain || 4096);
     const threads = options.threads ?? 1;
     const threadsMax = options.threadsMax ?? threads;
-    for (const [name, v, lo] of [["contextSize", perSeq, 16], ["sequences", sequences, 1], ["batchSize", options.batchSize ?? 512, 1], ["threads", threads, 1], ["threadsMax", threadsMax, threads]] as const) {
+    for (const [name, v, lo] of [["contextSize", perSeq, 16], ["sequences", sequences, 1], ["batchSize", options.batchSize ?? 512, 1], ["threads", threads, 1], ["threadsMax", threadsMax, threads], ["spinMicros", options.spinMicros ?? 0, 0]] as const) {
       if (!Number.isInteger(v) || v < lo) throw new RangeError(`${name} must be an integer >= ${lo}, got ${v}`);
     }
     if (sequences > 256) throw new RangeError(`sequences must be <= 256, got ${sequences}`);
+    if ((options.spinMicros ?? 0) > 100_000) throw new RangeError(`spinMicros must be <= 100000, got ${options.spinMicros}`);
     for (const [name, v] of [["threads", options.threads], ["threadsMax", options.threadsMax]] as const) {
       // ggml's thread arrays hold GGML_MAX_N_THREADS = 512
       if (typeof v === "number" && v > 512) throw new RangeError(`${name} must be <= 512 (ggml's limit), got ${v}`);
@@ -58,6 +67,7 @@ export class LlamaContext {
       kvUnified: unified,
       flashAttention: options.flashAttention,
       threadpool: options.threadpool ?? threadsMax > 1,
+      spinMicros: options.spinMicros ?? DEFAULT_SPIN_MICROS,
     };
     const addon = await loadAddon();
     return new LlamaContext(await addon.createContext(model.raw, raw), model);
@@ -73,15 +83,15 @@ export class LlamaContext {
   }
 
   prefill(seq: number, pos: number, tokens: readonly number[]): Promise<void> {
-    return this.raw.prefill(seq, pos, snapshot(tokens));
+    return this.raw.prefill(seq, pos, numberList(tokens));
   }
 
   draft(specs: readonly RawDraftSpec[], vocabLimit?: number) {
-    return this.raw.draft(snapshot(specs), vocabLimit);
+    return this.raw.draft(draftSpecs(specs), vocabLimit);
   }
 
   verify(specs: readonly RawVerifySpec[], draftContext?: LlamaContext) {
-    return this.raw.verify(snapshot(specs), draftContext?.raw);
+    return this.raw.verify(verifySpecs(specs), draftContext?.raw);
   }
 
   /** Remove positions [p0, p1) of a sequence (-1: open end; seq -1: all sequences). */

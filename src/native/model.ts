@@ -1,6 +1,6 @@
 // A loaded GGUF model: metadata, tokenizer and chat template over the native Model.
 import { loadAddon, type LogLevel } from "./addon.js";
-import { snapshot } from "./args.js";
+import { numberList, snapshot } from "./args.js";
 import { GGML_TYPE_NAMES, GgufError, readGgufHeader, type GgufHeader } from "./gguf.js";
 import type { NativeAddon, RawModel, RawModelInfo } from "./types.js";
 
@@ -62,7 +62,7 @@ export class LlamaModel {
   }
 
   detokenize(tokens: readonly number[], removeSpecial = false, unparseSpecial = false): string {
-    return this.raw.detokenize(snapshot(tokens), removeSpecial, unparseSpecial);
+    return this.raw.detokenize(numberList(tokens), removeSpecial, unparseSpecial);
   }
 
   tokenBytes(token: number): Uint8Array {

@@ -47,6 +47,8 @@ export interface RawContextOptions {
   threadpool?: boolean;
   /** most threads setThreads() may ask for (the threadpool's size); default max(threads, threadsBatch) */
   threadsMax?: number;
+  /** microseconds the worker spins for the next job after a job it got soon after the previous one (0 = always sleep); default 0 */
+  spinMicros?: number;
 }
 
 export interface RawContextInfo {

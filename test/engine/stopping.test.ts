@@ -113,6 +113,26 @@ describe("TextAssembler", () => {
     expect(text.value).toBe("ab");
   });
 
+  it("without a reader of pieces or stop strings, decodes only when the text is read, to the same text", () => {
+    const chunks = [utf8("a"), bytes(0xc3), bytes(0xa9), bytes(0xf0, 0x9f), bytes(0x98, 0x80), utf8(" b"), bytes(0xe2, 0x82)];
+    const streamed = new TextAssembler([]);
+    const quiet = new TextAssembler([], false);
+    let pieces = "";
+    for (const c of chunks) {
+      pieces += streamed.push(c).piece;
+      expect(quiet.push(c)).toEqual({ piece: "", stopped: false });
+    }
+    expect(quiet.value).toBe(streamed.value); // a partial character stays pending in both
+    expect(quiet.value).toBe("aé😀 b");
+    quiet.push(bytes(0xac));
+    pieces += streamed.push(bytes(0xac)).piece;
+    expect(quiet.finish()).toBe("aé😀 b€");
+    expect(pieces + streamed.finish()).toBe("aé😀 b€");
+    // stop strings need the text as it comes: pushes decode at once
+    const stopping = new TextAssembler(["b"], false);
+    expect(stopping.push(utf8("ab"))).toEqual({ piece: "a", stopped: true });
+  });
+
   it("flushes held-back text and an incomplete character at the end", () => {
     const text = new TextAssembler(["xyz"]);
     expect(text.push(utf8("ax")).piece).toBe("a");

@@ -207,6 +207,31 @@ describe("context", () => {
     }
   });
 
+  it("a worker that spins for its next job decodes exactly what a sleeping one does, and disposes while spinning", async () => {
+    const toks = target.tokenize("The capital of France is");
+    const greedy = async (spinMicros: number) => {
+      const ctx = await LlamaContext.create(target, { contextSize: 64, sequences: 1, threads: 1, spinMicros });
+      await ctx.prefill(0, 0, toks.slice(0, -1));
+      const out: number[] = [];
+      let pending = toks.at(-1)!;
+      for (let i = 0; i < 12; i++) {
+        const [v] = await ctx.verify([{ seq: 0, pos: toks.length - 1 + i, pending, draft: [] }]);
+        pending = v!.alt[0]!;
+        out.push(pending);
+      }
+      // the jobs came back to back, so the worker spins now (up to spinMicros) instead of sleeping
+      const t0 = performance.now();
+      await ctx.dispose();
+      return { out, disposeMs: performance.now() - t0 };
+    };
+    const asleep = await greedy(0);
+    const spinning = await greedy(50_000);
+    expect(spinning.out).toEqual(asleep.out);
+    expect(spinning.disposeMs).toBeLessThan(5_000);
+    await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: -1 })).rejects.toThrow(/spinMicros must be an integer >= 0/);
+    await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: 200_000 })).rejects.toThrow(/spinMicros must be <= 100000/);
+  });
+
   it("two contexts on 1 + 1 threads run concurrently", async () => {
     const toks = Array.from({ length: 384 }, (_, i) => 100 + (i % 500));
     const a = await LlamaContext.create(target, { contextSize: 512, sequences: 1, threads: 1 });

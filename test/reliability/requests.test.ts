@@ -108,6 +108,8 @@ describe("invalid options", () => {
       [{ topP: 0 }, /topP must be in \(0, 1\], got 0/],
       [{ topK: -1 }, /topK must be an integer >= 0, got -1/],
       [{ contextSize: 8 }, /contextSize must be an integer >= 16, got 8/],
+      [{ spinMicros: -5 }, /spinMicros must be an integer in 0\.\.100000, got -5/],
+      [{ spinMicros: 0.5 }, /spinMicros/],
       [{ target: { model: models.target, threads: 0 } }, /threads must be an integer >= 1, got 0/],
       [{ target: { model: models.target, threads: 100000 } }, /threads must be <= 512/],
       [{ target: { model: "" } }, /target\.model is required/],
