@@ -10,6 +10,9 @@
 //   npm run build:ts
 //   node scripts/step-overhead.mjs [--model T.gguf --draft D.gguf] [--tokens 128] [--rounds 3] [--json out.json]
 //
+// --merge a.json b.json ... pools the runs of several outputs (e.g. alternating processes of two
+// builds) and prints their medians per build (`dist`), variant and mode.
+//
 // --dist DIR measures another build (e.g. a worktree of an older commit, built) with the same script;
 // a build without spinMicros ignores the option, so its variants are all "always sleep".
 //
@@ -21,7 +24,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const { values: args } = parseArgs({
+const { values: args, positionals } = parseArgs({
   options: {
     model: { type: "string" },
     draft: { type: "string" },
@@ -30,11 +33,36 @@ const { values: args } = parseArgs({
     spin: { type: "string", default: "0,250" },
     json: { type: "string" },
     dist: { type: "string" },
+    merge: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   },
+  allowPositionals: true,
 });
 if (args.help) {
-  console.log("usage: node scripts/step-overhead.mjs [--model T.gguf --draft D.gguf] [--tokens 128] [--rounds 3] [--spin 0,250] [--dist DIR] [--json out.json]");
+  console.log("usage: node scripts/step-overhead.mjs [--model T.gguf --draft D.gguf] [--tokens 128] [--rounds 3] [--spin 0,250] [--dist DIR] [--json out.json]\n       node scripts/step-overhead.mjs --merge a.json b.json ...");
+  process.exit(0);
+}
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+if (args.merge) {
+  const { readFileSync } = await import("node:fs");
+  const pools = new Map();
+  const pool = (key) => pools.get(key) ?? (pools.set(key, { roundTrip: [], msPerToken: [], gap: [] }), pools.get(key));
+  for (const file of positionals) {
+    const r = JSON.parse(readFileSync(file, "utf8"));
+    for (const [spin, v] of Object.entries(r.roundTripUs)) pool(`${r.dist} | round trip | spinMicros ${spin}`).roundTrip.push(...v.runs);
+    for (const g of r.generation) {
+      const p = pool(`${r.dist} | ${g.mode} | spinMicros ${g.spinMicros}`);
+      p.msPerToken.push(...g.runs.msPerToken);
+      p.gap.push(...g.runs.jsGapUsPerStep);
+    }
+  }
+  for (const [key, p] of pools) {
+    if (p.roundTrip.length) console.log(`${key}: ${median(p.roundTrip).toFixed(1)} us (${p.roundTrip.length} runs)`);
+    else console.log(`${key}: ${median(p.msPerToken).toFixed(3)} ms/token, JS gap ${median(p.gap).toFixed(0)} us/step (${p.msPerToken.length} runs)`);
+  }
   process.exit(0);
 }
 const dist = path.resolve(args.dist ?? path.join(root, "dist"));
@@ -52,10 +80,6 @@ const rounds = Number(args.rounds);
 const spins = args.spin.split(",").map(Number);
 const modes = draft ? ["ar", "sd"] : ["ar"];
 const prompt = "The quick brown fox jumps over the lazy dog and";
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 // 1. Round trip of a trivial job (the KV position query of an empty sequence).
 const roundTrip = {};
@@ -92,7 +116,7 @@ const engines = [];
 for (const mode of modes) {
   for (const spin of spins) {
     const eng = await createEngine({ target: { model }, draft: mode === "ar" ? undefined : { model: draft }, mode, batchSize: 1, contextSize: 512, spinMicros: spin });
-    await eng.generate(prompt, { maxTokens: 16, ignoreEos: true }); // warm-up
+    await eng.generate(prompt, { maxTokens: 16 }); // warm-up
     engines.push({ mode, spin, eng, msPerToken: [], gapUs: [] });
   }
 }
@@ -100,7 +124,7 @@ for (let round = 0; round < rounds; round++) {
   for (const e of engines) {
     const before = e.eng.trace().reduce((m, ev) => Math.max(m, ev.end), -Infinity);
     const t0 = performance.now();
-    const res = await e.eng.generate(prompt, { maxTokens: tokens, ignoreEos: true });
+    const res = await e.eng.generate(prompt, { maxTokens: tokens });
     const ms = performance.now() - t0;
     const { idle, steps } = gapsOf(e.eng.trace(), before);
     e.msPerToken.push(ms / res.tokens.length);

@@ -24,7 +24,9 @@ export interface ModelPlacement {
   threads?: number;
 }
 
-export interface CreateEngineOptions extends EngineOptions {
+export interface CreateEngineOptions extends Omit<EngineOptions, "mode"> {
+  /** default: ar without a draft; with one, auto where the models share the CPU cores, psd with the target on a GPU (defaultMode) */
+  mode?: Mode;
   target: ModelPlacement;
   /** required for sd and psd */
   draft?: ModelPlacement;
@@ -81,6 +83,16 @@ export class MinedraftEngine extends Engine {
 }
 
 /** Devices of both models: the user's, else the defaults of resolvePlacement() over the devices found. */
+/**
+ * The mode when none is asked for: ar without a draft; with one, auto where the two models share the
+ * CPU cores (one request on 2 cores: auto 1.30x the best fixed mode, psd 0.61x ar, docs/performance.md
+ * 5.9), psd with the target on a GPU (the fastest fixed mode there; auto's GPU figure under unified KV
+ * predates its switching changes and awaits a re-measurement).
+ */
+export function defaultMode(hasDraft: boolean, targetOnGpu: boolean): Mode {
+  return !hasDraft ? "ar" : targetOnGpu ? "psd" : "auto";
+}
+
 function placeDevices(devices: readonly DeviceInfo[], options: CreateEngineOptions, hasDraft: boolean, overlapped: boolean): ResolvedPlacement {
   // a model passed in already loaded stays where it was loaded
   const given = (p: ModelPlacement | undefined) => (p && typeof p.model !== "string" ? (p.device ?? p.model.device ?? AS_LOADED) : p?.device);
@@ -89,10 +101,11 @@ function placeDevices(devices: readonly DeviceInfo[], options: CreateEngineOptio
 
 export async function createEngine(options: CreateEngineOptions): Promise<MinedraftEngine> {
   if (!options || typeof options !== "object") throw new TypeError("createEngine(options): options must be an object");
-  const mode = options.mode ?? "psd";
-  if (!["ar", "sd", "psd", "auto"].includes(mode)) throw new RangeError(`mode must be "ar", "sd", "psd" or "auto", got ${JSON.stringify(mode)}`);
+  const requested = options.mode;
+  if (requested !== undefined && !["ar", "sd", "psd", "auto"].includes(requested)) throw new RangeError(`mode must be "ar", "sd", "psd" or "auto", got ${JSON.stringify(requested)}`);
   if (!options.target?.model) throw new TypeError("createEngine: target.model is required (a GGUF path or hf: URI)");
-  if (mode !== "ar" && !options.draft?.model) throw new TypeError(`createEngine: mode "${mode}" needs a draft model (draft.model)`);
+  if (requested !== undefined && requested !== "ar" && !options.draft?.model) throw new TypeError(`createEngine: mode "${requested}" needs a draft model (draft.model)`);
+  const hasDraft = requested !== "ar" && Boolean(options.draft?.model);
   const batchSize = options.batchSize ?? 4;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be an integer >= 1, got ${batchSize}`);
   const contextSize = options.contextSize ?? 2048;
@@ -101,12 +114,14 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
   if (spin !== undefined && (!Number.isInteger(spin) || spin < 0 || spin > 100_000)) throw new RangeError(`spinMicros must be an integer in 0..100000, got ${spin}`);
   const addon = await loadAddon({ logLevel: options.logLevel });
 
-  const auto = mode === "auto";
-  const sequences = mode === "psd" || auto ? 2 * batchSize : batchSize;
   const cores = coreCount();
   const found = addon.devices();
-  const devices = placeDevices(found, options, mode !== "ar", mode === "psd" || auto);
+  // psd and auto place the models alike (both may overlap the phases), so the default is placed first
+  const devices = placeDevices(found, options, hasDraft, requested === undefined ? hasDraft : requested === "psd" || requested === "auto");
   const targetOnGpu = onGpu(devices.targetDevice, found);
+  const mode = requested ?? defaultMode(hasDraft, targetOnGpu);
+  const auto = mode === "auto";
+  const sequences = mode === "psd" || auto ? 2 * batchSize : batchSize;
   const draftOnGpu = mode !== "ar" && onGpu(devices.draftDevice, found);
   const plan = defaultThreads({ concurrent: mode === "psd", cores, targetOnGpu, draftOnGpu });
   let targetThreads = options.target.threads ?? plan.target;

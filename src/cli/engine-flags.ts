@@ -69,13 +69,14 @@ export function addPlacementOptions(cmd: Command): Command {
 export function modeOption(): Option {
   return new Option(
     "--mode <mode>",
-    "decoding mode: ar (autoregressive), sd (speculative), psd (parallel speculative), auto (picks k and sd/psd per step from measured costs); default psd with --draft, else ar",
+    "decoding mode: ar (autoregressive), sd (speculative), psd (parallel speculative), auto (picks k and sd/psd per step from measured costs); default with --draft: auto, or psd when the target is on a GPU; else ar",
   ).choices(MODES);
 }
 
 /** createEngine() options for one mode, with the models given as local paths or loaded models. */
 export function engineOptions(
-  mode: Mode,
+  /** undefined: createEngine's default for the placement */
+  mode: Mode | undefined,
   models: { target: CreateEngineOptions["target"]["model"]; draft?: CreateEngineOptions["target"]["model"] },
   decoding: DecodingFlags,
   placement: PlacementFlags,

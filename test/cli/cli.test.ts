@@ -136,9 +136,11 @@ describe("generate", () => {
     for (const k of REQUEST_STATS) expect(req.stats, k).toHaveProperty(k);
     expect(req.stats.generatedTokens).toBe(req.tokens.length);
     for (const k of RUN_STATS) expect(doc.summary, k).toHaveProperty(k);
-    expect(doc.summary.mode).toBe("psd");
+    // no --mode with a draft: auto where the models share the CPU cores, psd with the target on a GPU
+    const mode = hasGpuDevice ? "psd" : "auto";
+    expect(doc.summary.mode).toBe(mode);
     expect(doc.summary.requests).toBe(1);
-    expect(doc.summary.placement).toMatchObject({ mode: "psd", targetThreads: 1, draftThreads: 1, concurrent: true });
+    expect(doc.summary.placement).toMatchObject({ mode, targetThreads: 1, draftThreads: 1 });
     // no GPU backend in CI: the default placement puts both models on the CPU and says so
     if (!hasGpuDevice) expect(doc.summary.placement).toMatchObject({ targetDevice: "cpu", draftDevice: "cpu", deviceNote: expect.stringMatching(/no GPU/), kvUnified: { target: false, draft: false } });
   });

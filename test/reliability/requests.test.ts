@@ -4,7 +4,7 @@
 // test/engine/robustness.test.ts; a prompt longer than the context on the tiny pair: engine-real.test.ts.)
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { createEngine, type CreateEngineOptions, type MinedraftEngine } from "../../src/create-engine.js";
+import { createEngine, defaultMode, type CreateEngineOptions, type MinedraftEngine } from "../../src/create-engine.js";
 import { LlamaModel } from "../../src/native/model.js";
 import { loadMicroPairForFile } from "./helpers.js";
 
@@ -166,5 +166,24 @@ describe("invalid options", () => {
       expect((bad as PromiseRejectedResult).reason).toBe(boom);
       expect(good.status).toBe("fulfilled");
     });
+  });
+});
+
+describe("default mode", () => {
+  it("no mode: ar without a draft; with a draft, auto where the models share the CPU cores", async () => {
+    const plain = await createEngine({ target: { model: models.target, threads: 1 }, contextSize: 64 });
+    expect(plain.placement.mode).toBe("ar");
+    await plain.close();
+    const paired = await createEngine({ target: { model: models.target, device: "cpu", threads: 1 }, draft: { model: models.draft, device: "cpu", threads: 1 }, contextSize: 64 });
+    try {
+      expect(paired.placement.mode).toBe("auto");
+      expect(paired.placement.sequences).toBe(8); // two sub-batches of the default 4
+      expect((await paired.generate("Once upon a time", { maxTokens: 6 })).tokens).toHaveLength(6);
+      expect(paired.stats().mode).toBe("auto");
+    } finally {
+      await paired.close();
+    }
+    expect(defaultMode(true, true)).toBe("psd");
+    expect(defaultMode(false, true)).toBe("ar");
   });
 });

@@ -1,5 +1,5 @@
 // `minedraft demo`: no model files needed. Makes (or reuses) a synthetic target/draft pair, benchmarks
-// ar, sd and psd on it, prints the table and writes the HTML report.
+// ar, sd, psd and auto (the default mode with a draft on the CPU) on it, prints the table and writes the HTML report.
 import path from "node:path";
 import { Command, Option } from "commander";
 import { ENGINE_DEFAULTS, ensureSyntheticPair } from "../../index.js";
@@ -33,7 +33,7 @@ const SIZES = {
 
 export function demoCommand(): Command {
   const cmd = new Command("demo")
-    .description("benchmark ar, sd and psd on a synthetic model pair (no model files needed) and write an HTML report")
+    .description("benchmark ar, sd, psd and auto on a synthetic model pair (no model files needed) and write an HTML report")
     .summary("benchmark on synthetic models, no downloads needed")
     .addOption(new Option("--preset <name>", "synthetic model size").choices(SYNTH_PRESET_NAMES).default(DEFAULT_DEMO_PRESET))
     .option("--quick", "tiny models, few tokens: a smoke test; overrides --preset (also MINEDRAFT_DEMO_QUICK=1)")
@@ -70,7 +70,7 @@ async function demo(flags: DemoFlags, signal: AbortSignal): Promise<void> {
     {
       target: { path: pair.target, threads: flags.threads },
       draft: { path: pair.draft, threads: flags.draftThreads },
-      modes: ["ar", "sd", "psd"],
+      modes: ["ar", "sd", "psd", "auto"],
       prompts: BUILTIN_PROMPTS.slice(0, size.prompts),
       promptSource: "builtin",
       batchSize: size.batchSize,

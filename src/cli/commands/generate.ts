@@ -50,8 +50,10 @@ export function generateCommand(): Command {
 async function runGenerate(flags: GenerateFlags, cmd: Command): Promise<void> {
   if (flags.prompt === undefined && flags.prompts === undefined) usageError(cmd, "give a prompt with --prompt <text> or a file with --prompts <file>");
   if (flags.prompt === "") usageError(cmd, "--prompt must not be empty");
-  const mode: Mode = flags.mode ?? (flags.draft ? "psd" : "ar");
-  if (mode !== "ar" && !flags.draft) usageError(cmd, `mode ${mode} needs a draft model (--draft <path>)`);
+  // no --mode: ar without a draft; with one, createEngine's default for the placement (auto on the
+  // CPU, psd with the target on a GPU), or psd when TETRIS is asked for
+  const mode: Mode | undefined = flags.mode ?? (!flags.draft ? "ar" : flags.tetrisExtra !== undefined ? "psd" : undefined);
+  if (mode !== undefined && mode !== "ar" && !flags.draft) usageError(cmd, `mode ${mode} needs a draft model (--draft <path>)`);
   if (flags.tetrisExtra !== undefined && mode !== "psd") usageError(cmd, `--tetris-extra works with --mode psd only (mode is ${mode})`);
 
   await withInterrupt(async (signal) => {
