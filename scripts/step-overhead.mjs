@@ -3,7 +3,7 @@
 // a few ms per step): the handoff to and from a worker thread, and the TypeScript between two jobs.
 // Side by side in one process, round-robin over the variants:
 //   - round trip of a trivial native job (no model work) with the worker sleeping between jobs
-//     (spinMicros 0) and spinning for the next one (the default);
+//     (spinMicros 0) and spinning for the next one (the default), beside an idle second context;
 //   - single-request generation (ar, and sd when a draft is given) per variant: ms per token, and
 //     the JavaScript gap per step (both workers idle, from the engine's trace).
 //
@@ -81,12 +81,19 @@ const spins = args.spin.split(",").map(Number);
 const modes = draft ? ["ar", "sd"] : ["ar"];
 const prompt = "The quick brown fox jumps over the lazy dog and";
 
-// 1. Round trip of a trivial job (the KV position query of an empty sequence).
+// 1. Round trip of a trivial job (the KV position query of an empty sequence). Each measured context
+// has an idle second one beside it, as an engine has (target and draft): with a single worker
+// thread in the process, the kernel tends to wake it on the JS thread's core, which is cheap (12-33
+// us measured) but not what an engine sees (~110 us asleep).
 const roundTrip = {};
 {
   const m = await LlamaModel.load(model);
   const contexts = [];
-  for (const spin of spins) contexts.push([spin, await LlamaContext.create(m, { contextSize: 64, spinMicros: spin })]);
+  const idle = [];
+  for (const spin of spins) {
+    contexts.push([spin, await LlamaContext.create(m, { contextSize: 64, spinMicros: spin })]);
+    idle.push(await LlamaContext.create(m, { contextSize: 64, spinMicros: spin }));
+  }
   for (let round = 0; round < rounds; round++) {
     for (const [spin, ctx] of contexts) {
       const n = 1000;
@@ -95,7 +102,7 @@ const roundTrip = {};
       (roundTrip[spin] ??= []).push(((performance.now() - t0) / n) * 1000);
     }
   }
-  for (const [, ctx] of contexts) await ctx.dispose();
+  for (const ctx of [...contexts.map(([, c]) => c), ...idle]) await ctx.dispose();
   m.dispose();
 }
 
