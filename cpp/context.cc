@@ -498,8 +498,9 @@ void Context::StopThread() {
 }
 
 // Waking a sleeping worker costs the JS thread a futex syscall and the job the wake-up latency: in
-// a 2-vCPU VM a trivial job's round trip took a median 108-115 us with the worker asleep, 17-21 us
-// with it spinning (scripts/step-overhead.mjs). When the JS thread answered the previous job
+// a 2-vCPU VM a trivial job's round trip with the worker asleep took 8-35 us when the kernel woke it
+// on the JS thread's core and 100-160 us when not (a third of the rounds), 4-37 us with the worker
+// spinning (scripts/step-overhead.mjs; docs/performance.md 5.4). When the JS thread answered the previous job
 // quickly (plain decoding: the next token's job follows the last one's result within ~100 us), the
 // worker spins for the next job, yielding the core on every turn, for at most spin_us_; after a
 // longer gap (it waited on the other worker) it sleeps at once, so a schedule that alternates the

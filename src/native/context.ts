@@ -30,7 +30,7 @@ export interface ContextOptions {
   threadsMax?: number;
   /** the worker spins up to this many microseconds for its next job when the previous one came
    * that soon after a result (plain decoding), instead of sleeping: waking a sleeping thread cost
-   * ~110 us per call in a 2-vCPU VM. It yields the core on every turn, and sleeps at once after a
+   * 100-160 us in a third of the calls in a 2-vCPU VM. It yields the core on every turn, and sleeps at once after a
    * longer gap (a job that waited on the other model). 0 = always sleep. Default 250. */
   spinMicros?: number;
 }
