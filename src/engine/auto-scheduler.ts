@@ -59,6 +59,15 @@ const K_PROBE_EVERY = 8;
 const SETTLED = 0.15;
 const MAX_CONFIRM = 4;
 /**
+ * A schedule not running keeps the estimate of its last samples. When that estimate stands this far
+ * above the lowest it reached (CostModel.inflation), those samples were taken under a burst of load,
+ * and the schedule is confirmed again (outside the budget, at most MAX_REVISITS times a run): without
+ * it, a schedule measured during a burst looks slow for the rest of the run and is never re-measured.
+ * If the machine got slower for good, the revisits find the same estimate and end with the cap.
+ */
+const INFLATED = 1.6;
+const MAX_REVISITS = 8;
+/**
  * The overlapped schedule is calibrated only while its upper bound (CostModel.overlapBound, from
  * the sequential timings) reaches this share of the sequential best: where it cannot win, its
  * calibration steps would be pure loss (on a 2-core CPU, each costs about two plain steps).
@@ -108,6 +117,8 @@ export class AutoPolicy {
   /** per schedule: its estimate was confirmed by a re-measurement (or confirmations ran out) */
   private settled = { sequential: false, overlapped: false };
   private confirmations = { sequential: 0, overlapped: 0 };
+  /** per schedule: confirmations spent because its estimate was inflated */
+  private revisits = { sequential: 0, overlapped: 0 };
   /** the confirmation probe in flight: its schedule and the rate predicted before it */
   private confirming: { schedule: StepSchedule; rate: number } | null = null;
   /** calibration: verification passes without drafts measured */
@@ -219,10 +230,12 @@ export class AutoPolicy {
     // cannot make a bound from other measurements look slow.
     let otherPred = preds.find((p) => p.schedule !== best.schedule);
     if (otherPred?.schedule === "overlapped" && !this.overlapInReach(this.overlapBound(size), best)) otherPred = undefined;
-    const unsure = otherPred !== undefined && !this.settled[otherPred.schedule];
+    const revisit = otherPred !== undefined && this.settled[otherPred.schedule] && this.revisits[otherPred.schedule] < MAX_REVISITS && this.model.inflation(otherPred.schedule) >= INFLATED;
+    const unsure = otherPred !== undefined && (!this.settled[otherPred.schedule] || revisit);
     if (++this.sinceProbe >= (unsure ? CONFIRM_EVERY : this.probeEvery)) {
       const probe = this.planProbe(best, otherPred, preds, unsure);
       if (probe) {
+        if (revisit && probe.schedule === otherPred!.schedule) this.revisits[otherPred!.schedule]++;
         this.sinceProbe = 0;
         this.probeCount++;
         return probe;

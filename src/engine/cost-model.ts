@@ -28,6 +28,8 @@ const INTERPOLATE_MIN_SAMPLES = 3;
 export class LinearFit {
   private readonly buckets = new Map<number, { z: number; n: number; at: number }>();
   private level = 1;
+  /** the lowest level reached since the second sample: what this work costs on an unloaded machine */
+  private floor = Infinity;
   private latestX: number | undefined;
   /** samples seen */
   samples = 0;
@@ -51,6 +53,7 @@ export class LinearFit {
         const expected = this.level * shape;
         const clipped = Math.min(y, expected * 2);
         this.level += this.weight * (clipped / shape - this.level);
+        this.floor = Math.min(this.floor, this.level);
       }
     }
     const b = this.buckets.get(x);
@@ -73,6 +76,14 @@ export class LinearFit {
 
   get empty(): boolean {
     return this.samples === 0;
+  }
+
+  /**
+   * How far the level stands above the lowest it reached (1: at it). Well above, the latest samples
+   * were taken under load, and for work not run since, the estimate stays that pessimistic.
+   */
+  get inflation(): number {
+    return Number.isFinite(this.floor) && this.floor > 0 ? this.level / this.floor : 1;
   }
 
   /** The most recently measured size and its current predicted cost. */
@@ -261,6 +272,11 @@ export class CostModel {
     this.draft = { sequential: new LinearFit(weight, 0.4), overlapped: new LinearFit(weight, 0.4) };
     this.overhead = { sequential: new Ewma(0.2), overlapped: new Ewma(0.2) };
     this.acceptance = new AcceptanceModel(opts.kMax);
+  }
+
+  /** The larger inflation (LinearFit.inflation) of a schedule's verification and draft costs. */
+  inflation(schedule: StepSchedule): number {
+    return Math.max(this.verify[schedule].inflation, this.draft[schedule].inflation);
   }
 
   /** Predicted ms of a verification pass of n tokens at a schedule's placement (undefined: unmeasured). */

@@ -217,6 +217,34 @@ describe("auto policy", () => {
     expect(late.filter((p) => p.schedule === "sequential").length / late.length).toBeGreaterThan(0.9);
   });
 
+  it("re-measures a schedule whose estimate a burst of load inflated after calibration, instead of avoiding it for the rest of the run", () => {
+    // plain decoding wins (the demo's pair: a draft ~0.4 of the target; split cores halve each phase);
+    // 8 steps of 3-5x slower sequential passes, once the calibration is over, pushed auto into the
+    // overlap, where it stayed ~40 steps after the burst: the sequential estimate was never re-measured
+    for (const [from, factor] of [[4, 5], [10, 3], [20, 3]] as const) {
+      const policy = new AutoPolicy({ kMax: 4, batchSize: 4, canOverlap: true });
+      const picks: { schedule: StepSchedule; k: number }[] = [];
+      for (let step = 0; step < 80; step++) {
+        const d = policy.choose({ sequential: 8, overlapped: 4 }, true);
+        picks.push(d);
+        const slow = d.schedule === "sequential" && step >= from && step < from + 8 ? factor : 1;
+        const r = d.schedule === "overlapped" ? 4 : 8;
+        const split = d.schedule === "overlapped" ? 2 : 1;
+        const outcomes = Array.from({ length: r }, (_, j) => {
+          let accepted = 0;
+          while (accepted < d.k && (j * 7 + accepted * 3 + step) % 100 < 60) accepted++;
+          return { k: d.k, accepted };
+        });
+        const tokens = r * (d.k + 1);
+        policy.recordVerify(d.schedule, { ms: slow * split * (12 + 1.2 * tokens), requests: r, tokens, k: d.k, outcomes });
+        if (d.k > 0) policy.recordDraft(d.schedule, { ms: slow * split * d.k * (2 + 0.9 * r), requests: r, tokens: d.k, k: d.k });
+        policy.recordOverhead(d.schedule, 0.1);
+      }
+      const after = picks.slice(from + 8 + 14, from + 8 + 44);
+      expect(after.filter((p) => p.schedule === "overlapped").length, `burst from step ${from}, x${factor}`).toBeLessThanOrEqual(3);
+    }
+  });
+
   it("confirms a schedule far behind once, even when step times jitter by +-40% (a GPU's 10 ms steps)", () => {
     for (let seed = 1; seed <= 6; seed++) {
       let state = seed * 7919;
