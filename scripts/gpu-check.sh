@@ -4,7 +4,7 @@
 #   bash scripts/gpu-check.sh prepare        # here: pack what the device machine lacks into .gpu-check/ (< 64 MiB)
 #   bash scripts/gpu-check.sh run [--cpu]    # there (or here with --cpu): build, make models, bench
 #   PLAN=kv bash scripts/gpu-check.sh run    # there: per-sequence against unified KV, graph splits
-#   PLAN=auto bash scripts/gpu-check.sh run  # there: auto against ar / sd / psd at each placement
+#   PLAN=auto bash scripts/gpu-check.sh run  # there: step-overhead, then auto against ar / sd / psd at each placement
 #
 # The device machine has CUDA, CMake and a compiler but no Node.js, no npm registry and no network, so
 # `prepare` packs a Node.js binary and its headers, the llama.cpp source (from node-llama-cpp's bundle),
@@ -137,6 +137,10 @@ run() {
     local dev; dev=$(node -e "import('./dist/index.js').then(async m=>{const d=(await m.devices()).find(x=>x.type==='gpu');console.log(d?d.name:'')})")
     [ -n "$dev" ] || { echo "no GPU device found by the CUDA backend" | tee -a "$out/gpu-check.log"; exit 1; }
     local cpu=$(( $(nproc) - 2 ))
+    # orchestration on short GPU steps: one request, ar and sd at the default placement, the worker
+    # sleeping between jobs against spinning (docs/performance.md 5.4), ~30 s
+    echo "== ($((SECONDS)) s) step-overhead" | tee -a "$out/gpu-check.log"
+    node scripts/step-overhead.mjs --model "$models/target.gguf" --draft "$models/draft.gguf" --tokens 96 --rounds 3 --json "$out/step-overhead.json" 2>&1 | tee -a "$out/gpu-check.log" || echo "FAILED: step-overhead" | tee -a "$out/gpu-check.log"
     bench_run same-gpu-b8 --modes ar,sd,psd,auto --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1
     bench_run draft-cpu-b8 --modes ar,sd,psd,auto --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device cpu --threads 2 --draft-threads "$cpu"
     bench_run same-gpu-b1 --modes ar,sd,psd,auto --batch-size 1 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1
