@@ -82,10 +82,9 @@ export class MinedraftEngine extends Engine {
   }
 }
 
-/** Devices of both models: the user's, else the defaults of resolvePlacement() over the devices found. */
 /**
  * The mode when none is asked for: ar without a draft; with one, auto where the two models share the
- * CPU cores (one request on 2 cores: auto 1.30x the best fixed mode, psd 0.61x ar, docs/performance.md
+ * CPU cores (one request on 2 cores: auto 1.31x the best fixed mode, psd 0.68x ar, docs/performance.md
  * 5.9), psd with the target on a GPU (the fastest fixed mode there; auto's GPU figure under unified KV
  * predates its switching changes and awaits a re-measurement).
  */
@@ -93,6 +92,7 @@ export function defaultMode(hasDraft: boolean, targetOnGpu: boolean): Mode {
   return !hasDraft ? "ar" : targetOnGpu ? "psd" : "auto";
 }
 
+/** Devices of both models: the user's, else the defaults of resolvePlacement() over the devices found. */
 function placeDevices(devices: readonly DeviceInfo[], options: CreateEngineOptions, hasDraft: boolean, overlapped: boolean): ResolvedPlacement {
   // a model passed in already loaded stays where it was loaded
   const given = (p: ModelPlacement | undefined) => (p && typeof p.model !== "string" ? (p.device ?? p.model.device ?? AS_LOADED) : p?.device);

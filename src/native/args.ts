@@ -26,7 +26,7 @@ export function snapshot<T>(value: T, depth = 0): T {
   if (ArrayBuffer.isView(value)) return Array.from(value as unknown as ArrayLike<number>) as T;
   if (Array.isArray(value)) {
     const n = (value as unknown[]).length;
-    if (n > MAX_ARRAY_LENGTH) throw new RangeError(`an array of ${n} items is too long for a native argument (at most ${MAX_ARRAY_LENGTH})`);
+    checkLength(n);
     return Array.from(value as unknown[], (x) => snapshot(x, depth + 1)) as T;
   }
   const proto = Object.getPrototypeOf(value);
@@ -48,7 +48,7 @@ export function numberList<T>(value: T): T {
   if (value instanceof Int32Array) return value.slice() as T;
   if (ArrayBuffer.isView(value)) return Array.from(value as unknown as ArrayLike<number>) as T;
   if (!Array.isArray(value)) return snapshot(value);
-  if (value.length > MAX_ARRAY_LENGTH) throw new RangeError(`an array of ${value.length} items is too long for a native argument (at most ${MAX_ARRAY_LENGTH})`);
+  checkLength(value.length);
   return value.slice() as T;
 }
 
@@ -60,7 +60,7 @@ function sampling(value: unknown): unknown {
 
 function specList<T>(specs: T, copy: (spec: Record<string, unknown>) => object): T {
   if (!Array.isArray(specs)) return snapshot(specs);
-  if (specs.length > MAX_ARRAY_LENGTH) throw new RangeError(`an array of ${specs.length} items is too long for a native argument (at most ${MAX_ARRAY_LENGTH})`);
+  checkLength(specs.length);
   const out = new Array<unknown>(specs.length);
   for (let i = 0; i < specs.length; i++) {
     const s: unknown = specs[i];
@@ -93,6 +93,10 @@ export function draftSpecs<T>(specs: T): T {
     uniforms: numberList(s.uniforms),
     confidence: s.confidence,
   }));
+}
+
+function checkLength(n: number): void {
+  if (n > MAX_ARRAY_LENGTH) throw new RangeError(`an array of ${n} items is too long for a native argument (at most ${MAX_ARRAY_LENGTH})`);
 }
 
 /** A class instance that carries data fields (a spec made by a class): copied like a plain object. */
