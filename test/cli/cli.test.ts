@@ -145,6 +145,17 @@ describe("generate", () => {
     if (!hasGpuDevice) expect(doc.summary.placement).toMatchObject({ targetDevice: "cpu", draftDevice: "cpu", deviceNote: expect.stringMatching(/no GPU/), kvUnified: { target: false, draft: false } });
   });
 
+  it("--tetris-extra without --mode runs psd with TETRIS; with another mode it is a usage error", async () => {
+    const r = await runCli(["generate", "--model", target, "--draft", draft, "--prompt", "Hello there", "--max-tokens", "6", "--tetris-extra", "1", "--json", ...small]);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.summary.mode).toBe("psd");
+    expect(doc.summary.tetris).toBeDefined();
+    const bad = await runCli(["generate", "--model", target, "--draft", draft, "--prompt", "Hello there", "--mode", "auto", "--tetris-extra", "1", ...small]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--tetris-extra works with --mode psd only \(mode is auto\)/);
+  });
+
   it("--kv-unified / --no-kv-unified set both contexts' KV layout; the greedy output is the same on the CPU", async () => {
     const args = ["generate", "--model", target, "--draft", draft, "--prompt", "Hello there", "--max-tokens", "8", "--seed", "3", "--json", ...small];
     const [unified, perSeq] = [await runCli([...args, "--kv-unified"]), await runCli([...args, "--no-kv-unified"])];
