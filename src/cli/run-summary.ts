@@ -1,12 +1,17 @@
 // Human-readable run statistics and thread placement (generate --stats).
 import type { Placement, RunStats } from "../index.js";
+import { autoChoiceShares } from "../bench/summarize.js";
 import { fixed, percent } from "./format.js";
 
 export function describePlacement(p: Placement): string {
   const target = `target ${p.targetThreads} thread${p.targetThreads === 1 ? "" : "s"} (${p.targetDevice})`;
   if (p.mode === "ar") return `${target}, no draft`;
   const draft = `draft ${p.draftThreads} thread${p.draftThreads === 1 ? "" : "s"} (${p.draftDevice})`;
-  const timing = p.concurrent ? "running concurrently" : "taking turns";
+  const o = p.threadPlans?.overlapped;
+  // auto switches between its sequential placement (the threads above) and the overlapped one
+  const timing = p.mode === "auto"
+    ? `taking turns${o ? `, or ${o.target} + ${o.draft} threads running concurrently` : ""} (auto picks per step)`
+    : p.concurrent ? "running concurrently" : "taking turns";
   return `${target}, ${draft}, ${timing} on ${p.cores} cores${p.oversubscribed ? " (oversubscribed)" : ""}, ${p.sequences} sequences`;
 }
 
@@ -21,6 +26,10 @@ export function formatRunStats(s: RunStats, placement: Placement): string {
         `per position ${s.perPositionAcceptance.map((a) => percent(a, 0)).join(" ") || "-"}`,
       `workers: draft busy ${fixed(s.draftMs, 0)} ms, target busy ${fixed(s.verifyMs, 0)} ms, overlap ${fixed(s.overlapMs, 0)} ms (${percent(s.hiddenDraftFraction)} of drafting hidden), idle ${fixed(s.idleMs, 0)} ms`,
     );
+  }
+  if (s.auto) {
+    const total = s.auto.decisions.reduce((n, d) => n + d.steps, 0);
+    lines.push(`auto: ${total} steps: ${autoChoiceShares(s.auto.decisions, { top: 5 })}; ${s.auto.probeSteps} probe steps, ${s.auto.switches} schedule switches`);
   }
   lines.push(`placement: ${describePlacement(placement)}`);
   if (placement.deviceNote) lines.push(`devices: ${placement.deviceNote}`);

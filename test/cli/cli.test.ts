@@ -186,6 +186,11 @@ describe("generate", () => {
     expect(r.stderr).toMatch(/tokens\/s/);
     expect(r.stderr).toMatch(/placement: /);
     expect(r.stderr).toMatch(/devices: /);
+    if (!hasGpuDevice) {
+      // the default mode with a draft on the CPU: auto, which says what it chose
+      expect(r.stderr).toMatch(/^auto: \d+ steps: (sequential|overlapped) k=\d/m);
+      expect(r.stderr).toMatch(/\(auto picks per step\)/);
+    }
     const doc = JSON.parse(await readFile(out, "utf8"));
     expect(doc.requests.map((q: { id: unknown }) => q.id)).toEqual([1, "w", 3]);
     expect(doc.requests.map((q: { prompt: string }) => q.prompt)).toEqual(["Hello", "World", "The third prompt"]);
