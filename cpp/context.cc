@@ -53,7 +53,10 @@ struct InitJob : Job {
         // kicks off only workers 0..n-1 (ggml_graph_compute_kickoff / thread_ready in ggml-cpu.c);
         // the others see no pending work and go back to sleep on the pool's condition variable.
         ggml_threadpool_params tpp = ggml_threadpool_params_default(std::max(c.threads_max_, std::max(c.params_.n_threads, c.params_.n_threads_batch)));
-        tpp.poll = 0;  // sleep between graphs: never spin on cores the other context needs
+        // between graphs the pool's threads spin for about poll x 131072 pauses, then sleep: 0 (the
+        // default) never spins on cores another context may need; a context alone on its cores
+        // (ar) spins briefly, so the next token's graph does not wait for its threads to wake up
+        tpp.poll = (uint32_t)c.poll_;
         c.threadpool_ = tp_new(&tpp);
         if (c.threadpool_) llama_attach_threadpool(c.ctx_, c.threadpool_, c.threadpool_);
       }
@@ -452,6 +455,7 @@ Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(inf
   }
   use_threadpool_ = BoolField(o, "threadpool", false);
   spin_us_ = IntField(o, "spinMicros", 0, 100000, 0);
+  poll_ = (int32_t)IntField(o, "threadpoolPoll", 0, 100, 0);
   threads_max_ = (int32_t)IntField(o, "threadsMax", 1, 1024, std::max(params_.n_threads, params_.n_threads_batch));
   if (threads_max_ < std::max(params_.n_threads, params_.n_threads_batch)) throw Napi::RangeError::New(env, "threadsMax must be at least threads and threadsBatch");
   threads_now_ = params_.n_threads;

@@ -74,6 +74,8 @@ class Context : public Napi::ObjectWrap<Context> {
   // creation parameters (immutable after the constructor)
   llama_context_params params_{};
   bool use_threadpool_ = false;
+  // ggml's polling level of the threadpool (ggml_threadpool_params.poll)
+  int32_t poll_ = 0;
   // the most threads setThreads() may ask for; the threadpool is created with this many
   int32_t threads_max_ = 1;
   int32_t n_ctx_seq_ = 0;

@@ -163,7 +163,8 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
     // auto: each threadpool is sized for the larger of its two placements
     const maxOf = (role: "target" | "draft", n: number) =>
       threadPlans ? Math.max(threadPlans.sequential[role], threadPlans.overlapped?.[role] ?? 1) : n;
-    const targetContext = await LlamaContext.create(targetModel, { ...ctxOpts, kvUnified: kvUnified.target, threads: targetThreads, threadsMax: maxOf("target", targetThreads) });
+    // ar: the target is alone on its cores, so its pool's threads may spin between graphs (poll 1, about a millisecond)
+    const targetContext = await LlamaContext.create(targetModel, { ...ctxOpts, kvUnified: kvUnified.target, threads: targetThreads, threadsMax: maxOf("target", targetThreads), threadpoolPoll: mode === "ar" ? 1 : 0 });
     contexts.push(targetContext);
     const draftContext = draftModel ? await LlamaContext.create(draftModel, { ...ctxOpts, kvUnified: kvUnified.draft, threads: draftThreads, threadsMax: maxOf("draft", draftThreads) }) : undefined;
     if (draftContext) contexts.push(draftContext);

@@ -47,6 +47,8 @@ export interface RawContextOptions {
   threadpool?: boolean;
   /** most threads setThreads() may ask for (the threadpool's size); default max(threads, threadsBatch) */
   threadsMax?: number;
+  /** ggml's polling level of the threadpool's threads between graphs, 0..100 (0 = sleep at once); default 0 */
+  threadpoolPoll?: number;
   /** microseconds the worker spins for the next job after a job it got soon after the previous one (0 = always sleep); default 0 */
   spinMicros?: number;
 }

@@ -207,10 +207,10 @@ describe("context", () => {
     }
   });
 
-  it("a worker that spins for its next job decodes exactly what a sleeping one does, and disposes while spinning", async () => {
+  it("a worker that spins for its next job (and a pool that polls between graphs) decodes exactly what a sleeping one does, and disposes while spinning", async () => {
     const toks = target.tokenize("The capital of France is");
-    const greedy = async (spinMicros: number) => {
-      const ctx = await LlamaContext.create(target, { contextSize: 64, sequences: 1, threads: 1, spinMicros });
+    const greedy = async (spinMicros: number, pool: { threads: number; threadpoolPoll: number } = { threads: 1, threadpoolPoll: 0 }) => {
+      const ctx = await LlamaContext.create(target, { contextSize: 64, sequences: 1, spinMicros, ...pool });
       await ctx.prefill(0, 0, toks.slice(0, -1));
       const out: number[] = [];
       let pending = toks.at(-1)!;
@@ -228,6 +228,11 @@ describe("context", () => {
     const spinning = await greedy(50_000);
     expect(spinning.out).toEqual(asleep.out);
     expect(spinning.disposeMs).toBeLessThan(5_000);
+    // a 2-thread pool whose threads poll between graphs (what ar uses): the same tokens
+    const polling = await greedy(250, { threads: 2, threadpoolPoll: 1 });
+    expect(polling.out).toEqual((await greedy(0, { threads: 2, threadpoolPoll: 0 })).out);
+    await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 101 })).rejects.toThrow(/threadpoolPoll must be <= 100/);
+    await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 0.5 })).rejects.toThrow(/threadpoolPoll must be an integer >= 0/);
     await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: -1 })).rejects.toThrow(/spinMicros must be an integer >= 0/);
     await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: 200_000 })).rejects.toThrow(/spinMicros must be <= 100000/);
   });
