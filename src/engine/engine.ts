@@ -261,7 +261,8 @@ export class Engine {
   /**
    * Before a pass over every running request, where sequence ids decide the passes: move requests
    * into the holes finished ones left, so the pass is one run of ids (a KV copy costs far less than
-   * a second forward pass over the weights).
+   * a second forward pass over the weights). Call only where ids split passes and the schedule
+   * compacts (seqIdsSplitPasses, compactsSlots()).
    */
   private async compactSlots(): Promise<void> {
     if (this.running.some((r) => r.drafts !== null)) return;
@@ -279,9 +280,9 @@ export class Engine {
     return false;
   }
 
+  /** Call when anyFinished(). */
   private async releaseFinished(): Promise<void> {
     const finished = this.running.filter((r) => r.done);
-    if (finished.length === 0) return;
     this.running = this.running.filter((r) => !r.done);
     this.collector.setRunning(this.running.length);
     await this.executor.release(finished);
