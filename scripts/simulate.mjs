@@ -16,15 +16,21 @@
 //   node scripts/simulate.mjs --bench docs/bench/X.json [--json out.json]
 //       fit the costs from the bench's ar / sd / psd runs, predict every mode, and compare with what
 //       the bench measured. "auto" is auto with exact knowledge of the costs (what it could reach);
-//       "auto (replay)" runs the mix of choices auto actually made (checks the cost model on them)
+//       "auto (replay)" runs the mix of choices auto actually made (checks the cost model on them);
+//       "auto (policy)" runs the engine's own AutoPolicy, which sees only what each step cost
+//       (needs a build; [--policy-dist DIR] another build's, [--policy-runs N] seeds, default 8,
+//       0 = off; [--jitter S] call times vary by up to +-S, default 0.1; [--probe-budget B] the
+//       policy's probeBudget)
 //   node scripts/simulate.mjs --preset NAME [--batch M] [-k K] [--requests N] [--max-tokens T]
 //       a projection from assumed timings (see PRESETS); --list-presets shows them
 //   node scripts/simulate.mjs --verify-seq A,B [--verify-ovl A,B] --draft-seq C,D [--draft-ovl C,D]
 //       --accept a0,a1,... [--overhead-seq MS] [--overhead-ovl MS] [--prefill MS] --batch M -k K ...
 //       the same from numbers given on the command line
 //
-// No dependencies; O(steps) per mode.
-import { readFileSync, writeFileSync } from "node:fs";
+// No dependencies (auto (policy) loads the built engine); O(steps) per mode.
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 // ---------------------------------------------------------------------------------------------
 // the model
@@ -71,9 +77,16 @@ export function bestOption(costs, kMax, sizes, canOverlap) {
 
 /**
  * Step-level simulation of one mode over a workload. Requests advance by E(k) tokens per
- * verification (expected values: no sampling noise). Returns tokens/s and what happened.
+ * verification (expected values: no sampling noise), except under a `policy` driver.
+ *
+ * `driver` (auto only) says who chooses each step's schedule and k:
+ *   - none: the best option with exact knowledge of the costs;
+ *   - { replay }: the measured shares of auto's choices;
+ *   - { policy, rng, jitter }: the engine's own AutoPolicy (any build's), which sees only what the
+ *     steps cost, as in the engine: each call's time is jittered by up to +-jitter (uniform), each
+ *     request's accepted drafts are sampled from the acceptance rates with `rng`.
  */
-export function simulate(mode, workload, costs, replay) {
+export function simulate(mode, workload, costs, driver) {
   const { batchSize: m, k: kMax } = workload;
   const paired = mode === "psd" || mode === "auto";
   const capacity = paired ? 2 * m : m;
@@ -85,10 +98,27 @@ export function simulate(mode, workload, costs, replay) {
   const choices = new Map();
   const count = (key) => choices.set(key, (choices.get(key) ?? 0) + 1);
   const prefillMs = costs.prefill?.[mode] ?? costs.prefill?.default ?? 0;
+  const policy = driver?.policy;
+  const noisy = (ms) => (policy && driver.jitter ? ms * (1 + driver.jitter * (2 * driver.rng() - 1)) : ms);
+  /** Advances a request by a verification of k drafts; returns its outcome (sampled under a policy). */
   const gain = (req, k) => {
-    const g = Math.min(req.left, expectedTokens(k, costs.acceptance));
+    let g = expectedTokens(k, costs.acceptance);
+    let accepted = g - 1;
+    if (policy) {
+      const alpha = costs.acceptance;
+      accepted = 0;
+      while (accepted < k && alpha.length > 0 && driver.rng() < alpha[Math.min(accepted, alpha.length - 1)]) accepted++;
+      g = accepted + 1;
+    }
+    g = Math.min(req.left, g);
     req.left -= g;
     generated += g;
+    return { k, accepted };
+  };
+  /** A verification's timing as the engine reports it to the policy. */
+  const verified = (ms, reqs, ks) => {
+    const outcomes = reqs.map((q, i) => gain(q, ks[i]));
+    return { ms, requests: reqs.length, tokens: ks.reduce((n, k) => n + k + 1, 0), k: Math.max(0, ...ks), outcomes };
   };
   while (queue.length > 0 || running.length > 0) {
     // admission: new requests join the batch drafted next (psd), prefills one after another
@@ -138,54 +168,59 @@ export function simulate(mode, workload, costs, replay) {
         count(`overlapped/${kMax}`);
       }
     } else {
-      // auto with exact costs: the best option each step; entering overlapped, a fill verifies one
-      // sub-batch plainly while drafting the other; leaving it, a drain verifies the drafted
-      // sub-batch and every other request (plain) in one pass
+      // auto, as the engine runs it: entering overlapped, a fill verifies one sub-batch plainly
+      // while drafting the other; leaving it, a drain verifies the drafted sub-batch and every
+      // other request (plain) in one pass; sequential steps take every running request
       const drafted = running.filter((q) => q.drafted);
       const sizes = { sequential: running.length, overlapped: Math.max(1, running.length / 2) };
-      // replay: the measured shares of auto's choices, interleaved (largest deficit first)
-      const best = replay ? replayed(replay, steps, running.length >= 2) : bestOption(costs, kMax, sizes, running.length >= 2 && costs.canOverlap !== false);
-      if (best.schedule === "overlapped") {
-        if (drafted.length === 0) {
-          rebalance(running);
-          const b0 = running.filter((q) => q.batch === 0);
-          const b1 = running.filter((q) => q.batch === 1);
-          const v = verifyMs(costs, "overlapped", b1.length);
-          const d = draftMs(costs, "overlapped", best.k, b0.length);
-          t += Math.max(v, d) + (costs.overhead?.overlapped ?? 0);
-          for (const q of b1) gain(q, 0);
-          for (const q of b0) {
-            q.drafted = true;
-            q.draftK = best.k;
-          }
-          count("fill");
-        } else {
-          const vb = drafted[0].batch;
-          const toDraft = running.filter((q) => q.batch !== vb);
-          const v = verifyMs(costs, "overlapped", drafted.length * (best.k + 1));
-          const d = draftMs(costs, "overlapped", best.k, toDraft.length);
-          t += Math.max(v, d) + (costs.overhead?.overlapped ?? 0);
-          for (const q of drafted) {
-            gain(q, q.draftK);
-            q.drafted = false;
-          }
+      const overlapNow = running.length >= 2 && costs.canOverlap !== false;
+      const best = driver?.replay
+        ? replayed(driver.replay, steps, overlapNow)
+        : policy
+          ? policy.choose(sizes, overlapNow)
+          : bestOption(costs, kMax, sizes, overlapNow);
+      const overhead = (schedule) => costs.overhead?.[schedule] ?? 0;
+      let overlapped = false;
+      if (best.schedule === "overlapped" && best.k > 0) {
+        const fill = drafted.length === 0;
+        if (fill) rebalance(running);
+        const vb = fill ? 1 : drafted[0].batch;
+        const toVerify = running.filter((q) => q.batch === vb);
+        const toDraft = running.filter((q) => q.batch !== vb);
+        if (toVerify.length > 0 && toDraft.length > 0) {
+          overlapped = true;
+          const ks = toVerify.map((q) => (q.drafted ? q.draftK : 0));
+          const v = noisy(verifyMs(costs, "overlapped", ks.reduce((n, k) => n + k + 1, 0)));
+          const d = noisy(draftMs(costs, "overlapped", best.k, toDraft.length));
+          t += Math.max(v, d) + overhead("overlapped");
+          const tv = verified(v, toVerify, ks);
+          for (const q of toVerify) q.drafted = false;
           for (const q of toDraft) {
             q.drafted = true;
             q.draftK = best.k;
           }
-          count(`overlapped/${best.k}`);
+          policy?.recordVerify("overlapped", tv);
+          policy?.recordDraft("overlapped", { ms: d, requests: toDraft.length, tokens: best.k, k: best.k });
+          policy?.recordOverhead("overlapped", overhead("overlapped"));
+          count(fill ? "fill" : `overlapped/${best.k}`);
         }
-      } else if (drafted.length > 0) {
-        t += verifyMs(costs, "sequential", running.reduce((n, q) => n + (q.drafted ? q.draftK : 0) + 1, 0)) + (costs.overhead?.sequential ?? 0);
-        for (const q of running) {
-          gain(q, q.drafted ? q.draftK : 0);
-          q.drafted = false;
-        }
+      }
+      if (!overlapped && drafted.length > 0) {
+        const ks = running.map((q) => (q.drafted ? q.draftK : 0));
+        const v = noisy(verifyMs(costs, "sequential", ks.reduce((n, k) => n + k + 1, 0)));
+        t += v + overhead("sequential");
+        const tv = verified(v, running, ks);
+        for (const q of running) q.drafted = false;
+        policy?.recordVerify("sequential", tv);
         count("drain");
-      } else {
-        // sequential steps take every running request (up to 2m), as the engine's auto does
-        t += stepMs(costs, "sequential", best.k, running.length);
-        for (const q of running) gain(q, best.k);
+      } else if (!overlapped) {
+        const v = noisy(verifyMs(costs, "sequential", running.length * (best.k + 1)));
+        const d = best.k > 0 ? noisy(draftMs(costs, "sequential", best.k, running.length)) : 0;
+        t += v + d + overhead("sequential");
+        const tv = verified(v, running, running.map(() => best.k));
+        if (best.k > 0) policy?.recordDraft("sequential", { ms: d, requests: running.length, tokens: best.k, k: best.k });
+        policy?.recordVerify("sequential", tv);
+        policy?.recordOverhead("sequential", overhead("sequential"));
         count(`sequential/${best.k}`);
       }
     }
@@ -193,6 +228,55 @@ export function simulate(mode, workload, costs, replay) {
     if (steps > 1e7) throw new Error("simulation does not terminate");
   }
   return { mode, tokensPerSecond: t > 0 ? (1000 * generated) / t : 0, wallMs: t, steps, generated, choices: Object.fromEntries(choices) };
+}
+
+/** Deterministic uniform [0, 1) generator (mulberry32), so policy runs repeat. */
+export function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * auto under its own policy, as a bench runs it: per seed, one engine (one policy, from
+ * `makePolicy()`) runs a warm-up of the workload's requests at `warmupTokens` tokens each (its
+ * calibration mostly happens there), then `repeat` measured runs. Returns the mean throughput of
+ * the measured runs over `runs` seeds, the range over seeds, and the pooled choices.
+ */
+export function simulatePolicy(workload, costs, makePolicy, { runs = 8, jitter = 0.1 } = {}) {
+  const warmupTokens = workload.warmupTokens ?? 0;
+  const repeat = workload.repeat ?? 1;
+  const tps = [];
+  const choices = {};
+  let steps = 0;
+  for (let seed = 1; seed <= runs; seed++) {
+    const driver = { policy: makePolicy(), rng: seededRandom(seed), jitter };
+    if (warmupTokens > 0) simulate("auto", { ...workload, maxTokens: workload.maxTokens.map((t) => Math.min(t, warmupTokens)) }, costs, driver);
+    let generated = 0;
+    let ms = 0;
+    for (let run = 0; run < repeat; run++) {
+      const r = simulate("auto", workload, costs, driver);
+      generated += r.generated;
+      ms += r.wallMs;
+      steps += r.steps;
+      for (const [key, n] of Object.entries(r.choices)) choices[key] = (choices[key] ?? 0) + n;
+    }
+    tps.push(ms > 0 ? (1000 * generated) / ms : 0);
+  }
+  return {
+    mode: "auto (policy)",
+    tokensPerSecond: tps.reduce((a, b) => a + b, 0) / tps.length,
+    min: Math.min(...tps),
+    max: Math.max(...tps),
+    runs,
+    jitter,
+    steps: steps / runs,
+    choices,
+  };
 }
 
 /** The choice whose share of the steps so far is furthest below its measured share. */
@@ -265,7 +349,7 @@ function verifyPoints(cost) {
   return (cost?.bySize ?? []).map((p) => ({ x: p.tokens, y: p.meanMs, w: p.calls }));
 }
 
-/** Costs from the bench's fixed modes (ar, sd, psd); auto's runs are left for validation. */
+/** Costs from the bench's fixed modes (ar, sd, psd); of auto's runs only the admission prefill time (the rest is left for validation). */
 export function fitCosts(bench) {
   const ar = byMode(bench, "ar");
   const sd = byMode(bench, "sd");
@@ -295,11 +379,15 @@ export function fitCosts(bench) {
     const wall = p.wallMs ?? (concurrent ? p.totalMs / 2 : p.totalMs);
     return wall / Math.max(1, m.runs.reduce((n, r) => n + r.stats.requests, 0));
   };
+  // auto admits under whichever placement runs at the time (on a CPU the sequential one: the two
+  // prefills take turns; with both models on a GPU at once): its own runs measure that, when the
+  // bench has them; otherwise sd's
+  const auto = byMode(bench, "auto");
   const prefill = {
     ar: prefillPerRequest(ar, false),
     sd: prefillPerRequest(sd, false),
     psd: prefillPerRequest(psd, true),
-    auto: prefillPerRequest(sd, false),
+    auto: auto?.phases ? prefillPerRequest(auto, false) : prefillPerRequest(sd, false),
   };
   return {
     batchSize: m,
@@ -323,7 +411,8 @@ function meanVector(rows) {
 export function workloadOf(bench) {
   const anyMode = bench.modes[0];
   const maxTokens = anyMode.runs[0].requests.map((r) => r.generatedTokens);
-  return { batchSize: bench.options.batchSize, k: bench.options.draftTokens, maxTokens };
+  // auto (policy) replays the bench's order too: a warm-up over the prompts, then the measured runs
+  return { batchSize: bench.options.batchSize, k: bench.options.draftTokens, maxTokens, warmupTokens: bench.options.warmupMaxTokens ?? 0, repeat: bench.options.repeat ?? 1 };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -445,10 +534,10 @@ function summarizeChoices(choices) {
     .join(", ");
 }
 
-function main() {
+async function main() {
   const args = parseArgs(process.argv.slice(2));
   if (args.help || args.h) {
-    process.stdout.write(readFileSync(new URL(import.meta.url)).toString().split("\n").slice(1, 27).map((s) => s.replace(/^\/\/ ?/, "")).join("\n") + "\n");
+    process.stdout.write(readFileSync(new URL(import.meta.url)).toString().split("\n").slice(1, 30).map((s) => s.replace(/^\/\/ ?/, "")).join("\n") + "\n");
     return;
   }
   if (args["list-presets"]) {
@@ -512,10 +601,29 @@ function main() {
     for (const mode of ["ar", "sd"]) if (modes.includes(mode)) results.push({ ...simulate(mode, wide, costs), mode: `${mode} (2m)` });
   }
   if (replayDecisions) {
-    const r = simulate("auto", workload, costs, { decisions: replayDecisions, done: new Map() });
+    const r = simulate("auto", workload, costs, { replay: { decisions: replayDecisions, done: new Map() } });
     results.push({ ...r, mode: "auto (replay)" });
   }
   costs.batchSize ??= workload.batchSize;
+  const notes = [];
+  const policyRuns = Number(args["policy-runs"] ?? 8);
+  if (policyRuns > 0) {
+    // the engine's own policy, from a build (dist/ by default; --policy-dist: another commit's)
+    const dist = path.resolve(args["policy-dist"] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "dist"));
+    const file = path.join(dist, "engine", "auto-scheduler.js");
+    if (!existsSync(file)) throw new Error(`auto (policy) needs a build: ${file} is missing (npm run build, or --policy-runs 0)`);
+    const { AutoPolicy } = await import(pathToFileURL(file).href);
+    const jitter = Number(args.jitter ?? 0.1);
+    if (!(jitter >= 0 && jitter < 1)) throw new Error(`--jitter must be in [0, 1), got ${args.jitter}`);
+    const probeBudget = args["probe-budget"] === undefined ? undefined : Number(args["probe-budget"]);
+    if (probeBudget !== undefined && !(probeBudget >= 0 && probeBudget < 1)) throw new Error(`--probe-budget must be in [0, 1), got ${args["probe-budget"]}`);
+    const make = () => new AutoPolicy({ kMax: workload.k, batchSize: workload.batchSize, canOverlap: costs.canOverlap !== false, probeBudget });
+    const r = simulatePolicy(workload, costs, make, { runs: policyRuns, jitter });
+    results.push(r);
+    if (measured?.auto !== undefined) measured["auto (policy)"] = measured.auto;
+    const order = workload.warmupTokens > 0 ? `after a warm-up at ${workload.warmupTokens} tokens, ${workload.repeat ?? 1} measured run(s)` : `${workload.repeat ?? 1} run(s), no warm-up`;
+    notes.push(`auto (policy): the AutoPolicy of ${path.relative(process.cwd(), dist) || "."}, ${order}, over ${r.runs} seeds; call times jittered by up to +-${fmt(100 * jitter, 0)}%, acceptance sampled: mean ${fmt(r.tokensPerSecond)} tok/s, range ${fmt(r.min)}-${fmt(r.max)}`);
+  }
   const bound = (() => {
     const r = workload.batchSize;
     const v = verifyMs(costs, "sequential", r * (workload.k + 1));
@@ -537,6 +645,12 @@ function main() {
     return [r.mode, fmt(r.tokensPerSecond), `${fmt(r.tokensPerSecond / sd, 2)}x`, `${fmt(r.tokensPerSecond / ar, 2)}x`, summarizeChoices(r.choices)];
   });
   out.push(table(header, rows));
+  const fixed = results.filter((r) => ["ar", "sd", "psd"].includes(r.mode));
+  const bestFixed = fixed.reduce((b, r) => (r.tokensPerSecond > b.tokensPerSecond ? r : b), fixed[0]);
+  for (const r of results.filter((x) => x.mode.startsWith("auto"))) {
+    notes.push(`${r.mode} / best fixed mode (predicted, ${bestFixed.mode}): ${fmt(r.tokensPerSecond / bestFixed.tokensPerSecond, 2)}x${r.min !== undefined ? ` (range ${fmt(r.min / bestFixed.tokensPerSecond, 2)}-${fmt(r.max / bestFixed.tokensPerSecond, 2)}x)` : ""}`);
+  }
+  if (notes.length > 0) out.push("", ...notes.map((n) => `- ${n}`));
   if (!measured) out.push("", "These are projections from assumed timings, not measurements.");
   process.stdout.write(`${out.join("\n")}\n`);
   if (args.json) {
@@ -545,10 +659,8 @@ function main() {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  try {
-    main();
-  } catch (error) {
+  main().catch((error) => {
     process.stderr.write(`simulate: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(2);
-  }
+  });
 }

@@ -273,6 +273,16 @@ export class AutoPolicy {
     return best.tokensPerSecond > 0 ? o.stepMs * Math.max(0, 1 - o.tokensPerSecond / best.tokensPerSecond) : 0;
   }
 
+  /**
+   * Predicted time lost by leaving the overlapped option `ovl` for a step and coming back: the drain
+   * verifies one sub-batch's drafts (E(k) tokens per request) and a plain token for every other
+   * request, the fill back a plain token per request of one sub-batch; two steady steps would have
+   * gained E(k) per request of a sub-batch each. About ovl's step time x (E - 2) / E.
+   */
+  private drainFillLossMs(ovl: Omit<AutoPrediction, "threads">): number {
+    return ovl.stepMs * Math.max(0, 1 - 2 / Math.max(1, ovl.tokensPerVerify));
+  }
+
   private planProbe(
     best: Omit<AutoPrediction, "threads">,
     otherBest: Omit<AutoPrediction, "threads"> | undefined,
@@ -287,11 +297,14 @@ export class AutoPolicy {
     const kProbe = this.probeCount % 2 === 0 ? (up ?? down) : (down ?? up);
     const kOption = kProbe === undefined ? undefined : preds.find((p) => p.schedule === best.schedule && p.k === kProbe);
     // the other schedule: to the overlapped one, its fill step alone (the drain back is a step of
-    // the current schedule); to the sequential one, its drain and one real step
+    // the current schedule; the fill's drafts pay off there, so the pair is priced as one step of
+    // the overlap); to the sequential one, its drain and one real step, and the fill that returns
+    // to the overlap
     const scheduleTurn = otherBest && (unsure || otherBest.tokensPerSecond >= CLOSE_CALL * best.tokensPerSecond || this.probeCount % FAR_PROBE_PERIOD === 0);
     if (otherBest && scheduleTurn) {
       const steps = otherBest.schedule === "overlapped" ? OVERLAP_PROBE_STEPS : 2;
-      const cost = unsure ? 0 : steps * this.lossMs(otherBest, best);
+      const probeLoss = otherBest.schedule === "overlapped" ? steps * this.lossMs(otherBest, best) : this.lossMs(otherBest, best) + this.drainFillLossMs(best);
+      const cost = unsure ? 0 : probeLoss;
       if (cost <= this.budgetMs) {
         this.budgetMs -= cost;
         if (unsure) {
