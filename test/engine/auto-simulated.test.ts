@@ -1,8 +1,8 @@
 // auto's own policy in the step-level simulator (scripts/simulate.mjs), on costs fitted from
 // committed bench runs (CPU and H200): the policy sees only what each step cost (call times
 // jittered, acceptance sampled), as in the engine, and must come within 0.95x of the best fixed
-// mode the same costs give (mean over seeds; no seed below 0.9x). A policy change that loses on one of these workloads fails here in
-// seconds, without a machine of that kind.
+// mode the same costs give (mean over seeds; no seed below 0.9x). A policy change that loses on
+// one of these workloads fails here in seconds, without a machine of that kind.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { AutoPolicy } from "../../src/engine/auto-scheduler.js";
