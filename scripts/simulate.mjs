@@ -27,10 +27,11 @@
 //       --accept a0,a1,... [--overhead-seq MS] [--overhead-ovl MS] [--prefill MS] --batch M -k K ...
 //       the same from numbers given on the command line
 //
-// No dependencies (auto (policy) loads the built engine); O(steps) per mode.
+// No dependencies (auto (policy) loads the built engine; the seeded PRNG of gguf-fuzz-lib.mjs); O(steps) per mode.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { rng } from "./gguf-fuzz-lib.mjs";
 
 // ---------------------------------------------------------------------------------------------
 // the model
@@ -230,17 +231,6 @@ export function simulate(mode, workload, costs, driver) {
   return { mode, tokensPerSecond: t > 0 ? (1000 * generated) / t : 0, wallMs: t, steps, generated, choices: Object.fromEntries(choices) };
 }
 
-/** Deterministic uniform [0, 1) generator (mulberry32), so policy runs repeat. */
-export function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * auto under its own policy, as a bench runs it: per seed, one engine (one policy, from
  * `makePolicy()`) runs a warm-up of the workload's requests at `warmupTokens` tokens each (its
@@ -254,7 +244,7 @@ export function simulatePolicy(workload, costs, makePolicy, { runs = 8, jitter =
   const choices = {};
   let steps = 0;
   for (let seed = 1; seed <= runs; seed++) {
-    const driver = { policy: makePolicy(), rng: seededRandom(seed), jitter };
+    const driver = { policy: makePolicy(), rng: rng(seed).next, jitter };
     if (warmupTokens > 0) simulate("auto", { ...workload, maxTokens: workload.maxTokens.map((t) => Math.min(t, warmupTokens)) }, costs, driver);
     let generated = 0;
     let ms = 0;
