@@ -44,7 +44,23 @@ struct InitJob : Job {
       std::string why = TakeRecentLog();
       throw std::runtime_error("failed to create the llama.cpp context" + (why.empty() ? std::string() : ": " + why));
     }
-    if (c.use_threadpool_) c.AttachPool(c.poll_);
+    if (c.use_threadpool_) {
+      // The threadpool functions live in the dynamically loaded CPU backend.
+      ggml_backend_reg_t reg = ggml_backend_reg_by_name("CPU");
+      auto tp_new = reg ? (decltype(&ggml_threadpool_new))ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new") : nullptr;
+      if (tp_new) {
+        // Sized for the most threads setThreads() may ask for: a graph planned for fewer threads
+        // kicks off only workers 0..n-1 (ggml_graph_compute_kickoff / thread_ready in ggml-cpu.c);
+        // the others see no pending work and go back to sleep on the pool's condition variable.
+        ggml_threadpool_params tpp = ggml_threadpool_params_default(std::max(c.threads_max_, std::max(c.params_.n_threads, c.params_.n_threads_batch)));
+        // between graphs the pool's threads spin for about poll x 131072 pauses, then sleep: 0 (the
+        // default) never spins on cores another context may need; a context alone on its cores
+        // (ar) spins briefly, so the next token's graph does not wait for its threads to wake up
+        tpp.poll = (uint32_t)c.poll_;
+        c.threadpool_ = tp_new(&tpp);
+        if (c.threadpool_) llama_attach_threadpool(c.ctx_, c.threadpool_, c.threadpool_);
+      }
+    }
     c.n_ctx_seq_ = (int32_t)llama_n_ctx_seq(c.ctx_);
     c.batch_ = llama_batch_init((int32_t)c.params_.n_batch, 0, 1);
   }
@@ -58,7 +74,12 @@ struct DisposeJob : Job {
       llama_free(c.ctx_);
       c.ctx_ = nullptr;
     }
-    c.FreePools();
+    if (c.threadpool_) {
+      ggml_backend_reg_t reg = ggml_backend_reg_by_name("CPU");
+      auto tp_free = reg ? (decltype(&ggml_threadpool_free))ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free") : nullptr;
+      if (tp_free) tp_free(c.threadpool_);
+      c.threadpool_ = nullptr;
+    }
     if (c.batch_.token) {
       llama_batch_free(c.batch_);
       c.batch_ = llama_batch{};
@@ -375,59 +396,7 @@ struct SetThreadsJob : Job {
   }
 };
 
-// Moves the graphs of later jobs to a threadpool with another polling level (see AttachPool).
-// Queued like any job, so it takes effect between jobs.
-struct SetPollJob : Job {
-  using Job::Job;
-  int32_t poll = 0;
-  void Run(Context& c) override {
-    if (c.use_threadpool_) c.AttachPool(poll);
-  }
-};
-
 // --- the class -------------------------------------------------------------------------------
-
-// The threadpool functions live in the dynamically loaded CPU backend.
-static ggml_backend_reg_t CpuReg() { return ggml_backend_reg_by_name("CPU"); }
-
-// Worker thread. Attaches the pool of polling level `poll`, made on first use (one pool per level;
-// ggml fixes a pool's level when it is created). Sized for the most threads setThreads() may ask
-// for: a graph planned for fewer threads kicks off only workers 0..n-1 (ggml_graph_compute_kickoff
-// / thread_ready in ggml-cpu.c); the others see no pending work and go back to sleep. Between
-// graphs a pool's threads spin for about poll x 131072 pauses, then sleep: 0 never spins on cores
-// another context may need; 1 spins about a millisecond, so a context whose next graph follows at
-// once (plain decoding, alone on its cores) does not wait for its threads to wake up. The pool
-// left keeps its threads asleep.
-void Context::AttachPool(int32_t poll) {
-  for (auto& [level, pool] : pools_) {
-    if (level != poll) continue;
-    if (pool != threadpool_) llama_attach_threadpool(ctx_, pool, pool);
-    threadpool_ = pool;
-    poll_now_ = poll;
-    return;
-  }
-  ggml_backend_reg_t reg = CpuReg();
-  auto tp_new = reg ? (decltype(&ggml_threadpool_new))ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new") : nullptr;
-  if (!tp_new) return;  // no CPU backend threadpool: ggml makes threads per graph
-  ggml_threadpool_params tpp = ggml_threadpool_params_default(std::max(threads_max_, std::max(params_.n_threads, params_.n_threads_batch)));
-  tpp.poll = (uint32_t)poll;
-  ggml_threadpool* pool = tp_new(&tpp);
-  if (!pool) return;
-  pools_.emplace_back(poll, pool);
-  llama_attach_threadpool(ctx_, pool, pool);
-  threadpool_ = pool;
-  poll_now_ = poll;
-}
-
-// Frees every pool (the llama.cpp context is freed first, or never used them again).
-void Context::FreePools() {
-  ggml_backend_reg_t reg = pools_.empty() ? nullptr : CpuReg();
-  auto tp_free = reg ? (decltype(&ggml_threadpool_free))ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free") : nullptr;
-  for (auto& entry : pools_)
-    if (tp_free) tp_free(entry.second);
-  pools_.clear();
-  threadpool_ = nullptr;
-}
 
 void Context::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function fn = DefineClass(env, "Context",
@@ -442,7 +411,6 @@ void Context::Init(Napi::Env env, Napi::Object exports) {
                                       InstanceMethod<&Context::KvClear>("kvClear"),
                                       InstanceMethod<&Context::KvPosRange>("kvPosRange"),
                                       InstanceMethod<&Context::SetThreads>("setThreads"),
-                                      InstanceMethod<&Context::SetThreadpoolPoll>("setThreadpoolPoll"),
                                       InstanceMethod<&Context::Dispose>("dispose"),
                                       InstanceMethod<&Context::GetInfo>("info"),
                                   });
@@ -512,7 +480,11 @@ Context::~Context() {
   StopThread();
   if (ctx_) llama_free(ctx_);
   if (batch_.token) llama_batch_free(batch_);
-  FreePools();
+  if (threadpool_) {
+    ggml_backend_reg_t reg = ggml_backend_reg_by_name("CPU");
+    auto tp_free = reg ? (decltype(&ggml_threadpool_free))ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free") : nullptr;
+    if (tp_free) tp_free(threadpool_);
+  }
   llama_model_.reset();
   if (!*tsfn_gone_) {
     *tsfn_gone_ = true;
@@ -876,16 +848,6 @@ Napi::Value Context::SetThreads(const Napi::CallbackInfo& info) {
   return Enqueue(env, std::move(job));
 }
 
-// setThreadpoolPoll(level): the polling level (0..100) of the threadpool that runs the graphs of the
-// jobs queued after this one. No effect on a context without a threadpool.
-Napi::Value Context::SetThreadpoolPoll(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CheckUsable(env);
-  auto job = std::make_unique<SetPollJob>(env);
-  job->poll = (int32_t)IntArg(info[0], "poll", 0, 100);
-  return Enqueue(env, std::move(job));
-}
-
 Napi::Value Context::Dispose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closing_) {
@@ -911,7 +873,6 @@ Napi::Value Context::GetInfo(const Napi::CallbackInfo& info) {
   o.Set("kvUnified", params_.kv_unified);
   o.Set("nVocab", n_vocab_);
   o.Set("threadpool", use_threadpool_);
-  o.Set("threadpoolPoll", poll_now_.load());
   o.Set("disposed", closing_);
   return o;
 }

@@ -56,7 +56,6 @@ class Context : public Napi::ObjectWrap<Context> {
   Napi::Value KvClear(const Napi::CallbackInfo& info);
   Napi::Value KvPosRange(const Napi::CallbackInfo& info);
   Napi::Value SetThreads(const Napi::CallbackInfo& info);
-  Napi::Value SetThreadpoolPoll(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value GetInfo(const Napi::CallbackInfo& info);
 
@@ -71,13 +70,11 @@ class Context : public Napi::ObjectWrap<Context> {
   void DecodeOrThrow(const char* what);
   void BatchClear() { batch_.n_tokens = 0; }
   void BatchAdd(llama_token t, llama_pos p, llama_seq_id s, bool logits);
-  void AttachPool(int32_t poll);
-  void FreePools();
 
   // creation parameters (immutable after the constructor)
   llama_context_params params_{};
   bool use_threadpool_ = false;
-  // ggml's polling level of the first threadpool (ggml_threadpool_params.poll)
+  // ggml's polling level of the threadpool (ggml_threadpool_params.poll)
   int32_t poll_ = 0;
   // the most threads setThreads() may ask for; the threadpool is created with this many
   int32_t threads_max_ = 1;
@@ -86,8 +83,6 @@ class Context : public Napi::ObjectWrap<Context> {
 
   // owned by the worker thread once the init job ran
   llama_context* ctx_ = nullptr;
-  // one threadpool per polling level used (AttachPool), and the one attached
-  std::vector<std::pair<int32_t, struct ggml_threadpool*>> pools_;
   struct ggml_threadpool* threadpool_ = nullptr;
   llama_batch batch_{};
   std::vector<SeqDrafts> drafts_;
@@ -96,8 +91,6 @@ class Context : public Napi::ObjectWrap<Context> {
   // threads the next graphs use (set by the worker, read by info() on the JS thread)
   std::atomic<int32_t> threads_now_{1};
   std::atomic<int32_t> threads_batch_now_{1};
-  // polling level of the attached threadpool (info() on the JS thread)
-  std::atomic<int32_t> poll_now_{0};
 
   // shared with the Model: weights live while any context uses them
   std::shared_ptr<llama_model> llama_model_;
@@ -128,7 +121,6 @@ class Context : public Napi::ObjectWrap<Context> {
   friend struct VerifyJob;
   friend struct KvJob;
   friend struct SetThreadsJob;
-  friend struct SetPollJob;
 };
 
 }  // namespace md

@@ -358,8 +358,6 @@ export class AutoScheduler implements Scheduler {
   private readonly collector: StatsCollector;
   private readonly batchSize: number;
   private placed: StepSchedule | undefined;
-  /** whether the target's threads spin between graphs (Backend.setTargetSpin) */
-  private spinning = false;
 
   constructor(opts: AutoSchedulerOptions) {
     this.capacity = 2 * opts.batchSize;
@@ -402,18 +400,6 @@ export class AutoScheduler implements Scheduler {
     this.placed = schedule;
   }
 
-  /**
-   * The target's threads spin between graphs during plain steps only: there the target is alone on
-   * its cores and its next graph follows at once (waking its threads cost a step on a small model
-   * about what it costs `ar`, which always spins); in a step with drafts the draft computes in
-   * between on the same cores, and a spinning target thread would take one from it.
-   */
-  private async spin(on: boolean, executor: BatchExecutor): Promise<void> {
-    if (on === this.spinning) return;
-    this.spinning = on;
-    await executor.setTargetSpin(on);
-  }
-
   async step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void> {
     const overlapNow = running.length >= 2;
     const size: PassSize = {
@@ -440,7 +426,6 @@ export class AutoScheduler implements Scheduler {
       const toDraft = running.filter((q) => q.batch === draftBatch);
       if (toDraft.length > 0 && toVerify.length > 0) {
         await this.place("overlapped", executor);
-        await this.spin(false, executor);
         const [tv, td] = await Promise.all([
           executor.verify(toVerify, { step, batch: verifyBatch, batchSizes: sizes, decision }),
           executor.draft(toDraft, { step, batch: draftBatch, batchSizes: sizes, decision }, { k: d.k }),
@@ -454,7 +439,6 @@ export class AutoScheduler implements Scheduler {
 
     // sequential, or leaving overlapped (drain), or nothing to overlap with
     await this.place("sequential", executor);
-    await this.spin(d.k === 0 && drafted.length === 0, executor);
     const label: CallLabel = { step, batch: -1, batchSizes: batchSizes(running), decision };
     if (drafted.length > 0) {
       // drain: the batch drafted last step is verified, and every other request decodes one plain

@@ -141,12 +141,5 @@ export interface Backend {
    * Call it only while no job runs, so that the two workers never together exceed the cores.
    */
   setThreads?(target: number, draft: number): Promise<void>;
-  /**
-   * Optional capability: whether the target's threads spin for its next job's graphs instead of
-   * sleeping between them (for the jobs queued after this call). Worth it when the target is alone
-   * on its cores and its next graph follows at once (plain decoding); costly when the draft
-   * computes in between on the same cores.
-   */
-  setTargetSpin?(on: boolean): Promise<void>;
   close(): Promise<void>;
 }

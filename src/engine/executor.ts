@@ -202,11 +202,6 @@ export class BatchExecutor {
     await this.backend.setThreads?.(target, draft);
   }
 
-  /** Lets the target's threads spin between its graphs, or not (auto); a no-op when the backend cannot. */
-  async setTargetSpin(on: boolean): Promise<void> {
-    await this.backend.setTargetSpin?.(on);
-  }
-
   /** Frees finished requests' sequences on both workers; errors are ignored (admission re-prefills from 0). */
   async release(requests: readonly Request[]): Promise<void> {
     const jobs: Promise<unknown>[] = [];

@@ -20,7 +20,6 @@ export class NativeBackend implements Backend {
   readonly threadPlans: Backend["threadPlans"];
   readonly seqIdsSplitPasses: boolean;
   readonly setThreads: Backend["setThreads"];
-  readonly setTargetSpin: Backend["setTargetSpin"];
   private closed = false;
   private readonly fixedOverlap: boolean;
   private current: ThreadPlacement;
@@ -80,8 +79,6 @@ export class NativeBackend implements Backend {
       const o = threads.plans.overlapped;
       this.threadPlans = { sequential: { ...threads.plans.sequential }, overlapped: o ? { ...o } : null };
       this.setThreads = (target, draft) => this.switchThreads(target, draft);
-      // a target on a GPU runs its graphs there: its CPU threads have nothing to spin for
-      if (!threads.targetOnGpu) this.setTargetSpin = (on) => targetContext.setThreadpoolPoll(on ? 1 : 0);
     }
   }
 

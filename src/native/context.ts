@@ -144,16 +144,6 @@ export class LlamaContext {
     return this.raw.setThreads(threads, threads);
   }
 
-  /**
-   * ggml's polling level (0..100) for the graphs of the jobs queued after this call: how long the
-   * threadpool's threads spin for the next graph before they sleep (see ContextOptions.threadpoolPoll).
-   * Each level used gets its own threadpool, made on first use. No effect without a threadpool.
-   */
-  setThreadpoolPoll(level: number): Promise<void> {
-    if (!Number.isInteger(level) || level < 0 || level > 100) throw new RangeError(`threadpoolPoll must be an integer in 0..100, got ${level}`);
-    return this.raw.setThreadpoolPoll(level);
-  }
-
   /** Frees the context after the jobs already queued; later calls throw. Idempotent. */
   dispose(): Promise<void> {
     return this.raw.dispose();

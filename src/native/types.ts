@@ -64,8 +64,6 @@ export interface RawContextInfo {
   kvUnified: boolean;
   nVocab: number;
   threadpool: boolean;
-  /** polling level of the threadpool the next graphs run on */
-  threadpoolPoll: number;
   disposed: boolean;
 }
 
@@ -109,7 +107,6 @@ export interface RawContext {
   kvClear(): Promise<void>;
   kvPosRange(seq: number): Promise<{ min: number; max: number }>;
   setThreads(threads: number, threadsBatch?: number): Promise<void>;
-  setThreadpoolPoll(poll: number): Promise<void>;
   dispose(): Promise<void>;
   info(): RawContextInfo;
 }

@@ -393,25 +393,6 @@ describe("auto engine on the fake backend", () => {
     for (const t of fake.threadCalls) expect([CPU_PLANS.sequential, CPU_PLANS.overlapped]).toContainEqual(t);
     await engine.close();
   });
-
-  it("lets the target's threads spin between graphs in plain steps only", async () => {
-    // plain decoding wins (as on a 2-core CPU) but probes and calibration run drafts too
-    const { engine, fake } = makeEngine({ mode: "auto", batchSize: 3, draftTokens: 3, auto: { probeEvery: 3, probeBudget: 1 } }, { ...FAKE, draftNoise: 0.3, ...cpuLike(4, 0.6, 0.6, 0.1) });
-    await runWorkload(engine, workload(12, 2));
-    // the target's verify calls in the order they ran, beside the spin state each ran with
-    const verifies = engine.trace().filter((e) => e.kind === "verify").sort((a, b) => a.start - b.start);
-    expect(verifies.length).toBe(fake.verifySpins.length);
-    const spinning = verifies.map((e, i) => ({ e, ...fake.verifySpins[i]! }));
-    const plainSteps = spinning.filter(({ e }) => e.decision?.schedule === "sequential" && e.decision.k === 0 && e.k === 0);
-    const others = spinning.filter(({ e }) => !(e.decision?.schedule === "sequential" && e.decision.k === 0 && e.k === 0));
-    expect(plainSteps.length).toBeGreaterThan(0);
-    expect(plainSteps.every((v) => v.spinning)).toBe(true);
-    // never beside a draft call (sequential speculation, overlapped steps and their fills) nor in a drain
-    expect(others.some((v) => v.e.decision?.schedule === "overlapped")).toBe(true);
-    expect(others.some((v) => v.drafted)).toBe(true);
-    expect(others.every((v) => !v.spinning)).toBe(true);
-    await engine.close();
-  });
 });
 
 // Throughput on fake machines (setTimeout costs, so loose bounds): auto must come close to the

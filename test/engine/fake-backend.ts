@@ -167,10 +167,6 @@ export class FakeBackend implements Backend {
   threads: ThreadPlacement = { target: 1, draft: 1 };
   readonly seqIdsSplitPasses: boolean;
   readonly threadCalls: ThreadPlacement[] = [];
-  readonly setTargetSpin?: (on: boolean) => Promise<void>;
-  /** whether the target's threads spin between graphs now (setTargetSpin), and at every verify call */
-  spinning = false;
-  readonly verifySpins: { spinning: boolean; drafted: boolean }[] = [];
 
   private readonly opts: Required<Omit<FakeOptions, OptionalFakeOption>> & Pick<FakeOptions, OptionalFakeOption>;
   private readonly seqs = { target: new Map<number, SeqState>(), draft: new Map<number, SeqState>() };
@@ -231,10 +227,7 @@ export class FakeBackend implements Backend {
           "verify",
           specs.map((s) => s.seq),
           () => (o.verifyMs ? o.verifyMs(specs.reduce((n, s) => n + s.draft.length + 1, 0), this.threads.target) : o.verifyDelayMs),
-          () => {
-            this.verifySpins.push({ spinning: this.spinning, drafted: specs.some((s) => s.draft.length > 0) });
-            return specs.map((s) => this.verifyOne(s));
-          },
+          () => specs.map((s) => this.verifyOne(s)),
         ),
     };
     if (o.threadPlans) {
@@ -249,8 +242,6 @@ export class FakeBackend implements Backend {
         ]);
         this.threadCalls.push({ target, draft });
       };
-      // like the native workers: the change applies to the jobs queued after it
-      this.setTargetSpin = (on) => this.queues.target.run(async () => void (this.spinning = on));
     }
     if (o.withDraft) {
       this.draft = {

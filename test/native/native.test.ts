@@ -237,34 +237,6 @@ describe("context", () => {
     await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: 200_000 })).rejects.toThrow(/spinMicros must be <= 100000/);
   });
 
-  it("switches the polling level between jobs (a threadpool per level) without changing a token, and disposes with both pools", async () => {
-    const toks = target.tokenize("The capital of France is");
-    const run = async (switching: boolean) => {
-      const ctx = await LlamaContext.create(target, { contextSize: 64, sequences: 1, threads: 2 });
-      expect(ctx.info().threadpoolPoll).toBe(0);
-      await ctx.prefill(0, 0, toks.slice(0, -1));
-      const out: number[] = [];
-      let pending = toks.at(-1)!;
-      for (let i = 0; i < 10; i++) {
-        // queued without waiting: each takes effect between the jobs around it
-        if (switching) void ctx.setThreadpoolPoll(i % 3 === 0 ? 0 : 1);
-        const [v] = await ctx.verify([{ seq: 0, pos: toks.length - 1 + i, pending, draft: [] }]);
-        pending = v!.alt[0]!;
-        out.push(pending);
-      }
-      if (switching) {
-        await ctx.setThreadpoolPoll(1);
-        expect(ctx.info().threadpoolPoll).toBe(1);
-        expect(() => ctx.setThreadpoolPoll(101)).toThrow(/threadpoolPoll must be an integer in 0..100/);
-        expect(() => ctx.setThreadpoolPoll(-1)).toThrow(/threadpoolPoll must be an integer in 0..100/);
-      }
-      await ctx.dispose();
-      expect(() => ctx.setThreadpoolPoll(0)).toThrow(/disposed/);
-      return out;
-    };
-    expect(await run(true)).toEqual(await run(false));
-  });
-
   it("two contexts on 1 + 1 threads run concurrently", async () => {
     const toks = Array.from({ length: 384 }, (_, i) => 100 + (i % 500));
     const a = await LlamaContext.create(target, { contextSize: 512, sequences: 1, threads: 1 });
