@@ -351,6 +351,8 @@ export interface AutoSchedulerOptions {
 
 export class AutoScheduler implements Scheduler {
   readonly usesDraft = true;
+  /** on a CPU most of auto's steps can be plain: a request it never drafts costs no draft prefill */
+  readonly lazyDraftCache = true;
   readonly capacity: number;
   readonly policy: AutoPolicy;
   private readonly plans: { sequential: ThreadPlacement; overlapped: ThreadPlacement | null } | undefined;
@@ -432,7 +434,9 @@ export class AutoScheduler implements Scheduler {
         ]);
         this.policy.recordVerify("overlapped", tv);
         this.policy.recordDraft("overlapped", td);
-        if (tv && td) this.policy.recordOverhead("overlapped", this.collector.now() - start - Math.max(tv.ms, td.ms));
+        // a catch-up prefill is work, not overhead: counted as overhead it would inflate every
+        // option of the schedule alike, which favours the options that gain most per step (long k)
+        if (tv && td) this.policy.recordOverhead("overlapped", this.collector.now() - start - Math.max(tv.ms, td.ms + (td.catchUpMs ?? 0)));
         return;
       }
     }
@@ -452,7 +456,7 @@ export class AutoScheduler implements Scheduler {
     const tv = await executor.verify(running, label);
     this.policy.recordDraft("sequential", td);
     this.policy.recordVerify("sequential", tv);
-    if (tv) this.policy.recordOverhead("sequential", this.collector.now() - start - tv.ms - (td?.ms ?? 0));
+    if (tv) this.policy.recordOverhead("sequential", this.collector.now() - start - tv.ms - (td?.ms ?? 0) - (td?.catchUpMs ?? 0));
   }
 
   private snapshot(): AutoModelSnapshot {

@@ -45,7 +45,7 @@ export class Engine {
       backend,
       collector: this.collector,
     });
-    this.executor = new BatchExecutor(backend, this.collector, this.options.draftTokens, this.scheduler.usesDraft);
+    this.executor = new BatchExecutor(backend, this.collector, this.options.draftTokens, this.scheduler.usesDraft, this.scheduler.lazyDraftCache === true);
     this.slots = new SlotPool(this.scheduler.capacity);
   }
 

@@ -26,6 +26,8 @@ export interface CallTiming {
   k: number;
   /** verify: drafts verified and accepted per request whose verification applied */
   outcomes?: { k: number; accepted: number }[];
+  /** draft: time the draft worker spent first catching draft caches up (a prefill; not in ms) */
+  catchUpMs?: number;
 }
 
 export interface DraftCallOptions {
@@ -49,10 +51,16 @@ export class BatchExecutor {
     private readonly k: number,
     /** whether the schedule uses the draft context (not in ar) */
     private readonly useDraft: boolean,
+    /** whether the draft cache is filled by a request's first draft call rather than at admission */
+    private readonly lazyDraftCache = false,
   ) {}
 
-  /** Prefills the prompt (minus its last token) into the target and, for speculative modes, the draft. */
+  /**
+   * Prefills the prompt (minus its last token) into the target and, for speculative modes, the
+   * draft (unless the draft cache is filled lazily: then its first draft call catches it up).
+   */
   async prefill(requests: readonly Request[], label: CallLabel): Promise<void> {
+    if (this.useDraft && this.lazyDraftCache) for (const r of requests) r.draftPos = 0;
     const needed = requests.filter((r) => r.promptLength > 1);
     if (needed.length === 0) return;
     const onWorker = (worker: Worker, call: (r: Request) => Promise<void>) =>
@@ -61,7 +69,7 @@ export class BatchExecutor {
       );
     const target = () => onWorker("target", (r) => this.backend.target.prefill(r.slot, 0, r.prefillTokens));
     const draft = this.backend.draft;
-    if (!this.useDraft || !draft) return void (await target());
+    if (!this.useDraft || this.lazyDraftCache || !draft) return void (await target());
     const drafts = () => onWorker("draft", (r) => draft.prefill(r.slot, 0, r.prefillTokens));
     if (this.backend.workersMayOverlap === false) {
       await target();
@@ -92,7 +100,9 @@ export class BatchExecutor {
       for (const { r } of chains) r.fail(error);
       return undefined;
     }
+    const catchUpStart = this.collector.now();
     await this.catchUp(chains.map((c) => c.r), label);
+    const catchUpMs = this.collector.now() - catchUpStart;
     const drafting: Request[] = [];
     const specs: DraftSpec[] = [];
     let longest = 0;
@@ -116,7 +126,7 @@ export class BatchExecutor {
           r.fail(error);
         }
       });
-      return { ms, requests: specs.length, tokens: longest, k: longest };
+      return { ms, requests: specs.length, tokens: longest, k: longest, catchUpMs };
     } catch (error) {
       for (const r of drafting) r.fail(error);
       return undefined;

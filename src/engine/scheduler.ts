@@ -12,8 +12,13 @@ import { PsdScheduler } from "./psd-scheduler.js";
 export interface Scheduler {
   /** running requests the schedule holds (admission stops there; the rest queue) */
   readonly capacity: number;
-  /** whether admission prefills the draft context too */
+  /** whether the schedule uses the draft context (admission then prefills it too, unless lazyDraftCache) */
   readonly usesDraft: boolean;
+  /**
+   * whether a new request's draft cache is filled by its first draft call (which catches it up)
+   * instead of at admission: for a schedule that may never draft it
+   */
+  readonly lazyDraftCache?: boolean;
   /** place a newly admitted request (already in `running`) */
   admit(request: Request, running: readonly Request[]): void;
   /** whether a newly admitted request takes the highest free slot (default: sub-batch 1 does) */

@@ -1,12 +1,12 @@
 // auto mode: the cost model, the policy's choices, losslessness under any mix of choices, and
 // the decisions it reports (stats, trace).
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { AutoPolicy } from "../../src/engine/auto-scheduler.js";
 import { AcceptanceModel, CostModel, LinearFit } from "../../src/engine/cost-model.js";
 import { Engine } from "../../src/engine/engine.js";
 import type { ThreadPlacement } from "../../src/engine/backend.js";
 import type { EngineOptions, StepSchedule } from "../../src/engine/types.js";
-import { FakeBackend, type FakeOptions } from "./fake-backend.js";
+import { FakeBackend, makePrompt, type FakeOptions } from "./fake-backend.js";
 import { makeEngine, runWorkload, workload } from "./helpers.js";
 
 describe("cost model", () => {
@@ -367,6 +367,47 @@ describe("auto engine on the fake backend", () => {
     results.forEach((r, i) => expect(r.tokens).toEqual(reference[i]!.tokens));
     expect(engine.trace().some((e) => e.worker === "draft" && e.kind === "prefill" && e.step > 1)).toBe(true);
     await engine.close();
+  });
+
+  it("fills a request's draft cache at its first draft call: a request it never drafts costs no draft prefill", async () => {
+    // 12 requests, 4 at a time: drafting is hopelessly slow, so after calibration (which drafts the
+    // first wave) auto decodes plainly and the later requests are never drafted
+    const w = workload(12, 3);
+    const { engine: ar } = makeEngine({ mode: "ar", batchSize: 4 }, { nCtx: 512 });
+    const reference = await runWorkload(ar, w);
+    const slowDraft: FakeOptions = { nCtx: 512, draftNoise: 0.5, verifyMs: () => 1, draftStepMs: () => 25 };
+    const { engine, fake } = makeEngine({ mode: "auto", batchSize: 2, draftTokens: 3, auto: { probeEvery: 1000, probeBudget: 0 } }, slowDraft);
+    const results = await runWorkload(engine, w);
+    results.forEach((r, i) => expect(r.tokens).toEqual(reference[i]!.tokens));
+    const trace = engine.trace();
+    const drafted = new Set(trace.filter((e) => e.kind === "draft").flatMap((e) => e.requests));
+    expect(drafted.size).toBeGreaterThan(0);
+    expect(drafted.size).toBeLessThan(12);
+    // no draft-side prefill at admission; the draft context saw only requests that were drafted
+    expect(trace.filter((e) => e.worker === "draft" && e.kind === "prefill").flatMap((e) => e.requests).every((id) => drafted.has(id))).toBe(true);
+    expect(fake.calls.filter((c) => c.worker === "draft" && c.kind === "prefill").length).toBeLessThanOrEqual(drafted.size);
+    await engine.close();
+  });
+
+  it("does not count a catch-up prefill as step overhead (it would favour long drafts)", async () => {
+    const recorded: number[] = [];
+    const spy = vi.spyOn(AutoPolicy.prototype, "recordOverhead").mockImplementation(function (this: AutoPolicy, _s: StepSchedule, ms: number) {
+      recorded.push(ms);
+    });
+    try {
+      // prompts of 24 tokens: each request's first draft call first prefills its draft cache (40 ms)
+      const prompts = Array.from({ length: 6 }, (_, i) => makePrompt(500 + i, 24));
+      const { engine, fake } = makeEngine({ mode: "auto", batchSize: 2, draftTokens: 3 }, { nCtx: 256, draftNoise: 0.2, prefillDelayMs: 40, verifyMs: () => 2, draftStepMs: () => 1 });
+      await runWorkload(engine, { prompts, maxTokens: prompts.map(() => 12) });
+      const catchUps = engine.trace().filter((e) => e.worker === "draft" && e.kind === "prefill");
+      expect(catchUps.length).toBeGreaterThan(0);
+      expect(fake.calls.some((c) => c.worker === "draft" && c.kind === "prefill" && c.end - c.start >= 35)).toBe(true);
+      expect(recorded.length).toBeGreaterThan(0);
+      expect(Math.max(...recorded)).toBeLessThan(20);
+      await engine.close();
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it("switches threads only between steps, and reports its decisions in stats and trace", async () => {
