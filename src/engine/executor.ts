@@ -60,7 +60,6 @@ export class BatchExecutor {
    * draft (unless the draft cache is filled lazily: then its first draft call catches it up).
    */
   async prefill(requests: readonly Request[], label: CallLabel): Promise<void> {
-    if (this.useDraft && this.lazyDraftCache) for (const r of requests) r.draftPos = 0;
     const needed = requests.filter((r) => r.promptLength > 1);
     if (needed.length === 0) return;
     const onWorker = (worker: Worker, call: (r: Request) => Promise<void>) =>
@@ -70,7 +69,7 @@ export class BatchExecutor {
     const target = () => onWorker("target", (r) => this.backend.target.prefill(r.slot, 0, r.prefillTokens));
     const draft = this.backend.draft;
     if (!this.useDraft || this.lazyDraftCache || !draft) return void (await target());
-    const drafts = () => onWorker("draft", (r) => draft.prefill(r.slot, 0, r.prefillTokens));
+    const drafts = () => onWorker("draft", (r) => draft.prefill(r.slot, 0, r.prefillTokens).then(() => void (r.draftPos = r.promptLength - 1)));
     if (this.backend.workersMayOverlap === false) {
       await target();
       await drafts();

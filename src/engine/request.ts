@@ -76,7 +76,8 @@ export class Request {
   ) {
     this.tokens = [...prompt];
     this.promptLength = prompt.length;
-    this.draftPos = prompt.length - 1;
+    // the draft cache is empty until admission prefills it or the first draft call catches it up
+    this.draftPos = 0;
     this.rng = new Rng(params.seed);
     this.text = new TextAssembler(params.stop, params.onText !== undefined);
     const now = hooks.now();
