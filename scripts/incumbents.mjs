@@ -210,7 +210,7 @@ const report = {
   durationMs: Date.now() - t0,
   machine: { cpuModel: os.cpus()[0]?.model, cores: os.availableParallelism() },
   models: { target: args.model, draft: args.draft },
-  options: { maxTokens, k, threads: cores, rounds, prompts1: prompts1.length, prompts8: prompts8.length, llamaTools: existsSync(path.join(args.tools, "VERSION")) ? readFileSync(path.join(args.tools, "VERSION"), "utf8").trim() : null },
+  options: { maxTokens, k, threads: cores, rounds, prompts1: prompts1.length, prompts8: prompts8.length, only: args.only ?? null, llamaTools: existsSync(path.join(args.tools, "VERSION")) ? readFileSync(path.join(args.tools, "VERSION"), "utf8").trim() : null },
   systems: rows,
   targets,
 };
