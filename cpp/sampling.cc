@@ -7,12 +7,59 @@
 namespace md {
 
 int32_t Argmax(const float* logits, int32_t n) {
-  int32_t best = 0;
-  for (int32_t i = 1; i < n; i++) {
-    if (logits[i] > logits[best]) best = i;
+  // Runs once per output row of every decode (vocabulary-wide). The plain loop `if (x[i] > x[best])`
+  // is one dependent compare per element, ~4 ns each (1 ms for 8 rows of 32k). Two passes the
+  // compiler vectorises instead: the maximum over 16 independent lanes, then its first index.
+  // Same result as the plain loop: the lowest index of the maximum; NaNs never compare greater, so
+  // they are skipped, except a NaN at index 0, which the plain loop never replaces: it seeds every
+  // lane, stays the "maximum", equals nothing, and the scan falls through to 0.
+  if (n <= 1) return 0;
+  constexpr int32_t kLanes = 16;
+  float lane[kLanes];
+  for (int32_t k = 0; k < kLanes; k++) lane[k] = logits[0];
+  int32_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int32_t k = 0; k < kLanes; k++) lane[k] = logits[i + k] > lane[k] ? logits[i + k] : lane[k];
   }
-  return best;
+  float best = lane[0];
+  for (int32_t k = 1; k < kLanes; k++) best = lane[k] > best ? lane[k] : best;
+  for (; i < n; i++) best = logits[i] > best ? logits[i] : best;
+  for (int32_t j = 0; j < n; j++) {
+    if (logits[j] == best) return j;
+  }
+  return 0;
 }
+
+namespace {
+// Top-p without top-k: the smallest set of likeliest tokens whose mass reaches top_p, in the same
+// order as FilteredDist's (higher logit first, lower id on ties). Sorting the whole vocabulary for it
+// cost ~4 ms per row at 32k tokens; the nucleus is usually a few dozen to a few thousand tokens, so
+// this sorts the likeliest 64, then 4x more at a time, until their mass reaches top_p.
+void TopPOnly(const float* logits, int32_t n, float maxl, double inv_t, float top_p, std::vector<float>& out,
+              std::vector<int32_t>& scratch) {
+  auto before = [logits](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  auto weight = [&](int32_t i) { return std::exp((double)(logits[i] - maxl) * inv_t); };
+  double total = 0.0;
+  for (int32_t i = 0; i < n; i++) total += weight(i);
+  int32_t sorted = 0, cut = n;
+  double cum = 0.0;
+  for (int32_t m = std::min<int32_t>(n, 64); cut == n && sorted < n; m = (int32_t)std::min<int64_t>(n, 4 * (int64_t)m)) {
+    std::nth_element(scratch.begin() + sorted, scratch.begin() + m, scratch.end(), before);
+    std::sort(scratch.begin() + sorted, scratch.begin() + m, before);
+    for (int32_t j = sorted; j < m; j++) {
+      cum += weight(scratch[j]) / total;
+      if (cum >= top_p) {
+        cut = j + 1;
+        break;
+      }
+    }
+    sorted = m;
+  }
+  double sum = 0.0;
+  for (int32_t j = 0; j < cut; j++) sum += weight(scratch[j]);
+  for (int32_t j = 0; j < cut; j++) out[scratch[j]] = (float)(weight(scratch[j]) / sum);
+}
+}  // namespace
 
 void FilteredDist(const float* logits, int32_t n, const Sampling& s, std::vector<float>& out,
                   std::vector<int32_t>& scratch) {
@@ -42,6 +89,10 @@ void FilteredDist(const float* logits, int32_t n, const Sampling& s, std::vector
 
   scratch.resize(n);
   for (int32_t i = 0; i < n; i++) scratch[i] = i;
+  if (use_p && !use_k) {
+    TopPOnly(logits, n, maxl, inv_t, s.top_p, out, scratch);
+    return;
+  }
   int32_t kept = n;
   if (use_k) {
     std::nth_element(scratch.begin(), scratch.begin() + s.top_k, scratch.end(), before);

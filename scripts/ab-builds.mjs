@@ -7,6 +7,7 @@
 //
 //   node scripts/ab-builds.mjs --a DIR --b DIR --model T.gguf [--draft D.gguf] [--mode auto]
 //       [--batch-size 4] [-k 4] [--prompts 12] [--max-tokens 48] [--rounds 10] [--json out.json]
+//       [--temperature 0] [--top-k 0] [--top-p 1]   (sampling of the measured runs; seeded per request)
 import path from "node:path";
 import { writeFileSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -25,16 +26,20 @@ const { values: args } = parseArgs({
     prompts: { type: "string", default: "12" },
     "max-tokens": { type: "string", default: "48" },
     rounds: { type: "string", default: "10" },
+    temperature: { type: "string", default: "0" },
+    "top-k": { type: "string", default: "0" },
+    "top-p": { type: "string", default: "1" },
     json: { type: "string" },
   },
 });
 if (!args.a || !args.model) {
-  console.log("usage: node scripts/ab-builds.mjs --a DIR --b DIR --model T.gguf [--draft D.gguf] [--mode auto] [--batch-size 4] [-k 4] [--prompts 12] [--max-tokens 48] [--rounds 10] [--json out.json]");
+  console.log("usage: node scripts/ab-builds.mjs --a DIR --b DIR --model T.gguf [--draft D.gguf] [--mode auto] [--batch-size 4] [-k 4] [--prompts 12] [--max-tokens 48] [--rounds 10] [--json out.json] [--temperature 0] [--top-k 0] [--top-p 1]");
   process.exit(2);
 }
 const { BUILTIN_PROMPTS } = await import(pathToFileURL(path.join(root, "dist/bench/prompts.js")).href);
 const prompts = BUILTIN_PROMPTS.slice(0, Number(args.prompts));
 const maxTokens = Number(args["max-tokens"]);
+const sampling = { temperature: Number(args.temperature), topK: Number(args["top-k"]), topP: Number(args["top-p"]) };
 const builds = { a: path.resolve(args.a), b: path.resolve(args.b) };
 const engines = {};
 for (const [name, dir] of Object.entries(builds)) {
@@ -56,7 +61,7 @@ for (let round = 0; round < Number(args.rounds); round++) {
   for (const name of round % 2 === 0 ? ["a", "b"] : ["b", "a"]) {
     const engine = engines[name];
     engine.resetStats();
-    const results = await Promise.all(prompts.map((p) => engine.generate(p, { maxTokens, temperature: 0 })));
+    const results = await Promise.all(prompts.map((p, i) => engine.generate(p, { maxTokens, ...sampling, seed: round * 1000 + i })));
     runs[name].push({ tokensPerSecond: engine.stats().tokensPerSecond, meanTtftMs: results.reduce((s, r) => s + r.stats.ttftMs, 0) / results.length });
   }
 }
@@ -69,4 +74,4 @@ for (const [name, s] of Object.entries(summary)) {
   console.log(`${name} ${s.build}: ${s.meanTokensPerSecond.toFixed(1)} tok/s, TTFT ${s.meanTtftMs.toFixed(0)} ms (mean of ${s.runs.length}: ${s.runs.map((r) => r.tokensPerSecond.toFixed(0)).join(" ")})`);
 }
 console.log(`b / a: ${(summary.b.meanTokensPerSecond / summary.a.meanTokensPerSecond).toFixed(3)}x tokens/s`);
-if (args.json) writeFileSync(args.json, `${JSON.stringify({ mode: args.mode, model: args.model, draft: args.draft ?? null, batchSize: Number(args["batch-size"]), k: Number(args.k), prompts: prompts.length, maxTokens, ...summary }, null, 2)}\n`);
+if (args.json) writeFileSync(args.json, `${JSON.stringify({ mode: args.mode, model: args.model, draft: args.draft ?? null, batchSize: Number(args["batch-size"]), k: Number(args.k), prompts: prompts.length, maxTokens, sampling, ...summary }, null, 2)}\n`);
