@@ -33,28 +33,50 @@ int32_t Argmax(const float* logits, int32_t n) {
 namespace {
 // Top-p without top-k: the smallest set of likeliest tokens whose mass reaches top_p, in the same
 // order as FilteredDist's (higher logit first, lower id on ties). Sorting the whole vocabulary for it
-// cost ~4 ms per row at 32k tokens; the nucleus is usually a few dozen to a few thousand tokens, so
-// this sorts the likeliest 64, then 4x more at a time, until their mass reaches top_p.
+// cost ~4 ms per row at 32k tokens. The tokens within a few temperature units of the top logit
+// usually hold the nucleus: one pass sums their mass, and only they are sorted when it reaches
+// top_p (with a margin for the float copies of the weights); otherwise a wider band, or all.
 void TopPOnly(const float* logits, int32_t n, float maxl, double inv_t, float top_p, std::vector<float>& out,
               std::vector<int32_t>& scratch) {
   auto before = [logits](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
   auto weight = [&](int32_t i) { return std::exp((double)(logits[i] - maxl) * inv_t); };
   double total = 0.0;
-  for (int32_t i = 0; i < n; i++) total += weight(i);
-  int32_t sorted = 0, cut = n;
-  double cum = 0.0;
-  for (int32_t m = std::min<int32_t>(n, 64); cut == n && sorted < n; m = (int32_t)std::min<int64_t>(n, 4 * (int64_t)m)) {
-    std::nth_element(scratch.begin() + sorted, scratch.begin() + m, scratch.end(), before);
-    std::sort(scratch.begin() + sorted, scratch.begin() + m, before);
-    for (int32_t j = sorted; j < m; j++) {
-      cum += weight(scratch[j]) / total;
-      if (cum >= top_p) {
-        cut = j + 1;
-        break;
-      }
-    }
-    sorted = m;
+  for (int32_t i = 0; i < n; i++) {
+    const double w = weight(i);
+    out[i] = (float)w;  // out doubles as the weights' scratch until the result is written
+    total += w;
   }
+  int32_t count = n;  // candidates: scratch[0, count), all tokens unless a band holds the nucleus
+  for (double band : {4.0, 8.0, 16.0, 32.0}) {
+    const float floor_logit = (float)(maxl - band / inv_t);
+    double mass = 0.0;
+    for (int32_t i = 0; i < n; i++) mass += logits[i] >= floor_logit ? out[i] : 0.0f;
+    if (mass >= top_p * total * (1.0 + 1e-6)) {
+      count = 0;
+      for (int32_t i = 0; i < n; i++) {
+        if (logits[i] >= floor_logit) scratch[count++] = i;
+      }
+      break;
+    }
+  }
+  int32_t cut = -1;
+  for (;;) {
+    std::sort(scratch.begin(), scratch.begin() + count, before);
+    double cum = 0.0;
+    for (int32_t j = 0; j < count && cut < 0; j++) {
+      cum += weight(scratch[j]) / total;
+      if (cum >= top_p) cut = j + 1;
+    }
+    if (cut >= 0) break;
+    if (count == n) {  // rounding kept the sum below top_p: every token
+      cut = n;
+      break;
+    }
+    // the band's float mass reached top_p but the exact sum did not: take every token
+    for (int32_t i = 0; i < n; i++) scratch[i] = i;
+    count = n;
+  }
+  std::fill(out.begin(), out.end(), 0.0f);
   double sum = 0.0;
   for (int32_t j = 0; j < cut; j++) sum += weight(scratch[j]);
   for (int32_t j = 0; j < cut; j++) out[scratch[j]] = (float)(weight(scratch[j]) / sum);
