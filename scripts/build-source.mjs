@@ -35,7 +35,10 @@ const cmakeJs = path.join(root, "node_modules", "cmake-js", "bin", "cmake-js");
 const jobs = opt("jobs", String(cpus().length));
 console.error(`build:source: building llama.cpp (${gpu}) with ${jobs} jobs into build-source/lib`);
 const common = ["--directory", root, "--out", path.join("build-source", "cmake"), ...GPU_FLAGS[gpu]];
-// configure every time, so a different --gpu takes effect in an existing build folder
+// configure every time, so a different --gpu takes effect in an existing build folder. cmake-js
+// downloads Node's headers from nodejs.org for every project except a Node-API addon, which
+// package.json declares (binary.napi_versions): this build needs no Node headers, and offline the
+// download failed ("fetch failed") before llama.cpp was configured.
 execFileSync(process.execPath, [cmakeJs, "configure", ...common], { cwd: root, stdio: "inherit" });
 execFileSync(process.execPath, [cmakeJs, "build", ...common, "--parallel", jobs], { cwd: root, stdio: "inherit" });
 execFileSync(process.execPath, [path.join(root, "scripts", "build-addon.mjs")], { cwd: root, stdio: "inherit" });
