@@ -86,8 +86,15 @@ class Context : public Napi::ObjectWrap<Context> {
   struct ggml_threadpool* threadpool_ = nullptr;
   llama_batch batch_{};
   std::vector<SeqDrafts> drafts_;
-  std::vector<float> row_, row2_;
-  std::vector<int32_t> scratch_;
+  // per-row sampling buffers, one set per thread that evaluates rows (ForEachRow in context.cc)
+  struct RowBuffers {
+    std::vector<float> row;
+    std::vector<int32_t> scratch;
+  };
+  std::vector<RowBuffers> row_buffers_;
+  // fn(i, buffers) for rows 0..rows-1, spread over this context's threads when `spread` (context.cc)
+  template <class Fn>
+  void ForEachRow(size_t rows, bool spread, Fn&& fn);
   // threads the next graphs use (set by the worker, read by info() on the JS thread)
   std::atomic<int32_t> threads_now_{1};
   std::atomic<int32_t> threads_batch_now_{1};

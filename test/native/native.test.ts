@@ -184,6 +184,31 @@ describe("context", () => {
     await Promise.all([tctx.dispose(), dctx.dispose()]);
   });
 
+  it("sampled rows spread over a context's threads give exactly the single-thread results", async () => {
+    // 5 sequences x (k + 1) sampled rows: with 2 threads the draft and verify jobs evaluate their rows
+    // on two threads (cpp/context.cc ForEachRow), with 1 thread on the worker alone
+    const prompts = ["The capital of France is", "Once upon a time", "def main():", "In 1492", "Dear Sir,"].map((p) => target.tokenize(p));
+    const sampling = { temperature: 1.3, topK: 0, topP: 0.9 };
+    const run = async (threads: number) => {
+      const tctx = await LlamaContext.create(target, { contextSize: 64, sequences: 5, threads });
+      const dctx = await LlamaContext.create(draft, { contextSize: 64, sequences: 5, threads });
+      expect(tctx.info().threads).toBe(threads);
+      await Promise.all(prompts.flatMap((t, s) => [tctx.prefill(s, 0, t.slice(0, -1)), dctx.prefill(s, 0, t.slice(0, -1))]));
+      const u = (s: number, i: number) => ((s * 7 + i * 3) % 10) / 10 + 0.05;
+      const drafts = await dctx.draft(prompts.map((t, s) => ({ seq: s, pos: t.length - 1, tokens: [t.at(-1)!], k: 3, sampling, uniforms: [0, 1, 2].map((i) => u(s, i)) })));
+      const verified = await tctx.verify(
+        prompts.map((t, s) => ({ seq: s, pos: t.length - 1, pending: t.at(-1)!, draft: Array.from(drafts[s]!.tokens), sampling, uniforms: [0, 1, 2, 3].map((i) => u(s, i + 5)) })),
+        dctx,
+      );
+      await Promise.all([tctx.dispose(), dctx.dispose()]);
+      return prompts.map((_, s) => ({ draft: Array.from(drafts[s]!.tokens), q: Array.from(drafts[s]!.probs), p: Array.from(verified[s]!.p), alt: Array.from(verified[s]!.alt) }));
+    };
+    const serial = await run(1);
+    expect(await run(2)).toEqual(serial);
+    // the rows were sampled, not greedy: some drafted token has q < 1
+    expect(serial.some((r) => r.q.some((q) => q < 1))).toBe(true);
+  });
+
   it("moveSeq carries a sequence's cache to a free id, also when the freed id is reused before the next decode", async () => {
     const toks = target.tokenize("The capital of France is");
     const other = target.tokenize("Once upon a time in a land");
