@@ -149,11 +149,13 @@ std::vector<size_t> BySeq(const std::vector<Spec>& specs) {
 // The vocabulary-wide work per output row runs after the decode, on the worker, while the graph's
 // other threads wait: a sampled row costs 0.3-1.3 ms at 32k tokens (filtered softmax, residual
 // sample), so 8 requests x 5 rows take longer than a short step's decode. Sampled rows are spread
-// over as many threads as the context decodes with (its share of the cores); greedy rows (an argmax,
-// ~10 us) stay on the worker. fn(i, buffers) must touch only row i's outputs.
+// over as many threads as the context decodes with (its share of the cores), or rowThreads (a model
+// on a GPU decodes with one CPU thread); greedy rows (an argmax, ~10 us) stay on the worker.
+// fn(i, buffers) must touch only row i's outputs.
 template <class Fn>
 void Context::ForEachRow(size_t rows, bool spread, Fn&& fn) {
-  const size_t threads = spread ? std::max<size_t>(1, std::min<size_t>((size_t)std::max(1, threads_now_.load()), rows / 2)) : 1;
+  const int32_t want = row_threads_ > 0 ? row_threads_ : threads_now_.load();
+  const size_t threads = spread ? std::max<size_t>(1, std::min<size_t>((size_t)std::max(1, want), rows / 2)) : 1;
   if (row_buffers_.size() < threads) row_buffers_.resize(threads);
   if (threads == 1) {
     for (size_t i = 0; i < rows; i++) fn(i, row_buffers_[0]);
@@ -524,6 +526,7 @@ Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(inf
   }
   use_threadpool_ = BoolField(o, "threadpool", false);
   spin_us_ = IntField(o, "spinMicros", 0, 100000, 0);
+  row_threads_ = (int32_t)IntField(o, "rowThreads", 0, 512, 0);
   poll_ = (int32_t)IntField(o, "threadpoolPoll", 0, 100, 0);
   threads_max_ = (int32_t)IntField(o, "threadsMax", 1, 1024, std::max(params_.n_threads, params_.n_threads_batch));
   if (threads_max_ < std::max(params_.n_threads, params_.n_threads_batch)) throw Napi::RangeError::New(env, "threadsMax must be at least threads and threadsBatch");
@@ -939,6 +942,7 @@ Napi::Value Context::GetInfo(const Napi::CallbackInfo& info) {
   o.Set("threads", threads_now_.load());
   o.Set("threadsBatch", threads_batch_now_.load());
   o.Set("threadsMax", threads_max_);
+  o.Set("rowThreads", row_threads_);
   o.Set("kvUnified", params_.kv_unified);
   o.Set("nVocab", n_vocab_);
   o.Set("threadpool", use_threadpool_);

@@ -118,6 +118,8 @@ class Context : public Napi::ObjectWrap<Context> {
   // Spinning for the next job (WorkerLoop): the budget in microseconds (0 = always sleep), and a
   // lock-free hint that the queue is not empty.
   int64_t spin_us_ = 0;
+  // threads for a job's sampled rows: 0 = as many as the context decodes with (threads_now_)
+  int32_t row_threads_ = 0;
   std::atomic<bool> has_work_{false};
 
   friend struct InitJob;

@@ -4,7 +4,7 @@
 #   bash scripts/gpu-check.sh prepare        # here: pack what the device machine lacks into .gpu-check/ (< 64 MiB)
 #   bash scripts/gpu-check.sh run [--cpu]    # there (or here with --cpu): build, make models, bench
 #   PLAN=kv bash scripts/gpu-check.sh run    # there: per-sequence against unified KV, graph splits
-#   PLAN=auto bash scripts/gpu-check.sh run  # there: step-overhead, then auto against ar / sd / psd at each placement
+#   PLAN=auto bash scripts/gpu-check.sh run  # there: step-overhead, then auto against ar / sd / psd at each placement, and one sampled run
 #
 # The device machine has CUDA, CMake and a compiler but no Node.js, no npm registry and no network, so
 # `prepare` packs a Node.js binary and its headers, the llama.cpp source (from node-llama-cpp's bundle),
@@ -144,6 +144,8 @@ run() {
     bench_run same-gpu-b8 --modes ar,sd,psd,auto --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1
     bench_run draft-cpu-b8 --modes ar,sd,psd,auto --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device cpu --threads 2 --draft-threads "$cpu"
     bench_run same-gpu-b1 --modes ar,sd,psd,auto --batch-size 1 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1
+    # sampled rows on GPU steps: their CPU math after each decode, spread over the free cores (5.10)
+    bench_run same-gpu-b8-top-p --modes ar,sd,psd --batch-size 8 --temp 1 --top-p 0.95 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1
     [ $SECONDS -lt "$deadline" ] && bench_run default-placement-b8 --modes ar,sd,psd,auto --batch-size 8
     [ $SECONDS -lt "$deadline" ] && bench_run same-gpu-b16 --modes ar,sd,psd,auto --batch-size 16 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1
     [ $SECONDS -lt "$deadline" ] && bench_run draft-cpu-b1 --modes ar,sd,psd,auto --batch-size 1 --device "$dev" --gpu-layers -1 --draft-device cpu --threads 2 --draft-threads "$cpu"

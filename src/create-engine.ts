@@ -10,7 +10,7 @@ import { LlamaContext } from "./native/context.js";
 import { LlamaModel } from "./native/model.js";
 import { AS_LOADED, onGpu, resolvePlacement, type ResolvedPlacement } from "./native/placement.js";
 import type { DeviceInfo } from "./native/types.js";
-import { coreCount, defaultThreads } from "./native/threads.js";
+import { coreCount, defaultThreads, rowThreads } from "./native/threads.js";
 import { resolveModelSource } from "./models/resolve.js";
 
 export interface ModelPlacement {
@@ -164,9 +164,11 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
     const maxOf = (role: "target" | "draft", n: number) =>
       threadPlans ? Math.max(threadPlans.sequential[role], threadPlans.overlapped?.[role] ?? 1) : n;
     // ar: the target is alone on its cores, so its pool's threads may spin between graphs (poll 1, about a millisecond)
-    const targetContext = await LlamaContext.create(targetModel, { ...ctxOpts, kvUnified: kvUnified.target, threads: targetThreads, threadsMax: maxOf("target", targetThreads), threadpoolPoll: mode === "ar" ? 1 : 0 });
+    const draftCpuThreads = draftModel && !draftOnGpu ? maxOf("draft", draftThreads) : 0;
+    const targetCpuThreads = targetOnGpu ? 0 : maxOf("target", targetThreads);
+    const targetContext = await LlamaContext.create(targetModel, { ...ctxOpts, kvUnified: kvUnified.target, threads: targetThreads, threadsMax: maxOf("target", targetThreads), threadpoolPoll: mode === "ar" ? 1 : 0, rowThreads: rowThreads(targetOnGpu, draftCpuThreads, cores) });
     contexts.push(targetContext);
-    const draftContext = draftModel ? await LlamaContext.create(draftModel, { ...ctxOpts, kvUnified: kvUnified.draft, threads: draftThreads, threadsMax: maxOf("draft", draftThreads) }) : undefined;
+    const draftContext = draftModel ? await LlamaContext.create(draftModel, { ...ctxOpts, kvUnified: kvUnified.draft, threads: draftThreads, threadsMax: maxOf("draft", draftThreads), rowThreads: rowThreads(draftOnGpu, targetCpuThreads, cores) }) : undefined;
     if (draftContext) contexts.push(draftContext);
     const concurrent = mode === "psd" || (auto && threadPlans?.overlapped != null);
     // Two CPU contexts that together want more threads than there are cores must take turns.

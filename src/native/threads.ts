@@ -32,3 +32,14 @@ export function defaultThreads(opts: {
   const draft = Math.max(1, Math.floor(cores / 2));
   return { target: Math.max(1, cores - draft), draft, concurrent: true };
 }
+
+/**
+ * Threads for the sampled rows of a context whose model is on a GPU (ContextOptions.rowThreads): it
+ * decodes with one CPU thread, but each sampled row costs 0.3-1.3 ms of CPU math after the decode
+ * (docs/performance.md 5.10). It gets the cores a CPU-side model beside it does not use. A context
+ * on the CPU returns 0: its rows use its own decode threads.
+ */
+export function rowThreads(onGpu: boolean, cpuThreadsBeside: number, cores: number = coreCount()): number {
+  return onGpu ? Math.max(1, cores - cpuThreadsBeside) : 0;
+}
+

@@ -51,6 +51,8 @@ export interface RawContextOptions {
   threadpoolPoll?: number;
   /** microseconds the worker spins for the next job after a job it got soon after the previous one (0 = always sleep); default 0 */
   spinMicros?: number;
+  /** threads that evaluate a job's sampled rows (filtered softmax, residual sample), 0..512; 0 (default) = `threads` of the moment */
+  rowThreads?: number;
 }
 
 export interface RawContextInfo {
@@ -61,6 +63,8 @@ export interface RawContextInfo {
   threads: number;
   threadsBatch: number;
   threadsMax: number;
+  /** 0: sampled rows use `threads` */
+  rowThreads: number;
   kvUnified: boolean;
   nVocab: number;
   threadpool: boolean;

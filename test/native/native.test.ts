@@ -185,14 +185,14 @@ describe("context", () => {
   });
 
   it("sampled rows spread over a context's threads give exactly the single-thread results", async () => {
-    // 5 sequences x (k + 1) sampled rows: with 2 threads the draft and verify jobs evaluate their rows
-    // on two threads (cpp/context.cc ForEachRow), with 1 thread on the worker alone
+    // 5 sequences x (k + 1) sampled rows: with 2 threads (or rowThreads 2) the draft and verify jobs
+    // evaluate their rows on two threads (cpp/context.cc ForEachRow), with 1 on the worker alone
     const prompts = ["The capital of France is", "Once upon a time", "def main():", "In 1492", "Dear Sir,"].map((p) => target.tokenize(p));
     const sampling = { temperature: 1.3, topK: 0, topP: 0.9 };
-    const run = async (threads: number) => {
-      const tctx = await LlamaContext.create(target, { contextSize: 64, sequences: 5, threads });
-      const dctx = await LlamaContext.create(draft, { contextSize: 64, sequences: 5, threads });
-      expect(tctx.info().threads).toBe(threads);
+    const run = async (threads: number, rowThreads = 0) => {
+      const tctx = await LlamaContext.create(target, { contextSize: 64, sequences: 5, threads, rowThreads });
+      const dctx = await LlamaContext.create(draft, { contextSize: 64, sequences: 5, threads, rowThreads });
+      expect(tctx.info()).toMatchObject({ threads, rowThreads });
       await Promise.all(prompts.flatMap((t, s) => [tctx.prefill(s, 0, t.slice(0, -1)), dctx.prefill(s, 0, t.slice(0, -1))]));
       const u = (s: number, i: number) => ((s * 7 + i * 3) % 10) / 10 + 0.05;
       const drafts = await dctx.draft(prompts.map((t, s) => ({ seq: s, pos: t.length - 1, tokens: [t.at(-1)!], k: 3, sampling, uniforms: [0, 1, 2].map((i) => u(s, i)) })));
@@ -205,6 +205,7 @@ describe("context", () => {
     };
     const serial = await run(1);
     expect(await run(2)).toEqual(serial);
+    expect(await run(1, 2)).toEqual(serial); // a GPU model's context: one decode thread, rows on two
     // the rows were sampled, not greedy: some drafted token has q < 1
     expect(serial.some((r) => r.q.some((q) => q < 1))).toBe(true);
   });
@@ -258,6 +259,8 @@ describe("context", () => {
     expect(polling.out).toEqual((await greedy(0, { threads: 2, threadpoolPoll: 0 })).out);
     await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 101 })).rejects.toThrow(/threadpoolPoll must be <= 100/);
     await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 0.5 })).rejects.toThrow(/threadpoolPoll must be an integer >= 0/);
+    await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: -1 })).rejects.toThrow(/rowThreads must be an integer >= 0/);
+    await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: 513 })).rejects.toThrow(/rowThreads must be <= 512/);
     await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: -1 })).rejects.toThrow(/spinMicros must be an integer >= 0/);
     await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: 200_000 })).rejects.toThrow(/spinMicros must be <= 100000/);
   });

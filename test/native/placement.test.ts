@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AS_LOADED, defaultPlacement, onGpu, rankGpus, resolvePlacement } from "../../src/native/placement.js";
-import { defaultThreads } from "../../src/native/threads.js";
+import { defaultThreads, rowThreads } from "../../src/native/threads.js";
 import type { DeviceInfo } from "../../src/native/types.js";
 
 const dev = (name: string, type: DeviceInfo["type"], gib: number): DeviceInfo => ({
@@ -43,6 +43,16 @@ describe("default threads never oversubscribe", () => {
       expect(gpuTarget.draft).toBe(Math.max(1, cores - 1));
     });
   }
+});
+
+describe("row threads of a model on a GPU: the cores no CPU-side model uses", () => {
+  it("follows the decode threads on the CPU, takes the free cores on a GPU, at least one", () => {
+    expect(rowThreads(false, 0, 16)).toBe(0);
+    expect(rowThreads(true, 0, 16)).toBe(16); // both models on the GPU, or no draft
+    expect(rowThreads(true, 15, 16)).toBe(1); // the draft on the CPU cores beside it
+    expect(rowThreads(true, 4, 16)).toBe(12);
+    expect(rowThreads(true, 32, 16)).toBe(1);
+  });
 });
 
 describe("resolvePlacement: the user's devices where given, the defaults for the rest", () => {
