@@ -164,8 +164,11 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
     const maxOf = (role: "target" | "draft", n: number) =>
       threadPlans ? Math.max(threadPlans.sequential[role], threadPlans.overlapped?.[role] ?? 1) : n;
     // ar: the target is alone on its cores, so its pool's threads may spin between graphs (poll 1, about a millisecond)
-    const draftCpuThreads = draftModel && !draftOnGpu ? maxOf("draft", draftThreads) : 0;
-    const targetCpuThreads = targetOnGpu ? 0 : maxOf("target", targetThreads);
+    // CPU threads beside each model's sampled rows: the other model's decode threads on the CPU, or,
+    // with both models on a GPU (their jobs may overlap), the other's share of the cores for its rows
+    const bothOnGpu = draftModel !== undefined && targetOnGpu && draftOnGpu;
+    const draftCpuThreads = !draftModel ? 0 : bothOnGpu ? Math.floor(cores / 2) : draftOnGpu ? 0 : maxOf("draft", draftThreads);
+    const targetCpuThreads = bothOnGpu ? Math.ceil(cores / 2) : targetOnGpu ? 0 : maxOf("target", targetThreads);
     const targetContext = await LlamaContext.create(targetModel, { ...ctxOpts, kvUnified: kvUnified.target, threads: targetThreads, threadsMax: maxOf("target", targetThreads), threadpoolPoll: mode === "ar" ? 1 : 0, rowThreads: rowThreads(targetOnGpu, draftCpuThreads, cores) });
     contexts.push(targetContext);
     const draftContext = draftModel ? await LlamaContext.create(draftModel, { ...ctxOpts, kvUnified: kvUnified.draft, threads: draftThreads, threadsMax: maxOf("draft", draftThreads), rowThreads: rowThreads(draftOnGpu, targetCpuThreads, cores) }) : undefined;
