@@ -55,8 +55,10 @@ for (const dir of builds) {
   const s = (await loadAddon()).sampling;
   const perRow = {};
   for (const c of CASES) perRow[c.name] = time((x) => c.run(s, x));
-  const dist = s.filteredDist(rows[0], { temperature: 1, topK: 0, topP: 1 });
-  perRow["sampleRow + sampleResidual (T 1 rows)"] = time(() => s.sampleRow(dist, 0.5) + s.sampleResidual(dist, dist, 3, 0.3));
+  // p and q from different rows: with q = p the residual has no mass and sampleResidual falls back to sampleRow
+  const p = s.filteredDist(rows[0], { temperature: 1, topK: 0, topP: 1 });
+  const q = s.filteredDist(rows[1], { temperature: 1, topK: 0, topP: 1 });
+  perRow["sampleRow + sampleResidual (T 1 rows)"] = time(() => s.sampleRow(p, 0.5) + s.sampleResidual(p, q, 3, 0.3));
   results.push({ build: path.resolve(dir), microsecondsPerRow: perRow });
   console.log(`${path.resolve(dir)}`);
   for (const [name, us] of Object.entries(perRow)) console.log(`  ${name.padEnd(42)} ${us.toFixed(1).padStart(8)} µs/row`);
