@@ -2,7 +2,7 @@
 export { createEngine, MinedraftEngine, type CreateEngineOptions, type ModelPlacement, type Placement } from "./create-engine.js";
 export { Engine, AbortError, isAbortError, ENGINE_DEFAULTS, MAX_DRAFT_TOKENS } from "./engine/index.js";
 export type * from "./engine/types.js";
-export type { ChatMessage } from "./engine/engine.js";
+export type { ChatMessage, ChatOptions, EngineLoad } from "./engine/engine.js";
 export { LlamaModel, type LoadModelOptions, type ModelInfo as LoadedModelInfo } from "./native/model.js";
 export { LlamaContext, type ContextOptions } from "./native/context.js";
 export { NativeBackend } from "./native/backend.js";
@@ -27,3 +27,4 @@ export async function devices() {
   const { loadAddon } = await import("./native/addon.js");
   return (await loadAddon()).devices();
 }
+export { createServer, isLoopback, type ServerOptions, type ListenOptions, type MinedraftServer, type ChatTemplateSource } from "./server/index.js";

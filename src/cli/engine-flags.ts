@@ -34,7 +34,9 @@ export interface PlacementFlags {
 }
 
 export interface DecodingDefaults {
-  maxTokens?: number;
+  /** null: no default (the description says what then happens) */
+  maxTokens?: number | null;
+  maxTokensHelp?: string;
   batchSize?: number;
   seed?: number;
 }
@@ -47,7 +49,7 @@ export function addDecodingOptions(cmd: Command, defaults: DecodingDefaults = {}
     .option("--top-p <p>", "top-p (nucleus) sampling, in (0, 1]", probability)
     .option("--draft-temp <t>", "draft sampling temperature (default: --temp; output stays lossless)", decimal(0, Infinity, "a temperature"))
     .option("--seed <n>", `base seed; prompt i uses seed + i${defaults.seed === undefined ? " (default: random)" : ""}`, integer(0, Number.MAX_SAFE_INTEGER), defaults.seed)
-    .option("--max-tokens <n>", "tokens to generate per prompt at most", integer(1), defaults.maxTokens ?? 128)
+    .option("--max-tokens <n>", defaults.maxTokensHelp ?? "tokens to generate per prompt at most", integer(1), defaults.maxTokens === null ? undefined : (defaults.maxTokens ?? 128))
     .option("--batch-size <m>", "requests per batch m (psd and auto run two sub-batches of m)", integer(1), defaults.batchSize ?? 4)
     .option("--tetris-extra <e>", "TETRIS (psd): draft k + e tokens per request, verify only the k x m likeliest prefixes", integer(1, 32));
 }

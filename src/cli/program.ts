@@ -6,6 +6,7 @@ import { benchCommand } from "./commands/bench.js";
 import { demoCommand } from "./commands/demo.js";
 import { generateCommand } from "./commands/generate.js";
 import { inspectCommand } from "./commands/inspect.js";
+import { serveCommand } from "./commands/serve.js";
 import { synthCommand } from "./commands/synth.js";
 
 function packageVersion(): string {
@@ -23,6 +24,6 @@ export function buildProgram(): Command {
     .version(packageVersion(), "-V, --version")
     .showSuggestionAfterError(true);
   configureCommand(program, "minedraft");
-  for (const cmd of [generateCommand(), benchCommand(), demoCommand(), inspectCommand(), synthCommand()]) program.addCommand(cmd);
+  for (const cmd of [generateCommand(), serveCommand(), benchCommand(), demoCommand(), inspectCommand(), synthCommand()]) program.addCommand(cmd);
   return program;
 }

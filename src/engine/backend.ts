@@ -101,7 +101,13 @@ export interface ModelInfo {
   /** text of one token, for incremental streaming (bytes may be partial UTF-8) */
   tokenBytes(token: number): Uint8Array;
   detokenize(tokens: readonly number[]): string;
-  applyChatTemplate?(messages: readonly { role: string; content: string }[], addAssistant: boolean): string;
+  /** the model's own chat template (GGUF tokenizer.chat_template); null when it has none */
+  chatTemplate: string | null;
+  /**
+   * Formats messages with `template` (a llama.cpp built-in template name such as "chatml", or a
+   * template text), or with the model's own when `template` is undefined. Absent: no chat support.
+   */
+  applyChatTemplate?(messages: readonly { role: string; content: string }[], addAssistant: boolean, template?: string): string;
 }
 
 /** CPU threads of the two workers. */

@@ -15,6 +15,21 @@ export interface ChatMessage {
   content: string;
 }
 
+export interface ChatOptions {
+  /** a llama.cpp built-in template name (e.g. "chatml", "llama3") or a template text; default: the model's own */
+  chatTemplate?: string;
+}
+
+/** What the engine holds right now (for admission control and metrics). */
+export interface EngineLoad {
+  /** requests being decoded */
+  running: number;
+  /** requests waiting for a free slot */
+  queued: number;
+  /** requests the engine decodes at once (m for ar/sd, 2m for psd and auto) */
+  capacity: number;
+}
+
 export class Engine {
   readonly options: Readonly<ResolvedEngineOptions>;
 
@@ -104,8 +119,11 @@ export class Engine {
     if (at >= 0) this.queue.splice(at, 1);
   }
 
-  /** Streams text pieces as tokens are accepted; breaking out of the loop aborts the request. */
-  async *stream(prompt: string | number[], opts: GenerateOptions = {}): AsyncGenerator<string, void, undefined> {
+  /**
+   * Streams text pieces as tokens are accepted; breaking out of the loop aborts the request. The
+   * generator's return value (the `value` of its final `next()`) is the request's GenerateResult.
+   */
+  async *stream(prompt: string | number[], opts: GenerateOptions = {}): AsyncGenerator<string, GenerateResult, undefined> {
     const controller = new AbortController();
     const outer = opts.signal;
     const forward = () => controller.abort(outer?.reason);
@@ -120,6 +138,7 @@ export class Engine {
     };
     let finished = false;
     let failure: { error: unknown } | undefined;
+    let result: GenerateResult | undefined;
     this.generate(prompt, {
       ...opts,
       signal: controller.signal,
@@ -129,7 +148,8 @@ export class Engine {
         notify();
       },
     }).then(
-      () => {
+      (r) => {
+        result = r;
         finished = true;
         notify();
       },
@@ -144,7 +164,7 @@ export class Engine {
         if (pieces.length > 0) yield pieces.shift()!;
         else if (finished) {
           if (failure) throw failure.error;
-          return;
+          return result!;
         } else await new Promise<void>((resolve) => (wakeReader = resolve));
       }
     } finally {
@@ -153,15 +173,54 @@ export class Engine {
     }
   }
 
-  /** Applies the model's chat template (with the assistant prefix) and generates. */
-  async chat(messages: readonly ChatMessage[], opts: GenerateOptions = {}): Promise<GenerateResult> {
+  /** Applies the chat template (with the assistant prefix) and generates. */
+  async chat(messages: readonly ChatMessage[], opts: GenerateOptions & ChatOptions = {}): Promise<GenerateResult> {
+    return this.generate(this.chatPrompt(messages, opts), opts);
+  }
+
+  /**
+   * The prompt tokens chat() generates from: the messages through the chat template (`chatTemplate`,
+   * else the model's own), with the assistant prefix. Throws when there is no template to apply.
+   */
+  chatPrompt(messages: readonly ChatMessage[], opts: ChatOptions = {}): number[] {
     const info = this.backend.info;
-    if (!info.applyChatTemplate) throw new Error("the model has no chat template (its GGUF has no tokenizer.chat_template); format the prompt yourself and use generate()");
-    const text = info.applyChatTemplate(messages, true);
+    const template = opts.chatTemplate;
+    if (template !== undefined && (typeof template !== "string" || template === "")) throw new TypeError("chatTemplate must be a non-empty string");
+    if (!info.applyChatTemplate || (template === undefined && !info.chatTemplate)) {
+      throw new Error('the model has no chat template (its GGUF has no tokenizer.chat_template); pass chatTemplate (e.g. "chatml") or format the prompt yourself and use generate()');
+    }
+    const text = info.applyChatTemplate(messages, true, template);
     let tokens = info.tokenize(text, true);
     // a template that writes BOS itself would otherwise get a second one from tokenize
     if (info.addBos && tokens.length > 1 && tokens[0] === info.bos && tokens[1] === info.bos) tokens = tokens.slice(1);
-    return this.generate(tokens, opts);
+    return tokens;
+  }
+
+  /** The target model's own chat template (GGUF tokenizer.chat_template), or null when it has none. */
+  get chatTemplate(): string | null {
+    return this.backend.info.chatTemplate;
+  }
+
+  /** Tokens per request (prompt + generation): a request ends with "contextFull" when it reaches this. */
+  get contextSize(): number {
+    return this.backend.info.nCtx;
+  }
+
+  /** Token ids of `text` in the target's vocabulary; `addSpecial` adds BOS etc. as generate() does (default true). */
+  tokenize(text: string, addSpecial = true): number[] {
+    if (typeof text !== "string") throw new TypeError("tokenize: text must be a string");
+    return this.backend.info.tokenize(text, addSpecial);
+  }
+
+  /** The text of token ids (each must be in the vocabulary). */
+  detokenize(tokens: readonly number[]): string {
+    this.checkTokens(tokens, "token");
+    return this.backend.info.detokenize(tokens);
+  }
+
+  /** Requests running and waiting now, and how many the engine runs at once. */
+  load(): EngineLoad {
+    return { running: this.running.length, queued: this.queue.length, capacity: this.scheduler.capacity };
   }
 
   stats(): RunStats {
@@ -190,11 +249,7 @@ export class Engine {
     let tokens: number[];
     if (typeof prompt === "string") tokens = info.tokenize(prompt, !raw);
     else if (Array.isArray(prompt)) {
-      for (const t of prompt) {
-        if (!Number.isInteger(t) || t < 0 || t >= info.nVocab) {
-          throw new RangeError(`prompt token ${String(t)} is not in the vocabulary (0..${info.nVocab - 1})`);
-        }
-      }
+      this.checkTokens(prompt, "prompt token");
       tokens = [...prompt];
     } else throw new TypeError("prompt must be a string or an array of token ids");
     if (tokens.length === 0) throw new RangeError("prompt is empty");
@@ -202,6 +257,14 @@ export class Engine {
       throw new Error(`prompt has ${tokens.length} tokens, longer than the context of ${info.nCtx} tokens per sequence`);
     }
     return tokens;
+  }
+
+  private checkTokens(tokens: readonly number[], what: string): void {
+    if (!Array.isArray(tokens)) throw new TypeError(`${what}s must be an array of token ids`);
+    const n = this.backend.info.nVocab;
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= n) throw new RangeError(`${what} ${String(t)} is not in the vocabulary (0..${n - 1})`);
+    }
   }
 
   private wake(): void {

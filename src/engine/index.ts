@@ -1,5 +1,5 @@
 // Public surface of the engine.
-export { Engine, type ChatMessage } from "./engine.js";
+export { Engine, type ChatMessage, type ChatOptions, type EngineLoad } from "./engine.js";
 export { AbortError, isAbortError } from "./errors.js";
 export { ENGINE_DEFAULTS, MAX_DRAFT_TOKENS, type ResolvedEngineOptions } from "./options.js";
 export { acceptGreedy, acceptStochastic, acceptDrafts, type AcceptanceResult } from "./acceptance.js";

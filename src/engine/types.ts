@@ -60,6 +60,8 @@ export interface RequestStats {
   generatedTokens: number;
   /** verification (or AR decode) steps this request took part in */
   steps: number;
+  /** verification steps that verified at least one drafted token (vLLM's num_drafts) */
+  drafts: number;
   draftedTokens: number;
   acceptedTokens: number;
   /** accepted / drafted (0 when nothing drafted) */
@@ -68,6 +70,8 @@ export interface RequestStats {
   meanAcceptanceLength: number;
   /** acceptance rate at draft position i (i = 0..k-1) */
   perPositionAcceptance: number[];
+  /** tokens accepted at draft position i (i = 0..k-1) */
+  acceptedPerPosition: number[];
   /** ms from submission to first generated token */
   ttftMs: number;
   /** ms from submission to completion */

@@ -52,7 +52,8 @@ export class NativeBackend implements Backend {
       tokenize: (text, addSpecial) => m.tokenize(text, addSpecial, true),
       tokenBytes: memo((t) => m.tokenBytes(t)),
       detokenize: (tokens) => m.detokenize(tokens),
-      applyChatTemplate: m.info.chatTemplate ? (msgs, addAssistant) => m.applyChatTemplate(msgs, addAssistant) : undefined,
+      chatTemplate: m.info.chatTemplate || null,
+      applyChatTemplate: (msgs, addAssistant, template) => m.applyChatTemplate(msgs, addAssistant, template),
     };
     this.target = {
       prefill: (seq, pos, tokens) => targetContext.prefill(seq, pos, tokens),

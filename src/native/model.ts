@@ -77,8 +77,9 @@ export class LlamaModel {
     return this.raw.isEog(token);
   }
 
-  applyChatTemplate(messages: readonly { role: string; content: string }[], addAssistant = true): string {
-    return this.raw.applyChatTemplate(snapshot(messages), addAssistant);
+  /** `template`: a llama.cpp built-in template name (e.g. "chatml") or a template text; default the model's own */
+  applyChatTemplate(messages: readonly { role: string; content: string }[], addAssistant = true, template?: string): string {
+    return this.raw.applyChatTemplate(snapshot(messages), addAssistant, template);
   }
 
   /** Why `draft` cannot draft for this model, or null when the vocabularies are compatible. */

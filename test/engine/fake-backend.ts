@@ -212,11 +212,11 @@ export class FakeBackend implements Backend {
       },
       tokenBytes: (t) => PIECES[t] ?? new Uint8Array(0),
       detokenize: (tokens) => new TextDecoder().decode(concatBytes(tokens.map((t) => PIECES[t]!))),
+      chatTemplate: o.chatTemplate ? "fake" : null,
+      // another template (by name) marks its output with that name, so tests can tell which one ran
+      applyChatTemplate: (messages, addAssistant, template) =>
+        (template && template !== "fake" ? `${template} ` : "") + messages.map((m) => `${m.role[0]} ${m.content}`).join(" ") + (addAssistant ? " a" : ""),
     };
-    if (o.chatTemplate) {
-      this.info.applyChatTemplate = (messages, addAssistant) =>
-        messages.map((m) => `${m.role[0]} ${m.content}`).join(" ") + (addAssistant ? " a" : "");
-    }
     this.target = {
       prefill: (seq, pos, tokens) => this.job("target", "prefill", [seq], o.prefillDelayMs, () => void this.feed("target", seq, pos, tokens)),
       removeSeq: (seq) => this.job("target", "removeSeq", [seq], 0, () => void this.seqs.target.delete(seq)),

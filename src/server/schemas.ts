@@ -1,0 +1,132 @@
+// JSON schemas of the request bodies (Fastify validates every body against them before a route runs),
+// and the TypeScript shapes they guarantee. Unknown fields are refused (additionalProperties: false),
+// so nothing a client asks for is silently ignored; fields OpenAI has and we do not support are
+// refused by name in requests.ts before the schema runs.
+
+const nullable = (schema: object) => ({ anyOf: [schema, { type: "null" }] });
+
+/** Sampling and length fields both generation routes share. */
+const samplingProperties = {
+  model: { type: "string" },
+  max_tokens: nullable({ type: "integer", minimum: 1 }),
+  temperature: nullable({ type: "number", minimum: 0, maximum: 2 }),
+  top_p: nullable({ type: "number", exclusiveMinimum: 0, maximum: 1 }),
+  top_k: nullable({ type: "integer", minimum: 0 }),
+  seed: nullable({ type: "integer" }),
+  stop: nullable({ anyOf: [{ type: "string", minLength: 1 }, { type: "array", items: { type: "string", minLength: 1 }, maxItems: 16 }] }),
+  n: nullable({ type: "integer", minimum: 1 }),
+  stream: nullable({ type: "boolean" }),
+  stream_options: nullable({
+    type: "object",
+    properties: { include_usage: { type: "boolean" }, continuous_usage_stats: { type: "boolean" } },
+    additionalProperties: false,
+  }),
+  // accepted and ignored: they change nothing in the output
+  user: { type: "string" },
+  store: { type: "boolean" },
+  metadata: nullable({ type: "object" }),
+  service_tier: nullable({ type: "string" }),
+  // checked in requests.ts: only their neutral values are accepted
+  presence_penalty: nullable({ type: "number" }),
+  frequency_penalty: nullable({ type: "number" }),
+  // minedraft's extension: return the generated token ids
+  return_tokens: { type: "boolean" },
+} as const;
+
+const textPart = {
+  type: "object",
+  required: ["type", "text"],
+  properties: { type: { type: "string", enum: ["text"] }, text: { type: "string" } },
+  additionalProperties: false,
+} as const;
+
+export const chatBodySchema = {
+  type: "object",
+  required: ["messages"],
+  properties: {
+    ...samplingProperties,
+    max_completion_tokens: nullable({ type: "integer", minimum: 1 }),
+    parallel_tool_calls: { type: "boolean" },
+    messages: {
+      type: "array",
+      minItems: 1,
+      items: {
+        type: "object",
+        required: ["role", "content"],
+        properties: {
+          role: { type: "string", enum: ["system", "developer", "user", "assistant"] },
+          content: { anyOf: [{ type: "string" }, { type: "array", items: textPart }] },
+          name: { type: "string" },
+        },
+        additionalProperties: false,
+      },
+    },
+  },
+  additionalProperties: false,
+} as const;
+
+export const completionBodySchema = {
+  type: "object",
+  required: ["prompt"],
+  properties: {
+    ...samplingProperties,
+    prompt: {
+      anyOf: [
+        { type: "string", minLength: 1 },
+        { type: "array", minItems: 1, maxItems: 64, items: { type: "string", minLength: 1 } },
+        { type: "array", minItems: 1, items: { type: "integer" } },
+        { type: "array", minItems: 1, maxItems: 64, items: { type: "array", minItems: 1, items: { type: "integer" } } },
+      ],
+    },
+  },
+  additionalProperties: false,
+} as const;
+
+export const tokenizeBodySchema = {
+  type: "object",
+  required: ["content"],
+  properties: { content: { type: "string" }, add_special: { type: "boolean" }, with_pieces: { type: "boolean" }, model: { type: "string" } },
+  additionalProperties: false,
+} as const;
+
+export const detokenizeBodySchema = {
+  type: "object",
+  required: ["tokens"],
+  properties: { tokens: { type: "array", items: { type: "integer" } }, model: { type: "string" } },
+  additionalProperties: false,
+} as const;
+
+export interface SamplingBody {
+  model?: string;
+  max_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  n?: number | null;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean; continuous_usage_stats?: boolean } | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  return_tokens?: boolean;
+}
+
+export interface ChatBody extends SamplingBody {
+  messages: { role: "system" | "developer" | "user" | "assistant"; content: string | { type: "text"; text: string }[]; name?: string }[];
+  max_completion_tokens?: number | null;
+}
+
+export interface CompletionBody extends SamplingBody {
+  prompt: string | string[] | number[] | number[][];
+}
+
+export interface TokenizeBody {
+  content: string;
+  add_special?: boolean;
+  with_pieces?: boolean;
+}
+
+export interface DetokenizeBody {
+  tokens: number[];
+}
