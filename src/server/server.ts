@@ -113,6 +113,11 @@ export function createServer(engine: Engine | Promise<Engine>, options: ServerOp
       throw new ApiError(401, "Incorrect or missing API key: send it as 'Authorization: Bearer <key>'", null, "invalid_api_key");
     }
   });
+  // while draining, a connection whose last request just finished is closed instead of kept alive
+  // (an idle keep-alive connection would hold app.close() until the client drops it)
+  app.addHook("onResponse", async () => {
+    if (state.draining) setImmediate(() => app.server.closeIdleConnections());
+  });
   // OpenAI fields we do not implement are refused by name before the schema runs
   app.addHook("preValidation", async (request) => {
     if (request.method === "POST") dropNeutralUnsupported(request.body);

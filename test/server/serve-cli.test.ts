@@ -1,0 +1,94 @@
+// `minedraft serve` as a process (the built CLI, tiny synthetic pair, a free port on 127.0.0.1):
+// start-up output, and the SIGTERM drain: a request in flight finishes, the process exits 0; with no
+// grace left, the request in flight gets an error event instead of hanging.
+import { spawn, type ChildProcess } from "node:child_process";
+import { beforeAll, describe, expect, it } from "vitest";
+import { cliPath, ensureBuilt, repoRoot, tinyPair } from "../cli/helpers.js";
+
+let target: string;
+let draft: string;
+
+beforeAll(async () => {
+  ensureBuilt();
+  ({ target, draft } = await tinyPair());
+});
+
+interface Serving {
+  child: ChildProcess;
+  url: string;
+  stdout: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `minedraft serve` and resolves once it says it is ready. */
+function serve(extra: string[] = []): Promise<Serving> {
+  const args = [cliPath, "serve", "--model", target, "--draft", draft, "--mode", "psd", "--threads", "1", "--draft-threads", "1", "--ctx-size", "256", "--port", "0", ...extra];
+  const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, MINEDRAFT_API_KEY: undefined } });
+  let stdout = "";
+  let stderr = "";
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+  const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  void exited.then(() => clearTimeout(killer));
+  return new Promise((resolve, reject) => {
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on("data", (d: Buffer) => {
+      stdout += d.toString();
+      const url = /listening on (http:\/\/\S+)/.exec(stdout)?.[1];
+      if (url && stdout.includes("ready:")) resolve({ child, url, stdout: () => stdout, exited });
+    });
+    void exited.then(({ code }) => reject(new Error(`serve exited (${code}) before it was ready: ${stdout}${stderr}`)));
+  });
+}
+
+async function streamCompletion(url: string, maxTokens: number) {
+  const response = await fetch(`${url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ prompt: "Once upon a time", max_tokens: maxTokens, stream: true }),
+  });
+  expect(response.status).toBe(200);
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  const first = await reader.read();
+  text += decoder.decode(first.value, { stream: true });
+  const rest = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return text;
+      text += decoder.decode(value, { stream: true });
+    }
+  })();
+  return { rest }; // wrapped: an async function returning the promise would wait for it
+}
+
+describe("minedraft serve", () => {
+  it("prints its URL, models, mode and chat template, and drains on SIGTERM: the request in flight finishes, exit 0", async () => {
+    const s = await serve();
+    expect(s.stdout()).toMatch(/mode psd, batch 4, k 4, context 256 tokens per request/);
+    expect(s.stdout()).toContain("chat template: chatml (the model has none)");
+    expect(((await (await fetch(`${s.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]!.id).toBe("target");
+
+    const body = await streamCompletion(s.url, 120);
+    s.child.kill("SIGTERM");
+    const text = await body.rest;
+    const finish = text.split("\n").filter((l) => l.startsWith("data: {")).map((l) => JSON.parse(l.slice(6)) as { choices: { finish_reason: string | null }[] }).at(-1)!;
+    expect(finish.choices[0]!.finish_reason).toBe("length");
+    expect(text.trimEnd().endsWith("data: [DONE]")).toBe(true);
+    // no new connections once draining
+    await expect(fetch(`${s.url}/health`)).rejects.toThrow();
+    expect(await s.exited).toEqual({ code: 0, signal: null });
+    expect(s.stdout()).toContain("shutting down");
+    expect(s.stdout()).toContain("stopped");
+  });
+
+  it("with no grace left, a request in flight ends with an error event instead of hanging; exit 0", async () => {
+    const s = await serve(["--shutdown-grace", "0"]);
+    const body = await streamCompletion(s.url, 250);
+    s.child.kill("SIGTERM");
+    const text = await body.rest;
+    expect(text).toContain('"error":');
+    expect(text).toContain("shut down before the request finished");
+    expect(await s.exited).toEqual({ code: 0, signal: null });
+  });
+});
