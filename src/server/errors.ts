@@ -1,6 +1,7 @@
 // OpenAI-shaped errors: {"error": {"message", "type", "param", "code"}} with the HTTP status that goes
 // with them. Route code throws ApiError; Fastify's own errors (bad JSON, schema, body size) are mapped here.
 import type { FastifyError } from "fastify";
+import { FIELD_SHAPES } from "./schemas.js";
 
 export interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string | number | null };
@@ -49,7 +50,7 @@ export function toErrorResponse(error: unknown): { status: number; body: ErrorBo
   if (error instanceof ApiError) return { status: error.status, body: error.body, headers: error.headers };
   const e = error as Partial<FastifyError> & { validation?: ValidationIssue[] };
   if (e.validation && e.validation.length > 0) {
-    const { message, param } = describeValidation(e.validation[0]!);
+    const { message, param } = describeValidation(e.validation);
     return { status: 400, body: errorBody(400, message, param, "invalid_request_error"), headers: {} };
   }
   const status = typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500;
@@ -66,8 +67,17 @@ interface ValidationIssue {
   params: Record<string, unknown>;
 }
 
-/** One schema violation as the user's field name and a sentence. */
-function describeValidation(issue: ValidationIssue): { message: string; param: string | null } {
+/**
+ * The first schema violation as the user's field name and a sentence. Where a field has several
+ * accepted shapes and the value has none of their types, the sentence lists the shapes (Ajv's first
+ * issue would name only the first one's type).
+ */
+function describeValidation(issues: readonly ValidationIssue[]): { message: string; param: string | null } {
+  const issue = issues[0]!;
+  const anyOf = issues.find((i) => i.keyword === "anyOf" && i.instancePath === issue.instancePath);
+  const field = issue.instancePath.split("/").at(-1) ?? "";
+  if (issue.keyword === "type" && anyOf && FIELD_SHAPES[field]) return { message: `${pathOf(issue.instancePath)} must be ${FIELD_SHAPES[field]}`, param: pathOf(issue.instancePath) };
+  if (issue.instancePath === "" && issue.keyword === "type") return { message: "the request body must be a JSON object", param: null };
   if (issue.keyword === "additionalProperties") {
     const name = String(issue.params.additionalProperty);
     const where = issue.instancePath ? `${pathOf(issue.instancePath)}.` : "";

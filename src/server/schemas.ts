@@ -4,14 +4,16 @@
 // refused by name in requests.ts before the schema runs.
 
 const nullable = (schema: object) => ({ anyOf: [schema, { type: "null" }] });
+/** the engine passes counts to llama.cpp as 32-bit integers */
+const INT32_MAX = 2147483647;
 
 /** Sampling and length fields both generation routes share. */
 const samplingProperties = {
   model: { type: "string" },
-  max_tokens: nullable({ type: "integer", minimum: 1 }),
+  max_tokens: nullable({ type: "integer", minimum: 1, maximum: INT32_MAX }),
   temperature: nullable({ type: "number", minimum: 0, maximum: 2 }),
   top_p: nullable({ type: "number", exclusiveMinimum: 0, maximum: 1 }),
-  top_k: nullable({ type: "integer", minimum: 0 }),
+  top_k: nullable({ type: "integer", minimum: 0, maximum: INT32_MAX }),
   seed: nullable({ type: "integer" }),
   stop: nullable({ anyOf: [{ type: "string", minLength: 1 }, { type: "array", items: { type: "string", minLength: 1 }, maxItems: 16 }] }),
   n: nullable({ type: "integer", minimum: 1 }),
@@ -45,7 +47,7 @@ export const chatBodySchema = {
   required: ["messages"],
   properties: {
     ...samplingProperties,
-    max_completion_tokens: nullable({ type: "integer", minimum: 1 }),
+    max_completion_tokens: nullable({ type: "integer", minimum: 1, maximum: INT32_MAX }),
     parallel_tool_calls: { type: "boolean" },
     messages: {
       type: "array",
@@ -95,6 +97,13 @@ export const detokenizeBodySchema = {
   properties: { tokens: { type: "array", items: { type: "integer" } }, model: { type: "string" } },
   additionalProperties: false,
 } as const;
+
+/** What a field with several accepted shapes (anyOf) accepts, for the 400 when none matches. */
+export const FIELD_SHAPES: Record<string, string> = {
+  prompt: "a non-empty string, an array of non-empty strings, an array of token ids, or an array of non-empty arrays of token ids",
+  stop: "a non-empty string or an array of at most 16 non-empty strings",
+  content: "a string or an array of text parts ({\"type\": \"text\", \"text\": ...})",
+};
 
 export interface SamplingBody {
   model?: string;

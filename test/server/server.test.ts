@@ -208,6 +208,9 @@ describe("errors are OpenAI-shaped with the right status", () => {
     ["a penalty", { prompt: "x", max_tokens: 4, presence_penalty: 0.5 }, 400, "presence_penalty"],
     ["a token outside the vocabulary", { prompt: [1, 99999999], max_tokens: 4 }, 400, "prompt"],
     ["temperature out of range", { prompt: "x", temperature: 5 }, 400, "temperature"],
+    ["top_k beyond 32 bits", { prompt: "x", max_tokens: 4, top_k: 1e12 }, 400, "top_k"],
+    ["an empty prompt list", { prompt: [], max_tokens: 4 }, 400, "prompt"],
+    ["a body that is not an object", [1, 2], 400, null],
   ];
   for (const [what, body, status, param] of cases) {
     it(`${what}: ${status}`, async () => {
