@@ -5,7 +5,6 @@ import { fastifySSE } from "@fastify/sse";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Engine } from "../index.js";
 import { ApiError, toErrorResponse } from "./errors.js";
-import { ServerMetrics } from "./metrics.js";
 import { dropNeutralUnsupported } from "./requests.js";
 import { abortInflight, generationRoutes } from "./routes/generate.js";
 import { infoRoutes } from "./routes/info.js";
@@ -74,9 +73,7 @@ export function createServer(engine: Engine | Promise<Engine>, options: ServerOp
   if (options.apiKey !== undefined && (typeof options.apiKey !== "string" || options.apiKey === "")) throw new TypeError("apiKey must be a non-empty string");
   const startedAt = Math.floor(Date.now() / 1000);
 
-  let state: ServerState;
-  const metrics = new ServerMetrics(() => state.engine);
-  state = new ServerState({ modelName: options.modelName ?? "minedraft", chatTemplate: options.chatTemplate, defaultMaxTokens, defaultSeed: options.defaultSeed, maxQueue }, metrics);
+  const state = new ServerState({ modelName: options.modelName ?? "minedraft", chatTemplate: options.chatTemplate, defaultMaxTokens, defaultSeed: options.defaultSeed, maxQueue });
   let chatTemplateSource: ChatTemplateSource | undefined;
   const loaded = Promise.resolve(engine).then(
     (e) => {
@@ -124,7 +121,7 @@ export function createServer(engine: Engine | Promise<Engine>, options: ServerOp
   });
   app.setErrorHandler(async (error, request, reply) => {
     const { status, body, headers } = toErrorResponse(error);
-    metrics.reject(status);
+    state.metrics.reject(status);
     if (status >= 500) request.log.error({ err: error }, "request failed");
     return reply.code(status).headers(headers).send(body);
   });

@@ -3,7 +3,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Engine } from "../index.js";
 import { ApiError } from "./errors.js";
-import type { ServerMetrics } from "./metrics.js";
+import { ServerMetrics } from "./metrics.js";
 
 export interface ServingOptions {
   modelName: string;
@@ -22,11 +22,9 @@ export class ServerState {
   draining = false;
   /** one controller per HTTP request that is generating */
   readonly inflight = new Set<AbortController>();
+  readonly metrics = new ServerMetrics(() => this.engine);
 
-  constructor(
-    readonly serving: ServingOptions,
-    readonly metrics: ServerMetrics,
-  ) {}
+  constructor(readonly serving: ServingOptions) {}
 
   /** The engine, or a 503 while it loads (or after it failed to). */
   ready(): Engine {

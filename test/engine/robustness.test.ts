@@ -244,6 +244,40 @@ describe("stream and chat", () => {
     await engine.close();
   });
 
+  it("the stream's generator returns the request's result when it ends", async () => {
+    const { engine, fake } = makeEngine({ mode: "sd", batchSize: 2, draftTokens: 3 });
+    const prompt = makePrompt(2, 5);
+    const stream = engine.stream(prompt, { maxTokens: 12 });
+    let text = "";
+    for (let step = await stream.next(); ; step = await stream.next()) {
+      if (step.done) {
+        expect(step.value.tokens).toEqual(fake.greedyContinuation(prompt, 12));
+        expect(step.value.text).toBe(text);
+        expect(step.value.stats.finishReason).toBe("maxTokens");
+        break;
+      }
+      text += step.value;
+    }
+    await engine.close();
+  });
+
+  it("chatPrompt applies a named template when given one, and load() counts running and queued requests", async () => {
+    const { engine, fake } = makeEngine({ mode: "ar", batchSize: 1 }, { chatTemplate: false, verifyDelayMs: 2 });
+    const messages = [{ role: "user", content: "abc" }];
+    expect(() => engine.chatPrompt(messages)).toThrow(/chat template/);
+    expect(engine.chatTemplate).toBeNull();
+    expect(engine.chatPrompt(messages, { chatTemplate: "chatml" })).toEqual(fake.info.tokenize(fake.info.applyChatTemplate!(messages, true, "chatml"), true));
+    expect(fake.info.applyChatTemplate!(messages, true, "chatml")).toMatch(/^chatml /);
+    const running = [engine.generate([1, 2], { maxTokens: 30 }), engine.generate([1, 3], { maxTokens: 30 })];
+    expect(engine.load()).toEqual({ running: 0, queued: 2, capacity: 1 });
+    await sleep(10); // the first request is admitted and decodes 2 ms steps, the second waits
+    expect(engine.load()).toEqual({ running: 1, queued: 1, capacity: 1 });
+    await Promise.all(running);
+    expect(engine.tokenize("ab")).toEqual(fake.info.tokenize("ab", true));
+    expect(() => engine.detokenize([99])).toThrow(/not in the vocabulary/);
+    await engine.close();
+  });
+
   it("breaking out of a stream aborts its request; errors propagate", async () => {
     const { engine, fake } = makeEngine({ mode: "sd", batchSize: 2, draftTokens: 3 }, SLOW);
     for await (const piece of engine.stream(makePrompt(4, 5), { maxTokens: 200 })) {
