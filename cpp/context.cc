@@ -60,7 +60,7 @@ struct InitJob : Job {
         // (ar) spins briefly, so the next token's graph does not wait for its threads to wake up
         tpp.poll = (uint32_t)c.poll_;
         c.threadpool_ = tp_new(&tpp);
-        if (c.threadpool_) llama_attach_threadpool(c.ctx_, c.threadpool_, c.threadpool_);
+        c.UsePool(c.params_.n_threads > 1 || c.params_.n_threads_batch > 1);
       }
     }
     c.n_ctx_seq_ = (int32_t)llama_n_ctx_seq(c.ctx_);
@@ -462,10 +462,21 @@ struct SetThreadsJob : Job {
   int32_t n = 1, n_batch = 1;
   void Run(Context& c) override {
     llama_set_n_threads(c.ctx_, n, n_batch);
+    c.UsePool(n > 1 || n_batch > 1);
     c.threads_now_ = n;
     c.threads_batch_now_ = n_batch;
   }
 };
+
+// A one-thread graph runs on the worker thread alone, without the pool: attached, the pool's idle
+// threads would still wake at every graph (and poll for the next, with poll > 0) on cores that other
+// work may need; one thread per context is the placement used exactly when cores are contended.
+void Context::UsePool(bool use) {
+  if (!threadpool_ || use == pool_attached_) return;
+  if (use) llama_attach_threadpool(ctx_, threadpool_, threadpool_);
+  else llama_detach_threadpool(ctx_);
+  pool_attached_ = use;
+}
 
 // --- the class -------------------------------------------------------------------------------
 

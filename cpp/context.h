@@ -84,6 +84,8 @@ class Context : public Napi::ObjectWrap<Context> {
   // owned by the worker thread once the init job ran
   llama_context* ctx_ = nullptr;
   struct ggml_threadpool* threadpool_ = nullptr;
+  // whether threadpool_ is attached to ctx_: a one-thread placement runs without it (SetThreadsJob)
+  bool pool_attached_ = false;
   llama_batch batch_{};
   std::vector<SeqDrafts> drafts_;
   // per-row sampling buffers, one set per thread that evaluates rows (ForEachRow in context.cc)
@@ -95,6 +97,8 @@ class Context : public Napi::ObjectWrap<Context> {
   // fn(i, buffers) for rows 0..rows-1, spread over this context's threads when `spread` (context.cc)
   template <class Fn>
   void ForEachRow(size_t rows, bool spread, Fn&& fn);
+  // attaches or detaches threadpool_ (worker thread only)
+  void UsePool(bool use);
   // threads the next graphs use (set by the worker, read by info() on the JS thread)
   std::atomic<int32_t> threads_now_{1};
   std::atomic<int32_t> threads_batch_now_{1};

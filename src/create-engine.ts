@@ -10,7 +10,7 @@ import { LlamaContext } from "./native/context.js";
 import { LlamaModel } from "./native/model.js";
 import { AS_LOADED, onGpu, resolvePlacement, type ResolvedPlacement } from "./native/placement.js";
 import type { DeviceInfo } from "./native/types.js";
-import { coreCount, defaultThreads, rowThreads } from "./native/threads.js";
+import { coreCount, rowThreads, threadPlacements } from "./native/threads.js";
 import { resolveModelSource } from "./models/resolve.js";
 
 export interface ModelPlacement {
@@ -123,20 +123,19 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
   const auto = mode === "auto";
   const sequences = mode === "psd" || auto ? 2 * batchSize : batchSize;
   const draftOnGpu = mode !== "ar" && onGpu(devices.draftDevice, found);
-  const plan = defaultThreads({ concurrent: mode === "psd", cores, targetOnGpu, draftOnGpu });
-  let targetThreads = options.target.threads ?? plan.target;
-  let draftThreads = options.draft?.threads ?? plan.draft;
-  // auto switches between the sequential and the overlapped placement; pinned counts hold in both
-  let threadPlans: Placement["threadPlans"];
-  if (auto) {
-    const pin = (p: { target: number; draft: number }): ThreadPlacement => ({ target: options.target.threads ?? p.target, draft: options.draft?.threads ?? p.draft });
-    const sequential = pin(defaultThreads({ concurrent: false, cores, targetOnGpu, draftOnGpu }));
-    const overlapped = pin(defaultThreads({ concurrent: true, cores, targetOnGpu, draftOnGpu }));
-    const fits = (targetOnGpu ? 0 : overlapped.target) + (draftOnGpu ? 0 : overlapped.draft) <= cores;
-    threadPlans = { sequential, overlapped: fits ? overlapped : null };
-    targetThreads = sequential.target;
-    draftThreads = sequential.draft;
-  }
+  const pinned = { target: options.target.threads, draft: options.draft?.threads };
+  // both placements on c cores (the pinned counts hold): the full machine now, fewer while other work holds cores
+  const replan = (c: number) => {
+    const p = threadPlacements({ cores: c, targetOnGpu, draftOnGpu, pinned });
+    return { sequential: p.sequential, overlapped: p.overlapFits ? p.overlapped : null };
+  };
+  const full = threadPlacements({ cores, targetOnGpu, draftOnGpu, pinned });
+  // auto switches between the sequential and the overlapped placement and starts sequential;
+  // psd runs at the overlapped one, ar and sd at the sequential one
+  const start = mode === "psd" ? full.overlapped : full.sequential;
+  const targetThreads = start.target;
+  const draftThreads = start.draft;
+  const threadPlans: Placement["threadPlans"] = auto ? replan(cores) : undefined;
   for (const [name, v] of [["target.threads", targetThreads], ["draft.threads", draftThreads]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be an integer >= 1, got ${v}`);
   }
@@ -183,7 +182,7 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
       draftContext,
       owned,
       mode === "psd" || cpuThreadsAtOnce <= cores,
-      threadPlans ? { plans: threadPlans, cores, targetOnGpu, draftOnGpu } : undefined,
+      { plans: threadPlans ?? replan(cores), cores, targetOnGpu, draftOnGpu, replan, ...(auto ? {} : { schedule: mode === "psd" ? ("overlapped" as const) : ("sequential" as const) }) },
     );
     const placement: Placement = {
       mode,

@@ -354,8 +354,8 @@ export class AutoScheduler implements Scheduler {
   /** on a CPU most of auto's steps can be plain: a request it never drafts costs no draft prefill */
   readonly lazyDraftCache = true;
   readonly capacity: number;
-  readonly policy: AutoPolicy;
-  private readonly plans: { sequential: ThreadPlacement; overlapped: ThreadPlacement | null } | undefined;
+  private current: AutoPolicy;
+  private readonly policyOptions: AutoPolicyOptions;
   private readonly backend: Backend;
   private readonly collector: StatsCollector;
   private readonly batchSize: number;
@@ -366,10 +366,30 @@ export class AutoScheduler implements Scheduler {
     this.batchSize = opts.batchSize;
     this.backend = opts.backend;
     this.collector = opts.collector;
-    this.plans = opts.backend.threadPlans;
-    const canOverlap = opts.backend.draft !== undefined && (this.plans ? this.plans.overlapped !== null : opts.backend.workersMayOverlap !== false);
-    this.policy = new AutoPolicy({ kMax: opts.kMax, batchSize: opts.batchSize, canOverlap, probeEvery: opts.probeEvery, probeBudget: opts.probeBudget });
+    const plans = opts.backend.threadPlans;
+    const canOverlap = opts.backend.draft !== undefined && (plans ? plans.overlapped !== null : opts.backend.workersMayOverlap !== false);
+    this.policyOptions = { kMax: opts.kMax, batchSize: opts.batchSize, canOverlap, probeEvery: opts.probeEvery, probeBudget: opts.probeBudget };
+    this.current = new AutoPolicy(this.policyOptions);
     opts.collector.autoModel = () => this.snapshot();
+  }
+
+  get policy(): AutoPolicy {
+    return this.current;
+  }
+
+  /** the backend's placements now (they follow Backend.limitCores) */
+  private get plans(): { sequential: ThreadPlacement; overlapped: ThreadPlacement | null } | undefined {
+    return this.backend.threadPlans;
+  }
+
+  /**
+   * The threads each schedule runs at changed (other work took or left cores): every cost measured
+   * at the old ones is stale, so the policy starts over (calibration takes a few steps), and the
+   * next step moves the workers to the new placement.
+   */
+  placementChanged(): void {
+    this.current = new AutoPolicy(this.policyOptions);
+    this.placed = undefined;
   }
 
   admit(request: Request, running: readonly Request[]): void {

@@ -110,6 +110,13 @@ export interface ModelInfo {
   applyChatTemplate?(messages: readonly { role: string; content: string }[], addAssistant: boolean, template?: string): string;
 }
 
+export interface CpuLoad {
+  /** cores' worth of CPU time other work used over the latest interval */
+  competing: number;
+  /** increments with every new measurement */
+  sample: number;
+}
+
 /** CPU threads of the two workers. */
 export interface ThreadPlacement {
   target: number;
@@ -147,5 +154,18 @@ export interface Backend {
    * Call it only while no job runs, so that the two workers never together exceed the cores.
    */
   setThreads?(target: number, draft: number): Promise<void>;
+  /** CPU cores the workers' threads are placed on (see limitCores) */
+  readonly cores?: number;
+  /**
+   * Optional capability: how many cores' worth of CPU time other work used lately (other processes,
+   * this process's JS thread). Cheap to call every step: it is re-measured at most every few hundred ms.
+   */
+  cpuLoad?(): CpuLoad;
+  /**
+   * Optional capability: re-place the workers' threads on `cores` of the cores (1..cores), e.g. one
+   * thread per context while other work holds a core; `threadPlans` follow. A fixed mode's workers move
+   * at once, auto's at its next setThreads. Call it only while no job runs.
+   */
+  limitCores?(cores: number): Promise<void>;
   close(): Promise<void>;
 }

@@ -3,6 +3,7 @@
 import type { Backend } from "./backend.js";
 import type { EngineOptions, GenerateOptions, GenerateResult, RunStats, TraceEvent } from "./types.js";
 import { AbortError } from "./errors.js";
+import { CoreGovernor } from "./core-governor.js";
 import { BatchExecutor } from "./executor.js";
 import { resolveEngineOptions, resolveRequestOptions, type ResolvedEngineOptions } from "./options.js";
 import { Request } from "./request.js";
@@ -43,6 +44,7 @@ export class Engine {
   private loopActive = false;
   private loopDone: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
+  private readonly governor: CoreGovernor | undefined;
 
   constructor(
     private readonly backend: Backend,
@@ -62,6 +64,8 @@ export class Engine {
     });
     this.executor = new BatchExecutor(backend, this.collector, this.options.draftTokens, this.scheduler.usesDraft, this.scheduler.lazyDraftCache === true);
     this.slots = new SlotPool(this.scheduler.capacity);
+    this.governor = options.adaptThreads === false ? undefined : CoreGovernor.for(backend);
+    if (this.governor) this.collector.coreLimit = () => this.governor!.stats;
   }
 
   /** requests waiting on each caller's AbortSignal (see watchSignal) */
@@ -291,6 +295,7 @@ export class Engine {
           if (this.queue.length === 0) break;
           continue;
         }
+        if (this.governor && (await this.governor.update())) this.scheduler.placementChanged?.();
         if (this.backend.seqIdsSplitPasses && this.scheduler.compactsSlots?.()) await this.compactSlots();
         await this.scheduler.step(this.running, this.executor, this.collector.nextStep());
       }

@@ -29,6 +29,8 @@ export interface Scheduler {
    */
   compactsSlots?(): boolean;
   step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void>;
+  /** the backend's thread placements changed (Backend.limitCores): what was measured at the old ones is stale */
+  placementChanged?(): void;
 }
 
 /** Autoregressive: one target decode step for every running request. */

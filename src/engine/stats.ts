@@ -1,4 +1,5 @@
 // Statistics: per-request acceptance counters, run totals, and worker busy time from the trace.
+import type { CoreLimitStats } from "./core-governor.js";
 import type { AutoChoice, AutoModelSnapshot, AutoStats, FinishReason, Mode, RequestStats, RunStats, TetrisStats, TraceEvent } from "./types.js";
 
 /** Verification counters of one request. */
@@ -107,6 +108,8 @@ export class StatsCollector {
   private autoSwitches = 0;
   /** the auto scheduler's cost model, read at snapshot time */
   autoModel: (() => AutoModelSnapshot) | undefined;
+  /** the core governor's state, read at snapshot time */
+  coreLimit: (() => CoreLimitStats) | undefined;
   private tetris: TetrisStats | undefined;
   private tetrisAccepted = 0;
   private tetrisVerifies = 0;
@@ -231,6 +234,7 @@ export class StatsCollector {
       hiddenDraftFraction: this.drafting > 0 ? this.hiddenDrafting / this.drafting : 0,
       ...(this.mode === "auto" ? { auto: this.autoSnapshot() } : {}),
       ...(this.tetris ? { tetris: this.tetrisSnapshot(this.tetris) } : {}),
+      ...(this.coreLimit ? { coreLimit: this.coreLimit() } : {}),
     };
   }
 

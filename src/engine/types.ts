@@ -1,5 +1,6 @@
 // Public engine types: options, results and statistics. Shared by the engine, the library API and the CLI.
 import type { SamplingParams } from "./backend.js";
+import type { CoreLimitStats } from "./core-governor.js";
 
 export type Mode = "ar" | "sd" | "psd" | "auto";
 
@@ -35,6 +36,11 @@ export interface EngineOptions {
   topP?: number;
   /** draft sampling temperature (defaults to temperature); any value stays lossless */
   draftTemperature?: number;
+  /**
+   * re-place the workers' threads on the cores other work leaves free, one thread per context when
+   * others hold a core (ggml's spinning barriers stall multi-thread graphs on shared cores); default true
+   */
+  adaptThreads?: boolean;
 }
 
 export interface GenerateOptions {
@@ -112,6 +118,11 @@ export interface RunStats {
   auto?: AutoStats;
   /** psd with TETRIS: drafted versus verified tokens */
   tetris?: TetrisStats;
+  /**
+   * with a backend that measures the CPU load: the cores the workers are placed on now (fewer while
+   * other work holds cores, see EngineOptions.adaptThreads), of the machine's, and how often that changed
+   */
+  coreLimit?: CoreLimitStats;
 }
 
 /** One auto-mode choice: schedule, draft length and the thread placement it runs at. */
@@ -196,6 +207,8 @@ export interface TraceEvent {
   /** auto: the step's choice, and whether it was a probe */
   decision?: AutoChoice & { probe: boolean };
 }
+
+export type { CoreLimitStats };
 
 export interface GenerateResult {
   id: number;

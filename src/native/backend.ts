@@ -1,25 +1,35 @@
 // The engine's Backend over two native contexts (target and draft), each on its own worker thread.
 import type { Backend, DraftOutput, DraftSpec, ModelInfo, ThreadPlacement, VerifyOutput, VerifySpec } from "../engine/backend.js";
+import type { StepSchedule } from "../engine/types.js";
 import type { LlamaContext } from "./context.js";
+import { CpuLoadMonitor } from "./cpu-load.js";
 import type { LlamaModel } from "./model.js";
 
-/** Runtime thread switching (auto mode): the placements, and what decides whether workers may overlap. */
+type Plans = { sequential: ThreadPlacement; overlapped: ThreadPlacement | null };
+
+/** Runtime thread switching: the placements, and what decides whether workers may overlap. */
 export interface NativeThreadOptions {
-  plans: { sequential: ThreadPlacement; overlapped: ThreadPlacement | null };
+  plans: Plans;
   /** CPU cores the two contexts share */
   cores: number;
   /** models on a GPU use their threads only to drive it: they do not count against the cores */
   targetOnGpu?: boolean;
   draftOnGpu?: boolean;
+  /** the placements on fewer cores (limitCores); absent: the thread counts never change with the load */
+  replan?: (cores: number) => Plans;
+  /** a fixed mode's one placement (ar, sd: sequential; psd: overlapped); absent: auto switches between both */
+  schedule?: StepSchedule;
 }
 
 export class NativeBackend implements Backend {
   readonly info: ModelInfo;
   readonly target: Backend["target"];
   readonly draft: Backend["draft"];
-  readonly threadPlans: Backend["threadPlans"];
   readonly seqIdsSplitPasses: boolean;
   readonly setThreads: Backend["setThreads"];
+  readonly cpuLoad: Backend["cpuLoad"];
+  readonly limitCores: Backend["limitCores"];
+  private plans: Plans | undefined;
   private closed = false;
   private readonly fixedOverlap: boolean;
   private current: ThreadPlacement;
@@ -76,10 +86,34 @@ export class NativeBackend implements Backend {
         draft: (specs: readonly DraftSpec[]) => draftContext.draft(fitSpecs(specs), vocabLimit) as Promise<DraftOutput[]>,
       };
     }
-    if (threads && draftContext) {
-      const o = threads.plans.overlapped;
-      this.threadPlans = { sequential: { ...threads.plans.sequential }, overlapped: o ? { ...o } : null };
+    if (threads) {
+      this.plans = copyPlans(threads.plans);
       this.setThreads = (target, draft) => this.switchThreads(target, draft);
+      if (threads.replan) {
+        const monitor = new CpuLoadMonitor(threads.cores);
+        this.cpuLoad = () => monitor.read();
+        this.limitCores = (cores) => this.applyCoreLimit(cores);
+      }
+    }
+  }
+
+  /** auto's two placements now (they follow limitCores); undefined for fixed modes */
+  get threadPlans(): Backend["threadPlans"] {
+    return this.threads && !this.threads.schedule && this.plans ? copyPlans(this.plans) : undefined;
+  }
+
+  get cores(): number | undefined {
+    return this.threads?.cores;
+  }
+
+  /** Re-places the threads for `cores` cores: a fixed mode moves at once, auto at its next placement. */
+  private async applyCoreLimit(cores: number): Promise<void> {
+    const t = this.threads!;
+    if (!Number.isInteger(cores) || cores < 1 || cores > t.cores) throw new RangeError(`limitCores: cores must be an integer in 1..${t.cores}, got ${cores}`);
+    this.plans = copyPlans(t.replan!(cores));
+    if (t.schedule) {
+      const p = t.schedule === "overlapped" ? (this.plans.overlapped ?? this.plans.sequential) : this.plans.sequential;
+      await this.switchThreads(p.target, this.draftContext ? p.draft : 0);
     }
   }
 
@@ -92,20 +126,21 @@ export class NativeBackend implements Backend {
   get workersMayOverlap(): boolean {
     const t = this.threads;
     if (!t) return this.fixedOverlap;
+    // psd overlaps whatever its threads; one thread each overlaps without barriers to stall
+    if (t.schedule === "overlapped" || (this.current.target === 1 && this.current.draft <= 1)) return true;
     return (t.targetOnGpu ? 0 : this.current.target) + (t.draftOnGpu ? 0 : this.current.draft) <= t.cores;
   }
 
   private async switchThreads(target: number, draft: number): Promise<void> {
-    const draftContext = this.draftContext!;
-    const tMax = this.targetContext.info().threadsMax;
-    const dMax = draftContext.info().threadsMax;
-    for (const [name, v, max] of [["target", target, tMax], ["draft", draft, dMax]] as const) {
+    const contexts = [["target", target, this.targetContext], ...(this.draftContext ? [["draft", draft, this.draftContext] as const] : [])] as const;
+    for (const [name, v, context] of contexts) {
+      const max = context.info().threadsMax;
       if (!Number.isInteger(v) || v < 1 || v > max) throw new RangeError(`setThreads: ${name} threads must be an integer in 1..${max}, got ${v}`);
     }
     if (target === this.current.target && draft === this.current.draft) return;
     const jobs: Promise<void>[] = [];
     if (target !== this.current.target) jobs.push(this.targetContext.setThreads(target));
-    if (draft !== this.current.draft) jobs.push(draftContext.setThreads(draft));
+    if (this.draftContext && draft !== this.current.draft) jobs.push(this.draftContext.setThreads(draft));
     // the workers run jobs in order: later jobs see the new counts even before these resolve
     this.current = { target, draft };
     await Promise.all(jobs);
@@ -117,6 +152,10 @@ export class NativeBackend implements Backend {
     await Promise.all([this.targetContext.dispose(), this.draftContext?.dispose()]);
     for (const m of this.ownedModels) m.dispose();
   }
+}
+
+function copyPlans(p: Plans): Plans {
+  return { sequential: { ...p.sequential }, overlapped: p.overlapped ? { ...p.overlapped } : null };
 }
 
 /**

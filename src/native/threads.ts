@@ -33,6 +33,28 @@ export function defaultThreads(opts: {
   return { target: Math.max(1, cores - draft), draft, concurrent: true };
 }
 
+export interface ThreadPlacements {
+  /** the phases take turns: each may use all the cores */
+  sequential: { target: number; draft: number };
+  /** both workers at once: the cores split between them */
+  overlapped: { target: number; draft: number };
+  /**
+   * whether the overlapped placement may run: its CPU threads fit the cores, or each context has one
+   * thread (a one-thread graph has no barrier for a descheduled thread to stall, so two of them
+   * beyond the cores only share them)
+   */
+  overlapFits: boolean;
+}
+
+/** Both placements on `cores` cores; counts the user pinned hold in both. */
+export function threadPlacements(o: { cores: number; targetOnGpu: boolean; draftOnGpu: boolean; pinned?: { target?: number; draft?: number } }): ThreadPlacements {
+  const pin = (p: ThreadPlan) => ({ target: o.pinned?.target ?? p.target, draft: o.pinned?.draft ?? p.draft });
+  const sequential = pin(defaultThreads({ concurrent: false, cores: o.cores, targetOnGpu: o.targetOnGpu, draftOnGpu: o.draftOnGpu }));
+  const overlapped = pin(defaultThreads({ concurrent: true, cores: o.cores, targetOnGpu: o.targetOnGpu, draftOnGpu: o.draftOnGpu }));
+  const cpuThreads = (o.targetOnGpu ? 0 : overlapped.target) + (o.draftOnGpu ? 0 : overlapped.draft);
+  return { sequential, overlapped, overlapFits: cpuThreads <= o.cores || (overlapped.target === 1 && overlapped.draft === 1) };
+}
+
 /**
  * Threads for the sampled rows of a context whose model is on a GPU (ContextOptions.rowThreads): it
  * decodes with one CPU thread, but each sampled row costs 0.3-1.3 ms of CPU math after the decode
