@@ -13,7 +13,7 @@ const OVERLAP_COLOR = "#2a9d5b";
 const STYLE = `
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 980px; padding: 0 16px; color: #222; background: #fff; }
 h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 28px; border-bottom: 1px solid #ddd; padding-bottom: 4px; } h3 { font-size: 15px; margin: 18px 0 4px; }
-.meta, .caption { color: #555; } table { border-collapse: collapse; margin: 8px 0; } th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }
+.meta, .caption { color: #555; } .warning { background: #fff4e0; border-left: 4px solid #e8a33d; padding: 6px 10px; } table { border-collapse: collapse; margin: 8px 0; } th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }
 th:first-child, td:first-child { text-align: left; } th { background: #f6f6f6; } .kv td, .kv th { text-align: left; } code { font-size: 12px; }
 svg text { font: 12px system-ui, sans-serif; fill: #333; } .legend span { display: inline-block; width: 12px; height: 12px; margin: 0 4px -2px 12px; }
 `;
@@ -220,13 +220,14 @@ export function renderHtmlReport(report: BenchReport): string {
 <body>
 <h1>minedraft benchmark</h1>
 <p class="meta">${esc(report.createdAt)} · minedraft ${esc(report.minedraftVersion)} · ${esc(mach.cpuModel)}, ${mach.availableParallelism} cores · ${esc(`${mach.os.platform} ${mach.os.release} ${mach.os.arch}`)} · node ${esc(mach.node)} · ${esc(fmt(report.durationMs / 1000, 1))} s</p>
+${(report.load?.warnings ?? []).map((w) => `<p class="warning">${esc(`Warning: ${w}.`)}</p>`).join("\n")}
 <h2>Setup</h2>
 <table class="kv"><tr><th>role</th><th>path</th><th>type</th><th>size</th><th>file</th><th>device</th></tr>${modelRow("target", report.models.target)}${modelRow("draft", report.models.draft)}</table>${report.models.placementNote ? `<p class="caption">${esc(`Devices: ${report.models.placementNote}.`)}</p>` : ""}
 <p>${esc(`${o.promptCount} prompts (${o.promptSource}) · batch size ${o.batchSize} · k ${o.draftTokens} · temperature ${o.temperature} · up to ${o.maxTokens} tokens per prompt · 1 warm-up run (${o.warmupMaxTokens} tokens) + ${o.repeat} measured run${o.repeat === 1 ? "" : "s"} per mode · seed ${o.seed}`)}</p>
 <h2>Throughput</h2>
 ${throughputSvg(report.modes)}
 ${summaryTable(report.modes)}
-<p class="caption">Means over the measured runs; speedups are ratios of tokens/s measured in this bench. E2EL: end-to-end latency per request; amortized E2EL: (last end − first start) / requests.</p>
+<p class="caption">Tokens/s: medians over the measured runs (the rest: means); speedups are ratios of tokens/s measured in this bench. E2EL: end-to-end latency per request; amortized E2EL: (last end − first start) / requests.</p>
 ${report.modes.map(autoSection).join("\n")}
 <h2>Timelines</h2>
 <p class="caption">${esc(`A few decode steps from the middle of each mode's last run.`)}</p>

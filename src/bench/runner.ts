@@ -4,9 +4,11 @@
 import { performance } from "node:perf_hooks";
 import { LlamaModel, createEngine, type GenerateResult, type MinedraftEngine, type Mode } from "../index.js";
 import { loadAddon } from "../native/addon.js";
+import { CpuLoadMonitor } from "../native/cpu-load.js";
 import { resolvePlacement } from "../native/placement.js";
+import { coreCount } from "../native/threads.js";
 import { machineInfo, minedraftVersion, modelReport } from "./machine.js";
-import { phaseStats, summarizeRuns, withSpeedups } from "./summarize.js";
+import { loadReport, phaseStats, summarizeRuns, withSpeedups } from "./summarize.js";
 import type { RunStats, TraceEvent } from "../index.js";
 import { DEFAULT_TIMELINE_STEPS, timelineWindow } from "./timeline.js";
 import { BENCH_SCHEMA, type BenchConfig, type BenchMode, type BenchModelSpec, type BenchProgress, type BenchReport, type RunRecord } from "./types.js";
@@ -39,6 +41,8 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
   const machine = await machineInfo();
   const warmupMaxTokens = Math.min(config.maxTokens, WARMUP_MAX_TOKENS);
 
+  // other work on the machine during each measured run (a loaded machine is reported, not hidden)
+  const cpu = new CpuLoadMonitor(coreCount(), 0);
   const progress = { done: 0, total: config.modes.length * (config.repeat + 1) * config.prompts.length };
   const models: LlamaModel[] = [];
   const load = async (spec: BenchModelSpec) => {
@@ -75,15 +79,17 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
         draftTemperature: config.draftTemperature,
         contextSize: config.contextSize,
         kvUnified: config.kvUnified,
+        ...(config.adaptThreads === false ? { adaptThreads: false } : {}),
         logLevel: config.logLevel,
       });
       const runOnce = async (run: number, maxTokens: number) => {
         engine.resetStats();
+        cpu.read(); // the next reading covers this run alone
         const requests = await runPrompts(engine, config, maxTokens, hooks.signal, () => {
           progress.done++;
           hooks.onProgress?.({ mode, run, repeat: config.repeat, ...progress });
         });
-        return { stats: engine.stats(), requests: requests.map((r) => r.stats) };
+        return { stats: engine.stats(), requests: requests.map((r) => r.stats), competingCores: cpu.read().competing };
       };
       return { mode, engine, runOnce, warmup: undefined as RunStats | undefined, runs: [] as RunRecord[], events: [] as TraceEvent[] };
     };
@@ -143,6 +149,7 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
       options: { ...options, timelineSteps: config.timelineSteps ?? DEFAULT_TIMELINE_STEPS, warmupMaxTokens, promptCount: prompts.length },
       prompts: [...prompts],
       modes: withSpeedups(results),
+      load: loadReport(results),
     };
   } finally {
     for (const m of models) m.dispose();

@@ -1,6 +1,6 @@
 // Per-mode figures from the measured runs, and speedups between modes of the same bench.
 import type { RunStats, TraceEvent } from "../index.js";
-import type { AutoSummary, BenchMode, DraftCost, ModeResult, ModeSummary, PhaseStats, VerifyCost } from "./types.js";
+import type { AutoSummary, BenchMode, DraftCost, LoadReport, ModeResult, ModeSummary, PhaseStats, RunRecord, VerifyCost } from "./types.js";
 
 type Speedups = "speedupVsSd" | "speedupVsAr" | "speedupVsBestFixed";
 
@@ -14,11 +14,20 @@ function stdev(xs: readonly number[]): number {
   return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
 }
 
+function median(xs: readonly number[]): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
 export function summarizeRuns(runs: readonly RunStats[]): Omit<ModeSummary, Speedups> {
   const of = (pick: (s: RunStats) => number) => mean(runs.map(pick));
   const tps = runs.map((s) => s.tokensPerSecond);
   return {
-    tokensPerSecond: mean(tps),
+    // the median: one run disturbed by other work does not move it (with 2 runs it is their mean)
+    tokensPerSecond: median(tps),
+    tokensPerSecondMean: mean(tps),
     tokensPerSecondMin: Math.min(...tps),
     tokensPerSecondMax: Math.max(...tps),
     tokensPerSecondStdev: stdev(tps),
@@ -73,7 +82,37 @@ function summarizeTetris(runs: readonly RunStats[]): NonNullable<ModeSummary["te
   };
 }
 
-/** Adds each mode's speedup over sd and ar (ratios of mean tokens/s measured in this bench), and auto's over the best fixed mode. */
+/** A mode's runs spread more than this (fastest / slowest tokens/s): the bench warns. */
+const SPREAD_WARNING = 1.5;
+/** Others used more than this many cores during a run: the bench warns. */
+const LOAD_WARNING = 0.35;
+
+/**
+ * Whether other work disturbed the bench: the cores others used during each measured run, the
+ * spread of each mode's runs, and the engine re-placing its threads; each finding as a warning.
+ */
+export function loadReport(results: readonly { mode: BenchMode; runs: readonly RunRecord[] }[]): LoadReport {
+  // a reading over a run shorter than ~0.25 s is mostly the kernel's 10 ms tick: left out
+  const runs = results.flatMap((r) => r.runs.filter((run) => run.stats.wallMs >= 250).map((run) => ({ mode: r.mode, run })));
+  const competing = runs.map((r) => r.run.competingCores ?? 0);
+  const maxCompetingCores = competing.length > 0 ? Math.max(...competing) : 0;
+  const warnings: string[] = [];
+  const loaded = runs.filter((r) => (r.run.competingCores ?? 0) > LOAD_WARNING);
+  if (loaded.length > 0) {
+    warnings.push(`the machine was loaded: other work used up to ${maxCompetingCores.toFixed(2)} cores during ${loaded.length} of ${runs.length} measured runs (${[...new Set(loaded.map((r) => r.mode))].join(", ")}); figures of those runs understate this machine`);
+  }
+  for (const r of results) {
+    const tps = r.runs.map((run) => run.stats.tokensPerSecond);
+    if (tps.length >= 2 && Math.min(...tps) > 0 && Math.max(...tps) / Math.min(...tps) > SPREAD_WARNING) {
+      warnings.push(`${r.mode}'s runs spread ${(Math.max(...tps) / Math.min(...tps)).toFixed(2)}x (${Math.min(...tps).toFixed(1)}-${Math.max(...tps).toFixed(1)} tok/s): the machine's speed changed during the bench; the table shows medians`);
+    }
+  }
+  const replaced = runs.filter((r) => (r.run.stats.coreLimit?.cores ?? 0) < (r.run.stats.coreLimit?.of ?? 0) || (r.run.stats.coreLimit?.changes ?? 0) > 0);
+  if (replaced.length > 0) warnings.push(`the engine ran on fewer cores during ${replaced.length} of ${runs.length} measured runs: other work held cores (RunStats.coreLimit)`);
+  return { maxCompetingCores, warnings };
+}
+
+/** Adds each mode's speedup over sd and ar (ratios of median tokens/s measured in this bench), and auto's over the best fixed mode. */
 export function withSpeedups<T extends { mode: BenchMode; summary: Omit<ModeSummary, Speedups> }>(
   results: readonly T[],
 ): (Omit<T, "summary"> & { summary: ModeSummary })[] {

@@ -38,6 +38,8 @@ export interface BenchConfig {
   contextSize: number;
   /** one KV buffer for all sequences (createEngine's kvUnified) */
   kvUnified?: boolean;
+  /** createEngine's adaptThreads (default true) */
+  adaptThreads?: boolean;
   logLevel?: LogLevel;
   /** decode steps shown in each mode's timeline */
   timelineSteps?: number;
@@ -92,11 +94,22 @@ export interface RunRecord {
   stats: RunStats;
   /** per request, in prompt order */
   requests: RequestStats[];
+  /** cores' worth of CPU time other work (other processes, this process's JS thread) used during the run */
+  competingCores?: number;
 }
 
-/** Means over the measured runs (speedups: ratios of these mean tokens/s). */
+/** Whether other work disturbed the bench (see loadReport in summarize.ts). */
+export interface LoadReport {
+  /** the most cores others used during a measured run */
+  maxCompetingCores: number;
+  /** what the figures may understate or mix up; empty on a quiet machine */
+  warnings: string[];
+}
+
+/** Over the measured runs: tokens/s as their median (speedups: ratios of these), the rest means. */
 export interface ModeSummary {
   tokensPerSecond: number;
+  tokensPerSecondMean: number;
   tokensPerSecondMin: number;
   tokensPerSecondMax: number;
   tokensPerSecondStdev: number;
@@ -202,4 +215,6 @@ export interface BenchReport {
   options: Omit<BenchConfig, "target" | "draft" | "prompts" | "logLevel"> & { warmupMaxTokens: number; promptCount: number };
   prompts: string[];
   modes: ModeResult[];
+  /** other work during the bench (absent in reports from before it was measured) */
+  load?: LoadReport;
 }

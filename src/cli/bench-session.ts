@@ -28,6 +28,7 @@ export async function runBenchSession(config: BenchConfig, outputs: BenchOutputs
   }
   signal.throwIfAborted();
   process.stdout.write(`${formatBenchSetup(report)}\n\n${formatBenchTable(report)}\n`);
+  for (const w of report.load?.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
   if (outputs.json) {
     await writeFileAtomic(outputs.json, `${JSON.stringify(report, null, 2)}\n`);
     process.stdout.write(`\nJSON written to ${path.resolve(outputs.json)}\n`);

@@ -30,6 +30,7 @@ export interface PlacementFlags {
   draftDevice?: string;
   ctxSize?: number;
   kvUnified?: boolean;
+  adaptThreads?: boolean;
   logLevel: LogLevel;
 }
 
@@ -65,6 +66,7 @@ export function addPlacementOptions(cmd: Command): Command {
     .option("--ctx-size <n>", "context tokens per sequence (prompt + generation)", integer(16), 2048)
     .option("--kv-unified", "one KV buffer for all sequences (any batch layout is one pass; attention spans every sequence's cells); default for a model on a GPU")
     .option("--no-kv-unified", "one KV stream per sequence, also on a GPU (the CPU default)")
+    .option("--no-adapt-threads", "keep the thread counts when other work competes for the cores (default: one thread per model while others hold a core)")
     .addOption(new Option("--log-level <level>", "llama.cpp log level").choices(LOG_LEVELS).default("error"));
 }
 
@@ -98,6 +100,7 @@ export function engineOptions(
     draftTemperature: decoding.draftTemp,
     contextSize: placement.ctxSize,
     kvUnified: placement.kvUnified,
+    ...(placement.adaptThreads === false ? { adaptThreads: false } : {}),
     logLevel: placement.logLevel,
   };
 }

@@ -6,7 +6,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { overlapIntervals, renderHtmlReport, timelineSvg } from "../../src/bench/html-report.js";
 import { niceTicks } from "../../src/bench/svg.js";
-import { autoChoiceShares, phaseStats, summarizeRuns, unionMs, withSpeedups } from "../../src/bench/summarize.js";
+import { autoChoiceShares, loadReport, phaseStats, summarizeRuns, unionMs, withSpeedups } from "../../src/bench/summarize.js";
 import { timelineWindow } from "../../src/bench/timeline.js";
 import { BENCH_SCHEMA, type BenchReport, type ModeResult } from "../../src/bench/types.js";
 import { writeFileAtomic } from "../../src/cli/atomic-write.js";
@@ -207,7 +207,23 @@ describe("HTML report", () => {
     expect(html).not.toContain("<CPU>");
   });
 
-  it("speedups are ratios of mean tokens/s within the bench", () => {
+  it("warns, in the report too, when the machine was loaded or a mode's runs spread; tokens/s is the runs' median", () => {
+    const quiet = fakeReport();
+    expect(loadReport(quiet.modes)).toEqual({ maxCompetingCores: 0, warnings: [] });
+    const noisy = quiet.modes.map((m) => ({ ...m, runs: m.runs.map((r, i) => ({ ...r, competingCores: i === 0 ? 0.9 : 0.05 })) }));
+    noisy[2] = { ...noisy[2]!, runs: [...noisy[2]!.runs, { ...noisy[2]!.runs[0]!, run: 3, stats: runStats("psd", 40) }] };
+    const load = loadReport(noisy);
+    expect(load.maxCompetingCores).toBeCloseTo(0.9, 12);
+    expect(load.warnings).toHaveLength(2);
+    expect(load.warnings[0]).toMatch(/loaded: other work used up to 0.90 cores during 4 of 7 measured runs \(ar, sd, psd\)/);
+    expect(load.warnings[1]).toMatch(/^psd's runs spread 2.00x/);
+    const html = renderHtmlReport({ ...quiet, load });
+    expect((html.match(/class="warning"/g) ?? []).length).toBe(2);
+    // one slow run out of three does not move the median
+    expect(summarizeRuns([runStats("ar", 10), runStats("ar", 2), runStats("ar", 11)]).tokensPerSecond).toBe(10);
+  });
+
+  it("speedups are ratios of median tokens/s within the bench", () => {
     const [ar, sd, psd] = fakeReport().modes;
     expect(ar!.summary.speedupVsAr).toBe(1);
     expect(psd!.summary.speedupVsSd).toBeCloseTo(psd!.summary.tokensPerSecond / sd!.summary.tokensPerSecond, 12);

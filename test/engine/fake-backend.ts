@@ -60,9 +60,14 @@ export interface FakeOptions {
   seqIdsSplitPasses?: boolean;
   verifyMs?: (tokens: number, threads: number) => number;
   draftStepMs?: (requests: number, threads: number) => number;
+  /**
+   * A machine whose other work the test controls: cpuLoad() reports competing() (each call a fresh
+   * reading), limitCores(c) records c in `coreLimits` and, with threadPlans, offers replan(c).
+   */
+  load?: { cores: number; competing: () => number; replan?: (cores: number) => { sequential: ThreadPlacement; overlapped: ThreadPlacement | null } };
 }
 
-type OptionalFakeOption = "threadPlans" | "verifyMs" | "draftStepMs" | "seqIdsSplitPasses";
+type OptionalFakeOption = "threadPlans" | "verifyMs" | "draftStepMs" | "seqIdsSplitPasses" | "load";
 
 export type FakeWorkerName = "target" | "draft";
 export type FakeCallKind = "prefill" | "draft" | "verify" | "removeSeq" | "moveSeq";
@@ -161,8 +166,13 @@ export class FakeBackend implements Backend {
   readonly model: FakeModel;
   readonly calls: FakeCall[] = [];
   closed = false;
-  readonly threadPlans?: { sequential: ThreadPlacement; overlapped: ThreadPlacement | null };
+  threadPlans?: { sequential: ThreadPlacement; overlapped: ThreadPlacement | null };
   readonly setThreads?: (target: number, draft: number) => Promise<void>;
+  readonly cores?: number;
+  readonly cpuLoad?: Backend["cpuLoad"];
+  readonly limitCores?: Backend["limitCores"];
+  /** every limitCores call */
+  readonly coreLimits: number[] = [];
   /** threads now, and every change */
   threads: ThreadPlacement = { target: 1, draft: 1 };
   readonly seqIdsSplitPasses: boolean;
@@ -241,6 +251,17 @@ export class FakeBackend implements Backend {
           this.queues.draft.run(async () => void (this.threads = { ...this.threads, draft })),
         ]);
         this.threadCalls.push({ target, draft });
+      };
+    }
+    if (o.load) {
+      const load = o.load;
+      let sample = 0;
+      this.cores = load.cores;
+      this.cpuLoad = () => ({ competing: load.competing(), sample: ++sample });
+      this.limitCores = async (cores) => {
+        if (!Number.isInteger(cores) || cores < 1 || cores > load.cores) throw new RangeError(`fake: bad core limit ${cores}`);
+        this.coreLimits.push(cores);
+        if (load.replan && this.threadPlans) this.threadPlans = load.replan(cores);
       };
     }
     if (o.withDraft) {

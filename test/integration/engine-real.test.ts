@@ -263,6 +263,14 @@ describe("runtime thread placement and draft confidences (native)", () => {
       expect(maxDiff).toBeLessThan(1e-3);
       await ctx.setThreads(1);
       expect(ctx.info().threads).toBe(1);
+      // back on one thread (the pool detached: the graph runs on the worker alone): bit-identical again
+      await ctx.removeSeq(0);
+      expect(Array.from(await ctx.decode(batch))).toEqual(Array.from(one));
+      await ctx.setThreads(2); // and the pool comes back
+      await ctx.removeSeq(0);
+      const again = await ctx.decode(batch);
+      for (let i = 0; i < one.length; i++) expect(Math.abs(again[i]! - two[i]!)).toBeLessThan(1e-6);
+      await ctx.setThreads(1);
       expect(() => ctx.setThreads(3)).toThrow(RangeError);
       expect(() => ctx.setThreads(0)).toThrow(RangeError);
       expect(() => ctx.setThreads(1.5)).toThrow(RangeError);

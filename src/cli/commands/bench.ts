@@ -74,6 +74,7 @@ async function runBenchCommand(flags: BenchFlags, cmd: Command): Promise<void> {
       seed: flags.seed!,
       contextSize: flags.ctxSize!,
       kvUnified: flags.kvUnified,
+      ...(flags.adaptThreads === false ? { adaptThreads: false } : {}),
       logLevel: flags.logLevel,
       ...(flags.tetrisExtra !== undefined ? { tetrisExtra: flags.tetrisExtra } : {}),
       ...(flags.interleave ? { interleave: true } : {}),

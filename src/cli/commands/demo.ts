@@ -12,7 +12,7 @@ import { integer } from "../parsers.js";
 import { createProgressBar } from "../progress.js";
 
 /**
- * Measured on 2 busy cores: ~15 s with cached models, ~55 s including making them; psd clearly beats sd
+ * Measured on 2 busy cores: ~20 s with cached models (3 interleaved runs per mode), ~60 s including making them; psd clearly beats sd
  * (medium takes ~40 s and psd does not beat sd there; tinyllama is far over two minutes).
  */
 export const DEFAULT_DEMO_PRESET: SynthPresetName = "small";
@@ -27,7 +27,9 @@ interface DemoFlags {
 
 /** How much work the demo does: the full demo, or the --quick one used by tests. */
 const SIZES = {
-  full: { prompts: 8, maxTokens: 48, batchSize: 4, repeat: 1 },
+  // three measured runs per mode, round-robin over the modes: the table's medians survive one run
+  // disturbed by other work on the machine
+  full: { prompts: 8, maxTokens: 48, batchSize: 4, repeat: 3 },
   quick: { prompts: 4, maxTokens: 12, batchSize: 2, repeat: 1 },
 } as const;
 
@@ -78,6 +80,7 @@ async function demo(flags: DemoFlags, signal: AbortSignal): Promise<void> {
       temperature: 0,
       maxTokens: size.maxTokens,
       repeat: size.repeat,
+      interleave: true,
       seed: 0,
       contextSize: 512,
       logLevel: "error",
