@@ -7,7 +7,9 @@
 //
 //   npm run build:ts
 //   node scripts/contention-bench.mjs [--model T.gguf --draft D.gguf] [--modes ar,sd,psd,auto] [--rounds 5]
-//       [--workload one|batch] [--competitors 1] [--threads N] [--json out.json] [--engine-option JSON]
+//       [--workload one|batch] [--competitors 1] [--threads N] [--incumbents] [--json out.json] [--engine-option JSON]
+//   --incumbents: node-llama-cpp 3.21.1's plain decoding too (all cores, in a child process per run,
+//   scripts/incumbents/node-llama-cpp-worker.mjs; generation time only, as its worker reports it)
 //   (default models: the small synthetic pair; one: 1 request x 250 greedy tokens; batch: 8 x 48, batch 4)
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -27,6 +29,7 @@ const { values: args } = parseArgs({
     competitors: { type: "string", default: "1" },
     "engine-option": { type: "string", default: "{}" },
     threads: { type: "string" },
+    incumbents: { type: "boolean" },
     json: { type: "string" },
   },
 });
@@ -49,6 +52,7 @@ async function competitors(n) {
 }
 
 const engines = {};
+const NLC = "node-llama-cpp ar";
 for (const mode of modes) {
   engines[mode] = await lib.createEngine({
     mode,
@@ -61,7 +65,25 @@ for (const mode of modes) {
   await engines[mode].generate(workload.prompts[0], { maxTokens: 8 }); // warm-up
 }
 
+/** node-llama-cpp's plain decoding of the workload in a child process (it loads the model itself). */
+function nodeLlamaCpp() {
+  const job = { target: pair.target, prompts: workload.prompts, sequences: workload.batchSize, maxTokens: workload.maxTokens, threads: pinned ?? os.availableParallelism() };
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(root, "scripts/incumbents/node-llama-cpp-worker.mjs"), JSON.stringify(job)], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 300_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`node-llama-cpp worker exited with ${code}`));
+      const r = JSON.parse(out.trim().split("\n").pop());
+      resolve({ ms: r.wallMs, tokensPerSecond: r.tokensPerSecond });
+    });
+  });
+}
+
 async function run(mode) {
+  if (mode === NLC) return nodeLlamaCpp();
   const engine = engines[mode];
   const start = performance.now();
   const results = await Promise.all(workload.prompts.map((p) => engine.generate(p, { maxTokens: workload.maxTokens, temperature: 0 })));
@@ -70,6 +92,7 @@ async function run(mode) {
   return { ms, tokensPerSecond: (tokens / ms) * 1000, threads: engine.backendThreads?.() };
 }
 
+if (args.incumbents) modes.push(NLC);
 const samples = Object.fromEntries(modes.map((m) => [m, { quiet: [], loaded: [] }]));
 for (let round = 0; round < rounds; round++) {
   for (const mode of modes) {
@@ -78,9 +101,11 @@ for (let round = 0; round < rounds; round++) {
       if (!stop) await new Promise((r) => setTimeout(r, 300)); // the same settling time
       // a few tokens first: the engine's load monitor sees the condition (drop to fewer cores: ~0.1 s;
       // back to all cores: ~0.3 s), so the measured run shows the steady state
-      await engines[mode].generate(workload.prompts[0], { maxTokens: 8 });
-      await new Promise((r) => setTimeout(r, 300));
-      await engines[mode].generate(workload.prompts[0], { maxTokens: 8 });
+      if (engines[mode]) {
+        await engines[mode].generate(workload.prompts[0], { maxTokens: 8 });
+        await new Promise((r) => setTimeout(r, 300));
+        await engines[mode].generate(workload.prompts[0], { maxTokens: 8 });
+      }
       const r = await run(mode);
       await stop?.();
       samples[mode][condition].push(r.tokensPerSecond);
@@ -103,7 +128,7 @@ const summary = Object.fromEntries(
     return [m, { quietTokensPerSecond: q, loadedTokensPerSecond: l, loadedOverQuiet: l / q, slowestLoadedRunOverMedianTime: 1 / worst }];
   }),
 );
-const bestLoaded = Math.max(...modes.filter((m) => m !== "auto").map((m) => summary[m].loadedTokensPerSecond));
+const bestLoaded = Math.max(...modes.filter((m) => m !== "auto" && m !== NLC).map((m) => summary[m].loadedTokensPerSecond));
 const report = {
   machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model },
   models: pair,
