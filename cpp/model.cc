@@ -15,6 +15,7 @@ void Model::Init(Napi::Env env, Napi::Object exports) {
                                   {
                                       InstanceMethod<&Model::Info>("info"),
                                       InstanceMethod<&Model::Tokenize>("tokenize"),
+                                      InstanceMethod<&Model::TokenizeAsync>("tokenizeAsync"),
                                       InstanceMethod<&Model::Detokenize>("detokenize"),
                                       InstanceMethod<&Model::TokenBytes>("tokenBytes"),
                                       InstanceMethod<&Model::TokenText>("tokenText"),
@@ -106,24 +107,76 @@ Napi::Value Model::Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
-Napi::Value Model::Tokenize(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const llama_vocab* v = Vocab(env);
-  std::string text = StringArg(info[0], "text");
-  bool add_special = info.Length() > 1 && !info[1].IsUndefined() ? BoolArg(info[1], "addSpecial") : true;
-  bool parse_special = info.Length() > 2 && !info[2].IsUndefined() ? BoolArg(info[2], "parseSpecial") : false;
-  if (text.size() > (size_t)INT32_MAX / 2) throw Napi::RangeError::New(env, "text is too long to tokenize");
+// llama_tokenize into a vector; false when it fails. Any thread (the vocabulary is read-only).
+static bool TokenizeText(const llama_vocab* v, const std::string& text, bool add_special, bool parse_special, std::vector<llama_token>& toks) {
   int32_t cap = (int32_t)text.size() + 4;
-  std::vector<llama_token> toks(cap);
+  toks.resize(cap);
   int32_t n = llama_tokenize(v, text.data(), (int32_t)text.size(), toks.data(), cap, add_special, parse_special);
   if (n < 0) {
     toks.resize(-n);
     n = llama_tokenize(v, text.data(), (int32_t)text.size(), toks.data(), -n, add_special, parse_special);
   }
-  if (n < 0) throw Napi::Error::New(env, "tokenization failed");
-  Napi::Int32Array out = Napi::Int32Array::New(env, n);
-  if (n > 0) std::memcpy(out.Data(), toks.data(), n * sizeof(int32_t));
+  if (n < 0) return false;
+  toks.resize(n);
+  return true;
+}
+
+struct TokenizeArgs {
+  std::string text;
+  bool add_special = true;
+  bool parse_special = false;
+};
+
+static TokenizeArgs TokenizeArgsOf(const Napi::CallbackInfo& info) {
+  TokenizeArgs a;
+  a.text = StringArg(info[0], "text");
+  a.add_special = info.Length() > 1 && !info[1].IsUndefined() ? BoolArg(info[1], "addSpecial") : true;
+  a.parse_special = info.Length() > 2 && !info[2].IsUndefined() ? BoolArg(info[2], "parseSpecial") : false;
+  if (a.text.size() > (size_t)INT32_MAX / 2) throw Napi::RangeError::New(info.Env(), "text is too long to tokenize");
+  return a;
+}
+
+static Napi::Int32Array TokensOut(Napi::Env env, const std::vector<llama_token>& toks) {
+  Napi::Int32Array out = Napi::Int32Array::New(env, toks.size());
+  if (!toks.empty()) std::memcpy(out.Data(), toks.data(), toks.size() * sizeof(int32_t));
   return out;
+}
+
+Napi::Value Model::Tokenize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const llama_vocab* v = Vocab(env);
+  TokenizeArgs a = TokenizeArgsOf(info);
+  std::vector<llama_token> toks;
+  if (!TokenizeText(v, a.text, a.add_special, a.parse_special, toks)) throw Napi::Error::New(env, "tokenization failed");
+  return TokensOut(env, toks);
+}
+
+// tokenizeAsync on libuv's pool: the model stays alive (shared) until the worker is done.
+class TokenizeWorker : public Napi::AsyncWorker {
+ public:
+  TokenizeWorker(Napi::Env env, std::shared_ptr<llama_model> keep, TokenizeArgs args)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), keep_(std::move(keep)), args_(std::move(args)) {}
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+  void Execute() override {
+    if (!TokenizeText(llama_model_get_vocab(keep_.get()), args_.text, args_.add_special, args_.parse_special, toks_)) SetError("tokenization failed");
+  }
+  void OnOK() override { deferred_.Resolve(TokensOut(Env(), toks_)); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<llama_model> keep_;
+  TokenizeArgs args_;
+  std::vector<llama_token> toks_;
+};
+
+Napi::Value Model::TokenizeAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<llama_model> keep = Shared(env);
+  auto* worker = new TokenizeWorker(env, std::move(keep), TokenizeArgsOf(info));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();  // the worker deletes itself when done
+  return promise;
 }
 
 static std::vector<llama_token> TokensArg(const Napi::Value& val, const char* name, int32_t n_vocab) {

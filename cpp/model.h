@@ -1,5 +1,6 @@
 // Model: one loaded GGUF (weights + vocabulary). Loading runs off the JS thread; the tokenizer
-// calls are synchronous (microseconds, read-only vocabulary).
+// calls are synchronous (microseconds for short texts, read-only vocabulary), and tokenizeAsync runs a
+// long text on libuv's thread pool (a MiB takes ~0.3 s).
 #pragma once
 #include <llama.h>
 #include <napi.h>
@@ -22,6 +23,7 @@ class Model : public Napi::ObjectWrap<Model> {
  private:
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Tokenize(const Napi::CallbackInfo& info);
+  Napi::Value TokenizeAsync(const Napi::CallbackInfo& info);
   Napi::Value Detokenize(const Napi::CallbackInfo& info);
   Napi::Value TokenBytes(const Napi::CallbackInfo& info);
   Napi::Value TokenText(const Napi::CallbackInfo& info);

@@ -2,6 +2,8 @@
 // thread) per model with a thread placement that never oversubscribes the cores, checks that the
 // vocabularies are compatible, and returns an Engine running the chosen schedule.
 import { Engine } from "./engine/engine.js";
+import { checkModeOptions, ENGINE_DEFAULTS, ENGINE_OPTIONS, LIMITS } from "./engine/options.js";
+import { checkOptions, integer, OptionRangeError, OptionTypeError, type Rule, type Schema } from "./engine/validate.js";
 import type { ThreadPlacement } from "./engine/backend.js";
 import type { EngineOptions, Mode } from "./engine/types.js";
 import { type LogLevel, loadAddon } from "./native/addon.js";
@@ -99,19 +101,76 @@ function placeDevices(devices: readonly DeviceInfo[], options: CreateEngineOptio
   return resolvePlacement(devices, { target: given(options.target), draft: given(options.draft), hasDraft, overlapped });
 }
 
-export async function createEngine(options: CreateEngineOptions): Promise<MinedraftEngine> {
-  if (!options || typeof options !== "object") throw new TypeError("createEngine(options): options must be an object");
+/** ggml's limit on the threads of a graph (GGML_MAX_N_THREADS) */
+const GGML_MAX_THREADS = 512;
+/** llama.cpp's limit on the tokens of one context, all sequences together */
+const MAX_CONTEXT_TOKENS = 1 << 22;
+
+const modelRule: Rule = {
+  kind: "custom",
+  expected: "a GGUF path or hf: URI (a non-empty string), or a LlamaModel",
+  check: (v) => (v instanceof LlamaModel || (typeof v === "string" && v !== "") ? null : typeof v === "string" ? "range" : "type"),
+};
+const placementRule: Rule = {
+  kind: "object",
+  fields: { model: modelRule, device: { kind: "string", nonEmpty: true }, gpuLayers: integer(-1, 100_000), threads: integer(1, GGML_MAX_THREADS) },
+};
+
+/** createEngine()'s options: the engine's, the two models' placements and the contexts'. */
+const CREATE_ENGINE_OPTIONS: Schema = {
+  ...ENGINE_OPTIONS,
+  target: placementRule,
+  draft: placementRule,
+  contextSize: integer(16, MAX_CONTEXT_TOKENS),
+  kvUnified: { kind: "boolean" },
+  flashAttention: { kind: "enum", values: ["auto", "on", "off"] },
+  threadpool: { kind: "boolean" },
+  spinMicros: integer(0, 100_000),
+  logLevel: { kind: "enum", values: ["silent", "error", "warn", "info", "debug"] },
+};
+
+/**
+ * Every option checked before anything loads: its type and range, then what depends on the mode
+ * (a draft model, the sequences the batch holds, the context they share).
+ */
+function checkCreateOptions(options: CreateEngineOptions): void {
+  checkOptions(options, CREATE_ENGINE_OPTIONS, "createEngine options");
+  if (options.target === undefined || options.target.model === undefined) throw new OptionTypeError("target.model", "target.model is required: a GGUF path or hf: URI, or a LlamaModel");
   const requested = options.mode;
-  if (requested !== undefined && !["ar", "sd", "psd", "auto"].includes(requested)) throw new RangeError(`mode must be "ar", "sd", "psd" or "auto", got ${JSON.stringify(requested)}`);
-  if (!options.target?.model) throw new TypeError("createEngine: target.model is required (a GGUF path or hf: URI)");
-  if (requested !== undefined && requested !== "ar" && !options.draft?.model) throw new TypeError(`createEngine: mode "${requested}" needs a draft model (draft.model)`);
+  if (requested !== undefined && requested !== "ar" && options.draft?.model === undefined) throw new OptionTypeError("draft.model", `mode "${requested}" needs a draft model: draft.model is required`);
+}
+
+/** What depends on the mode (known once the devices are): its own options, and the sequences it holds must fit llama.cpp's limits. */
+function checkForMode(options: CreateEngineOptions, mode: Mode, batchSize: number, contextSize: number): void {
+  checkModeOptions(options, mode);
+  const paired = mode === "psd" || mode === "auto";
+  const maxBatch = paired ? LIMITS.sequences / 2 : LIMITS.sequences;
+  if (batchSize > maxBatch) {
+    throw new OptionRangeError("batchSize", `batchSize must be an integer in 1..${maxBatch} in mode ${mode} (it holds ${paired ? "2 x batchSize" : "batchSize"} sequences, at most ${LIMITS.sequences}), got ${batchSize}`);
+  }
+  const sequences = paired ? 2 * batchSize : batchSize;
+  const maxContext = Math.floor(MAX_CONTEXT_TOKENS / sequences);
+  if (contextSize > maxContext) {
+    throw new OptionRangeError("contextSize", `contextSize must be an integer in 16..${maxContext} with ${sequences} sequences (mode ${mode}, batchSize ${batchSize}: together at most ${MAX_CONTEXT_TOKENS} tokens), got ${contextSize}`);
+  }
+}
+
+/** The options the Engine itself takes. */
+function engineOptionsOf(options: CreateEngineOptions, mode: Mode, batchSize: number): EngineOptions {
+  const picked: Record<string, unknown> = { mode, batchSize };
+  for (const key of Object.keys(ENGINE_OPTIONS)) {
+    const v = (options as unknown as Record<string, unknown>)[key];
+    if (v !== undefined && key !== "mode" && key !== "batchSize") picked[key] = v;
+  }
+  return picked as unknown as EngineOptions;
+}
+
+export async function createEngine(options: CreateEngineOptions): Promise<MinedraftEngine> {
+  checkCreateOptions(options);
+  const requested = options.mode;
   const hasDraft = requested !== "ar" && Boolean(options.draft?.model);
-  const batchSize = options.batchSize ?? 4;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be an integer >= 1, got ${batchSize}`);
+  const batchSize = options.batchSize ?? ENGINE_DEFAULTS.batchSize;
   const contextSize = options.contextSize ?? 2048;
-  if (!Number.isInteger(contextSize) || contextSize < 16) throw new RangeError(`contextSize must be an integer >= 16, got ${contextSize}`);
-  const spin = options.spinMicros;
-  if (spin !== undefined && (!Number.isInteger(spin) || spin < 0 || spin > 100_000)) throw new RangeError(`spinMicros must be an integer in 0..100000, got ${spin}`);
   const addon = await loadAddon({ logLevel: options.logLevel });
 
   const cores = coreCount();
@@ -120,6 +179,7 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
   const devices = placeDevices(found, options, hasDraft, requested === undefined ? hasDraft : requested === "psd" || requested === "auto");
   const targetOnGpu = onGpu(devices.targetDevice, found);
   const mode = requested ?? defaultMode(hasDraft, targetOnGpu);
+  checkForMode(options, mode, batchSize, contextSize);
   const auto = mode === "auto";
   const sequences = mode === "psd" || auto ? 2 * batchSize : batchSize;
   const draftOnGpu = mode !== "ar" && onGpu(devices.draftDevice, found);
@@ -198,7 +258,7 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
       sequences,
       ...(threadPlans ? { threadPlans } : {}),
     };
-    return new MinedraftEngine(backend, { ...options, mode, batchSize }, placement);
+    return new MinedraftEngine(backend, engineOptionsOf(options, mode, batchSize), placement);
   } catch (e) {
     await Promise.allSettled(contexts.map((c) => c.dispose()));
     for (const m of owned) m.dispose();

@@ -1,6 +1,6 @@
 // minedraft: batch-parallel speculative decoding (MineDraft PSD) for local GGUF models.
 export { createEngine, MinedraftEngine, type CreateEngineOptions, type ModelPlacement, type Placement } from "./create-engine.js";
-export { Engine, AbortError, isAbortError, ENGINE_DEFAULTS, MAX_DRAFT_TOKENS } from "./engine/index.js";
+export { Engine, AbortError, isAbortError, ENGINE_DEFAULTS, MAX_DRAFT_TOKENS, OptionRangeError, OptionTypeError, optionOf } from "./engine/index.js";
 export type * from "./engine/types.js";
 export type { ChatMessage, ChatOptions, EngineLoad } from "./engine/engine.js";
 export { LlamaModel, type LoadModelOptions, type ModelInfo as LoadedModelInfo } from "./native/model.js";

@@ -57,8 +57,8 @@ export function addDecodingOptions(cmd: Command, defaults: DecodingDefaults = {}
 
 export function addPlacementOptions(cmd: Command): Command {
   return cmd
-    .option("--threads <n>", "CPU threads of the target model (default: split the cores without oversubscribing)", integer(1, 1024))
-    .option("--draft-threads <n>", "CPU threads of the draft model", integer(1, 1024))
+    .option("--threads <n>", "CPU threads of the target model (default: split the cores without oversubscribing)", integer(1, 512))
+    .option("--draft-threads <n>", "CPU threads of the draft model", integer(1, 512))
     .option("--gpu-layers <n>", "target layers offloaded to the GPU (-1 = all)", integer(-1))
     .option("--draft-gpu-layers <n>", "draft layers offloaded to the GPU (-1 = all)", integer(-1))
     .option("--device <name>", 'device of the target model: "cpu" or a name from `minedraft inspect --devices`')

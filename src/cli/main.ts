@@ -4,6 +4,28 @@ import { CommanderError } from "commander";
 import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, debugWanted, oneLine } from "./exit-codes.js";
 import { wasInterrupted } from "./interrupt.js";
 import { buildProgram } from "./program.js";
+import { optionOf } from "../index.js";
+
+/** The flag of a library option, where the CLI has one. */
+const FLAG_OF_OPTION: Record<string, string> = {
+  "target.threads": "--threads",
+  "draft.threads": "--draft-threads",
+  "target.gpuLayers": "--gpu-layers",
+  "draft.gpuLayers": "--draft-gpu-layers",
+  "target.device": "--device",
+  "draft.device": "--draft-device",
+  contextSize: "--ctx-size",
+  batchSize: "--batch-size",
+  draftTokens: "-k",
+  temperature: "--temp",
+  draftTemperature: "--draft-temp",
+  topP: "--top-p",
+  topK: "--top-k",
+  maxTokens: "--max-tokens",
+  seed: "--seed",
+  mode: "--mode",
+  "tetris.extra": "--tetris-extra",
+};
 
 function exitCodeOf(error: unknown): number {
   if (error instanceof CommanderError) {
@@ -15,6 +37,13 @@ function exitCodeOf(error: unknown): number {
   if (wasInterrupted()) {
     process.stderr.write("interrupted\n");
     return EXIT_INTERRUPTED;
+  }
+  // an option the library refused: bad usage, named by its flag
+  const option = optionOf(error);
+  if (option !== undefined && !debugWanted()) {
+    const flag = FLAG_OF_OPTION[option];
+    process.stderr.write(`error: ${oneLine(error)}${flag ? ` (${flag})` : ""}\n`);
+    return EXIT_USAGE;
   }
   if (debugWanted() && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
   else process.stderr.write(`error: ${oneLine(error)}\n`);

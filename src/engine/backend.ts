@@ -98,6 +98,8 @@ export interface ModelInfo {
   bos: number;
   isEog(token: number): boolean;
   tokenize(text: string, addSpecial: boolean): number[];
+  /** tokenize() off the JS thread (for long texts); absent: the engine tokenizes synchronously */
+  tokenizeAsync?(text: string, addSpecial: boolean): Promise<number[]>;
   /** text of one token, for incremental streaming (bytes may be partial UTF-8) */
   tokenBytes(token: number): Uint8Array;
   detokenize(tokens: readonly number[]): string;

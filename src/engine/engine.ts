@@ -10,6 +10,10 @@ import { Request } from "./request.js";
 import { createScheduler, type Scheduler } from "./scheduler.js";
 import { compactionMoves, SlotPool } from "./slots.js";
 import { StatsCollector } from "./stats.js";
+import { describe, OptionTypeError } from "./validate.js";
+
+/** Texts longer than this (characters) are tokenized off the JS thread: ~5 ms of tokenizing on the CPU. */
+const LONG_TEXT = 16 * 1024;
 
 export interface ChatMessage {
   role: string;
@@ -73,9 +77,13 @@ export class Engine {
 
   /** Generates a completion. Rejects with an AbortError when `opts.signal` fires or the engine closes. */
   async generate(prompt: string | number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
-    if (this.closing) throw new Error("the engine is closed");
+    this.checkOpen();
     const params = resolveRequestOptions(this.options, opts);
-    const tokens = this.promptTokens(prompt, opts.rawPrompt === true);
+    const raw = opts.rawPrompt === true;
+    // a long text is tokenized off the JS thread (a MiB holds it ~0.3 s); a short one at once, so that
+    // requests submitted together are queued together
+    const tokens = this.checkedPrompt(typeof prompt === "string" && prompt.length > LONG_TEXT ? await this.tokenizeAsync(prompt, !raw) : this.promptTokens(prompt, raw));
+    this.checkOpen();
     const signal = opts.signal;
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
 
@@ -179,7 +187,7 @@ export class Engine {
 
   /** Applies the chat template (with the assistant prefix) and generates. */
   async chat(messages: readonly ChatMessage[], opts: GenerateOptions & ChatOptions = {}): Promise<GenerateResult> {
-    return this.generate(this.chatPrompt(messages, opts), opts);
+    return this.generate(await this.chatPromptAsync(messages, opts), opts);
   }
 
   /**
@@ -187,22 +195,34 @@ export class Engine {
    * else the model's own), with the assistant prefix. Throws when there is no template to apply.
    */
   chatPrompt(messages: readonly ChatMessage[], opts: ChatOptions = {}): number[] {
+    return this.withoutDoubleBos(this.backend.info.tokenize(this.chatText(messages, opts), true));
+  }
+
+  private chatText(messages: readonly ChatMessage[], opts: ChatOptions): string {
+    this.checkOpen();
     const info = this.backend.info;
     const template = opts.chatTemplate;
-    if (template !== undefined && (typeof template !== "string" || template === "")) throw new TypeError("chatTemplate must be a non-empty string");
+    if (template !== undefined && (typeof template !== "string" || template === "")) throw new OptionTypeError("chatTemplate", `chatTemplate must be a non-empty string, got ${describe(template)}`);
     if (!info.applyChatTemplate || (template === undefined && !info.chatTemplate)) {
       throw new Error('the model has no chat template (its GGUF has no tokenizer.chat_template); pass chatTemplate (e.g. "chatml") or format the prompt yourself and use generate()');
     }
-    const text = info.applyChatTemplate(messages, true, template);
-    let tokens = info.tokenize(text, true);
-    // a template that writes BOS itself would otherwise get a second one from tokenize
-    if (info.addBos && tokens.length > 1 && tokens[0] === info.bos && tokens[1] === info.bos) tokens = tokens.slice(1);
-    return tokens;
+    return info.applyChatTemplate(messages, true, template);
+  }
+
+  /** A template that writes BOS itself would otherwise get a second one from tokenize. */
+  private withoutDoubleBos(tokens: number[]): number[] {
+    const info = this.backend.info;
+    return info.addBos && tokens.length > 1 && tokens[0] === info.bos && tokens[1] === info.bos ? tokens.slice(1) : tokens;
   }
 
   /** The target model's own chat template (GGUF tokenizer.chat_template), or null when it has none. */
   get chatTemplate(): string | null {
     return this.backend.info.chatTemplate;
+  }
+
+  /** Token ids run from 0 to vocabularySize - 1 (the target's vocabulary). */
+  get vocabularySize(): number {
+    return this.backend.info.nVocab;
   }
 
   /** Tokens per request (prompt + generation): a request ends with "contextFull" when it reaches this. */
@@ -212,12 +232,27 @@ export class Engine {
 
   /** Token ids of `text` in the target's vocabulary; `addSpecial` adds BOS etc. as generate() does (default true). */
   tokenize(text: string, addSpecial = true): number[] {
+    this.checkOpen();
     if (typeof text !== "string") throw new TypeError("tokenize: text must be a string");
     return this.backend.info.tokenize(text, addSpecial);
   }
 
+  /** tokenize() for any length: a long text is tokenized off the JS thread, so the event loop never waits on it. */
+  async tokenizeAsync(text: string, addSpecial = true): Promise<number[]> {
+    this.checkOpen();
+    if (typeof text !== "string") throw new TypeError("tokenize: text must be a string");
+    const info = this.backend.info;
+    return text.length > LONG_TEXT && info.tokenizeAsync ? info.tokenizeAsync(text, addSpecial) : info.tokenize(text, addSpecial);
+  }
+
+  /** chatPrompt() for any length of messages: their text is tokenized as tokenizeAsync() does. */
+  async chatPromptAsync(messages: readonly ChatMessage[], opts: ChatOptions = {}): Promise<number[]> {
+    return this.withoutDoubleBos(await this.tokenizeAsync(this.chatText(messages, opts), true));
+  }
+
   /** The text of token ids (each must be in the vocabulary). */
   detokenize(tokens: readonly number[]): string {
+    this.checkOpen();
     this.checkTokens(tokens, "token");
     return this.backend.info.detokenize(tokens);
   }
@@ -250,17 +285,25 @@ export class Engine {
 
   private promptTokens(prompt: string | number[], raw: boolean): number[] {
     const info = this.backend.info;
-    let tokens: number[];
-    if (typeof prompt === "string") tokens = info.tokenize(prompt, !raw);
-    else if (Array.isArray(prompt)) {
+    if (typeof prompt === "string") return info.tokenize(prompt, !raw);
+    if (Array.isArray(prompt)) {
       this.checkTokens(prompt, "prompt token");
-      tokens = [...prompt];
-    } else throw new TypeError("prompt must be a string or an array of token ids");
+      return [...prompt];
+    }
+    throw new TypeError("prompt must be a string or an array of token ids");
+  }
+
+  private checkedPrompt(tokens: number[]): number[] {
+    const info = this.backend.info;
     if (tokens.length === 0) throw new RangeError("prompt is empty");
     if (tokens.length > info.nCtx) {
       throw new Error(`prompt has ${tokens.length} tokens, longer than the context of ${info.nCtx} tokens per sequence`);
     }
     return tokens;
+  }
+
+  private checkOpen(): void {
+    if (this.closing) throw new Error("the engine is closed");
   }
 
   private checkTokens(tokens: readonly number[], what: string): void {

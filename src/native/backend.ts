@@ -60,6 +60,7 @@ export class NativeBackend implements Backend {
       // per-token answers never change: cached, so a generated token costs no native call for them
       isEog: memo((t) => m.isEog(t)),
       tokenize: (text, addSpecial) => m.tokenize(text, addSpecial, true),
+      tokenizeAsync: (text, addSpecial) => m.tokenizeAsync(text, addSpecial, true),
       tokenBytes: memo((t) => m.tokenBytes(t)),
       detokenize: (tokens) => m.detokenize(tokens),
       chatTemplate: m.info.chatTemplate || null,

@@ -58,7 +58,12 @@ export class LlamaModel {
   }
 
   tokenize(text: string, addSpecial = true, parseSpecial = false): number[] {
-    return Array.from(this.raw.tokenize(text, addSpecial, parseSpecial));
+    return toNumbers(this.raw.tokenize(text, addSpecial, parseSpecial));
+  }
+
+  /** tokenize() on libuv's thread pool: for long texts, which would hold the event loop (~0.3 s per MiB). */
+  async tokenizeAsync(text: string, addSpecial = true, parseSpecial = false): Promise<number[]> {
+    return toNumbers(await this.raw.tokenizeAsync(text, addSpecial, parseSpecial));
   }
 
   detokenize(tokens: readonly number[], removeSpecial = false, unparseSpecial = false): string {
@@ -94,6 +99,13 @@ export class LlamaModel {
   dispose(): void {
     this.raw.dispose();
   }
+}
+
+/** Int32Array → number[]: a preallocated loop (Array.from takes ~4x longer: 16 ms for 280k tokens). */
+function toNumbers(a: Int32Array): number[] {
+  const out = new Array<number>(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]!;
+  return out;
 }
 
 /**

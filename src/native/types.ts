@@ -26,6 +26,7 @@ export interface RawModelInfo {
 export interface RawModel {
   info(): RawModelInfo;
   tokenize(text: string, addSpecial?: boolean, parseSpecial?: boolean): Int32Array;
+  tokenizeAsync(text: string, addSpecial?: boolean, parseSpecial?: boolean): Promise<Int32Array>;
   detokenize(tokens: Int32Array | readonly number[], removeSpecial?: boolean, unparseSpecial?: boolean): string;
   tokenBytes(token: number, special?: boolean): Uint8Array;
   tokenText(token: number): string;

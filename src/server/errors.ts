@@ -1,6 +1,7 @@
 // OpenAI-shaped errors: {"error": {"message", "type", "param", "code"}} with the HTTP status that goes
 // with them. Route code throws ApiError; Fastify's own errors (bad JSON, schema, body size) are mapped here.
 import type { FastifyError } from "fastify";
+import { optionOf } from "../engine/validate.js";
 import { FIELD_SHAPES } from "./schemas.js";
 
 export interface ErrorBody {
@@ -46,8 +47,18 @@ export function badField(param: string, message: string): ApiError {
 }
 
 /** Status and OpenAI body of any error a route or Fastify raised. */
+/** The request field of an engine option (generate()'s names → OpenAI's). */
+const FIELD_OF_OPTION: Record<string, string> = { maxTokens: "max_tokens", topP: "top_p", topK: "top_k", temperature: "temperature", seed: "seed", stop: "stop" };
+
 export function toErrorResponse(error: unknown): { status: number; body: ErrorBody; headers: Record<string, string> } {
   if (error instanceof ApiError) return { status: error.status, body: error.body, headers: error.headers };
+  // an option the engine refused at the boundary: the client's mistake, named by its field
+  const option = optionOf(error);
+  if (option !== undefined) {
+    const field = FIELD_OF_OPTION[option] ?? option;
+    const message = (error as Error).message.replace(option, field);
+    return { status: 400, body: errorBody(400, message, field, "invalid_request_error"), headers: {} };
+  }
   const e = error as Partial<FastifyError> & { validation?: ValidationIssue[] };
   if (e.validation && e.validation.length > 0) {
     const { message, param } = describeValidation(e.validation);

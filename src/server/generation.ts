@@ -6,10 +6,11 @@ import type { GenerationPlan } from "./requests.js";
 export type GenerationEvent = { index: number; piece: string; result?: undefined } | { index: number; result: GenerateResult; piece?: undefined };
 
 /**
- * Yields every prompt's pieces as they are accepted and its result when it ends. Stops at the first
+ * Submits every prompt at once (before returning: admission counted them in engine.load()), then
+ * yields each prompt's pieces as they are accepted and its result when it ends. Stops at the first
  * failure (rethrown); stopping early (a return, a throw, `signal`) aborts whatever is still running.
  */
-export async function* runPlan(engine: Engine, plan: GenerationPlan, signal: AbortSignal, onResult: (r: GenerateResult) => void): AsyncGenerator<GenerationEvent, void, undefined> {
+export function runPlan(engine: Engine, plan: GenerationPlan, signal: AbortSignal, onResult: (r: GenerateResult) => void): AsyncGenerator<GenerationEvent, void, undefined> {
   const controller = new AbortController();
   const forward = () => controller.abort(signal.reason);
   if (signal.aborted) forward();
@@ -39,16 +40,18 @@ export async function* runPlan(engine: Engine, plan: GenerationPlan, signal: Abo
         },
       );
   });
-  try {
-    for (;;) {
-      if (events.length > 0) yield events.shift()!;
-      else if (failure) throw failure.error;
-      else if (open === 0) return;
-      else await new Promise<void>((resolve) => (wake = resolve));
+  return (async function* () {
+    try {
+      for (;;) {
+        if (events.length > 0) yield events.shift()!;
+        else if (failure) throw failure.error;
+        else if (open === 0) return;
+        else await new Promise<void>((resolve) => (wake = resolve));
+      }
+    } finally {
+      signal.removeEventListener("abort", forward);
+      // a consumer that stopped early (or a failed sibling) leaves nothing running
+      if (open > 0) controller.abort();
     }
-  } finally {
-    signal.removeEventListener("abort", forward);
-    // a consumer that stopped early (or a failed sibling) leaves nothing running
-    if (open > 0) controller.abort();
-  }
+  })();
 }

@@ -64,36 +64,35 @@ export interface PlanContext {
   defaultSeed: number | undefined;
 }
 
-export function planChat(body: ChatBody, ctx: PlanContext): GenerationPlan {
+export async function planChat(body: ChatBody, ctx: PlanContext): Promise<GenerationPlan> {
   const messages: ChatMessage[] = body.messages.map((m) => ({
     role: m.role === "developer" ? "system" : m.role,
     content: typeof m.content === "string" ? m.content : m.content.map((part) => part.text).join(""),
   }));
   let prompt: number[];
   try {
-    prompt = ctx.engine.chatPrompt(messages, { chatTemplate: ctx.chatTemplate });
+    prompt = await ctx.engine.chatPromptAsync(messages, { chatTemplate: ctx.chatTemplate });
   } catch (error) {
     throw badField("messages", `the chat template could not format the messages: ${error instanceof Error ? error.message : String(error)}`);
   }
   return plan([prompt], body, body.max_completion_tokens ?? body.max_tokens, body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens", ctx);
 }
 
-export function planCompletion(body: CompletionBody, ctx: PlanContext): GenerationPlan {
+export async function planCompletion(body: CompletionBody, ctx: PlanContext): Promise<GenerationPlan> {
   const { engine } = ctx;
   const p = body.prompt;
   let prompts: number[][];
-  if (typeof p === "string") prompts = [engine.tokenize(p)];
-  else if (p.every((x) => typeof x === "string")) prompts = (p as string[]).map((s) => engine.tokenize(s));
+  // long texts are tokenized off the JS thread (engine.tokenizeAsync): other clients' streams go on
+  if (typeof p === "string") prompts = [await engine.tokenizeAsync(p)];
+  else if (p.every((x) => typeof x === "string")) prompts = await Promise.all((p as string[]).map((s) => engine.tokenizeAsync(s)));
   else if (p.every((x) => typeof x === "number")) prompts = [p as number[]];
   else prompts = p as number[][];
+  const vocabulary = engine.vocabularySize;
   for (const tokens of prompts) {
     if (tokens.length === 0) throw badField("prompt", "the prompt is empty after tokenization");
-    try {
-      // detokenize checks every id against the vocabulary and names the one outside it
-      engine.detokenize(tokens);
-    } catch (error) {
-      throw badField("prompt", error instanceof Error ? error.message : String(error));
-    }
+    // token ids as given (a tokenized text is in the vocabulary by construction)
+    const outside = typeof p === "string" || typeof p[0] === "string" ? undefined : tokens.find((t) => t >= vocabulary);
+    if (outside !== undefined) throw badField("prompt", `token ${outside} is not in the vocabulary (0..${vocabulary - 1})`);
   }
   return plan(prompts, body, body.max_tokens, "max_tokens", ctx);
 }

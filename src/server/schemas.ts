@@ -12,9 +12,10 @@ const samplingProperties = {
   model: { type: "string" },
   max_tokens: nullable({ type: "integer", minimum: 1, maximum: INT32_MAX }),
   temperature: nullable({ type: "number", minimum: 0, maximum: 2 }),
-  top_p: nullable({ type: "number", exclusiveMinimum: 0, maximum: 1 }),
+  // llama.cpp's sampler takes top_p down to 1e-9
+  top_p: nullable({ type: "number", minimum: 1e-9, maximum: 1 }),
   top_k: nullable({ type: "integer", minimum: 0, maximum: INT32_MAX }),
-  seed: nullable({ type: "integer" }),
+  seed: nullable({ type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
   stop: nullable({ anyOf: [{ type: "string", minLength: 1 }, { type: "array", items: { type: "string", minLength: 1 }, maxItems: 16 }] }),
   n: nullable({ type: "integer", minimum: 1 }),
   stream: nullable({ type: "boolean" }),
@@ -72,12 +73,14 @@ export const completionBodySchema = {
   required: ["prompt"],
   properties: {
     ...samplingProperties,
+    // no minLength on the texts: Ajv counts a string's characters one by one (a MiB holds the event
+    // loop for ms); an empty prompt is BOS alone, as OpenAI allows
     prompt: {
       anyOf: [
-        { type: "string", minLength: 1 },
-        { type: "array", minItems: 1, maxItems: 64, items: { type: "string", minLength: 1 } },
-        { type: "array", minItems: 1, items: { type: "integer" } },
-        { type: "array", minItems: 1, maxItems: 64, items: { type: "array", minItems: 1, items: { type: "integer" } } },
+        { type: "string" },
+        { type: "array", minItems: 1, maxItems: 64, items: { type: "string" } },
+        { type: "array", minItems: 1, items: { type: "integer", minimum: 0 } },
+        { type: "array", minItems: 1, maxItems: 64, items: { type: "array", minItems: 1, items: { type: "integer", minimum: 0 } } },
       ],
     },
   },
@@ -100,7 +103,7 @@ export const detokenizeBodySchema = {
 
 /** What a field with several accepted shapes (anyOf) accepts, for the 400 when none matches. */
 export const FIELD_SHAPES: Record<string, string> = {
-  prompt: "a non-empty string, an array of non-empty strings, an array of token ids, or an array of non-empty arrays of token ids",
+  prompt: "a string, an array of strings, an array of token ids, or an array of non-empty arrays of token ids",
   stop: "a non-empty string or an array of at most 16 non-empty strings",
   content: "a string or an array of text parts ({\"type\": \"text\", \"text\": ...})",
 };

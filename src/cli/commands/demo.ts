@@ -40,8 +40,8 @@ export function demoCommand(): Command {
     .addOption(new Option("--preset <name>", "synthetic model size").choices(SYNTH_PRESET_NAMES).default(DEFAULT_DEMO_PRESET))
     .option("--quick", "tiny models, few tokens: a smoke test; overrides --preset (also MINEDRAFT_DEMO_QUICK=1)")
     .option("--report <file>", "where to write the HTML report", "minedraft-demo.html")
-    .option("--threads <n>", "CPU threads of the target model in every mode (default: the library's placement per mode)", integer(1, 1024))
-    .option("--draft-threads <n>", "CPU threads of the draft model in every mode", integer(1, 1024));
+    .option("--threads <n>", "CPU threads of the target model in every mode (default: the library's placement per mode)", integer(1, 512))
+    .option("--draft-threads <n>", "CPU threads of the draft model in every mode", integer(1, 512));
   addVerboseOption(cmd);
   configureCommand(cmd, "minedraft demo");
   return cmd.action((flags: DemoFlags) => runDemo(flags));

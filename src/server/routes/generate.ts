@@ -15,10 +15,10 @@ const CLIENT_GONE = "client disconnected";
 const DRAIN_TIMEOUT = "the server shut down before the request finished";
 
 export function generationRoutes(app: FastifyInstance, state: ServerState): void {
-  const route = <B>(kind: Route, plan: (body: B, ctx: PlanContext) => GenerationPlan) =>
+  const route = <B>(kind: Route, plan: (body: B, ctx: PlanContext) => Promise<GenerationPlan>) =>
     async (request: FastifyRequest, reply: FastifyReply) => {
       const engine = state.ready();
-      const p = plan(request.body as B, { engine, ...state.serving });
+      const p = await plan(request.body as B, { engine, ...state.serving });
       state.admit(engine, p.prompts.length);
       const controller = new AbortController();
       state.inflight.add(controller);

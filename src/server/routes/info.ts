@@ -26,7 +26,7 @@ export function infoRoutes(app: FastifyInstance, state: ServerState, startedAt: 
   app.post("/tokenize", { schema: { body: tokenizeBodySchema } }, async (request) => {
     const engine = state.ready();
     const body = request.body as TokenizeBody;
-    const tokens = engine.tokenize(body.content, body.add_special === true);
+    const tokens = await engine.tokenizeAsync(body.content, body.add_special === true);
     if (!body.with_pieces) return { tokens };
     return { tokens: tokens.map((id) => ({ id, piece: engine.detokenize([id]) })) };
   });
