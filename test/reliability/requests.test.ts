@@ -99,20 +99,20 @@ describe("invalid options", () => {
   it("engine options: precise errors, and no context left behind (the models stay free to dispose)", async () => {
     const bad: [Partial<CreateEngineOptions>, RegExp][] = [
       [{ mode: "fast" as never }, /mode.*"fast"/],
-      [{ batchSize: 0 }, /batchSize must be an integer >= 1, got 0/],
+      [{ batchSize: 0 }, /batchSize must be an integer in 1\.\.256, got 0/],
       [{ batchSize: 1.5 }, /batchSize/],
       [{ draftTokens: -1 }, /draftTokens must be an integer in 1\.\.\d+, got -1/],
       [{ draftTokens: 0 }, /draftTokens/],
-      [{ temperature: NaN }, /temperature must be a finite number >= 0, got NaN/],
+      [{ temperature: NaN }, /temperature must be a finite number in 0\.\.1000000, got NaN/],
       [{ temperature: -0.5 }, /temperature/],
-      [{ topP: 0 }, /topP must be in \(0, 1\], got 0/],
-      [{ topK: -1 }, /topK must be an integer >= 0, got -1/],
-      [{ contextSize: 8 }, /contextSize must be an integer >= 16, got 8/],
+      [{ topP: 0 }, /topP must be a finite number in 1e-9\.\.1, got 0/],
+      [{ topK: -1 }, /topK must be an integer in 0\.\.2147483647, got -1/],
+      [{ contextSize: 8 }, /contextSize must be an integer in 16\.\.4194304, got 8/],
       [{ spinMicros: -5 }, /spinMicros must be an integer in 0\.\.100000, got -5/],
       [{ spinMicros: 0.5 }, /spinMicros/],
-      [{ target: { model: models.target, threads: 0 } }, /threads must be an integer >= 1, got 0/],
-      [{ target: { model: models.target, threads: 100000 } }, /threads must be <= 512/],
-      [{ target: { model: "" } }, /target\.model is required/],
+      [{ target: { model: models.target, threads: 0 } }, /target\.threads must be an integer in 1\.\.512, got 0/],
+      [{ target: { model: models.target, threads: 100000 } }, /target\.threads must be an integer in 1\.\.512, got 100000/],
+      [{ target: { model: "" } }, /target\.model must be a GGUF path/],
       [{ draft: undefined }, /needs a draft model/],
     ];
     for (const [over, why] of bad) {
@@ -120,7 +120,7 @@ describe("invalid options", () => {
     }
     // every failed creation freed its contexts: a fresh model handle disposes, and ours still make an engine
     const probe = await LlamaModel.load(models.target.info.path);
-    await expect(createEngine({ mode: "ar", target: { model: probe, threads: 1 }, contextSize: 64, draftTokens: -1, batchSize: 0 })).rejects.toThrow(/batchSize/);
+    await expect(createEngine({ mode: "ar", target: { model: probe, threads: 1 }, contextSize: 64, draftTokens: -1, batchSize: 0 })).rejects.toThrow(/draftTokens must be an integer in 1..32, got -1/);
     await expect(createEngine({ mode: "ar", target: { model: probe, threads: 1 }, contextSize: 64, temperature: NaN })).rejects.toThrow(/temperature/);
     expect(() => probe.dispose()).not.toThrow();
     await withEngine({}, async (e) => expect((await e.generate("ok", { maxTokens: 3 })).tokens).toHaveLength(3));
@@ -134,22 +134,22 @@ describe("invalid options", () => {
         [{ maxTokens: -5 }, /maxTokens/],
         [{ maxTokens: 2.5 }, /maxTokens/],
         [{ maxTokens: NaN }, /maxTokens/],
-        [{ maxTokens: "10" }, /maxTokens must be a number/],
-        [{ temperature: NaN }, /temperature must be a finite number >= 0, got NaN/],
+        [{ maxTokens: "10" }, /maxTokens must be an integer >= 1, got "10"/],
+        [{ temperature: NaN }, /temperature must be a finite number in 0\.\.1000000, got NaN/],
         [{ temperature: Infinity }, /temperature/],
-        [{ topP: NaN }, /topP must be in \(0, 1\], got NaN/],
+        [{ topP: NaN }, /topP must be a finite number in 1e-9\.\.1, got NaN/],
         [{ topP: 1.01 }, /topP/],
         [{ topK: -1 }, /topK/],
         [{ draftTemperature: -1 }, /draftTemperature/],
-        [{ seed: NaN }, /seed must be a finite number/],
-        [{ seed: "x" }, /seed must be a number/],
-        [{ stop: [""] }, /stop strings must not be empty/],
-        [{ stop: "x" }, /stop must be an array of strings/],
-        [{ stop: [1] }, /stop must be an array of strings/],
+        [{ seed: NaN }, /seed must be an integer >= 0, got NaN/],
+        [{ seed: "x" }, /seed must be an integer >= 0, got "x"/],
+        [{ stop: [""] }, /stop must be an array of non-empty strings/],
+        [{ stop: "x" }, /stop must be an array of non-empty strings, got "x"/],
+        [{ stop: [1] }, /stop must be an array of non-empty strings/],
         [{ onText: 5 }, /onText must be a function/],
       ];
       for (const [opts, why] of bad) await expect(e.generate("Once upon a time", opts as never), JSON.stringify(opts)).rejects.toThrow(why);
-      await expect(e.generate("x", null as never)).rejects.toThrow(/options must be an object/);
+      await expect(e.generate("x", null as never)).rejects.toThrow(/generate options must be an object/);
       const after = await e.generate("Once upon a time", { maxTokens: 10 });
       expect(after.tokens).toEqual(before.tokens);
     });
