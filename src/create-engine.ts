@@ -3,7 +3,7 @@
 // vocabularies are compatible, and returns an Engine running the chosen schedule.
 import { Engine } from "./engine/engine.js";
 import { checkModeOptions, ENGINE_DEFAULTS, ENGINE_OPTIONS, LIMITS } from "./engine/options.js";
-import { checkOptions, integer, OptionRangeError, OptionTypeError, type Rule, type Schema } from "./engine/validate.js";
+import { checkOptions, integer, OptionRangeError, OptionTypeError, type Rule, type Schema } from "./common/validate.js";
 import type { ThreadPlacement } from "./engine/backend.js";
 import type { EngineOptions, Mode } from "./engine/types.js";
 import { type LogLevel, loadAddon } from "./native/addon.js";

@@ -10,7 +10,7 @@ import { Request } from "./request.js";
 import { createScheduler, type Scheduler } from "./scheduler.js";
 import { compactionMoves, SlotPool } from "./slots.js";
 import { StatsCollector } from "./stats.js";
-import { describe, OptionTypeError } from "./validate.js";
+import { describe, OptionTypeError } from "../common/validate.js";
 
 /** Texts longer than this (characters) are tokenized off the JS thread: ~5 ms of tokenizing on the CPU. */
 const LONG_TEXT = 16 * 1024;

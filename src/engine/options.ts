@@ -3,7 +3,7 @@
 import type { Backend, SamplingParams } from "./backend.js";
 import type { EngineOptions, GenerateOptions, Mode } from "./types.js";
 import { randomSeed } from "./rng.js";
-import { checkOptions, integer, number, OptionRangeError, OptionTypeError, type Schema } from "./validate.js";
+import { checkOptions, integer, number, OptionRangeError, OptionTypeError, type Schema } from "../common/validate.js";
 
 export const MAX_DRAFT_TOKENS = 32;
 

@@ -1,5 +1,6 @@
 // A llama.cpp context on its own native worker thread. Every method enqueues a job on that thread
 // and returns a Promise; jobs run in submission order.
+import { checkOptions, integer, OptionRangeError, type Schema } from "../common/validate.js";
 import type { LlamaModel } from "./model.js";
 import { loadAddon } from "./addon.js";
 import { draftSpecs, numberList, snapshot, verifySpecs } from "./args.js";
@@ -44,6 +45,24 @@ export interface ContextOptions {
   rowThreads?: number;
 }
 
+/** ggml's thread arrays hold GGML_MAX_N_THREADS = 512; llama.cpp's context holds at most 2^22 tokens and 256 sequences */
+const MAX_THREADS = 512;
+const MAX_CONTEXT_TOKENS = 1 << 22;
+
+const CONTEXT_OPTIONS: Schema = {
+  contextSize: integer(16, MAX_CONTEXT_TOKENS),
+  sequences: integer(1, 256),
+  batchSize: integer(1, 1 << 16),
+  threads: integer(1, MAX_THREADS),
+  kvUnified: { kind: "boolean" },
+  flashAttention: { kind: "enum", values: ["auto", "on", "off"] },
+  threadpool: { kind: "boolean" },
+  threadsMax: integer(1, MAX_THREADS),
+  threadpoolPoll: integer(0, 100),
+  spinMicros: integer(0, 100_000),
+  rowThreads: integer(0, MAX_THREADS),
+};
+
 export class LlamaContext {
   private constructor(
     readonly raw: RawContext,
@@ -51,19 +70,14 @@ export class LlamaContext {
   ) {}
 
   static async create(model: LlamaModel, options: ContextOptions = {}): Promise<LlamaContext> {
+    checkOptions(options, CONTEXT_OPTIONS, "LlamaContext options");
     const sequences = options.sequences ?? 1;
     const perSeq = options.contextSize ?? Math.min(4096, model.info.nCtxTrain || 4096);
     const threads = options.threads ?? 1;
     const threadsMax = options.threadsMax ?? threads;
-    for (const [name, v, lo] of [["contextSize", perSeq, 16], ["sequences", sequences, 1], ["batchSize", options.batchSize ?? 512, 1], ["threads", threads, 1], ["threadsMax", threadsMax, threads], ["spinMicros", options.spinMicros ?? 0, 0], ["threadpoolPoll", options.threadpoolPoll ?? 0, 0], ["rowThreads", options.rowThreads ?? 0, 0]] as const) {
-      if (!Number.isInteger(v) || v < lo) throw new RangeError(`${name} must be an integer >= ${lo}, got ${v}`);
-    }
-    if (sequences > 256) throw new RangeError(`sequences must be <= 256, got ${sequences}`);
-    if ((options.spinMicros ?? 0) > 100_000) throw new RangeError(`spinMicros must be <= 100000, got ${options.spinMicros}`);
-    if ((options.threadpoolPoll ?? 0) > 100) throw new RangeError(`threadpoolPoll must be <= 100, got ${options.threadpoolPoll}`);
-    for (const [name, v] of [["threads", options.threads], ["threadsMax", options.threadsMax], ["rowThreads", options.rowThreads]] as const) {
-      // ggml's thread arrays hold GGML_MAX_N_THREADS = 512
-      if (typeof v === "number" && v > 512) throw new RangeError(`${name} must be <= 512 (ggml's limit), got ${v}`);
+    if (threadsMax < threads) throw new OptionRangeError("threadsMax", `threadsMax must be an integer in ${threads}..512 (at least threads), got ${threadsMax}`);
+    if (perSeq * sequences > MAX_CONTEXT_TOKENS) {
+      throw new OptionRangeError("contextSize", `contextSize must be an integer in 16..${Math.floor(MAX_CONTEXT_TOKENS / sequences)} with ${sequences} sequences (together at most ${MAX_CONTEXT_TOKENS} tokens), got ${perSeq}`);
     }
     const unified = options.kvUnified ?? false;
     const raw: RawContextOptions = {

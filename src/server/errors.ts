@@ -1,7 +1,7 @@
 // OpenAI-shaped errors: {"error": {"message", "type", "param", "code"}} with the HTTP status that goes
 // with them. Route code throws ApiError; Fastify's own errors (bad JSON, schema, body size) are mapped here.
 import type { FastifyError } from "fastify";
-import { optionOf } from "../engine/validate.js";
+import { optionOf } from "../common/validate.js";
 import { FIELD_SHAPES } from "./schemas.js";
 
 export interface ErrorBody {

@@ -30,6 +30,14 @@ afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
+/** stderr less the bench's warnings about other work on the machine (they depend on the machine, not on the code) */
+function withoutLoadWarnings(stderr: string): string {
+  return stderr
+    .split("\n")
+    .filter((l) => !/^warning: (the machine was loaded|the engine ran on fewer cores|\w+'s runs spread)/.test(l))
+    .join("\n");
+}
+
 const REQUEST_STATS = [
   "promptTokens", "generatedTokens", "steps", "draftedTokens", "acceptedTokens", "acceptanceRate", "meanAcceptanceLength",
   "perPositionAcceptance", "ttftMs", "e2eMs", "tokensPerSecond", "finishReason",
@@ -229,7 +237,8 @@ describe("bench", () => {
       { timeoutMs: 90_000 },
     );
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toBe(""); // no progress bar when stderr is not a TTY
+    // no progress bar when stderr is not a TTY (a load warning is legitimate: other test files may run)
+    expect(withoutLoadWarnings(r.stderr)).toBe("");
     expect(r.stdout).toMatch(/mode\s+tok\/s\s+E2EL ms\s+amort\. E2EL ms\s+TTFT ms\s+accept\s+acc\. len\s+hidden draft\s+vs sd\s+vs ar\s+threads t\/d/);
     for (const mode of ["ar", "sd", "psd"]) expect(r.stdout).toMatch(new RegExp(`^${mode}\\s+\\d`, "m"));
 
@@ -284,7 +293,7 @@ describe("demo", () => {
     // one thread per model: the default placement gives ar and sd every core, which crawls when another job holds one
     const r = await runCli(["demo", "--quick", "--threads", "1", "--draft-threads", "1"], { cwd, timeoutMs: 90_000 });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toBe("");
+    expect(withoutLoadWarnings(r.stderr)).toBe("");
     expect(r.stdout).toMatch(/mode\s+tok\/s/);
     for (const mode of ["ar", "sd", "psd"]) expect(r.stdout).toMatch(new RegExp(`^${mode}\\s+\\d`, "m"));
     expect(r.stdout).toContain("meaningless text");

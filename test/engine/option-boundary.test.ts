@@ -3,7 +3,7 @@
 // model loads; bad requests never disturb a good one running beside them.
 import { describe, expect, it } from "vitest";
 import { createEngine, type CreateEngineOptions } from "../../src/create-engine.js";
-import { optionOf } from "../../src/engine/validate.js";
+import { optionOf } from "../../src/common/validate.js";
 import { makePrompt } from "./fake-backend.js";
 import { makeEngine } from "./helpers.js";
 

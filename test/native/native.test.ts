@@ -257,10 +257,10 @@ describe("context", () => {
     // a 2-thread pool whose threads poll between graphs (what ar uses): the same tokens
     const polling = await greedy(250, { threads: 2, threadpoolPoll: 1 });
     expect(polling.out).toEqual((await greedy(0, { threads: 2, threadpoolPoll: 0 })).out);
-    await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 101 })).rejects.toThrow(/threadpoolPoll must be <= 100/);
+    await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 101 })).rejects.toThrow(/threadpoolPoll must be an integer in 0..100, got 101/);
     await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 0.5 })).rejects.toThrow(/threadpoolPoll must be an integer >= 0/);
     await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: -1 })).rejects.toThrow(/rowThreads must be an integer >= 0/);
-    await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: 513 })).rejects.toThrow(/rowThreads must be <= 512/);
+    await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: 513 })).rejects.toThrow(/rowThreads must be an integer in 0..512, got 513/);
     await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: -1 })).rejects.toThrow(/spinMicros must be an integer >= 0/);
     await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: 200_000 })).rejects.toThrow(/spinMicros must be <= 100000/);
   });
@@ -331,7 +331,7 @@ describe("context", () => {
     expect(() => ctx.decode({ tokens: [], pos: [], seq: [] })).toThrow(/empty/);
     expect(() => ctx.verify([{ seq: 0, pos: 0, pending: 1, draft: [2], sampling: { temperature: 1, topK: 0, topP: 1 }, uniforms: [0.5, 0.5] }])).toThrow(/needs the draft context/);
     expect(() => ctx.draft([{ seq: 0, pos: 0, tokens: [], k: 2 }])).toThrow(/at least one pending token/);
-    await expect(LlamaContext.create(target, { contextSize: 8 })).rejects.toThrow(/contextSize must be an integer >= 16/);
+    await expect(LlamaContext.create(target, { contextSize: 8 })).rejects.toThrow(/contextSize must be an integer in 16..4194304, got 8/);
     await ctx.dispose();
   });
 });

@@ -147,8 +147,8 @@ describe("misuse through the wrappers (deterministic)", () => {
   });
 
   it("thread counts beyond ggml's 512 are refused (ggml's arrays hold 512; 600 threads also hang a 2-core machine)", async () => {
-    await expect(LlamaContext.create(target, { contextSize: 32, threads: 513 })).rejects.toThrow(/threads must be <= 512/);
-    await expect(LlamaContext.create(target, { contextSize: 32, threads: 0 })).rejects.toThrow(/threads must be an integer >= 1/);
+    await expect(LlamaContext.create(target, { contextSize: 32, threads: 513 })).rejects.toThrow(/threads must be an integer in 1..512, got 513/);
+    await expect(LlamaContext.create(target, { contextSize: 32, threads: 0 })).rejects.toThrow(/threads must be an integer in 1..512, got 0/);
   });
 
   it("raw addon: wrong types and ranges throw TypeError / RangeError naming the argument", async () => {
