@@ -166,8 +166,9 @@ export interface Backend {
   /**
    * Optional capability: re-place the workers' threads on `cores` of the cores (1..cores), e.g. one
    * thread per context while other work holds a core; `threadPlans` follow. A fixed mode's workers move
-   * at once, auto's at its next setThreads. Call it only while no job runs.
+   * at once, auto's at its next setThreads. Call it only while no job runs. Resolves to whether any
+   * placement changed (pinned thread counts do not move).
    */
-  limitCores?(cores: number): Promise<void>;
+  limitCores?(cores: number): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -43,7 +43,7 @@ export class CoreGovernor {
     return { cores: this.limit, of: this.backend.cores, changes: this.changes };
   }
 
-  /** Call between steps (no job running). True when the workers were re-placed. */
+  /** Call between steps (no job running). True when the workers' placements changed. */
   async update(): Promise<boolean> {
     const load = this.backend.cpuLoad!();
     const all = this.backend.cores;
@@ -61,7 +61,6 @@ export class CoreGovernor {
     this.pending = undefined;
     this.limit = wanted;
     this.changes++;
-    await this.backend.limitCores!(wanted);
-    return true;
+    return this.backend.limitCores!(wanted);
   }
 }

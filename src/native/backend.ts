@@ -108,14 +108,17 @@ export class NativeBackend implements Backend {
   }
 
   /** Re-places the threads for `cores` cores: a fixed mode moves at once, auto at its next placement. */
-  private async applyCoreLimit(cores: number): Promise<void> {
+  private async applyCoreLimit(cores: number): Promise<boolean> {
     const t = this.threads!;
     if (!Number.isInteger(cores) || cores < 1 || cores > t.cores) throw new RangeError(`limitCores: cores must be an integer in 1..${t.cores}, got ${cores}`);
-    this.plans = copyPlans(t.replan!(cores));
+    const plans = t.replan!(cores);
+    if (JSON.stringify(plans) === JSON.stringify(this.plans)) return false;
+    this.plans = copyPlans(plans);
     if (t.schedule) {
       const p = t.schedule === "overlapped" ? (this.plans.overlapped ?? this.plans.sequential) : this.plans.sequential;
       await this.switchThreads(p.target, this.draftContext ? p.draft : 0);
     }
+    return true;
   }
 
   /** Threads the workers use now. */

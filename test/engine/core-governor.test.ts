@@ -14,7 +14,7 @@ function scripted(cores: number) {
   const backend = {
     cores,
     cpuLoad: () => reading,
-    limitCores: async (c: number) => void limits.push(c),
+    limitCores: async (c: number) => (limits.push(c), true),
   } as unknown as Backend;
   return {
     governor: CoreGovernor.for(backend)!,

@@ -261,7 +261,9 @@ export class FakeBackend implements Backend {
       this.limitCores = async (cores) => {
         if (!Number.isInteger(cores) || cores < 1 || cores > load.cores) throw new RangeError(`fake: bad core limit ${cores}`);
         this.coreLimits.push(cores);
-        if (load.replan && this.threadPlans) this.threadPlans = load.replan(cores);
+        if (!load.replan || !this.threadPlans) return false;
+        this.threadPlans = load.replan(cores);
+        return true;
       };
     }
     if (o.withDraft) {
