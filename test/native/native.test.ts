@@ -258,10 +258,10 @@ describe("context", () => {
     const polling = await greedy(250, { threads: 2, threadpoolPoll: 1 });
     expect(polling.out).toEqual((await greedy(0, { threads: 2, threadpoolPoll: 0 })).out);
     await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 101 })).rejects.toThrow(/threadpoolPoll must be an integer in 0..100, got 101/);
-    await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 0.5 })).rejects.toThrow(/threadpoolPoll must be an integer >= 0/);
-    await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: -1 })).rejects.toThrow(/rowThreads must be an integer >= 0/);
+    await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 0.5 })).rejects.toThrow(/threadpoolPoll must be an integer in 0..100, got 0.5/);
+    await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: -1 })).rejects.toThrow(/rowThreads must be an integer in 0..512, got -1/);
     await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: 513 })).rejects.toThrow(/rowThreads must be an integer in 0..512, got 513/);
-    await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: -1 })).rejects.toThrow(/spinMicros must be an integer >= 0/);
+    await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: -1 })).rejects.toThrow(/spinMicros must be an integer in 0..100000, got -1/);
     await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: 200_000 })).rejects.toThrow(/spinMicros must be <= 100000/);
   });
 
