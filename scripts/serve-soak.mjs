@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// A bounded soak of the HTTP server: N requests from C concurrent clients over loopback (chat and
+// completions, streaming or not, greedy and sampled), a share of them disconnecting mid-stream or
+// before their first token, and some bad ones. Checks that every request that stayed got a whole
+// answer (greedy ones exactly the library's tokens), that the engine ends empty, and reports heap and
+// RSS. Exit 1 on any failure. Loopback only; stops by itself.
+//
+//   node scripts/serve-soak.mjs [--requests 300] [--concurrency 16] [--mode psd] [--model T --draft D]
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const { values: args } = parseArgs({
+  options: { requests: { type: "string", default: "300" }, concurrency: { type: "string", default: "16" }, mode: { type: "string", default: "psd" }, model: { type: "string" }, draft: { type: "string" } },
+});
+const lib = await import(pathToFileURL(path.join(root, "dist/index.js")).href);
+const pair = args.model ? { target: args.model, draft: args.draft } : await lib.ensureSyntheticPair(undefined, { preset: "tiny", dtype: "f32" });
+const engine = await lib.createEngine({ mode: args.mode, batchSize: 4, target: { model: pair.target, threads: 1 }, draft: { model: pair.draft, threads: 1 }, contextSize: 256 });
+const server = lib.createServer(engine, { modelName: "m", maxQueue: 1000 });
+const url = await server.listen({ port: 0 });
+const total = Number(args.requests);
+const deadline = Date.now() + 10 * 60_000;
+let seed = 12345;
+const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const prompts = ["Once upon a time", "The capital of France is", "def fibonacci(n):", "Hello", "Rain in Spain", "1, 2, 3,"];
+const counts = { ok: 0, exact: 0, disconnected: 0, badRequest: 0, failed: 0 };
+const failures = [];
+const expected = new Map();
+for (const p of prompts) expected.set(p, (await engine.generate(p, { maxTokens: 24, temperature: 0 })).tokens.join(","));
+
+async function one(i) {
+  const prompt = prompts[Math.floor(rand() * prompts.length)];
+  const kind = rand();
+  const controller = new AbortController();
+  const stream = rand() < 0.6;
+  const sampled = rand() < 0.3;
+  const body = kind < 0.05 ? { prompt, max_tokens: "x" } : { prompt, max_tokens: 24, stream, return_tokens: true, ...(sampled ? { temperature: 0.9, seed: i } : { temperature: 0 }) };
+  const disconnect = kind >= 0.05 && kind < 0.2 ? (rand() < 0.5 ? "early" : "mid") : null;
+  if (disconnect === "early") setTimeout(() => controller.abort(), Math.floor(rand() * 5));
+  try {
+    const r = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: controller.signal });
+    if (kind < 0.05) {
+      if (r.status === 400) counts.badRequest++;
+      else failures.push(`bad request got ${r.status}`);
+      await r.text();
+      return;
+    }
+    if (r.status !== 200) return void failures.push(`status ${r.status}: ${await r.text()}`);
+    let tokens;
+    if (stream) {
+      const reader = r.body.getReader();
+      let text = "";
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+        if (disconnect === "mid") return void (controller.abort(), counts.disconnected++);
+      }
+      if (!text.includes("data: [DONE]")) return void failures.push("stream without [DONE]");
+      const last = text.split("\n\n").filter((e) => e.startsWith("data: {")).map((e) => JSON.parse(e.slice(6))).find((c) => c.choices[0]?.finish_reason);
+      tokens = last.choices[0].tokens;
+    } else tokens = (await r.json()).choices[0].tokens;
+    counts.ok++;
+    if (!sampled) {
+      if (tokens.join(",") === expected.get(prompt)) counts.exact++;
+      else failures.push(`greedy tokens differ for "${prompt}"`);
+    }
+  } catch (e) {
+    if (disconnect) counts.disconnected++;
+    else failures.push(`request ${i}: ${e.message}`);
+  }
+}
+
+const started = Date.now();
+let next = 0;
+await Promise.all(Array.from({ length: Number(args.concurrency) }, async () => {
+  while (next < total && Date.now() < deadline) await one(next++);
+}));
+for (let i = 0; i < 200 && engine.load().running + engine.load().queued > 0; i++) await new Promise((r) => setTimeout(r, 50));
+const load = engine.load();
+if (load.running + load.queued > 0) failures.push(`engine not empty after the soak: ${JSON.stringify(load)}`);
+const metrics = await (await fetch(`${url}/metrics`)).text();
+const mem = process.memoryUsage();
+await server.close({ graceMs: 1000 });
+await engine.close();
+const report = { requests: next, seconds: (Date.now() - started) / 1000, counts, failures: failures.slice(0, 20), failureCount: failures.length, heapUsedMiB: mem.heapUsed / 2 ** 20, rssMiB: mem.rss / 2 ** 20, acceptedTokensTotal: Number(/^minedraft:spec_decode_num_accepted_tokens_total (\S+)/m.exec(metrics)?.[1]) };
+console.log(JSON.stringify(report, null, 2));
+process.exit(failures.length > 0 ? 1 : 0);
