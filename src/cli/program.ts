@@ -22,7 +22,9 @@ export function buildProgram(): Command {
   const program = new Command("minedraft")
     .description("batch-parallel speculative decoding (MineDraft PSD) for local GGUF models on llama.cpp")
     .version(packageVersion(), "-V, --version")
-    .showSuggestionAfterError(true);
+    .showSuggestionAfterError(true)
+    // a subcommand's options belong to it (bench and bench serve both have --model)
+    .enablePositionalOptions();
   configureCommand(program, "minedraft");
   for (const cmd of [generateCommand(), serveCommand(), benchCommand(), demoCommand(), inspectCommand(), synthCommand()]) program.addCommand(cmd);
   return program;

@@ -7,6 +7,7 @@ import { BUILTIN_PROMPTS } from "../../bench/prompts.js";
 import { DEFAULT_TETRIS_EXTRA, modesNeedDraft } from "../../bench/runner.js";
 import { BENCH_MODES, type BenchConfig, type BenchMode } from "../../bench/types.js";
 import { runBenchSession } from "../bench-session.js";
+import { benchServeCommand } from "./bench-serve.js";
 import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
 import { addDecodingOptions, addPlacementOptions, type DecodingFlags, type PlacementFlags } from "../engine-flags.js";
 import { withInterrupt } from "../interrupt.js";
@@ -15,7 +16,7 @@ import { choiceList, integer } from "../parsers.js";
 import { readPrompts } from "../prompts-file.js";
 
 interface BenchFlags extends DecodingFlags, PlacementFlags {
-  model: string;
+  model?: string;
   draft?: string;
   prompts?: string;
   modes: BenchMode[];
@@ -33,7 +34,8 @@ export function benchCommand(): Command {
       `compare ar, sd, psd and auto on the same prompts, models, seeds and thread placement (psd-tetris: psd with TETRIS, e = --tetris-extra, default ${DEFAULT_TETRIS_EXTRA})`,
     )
     .summary("compare ar, sd, psd and auto (table, JSON, HTML report)")
-    .requiredOption("--model <path>", "target model: a GGUF file or an hf: URI")
+    // not a requiredOption: commander would then demand it of `bench serve` too
+    .option("--model <path>", "target model: a GGUF file or an hf: URI (required)")
     .option("--draft <path>", "draft model (needed for sd and psd)")
     .option("--prompts <file>", `prompts, one per line or JSON lines {"prompt": ...} (default: ${BUILTIN_PROMPTS.length} built-in prompts)`)
     .addOption(
@@ -47,15 +49,18 @@ export function benchCommand(): Command {
     .option("--report <file>", "write a self-contained HTML report (throughput bars, draft/target timelines)");
   addVerboseOption(cmd);
   configureCommand(cmd, "minedraft bench");
+  // `bench serve` has options of its own: the options after its name are its, not bench's
+  cmd.enablePositionalOptions().addCommand(benchServeCommand());
   return cmd.action((flags: BenchFlags, command: Command) => runBenchCommand(flags, command));
 }
 
 async function runBenchCommand(flags: BenchFlags, cmd: Command): Promise<void> {
+  if (!flags.model) usageError(cmd, "required option '--model <path>' not specified");
   if (flags.tetrisExtra !== undefined && !flags.modes.includes("psd-tetris")) usageError(cmd, "--tetris-extra sets TETRIS's e for mode psd-tetris: add psd-tetris to --modes");
   if (modesNeedDraft(flags.modes) && !flags.draft) usageError(cmd, `modes ${flags.modes.filter((m) => m !== "ar").join(", ")} need a draft model (--draft <path>)`);
   await withInterrupt(async (signal) => {
     const prompts = flags.prompts ? (await readPrompts(flags.prompts)).map((e) => e.prompt) : [...BUILTIN_PROMPTS];
-    const target = await modelFile(flags.model, "target", signal);
+    const target = await modelFile(flags.model!, "target", signal);
     const draft = flags.draft && modesNeedDraft(flags.modes) ? await modelFile(flags.draft, "draft", signal) : undefined;
     const config: BenchConfig = {
       target: { path: target, device: flags.device, gpuLayers: flags.gpuLayers, threads: flags.threads },

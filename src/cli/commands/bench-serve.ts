@@ -1,0 +1,163 @@
+// `minedraft bench serve`: the serving measurement (requests arriving at a rate, as the MineDraft paper
+// and vLLM's `bench serve` measure): for each mode one `minedraft serve` on loopback, then for each rate
+// N streaming requests with Poisson arrivals; per mode and rate the throughput and latency
+// distributions, and the server's own speculative counters from /metrics. Table on stdout, JSON.
+import os from "node:os";
+import path from "node:path";
+import { Command, Option } from "commander";
+import { BUILTIN_PROMPTS } from "../../bench/prompts.js";
+import { runServeLoad, summarizeServeLoad, type ServeLoadSummary } from "../../bench/serve-load.js";
+import type { Mode } from "../../index.js";
+import { writeFileAtomic } from "../atomic-write.js";
+import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
+import { MODES } from "../engine-flags.js";
+import { fixed } from "../format.js";
+import { withInterrupt } from "../interrupt.js";
+import { choiceList, integer } from "../parsers.js";
+import { readPrompts } from "../prompts-file.js";
+import { startServe } from "../serve-process.js";
+
+export const BENCH_SERVE_SCHEMA = "minedraft-bench-serve/1";
+
+interface BenchServeFlags {
+  model?: string;
+  draft?: string;
+  modes?: Mode[];
+  rates: number[];
+  numPrompts: number;
+  prompts?: string;
+  maxTokens: number;
+  seed: number;
+  batchSize?: number;
+  draftTokens?: number;
+  ctxSize?: number;
+  threads?: number;
+  draftThreads?: number;
+  timeout: number;
+  json?: string;
+}
+
+/** "1,2,4,inf" → [1, 2, 4, Infinity] */
+function rateList(value: string): number[] {
+  const rates = value.split(",").map((s) => s.trim()).filter(Boolean).map((s) => (s === "inf" ? Infinity : Number(s)));
+  if (rates.length === 0 || rates.some((r) => !(r > 0))) throw new Error(`--rates: expected positive numbers or inf, comma-separated, got ${JSON.stringify(value)}`);
+  return rates;
+}
+
+export function benchServeCommand(): Command {
+  const cmd = new Command("serve")
+    .description("serving benchmark: requests arriving at each rate (Poisson) to one `minedraft serve` per mode, over HTTP streaming; throughput, TTFT, TPOT, ITL, E2EL (mean, median, p99)")
+    .summary("serving benchmark over HTTP at request rates")
+    .option("--model <path>", "target model: a GGUF file or an hf: URI")
+    .option("--draft <path>", "draft model (needed for sd, psd, auto)")
+    .addOption(new Option("--modes <list>", `modes, comma-separated: ${MODES.join(", ")} (default: all with --draft, else ar)`).argParser(choiceList(MODES)))
+    .option("--rates <list>", "request rates per second, comma-separated; inf = all at once", rateList, [1, 2, 4, Infinity])
+    .option("--num-prompts <n>", "requests per rate", integer(1, 100_000), 16)
+    .option("--prompts <file>", `prompts, one per line or JSON lines (default: the ${BUILTIN_PROMPTS.length} built-in prompts, repeated)`)
+    .option("--max-tokens <n>", "max_tokens of every request", integer(1), 64)
+    .option("--seed <n>", "seed of the arrivals and of request i (seed + i)", integer(0, Number.MAX_SAFE_INTEGER), 0)
+    .option("--batch-size <m>", "the server's --batch-size", integer(1))
+    .option("-k, --draft-tokens <n>", "the server's -k", integer(1, 32))
+    .option("--ctx-size <n>", "the server's --ctx-size", integer(16))
+    .option("--threads <n>", "the server's --threads", integer(1, 512))
+    .option("--draft-threads <n>", "the server's --draft-threads", integer(1, 512))
+    .option("--timeout <seconds>", "the most one rate's run may take; the rest of its requests then fail", integer(1), 600)
+    .option("--json <file>", "write every figure as JSON");
+  addVerboseOption(cmd);
+  configureCommand(cmd, "minedraft bench serve");
+  return cmd.action((flags: BenchServeFlags, command: Command) => benchServe(flags, command));
+}
+
+interface SpecCounters {
+  drafts: number;
+  draftTokens: number;
+  acceptedTokens: number;
+}
+
+async function specCounters(url: string): Promise<SpecCounters> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^minedraft:${name} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
+  return { drafts: value("spec_decode_num_drafts_total"), draftTokens: value("spec_decode_num_draft_tokens_total"), acceptedTokens: value("spec_decode_num_accepted_tokens_total") };
+}
+
+interface RateResult {
+  mode: Mode;
+  rate: number | "inf";
+  summary: ServeLoadSummary;
+  /** the server's speculative counters over this rate's requests */
+  spec: SpecCounters & { acceptanceRate: number };
+}
+
+async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
+  if (!flags.model) usageError(cmd, "required option '--model <path>' not specified");
+  const modes = flags.modes ?? (flags.draft ? (["ar", "sd", "psd", "auto"] as Mode[]) : (["ar"] as Mode[]));
+  if (!flags.draft && modes.some((m) => m !== "ar")) usageError(cmd, `modes ${modes.filter((m) => m !== "ar").join(", ")} need a draft model (--draft <path>)`);
+  const source = flags.prompts ? (await readPrompts(flags.prompts)).map((e) => e.prompt) : [...BUILTIN_PROMPTS];
+  const prompts = Array.from({ length: flags.numPrompts }, (_, i) => source[i % source.length]!);
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  const results: RateResult[] = [];
+  const started = new Date();
+
+  await withInterrupt(async (signal) => {
+    for (const mode of modes) {
+      const args = ["--model", flags.model!, ...(mode !== "ar" ? ["--draft", flags.draft!] : []), "--mode", mode, "--max-queue", String(prompts.length + 16)];
+      for (const [flag, v] of [["--batch-size", flags.batchSize], ["-k", mode === "ar" ? undefined : flags.draftTokens], ["--ctx-size", flags.ctxSize], ["--threads", flags.threads], ["--draft-threads", mode === "ar" ? undefined : flags.draftThreads]] as const) {
+        if (v !== undefined) args.push(flag, String(v));
+      }
+      log(`bench serve: starting minedraft serve --mode ${mode}`);
+      const server = await startServe(args);
+      try {
+        const model = ((await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]!.id;
+        for (const rate of flags.rates) {
+          signal.throwIfAborted();
+          const before = await specCounters(server.url);
+          const label = `${mode} at ${rate === Infinity ? "inf" : rate} req/s`;
+          const { records, durationMs } = await runServeLoad({
+            url: server.url,
+            model,
+            prompts,
+            rate,
+            maxTokens: flags.maxTokens,
+            seed: flags.seed,
+            timeoutMs: flags.timeout * 1000,
+            onRequestDone: (done, total) => process.stderr.isTTY && process.stderr.write(`\r${label}: ${done}/${total}\x1b[K`),
+          });
+          if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
+          const after = await specCounters(server.url);
+          const spec = { drafts: after.drafts - before.drafts, draftTokens: after.draftTokens - before.draftTokens, acceptedTokens: after.acceptedTokens - before.acceptedTokens };
+          const summary = summarizeServeLoad(records, durationMs);
+          results.push({ mode, rate: rate === Infinity ? "inf" : rate, summary, spec: { ...spec, acceptanceRate: spec.draftTokens > 0 ? spec.acceptedTokens / spec.draftTokens : 0 } });
+          log(`${label}: ${fixed(summary.outputTokensPerSecond, 1)} output tok/s, median E2EL ${fixed(summary.e2eMs.median, 0)} ms, ${summary.failed} failed`);
+        }
+      } finally {
+        await server.stop();
+      }
+    }
+  });
+
+  process.stdout.write(`${formatServeTable(results)}\n`);
+  if (flags.json) {
+    const report = {
+      schema: BENCH_SERVE_SCHEMA,
+      createdAt: started.toISOString(),
+      machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? "unknown" },
+      options: { model: flags.model, draft: flags.draft ?? null, modes, rates: flags.rates.map((r) => (r === Infinity ? "inf" : r)), numPrompts: prompts.length, maxTokens: flags.maxTokens, seed: flags.seed, batchSize: flags.batchSize ?? null, draftTokens: flags.draftTokens ?? null, ctxSize: flags.ctxSize ?? null },
+      results,
+    };
+    await writeFileAtomic(flags.json, `${JSON.stringify(report, null, 2)}\n`);
+    process.stdout.write(`\nJSON written to ${path.resolve(flags.json)}\n`);
+  }
+  const failed = results.reduce((n, r) => n + r.summary.failed, 0);
+  if (failed > 0) process.stderr.write(`warning: ${failed} requests failed (e.g. ${results.find((r) => r.summary.errors.length > 0)?.summary.errors[0] ?? "?"})\n`);
+}
+
+export function formatServeTable(results: readonly RateResult[]): string {
+  const head = ["mode", "rate", "req/s", "out tok/s", "TTFT med", "TTFT p99", "TPOT med", "ITL med", "E2EL med", "E2EL p99", "amort. E2EL", "accept", "failed"];
+  const rows = results.map((r) => {
+    const s = r.summary;
+    return [r.mode, String(r.rate), fixed(s.requestsPerSecond, 2), fixed(s.outputTokensPerSecond, 1), fixed(s.ttftMs.median, 0), fixed(s.ttftMs.p99, 0), fixed(s.tpotMs.median, 1), fixed(s.itlMs.median, 1), fixed(s.e2eMs.median, 0), fixed(s.e2eMs.p99, 0), fixed(s.amortizedE2eMs, 0), r.mode === "ar" ? "-" : `${fixed(r.spec.acceptanceRate * 100, 1)}%`, String(s.failed)];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  return ["latencies in ms", line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}

@@ -1,0 +1,63 @@
+// `minedraft bench serve`: the load generator's arrivals and summary, and the command end to end on
+// the tiny pair (one `minedraft serve` per mode on loopback, requests at a rate and all at once).
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { poissonArrivals, summarizeServeLoad, type RequestRecord } from "../../src/bench/serve-load.js";
+import { ensureBuilt, runCli, tinyPair } from "../cli/helpers.js";
+
+describe("load generator", () => {
+  it("Poisson arrivals: seeded, increasing, mean gap 1/rate; inf sends all at once", () => {
+    const a = poissonArrivals(2000, 4, 7);
+    expect(poissonArrivals(2000, 4, 7)).toEqual(a);
+    expect(poissonArrivals(2000, 4, 8)).not.toEqual(a);
+    for (let i = 1; i < a.length; i++) expect(a[i]!).toBeGreaterThanOrEqual(a[i - 1]!);
+    const meanGap = a.at(-1)! / (a.length - 1);
+    expect(meanGap).toBeGreaterThan(225);
+    expect(meanGap).toBeLessThan(275);
+    expect(poissonArrivals(5, Infinity, 1)).toEqual([0, 0, 0, 0, 0]);
+    expect(() => poissonArrivals(5, 0, 1)).toThrow(RangeError);
+  });
+
+  it("summary: throughput over the run, TPOT per request, ITL over every gap, failures apart", () => {
+    const r = (sentAt: number, ttftMs: number, e2eMs: number, outputTokens: number, itlMs: number[], error?: string): RequestRecord => ({ sentAt, ttftMs, e2eMs, itlMs, outputTokens, promptTokens: 3, ...(error ? { error } : {}) });
+    const s = summarizeServeLoad([r(0, 100, 1000, 10, [100, 100]), r(500, 200, 1100, 10, [300]), r(600, 50, 60, 0, [], "HTTP 429")], 2000);
+    expect(s).toMatchObject({ completed: 2, failed: 1, requestsPerSecond: 1, outputTokensPerSecond: 10, errors: ["HTTP 429"] });
+    expect(s.tpotMs.mean).toBeCloseTo((900 / 9 + 900 / 9) / 2, 9);
+    expect(s.itlMs.median).toBe(100);
+    expect(s.e2eMs.median).toBe(1050);
+    expect(s.amortizedE2eMs).toBe(1600 / 2); // last end 1600 - first send 0, over 2 requests
+  });
+});
+
+describe("minedraft bench serve", () => {
+  let tmp: string;
+  beforeAll(async () => {
+    ensureBuilt();
+    tmp = await mkdtemp(path.join(os.tmpdir(), "minedraft-bench-serve-"));
+  });
+  afterAll(async () => {
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  it("runs each mode's server at each rate and reports every figure", async () => {
+    const { target, draft } = await tinyPair();
+    const json = path.join(tmp, "serve.json");
+    const r = await runCli(["bench", "serve", "--model", target, "--draft", draft, "--modes", "ar,psd", "--rates", "50,inf", "--num-prompts", "6", "--max-tokens", "8", "--threads", "1", "--draft-threads", "1", "--ctx-size", "256", "--json", json], { timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/mode\s+rate\s+req\/s\s+out tok\/s\s+TTFT med/);
+    const report = JSON.parse(await readFile(json, "utf8")) as { schema: string; results: { mode: string; rate: number | string; summary: { completed: number; failed: number; outputTokensPerSecond: number; ttftMs: { median: number } }; spec: { draftTokens: number; acceptedTokens: number } }[] };
+    expect(report.schema).toBe("minedraft-bench-serve/1");
+    expect(report.results.map((x) => `${x.mode}@${x.rate}`)).toEqual(["ar@50", "ar@inf", "psd@50", "psd@inf"]);
+    for (const x of report.results) {
+      expect(x.summary).toMatchObject({ completed: 6, failed: 0 });
+      expect(x.summary.outputTokensPerSecond).toBeGreaterThan(0);
+      expect(x.summary.ttftMs.median).toBeGreaterThan(0);
+    }
+    // the server's own counters, per rate: psd drafted and had drafts accepted; ar drafted nothing
+    expect(report.results[0]!.spec.draftTokens).toBe(0);
+    expect(report.results[3]!.spec.draftTokens).toBeGreaterThan(0);
+    expect(report.results[3]!.spec.acceptedTokens).toBeGreaterThan(0);
+  });
+});
