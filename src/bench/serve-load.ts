@@ -90,6 +90,7 @@ async function oneRequest(o: ServeLoadOptions, prompt: string, seed: number, sta
     const decoder = new TextDecoder();
     let buffered = "";
     let last = 0;
+    let chunks = 0;
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
@@ -106,6 +107,7 @@ async function oneRequest(o: ServeLoadOptions, prompt: string, seed: number, sta
           record.promptTokens = chunk.usage.prompt_tokens;
         }
         if (chunk.choices?.[0]?.text) {
+          chunks++;
           const now = performance.now();
           if (record.ttftMs === null) record.ttftMs = now - t0;
           else record.itlMs.push(now - last);
@@ -113,6 +115,8 @@ async function oneRequest(o: ServeLoadOptions, prompt: string, seed: number, sta
         }
       }
     }
+    // a server that sends no usage chunk streams one token per chunk (llama-server does)
+    if (record.outputTokens === 0) record.outputTokens = chunks;
   } catch (error) {
     record.error = error instanceof Error ? error.message : String(error);
   }

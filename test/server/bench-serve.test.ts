@@ -46,7 +46,8 @@ describe("minedraft bench serve", () => {
     const json = path.join(tmp, "serve.json");
     const r = await runCli(["bench", "serve", "--model", target, "--draft", draft, "--modes", "ar,psd", "--rates", "50,inf", "--num-prompts", "6", "--max-tokens", "8", "--threads", "1", "--draft-threads", "1", "--ctx-size", "256", "--json", json], { timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/mode\s+rate\s+req\/s\s+out tok\/s\s+TTFT med/);
+    expect(r.stdout).toMatch(/system\s+rate\s+req\/s\s+out tok\/s\s+TTFT med/);
+    expect(r.stdout).toMatch(/^minedraft psd\s+inf\s/m);
     const report = JSON.parse(await readFile(json, "utf8")) as { schema: string; results: { mode: string; rate: number | string; summary: { completed: number; failed: number; outputTokensPerSecond: number; ttftMs: { median: number } }; spec: { draftTokens: number; acceptedTokens: number } }[] };
     expect(report.schema).toBe("minedraft-bench-serve/1");
     expect(report.results.map((x) => `${x.mode}@${x.rate}`)).toEqual(["ar@50", "ar@inf", "psd@50", "psd@inf"]);
@@ -59,5 +60,13 @@ describe("minedraft bench serve", () => {
     expect(report.results[0]!.spec.draftTokens).toBe(0);
     expect(report.results[3]!.spec.draftTokens).toBeGreaterThan(0);
     expect(report.results[3]!.spec.acceptedTokens).toBeGreaterThan(0);
+  });
+
+  it("--incumbents without a built llama-server fails at once, saying how to build it", async () => {
+    const { target } = await tinyPair();
+    const r = await runCli(["bench", "serve", "--model", target, "--incumbents", "--tools", path.join(tmp, "no-tools"), "--num-prompts", "2"], { timeoutMs: 60_000 });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/llama-server is not built .*npm run build:llama-tools/);
+    expect(r.stderr).not.toContain("starting minedraft");
   });
 });

@@ -15,7 +15,8 @@ import { fixed } from "../format.js";
 import { withInterrupt } from "../interrupt.js";
 import { choiceList, integer } from "../parsers.js";
 import { readPrompts } from "../prompts-file.js";
-import { startServe } from "../serve-process.js";
+import { llamaServerBinary, startLlamaServer } from "../llama-server-process.js";
+import { startServe, type ServeProcess } from "../serve-process.js";
 
 export const BENCH_SERVE_SCHEMA = "minedraft-bench-serve/1";
 
@@ -34,7 +35,18 @@ interface BenchServeFlags {
   threads?: number;
   draftThreads?: number;
   timeout: number;
+  incumbents?: boolean;
+  tools?: string;
   json?: string;
+}
+
+/** One server the bench runs the rates against. */
+interface System {
+  /** e.g. "minedraft psd", "llama-server -np 8" */
+  name: string;
+  /** minedraft's mode; undefined for the incumbents */
+  mode?: Mode;
+  start(): Promise<ServeProcess>;
 }
 
 /** "1,2,4,inf" → [1, 2, 4, Infinity] */
@@ -62,6 +74,8 @@ export function benchServeCommand(): Command {
     .option("--threads <n>", "the server's --threads", integer(1, 512))
     .option("--draft-threads <n>", "the server's --draft-threads", integer(1, 512))
     .option("--timeout <seconds>", "the most one rate's run may take; the rest of its requests then fail", integer(1), 600)
+    .option("--incumbents", "also llama.cpp's llama-server on the same models and workload: -np 8 and -np 4 without a draft, with the draft (draft-simple, k), and with n-gram drafts (needs `npm run build:llama-tools`)")
+    .option("--tools <dir>", "where llama-server is (default: .cache/llama-tools/bin)")
     .option("--json <file>", "write every figure as JSON");
   addVerboseOption(cmd);
   configureCommand(cmd, "minedraft bench serve");
@@ -81,7 +95,9 @@ async function specCounters(url: string): Promise<SpecCounters> {
 }
 
 interface RateResult {
-  mode: Mode;
+  system: string;
+  /** minedraft's mode (null: an incumbent) */
+  mode: Mode | null;
   rate: number | "inf";
   summary: ServeLoadSummary;
   /** the server's speculative counters over this rate's requests */
@@ -98,20 +114,18 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
   const results: RateResult[] = [];
   const started = new Date();
 
+  if (flags.incumbents) llamaServerBinary(flags.tools); // fails now, not after minedraft's runs
+  const systems = [...modes.map((mode) => minedraftSystem(flags, mode, prompts.length)), ...(flags.incumbents ? llamaServerSystems(flags) : [])];
   await withInterrupt(async (signal) => {
-    for (const mode of modes) {
-      const args = ["--model", flags.model!, ...(mode !== "ar" ? ["--draft", flags.draft!] : []), "--mode", mode, "--max-queue", String(prompts.length + 16)];
-      for (const [flag, v] of [["--batch-size", flags.batchSize], ["-k", mode === "ar" ? undefined : flags.draftTokens], ["--ctx-size", flags.ctxSize], ["--threads", flags.threads], ["--draft-threads", mode === "ar" ? undefined : flags.draftThreads]] as const) {
-        if (v !== undefined) args.push(flag, String(v));
-      }
-      log(`bench serve: starting minedraft serve --mode ${mode}`);
-      const server = await startServe(args);
+    for (const system of systems) {
+      log(`bench serve: starting ${system.name}`);
+      const server = await system.start();
       try {
         const model = ((await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]!.id;
         for (const rate of flags.rates) {
           signal.throwIfAborted();
           const before = await specCounters(server.url);
-          const label = `${mode} at ${rate === Infinity ? "inf" : rate} req/s`;
+          const label = `${system.name} at ${rate === Infinity ? "inf" : rate} req/s`;
           const { records, durationMs } = await runServeLoad({
             url: server.url,
             model,
@@ -126,7 +140,7 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
           const after = await specCounters(server.url);
           const spec = { drafts: after.drafts - before.drafts, draftTokens: after.draftTokens - before.draftTokens, acceptedTokens: after.acceptedTokens - before.acceptedTokens };
           const summary = summarizeServeLoad(records, durationMs);
-          results.push({ mode, rate: rate === Infinity ? "inf" : rate, summary, spec: { ...spec, acceptanceRate: spec.draftTokens > 0 ? spec.acceptedTokens / spec.draftTokens : 0 } });
+          results.push({ system: system.name, mode: system.mode ?? null, rate: rate === Infinity ? "inf" : rate, summary, spec: { ...spec, acceptanceRate: spec.draftTokens > 0 ? spec.acceptedTokens / spec.draftTokens : 0 } });
           log(`${label}: ${fixed(summary.outputTokensPerSecond, 1)} output tok/s, median E2EL ${fixed(summary.e2eMs.median, 0)} ms, ${summary.failed} failed`);
         }
       } finally {
@@ -141,7 +155,7 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
       schema: BENCH_SERVE_SCHEMA,
       createdAt: started.toISOString(),
       machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? "unknown" },
-      options: { model: flags.model, draft: flags.draft ?? null, modes, rates: flags.rates.map((r) => (r === Infinity ? "inf" : r)), numPrompts: prompts.length, maxTokens: flags.maxTokens, seed: flags.seed, batchSize: flags.batchSize ?? null, draftTokens: flags.draftTokens ?? null, ctxSize: flags.ctxSize ?? null },
+      options: { model: flags.model, draft: flags.draft ?? null, modes, systems: systems.map((x) => x.name), rates: flags.rates.map((r) => (r === Infinity ? "inf" : r)), numPrompts: prompts.length, maxTokens: flags.maxTokens, seed: flags.seed, batchSize: flags.batchSize ?? null, draftTokens: flags.draftTokens ?? null, ctxSize: flags.ctxSize ?? null },
       results,
     };
     await writeFileAtomic(flags.json, `${JSON.stringify(report, null, 2)}\n`);
@@ -151,11 +165,38 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
   if (failed > 0) process.stderr.write(`warning: ${failed} requests failed (e.g. ${results.find((r) => r.summary.errors.length > 0)?.summary.errors[0] ?? "?"})\n`);
 }
 
+/** One `minedraft serve` per mode, with the bench's server flags. */
+function minedraftSystem(flags: BenchServeFlags, mode: Mode, requests: number): System {
+  const args = ["--model", flags.model!, ...(mode !== "ar" ? ["--draft", flags.draft!] : []), "--mode", mode, "--max-queue", String(requests + 16)];
+  for (const [flag, v] of [["--batch-size", flags.batchSize], ["-k", mode === "ar" ? undefined : flags.draftTokens], ["--ctx-size", flags.ctxSize], ["--threads", flags.threads], ["--draft-threads", mode === "ar" ? undefined : flags.draftThreads]] as const) {
+    if (v !== undefined) args.push(flag, String(v));
+  }
+  return { name: `minedraft ${mode}`, mode, start: () => startServe(args) };
+}
+
+/**
+ * llama.cpp's server on the same models: without a draft at two slot counts, with the draft model
+ * (in this release `-md` alone does not speculate: --spec-type draft-simple does) and with n-gram
+ * drafts. Threads: the cores, for the target and for the draft.
+ */
+function llamaServerSystems(flags: BenchServeFlags): System[] {
+  const cores = String(flags.threads ?? os.availableParallelism());
+  const k = String(flags.draftTokens ?? 4);
+  const base = (np: number) => ["-m", flags.model!, "-np", String(np), "-c", String(np * (flags.ctxSize ?? 1024)), "-t", cores, "-ngl", "0"];
+  const configs: [string, string[]][] = [
+    ["llama-server -np 8", base(8)],
+    ["llama-server -np 4", base(4)],
+    ...(flags.draft ? ([[`llama-server -np 4 draft k=${k}`, [...base(4), "-md", flags.draft, "--spec-type", "draft-simple", "--spec-draft-n-max", k, "-td", cores, "-ngld", "0"]]] as [string, string[]][]) : []),
+    ["llama-server -np 4 ngram", [...base(4), "--spec-type", "ngram-simple"]],
+  ];
+  return configs.map(([name, args]) => ({ name, start: () => startLlamaServer(args, flags.tools) }));
+}
+
 export function formatServeTable(results: readonly RateResult[]): string {
-  const head = ["mode", "rate", "req/s", "out tok/s", "TTFT med", "TTFT p99", "TPOT med", "ITL med", "E2EL med", "E2EL p99", "amort. E2EL", "accept", "failed"];
+  const head = ["system", "rate", "req/s", "out tok/s", "TTFT med", "TTFT p99", "TPOT med", "ITL med", "E2EL med", "E2EL p99", "amort. E2EL", "accept", "failed"];
   const rows = results.map((r) => {
     const s = r.summary;
-    return [r.mode, String(r.rate), fixed(s.requestsPerSecond, 2), fixed(s.outputTokensPerSecond, 1), fixed(s.ttftMs.median, 0), fixed(s.ttftMs.p99, 0), fixed(s.tpotMs.median, 1), fixed(s.itlMs.median, 1), fixed(s.e2eMs.median, 0), fixed(s.e2eMs.p99, 0), fixed(s.amortizedE2eMs, 0), r.mode === "ar" ? "-" : `${fixed(r.spec.acceptanceRate * 100, 1)}%`, String(s.failed)];
+    return [r.system, String(r.rate), fixed(s.requestsPerSecond, 2), fixed(s.outputTokensPerSecond, 1), fixed(s.ttftMs.median, 0), fixed(s.ttftMs.p99, 0), fixed(s.tpotMs.median, 1), fixed(s.itlMs.median, 1), fixed(s.e2eMs.median, 0), fixed(s.e2eMs.p99, 0), fixed(s.amortizedE2eMs, 0), r.mode === null || r.mode === "ar" ? "-" : `${fixed(r.spec.acceptanceRate * 100, 1)}%`, String(s.failed)];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
