@@ -44,7 +44,8 @@ describe("minedraft bench serve", () => {
   it("runs each mode's server at each rate and reports every figure", async () => {
     const { target, draft } = await tinyPair();
     const json = path.join(tmp, "serve.json");
-    const r = await runCli(["bench", "serve", "--model", target, "--draft", draft, "--modes", "ar,psd", "--rates", "50,inf", "--num-prompts", "6", "--max-tokens", "8", "--threads", "1", "--draft-threads", "1", "--ctx-size", "256", "--json", json], { timeoutMs: 120_000 });
+    const html = path.join(tmp, "serve.html");
+    const r = await runCli(["bench", "serve", "--model", target, "--draft", draft, "--modes", "ar,psd", "--rates", "50,inf", "--num-prompts", "6", "--max-tokens", "8", "--threads", "1", "--draft-threads", "1", "--ctx-size", "256", "--json", json, "--report", html], { timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/system\s+rate\s+req\/s\s+out tok\/s\s+TTFT med/);
     expect(r.stdout).toMatch(/^minedraft psd\s+inf\s/m);
@@ -60,6 +61,12 @@ describe("minedraft bench serve", () => {
     expect(report.results[0]!.spec.draftTokens).toBe(0);
     expect(report.results[3]!.spec.draftTokens).toBeGreaterThan(0);
     expect(report.results[3]!.spec.acceptedTokens).toBeGreaterThan(0);
+    // the report: throughput and latency against the rate, a line per system, and the table
+    const page = await readFile(html, "utf8");
+    expect((page.match(/<svg class="chart"/g) ?? []).length).toBe(2);
+    expect((page.match(/<polyline class="series" data-system="minedraft psd"/g) ?? []).length).toBe(2);
+    expect((page.match(/<polyline class="series"/g) ?? []).length).toBe(4);
+    expect(page).not.toMatch(/<script|src=|href=/i);
   });
 
   it("--incumbents without a built llama-server fails at once, saying how to build it", async () => {

@@ -6,7 +6,8 @@ import os from "node:os";
 import path from "node:path";
 import { Command, Option } from "commander";
 import { BUILTIN_PROMPTS } from "../../bench/prompts.js";
-import { runServeLoad, summarizeServeLoad, type ServeLoadSummary } from "../../bench/serve-load.js";
+import { runServeLoad, summarizeServeLoad } from "../../bench/serve-load.js";
+import { renderServeReport, type BenchServeReport, type ServeRateResult } from "../../bench/serve-report.js";
 import type { Mode } from "../../index.js";
 import { writeFileAtomic } from "../atomic-write.js";
 import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
@@ -38,6 +39,7 @@ interface BenchServeFlags {
   incumbents?: boolean;
   tools?: string;
   json?: string;
+  report?: string;
 }
 
 /** One server the bench runs the rates against. */
@@ -76,7 +78,8 @@ export function benchServeCommand(): Command {
     .option("--timeout <seconds>", "the most one rate's run may take; the rest of its requests then fail", integer(1), 600)
     .option("--incumbents", "also llama.cpp's llama-server on the same models and workload: -np 8 and -np 4 without a draft, with the draft (draft-simple, k), and with n-gram drafts (needs `npm run build:llama-tools`)")
     .option("--tools <dir>", "where llama-server is (default: .cache/llama-tools/bin)")
-    .option("--json <file>", "write every figure as JSON");
+    .option("--json <file>", "write every figure as JSON (docs/bench-schema.md)")
+    .option("--report <file>", "write an HTML report: throughput and latency against the rate, one line per system, and the table");
   addVerboseOption(cmd);
   configureCommand(cmd, "minedraft bench serve");
   return cmd.action((flags: BenchServeFlags, command: Command) => benchServe(flags, command));
@@ -94,15 +97,7 @@ async function specCounters(url: string): Promise<SpecCounters> {
   return { drafts: value("spec_decode_num_drafts_total"), draftTokens: value("spec_decode_num_draft_tokens_total"), acceptedTokens: value("spec_decode_num_accepted_tokens_total") };
 }
 
-interface RateResult {
-  system: string;
-  /** minedraft's mode (null: an incumbent) */
-  mode: Mode | null;
-  rate: number | "inf";
-  summary: ServeLoadSummary;
-  /** the server's speculative counters over this rate's requests */
-  spec: SpecCounters & { acceptanceRate: number };
-}
+type RateResult = ServeRateResult;
 
 async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
   if (!flags.model) usageError(cmd, "required option '--model <path>' not specified");
@@ -150,16 +145,22 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
   });
 
   process.stdout.write(`${formatServeTable(results)}\n`);
-  if (flags.json) {
-    const report = {
+  if (flags.json || flags.report) {
+    const report: BenchServeReport = {
       schema: BENCH_SERVE_SCHEMA,
       createdAt: started.toISOString(),
       machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? "unknown" },
       options: { model: flags.model, draft: flags.draft ?? null, modes, systems: systems.map((x) => x.name), rates: flags.rates.map((r) => (r === Infinity ? "inf" : r)), numPrompts: prompts.length, maxTokens: flags.maxTokens, seed: flags.seed, batchSize: flags.batchSize ?? null, draftTokens: flags.draftTokens ?? null, ctxSize: flags.ctxSize ?? null },
       results,
     };
-    await writeFileAtomic(flags.json, `${JSON.stringify(report, null, 2)}\n`);
-    process.stdout.write(`\nJSON written to ${path.resolve(flags.json)}\n`);
+    if (flags.json) {
+      await writeFileAtomic(flags.json, `${JSON.stringify(report, null, 2)}\n`);
+      process.stdout.write(`\nJSON written to ${path.resolve(flags.json)}\n`);
+    }
+    if (flags.report) {
+      await writeFileAtomic(flags.report, renderServeReport(report));
+      process.stdout.write(`HTML report written to ${path.resolve(flags.report)}\n`);
+    }
   }
   const failed = results.reduce((n, r) => n + r.summary.failed, 0);
   if (failed > 0) process.stderr.write(`warning: ${failed} requests failed (e.g. ${results.find((r) => r.summary.errors.length > 0)?.summary.errors[0] ?? "?"})\n`);
