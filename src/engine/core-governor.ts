@@ -6,14 +6,18 @@
 // one core), and back on all cores once it goes. Checked between steps; O(1) per step.
 import type { Backend } from "./backend.js";
 
-/** cores others must leave free (on average) before a core counts as available again */
-const SLACK = 0.35;
 /**
- * Fresh measurements that must agree before the placement changes. Asymmetric: a multi-thread step on
- * a taken core is 2-4x slower, so fewer cores are taken at the first sign; a spurious drop costs a few
- * hundred ms at one thread per context (~0.65x), and all cores come back after three quiet readings.
+ * A core counts as taken when others use more than half of it: a busy competitor reads ~0.67 beside
+ * two graph threads (the scheduler's fair share of three threads on two cores); the bursts of this
+ * process's own HTTP work and a local client read 0.1-0.4, and two threads still win there.
  */
-const CONFIRMATIONS = { fewer: 1, more: 3 };
+const SLACK = 0.5;
+/**
+ * Fresh measurements (100 ms each) that must agree before the placement changes: two to take fewer
+ * cores (a burst of admissions must not cost a few hundred ms at one thread per context, ~0.65x), three
+ * to take them all back.
+ */
+const CONFIRMATIONS = { fewer: 2, more: 3 };
 
 export interface CoreLimitStats {
   /** cores the workers are placed on now */

@@ -44,6 +44,23 @@ export class ServerMetrics {
       },
     });
     new Gauge({
+      name: `${P}cores_used`,
+      help: "Cores the engine's threads are placed on now (fewer while other work holds cores)",
+      registers,
+      collect() {
+        const limit = engine()?.stats().coreLimit;
+        this.set(limit ? limit.cores : 0);
+      },
+    });
+    new Gauge({
+      name: `${P}core_limit_changes`,
+      help: "Times the engine re-placed its threads on fewer or more cores since it started",
+      registers,
+      collect() {
+        this.set(engine()?.stats().coreLimit?.changes ?? 0);
+      },
+    });
+    new Gauge({
       name: `${P}auto_decision_steps`,
       help: "auto mode: decode steps per choice of schedule and draft length k, since the engine started",
       labelNames: ["schedule", "k"],

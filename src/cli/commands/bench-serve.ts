@@ -37,6 +37,7 @@ interface BenchServeFlags {
   draftThreads?: number;
   timeout: number;
   incumbents?: boolean;
+  adaptThreads?: boolean;
   tools?: string;
   json?: string;
   report?: string;
@@ -76,6 +77,7 @@ export function benchServeCommand(): Command {
     .option("--threads <n>", "the server's --threads", integer(1, 512))
     .option("--draft-threads <n>", "the server's --draft-threads", integer(1, 512))
     .option("--timeout <seconds>", "the most one rate's run may take; the rest of its requests then fail", integer(1), 600)
+    .option("--no-adapt-threads", "the servers' --no-adapt-threads (keep their thread counts whatever the load)")
     .option("--incumbents", "also llama.cpp's llama-server on the same models and workload: -np 8 and -np 4 without a draft, with the draft (draft-simple, k), and with n-gram drafts (needs `npm run build:llama-tools`)")
     .option("--tools <dir>", "where llama-server is (default: .cache/llama-tools/bin)")
     .option("--json <file>", "write every figure as JSON (docs/bench-schema.md)")
@@ -172,6 +174,7 @@ function minedraftSystem(flags: BenchServeFlags, mode: Mode, requests: number): 
   for (const [flag, v] of [["--batch-size", flags.batchSize], ["-k", mode === "ar" ? undefined : flags.draftTokens], ["--ctx-size", flags.ctxSize], ["--threads", flags.threads], ["--draft-threads", mode === "ar" ? undefined : flags.draftThreads]] as const) {
     if (v !== undefined) args.push(flag, String(v));
   }
+  if (flags.adaptThreads === false) args.push("--no-adapt-threads");
   return { name: `minedraft ${mode}`, mode, start: () => startServe(args) };
 }
 
