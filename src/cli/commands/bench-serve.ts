@@ -93,8 +93,9 @@ interface SpecCounters {
   acceptedTokens: number;
 }
 
+/** The speculative counters of a minedraft server; zeros where there are none (llama-server, a server that died). */
 async function specCounters(url: string): Promise<SpecCounters> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const text = await fetch(`${url}/metrics`).then((r) => r.text(), () => "");
   const value = (name: string) => Number(new RegExp(`^minedraft:${name} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
   return { drafts: value("spec_decode_num_drafts_total"), draftTokens: value("spec_decode_num_draft_tokens_total"), acceptedTokens: value("spec_decode_num_accepted_tokens_total") };
 }
@@ -118,7 +119,7 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
       log(`bench serve: starting ${system.name}`);
       const server = await system.start();
       try {
-        const model = ((await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]!.id;
+        const model = ((await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]?.id ?? "model";
         for (const rate of flags.rates) {
           signal.throwIfAborted();
           const before = await specCounters(server.url);
