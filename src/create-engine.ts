@@ -233,15 +233,14 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
     const draftContext = draftModel ? await LlamaContext.create(draftModel, { ...ctxOpts, kvUnified: kvUnified.draft, threads: draftThreads, threadsMax: maxOf("draft", draftThreads), rowThreads: rowThreads(draftOnGpu, targetCpuThreads, cores) }) : undefined;
     if (draftContext) contexts.push(draftContext);
     const concurrent = mode === "psd" || (auto && threadPlans?.overlapped != null);
-    // Two CPU contexts that together want more threads than there are cores must take turns.
-    const cpuThreadsAtOnce = (targetOnGpu ? 0 : targetThreads) + (draftModel && !draftOnGpu ? draftThreads : 0);
     const backend = new NativeBackend(
       targetModel,
       targetContext,
       draftModel,
       draftContext,
       owned,
-      mode === "psd" || cpuThreadsAtOnce <= cores,
+      // whether the workers may overlap follows their current threads (NativeThreadOptions below)
+      undefined,
       { plans: threadPlans ?? replan(cores), cores, targetOnGpu, draftOnGpu, replan, ...(auto ? {} : { schedule: mode === "psd" ? ("overlapped" as const) : ("sequential" as const) }) },
     );
     const placement: Placement = {

@@ -52,15 +52,22 @@ function lineChart(results: readonly ServeRateResult[], title: string, value: (s
   return `<figure><svg class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-size="11">${grid}${xLabels}<text x="${(W + PAD.left) / 2}" y="${H - 6}" text-anchor="middle">requests per second (inf: all at once)</text>${lines}</svg><figcaption>${esc(title)}<br>${legend}</figcaption></figure>`;
 }
 
-function table(results: readonly ServeRateResult[]): string {
+/** The columns of the results table (the CLI's text table and the report's HTML one). */
+export const SERVE_TABLE_HEAD = ["system", "rate", "req/s", "out tok/s", "TTFT med", "TTFT p99", "TPOT med", "ITL med", "E2EL med", "E2EL p99", "amort. E2EL", "accept", "failed"];
+
+/** One row of the results table per system and rate (latencies in ms). */
+export function serveTableRows(results: readonly ServeRateResult[]): string[][] {
   const f = (n: number, d = 0) => n.toFixed(d);
-  const head = ["system", "rate", "req/s", "out tok/s", "TTFT med", "TTFT p99", "TPOT med", "ITL med", "E2EL med", "E2EL p99", "amort. E2EL", "accept", "failed"];
-  const rows = results.map((r) => {
+  return results.map((r) => {
     const s = r.summary;
     const accept = r.mode === null || r.mode === "ar" ? "-" : `${f(r.spec.acceptanceRate * 100, 1)}%`;
     return [r.system, String(r.rate), f(s.requestsPerSecond, 2), f(s.outputTokensPerSecond, 1), f(s.ttftMs.median), f(s.ttftMs.p99), f(s.tpotMs.median, 1), f(s.itlMs.median, 1), f(s.e2eMs.median), f(s.e2eMs.p99), f(s.amortizedE2eMs), accept, String(s.failed)];
   });
-  return `<table><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join("")}</tr>`).join("")}</table>`;
+}
+
+function table(results: readonly ServeRateResult[]): string {
+  const cells = (row: readonly string[], tag: string) => row.map((c) => `<${tag}>${esc(c)}</${tag}>`).join("");
+  return `<table><tr>${cells(SERVE_TABLE_HEAD, "th")}</tr>${serveTableRows(results).map((r) => `<tr>${cells(r, "td")}</tr>`).join("")}</table>`;
 }
 
 export function renderServeReport(report: BenchServeReport): string {

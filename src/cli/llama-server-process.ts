@@ -7,7 +7,7 @@ import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { CliError } from "./exit-codes.js";
-import type { ServeProcess } from "./serve-process.js";
+import { stoppable, type ServeProcess } from "./serve-process.js";
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const DEFAULT_TOOLS_DIR = path.join(packageRoot, ".cache", "llama-tools", "bin");
@@ -38,16 +38,9 @@ export async function startLlamaServer(args: readonly string[], toolsDir = DEFAU
   const child = spawn(bin, [...args, "--host", "127.0.0.1", "--port", String(port)], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  const { exited, stop } = stoppable(child);
   let gone = false;
   void exited.then(() => (gone = true));
-  const stop = async (graceMs = 30_000) => {
-    if (!gone) child.kill("SIGTERM");
-    const killer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-    const code = await exited;
-    clearTimeout(killer);
-    return code;
-  };
   const deadline = Date.now() + readyTimeoutMs;
   while (Date.now() < deadline) {
     if (gone) throw new Error(`llama-server exited before it was ready: ${stderr.trim().split("\n").slice(-2).join(" ")}`);

@@ -1,6 +1,6 @@
 // A `minedraft serve` child process on 127.0.0.1 and a free port, for benchmarks: started, waited for
 // until it says it is ready, and stopped with SIGTERM (its drain), all under time limits.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -12,19 +12,27 @@ export interface ServeProcess {
   stop(graceMs?: number): Promise<number | null>;
 }
 
-/** `args`: serve's flags (--port and --host are set here). */
-export function startServe(args: readonly string[], readyTimeoutMs = 300_000): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [cliMain, "serve", ...args, "--host", "127.0.0.1", "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
+/** A child's exit, and stop(): SIGTERM, then SIGKILL after `graceMs` more; resolves with the exit code. */
+export function stoppable(child: ChildProcess): { exited: Promise<number | null>; stop: ServeProcess["stop"] } {
   const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  let gone = false;
+  void exited.then(() => (gone = true));
   const stop = async (graceMs = 30_000) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    if (!gone) child.kill("SIGTERM");
     const killer = setTimeout(() => child.kill("SIGKILL"), graceMs);
     const code = await exited;
     clearTimeout(killer);
     return code;
   };
+  return { exited, stop };
+}
+
+/** `args`: serve's flags (--port and --host are set here). */
+export function startServe(args: readonly string[], readyTimeoutMs = 300_000): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [cliMain, "serve", ...args, "--host", "127.0.0.1", "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  const { exited, stop } = stoppable(child);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop(1000);

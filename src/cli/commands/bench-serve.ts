@@ -7,7 +7,7 @@ import path from "node:path";
 import { Command, Option } from "commander";
 import { BUILTIN_PROMPTS } from "../../bench/prompts.js";
 import { runServeLoad, summarizeServeLoad } from "../../bench/serve-load.js";
-import { renderServeReport, type BenchServeReport, type ServeRateResult } from "../../bench/serve-report.js";
+import { renderServeReport, SERVE_TABLE_HEAD, serveTableRows, type BenchServeReport, type ServeRateResult } from "../../bench/serve-report.js";
 import type { Mode } from "../../index.js";
 import { writeFileAtomic } from "../atomic-write.js";
 import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
@@ -198,12 +198,9 @@ function llamaServerSystems(flags: BenchServeFlags): System[] {
 }
 
 export function formatServeTable(results: readonly RateResult[]): string {
-  const head = ["system", "rate", "req/s", "out tok/s", "TTFT med", "TTFT p99", "TPOT med", "ITL med", "E2EL med", "E2EL p99", "amort. E2EL", "accept", "failed"];
-  const rows = results.map((r) => {
-    const s = r.summary;
-    return [r.system, String(r.rate), fixed(s.requestsPerSecond, 2), fixed(s.outputTokensPerSecond, 1), fixed(s.ttftMs.median, 0), fixed(s.ttftMs.p99, 0), fixed(s.tpotMs.median, 1), fixed(s.itlMs.median, 1), fixed(s.e2eMs.median, 0), fixed(s.e2eMs.p99, 0), fixed(s.amortizedE2eMs, 0), r.mode === null || r.mode === "ar" ? "-" : `${fixed(r.spec.acceptanceRate * 100, 1)}%`, String(s.failed)];
-  });
+  const head = SERVE_TABLE_HEAD;
+  const rows = serveTableRows(results);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  const line = (cells: readonly string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   return ["latencies in ms", line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
