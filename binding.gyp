@@ -14,11 +14,11 @@
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
-        "<!@(node scripts/llama-paths.mjs include)"
+        "<!@(node src/native/llama-paths.mjs include)"
       ],
       "libraries": [
-        "<!@(node scripts/llama-paths.mjs libs)",
-        "-Wl,-rpath,<!(node scripts/llama-paths.mjs libdir)",
+        "<!@(node src/native/llama-paths.mjs libs)",
+        "-Wl,-rpath,<!(node src/native/llama-paths.mjs libdir)",
         "-Wl,-rpath,'$$ORIGIN/../../node_modules/@node-llama-cpp/linux-x64/bins/linux-x64'",
         "-Wl,-rpath,'$$ORIGIN/../../../@node-llama-cpp/linux-x64/bins/linux-x64'"
       ],
@@ -28,7 +28,7 @@
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
-        "OTHER_LDFLAGS": ["-Wl,-rpath,<!(node scripts/llama-paths.mjs libdir)"]
+        "OTHER_LDFLAGS": ["-Wl,-rpath,<!(node src/native/llama-paths.mjs libdir)"]
       }
     }
   ]

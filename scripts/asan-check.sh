@@ -60,9 +60,9 @@ command -v llvm-symbolizer >/dev/null 2>&1 && export ASAN_SYMBOLIZER_PATH="$(com
 mkdir -p "$ASAN_DIR"
 ADDON="$ASAN_DIR/minedraft.node"
 if [ "$BUILD" = 1 ]; then
-  LIBDIR="$(node scripts/llama-paths.mjs libdir)"
-  LIBS="$(node scripts/llama-paths.mjs libs)"
-  INCS="$(node scripts/llama-paths.mjs include)"
+  LIBDIR="$(node src/native/llama-paths.mjs libdir)"
+  LIBS="$(node src/native/llama-paths.mjs libs)"
+  INCS="$(node src/native/llama-paths.mjs include)"
   NAPI_INC="$(node -p "require('node-addon-api').include_dir")"
   NODE_INC="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")/include/node"
   [ -e "$NODE_INC/node_api.h" ] || NODE_INC="$(ls -d "$HOME"/.cache/node-gyp/"$(node -p process.versions.node)"/include/node 2>/dev/null | head -1)"

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { microPair } from "./fuzz-gguf.mjs";
+import { microPair } from "../test/support/gguf-fuzz.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const lib = await import(pathToFileURL(path.join(root, "dist", "index.js")).href);

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { bundlePath, depsDir, libDir } from "./llama-paths.mjs";
+import { bundlePath, depsDir, libDir } from "../src/native/llama-paths.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 

@@ -31,7 +31,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { rng } from "./gguf-fuzz-lib.mjs";
+import { rng } from "../test/support/gguf.mjs";
 
 // ---------------------------------------------------------------------------------------------
 // the model

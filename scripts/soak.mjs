@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { rng } from "./gguf-fuzz-lib.mjs";
+import { rng } from "../test/support/gguf.mjs";
 
 const self = fileURLToPath(import.meta.url);
 if (typeof globalThis.gc !== "function") {
@@ -45,7 +45,7 @@ const lib = await import(pathToFileURL(path.join(root, "dist", "index.js")).href
 let tmp;
 let pair;
 if (opts.pair === "micro") {
-  const { microPair } = await import("./fuzz-gguf.mjs");
+  const { microPair } = await import("../test/support/gguf-fuzz.mjs");
   tmp = mkdtempSync(path.join(os.tmpdir(), "minedraft-soak-"));
   pair = await microPair(tmp);
 } else {

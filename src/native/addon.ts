@@ -6,6 +6,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { type GpuBackendStatus, loadGpuBackends, parseGpuPreference } from "./gpu-backends.js";
 import type { NativeAddon } from "./types.js";
+import { libDir } from "./llama-paths.mjs";
 
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -33,8 +34,7 @@ function addonPath(): string {
 
 /** The folder holding the llama.cpp / ggml libraries in use (prebuilt or from-source build). */
 export async function llamaLibDir(): Promise<string> {
-  const paths = (await import(path.join(packageRoot, "scripts", "llama-paths.mjs"))) as { libDir(): string };
-  return paths.libDir();
+  return libDir();
 }
 
 let loading: Promise<NativeAddon> | undefined;
@@ -43,7 +43,7 @@ async function initialise(logLevel: LogLevel): Promise<NativeAddon> {
   const require = createRequire(import.meta.url);
   const mod = require(addonPath()) as NativeAddon;
   libDirUsed = mod.init({ libDir: await llamaLibDir(), logLevel: LOG_LEVELS[logLevel] });
-  gpuStatus = await loadGpuBackends(mod, parseGpuPreference(process.env.MINEDRAFT_GPU), packageRoot);
+  gpuStatus = await loadGpuBackends(mod, parseGpuPreference(process.env.MINEDRAFT_GPU));
   addon = mod;
   return mod;
 }

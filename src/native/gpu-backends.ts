@@ -1,8 +1,8 @@
 // Prebuilt GPU backends: when node-llama-cpp's CUDA or Vulkan package is installed and a device
 // works, its ggml backend module is loaded next to the CPU backend; otherwise minedraft runs on the
 // CPU and says why (driver missing, no device, package not installed).
-import path from "node:path";
 import type { NativeAddon } from "./types.js";
+import { gpuBackendCandidates } from "./llama-paths.mjs";
 
 export type GpuPreference = "auto" | "cuda" | "vulkan" | "off";
 
@@ -30,11 +30,10 @@ export function parseGpuPreference(value: string | undefined): GpuPreference {
 }
 
 /** Loads the first working GPU backend (in preference order) and reports on every candidate. */
-export async function loadGpuBackends(addon: NativeAddon, preference: GpuPreference, packageRoot: string): Promise<GpuBackendStatus[]> {
-  const paths = (await import(path.join(packageRoot, "scripts", "llama-paths.mjs"))) as { gpuBackendCandidates(): Candidate[] };
+export async function loadGpuBackends(addon: NativeAddon, preference: GpuPreference): Promise<GpuBackendStatus[]> {
   const statuses: GpuBackendStatus[] = [];
   let found = false;
-  for (const c of paths.gpuBackendCandidates()) {
+  for (const c of gpuBackendCandidates() as Candidate[]) {
     const status: GpuBackendStatus = { backend: c.backend, package: c.pkg, loaded: false, devices: 0 };
     statuses.push(status);
     if (preference === "off") status.reason = "GPU backends disabled (MINEDRAFT_GPU=off)";

@@ -1,6 +1,6 @@
 // Runs the engine requests of one HTTP request (one per prompt, all submitted at once so they batch
 // with every other client's) and yields their text pieces and results in the order they come.
-import type { Engine, GenerateResult } from "../index.js";
+import type { Engine, GenerateResult } from "../engine/index.js";
 import type { GenerationPlan } from "./requests.js";
 
 export type GenerationEvent = { index: number; piece: string; result?: undefined } | { index: number; result: GenerateResult; piece?: undefined };

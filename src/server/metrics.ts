@@ -2,7 +2,7 @@
 // named as vLLM names them, under a `minedraft:` prefix; the engine's load and run statistics are
 // read at scrape time.
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { Engine, GenerateResult } from "../index.js";
+import type { Engine, GenerateResult } from "../engine/index.js";
 
 const P = "minedraft:";
 

@@ -1,7 +1,7 @@
 // From a validated request body to engine work: the prompt tokens of each choice, the generate()
 // options, and the checks that need the model (the context length, the vocabulary, the model name).
 // Everything here throws ApiError (a 4xx naming the user's field), never a bare engine error.
-import type { ChatMessage, Engine, GenerateOptions } from "../index.js";
+import type { ChatMessage, Engine, GenerateOptions } from "../engine/index.js";
 import { ApiError, badField } from "./errors.js";
 import type { ChatBody, CompletionBody, SamplingBody } from "./schemas.js";
 

@@ -1,7 +1,7 @@
 // Response bodies and stream chunks, shaped as OpenAI's chat.completion / text_completion objects,
 // plus minedraft's extension field with the request's speculative statistics.
 import { randomUUID } from "node:crypto";
-import type { FinishReason, GenerateResult, Mode } from "../index.js";
+import type { FinishReason, GenerateResult, Mode } from "../engine/index.js";
 
 export type Route = "chat" | "completion";
 

@@ -3,7 +3,7 @@
 import { isIP } from "node:net";
 import { fastifySSE } from "@fastify/sse";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
-import type { Engine } from "../index.js";
+import type { Engine } from "../engine/index.js";
 import { ApiError, toErrorResponse } from "./errors.js";
 import { dropNeutralUnsupported } from "./requests.js";
 import { abortInflight, generationRoutes } from "./routes/generate.js";

@@ -1,7 +1,7 @@
 // What the routes share: the engine (once loaded), the serving options, the metrics, and the
 // requests in flight (so a drain can abort what outlives its grace period).
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { Engine } from "../index.js";
+import type { Engine } from "../engine/index.js";
 import { ApiError } from "./errors.js";
 import { ServerMetrics } from "./metrics.js";
 

@@ -168,7 +168,7 @@ function runStats(mode: Mode, tokensPerSecond: number): RunStats {
   return {
     mode, requests: 2, generatedTokens: 20, wallMs: 1000, tokensPerSecond, draftedTokens: 16, acceptedTokens: 8, acceptanceRate: 0.5,
     meanAcceptanceLength: 2, perPositionAcceptance: [0.7, 0.5, 0.4, 0.4], meanTtftMs: 50, meanE2eMs: 900, amortizedE2eMs: 450,
-    steps: 10, draftMs: 400, verifyMs: 500, overlapMs: mode === "psd" ? 300 : 0, idleMs: 100, hiddenDraftFraction: mode === "psd" ? 0.75 : 0,
+    steps: 10, prefillMs: 0, draftMs: 400, verifyMs: 500, overlapMs: mode === "psd" ? 300 : 0, idleMs: 100, hiddenDraftFraction: mode === "psd" ? 0.75 : 0,
   };
 }
 
@@ -188,7 +188,7 @@ function fakeReport(): BenchReport {
     },
     options: { modes: ["ar", "sd", "psd"], promptSource: "builtin", batchSize: 2, draftTokens: 4, temperature: 0, maxTokens: 8, repeat: 2, seed: 0, contextSize: 256, timelineSteps: 6, warmupMaxTokens: 8, promptCount: 2 },
     prompts: ["a", "b"],
-    modes: withSpeedups(modes) as ModeResult[],
+    modes: withSpeedups(modes) as unknown as ModeResult[],
   };
 }
 

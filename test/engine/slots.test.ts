@@ -62,7 +62,7 @@ describe("slot layout of verified batches", () => {
     await runWorkload(engine, { prompts, maxTokens: prompts.map(() => 12) });
     // auto: passes up to the last admission (after it, rebalancing the tail between its
     // sub-batches leaves holes, as requests finish at different times with its changing k)
-    const lastAdmission = fake.calls.findLastIndex((c) => c.worker === "target" && c.kind === "prefill");
+    const lastAdmission = fake.calls.findLastIndex((c: { worker: string; kind: string }) => c.worker === "target" && c.kind === "prefill");
     const calls = fake.calls.filter((c, i) => c.worker === "target" && c.kind === "verify" && (mode !== "auto" || i < lastAdmission));
     // the trace says which passes verified a sub-batch (batch >= 0) and which every running request
     const events = engine.trace().filter((e) => e.worker === "target" && e.kind === "verify");

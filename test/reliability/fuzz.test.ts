@@ -3,8 +3,8 @@
 // and offsets, absurd hyper-parameters). Each file is loaded (then tokenized, decoded) in a child process, so a
 // crash is reported with its mutation. Longer runs: node scripts/fuzz-gguf.mjs --seed N --count N.
 import { describe, expect, it } from "vitest";
-import { MUTATION_KINDS } from "../../scripts/gguf-fuzz-lib.mjs";
-import { runFuzz } from "../../scripts/fuzz-gguf.mjs";
+import { MUTATION_KINDS } from "../support/gguf.mjs";
+import { runFuzz } from "../support/gguf-fuzz.mjs";
 import { ensureBuilt } from "../cli/helpers.js";
 
 // CI budget: ~10-20 s on the 2-core CI machine; the time limit bounds slow machines (and ASan builds).
@@ -19,7 +19,7 @@ describe("GGUF loader fuzz (child processes)", () => {
     expect(crashes, "crashes (reproduce with node scripts/fuzz-gguf.mjs --seed 20240611 --keep DIR)").toEqual([]);
     // it did real work: enough files, every kind of mutation, every kind of outcome
     expect(res.total).toBeGreaterThanOrEqual(Math.min(COUNT, 150));
-    for (const kind of MUTATION_KINDS) expect(res.byKind[kind]?.n ?? 0, kind).toBeGreaterThan(0);
+    for (const kind of MUTATION_KINDS) expect((res.byKind as Record<string, { n: number }>)[kind]?.n ?? 0, kind).toBeGreaterThan(0);
     expect(res.rejectedByValidation).toBeGreaterThan(res.total * 0.3);
     expect(res.rejectedByLlama).toBeGreaterThan(0);
     expect(res.loaded).toBeGreaterThan(0);

@@ -7,12 +7,12 @@ import path from "node:path";
 import { afterAll, beforeAll } from "vitest";
 import { LlamaModel } from "../../src/native/model.js";
 import { synthesizePair } from "../../src/synth/index.js";
-// plain-JS tooling shared with scripts/fuzz-gguf.mjs
-import { GGUF_TYPE, parseLayout, rng, tinyVocabFile } from "../../scripts/gguf-fuzz-lib.mjs";
+// plain-JS GGUF tooling shared with the fuzzer (test/support)
+import { GGUF_TYPE, parseLayout, rng, tinyVocabFile } from "../support/gguf.mjs";
 
 export { GGUF_TYPE, parseLayout, rng };
 
-/** The micro architecture (same as scripts/fuzz-gguf.mjs's MICRO_ARCH). */
+/** The micro architecture (same as test/support/gguf-fuzz.mjs MICRO_ARCH). */
 export const MICRO_ARCH = { nEmbd: 64, nLayer: 2, nDraftLayer: 1, nFf: 128, nHead: 2, nHeadKv: 1, nCtxTrain: 512 };
 
 export interface VocabOptions {
@@ -23,6 +23,8 @@ export interface VocabOptions {
   addBos?: boolean;
   renameToken?: [number, string];
   model?: string;
+  /** tokenizer keys to leave out */
+  omit?: string[];
 }
 
 /** A micro target/draft pair over the tiny vocabulary (with `vocab` options) in `dir`. Deterministic bytes. */

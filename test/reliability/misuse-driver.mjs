@@ -9,7 +9,7 @@
 import { appendFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { rng } from "../../scripts/gguf-fuzz-lib.mjs";
+import { rng } from "../support/gguf.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const dist = (p) => import(pathToFileURL(path.join(root, "dist", p)).href);

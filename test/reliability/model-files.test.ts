@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GgufError, readGgufHeader } from "../../src/native/gguf.js";
 import { LlamaModel } from "../../src/native/model.js";
 import { ensureBuilt, repoRoot } from "../cli/helpers.js";
-import { loadInChild } from "../../scripts/fuzz-gguf.mjs";
-import { GGUF_TYPE, writeGguf } from "../../scripts/gguf-fuzz-lib.mjs";
+import { loadInChild } from "../support/gguf-fuzz.mjs";
+import { GGUF_TYPE, writeGguf } from "../support/gguf.mjs";
 import { kvOf, microPair, parseLayout, runNode, withU32, withU64 } from "./helpers.js";
 
 const scratch = mkdtempSync(path.join(tmpdir(), "minedraft-files-"));
@@ -118,7 +118,7 @@ describe("absurd counts, dimensions and string lengths (header bytes edited)", (
     await refused(withU64(base, layout.nKvOff, layout.kvs.length + 3), /not a valid GGUF/);
   });
   it("dimensions: zero, 2^41, a product beyond 2^50, more than 4 of them", async () => {
-    const t = layout.tensors.find((x: { name: string }) => x.name === "token_embd.weight");
+    const t = layout.tensors.find((x: { name: string }) => x.name === "token_embd.weight")!;
     await refused(withU64(base, t.dimOffs[0], 0), /absurd dimension 0/);
     await refused(withU64(base, t.dimOffs[1], 2n ** 41n), /absurd dimension/);
     const b = withU64(withU64(base, t.dimOffs[0], 2n ** 30n), t.dimOffs[1], 2n ** 30n);
@@ -140,9 +140,9 @@ describe("absurd counts, dimensions and string lengths (header bytes edited)", (
   });
   it("array lengths and value types", async () => {
     const tokens = kvOf(layout, "tokenizer.ggml.tokens");
-    await refused(withU64(base, tokens.countOff, 2n ** 40n), /array of \d+ items/);
+    await refused(withU64(base, tokens.countOff!, 2n ** 40n), /array of \d+ items/);
     // within the limit but longer than the vocabulary: reading runs into the next arrays and fails there
-    await refused(withU64(base, tokens.countOff, 2n ** 26n), /truncated|string of \d+ bytes|absurd/);
+    await refused(withU64(base, tokens.countOff!, 2n ** 26n), /truncated|string of \d+ bytes|absurd/);
     await refused(withU32(base, kvOf(layout, "llama.block_count").typeOff, 13), /unknown metadata value type 13/);
     await refused(withU32(base, tokens.valueOff, 9), /nested arrays/);
   });
@@ -210,7 +210,7 @@ describe("files llama.cpp's loader would crash on are refused first (child proce
   });
 
   it("tensor types ggml cannot compute with (found by the fuzzer: Q8_1 weights segfault at the first decode)", async () => {
-    const t = (name: string) => layout.tensors.find((x: { name: string }) => x.name === name);
+    const t = (name: string) => layout.tensors.find((x: { name: string }) => x.name === name)!;
     const down = t("blk.1.ffn_down.weight");
     await refusedInChild([
       ["ffn_down Q8_1", withU32(base, down.typeOff, 9), /blk\.1\.ffn_down\.weight has type Q8_1, which is not a weight type/],
@@ -223,7 +223,7 @@ describe("files llama.cpp's loader would crash on are refused first (child proce
 
   it("the vocabulary: a duplicated token text, a missing SentencePiece byte token, a byte token with a short text", async () => {
     const tokens = kvOf(layout, "tokenizer.ggml.tokens");
-    const items = stringItems(base, tokens.countOff);
+    const items = stringItems(base, tokens.countOff!);
     // token 3 + b is "<0xBB>": all six bytes long
     const dup = Buffer.from(base);
     dup.write("<0x41>", items[3 + 0x42]! + 8, "latin1"); // "<0x42>" -> "<0x41>"
@@ -231,11 +231,11 @@ describe("files llama.cpp's loader would crash on are refused first (child proce
     missing.write("<0xZZ>", items[3 + 0xe2]! + 8, "latin1"); // no "<0xE2>" any more (and no 1-byte fallback)
     const types = kvOf(layout, "tokenizer.ggml.token_type");
     const lastPiece = items.length - 1; // a normal word piece, typed as a byte token below
-    const shortByte = withU32(base, types.countOff + 8 + 4 * lastPiece, 6);
+    const shortByte = withU32(base, types.countOff! + 8 + 4 * lastPiece, 6);
     const text = base.toString("latin1", items[lastPiece]! + 8, items[lastPiece]! + 8 + Number(base.readBigUInt64LE(items[lastPiece]!)));
     expect(Buffer.byteLength(text, "latin1")).toBeGreaterThanOrEqual(3); // the built-in last piece is a word: re-pick one of 1 char
     const oneChar = items.findIndex((off) => base.readBigUInt64LE(off) === 1n);
-    const shortByte1 = withU32(base, types.countOff + 8 + 4 * oneChar, 6);
+    const shortByte1 = withU32(base, types.countOff! + 8 + 4 * oneChar, 6);
     // a NUL inside a token: llama.cpp reads the text up to it ("\u2581\0e" is "\u2581", a duplicate)
     const textOf = (off: number) => base.toString("latin1", off + 8, off + 8 + Number(base.readBigUInt64LE(off)));
     const wordA = items.findIndex((off) => textOf(off) === Buffer.from("\u2581a").toString("latin1"));

@@ -1,6 +1,6 @@
 // Model pairs: a draft whose vocabulary cannot serve the target is refused at engine creation with the reason.
 // (spm target + bpe draft: test/native/native.test.ts and test/integration/engine-real.test.ts.) The micro pairs
-// here share one architecture and differ only in their vocabulary, crafted with scripts/gguf-fuzz-lib.mjs.
+// here share one architecture and differ only in their vocabulary, crafted with test/support/gguf.mjs.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";

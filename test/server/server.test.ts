@@ -251,7 +251,7 @@ describe("errors are OpenAI-shaped with the right status", () => {
       const big = await post(u, "/v1/completions", { prompt: "x".repeat(4096), max_tokens: 1 }, auth);
       expect(big.status).toBe(413);
       expect(((await big.json()) as { error: { code: string } }).error.code).toBe("request_too_large");
-      for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: "sekret" }]) {
+      for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: "sekret" }] as Record<string, string>[]) {
         const r = await post(u, "/v1/completions", { prompt: "x", max_tokens: 1 }, headers);
         expect(r.status).toBe(401);
         expect(((await r.json()) as { error: { type: string } }).error.type).toBe("authentication_error");

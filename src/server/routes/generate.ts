@@ -2,7 +2,7 @@
 // requests → one JSON body, or Server-Sent Events as tokens are accepted. A connection that closes
 // before its response is complete aborts that request's engine requests, and nothing else.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { isAbortError, type GenerateResult, type Mode } from "../../index.js";
+import { isAbortError, type GenerateResult, type Mode } from "../../engine/index.js";
 import { ApiError, toErrorResponse } from "../errors.js";
 import { runPlan, type GenerationEvent } from "../generation.js";
 import { planChat, planCompletion, type GenerationPlan, type PlanContext } from "../requests.js";

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Where the llama.cpp headers and libraries that the addon builds against live.
-// Used by binding.gyp (`<!(node scripts/llama-paths.mjs KEY)`), the build scripts and the runtime loader.
+// One source for build time and run time: binding.gyp (`<!(node src/native/llama-paths.mjs KEY)`) and
+// scripts/build-addon.mjs run it before TypeScript is compiled, so it is plain ESM (tsc copies it to dist/).
 // Prebuilt: node-llama-cpp's platform package (bins/<platform>/) + headers extracted from its source bundle.
 // From source: build-source/lib (written by `npm run build:source`), which takes precedence when present.
 import { createRequire } from "node:module";
@@ -8,7 +9,8 @@ import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+// two levels up from src/native/ (and from dist/native/)
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const require = createRequire(path.join(root, "package.json"));
 
 export const depsDir = path.join(root, "deps", "llama.cpp");

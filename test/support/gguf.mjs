@@ -1,4 +1,4 @@
-// GGUF tooling for minedraft's reliability tests and fuzzer (test/reliability, scripts/fuzz-gguf.mjs):
+// GGUF tooling for minedraft's reliability tests and fuzzer (test/reliability, test/support/gguf-fuzz.mjs):
 //   - writeGguf():   writes a GGUF file from a list of key/values and tensors (to craft vocab files and bad models);
 //   - tinyVocab():   the key/values of a small SentencePiece-style ("llama") vocabulary, so a synthetic model is
 //                    ~0.5 MB instead of 17 MB and a fuzz run spends its time in the loader, not in file copies;
@@ -86,6 +86,8 @@ class Writer {
  * kvs: [key, type, value, itemType?][] (type from GGUF_TYPE; arrays give their item type);
  * tensors: { name, dims, type (ggml type id), data: Buffer }[] (data written aligned, in order).
  * Overrides for crafting broken files: nTensors / nKv replace the counts written in the header.
+ * @param {{ kvs?: unknown[][], tensors?: { name: string, dims: number[], type: number, data: Buffer }[], alignment?: number,
+ *   version?: number, nTensors?: number, nKv?: number }} [opts]
  */
 export function writeGguf({ kvs = [], tensors = [], alignment = 32, version = 3, nTensors, nKv } = {}) {
   const w = new Writer();
@@ -167,10 +169,21 @@ export function tinyVocabFile(opts = {}) {
 // layout
 
 /**
+ * @typedef {{ key: string, type: number, keyLenOff: number, typeOff: number, valueOff: number, itemType?: number,
+ *   countOff?: number, strLenOffs: number[], value?: unknown }} GgufKvLayout
+ * @typedef {{ name: string, dims: number[], type: number, offset: number, nameLenOff: number, nDimsOff: number,
+ *   dimOffs: number[], typeOff: number, offsetOff: number }} GgufTensorLayout
+ * @typedef {{ version: number, nTensors: number, nKv: number, nTensorsOff: number, nKvOff: number, kvs: GgufKvLayout[],
+ *   tensors: GgufTensorLayout[], headerEnd: number, dataOffset: number, alignment: number }} GgufLayout
+ */
+
+/**
  * Offsets of a well-formed GGUF's header fields:
  * { version, nTensorsOff, nKvOff, kvs: [{ key, type, keyLenOff, typeOff, valueOff, itemType?, countOff?, strLenOffs[], value? }],
  *   tensors: [{ name, nameLenOff, nDimsOff, dimOffs[], typeOff, offsetOff }], headerEnd, dataOffset, alignment }.
  * Scalar values are decoded (value); string arrays record up to 64 item length offsets.
+ * @param {Buffer} buf
+ * @returns {GgufLayout}
  */
 export function parseLayout(buf) {
   let pos = 0;
@@ -194,6 +207,7 @@ export function parseLayout(buf) {
     const key = str();
     const typeOff = pos;
     const type = u32();
+    /** @type {GgufKvLayout} */
     const kv = { key, type, keyLenOff, typeOff, valueOff: pos, strLenOffs: [] };
     if (type === 9) {
       kv.itemType = u32();
@@ -224,6 +238,7 @@ export function parseLayout(buf) {
     if (key === "general.alignment") alignment = kv.value;
     kvs.push(kv);
   }
+  /** @type {GgufTensorLayout[]} */
   const tensors = [];
   for (let i = 0; i < nTensors; i++) {
     const nameLenOff = pos;
