@@ -57,11 +57,13 @@ for (const [name, dir] of Object.entries(builds)) {
   await Promise.all(prompts.map((p) => engines[name].generate(p, { maxTokens: Math.min(16, maxTokens), temperature: 0 })));
 }
 const runs = { a: [], b: [] };
+const outputs = { a: [], b: [] }; // token ids per round and request: the two builds must agree
 for (let round = 0; round < Number(args.rounds); round++) {
   for (const name of round % 2 === 0 ? ["a", "b"] : ["b", "a"]) {
     const engine = engines[name];
     engine.resetStats();
     const results = await Promise.all(prompts.map((p, i) => engine.generate(p, { maxTokens, ...sampling, seed: round * 1000 + i })));
+    outputs[name][round] = results.map((r) => r.tokens.join(","));
     runs[name].push({ tokensPerSecond: engine.stats().tokensPerSecond, meanTtftMs: results.reduce((s, r) => s + r.stats.ttftMs, 0) / results.length });
   }
 }
@@ -74,4 +76,7 @@ for (const [name, s] of Object.entries(summary)) {
   console.log(`${name} ${s.build}: ${s.meanTokensPerSecond.toFixed(1)} tok/s, TTFT ${s.meanTtftMs.toFixed(0)} ms (mean of ${s.runs.length}: ${s.runs.map((r) => r.tokensPerSecond.toFixed(0)).join(" ")})`);
 }
 console.log(`b / a: ${(summary.b.meanTokensPerSecond / summary.a.meanTokensPerSecond).toFixed(3)}x tokens/s`);
-if (args.json) writeFileSync(args.json, `${JSON.stringify({ mode: args.mode, model: args.model, draft: args.draft ?? null, batchSize: Number(args["batch-size"]), k: Number(args.k), prompts: prompts.length, maxTokens, sampling, ...summary }, null, 2)}\n`);
+const pairs = outputs.a.flatMap((round, r) => round.map((tokens, i) => tokens === outputs.b[r][i]));
+const identical = { requests: pairs.length, same: pairs.filter(Boolean).length };
+console.log(`outputs: ${identical.same} of ${identical.requests} requests token-identical between a and b`);
+if (args.json) writeFileSync(args.json, `${JSON.stringify({ mode: args.mode, model: args.model, draft: args.draft ?? null, batchSize: Number(args["batch-size"]), k: Number(args.k), prompts: prompts.length, maxTokens, sampling, identical, ...summary }, null, 2)}\n`);

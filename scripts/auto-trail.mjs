@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // auto's decisions step by step, beside ar, on one cold wave of requests (the setting of the
-// incumbents' 8-request run, docs/performance.md 5.6): where auto's time goes against plain decoding.
+// incumbents' 8-request run, docs/performance.md "Against llama.cpp's tools"): where auto's time goes against
+// plain decoding.
 //
 //   npm run build:ts
 //   node scripts/auto-trail.mjs --model T.gguf --draft D.gguf [--requests 8] [--max-tokens 48] [-k 4] [--rounds 1]

@@ -138,7 +138,7 @@ run() {
     [ -n "$dev" ] || { echo "no GPU device found by the CUDA backend" | tee -a "$out/gpu-check.log"; exit 1; }
     local cpu=$(( $(nproc) - 2 ))
     # orchestration on short GPU steps: one request, ar and sd at the default placement, the worker
-    # sleeping between jobs against spinning (docs/performance.md 5.4), ~30 s
+    # sleeping between jobs against spinning (docs/performance.md "Orchestration overhead and short steps"), ~30 s
     echo "== ($((SECONDS)) s) step-overhead" | tee -a "$out/gpu-check.log"
     node scripts/step-overhead.mjs --model "$models/target.gguf" --draft "$models/draft.gguf" --tokens 96 --rounds 3 --json "$out/step-overhead.json" 2>&1 | tee -a "$out/gpu-check.log" || echo "FAILED: step-overhead" | tee -a "$out/gpu-check.log"
     bench_run same-gpu-b8 --modes ar,sd,psd,auto --batch-size 8 --device "$dev" --gpu-layers -1 --draft-device "$dev" --draft-gpu-layers -1
@@ -160,7 +160,7 @@ run() {
     # The default placement (no device flags): target on the GPU, draft on the CPU cores for psd/auto.
     [ $SECONDS -lt "$deadline" ] && bench_run default-placement-b8 --modes psd,auto --batch-size 8 --repeat 1
     # Greedy agreement on CUDA: 8 prompts x 64 tokens per mode and batch size; compare on a CPU machine
-    # with scripts/greedy-divergence.mjs (docs/performance.md 5.8).
+    # with scripts/greedy-divergence.mjs (docs/performance.md "GPU: one H200").
     printf '%s\n' "The history of the printing press" "Write a function that sorts a list" "Explain photosynthesis to a child" \
       "The best way to learn a language is" "In 1905, Albert Einstein" "Once upon a time in a small village" "def fibonacci(n):" \
       "The three laws of motion are" > "$work/greedy-prompts.txt"

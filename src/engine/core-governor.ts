@@ -1,7 +1,7 @@
 // Thread counts that follow the cores other work leaves free. ggml's graphs synchronise their threads
 // at every operation with spinning barriers: when another process (or this process's own JS thread)
 // takes a core, a descheduled graph thread stalls the others for a scheduler quantum per operation,
-// and a 2-thread step runs 3-4x slower than a 1-thread one (docs/performance.md 5.12). So while other
+// and a 2-thread step runs 3-4x slower than a 1-thread one (docs/performance.md "Shared cores"). So while other
 // work holds cores, the workers are re-placed on the cores left (one thread per context when that is
 // one core), and back on all cores once it goes. Checked between steps; O(1) per step.
 import type { Backend } from "./backend.js";

@@ -1,6 +1,8 @@
-// Schedules: what one engine step does with the running requests. `ar` and `sd` here, `psd` in
-// psd-scheduler.ts. A step awaits everything it starts, so the engine loop is the only code path
-// that ever issues worker jobs.
+// Schedules: what one engine step does with the running requests (`ar` and `sd` in
+// sequential-schedulers.ts, `psd` in psd-scheduler.ts, `auto` in auto-scheduler.ts), and the
+// factory that picks one per mode. A step awaits everything it starts, so the engine loop is the
+// only code path that ever issues worker jobs. The schedules do not import this interface (that
+// would be an import cycle with the factory): createScheduler's return type checks them.
 import type { Backend } from "./backend.js";
 import type { Mode } from "./types.js";
 import type { BatchExecutor } from "./executor.js";
@@ -8,6 +10,7 @@ import type { Request } from "./request.js";
 import type { StatsCollector } from "./stats.js";
 import { AutoScheduler } from "./auto-scheduler.js";
 import { PsdScheduler } from "./psd-scheduler.js";
+import { ArScheduler, SdScheduler } from "./sequential-schedulers.js";
 
 export interface Scheduler {
   /** running requests the schedule holds (admission stops there; the rest queue) */
@@ -31,33 +34,6 @@ export interface Scheduler {
   step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void>;
   /** the backend's thread placements changed (Backend.limitCores): what was measured at the old ones is stale */
   placementChanged?(): void;
-}
-
-/** Autoregressive: one target decode step for every running request. */
-export class ArScheduler implements Scheduler {
-  readonly usesDraft = false;
-  constructor(readonly capacity: number) {}
-  admit(): void {}
-  compactsSlots(): boolean {
-    return true;
-  }
-  async step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void> {
-    await executor.verify(running, { step, batch: -1 });
-  }
-}
-
-/** Standard speculative decoding: draft all, then verify all. */
-export class SdScheduler implements Scheduler {
-  readonly usesDraft = true;
-  constructor(readonly capacity: number) {}
-  admit(): void {}
-  compactsSlots(): boolean {
-    return true;
-  }
-  async step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void> {
-    await executor.draft(running, { step, batch: -1 });
-    await executor.verify(running, { step, batch: -1 });
-  }
 }
 
 export interface SchedulerSetup {

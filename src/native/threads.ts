@@ -58,7 +58,7 @@ export function threadPlacements(o: { cores: number; targetOnGpu: boolean; draft
 /**
  * Threads for the sampled rows of a context whose model is on a GPU (ContextOptions.rowThreads): it
  * decodes with one CPU thread, but each sampled row costs 0.3-1.3 ms of CPU math after the decode
- * (docs/performance.md 5.10). It gets the cores the threads beside it (a CPU-side model's decode
+ * (docs/performance.md "Per-row sampling math"). It gets the cores the threads beside it (a CPU-side model's decode
  * threads, or a second GPU model's rows) do not use. A context on the CPU returns 0: its rows use its
  * own decode threads.
  */

@@ -1,12 +1,13 @@
-// auto's own policy in the step-level simulator (scripts/simulate.mjs), on costs fitted from
+// auto's own policy in the step-level simulator (src/bench/simulator.ts), on costs fitted from
 // committed bench runs (CPU and H200): the policy sees only what each step cost (call times
 // jittered, acceptance sampled), as in the engine, and must come within 0.95x of the best fixed
 // mode the same costs give (mean over seeds; no seed below 0.9x). A policy change that loses on
 // one of these workloads fails here in seconds, without a machine of that kind.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { AutoPolicy } from "../../src/engine/auto-scheduler.js";
-import { fitCosts, PRESETS, simulate, simulatePolicy, workloadOf } from "../../scripts/simulate.mjs";
+import { simulate, simulatePolicy } from "../../src/bench/simulator.js";
+import { fitCosts, PRESETS, workloadOf } from "../../src/bench/simulator-inputs.js";
+import { AutoPolicy } from "../../src/engine/auto-policy.js";
 
 // Benches whose verification cost the simulator's line in tokens per pass describes. Left out: the
 // H200 runs with one KV stream per sequence, where a pass costs by its number of sequences as much
@@ -27,7 +28,7 @@ describe("auto's policy on measured costs (simulated)", () => {
       const bench = JSON.parse(readFileSync(file, "utf8"));
       const costs = fitCosts(bench);
       const workload = workloadOf(bench);
-      const fixed = ["ar", "sd", "psd"].map((mode) => simulate(mode, workload, costs).tokensPerSecond);
+      const fixed = (["ar", "sd", "psd"] as const).map((mode) => simulate(mode, workload, costs).tokensPerSecond);
       const best = Math.max(...fixed);
       const make = () => new AutoPolicy({ kMax: workload.k, batchSize: workload.batchSize, canOverlap: true });
       const r = simulatePolicy(workload, costs, make, { runs: 6, jitter: 0.2 });

@@ -1,7 +1,7 @@
 // auto mode: the cost model, the policy's choices, losslessness under any mix of choices, and
 // the decisions it reports (stats, trace).
 import { describe, expect, it, vi } from "vitest";
-import { AutoPolicy } from "../../src/engine/auto-scheduler.js";
+import { AutoPolicy } from "../../src/engine/auto-policy.js";
 import { AcceptanceModel, CostModel, LinearFit } from "../../src/engine/cost-model.js";
 import { Engine } from "../../src/engine/engine.js";
 import type { ThreadPlacement } from "../../src/engine/backend.js";

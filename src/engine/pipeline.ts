@@ -1,0 +1,158 @@
+// The two-sub-batch pipeline of psd and of auto's overlapped schedule (MineDraft PSD): up to 2m
+// running requests in two sub-batches; while the target verifies the sub-batch drafted last step,
+// the draft worker drafts the other; then roles swap. planStep decides a step (which sub-batch is
+// verified, which drafted, rebalancing, filling and draining the pipeline); runStep runs it on the
+// workers. The step-level simulator (src/bench/simulator.ts) plans its steps here too.
+//
+// Invariant between steps: every request holding unverified drafts is in the same sub-batch, and
+// all of that sub-batch's requests hold drafts except ones just moved there by rebalancing.
+// Drafting always starts from a request's latest verified state, so nothing is drafted past
+// unverified tokens.
+import type { CallLabel, CallTiming } from "./executor.js";
+import type { Request } from "./request.js";
+
+export type Batch = 0 | 1;
+
+const other = (batch: Batch): Batch => (batch === 0 ? 1 : 0);
+
+/** What the pipeline reads of a request (the simulator's requests are not the engine's). */
+export interface PipelineMember {
+  batch: Batch;
+  /** non-null: holds drafts not yet verified */
+  readonly drafts: unknown;
+  /** sequence slot (KV sequence id) */
+  readonly slot: number;
+}
+
+export function batchSizes(running: readonly PipelineMember[]): [number, number] {
+  const sizes: [number, number] = [0, 0];
+  for (const r of running) sizes[r.batch]++;
+  return sizes;
+}
+
+/** Join the batch that is drafted next, so nobody reaches verification without drafts. */
+export function admitToDraftBatch<R extends PipelineMember>(request: R, running: readonly R[]): void {
+  const holder = running.find((r) => r !== request && r.drafts !== null);
+  if (holder) {
+    request.batch = other(holder.batch);
+    return;
+  }
+  const sizes = batchSizes(running.filter((r) => r !== request));
+  request.batch = sizes[0] <= sizes[1] ? 0 : 1; // start-up: alternate
+}
+
+/**
+ * Moves requests out of `from` (which must hold no drafts: it is the batch drafted next) while
+ * it is more than one request larger than the other batch. Latest admitted move first.
+ */
+function rebalance(running: readonly PipelineMember[], from: Batch): void {
+  const sizes = batchSizes(running);
+  const to = other(from);
+  for (let i = running.length - 1; i >= 0 && sizes[from] > sizes[to] + 1; i--) {
+    const r = running[i]!;
+    if (r.batch !== from || r.drafts !== null) continue;
+    r.batch = to;
+    sizes[from]--;
+    sizes[to]++;
+  }
+}
+
+/**
+ * Re-forms the two sub-batches from slot order (lower half of the slots: batch 0), when no request
+ * holds drafts. Each sub-batch is then one run of sequence ids whenever all of them are, which
+ * keeps a verification of either one a single forward pass with per-sequence KV streams.
+ */
+function splitBySlot(running: readonly PipelineMember[]): void {
+  const bySlot = [...running].sort((a, b) => a.slot - b.slot);
+  const half = Math.ceil(bySlot.length / 2);
+  bySlot.forEach((r, i) => (r.batch = i < half ? 0 : 1));
+}
+
+/**
+ * How a step enters the pipeline when no request holds drafts:
+ *  - "draft-alone" (psd): rebalance, then draft sub-batch 0 alone; the target idles for that step;
+ *  - "verify-plain" (auto): re-split by slot, then sub-batch 1 decodes one plain token per request
+ *    while sub-batch 0 is drafted, so no worker idles (auto enters the schedule from sequential
+ *    steps, which leave no drafts behind).
+ */
+export type FillMode = "draft-alone" | "verify-plain";
+
+/** One step of the pipeline. Requests in `verify` hold drafts except in a "verify-plain" fill. */
+export type PipelineStep<R> =
+  /** verify one sub-batch while drafting the other (`fill`: nothing held drafts; verify-plain) */
+  | { kind: "overlap"; verify: R[]; verifyBatch: Batch; draft: R[]; draftBatch: Batch; sizes: [number, number]; fill: boolean }
+  /** draft sub-batch 0 alone (draft-alone fill) */
+  | { kind: "fill"; draft: R[]; sizes: [number, number] }
+  /** verify the drafted sub-batch alone: the other one emptied (finishes, aborts) */
+  | { kind: "drain"; verify: R[]; sizes: [number, number] }
+  /** nothing holds drafts and the requests do not make two sub-batches (one request, or none) */
+  | { kind: "single"; sizes: [number, number] };
+
+/** Decides the next step, moving requests between the sub-batches where it must (see FillMode). */
+export function planStep<R extends PipelineMember>(running: readonly R[], fill: FillMode): PipelineStep<R> {
+  const drafted = running.filter((r) => r.drafts !== null);
+  if (drafted.length > 0) {
+    const verifyBatch = drafted[0]!.batch;
+    const draftBatch = other(verifyBatch);
+    rebalance(running, draftBatch);
+    const sizes = batchSizes(running);
+    const draft = running.filter((r) => r.batch === draftBatch);
+    if (draft.length === 0) return { kind: "drain", verify: drafted, sizes };
+    return { kind: "overlap", verify: drafted, verifyBatch, draft, draftBatch, sizes, fill: false };
+  }
+  if (fill === "draft-alone") {
+    rebalance(running, 0);
+    rebalance(running, 1);
+    const sizes = batchSizes(running);
+    if (sizes[0] > 0 && sizes[1] > 0) return { kind: "fill", draft: running.filter((r) => r.batch === 0), sizes };
+    return { kind: "single", sizes };
+  }
+  splitBySlot(running);
+  const sizes = batchSizes(running);
+  const verify = running.filter((r) => r.batch === 1);
+  const draft = running.filter((r) => r.batch === 0);
+  if (verify.length === 0 || draft.length === 0) return { kind: "single", sizes };
+  return { kind: "overlap", verify, verifyBatch: 1, draft, draftBatch: 0, sizes, fill: true };
+}
+
+/** The worker calls of a schedule (psd wraps verification in TETRIS; auto passes its k). */
+export interface PipelineCalls {
+  verify(requests: readonly Request[], label: CallLabel): Promise<CallTiming | undefined>;
+  draft(requests: readonly Request[], label: CallLabel): Promise<CallTiming | undefined>;
+}
+
+/** Labels a step's calls for the trace: a sub-batch (-1: one pass over every request). */
+function stepLabel(step: number, batch: number, sizes: [number, number], decision?: CallLabel["decision"]): CallLabel {
+  return decision ? { step, batch, batchSizes: sizes, decision } : { step, batch, batchSizes: sizes };
+}
+
+/**
+ * Runs a planned step on the workers: an overlap issues the verification first, then the draft
+ * call, both in flight together; a single request is drafted, then verified (sequential SD).
+ * Resolves to the timings of the step's calls (auto's cost model reads them).
+ */
+export async function runStep(
+  plan: PipelineStep<Request>,
+  running: readonly Request[],
+  calls: PipelineCalls,
+  step: number,
+  decision?: CallLabel["decision"],
+): Promise<{ verify?: CallTiming; draft?: CallTiming }> {
+  switch (plan.kind) {
+    case "overlap": {
+      const [verify, draft] = await Promise.all([
+        calls.verify(plan.verify, stepLabel(step, plan.verifyBatch, plan.sizes, decision)),
+        calls.draft(plan.draft, stepLabel(step, plan.draftBatch, plan.sizes, decision)),
+      ]);
+      return { verify, draft };
+    }
+    case "fill":
+      return { draft: await calls.draft(plan.draft, stepLabel(step, 0, plan.sizes, decision)) };
+    case "drain":
+      return { verify: await calls.verify(plan.verify, stepLabel(step, -1, plan.sizes, decision)) };
+    case "single": {
+      const draft = await calls.draft(running, stepLabel(step, -1, plan.sizes, decision));
+      return { draft, verify: await calls.verify(running, stepLabel(step, -1, plan.sizes, decision)) };
+    }
+  }
+}
