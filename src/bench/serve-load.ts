@@ -1,20 +1,31 @@
-// The serving load generator of `minedraft bench serve`: N prompts sent to an OpenAI-compatible server
-// with Poisson arrivals at a rate (or all at once), each a streaming /v1/completions request; per
-// request the time to first token, the gaps between streamed chunks and the end-to-end latency, and
-// the summary vLLM's `bench serve` reports (mean, median, p99). Bounded in count and time.
+// The serving load generator of `minedraft bench serve`: N prompts with Poisson arrivals at a rate (or
+// all at once), each sent through a transport (a streaming /v1/completions request to an
+// OpenAI-compatible server, or engine.generate() in this process); per request the time to first
+// token, the gaps between streamed pieces and the end-to-end latency, and the summary vLLM's
+// `bench serve` reports (mean, median, p99). Bounded in count and time.
+import type { GenerateOptions, GenerateResult } from "../engine/index.js";
 import { Rng } from "../engine/rng.js";
 
+/** What a transport says about one finished request. */
+export interface RequestOutcome {
+  outputTokens: number;
+  promptTokens: number;
+  /** speculative counters of the request, where the transport sees them (the library does) */
+  spec?: { drafts: number; draftTokens: number; acceptedTokens: number };
+  /** set when the request failed (status, error event) */
+  error?: string;
+}
+
+/** Sends one greedy request with `seed`; calls `onText` as each text piece arrives. */
+export type SendRequest = (prompt: string, seed: number, signal: AbortSignal, onText: () => void) => Promise<RequestOutcome>;
+
 export interface ServeLoadOptions {
-  /** the server's base URL, e.g. http://127.0.0.1:8080 */
-  url: string;
-  model: string;
+  send: SendRequest;
   prompts: readonly string[];
   /** requests per second (Poisson arrivals); Infinity: all at once */
   rate: number;
-  maxTokens: number;
   /** arrivals and request seeds (prompt i: seed + i) */
   seed: number;
-  apiKey?: string;
   /** the whole run stops (aborting what is left) after this long */
   timeoutMs: number;
   /** called as each request ends */
@@ -31,6 +42,7 @@ export interface RequestRecord {
   itlMs: number[];
   outputTokens: number;
   promptTokens: number;
+  spec?: RequestOutcome["spec"];
   /** set when the request failed (status, error event, timeout) */
   error?: string;
 }
@@ -75,21 +87,40 @@ async function oneRequest(o: ServeLoadOptions, prompt: string, seed: number, sta
   const sentAt = performance.now() - start;
   const t0 = performance.now();
   const record: RequestRecord = { sentAt, ttftMs: null, e2eMs: 0, itlMs: [], outputTokens: 0, promptTokens: 0 };
+  let last = 0;
+  const onText = () => {
+    const now = performance.now();
+    if (record.ttftMs === null) record.ttftMs = now - t0;
+    else record.itlMs.push(now - last);
+    last = now;
+  };
   try {
+    const outcome = await o.send(prompt, seed, signal, onText);
+    record.outputTokens = outcome.outputTokens;
+    record.promptTokens = outcome.promptTokens;
+    if (outcome.spec) record.spec = outcome.spec;
+    if (outcome.error) record.error = outcome.error;
+  } catch (error) {
+    record.error = error instanceof Error ? error.message : String(error);
+  }
+  record.e2eMs = performance.now() - t0;
+  return record;
+}
+
+/** Streaming /v1/completions requests to an OpenAI-compatible server (minedraft serve, llama-server). */
+export function httpCompletions(o: { url: string; model: string; maxTokens: number; apiKey?: string }): SendRequest {
+  return async (prompt, seed, signal, onText) => {
+    const outcome: RequestOutcome = { outputTokens: 0, promptTokens: 0 };
     const response = await fetch(`${o.url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json", ...(o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {}) },
       body: JSON.stringify({ model: o.model, prompt, max_tokens: o.maxTokens, temperature: 0, seed, stream: true, stream_options: { include_usage: true } }),
       signal,
     });
-    if (response.status !== 200) {
-      record.error = `HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`;
-      return record;
-    }
+    if (response.status !== 200) return { ...outcome, error: `HTTP ${response.status}: ${(await response.text()).slice(0, 200)}` };
     const reader = response.body!.getReader();
     const decoder = new TextDecoder();
     let buffered = "";
-    let last = 0;
     let chunks = 0;
     for (;;) {
       const { done, value } = await reader.read();
@@ -101,27 +132,32 @@ async function oneRequest(o: ServeLoadOptions, prompt: string, seed: number, sta
         buffered = buffered.slice(cut + 2);
         if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
         const chunk = JSON.parse(event.slice(6)) as { choices?: { text?: string }[]; usage?: { prompt_tokens: number; completion_tokens: number }; error?: { message: string } };
-        if (chunk.error) record.error = chunk.error.message;
+        if (chunk.error) outcome.error = chunk.error.message;
         if (chunk.usage) {
-          record.outputTokens = chunk.usage.completion_tokens;
-          record.promptTokens = chunk.usage.prompt_tokens;
+          outcome.outputTokens = chunk.usage.completion_tokens;
+          outcome.promptTokens = chunk.usage.prompt_tokens;
         }
         if (chunk.choices?.[0]?.text) {
           chunks++;
-          const now = performance.now();
-          if (record.ttftMs === null) record.ttftMs = now - t0;
-          else record.itlMs.push(now - last);
-          last = now;
+          onText();
         }
       }
     }
     // a server that sends no usage chunk streams one token per chunk (llama-server does)
-    if (record.outputTokens === 0) record.outputTokens = chunks;
-  } catch (error) {
-    record.error = error instanceof Error ? error.message : String(error);
-  }
-  record.e2eMs = performance.now() - t0;
-  return record;
+    if (outcome.outputTokens === 0) outcome.outputTokens = chunks;
+    return outcome;
+  };
+}
+
+/** The same requests through the library: engine.generate() in this process, no HTTP. */
+export function engineRequests(
+  engine: { generate(prompt: string, options: GenerateOptions): Promise<GenerateResult> },
+  maxTokens: number,
+): SendRequest {
+  return async (prompt, seed, signal, onText) => {
+    const { tokens, stats } = await engine.generate(prompt, { maxTokens, temperature: 0, seed, signal, onText: () => onText() });
+    return { outputTokens: tokens.length, promptTokens: stats.promptTokens, spec: { drafts: stats.drafts, draftTokens: stats.draftedTokens, acceptedTokens: stats.acceptedTokens } };
+  };
 }
 
 export interface Distribution {

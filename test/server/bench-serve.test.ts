@@ -4,7 +4,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { poissonArrivals, summarizeServeLoad, type RequestRecord } from "../../src/bench/serve-load.js";
+import { engineRequests, poissonArrivals, runServeLoad, summarizeServeLoad, type RequestRecord } from "../../src/bench/serve-load.js";
+import type { GenerateOptions, GenerateResult } from "../../src/engine/index.js";
 import { ensureBuilt, runCli, tinyPair } from "../cli/helpers.js";
 
 describe("load generator", () => {
@@ -28,6 +29,28 @@ describe("load generator", () => {
     expect(s.itlMs.median).toBe(100);
     expect(s.e2eMs.median).toBe(1050);
     expect(s.amortizedE2eMs).toBe(1600 / 2); // last end 1600 - first send 0, over 2 requests
+  });
+});
+
+describe("library transport", () => {
+  it("times each text piece, counts tokens and drafts from the result, and keeps a failure to its own request", async () => {
+    const engine = {
+      async generate(prompt: string, o: GenerateOptions): Promise<GenerateResult> {
+        if (prompt === "bad") throw new RangeError("prompt too long");
+        for (const piece of ["a", "b", "c"]) {
+          await new Promise((r) => setTimeout(r, 5));
+          o.onText!(piece);
+        }
+        const stats = { promptTokens: 2, drafts: 1, draftedTokens: 4, acceptedTokens: 3 } as GenerateResult["stats"];
+        return { id: 0, text: "abc", tokens: [7, 8, 9, o.seed!], stats };
+      },
+    };
+    const { records } = await runServeLoad({ send: engineRequests(engine, 4), prompts: ["x", "bad", "y"], rate: Infinity, seed: 10, timeoutMs: 10_000 });
+    expect(records[0]).toMatchObject({ outputTokens: 4, promptTokens: 2, spec: { drafts: 1, draftTokens: 4, acceptedTokens: 3 } });
+    expect(records[0]!.ttftMs).toBeGreaterThanOrEqual(4);
+    expect(records[0]!.itlMs).toHaveLength(2);
+    expect(records[1]!.error).toBe("prompt too long");
+    expect(records[2]!.error).toBeUndefined();
   });
 });
 
@@ -67,6 +90,20 @@ describe("minedraft bench serve", () => {
     expect((page.match(/<polyline class="series" data-system="minedraft psd"/g) ?? []).length).toBe(2);
     expect((page.match(/<polyline class="series"/g) ?? []).length).toBe(4);
     expect(page).not.toMatch(/<script|src=|href=/i);
+  });
+
+  it("--library runs the same load through engine.generate() in the bench's process, beside the server", async () => {
+    const { target, draft } = await tinyPair();
+    const json = path.join(tmp, "library.json");
+    const r = await runCli(["bench", "serve", "--model", target, "--draft", draft, "--modes", "psd", "--library", "--rates", "inf", "--num-prompts", "4", "--max-tokens", "8", "--threads", "1", "--draft-threads", "1", "--ctx-size", "256", "--json", json], { timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(await readFile(json, "utf8")) as { results: { system: string; summary: { completed: number; failed: number }; spec: { draftTokens: number; acceptedTokens: number } }[] };
+    expect(report.results.map((x) => x.system)).toEqual(["minedraft psd", "minedraft psd library"]);
+    for (const x of report.results) {
+      expect(x.summary).toMatchObject({ completed: 4, failed: 0 });
+      expect(x.spec.draftTokens).toBeGreaterThan(0);
+      expect(x.spec.acceptedTokens).toBeGreaterThan(0);
+    }
   });
 
   it("--incumbents without a built llama-server fails at once, saying how to build it", async () => {

@@ -6,12 +6,12 @@ import os from "node:os";
 import path from "node:path";
 import { Command, Option } from "commander";
 import { BUILTIN_PROMPTS } from "../../bench/prompts.js";
-import { runServeLoad, summarizeServeLoad } from "../../bench/serve-load.js";
+import { engineRequests, httpCompletions, runServeLoad, summarizeServeLoad, type SendRequest } from "../../bench/serve-load.js";
 import { renderServeReport, SERVE_TABLE_HEAD, serveTableRows, type BenchServeReport, type ServeRateResult } from "../../bench/serve-report.js";
-import type { Mode } from "../../index.js";
+import { createEngine, type Mode } from "../../index.js";
 import { writeFileAtomic } from "../atomic-write.js";
 import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
-import { MODES } from "../engine-flags.js";
+import { engineOptions, MODES } from "../engine-flags.js";
 import { fixed } from "../format.js";
 import { withInterrupt } from "../interrupt.js";
 import { choiceList, integer } from "../parsers.js";
@@ -37,19 +37,27 @@ interface BenchServeFlags {
   draftThreads?: number;
   timeout: number;
   incumbents?: boolean;
+  library?: boolean;
   adaptThreads?: boolean;
   tools?: string;
   json?: string;
   report?: string;
 }
 
-/** One server the bench runs the rates against. */
+/** One server (or the library in this process) the bench runs the rates against. */
 interface System {
-  /** e.g. "minedraft psd", "llama-server -np 8" */
+  /** e.g. "minedraft psd", "minedraft psd library", "llama-server -np 8" */
   name: string;
   /** minedraft's mode; undefined for the incumbents */
   mode?: Mode;
-  start(): Promise<ServeProcess>;
+  start(maxTokens: number): Promise<RunningSystem>;
+}
+
+interface RunningSystem {
+  send: SendRequest;
+  /** the speculative counters so far */
+  specCounters(): Promise<SpecCounters>;
+  stop(): Promise<unknown>;
 }
 
 /** "1,2,4,inf" → [1, 2, 4, Infinity] */
@@ -78,6 +86,7 @@ export function benchServeCommand(): Command {
     .option("--draft-threads <n>", "the server's --draft-threads", integer(1, 512))
     .option("--timeout <seconds>", "the most one rate's run may take; the rest of its requests then fail", integer(1), 600)
     .option("--no-adapt-threads", "the servers' --no-adapt-threads (keep their thread counts whatever the load)")
+    .option("--library", "also each mode through the library in this process (engine.generate(), no HTTP, same options): what the HTTP door costs, side by side")
     .option("--incumbents", "also llama.cpp's llama-server on the same models and workload: -np 8 and -np 4 without a draft, with the draft (draft-simple, k), and with n-gram drafts (needs `npm run build:llama-tools`)")
     .option("--tools <dir>", "where llama-server is (default: .cache/llama-tools/bin)")
     .option("--json <file>", "write every figure as JSON (docs/bench-schema.md)")
@@ -113,29 +122,29 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
   const started = new Date();
 
   if (flags.incumbents) llamaServerBinary(flags.tools); // fails now, not after minedraft's runs
-  const systems = [...modes.map((mode) => minedraftSystem(flags, mode, prompts.length)), ...(flags.incumbents ? llamaServerSystems(flags) : [])];
+  const systems = [
+    ...modes.flatMap((mode) => [minedraftSystem(flags, mode, prompts.length), ...(flags.library ? [librarySystem(flags, mode)] : [])]),
+    ...(flags.incumbents ? llamaServerSystems(flags) : []),
+  ];
   await withInterrupt(async (signal) => {
     for (const system of systems) {
       log(`bench serve: starting ${system.name}`);
-      const server = await system.start();
+      const server = await system.start(flags.maxTokens);
       try {
-        const model = ((await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]?.id ?? "model";
         for (const rate of flags.rates) {
           signal.throwIfAborted();
-          const before = await specCounters(server.url);
+          const before = await server.specCounters();
           const label = `${system.name} at ${rate === Infinity ? "inf" : rate} req/s`;
           const { records, durationMs } = await runServeLoad({
-            url: server.url,
-            model,
+            send: server.send,
             prompts,
             rate,
-            maxTokens: flags.maxTokens,
             seed: flags.seed,
             timeoutMs: flags.timeout * 1000,
             onRequestDone: (done, total) => process.stderr.isTTY && process.stderr.write(`\r${label}: ${done}/${total}\x1b[K`),
           });
           if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
-          const after = await specCounters(server.url);
+          const after = await server.specCounters();
           const spec = { drafts: after.drafts - before.drafts, draftTokens: after.draftTokens - before.draftTokens, acceptedTokens: after.acceptedTokens - before.acceptedTokens };
           const summary = summarizeServeLoad(records, durationMs);
           results.push({ system: system.name, mode: system.mode ?? null, rate: rate === Infinity ? "inf" : rate, summary, spec: { ...spec, acceptanceRate: spec.draftTokens > 0 ? spec.acceptedTokens / spec.draftTokens : 0 } });
@@ -176,7 +185,42 @@ function minedraftSystem(flags: BenchServeFlags, mode: Mode, requests: number): 
     if (v !== undefined) args.push(flag, String(v));
   }
   if (flags.adaptThreads === false) args.push("--no-adapt-threads");
-  return { name: `minedraft ${mode}`, mode, start: () => startServe(args) };
+  return { name: `minedraft ${mode}`, mode, start: (maxTokens) => startServe(args).then((server) => overHttp(server, maxTokens)) };
+}
+
+/** The same engine options as minedraftSystem's server (serve's defaults), in this process. */
+function librarySystem(flags: BenchServeFlags, mode: Mode): System {
+  const decoding = { batchSize: flags.batchSize ?? 4, draftTokens: mode === "ar" ? undefined : flags.draftTokens };
+  const placement = { threads: flags.threads, draftThreads: flags.draftThreads, ctxSize: flags.ctxSize ?? 2048, adaptThreads: flags.adaptThreads, logLevel: "error" as const };
+  return {
+    name: `minedraft ${mode} library`,
+    mode,
+    start: async (maxTokens) => {
+      const engine = await createEngine(engineOptions(mode, { target: flags.model!, draft: flags.draft }, decoding, placement));
+      const send = engineRequests(engine, maxTokens);
+      const totals: SpecCounters = { drafts: 0, draftTokens: 0, acceptedTokens: 0 };
+      return {
+        send: async (...args) => {
+          const outcome = await send(...args);
+          for (const key of ["drafts", "draftTokens", "acceptedTokens"] as const) totals[key] += outcome.spec?.[key] ?? 0;
+          return outcome;
+        },
+        specCounters: async () => ({ ...totals }),
+        stop: () => engine.close(),
+      };
+    },
+  };
+}
+
+/** A server child: requests over HTTP to its first model, counters from its /metrics. */
+async function overHttp(server: ServeProcess, maxTokens: number): Promise<RunningSystem> {
+  try {
+    const model = ((await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]?.id ?? "model";
+    return { send: httpCompletions({ url: server.url, model, maxTokens }), specCounters: () => specCounters(server.url), stop: () => server.stop() };
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
 }
 
 /**
@@ -194,7 +238,7 @@ function llamaServerSystems(flags: BenchServeFlags): System[] {
     ...(flags.draft ? ([[`llama-server -np 4 draft k=${k}`, [...base(4), "-md", flags.draft, "--spec-type", "draft-simple", "--spec-draft-n-max", k, "-td", cores, "-ngld", "0"]]] as [string, string[]][]) : []),
     ["llama-server -np 4 ngram", [...base(4), "--spec-type", "ngram-simple"]],
   ];
-  return configs.map(([name, args]) => ({ name, start: () => startLlamaServer(args, flags.tools) }));
+  return configs.map(([name, args]) => ({ name, start: (maxTokens) => startLlamaServer(args, flags.tools).then((server) => overHttp(server, maxTokens)) }));
 }
 
 export function formatServeTable(results: readonly RateResult[]): string {
