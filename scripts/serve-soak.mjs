@@ -2,18 +2,34 @@
 // A bounded soak of the HTTP server: N requests from C concurrent clients over loopback (chat and
 // completions, streaming or not, greedy and sampled), a share of them disconnecting mid-stream or
 // before their first token, and some bad ones. Checks that every request that stayed got a whole
-// answer (greedy ones exactly the library's tokens), that the engine ends empty, and reports heap and
-// RSS. Exit 1 on any failure. Loopback only; stops by itself.
+// answer (greedy ones exactly the library's tokens), that the engine ends empty, that /metrics adds up
+// (finished, refused, tokens, histograms against what the clients saw) and that RSS stays flat after
+// the warm-up (sampled every --sample-every requests; at most --max-growth over it, default 5%).
+// Exit 1 on any failure. Loopback only; stops by itself (10 minutes at most).
 //
-//   node scripts/serve-soak.mjs [--requests 300] [--concurrency 16] [--mode psd] [--model T --draft D]
+//   npm run soak:serve -- [--requests 300] [--concurrency 16] [--mode psd] [--model T --draft D]
+//       [--warmup 100] [--sample-every 50] [--max-growth 0.05] [--json out.json]
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values: args } = parseArgs({
-  options: { requests: { type: "string", default: "300" }, concurrency: { type: "string", default: "16" }, mode: { type: "string", default: "psd" }, model: { type: "string" }, draft: { type: "string" } },
+  options: {
+    requests: { type: "string", default: "300" },
+    concurrency: { type: "string", default: "16" },
+    mode: { type: "string", default: "psd" },
+    model: { type: "string" },
+    draft: { type: "string" },
+    warmup: { type: "string", default: "100" },
+    "sample-every": { type: "string", default: "50" },
+    "max-growth": { type: "string", default: "0.05" },
+    json: { type: "string" },
+  },
 });
+const warmup = Number(args.warmup);
+const sampleEvery = Number(args["sample-every"]);
+if (warmup >= Number(args.requests)) throw new Error("--warmup must be less than --requests");
 const lib = await import(pathToFileURL(path.join(root, "dist/index.js")).href);
 const pair = args.model ? { target: args.model, draft: args.draft } : await lib.ensureSyntheticPair(undefined, { preset: "tiny", dtype: "f32" });
 const engine = await lib.createEngine({ mode: args.mode, batchSize: 4, target: { model: pair.target, threads: 1 }, draft: { model: pair.draft, threads: 1 }, contextSize: 256 });
@@ -24,7 +40,7 @@ const deadline = Date.now() + 10 * 60_000;
 let seed = 12345;
 const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
 const prompts = ["Once upon a time", "The capital of France is", "def fibonacci(n):", "Hello", "Rain in Spain", "1, 2, 3,"];
-const counts = { ok: 0, exact: 0, disconnected: 0, badRequest: 0, failed: 0 };
+const counts = { ok: 0, exact: 0, disconnected: 0, badRequest: 0, failed: 0, okTokens: 0 };
 const failures = [];
 const expected = new Map();
 for (const p of prompts) expected.set(p, (await engine.generate(p, { maxTokens: 24, temperature: 0 })).tokens.join(","));
@@ -62,6 +78,7 @@ async function one(i) {
       tokens = last.choices[0].tokens;
     } else tokens = (await r.json()).choices[0].tokens;
     counts.ok++;
+    counts.okTokens += tokens.length;
     if (!sampled) {
       if (tokens.join(",") === expected.get(prompt)) counts.exact++;
       else failures.push(`greedy tokens differ for "${prompt}"`);
@@ -74,16 +91,62 @@ async function one(i) {
 
 const started = Date.now();
 let next = 0;
+let done = 0;
+const samples = [{ done: 0, rss: process.memoryUsage().rss }];
 await Promise.all(Array.from({ length: Number(args.concurrency) }, async () => {
-  while (next < total && Date.now() < deadline) await one(next++);
+  while (next < total && Date.now() < deadline) {
+    await one(next++);
+    if (++done % sampleEvery === 0) {
+      samples.push({ done, rss: process.memoryUsage().rss });
+      process.stderr.write(`serve-soak: ${done}/${total} requests, RSS ${(samples.at(-1).rss / 2 ** 20).toFixed(0)} MiB\n`);
+    }
+  }
 }));
 for (let i = 0; i < 200 && engine.load().running + engine.load().queued > 0; i++) await new Promise((r) => setTimeout(r, 50));
 const load = engine.load();
 if (load.running + load.queued > 0) failures.push(`engine not empty after the soak: ${JSON.stringify(load)}`);
 const metrics = await (await fetch(`${url}/metrics`)).text();
 const mem = process.memoryUsage();
+samples.push({ done, rss: mem.rss });
 await server.close({ graceMs: 1000 });
 await engine.close();
-const report = { requests: next, seconds: (Date.now() - started) / 1000, counts, failures: failures.slice(0, 20), failureCount: failures.length, heapUsedMiB: mem.heapUsed / 2 ** 20, rssMiB: mem.rss / 2 ** 20, acceptedTokensTotal: Number(/^minedraft:spec_decode_num_accepted_tokens_total (\S+)/m.exec(metrics)?.[1]) };
+
+// /metrics against what the clients saw: a disconnected request may or may not have finished in the
+// engine before its abort landed, so those bound the counters from both sides
+const metric = (name, labels = "") => {
+  const re = new RegExp(`^minedraft:${name}${labels.replace(/[{}]/g, "\\$&")} (\\S+)$`, "gm");
+  return [...metrics.matchAll(re)].reduce((sum, m) => sum + Number(m[1]), 0);
+};
+const finished = metric("request_success_total", '{finished_reason="stop"}') + metric("request_success_total", '{finished_reason="length"}');
+const checks = {
+  "finished = ok .. ok + disconnected": finished >= counts.ok && finished <= counts.ok + counts.disconnected,
+  "refused with 400 = bad requests sent": metric("request_rejected_total", '{status="400"}') === counts.badRequest,
+  "generated tokens >= the ok clients' tokens, <= + 24 per disconnected": metric("generation_tokens_total") >= counts.okTokens && metric("generation_tokens_total") <= counts.okTokens + 24 * counts.disconnected,
+  "e2e / ttft histogram counts = finished": metric("e2e_request_latency_seconds_count") === finished && metric("time_to_first_token_seconds_count") === finished,
+  "accepted <= drafted tokens": metric("spec_decode_num_accepted_tokens_total") <= metric("spec_decode_num_draft_tokens_total"),
+  "nothing running or waiting": metric("num_requests_running") === 0 && metric("num_requests_waiting") === 0,
+};
+for (const [name, ok] of Object.entries(checks)) if (!ok) failures.push(`metrics: ${name} does not hold`);
+
+// RSS after the warm-up: growth from the first sample past it to the last, and the peak
+const warm = samples.find((x) => x.done >= warmup) ?? samples.at(-1);
+const end = samples.at(-1);
+const growth = (end.rss - warm.rss) / warm.rss;
+const peak = Math.max(...samples.filter((x) => x.done >= warm.done).map((x) => x.rss));
+if (growth > Number(args["max-growth"])) failures.push(`RSS grew ${(100 * growth).toFixed(1)}% after the warm-up (limit ${100 * Number(args["max-growth"])}%)`);
+const mib = (b) => +(b / 2 ** 20).toFixed(1);
+const report = {
+  requests: next,
+  seconds: (Date.now() - started) / 1000,
+  counts,
+  metrics: { finished, generationTokens: metric("generation_tokens_total"), rejected400: metric("request_rejected_total", '{status="400"}'), draftTokens: metric("spec_decode_num_draft_tokens_total"), acceptedTokens: metric("spec_decode_num_accepted_tokens_total") },
+  checks,
+  rssMiB: { start: mib(samples[0].rss), afterWarmup: mib(warm.rss), peakAfterWarmup: mib(peak), end: mib(end.rss), growthAfterWarmupPercent: +(100 * growth).toFixed(2) },
+  heapUsedMiB: mib(mem.heapUsed),
+  samples: samples.map((x) => ({ done: x.done, rssMiB: mib(x.rss) })),
+  failures: failures.slice(0, 20),
+  failureCount: failures.length,
+};
 console.log(JSON.stringify(report, null, 2));
+if (args.json) (await import("node:fs")).writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
 process.exit(failures.length > 0 ? 1 : 0);
