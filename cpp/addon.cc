@@ -1,13 +1,19 @@
 // minedraft native addon: thin, policy-free mechanism over llama.cpp (load, decode, draft, verify
 // math, KV). Scheduling and acceptance decisions live in TypeScript (src/engine).
+//
+//   common.*       argument readers, per-environment data, the llama.cpp log sink
+//   backend.*      process-wide setup: backends, logging, devices
+//   model.*        a loaded GGUF: metadata, tokenizer, chat template, vocabulary facts
+//   context/       a llama.cpp context on its own worker thread: queue, jobs, row pool, JS bindings
+//   sampling*.*    vocabulary-wide sampling math (and its synchronous JS access)
+//   synth/         the synthetic-GGUF generator: a separate module (minedraft_synth.node), not linked here
 #include <napi.h>
 
 #include "backend.h"
 #include "common.h"
-#include "context.h"
+#include "context/context.h"
 #include "model.h"
 #include "sampling_js.h"
-#include "synth.h"
 
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new md::AddonData());
@@ -15,7 +21,6 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   md::Model::Init(env, exports);
   md::Context::Init(env, exports);
   md::InitSamplingJs(env, exports);
-  InitSynth(env, exports);
   return exports;
 }
 

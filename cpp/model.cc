@@ -2,6 +2,7 @@
 
 #include <ggml-backend.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -27,7 +28,7 @@ void Model::Init(Napi::Env env, Napi::Object exports) {
   AddonData::Of(env)->model_ctor = Napi::Persistent(fn);
   exports.Set("Model", fn);
   exports.Set("loadModel", Napi::Function::New<LoadModel>(env, "loadModel"));
-  exports.Set("checkCompatibility", Napi::Function::New<CheckCompatibility>(env, "checkCompatibility"));
+  exports.Set("firstTokenTextDifference", Napi::Function::New<FirstTokenTextDifference>(env, "firstTokenTextDifference"));
 }
 
 // Only loadModel may construct: it passes the loaded pointer as an External.
@@ -372,38 +373,26 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   return p;
 }
 
-Napi::Value CheckCompatibility(const Napi::CallbackInfo& info) {
+// firstTokenTextDifference(a, b): the lowest token id below both vocabulary sizes whose text differs
+// between the two models, or -1. A fact over the whole vocabulary (150k strcmp calls for a large one),
+// so it stays native; whether a draft may serve a target is decided in TypeScript (src/native/vocab-compat.ts).
+Napi::Value FirstTokenTextDifference(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject()) throw Napi::TypeError::New(env, "checkCompatibility(target, draft) takes two models");
-  Model* a = Model::Unwrap(info[0].As<Napi::Object>());
-  Model* b = Model::Unwrap(info[1].As<Napi::Object>());
-  const llama_vocab* va = a->Vocab(env);
-  const llama_vocab* vb = b->Vocab(env);
-  auto fail = [&](const std::string& s) { return Napi::String::New(env, s); };
-  if (llama_vocab_type(va) != llama_vocab_type(vb)) {
-    return fail(std::string("vocabulary types differ: target ") + VocabTypeName(llama_vocab_type(va)) + ", draft " + VocabTypeName(llama_vocab_type(vb)));
-  }
-  struct Special { const char* name; llama_token (*get)(const llama_vocab*); };
-  const Special specials[] = {{"BOS", llama_vocab_bos}, {"EOS", llama_vocab_eos}, {"EOT", llama_vocab_eot}};
-  for (const auto& s : specials) {
-    if (s.get(va) != s.get(vb)) {
-      return fail(std::string("special token ") + s.name + " differs: target " + std::to_string(s.get(va)) + ", draft " + std::to_string(s.get(vb)));
+  const Napi::Function ctor = AddonData::Of(env)->model_ctor.Value();
+  for (size_t i = 0; i < 2; i++) {
+    if (info.Length() <= i || !info[i].IsObject() || !info[i].As<Napi::Object>().InstanceOf(ctor)) {
+      throw Napi::TypeError::New(env, "firstTokenTextDifference(a, b) takes two models");
     }
   }
-  if (llama_vocab_get_add_bos(va) != llama_vocab_get_add_bos(vb)) return fail("add-BOS setting differs between target and draft");
-  const int32_t na = llama_vocab_n_tokens(va), nb = llama_vocab_n_tokens(vb);
-  if (std::abs(na - nb) > 128) {
-    return fail("vocabulary sizes differ by more than 128: target " + std::to_string(na) + ", draft " + std::to_string(nb));
-  }
-  const int32_t shared = std::min(na, nb);
+  const llama_vocab* va = Model::Unwrap(info[0].As<Napi::Object>())->Vocab(env);
+  const llama_vocab* vb = Model::Unwrap(info[1].As<Napi::Object>())->Vocab(env);
+  const int32_t shared = std::min(llama_vocab_n_tokens(va), llama_vocab_n_tokens(vb));
   for (int32_t t = 0; t < shared; t++) {
     const char* ta = llama_vocab_get_text(va, t);
     const char* tb = llama_vocab_get_text(vb, t);
-    if (std::strcmp(ta ? ta : "", tb ? tb : "") != 0) {
-      return fail("token " + std::to_string(t) + " differs: target '" + (ta ? ta : "") + "', draft '" + (tb ? tb : "") + "'");
-    }
+    if (std::strcmp(ta ? ta : "", tb ? tb : "") != 0) return Napi::Number::New(env, t);
   }
-  return env.Null();
+  return Napi::Number::New(env, -1);
 }
 
 }  // namespace md

@@ -38,7 +38,7 @@ class Model : public Napi::ObjectWrap<Model> {
 
 // loadModel(path, { gpuLayers, device, mmap }) -> Promise<Model>
 Napi::Value LoadModel(const Napi::CallbackInfo& info);
-// checkCompatibility(a, b) -> null | string (why a draft cannot serve a target)
-Napi::Value CheckCompatibility(const Napi::CallbackInfo& info);
+// firstTokenTextDifference(a, b) -> the lowest shared token id whose text differs, or -1
+Napi::Value FirstTokenTextDifference(const Napi::CallbackInfo& info);
 
 }  // namespace md

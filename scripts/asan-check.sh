@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Native memory check: builds an AddressSanitizer + LeakSanitizer copy of minedraft's addon into a separate folder
-# (never build/Release), then runs the native tests and a leak driver against it through MINEDRAFT_ADDON_PATH,
+# Native memory check: builds an AddressSanitizer + LeakSanitizer copy of minedraft's native modules (every target of
+# binding.gyp: minedraft.node and minedraft_synth.node) into a separate folder (never build/Release), then runs the
+# native tests and a leak driver against them through MINEDRAFT_ADDON_PATH / MINEDRAFT_SYNTH_ADDON_PATH,
 # and reports memory errors (any) and leaks whose allocation stack goes through the addon (cpp/).
 #
 #   npm run check:asan                 # or: bash scripts/asan-check.sh
@@ -59,6 +60,7 @@ command -v llvm-symbolizer >/dev/null 2>&1 && export ASAN_SYMBOLIZER_PATH="$(com
 
 mkdir -p "$ASAN_DIR"
 ADDON="$ASAN_DIR/minedraft.node"
+SYNTH_ADDON="$ASAN_DIR/minedraft_synth.node"
 if [ "$BUILD" = 1 ]; then
   LIBDIR="$(node src/native/llama-paths.mjs libdir)"
   LIBS="$(node src/native/llama-paths.mjs libs)"
@@ -67,25 +69,35 @@ if [ "$BUILD" = 1 ]; then
   NODE_INC="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")/include/node"
   [ -e "$NODE_INC/node_api.h" ] || NODE_INC="$(ls -d "$HOME"/.cache/node-gyp/"$(node -p process.versions.node)"/include/node 2>/dev/null | head -1)"
   [ -e "$NODE_INC/node_api.h" ] || { echo "asan-check: Node's headers (node_api.h) not found" >&2; exit 2; }
-  # the defines of binding.gyp
-  DEFS="$(node -e '
+  # Every target of binding.gyp (the addon minedraft and the generator minedraft_synth), with its sources and
+  # defines (target_defaults merged in), read from binding.gyp itself so this build cannot drift from it:
+  # one line per target, "NAME<TAB>DEFINES<TAB>SOURCES".
+  TARGETS="$(node -e '
     const g = JSON.parse(require("fs").readFileSync("binding.gyp", "utf8").replace(/#.*$/gm, ""));
-    console.log(g.targets[0].defines.map((d) => "-D" + d).join(" "));')"
-  SOURCES="$(node -e 'const g = JSON.parse(require("fs").readFileSync("binding.gyp", "utf8")); console.log(g.targets[0].sources.join(" "))')"
-  echo "asan-check: building $ADDON with $CXX -fsanitize=address"
-  OBJS=""
-  for src in $SOURCES; do
-    obj="$ASAN_DIR/$(basename "${src%.cc}").o"
+    const d = g.target_defaults ?? {};
+    for (const t of g.targets) {
+      const defs = [...(d.defines ?? []), ...(t.defines ?? [])].map((x) => "-D" + x).join(" ");
+      console.log([t.target_name, defs, [...(d.sources ?? []), ...t.sources].join(" ")].join("\t"));
+    }')" || exit 2
+  while IFS=$'\t' read -r NAME DEFS SOURCES; do
+    echo "asan-check: building $ASAN_DIR/$NAME.node with $CXX -fsanitize=address"
+    mkdir -p "$ASAN_DIR/obj/$NAME"
+    OBJS=""
+    for src in $SOURCES; do
+      obj="$ASAN_DIR/obj/$NAME/$(echo "${src%.cc}" | tr '/' '_').o"
+      # shellcheck disable=SC2086
+      $NICE "$CXX" -c "$ASAN_SRC_ROOT/$src" -o "$obj" -std=c++17 -fPIC -pthread -g -O1 -fno-omit-frame-pointer -fsanitize=address \
+        -fexceptions -Wall -Wno-unused-parameter $DEFS -DBUILDING_NODE_EXTENSION -DNODE_GYP_MODULE_NAME="$NAME" \
+        -I"$NODE_INC" -I"$NAPI_INC" $(for i in $INCS; do printf -- '-I%s ' "$i"; done) || exit 2
+      OBJS="$OBJS $obj"
+    done
     # shellcheck disable=SC2086
-    $NICE "$CXX" -c "$ASAN_SRC_ROOT/$src" -o "$obj" -std=c++17 -fPIC -pthread -g -O1 -fno-omit-frame-pointer -fsanitize=address \
-      -fexceptions -Wall -Wno-unused-parameter $DEFS -DBUILDING_NODE_EXTENSION -DNODE_GYP_MODULE_NAME=minedraft \
-      -I"$NODE_INC" -I"$NAPI_INC" $(for i in $INCS; do printf -- '-I%s ' "$i"; done) || exit 2
-    OBJS="$OBJS $obj"
-  done
-  # shellcheck disable=SC2086
-  $NICE "$CXX" -shared -fsanitize=address -o "$ADDON" $OBJS $LIBS -Wl,-rpath,"$LIBDIR" -pthread || exit 2
+    $NICE "$CXX" -shared -fsanitize=address -o "$ASAN_DIR/$NAME.node" $OBJS $LIBS -Wl,-rpath,"$LIBDIR" -pthread || exit 2
+  done <<< "$TARGETS"
 fi
-[ -e "$ADDON" ] || { echo "asan-check: $ADDON is missing (run without --no-build)" >&2; exit 2; }
+for f in "$ADDON" "$SYNTH_ADDON"; do
+  [ -e "$f" ] || { echo "asan-check: $f is missing (run without --no-build)" >&2; exit 2; }
+done
 
 LOGS="$ASAN_DIR/logs"
 if [ "$REPORT_ONLY" = 0 ]; then
@@ -99,6 +111,7 @@ if [ "$REPORT_ONLY" = 0 ]; then
   export ASAN_OPTIONS="detect_leaks=1:log_path=$LOGS/asan:alloc_dealloc_mismatch=0:new_delete_type_mismatch=0:detect_odr_violation=0:allow_user_segv_handler=1:handle_segv=0:handle_sigbus=0:handle_abort=1:symbolize=1:fast_unwind_on_malloc=0:malloc_context_size=40"
   export LSAN_OPTIONS="suppressions=$ASAN_DIR/lsan.supp:print_suppressions=0:exitcode=0"
   export MINEDRAFT_ADDON_PATH="$ADDON"
+  export MINEDRAFT_SYNTH_ADDON_PATH="$SYNTH_ADDON"
   export MINEDRAFT_ASAN=1
 
   echo "asan-check: running $TESTS under ASan (LD_PRELOAD=$RT)"
@@ -128,7 +141,9 @@ let otherLeaks = { reports: 0, bytes: 0 };
 const pendingFinalization = { reports: 0, bytes: 0 };
 const pendingPerLog = new Map();
 let processes = files.length;
-const ours = (stack) => /minedraft\.node|(^|[\s/(])cpp\/[A-Za-z_]+\.(cc|h)\b/m.test(stack);
+// the addon's frames: either module, or a source under cpp/ (cpp/model.cc, cpp/context/worker.cc, ...)
+const OURS = /minedraft(_synth)?\.node|(^|[\s/(])cpp\/([A-Za-z_]+\/)*[A-Za-z_]+\.(cc|h)\b/;
+const ours = (stack) => new RegExp(OURS.source, "m").test(stack);
 for (const f of files) {
   const text = fs.readFileSync(f, "utf8");
   for (const m of text.matchAll(/==\d+==ERROR: AddressSanitizer: [^\n]*\n[\s\S]*?(?=\n==\d+==|\nSUMMARY|$)/g)) errors.push(`${path.basename(f)}: ${m[0].slice(0, 3000)}`);
@@ -157,7 +172,7 @@ console.log(`asan-check: leaks through the addon (cpp/): ${direct.length} direct
 // grouped by the first addon frame (where the addon made the allocation that was never freed)
 const groups = new Map();
 for (const l of addonLeaks) {
-  const frame = (l.stack.split("\n").find((x) => /(^|[\s/(])cpp\/[A-Za-z_]+\.(cc|h)\b|minedraft\.node/.test(x)) ?? "?").replace(/^\s*#\d+ 0x[0-9a-f]+ in /, "");
+  const frame = (l.stack.split("\n").find((x) => OURS.test(x)) ?? "?").replace(/^\s*#\d+ 0x[0-9a-f]+ in /, "");
   const g = groups.get(frame) ?? { kind: l.kind, reports: 0, bytes: 0, stack: l.stack };
   g.reports++;
   g.bytes += l.bytes;

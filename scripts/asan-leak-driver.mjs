@@ -88,7 +88,7 @@ try {
   draft.dispose();
   target.dispose(); // double dispose
 
-  // synthesis (cpp/synth.cc) once more, into a fresh folder
+  // synthesis (cpp/synth/, the minedraft_synth module) once more, into a fresh folder
   await microPair(path.join(tmp, "pair2"), {}, 7);
   console.log("asan-leak-driver: done");
 } finally {

@@ -4,6 +4,7 @@ import type { StepSchedule } from "../engine/types.js";
 import type { LlamaContext } from "./context.js";
 import { CpuLoadMonitor } from "./cpu-load.js";
 import type { LlamaModel } from "./model.js";
+import { draftVocabBridge } from "./vocab-compat.js";
 
 type Plans = { sequential: ThreadPlacement; overlapped: ThreadPlacement | null };
 
@@ -73,18 +74,13 @@ export class NativeBackend implements Backend {
       verify: (specs: readonly VerifySpec[]) => targetContext.verify(specs, draftContext) as Promise<VerifyOutput[]>,
     };
     if (draftContext && draftModel) {
-      // The draft never proposes a token the target cannot score.
-      const vocabLimit = Math.min(draftModel.info.nVocab, m.info.nVocab);
-      // A target vocabulary may be up to 128 tokens larger than the draft's (checkCompatibility): target tokens
-      // the draft lacks are fed to it as token 0. The draft then drafts worse after them; the output stays exact.
-      const dVocab = draftModel.info.nVocab;
-      const fit = (tokens: readonly number[]): readonly number[] => (tokens.some((t) => t >= dVocab) ? tokens.map((t) => (t < dVocab ? t : 0)) : tokens);
-      const fitSpecs = (specs: readonly DraftSpec[]): readonly DraftSpec[] => (dVocab >= m.info.nVocab ? specs : specs.map((s) => ({ ...s, tokens: fit(s.tokens) })));
+      // vocabulary sizes may differ within the tolerance of the compatibility rule (vocab-compat.ts)
+      const vocab = draftVocabBridge(m.info.nVocab, draftModel.info.nVocab);
       this.draft = {
-        prefill: (seq, pos, tokens) => draftContext.prefill(seq, pos, dVocab >= m.info.nVocab ? tokens : fit(tokens)),
+        prefill: (seq, pos, tokens) => draftContext.prefill(seq, pos, vocab.fitTokens(tokens)),
         removeSeq: async (seq) => void (await draftContext.removeSeq(seq)),
         moveSeq: moveFor(draftContext),
-        draft: (specs: readonly DraftSpec[]) => draftContext.draft(fitSpecs(specs), vocabLimit) as Promise<DraftOutput[]>,
+        draft: (specs: readonly DraftSpec[]) => draftContext.draft(vocab.fitSpecs(specs), vocab.vocabLimit) as Promise<DraftOutput[]>,
       };
     }
     if (threads) {

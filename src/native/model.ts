@@ -3,6 +3,7 @@ import { loadAddon, type LogLevel } from "./addon.js";
 import { numberList, snapshot } from "./args.js";
 import { GGML_TYPE_NAMES, GgufError, readGgufHeader, type GgufHeader } from "./gguf.js";
 import type { NativeAddon, RawModel, RawModelInfo } from "./types.js";
+import { vocabIncompatibility } from "./vocab-compat.js";
 
 export interface LoadModelOptions {
   /** layers to offload to the GPU (-1: all, 0: none); default: all when a GPU is present */
@@ -87,9 +88,10 @@ export class LlamaModel {
     return this.raw.applyChatTemplate(snapshot(messages), addAssistant, template);
   }
 
-  /** Why `draft` cannot draft for this model, or null when the vocabularies are compatible. */
+  /** Why `draft` cannot draft for this model, or null when the vocabularies are compatible (the rule: vocab-compat.ts). */
   incompatibilityWith(draft: LlamaModel): string | null {
-    return this.addon.checkCompatibility(this.raw, draft.raw);
+    if (!(draft instanceof LlamaModel)) throw new TypeError("incompatibilityWith(draft): draft must be a LlamaModel");
+    return vocabIncompatibility(this.addon, this, draft);
   }
 
   get disposed(): boolean {

@@ -133,7 +133,8 @@ export interface NativeAddon {
   systemInfo(): string;
   hardwareConcurrency: number;
   loadModel(path: string, options?: { gpuLayers?: number; device?: string; mmap?: boolean }): Promise<RawModel>;
-  checkCompatibility(target: RawModel, draft: RawModel): string | null;
+  /** the lowest token id below both vocabulary sizes whose text differs between a and b, or -1 (a vocabulary-wide scan; the rule that uses it: vocab-compat.ts) */
+  firstTokenTextDifference(a: RawModel, b: RawModel): number;
   createContext(model: RawModel, options?: RawContextOptions): Promise<RawContext>;
   sampling: {
     argmax(logits: Float32Array): number;
@@ -141,5 +142,4 @@ export interface NativeAddon {
     sampleRow(weights: Float32Array, u: number): number;
     sampleResidual(p: Float32Array, q: Float32Array | null, qToken: number, u: number): number;
   };
-  synthesize(options: Record<string, unknown>, onProgress?: (fraction: number, stage: string) => void): Promise<void>;
 }

@@ -3,14 +3,15 @@
 //   const { target, draft } = await synthesizePair({ outDir: "/tmp/m", preset: "tiny" });
 //   const pair = await ensureSyntheticPair(undefined, { preset: "tinyllama" }); // cached under <repo>/.cache/models
 //
-// The files are made by the native addon (cpp/synth.cc) on a worker thread: random seeded weights, a tokenizer
-// copied from one of llama.cpp's vocab GGUFs, and a draft that is bit-identical to the target's first layer(s).
+// The files are made by the native generator (cpp/synth/: its own module, loaded by ./addon.ts) on a worker
+// thread: random seeded weights, a tokenizer copied from one of llama.cpp's vocab GGUFs, and a draft that is
+// bit-identical to the target's first layer(s).
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadAddon } from "../native/addon.js";
+import { loadSynthAddon } from "./addon.js";
 import { SYNTH_PRESET_NAMES, isSynthPresetName, synthPreset, type SynthArch, type SynthDtype, type SynthPresetName } from "./presets.js";
 
 export * from "./presets.js";
@@ -169,7 +170,7 @@ function resolveOptions(opts: Omit<SynthesizeOptions, "outDir">): ResolvedOption
 }
 
 async function runSynthesize(outDir: string, r: ResolvedOptions, threads: number | undefined, onProgress?: SynthProgress): Promise<SyntheticPair> {
-  const addon = await loadAddon();
+  const addon = await loadSynthAddon();
   const dir = path.resolve(outDir);
   await addon.synthesize(
     {

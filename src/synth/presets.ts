@@ -1,4 +1,4 @@
-// Architectures of the synthetic target/draft pairs (see cpp/synth.cc for how the weights are made).
+// Architectures of the synthetic target/draft pairs (see cpp/synth/synth.cc for how the weights are made).
 //
 // Greedy draft/target agreement (fraction of the target's greedy tokens that the draft's argmax predicts, measured
 // with llama.cpp on CPU over a few prompts, llama-spm vocab) depends on eps and on how many target layers are

@@ -186,7 +186,8 @@ describe("context", () => {
 
   it("sampled rows spread over a context's threads give exactly the single-thread results", async () => {
     // 5 sequences x (k + 1) sampled rows: with 2 threads (or rowThreads 2) the draft and verify jobs
-    // evaluate their rows on two threads (cpp/context.cc ForEachRow), with 1 on the worker alone
+    // evaluate their rows on two threads (cpp/context/context.h ForEachRow: the worker and a helper of the
+    // context's row pool), with 1 on the worker alone; every job after the first reuses the pool's helpers
     const prompts = ["The capital of France is", "Once upon a time", "def main():", "In 1492", "Dear Sir,"].map((p) => target.tokenize(p));
     const sampling = { temperature: 1.3, topK: 0, topP: 0.9 };
     const run = async (threads: number, rowThreads = 0) => {
@@ -195,17 +196,24 @@ describe("context", () => {
       expect(tctx.info()).toMatchObject({ threads, rowThreads });
       await Promise.all(prompts.flatMap((t, s) => [tctx.prefill(s, 0, t.slice(0, -1)), dctx.prefill(s, 0, t.slice(0, -1))]));
       const u = (s: number, i: number) => ((s * 7 + i * 3) % 10) / 10 + 0.05;
-      const drafts = await dctx.draft(prompts.map((t, s) => ({ seq: s, pos: t.length - 1, tokens: [t.at(-1)!], k: 3, sampling, uniforms: [0, 1, 2].map((i) => u(s, i)) })));
-      const verified = await tctx.verify(
-        prompts.map((t, s) => ({ seq: s, pos: t.length - 1, pending: t.at(-1)!, draft: Array.from(drafts[s]!.tokens), sampling, uniforms: [0, 1, 2, 3].map((i) => u(s, i + 5)) })),
-        dctx,
-      );
+      const round = async () => {
+        const drafts = await dctx.draft(prompts.map((t, s) => ({ seq: s, pos: t.length - 1, tokens: [t.at(-1)!], k: 3, sampling, uniforms: [0, 1, 2].map((i) => u(s, i)) })));
+        const verified = await tctx.verify(
+          prompts.map((t, s) => ({ seq: s, pos: t.length - 1, pending: t.at(-1)!, draft: Array.from(drafts[s]!.tokens), sampling, uniforms: [0, 1, 2, 3].map((i) => u(s, i + 5)) })),
+          dctx,
+        );
+        return prompts.map((_, s) => ({ draft: Array.from(drafts[s]!.tokens), q: Array.from(drafts[s]!.probs), p: Array.from(verified[s]!.p), alt: Array.from(verified[s]!.alt) }));
+      };
+      const first = await round();
+      // the same jobs again (both recompute from pos): the pool's helpers, started by the first round, give the same rows
+      expect(await round()).toEqual(first);
       await Promise.all([tctx.dispose(), dctx.dispose()]);
-      return prompts.map((_, s) => ({ draft: Array.from(drafts[s]!.tokens), q: Array.from(drafts[s]!.probs), p: Array.from(verified[s]!.p), alt: Array.from(verified[s]!.alt) }));
+      return first;
     };
     const serial = await run(1);
     expect(await run(2)).toEqual(serial);
     expect(await run(1, 2)).toEqual(serial); // a GPU model's context: one decode thread, rows on two
+    expect(await run(1, 3)).toEqual(serial); // three stripes: the worker and two helpers
     // the rows were sampled, not greedy: some drafted token has q < 1
     expect(serial.some((r) => r.q.some((q) => q < 1))).toBe(true);
   });

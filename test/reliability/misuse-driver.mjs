@@ -164,7 +164,7 @@ const OPS = [
   ["raw.model.detokenize", 2, () => r.pick(models).raw.detokenize(maybe(() => [1, 2]), junk(), junk())],
   ["raw.model.tokenBytes", 2, () => r.pick(models).raw.tokenBytes(junk(), junk())],
   ["raw.model.applyChatTemplate", 1, () => r.pick(models).raw.applyChatTemplate(maybe(() => [{ role: "user", content: "x" }]), junk(), junk())],
-  ["raw.checkCompatibility", 2, () => addon.checkCompatibility(r.next() < 0.7 ? r.pick(models).raw : junk(), r.next() < 0.7 ? r.pick(models).raw : junk())],
+  ["raw.firstTokenTextDifference", 2, () => addon.firstTokenTextDifference(r.next() < 0.7 ? r.pick(models).raw : junk(), r.next() < 0.7 ? r.pick(models).raw : junk())],
   ["raw.createContext", 2, async () => {
     if (rawContexts.filter((c) => !c.info().disposed).length >= 3) return;
     const fine = rawContexts.filter((c) => !c.info().disposed).length < 1;

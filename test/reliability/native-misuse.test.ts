@@ -161,7 +161,8 @@ describe("misuse through the wrappers (deterministic)", () => {
     expect(() => raw.kvRemove(7)).toThrow(RangeError);
     expect(() => raw.draft([{ seq: 0, pos: 0, tokens: [1], k: 300 }])).toThrow(/spec\.k must be in \[1, 256\]/);
     expect(() => raw.verify([{ seq: 0, pos: 0, pending: 1, draft: [1], sampling: { temperature: NaN } } as never])).toThrow(/temperature/);
-    expect(() => addon.checkCompatibility(target.raw, {} as never)).toThrow();
+    expect(() => addon.firstTokenTextDifference(target.raw, {} as never)).toThrow(/takes two models/);
+    expect(() => addon.firstTokenTextDifference({} as never, target.raw)).toThrow(/takes two models/);
     expect(() => new (addon as unknown as { Model: new (x: unknown) => unknown }).Model({})).toThrow(/cannot be constructed directly/);
     expect(() => addon.createContext({} as never, {})).toThrow(/model must be a Model/);
     await raw.dispose();
@@ -169,7 +170,7 @@ describe("misuse through the wrappers (deterministic)", () => {
 });
 
 describe("misuse through the raw addon objects is survived too (child processes)", () => {
-  // The wrappers above prevent these; the native layer itself must also refuse them (cpp/context.cc).
+  // The wrappers above prevent these; the native layer itself must also refuse them (cpp/context/bindings.cc).
   const child = (body: string) =>
     runNode(["--input-type=module", "-e", `
       const { loadAddon } = await import(${JSON.stringify(path.join(repoRoot, "dist", "native", "addon.js"))});

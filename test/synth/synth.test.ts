@@ -1,4 +1,4 @@
-// Synthetic target/draft pairs (cpp/synth.cc + src/synth): file format, determinism, draft = target prefix,
+// Synthetic target/draft pairs (cpp/synth/ + src/synth): file format, determinism, draft = target prefix,
 // progress reporting, validation, caching, and that llama.cpp loads the pair and gives peaked logits.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
@@ -8,6 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { loadAddon } from "../../src/native/addon.js";
 import { readGgufHeader, type GgufHeader, type GgufTensorInfo } from "../../src/native/gguf.js";
+import { vocabIncompatibility } from "../../src/native/vocab-compat.js";
+import { loadSynthAddon } from "../../src/synth/addon.js";
 import {
   SYNTH_PRESETS,
   SYNTH_VERSION,
@@ -178,7 +180,7 @@ describe("synthesizePair (tiny)", () => {
     try {
       expect(target.info().nLayer).toBe(tiny.nLayer);
       expect(draft.info().nLayer).toBe(tiny.nDraftLayer);
-      expect(addon.checkCompatibility(target, draft)).toBeNull();
+      expect(vocabIncompatibility(addon, { raw: target, info: target.info() }, { raw: draft, info: draft.info() })).toBeNull();
       const ctx = await addon.createContext(target, { nCtx: 256, threads: 2 });
       try {
         const tokens = Array.from(target.tokenize("The quick brown fox jumps over", true, false));
@@ -218,7 +220,7 @@ describe("synthesis errors", () => {
     await expect(synthesizePair({ outDir: out, vocab: "no-such-vocab" })).rejects.toThrow(/not found/);
     await expect(synthesizePair({ outDir: "" })).rejects.toThrow(TypeError);
 
-    const addon = await loadAddon();
+    const addon = await loadSynthAddon();
     const vocabPath = resolveVocab();
     const ok = { outDir: out, vocabPath, nEmbd: 64, nLayer: 2, nDraftLayer: 1, nHead: 2, nHeadKv: 1, nFf: 64 };
     expect(() => addon.synthesize(undefined as never)).toThrow(TypeError);

@@ -1,10 +1,23 @@
 // Context: one llama_context driven by its own native worker thread. Every JS call enqueues a job
 // and returns a Promise; jobs run in order on the worker, so two contexts (draft and target) run
 // truly concurrently and the JS event loop never waits on model work.
+//
+// The class is spread over this folder, one concern per file:
+//   bindings.cc     the JS class: constructor options, methods, argument checks (JS thread)
+//   worker.cc       the job queue, the worker thread and the thread-safe function back to JS
+//   jobs.h          the jobs (what runs on the worker); their Run/Result in:
+//   lifecycle.cc      init, dispose, setThreads: the llama.cpp context and ggml threadpool it owns
+//   decode_jobs.cc    decode and prefill (plain forward passes)
+//   kv_job.cc         KV-cache operations
+//   draft_job.cc      drafting: batch packing, draft rows sampled (and their q kept for verify)
+//   verify_job.cc     verification: batch packing, target rows evaluated against the drafts
+//   batch.cc        the llama_batch helpers the jobs share
+//   row_pool.{h,cc} the persistent helper threads that evaluate sampled rows (ForEachRow, below)
 #pragma once
 #include <llama.h>
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -14,7 +27,8 @@
 #include <thread>
 #include <vector>
 
-#include "sampling.h"
+#include "../sampling.h"
+#include "row_pool.h"
 
 namespace md {
 
@@ -59,14 +73,18 @@ class Context : public Napi::ObjectWrap<Context> {
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value GetInfo(const Napi::CallbackInfo& info);
 
+  // worker.cc
   Napi::Promise Enqueue(Napi::Env env, std::unique_ptr<Job> job);
-  void CheckUsable(Napi::Env env) const;
-  int32_t SeqArg(const Napi::Value& v, const char* name) const;
+  void StartWorker(Napi::Env env);
   void WorkerLoop();
   void Complete(Napi::Env env, Job* job);
   void StopThread();
 
-  // worker-thread helpers
+  // bindings.cc
+  void CheckUsable(Napi::Env env) const;
+  int32_t SeqArg(const Napi::Value& v, const char* name) const;
+
+  // worker-thread helpers (batch.cc)
   void DecodeOrThrow(const char* what);
   void BatchClear() { batch_.n_tokens = 0; }
   void BatchAdd(llama_token t, llama_pos p, llama_seq_id s, bool logits);
@@ -88,16 +106,19 @@ class Context : public Napi::ObjectWrap<Context> {
   bool pool_attached_ = false;
   llama_batch batch_{};
   std::vector<SeqDrafts> drafts_;
-  // per-row sampling buffers, one set per thread that evaluates rows (ForEachRow in context.cc)
+  // per-row sampling buffers, one set per thread that evaluates rows (ForEachRow)
   struct RowBuffers {
     std::vector<float> row;
     std::vector<int32_t> scratch;
   };
   std::vector<RowBuffers> row_buffers_;
-  // fn(i, buffers) for rows 0..rows-1, spread over this context's threads when `spread` (context.cc)
+  // helper threads for sampled rows: started by the first job that spreads its rows, stopped by
+  // dispose (DisposeJob) or the destructor
+  RowPool row_pool_;
+  // fn(i, buffers) for rows 0..rows-1, spread over this context's row threads when `spread` (below)
   template <class Fn>
   void ForEachRow(size_t rows, bool spread, Fn&& fn);
-  // attaches or detaches threadpool_ (worker thread only)
+  // attaches or detaches threadpool_ (worker thread only; lifecycle.cc)
   void UsePool(bool use);
   // threads the next graphs use (set by the worker, read by info() on the JS thread)
   std::atomic<int32_t> threads_now_{1};
@@ -135,5 +156,26 @@ class Context : public Napi::ObjectWrap<Context> {
   friend struct KvJob;
   friend struct SetThreadsJob;
 };
+
+// The vocabulary-wide work per output row runs after the decode, on the worker, while the graph's
+// other threads wait: a sampled row costs 0.3-1.3 ms at 32k tokens (filtered softmax, residual
+// sample), so 8 requests x 5 rows take longer than a short step's decode. Sampled rows are spread
+// over as many threads as the context decodes with (its share of the cores), or rowThreads (a model
+// on a GPU decodes with one CPU thread); greedy rows (an argmax, ~10 us) stay on the worker.
+// fn(i, buffers) must touch only row i's outputs. Worker thread only.
+template <class Fn>
+void Context::ForEachRow(size_t rows, bool spread, Fn&& fn) {
+  const int32_t want = row_threads_ > 0 ? row_threads_ : threads_now_.load();
+  const size_t threads = spread ? std::max<size_t>(1, std::min<size_t>((size_t)std::max(1, want), rows / 2)) : 1;
+  if (row_buffers_.size() < threads) row_buffers_.resize(threads);
+  if (threads == 1) {
+    for (size_t i = 0; i < rows; i++) fn(i, row_buffers_[0]);
+    return;
+  }
+  row_pool_.Reserve(threads - 1);
+  row_pool_.Run(threads, [&](size_t t) {
+    for (size_t i = t; i < rows; i += threads) fn(i, row_buffers_[t]);
+  });
+}
 
 }  // namespace md

@@ -6,7 +6,8 @@
 // layers have attn_output and ffn_down scaled by eps, so its next-token distribution stays close to the draft's and
 // greedy agreement is tunable through eps.
 //
-// The core is plain C++17 (ggml/gguf only). Compile with -DMINEDRAFT_SYNTH_STANDALONE to leave out the N-API part.
+// A test-fixture maker, not part of the inference addon: built as its own module (binding.gyp target minedraft_synth:
+// this file and synth.cc are plain C++17 over ggml/gguf, addon.cc is the N-API face), loaded only by src/synth.
 #pragma once
 
 #include <cstdint>
@@ -37,17 +38,3 @@ std::string synth_validate_params(const SynthParams& p);
 // one exactly 1 (stage "done"); if it throws, generation stops, temporary files are removed and the exception
 // propagates. Throws std::runtime_error (or std::invalid_argument for bad params) on failure.
 void synthesize_pair(const SynthParams& p, const std::function<void(double fraction, const char* stage)>& progress);
-
-#ifndef MINEDRAFT_SYNTH_STANDALONE
-#include <napi.h>
-// exports.synthesize(opts, onProgress?) => Promise<void>; runs synthesize_pair on a worker thread.
-//   opts: { outDir: string, vocabPath: string, nEmbd: int, nLayer: int, nHead: int, nFf: int,
-//           nDraftLayer?: int = 1, nHeadKv?: int = nHead, nCtxTrain?: int = 4096, dtype?: "f32"|"f16"|"q8_0" = "f32",
-//           eps?: number = 0.02, seed?: number (safe integer >= 0) | bigint = 0, nThreads?: int = 0 (all cores) }
-//   onProgress?: (fraction: number, stage: string) => void, called on the JS thread with strictly increasing
-//   fractions, the last (1, "done") before the promise resolves; if it throws, synthesis stops, no file is left
-//   and the promise rejects with what it threw.
-//   Bad arguments throw synchronously: TypeError (wrong type / missing) or RangeError (bad value or combination);
-//   I/O failures reject the promise with an Error.
-void InitSynth(Napi::Env env, Napi::Object exports);
-#endif

@@ -1,0 +1,103 @@
+// verify(specs, draftContext?): the target scores each sequence's pending token and draft in one pass
+// (sequences packed into batches of at most nBatch tokens); per row the acceptance probability p of
+// the drafted token and the token to emit instead (argmax, or a sample of the residual max(0, p - q)).
+#include <cstring>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "context.h"
+#include "jobs.h"
+
+namespace md {
+
+void VerifyJob::Run(Context& c) {
+  const size_t n = specs.size();
+  out_p.assign(n, {});
+  out_alt.assign(n, {});
+  q_of.assign(n, nullptr);
+  llama_memory_t mem = llama_get_memory(c.ctx_);
+  for (auto& s : specs) llama_memory_seq_rm(mem, s.seq, s.pos, -1);
+  const std::vector<size_t> order = BySeq(specs);
+  size_t j = 0;
+  while (j < n) {
+    c.BatchClear();
+    std::vector<std::pair<size_t, int32_t>> members;  // spec, first row
+    for (; j < n; j++) {
+      const size_t i = order[j];
+      const VerifySpec& s = specs[i];
+      const size_t need = s.draft.size() + 1;
+      if (need > c.params_.n_batch) throw std::runtime_error("verification of one sequence needs more than n_batch tokens");
+      if (c.batch_.n_tokens > 0 && (size_t)c.batch_.n_tokens + need > c.params_.n_batch) break;
+      members.emplace_back(i, c.batch_.n_tokens);
+      c.BatchAdd(s.pending, s.pos, s.seq, true);
+      for (size_t t = 0; t < s.draft.size(); t++) c.BatchAdd(s.draft[t], s.pos + 1 + (int32_t)t, s.seq, true);
+    }
+    c.DecodeOrThrow("verify");
+    Evaluate(c, members);
+  }
+}
+
+void VerifyJob::Evaluate(Context& c, const std::vector<std::pair<size_t, int32_t>>& members) {
+  // row pointers first, here: llama_get_logits_ith synchronises and may reorder the outputs
+  std::vector<RowTask> tasks;
+  size_t sampled = 0;
+  for (auto& [si, row0] : members) {
+    const VerifySpec& s = specs[si];
+    const int32_t k = (int32_t)s.draft.size();
+    out_p[si].resize(k);
+    out_alt[si].resize(k + 1);
+    if (!s.sampling.greedy() && k > 0) {
+      q_of[si] = &draft_ctx->Drafts(s.draft_seq);
+      if (q_of[si]->k < k) throw std::runtime_error("verify: the draft context holds fewer drafted tokens for this sequence than were submitted");
+    }
+    for (int32_t r = 0; r <= k; r++) {
+      const float* logits = llama_get_logits_ith(c.ctx_, row0 + r);
+      if (!logits) throw std::runtime_error("llama.cpp returned no logits for a verification row");
+      tasks.push_back({si, r, logits});
+    }
+    if (!s.sampling.greedy()) sampled += (size_t)k + 1;
+  }
+  c.ForEachRow(tasks.size(), sampled >= 4, [&](size_t i, Context::RowBuffers& b) { EvaluateRow(c, tasks[i], b); });
+}
+
+// Runs on any of ForEachRow's threads: writes only its row's entries of out_p / out_alt.
+void VerifyJob::EvaluateRow(Context& c, const RowTask& t, Context::RowBuffers& b) {
+  const VerifySpec& s = specs[t.si];
+  const int32_t k = (int32_t)s.draft.size();
+  const int32_t r = t.r;
+  auto& p_out = out_p[t.si];
+  auto& alt = out_alt[t.si];
+  if (s.sampling.greedy()) {
+    alt[r] = Argmax(t.logits, c.n_vocab_);
+    if (r < k) p_out[r] = alt[r] == s.draft[r] ? 1.0f : 0.0f;
+    return;
+  }
+  FilteredDist(t.logits, c.n_vocab_, s.sampling, b.row, b.scratch);
+  if (r < k) {
+    const SeqDrafts* q = q_of[t.si];
+    p_out[r] = s.draft[r] < c.n_vocab_ ? b.row[s.draft[r]] : 0.0f;
+    const float* qrow = q->dense ? q->dists.data() + (size_t)r * q->n_vocab : nullptr;
+    alt[r] = SampleResidual(b.row.data(), c.n_vocab_, qrow, q->n_vocab, q->tokens[r], s.uniforms[r]);
+  } else {
+    alt[r] = SampleRow(b.row.data(), c.n_vocab_, s.uniforms[r]);
+  }
+  if (alt[r] < 0) throw std::runtime_error("target distribution has no mass (non-finite logits?)");
+}
+
+Napi::Value VerifyJob::Result(Napi::Env env) {
+  Napi::Array arr = Napi::Array::New(env, specs.size());
+  for (size_t i = 0; i < specs.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Float32Array p = Napi::Float32Array::New(env, out_p[i].size());
+    Napi::Int32Array a = Napi::Int32Array::New(env, out_alt[i].size());
+    if (!out_p[i].empty()) std::memcpy(p.Data(), out_p[i].data(), out_p[i].size() * sizeof(float));
+    std::memcpy(a.Data(), out_alt[i].data(), out_alt[i].size() * sizeof(int32_t));
+    o.Set("p", p);
+    o.Set("alt", a);
+    arr.Set((uint32_t)i, o);
+  }
+  return arr;
+}
+
+}  // namespace md
