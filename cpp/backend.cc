@@ -46,7 +46,8 @@ Napi::Value LoadBackend(const Napi::CallbackInfo& info) {
   SetLogLevel(level);
   if (!reg) {
     std::string why = TakeRecentLog();
-    throw Napi::Error::New(env, "cannot load backend " + path + (why.empty() ? " (not supported on this system)" : ": " + why));
+    throw Napi::Error::New(
+        env, "cannot load backend " + path + (why.empty() ? " (not supported on this system)" : ": " + why));
   }
   Napi::Object o = Napi::Object::New(env);
   o.Set("name", ggml_backend_reg_name(reg));
@@ -61,11 +62,16 @@ Napi::Value SetLogLevelJs(const Napi::CallbackInfo& info) {
 
 const char* DevTypeName(enum ggml_backend_dev_type t) {
   switch (t) {
-    case GGML_BACKEND_DEVICE_TYPE_CPU: return "cpu";
-    case GGML_BACKEND_DEVICE_TYPE_GPU: return "gpu";
-    case GGML_BACKEND_DEVICE_TYPE_IGPU: return "igpu";
-    case GGML_BACKEND_DEVICE_TYPE_ACCEL: return "accel";
-    default: return "other";
+    case GGML_BACKEND_DEVICE_TYPE_CPU:
+      return "cpu";
+    case GGML_BACKEND_DEVICE_TYPE_GPU:
+      return "gpu";
+    case GGML_BACKEND_DEVICE_TYPE_IGPU:
+      return "igpu";
+    case GGML_BACKEND_DEVICE_TYPE_ACCEL:
+      return "accel";
+    default:
+      return "other";
   }
 }
 

@@ -13,10 +13,11 @@ int64_t IntArg(const Napi::Value& v, const char* name, int64_t lo, int64_t hi) {
   Napi::Env env = v.Env();
   if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(name) + " must be a number");
   double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || d != std::floor(d)) throw Napi::TypeError::New(env, std::string(name) + " must be an integer");
+  if (!std::isfinite(d) || d != std::floor(d))
+    throw Napi::TypeError::New(env, std::string(name) + " must be an integer");
   if (d < (double)lo || d > (double)hi) {
-    throw Napi::RangeError::New(env, std::string(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                         "], got " + std::to_string((int64_t)d));
+    throw Napi::RangeError::New(env, std::string(name) + " must be in [" + std::to_string(lo) + ", " +
+                                         std::to_string(hi) + "], got " + std::to_string((int64_t)d));
   }
   return (int64_t)d;
 }
@@ -26,8 +27,8 @@ double NumberArg(const Napi::Value& v, const char* name, double lo, double hi) {
   if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(name) + " must be a number");
   double d = v.As<Napi::Number>().DoubleValue();
   if (std::isnan(d) || d < lo || d > hi) {
-    throw Napi::RangeError::New(env, std::string(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                         "], got " + std::to_string(d));
+    throw Napi::RangeError::New(env, std::string(name) + " must be in [" + std::to_string(lo) + ", " +
+                                         std::to_string(hi) + "], got " + std::to_string(d));
   }
   return d;
 }
@@ -71,11 +72,16 @@ thread_local std::string t_partial;
 
 int LevelOf(ggml_log_level l) {
   switch (l) {
-    case GGML_LOG_LEVEL_ERROR: return 1;
-    case GGML_LOG_LEVEL_WARN: return 2;
-    case GGML_LOG_LEVEL_INFO: return 3;
-    case GGML_LOG_LEVEL_DEBUG: return 4;
-    default: return -1;  // continuation of the previous line
+    case GGML_LOG_LEVEL_ERROR:
+      return 1;
+    case GGML_LOG_LEVEL_WARN:
+      return 2;
+    case GGML_LOG_LEVEL_INFO:
+      return 3;
+    case GGML_LOG_LEVEL_DEBUG:
+      return 4;
+    default:
+      return -1;  // continuation of the previous line
   }
 }
 

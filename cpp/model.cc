@@ -28,7 +28,8 @@ void Model::Init(Napi::Env env, Napi::Object exports) {
   AddonData::Of(env)->model_ctor = Napi::Persistent(fn);
   exports.Set("Model", fn);
   exports.Set("loadModel", Napi::Function::New<LoadModel>(env, "loadModel"));
-  exports.Set("firstTokenTextDifference", Napi::Function::New<FirstTokenTextDifference>(env, "firstTokenTextDifference"));
+  exports.Set("firstTokenTextDifference",
+              Napi::Function::New<FirstTokenTextDifference>(env, "firstTokenTextDifference"));
 }
 
 // Only loadModel may construct: it passes the loaded pointer as an External.
@@ -59,13 +60,20 @@ static std::string MetaString(const llama_model* m, const char* key) {
 
 static const char* VocabTypeName(enum llama_vocab_type t) {
   switch (t) {
-    case LLAMA_VOCAB_TYPE_NONE: return "none";
-    case LLAMA_VOCAB_TYPE_SPM: return "spm";
-    case LLAMA_VOCAB_TYPE_BPE: return "bpe";
-    case LLAMA_VOCAB_TYPE_WPM: return "wpm";
-    case LLAMA_VOCAB_TYPE_UGM: return "ugm";
-    case LLAMA_VOCAB_TYPE_RWKV: return "rwkv";
-    default: return "other";
+    case LLAMA_VOCAB_TYPE_NONE:
+      return "none";
+    case LLAMA_VOCAB_TYPE_SPM:
+      return "spm";
+    case LLAMA_VOCAB_TYPE_BPE:
+      return "bpe";
+    case LLAMA_VOCAB_TYPE_WPM:
+      return "wpm";
+    case LLAMA_VOCAB_TYPE_UGM:
+      return "ugm";
+    case LLAMA_VOCAB_TYPE_RWKV:
+      return "rwkv";
+    default:
+      return "other";
   }
 }
 
@@ -109,7 +117,8 @@ Napi::Value Model::Info(const Napi::CallbackInfo& info) {
 }
 
 // llama_tokenize into a vector; false when it fails. Any thread (the vocabulary is read-only).
-static bool TokenizeText(const llama_vocab* v, const std::string& text, bool add_special, bool parse_special, std::vector<llama_token>& toks) {
+static bool TokenizeText(const llama_vocab* v, const std::string& text, bool add_special, bool parse_special,
+                         std::vector<llama_token>& toks) {
   int32_t cap = (int32_t)text.size() + 4;
   toks.resize(cap);
   int32_t n = llama_tokenize(v, text.data(), (int32_t)text.size(), toks.data(), cap, add_special, parse_special);
@@ -148,7 +157,8 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo& info) {
   const llama_vocab* v = Vocab(env);
   TokenizeArgs a = TokenizeArgsOf(info);
   std::vector<llama_token> toks;
-  if (!TokenizeText(v, a.text, a.add_special, a.parse_special, toks)) throw Napi::Error::New(env, "tokenization failed");
+  if (!TokenizeText(v, a.text, a.add_special, a.parse_special, toks))
+    throw Napi::Error::New(env, "tokenization failed");
   return TokensOut(env, toks);
 }
 
@@ -156,10 +166,14 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo& info) {
 class TokenizeWorker : public Napi::AsyncWorker {
  public:
   TokenizeWorker(Napi::Env env, std::shared_ptr<llama_model> keep, TokenizeArgs args)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), keep_(std::move(keep)), args_(std::move(args)) {}
+      : Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        keep_(std::move(keep)),
+        args_(std::move(args)) {}
   Napi::Promise Promise() const { return deferred_.Promise(); }
   void Execute() override {
-    if (!TokenizeText(llama_model_get_vocab(keep_.get()), args_.text, args_.add_special, args_.parse_special, toks_)) SetError("tokenization failed");
+    if (!TokenizeText(llama_model_get_vocab(keep_.get()), args_.text, args_.add_special, args_.parse_special, toks_))
+      SetError("tokenization failed");
   }
   void OnOK() override { deferred_.Resolve(TokensOut(Env(), toks_)); }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
@@ -195,7 +209,9 @@ static std::vector<llama_token> TokensArg(const Napi::Value& val, const char* na
     throw Napi::TypeError::New(env, std::string(name) + " must be an Int32Array or an array of token ids");
   }
   for (llama_token t : out) {
-    if (t < 0 || t >= n_vocab) throw Napi::RangeError::New(env, std::string(name) + ": token id " + std::to_string(t) + " is outside the vocabulary (0.." + std::to_string(n_vocab - 1) + ")");
+    if (t < 0 || t >= n_vocab)
+      throw Napi::RangeError::New(env, std::string(name) + ": token id " + std::to_string(t) +
+                                           " is outside the vocabulary (0.." + std::to_string(n_vocab - 1) + ")");
   }
   return out;
 }
@@ -208,10 +224,12 @@ Napi::Value Model::Detokenize(const Napi::CallbackInfo& info) {
   bool remove_special = info.Length() > 1 && !info[1].IsUndefined() ? BoolArg(info[1], "removeSpecial") : false;
   bool unparse_special = info.Length() > 2 && !info[2].IsUndefined() ? BoolArg(info[2], "unparseSpecial") : false;
   std::string text(toks.size() * 8 + 16, '\0');
-  int32_t n = llama_detokenize(v, toks.data(), (int32_t)toks.size(), text.data(), (int32_t)text.size(), remove_special, unparse_special);
+  int32_t n = llama_detokenize(v, toks.data(), (int32_t)toks.size(), text.data(), (int32_t)text.size(), remove_special,
+                               unparse_special);
   if (n < 0) {
     text.resize(-n);
-    n = llama_detokenize(v, toks.data(), (int32_t)toks.size(), text.data(), (int32_t)text.size(), remove_special, unparse_special);
+    n = llama_detokenize(v, toks.data(), (int32_t)toks.size(), text.data(), (int32_t)text.size(), remove_special,
+                         unparse_special);
   }
   if (n < 0) throw Napi::Error::New(env, "detokenization failed");
   text.resize(n);
@@ -280,7 +298,8 @@ Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo& info) {
     out.resize(n);
     n = llama_chat_apply_template(tmpl, msgs.data(), msgs.size(), add_assistant, out.data(), (int32_t)out.size());
   }
-  if (n < 0) throw Napi::Error::New(env, "the model's chat template is not supported by llama.cpp's built-in template engine");
+  if (n < 0)
+    throw Napi::Error::New(env, "the model's chat template is not supported by llama.cpp's built-in template engine");
   out.resize(n);
   return Napi::String::New(env, out);
 }
@@ -290,13 +309,16 @@ Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {
   if (!model_) return env.Undefined();  // double dispose is a no-op
   const long live = model_.use_count() - 1;
   if (live > 0) {
-    throw Napi::Error::New(env, "cannot dispose the model: " + std::to_string(live) + " context(s) still use it; dispose them first");
+    throw Napi::Error::New(
+        env, "cannot dispose the model: " + std::to_string(live) + " context(s) still use it; dispose them first");
   }
   model_.reset();
   return env.Undefined();
 }
 
-Napi::Value Model::Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), model_ == nullptr); }
+Napi::Value Model::Disposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), model_ == nullptr);
+}
 
 // --- loading -------------------------------------------------------------------------------
 
@@ -304,7 +326,10 @@ namespace {
 class LoadWorker : public Napi::AsyncWorker {
  public:
   LoadWorker(Napi::Env env, std::string path, llama_model_params params, ggml_backend_dev_t dev)
-      : Napi::AsyncWorker(env, "minedraft.loadModel"), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)), params_(params) {
+      : Napi::AsyncWorker(env, "minedraft.loadModel"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        path_(std::move(path)),
+        params_(params) {
     devices_[0] = dev;
     devices_[1] = nullptr;
   }

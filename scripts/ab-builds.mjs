@@ -33,7 +33,9 @@ const { values: args } = parseArgs({
   },
 });
 if (!args.a || !args.model) {
-  console.log("usage: node scripts/ab-builds.mjs --a DIR --b DIR --model T.gguf [--draft D.gguf] [--mode auto] [--batch-size 4] [-k 4] [--prompts 12] [--max-tokens 48] [--rounds 10] [--json out.json] [--temperature 0] [--top-k 0] [--top-p 1]");
+  console.log(
+    "usage: node scripts/ab-builds.mjs --a DIR --b DIR --model T.gguf [--draft D.gguf] [--mode auto] [--batch-size 4] [-k 4] [--prompts 12] [--max-tokens 48] [--rounds 10] [--json out.json] [--temperature 0] [--top-k 0] [--top-p 1]",
+  );
   process.exit(2);
 }
 const { BUILTIN_PROMPTS } = await import(pathToFileURL(path.join(root, "dist/bench/prompts.js")).href);
@@ -54,7 +56,9 @@ for (const [name, dir] of Object.entries(builds)) {
     logLevel: "error",
   });
   // warm-up (auto calibrates here, as in minedraft bench)
-  await Promise.all(prompts.map((p) => engines[name].generate(p, { maxTokens: Math.min(16, maxTokens), temperature: 0 })));
+  await Promise.all(
+    prompts.map((p) => engines[name].generate(p, { maxTokens: Math.min(16, maxTokens), temperature: 0 })),
+  );
 }
 const runs = { a: [], b: [] };
 const outputs = { a: [], b: [] }; // token ids per round and request: the two builds must agree
@@ -62,21 +66,40 @@ for (let round = 0; round < Number(args.rounds); round++) {
   for (const name of round % 2 === 0 ? ["a", "b"] : ["b", "a"]) {
     const engine = engines[name];
     engine.resetStats();
-    const results = await Promise.all(prompts.map((p, i) => engine.generate(p, { maxTokens, ...sampling, seed: round * 1000 + i })));
+    const results = await Promise.all(
+      prompts.map((p, i) => engine.generate(p, { maxTokens, ...sampling, seed: round * 1000 + i })),
+    );
     outputs[name][round] = results.map((r) => r.tokens.join(","));
-    runs[name].push({ tokensPerSecond: engine.stats().tokensPerSecond, meanTtftMs: results.reduce((s, r) => s + r.stats.ttftMs, 0) / results.length });
+    runs[name].push({
+      tokensPerSecond: engine.stats().tokensPerSecond,
+      meanTtftMs: results.reduce((s, r) => s + r.stats.ttftMs, 0) / results.length,
+    });
   }
 }
 for (const engine of Object.values(engines)) await engine.close();
 const mean = (xs) => xs.reduce((s, x) => s + x, 0) / xs.length;
 const summary = Object.fromEntries(
-  Object.entries(runs).map(([name, rs]) => [name, { build: builds[name], meanTokensPerSecond: mean(rs.map((r) => r.tokensPerSecond)), meanTtftMs: mean(rs.map((r) => r.meanTtftMs)), runs: rs }]),
+  Object.entries(runs).map(([name, rs]) => [
+    name,
+    {
+      build: builds[name],
+      meanTokensPerSecond: mean(rs.map((r) => r.tokensPerSecond)),
+      meanTtftMs: mean(rs.map((r) => r.meanTtftMs)),
+      runs: rs,
+    },
+  ]),
 );
 for (const [name, s] of Object.entries(summary)) {
-  console.log(`${name} ${s.build}: ${s.meanTokensPerSecond.toFixed(1)} tok/s, TTFT ${s.meanTtftMs.toFixed(0)} ms (mean of ${s.runs.length}: ${s.runs.map((r) => r.tokensPerSecond.toFixed(0)).join(" ")})`);
+  console.log(
+    `${name} ${s.build}: ${s.meanTokensPerSecond.toFixed(1)} tok/s, TTFT ${s.meanTtftMs.toFixed(0)} ms (mean of ${s.runs.length}: ${s.runs.map((r) => r.tokensPerSecond.toFixed(0)).join(" ")})`,
+  );
 }
 console.log(`b / a: ${(summary.b.meanTokensPerSecond / summary.a.meanTokensPerSecond).toFixed(3)}x tokens/s`);
 const pairs = outputs.a.flatMap((round, r) => round.map((tokens, i) => tokens === outputs.b[r][i]));
 const identical = { requests: pairs.length, same: pairs.filter(Boolean).length };
 console.log(`outputs: ${identical.same} of ${identical.requests} requests token-identical between a and b`);
-if (args.json) writeFileSync(args.json, `${JSON.stringify({ mode: args.mode, model: args.model, draft: args.draft ?? null, batchSize: Number(args["batch-size"]), k: Number(args.k), prompts: prompts.length, maxTokens, sampling, identical, ...summary }, null, 2)}\n`);
+if (args.json)
+  writeFileSync(
+    args.json,
+    `${JSON.stringify({ mode: args.mode, model: args.model, draft: args.draft ?? null, batchSize: Number(args["batch-size"]), k: Number(args.k), prompts: prompts.length, maxTokens, sampling, identical, ...summary }, null, 2)}\n`,
+  );

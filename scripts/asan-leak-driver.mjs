@@ -44,16 +44,31 @@ try {
   await expectThrow(() => addon.loadModel(path.join(tmp, "bad.gguf"))); // llama.cpp's own failure path
 
   // contexts: every job kind, KV operations, argument errors, dispose while running
-  for (const [tp, unified] of [[false, false], [true, true]]) {
-    const ctx = await LlamaContext.create(target, { contextSize: 128, sequences: 2, threads: tp ? 2 : 1, threadpool: tp, kvUnified: unified });
+  for (const [tp, unified] of [
+    [false, false],
+    [true, true],
+  ]) {
+    const ctx = await LlamaContext.create(target, {
+      contextSize: 128,
+      sequences: 2,
+      threads: tp ? 2 : 1,
+      threadpool: tp,
+      kvUnified: unified,
+    });
     const dctx = await LlamaContext.create(draft, { contextSize: 128, sequences: 2, threads: 1 });
     await ctx.decode({ tokens: toks, pos: toks.map((_, i) => i), seq: toks.map(() => 0), logits: toks.map(() => 1) });
     await ctx.prefill(1, 0, toks.slice(0, 4));
     await dctx.prefill(0, 0, toks.slice(0, -1));
     await dctx.prefill(1, 0, toks.slice(0, -1));
     const sampling = { temperature: 0.8, topK: 40, topP: 0.9 };
-    await dctx.draft([{ seq: 0, pos: toks.length - 1, tokens: [toks.at(-1)], k: 3 }, { seq: 1, pos: toks.length - 1, tokens: [toks.at(-1)], k: 3, sampling, uniforms: [0.1, 0.5, 0.9] }]);
-    await ctx.verify([{ seq: 1, pos: 4, pending: toks[4], draft: [5, 6, 7], sampling, uniforms: [0.2, 0.4, 0.6, 0.8], draftSeq: 1 }], dctx);
+    await dctx.draft([
+      { seq: 0, pos: toks.length - 1, tokens: [toks.at(-1)], k: 3 },
+      { seq: 1, pos: toks.length - 1, tokens: [toks.at(-1)], k: 3, sampling, uniforms: [0.1, 0.5, 0.9] },
+    ]);
+    await ctx.verify(
+      [{ seq: 1, pos: 4, pending: toks[4], draft: [5, 6, 7], sampling, uniforms: [0.2, 0.4, 0.6, 0.8], draftSeq: 1 }],
+      dctx,
+    );
     await ctx.verify([{ seq: 0, pos: toks.length, pending: 5, draft: [6, 7] }]);
     await ctx.positions(0);
     await ctx.copySeq(0, 1);
@@ -63,7 +78,11 @@ try {
     ctx.info();
     await expectThrow(() => ctx.decode({ tokens: [], pos: [], seq: [] }));
     await expectThrow(() => ctx.prefill(9, 0, [1]));
-    const running = ctx.prefill(0, 0, Array.from({ length: 100 }, (_, i) => 3 + i));
+    const running = ctx.prefill(
+      0,
+      0,
+      Array.from({ length: 100 }, (_, i) => 3 + i),
+    );
     const disposing = ctx.dispose();
     await running;
     await disposing;
@@ -75,9 +94,23 @@ try {
   await LlamaContext.create(draft, { contextSize: 32 }).then((c) => c.prefill(0, 0, [1, 2, 3]).then(() => c.dispose()));
 
   // the engine: psd with stochastic and greedy requests, an abort, close with requests in flight
-  const engine = await createEngine({ mode: "psd", batchSize: 2, draftTokens: 3, contextSize: 128, target: { model: target, threads: 1 }, draft: { model: draft, threads: 1 } });
+  const engine = await createEngine({
+    mode: "psd",
+    batchSize: 2,
+    draftTokens: 3,
+    contextSize: 128,
+    target: { model: target, threads: 1 },
+    draft: { model: draft, threads: 1 },
+  });
   const ctrl = new AbortController();
-  const runs = [0, 1, 2, 3, 4].map((i) => engine.generate("Once upon a time", { maxTokens: 12 + i, temperature: i % 2 ? 0.9 : 0, seed: i, signal: i === 2 ? ctrl.signal : undefined }));
+  const runs = [0, 1, 2, 3, 4].map((i) =>
+    engine.generate("Once upon a time", {
+      maxTokens: 12 + i,
+      temperature: i % 2 ? 0.9 : 0,
+      seed: i,
+      signal: i === 2 ? ctrl.signal : undefined,
+    }),
+  );
   setTimeout(() => ctrl.abort(), 5);
   await Promise.allSettled(runs);
   const inflight = Promise.allSettled([0, 1, 2].map(() => engine.generate("Hello", { maxTokens: 100 })));

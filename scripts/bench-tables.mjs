@@ -19,13 +19,18 @@ const ratio = (x) => (x === null || x === undefined ? "-" : `${x.toFixed(2)}x`);
 const threads = (m) => {
   const p = m.placement;
   if (m.mode === "ar") return `${p.targetThreads} / -`;
-  if (p.threadPlans) return `${p.threadPlans.sequential.target}/${p.threadPlans.sequential.draft}${p.threadPlans.overlapped ? ` or ${p.threadPlans.overlapped.target}/${p.threadPlans.overlapped.draft}` : ""}`;
+  if (p.threadPlans)
+    return `${p.threadPlans.sequential.target}/${p.threadPlans.sequential.draft}${p.threadPlans.overlapped ? ` or ${p.threadPlans.overlapped.target}/${p.threadPlans.overlapped.draft}` : ""}`;
   return `${p.targetThreads} / ${p.draftThreads}`;
 };
 
 const o = b.options;
-console.log(`${b.models.target.name ?? b.models.target.path} / ${b.models.draft?.name ?? "-"}; batch ${o.batchSize}, k ${o.draftTokens}, temperature ${o.temperature}, ${o.promptCount} prompts x ${o.maxTokens} tokens, ${o.repeat} measured runs${o.interleave ? ", interleaved" : ""}; ${b.machine.cpuModel}, ${b.machine.availableParallelism} cores${b.models.placementNote ? `; ${b.models.placementNote}` : ""}\n`);
-console.log("| mode | tokens/s (runs) | vs ar | vs sd | acceptance | mean acc. length | hidden drafting | idle (orchestration) | threads t/d |");
+console.log(
+  `${b.models.target.name ?? b.models.target.path} / ${b.models.draft?.name ?? "-"}; batch ${o.batchSize}, k ${o.draftTokens}, temperature ${o.temperature}, ${o.promptCount} prompts x ${o.maxTokens} tokens, ${o.repeat} measured runs${o.interleave ? ", interleaved" : ""}; ${b.machine.cpuModel}, ${b.machine.availableParallelism} cores${b.models.placementNote ? `; ${b.models.placementNote}` : ""}\n`,
+);
+console.log(
+  "| mode | tokens/s (runs) | vs ar | vs sd | acceptance | mean acc. length | hidden drafting | idle (orchestration) | threads t/d |",
+);
 console.log("|---|---|---|---|---|---|---|---|---|");
 for (const m of b.modes) {
   const s = m.summary;
@@ -35,14 +40,25 @@ for (const m of b.modes) {
   );
 }
 
-console.log("\n| mode | verify alone: tokens → ms (calls) | verify overlapped: tokens → ms (calls) | draft ms/step alone | draft ms/step overlapped | step ms (wall/steps) |");
+console.log(
+  "\n| mode | verify alone: tokens → ms (calls) | verify overlapped: tokens → ms (calls) | draft ms/step alone | draft ms/step overlapped | step ms (wall/steps) |",
+);
 console.log("|---|---|---|---|---|---|");
-const sizes = (c) => (c && c.calls > 0 ? [...c.bySize].sort((x, y) => y.calls - x.calls).slice(0, 3).map((p) => `${p.tokens}→${f(p.meanMs, 0)} (${p.calls})`).join(", ") : "-");
+const sizes = (c) =>
+  c && c.calls > 0
+    ? [...c.bySize]
+        .sort((x, y) => y.calls - x.calls)
+        .slice(0, 3)
+        .map((p) => `${p.tokens}→${f(p.meanMs, 0)} (${p.calls})`)
+        .join(", ")
+    : "-";
 for (const m of b.modes) {
   const p = m.phases;
   if (!p) continue;
   const d = (c) => (c && c.calls > 0 ? f(c.msPerStep) : "-");
-  console.log(`| ${m.mode} | ${sizes(p.verify.alone)} | ${sizes(p.verify.overlapped)} | ${d(p.draft.alone)} | ${d(p.draft.overlapped)} | ${f(p.steps > 0 ? p.wallMs / p.steps : null, 0)} |`);
+  console.log(
+    `| ${m.mode} | ${sizes(p.verify.alone)} | ${sizes(p.verify.overlapped)} | ${d(p.draft.alone)} | ${d(p.draft.overlapped)} | ${f(p.steps > 0 ? p.wallMs / p.steps : null, 0)} |`,
+  );
 }
 
 for (const m of b.modes) {
@@ -51,5 +67,7 @@ for (const m of b.modes) {
   const total = a.decisions.reduce((n, d) => n + d.steps, 0);
   const shares = autoChoiceShares(a.decisions);
   const best = m.summary.speedupVsBestFixed;
-  console.log(`\nWhat \`${m.mode}\` chose (shares of the ${total} measured steps): ${shares}; ${a.probeSteps} probe steps, ${a.switches} schedule switches; ${best === null || best === undefined ? "" : `${ratio(best)} the best fixed mode `}(${f(m.summary.tokensPerSecond)} tok/s).`);
+  console.log(
+    `\nWhat \`${m.mode}\` chose (shares of the ${total} measured steps): ${shares}; ${a.probeSteps} probe steps, ${a.switches} schedule switches; ${best === null || best === undefined ? "" : `${ratio(best)} the best fixed mode `}(${f(m.summary.tokensPerSecond)} tok/s).`,
+  );
 }

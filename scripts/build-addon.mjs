@@ -13,11 +13,14 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export function extractLlamaSource() {
   if (existsSync(path.join(depsDir, "include", "llama.h"))) return;
   console.error(`minedraft: extracting llama.cpp source from ${bundlePath()}`);
-  execFileSync("git", ["-c", "advice.detachedHead=false", "clone", "--quiet", bundlePath(), depsDir], { stdio: "inherit" });
+  execFileSync("git", ["-c", "advice.detachedHead=false", "clone", "--quiet", bundlePath(), depsDir], {
+    stdio: "inherit",
+  });
 }
 
 function nodeGypScript() {
-  if (process.env.npm_config_node_gyp && existsSync(process.env.npm_config_node_gyp)) return process.env.npm_config_node_gyp;
+  if (process.env.npm_config_node_gyp && existsSync(process.env.npm_config_node_gyp))
+    return process.env.npm_config_node_gyp;
   const npmBin = realpathSync(execFileSync("sh", ["-c", "command -v npm"]).toString().trim());
   const candidate = path.join(path.dirname(npmBin), "..", "node_modules", "node-gyp", "bin", "node-gyp.js");
   if (existsSync(candidate)) return candidate;

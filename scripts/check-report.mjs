@@ -23,7 +23,11 @@ function fail(message, code = 1) {
 function decodePng(buf) {
   if (buf.length < 8 || buf.readUInt32BE(0) !== 0x89504e47) throw new Error("not a PNG");
   let off = 8;
-  let width = 0, height = 0, depth = 0, colorType = 0, interlace = 0;
+  let width = 0,
+    height = 0,
+    depth = 0,
+    colorType = 0,
+    interlace = 0;
   const idat = [];
   while (off + 8 <= buf.length) {
     const len = buf.readUInt32BE(off);
@@ -40,7 +44,8 @@ function decodePng(buf) {
     off += 12 + len;
   }
   const channels = { 0: 1, 2: 3, 4: 2, 6: 4 }[colorType];
-  if (depth !== 8 || !channels || interlace !== 0) throw new Error(`unsupported PNG (depth ${depth}, colour type ${colorType}, interlace ${interlace})`);
+  if (depth !== 8 || !channels || interlace !== 0)
+    throw new Error(`unsupported PNG (depth ${depth}, colour type ${colorType}, interlace ${interlace})`);
   const raw = inflateSync(Buffer.concat(idat));
   const stride = width * channels;
   const pixels = Buffer.alloc(height * stride);
@@ -58,7 +63,10 @@ function decodePng(buf) {
       else if (filter === 2) v += b;
       else if (filter === 3) v += (a + b) >> 1;
       else if (filter === 4) {
-        const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+        const p = a + b - c,
+          pa = Math.abs(p - a),
+          pb = Math.abs(p - b),
+          pc = Math.abs(p - c);
         v += pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
       }
       out[i] = v & 0xff;
@@ -82,7 +90,9 @@ function inkStats({ width, height, channels, pixels }) {
 
 function run(file, args, timeoutMs) {
   return new Promise((resolve) => {
-    execFile(file, args, { timeout: timeoutMs, maxBuffer: 16 << 20 }, (error, stdout, stderr) => resolve({ error, stdout, stderr }));
+    execFile(file, args, { timeout: timeoutMs, maxBuffer: 16 << 20 }, (error, stdout, stderr) =>
+      resolve({ error, stdout, stderr }),
+    );
   });
 }
 
@@ -100,12 +110,24 @@ async function main() {
   try {
     const png = path.join(tmp, "report.png");
     const args = [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--no-first-run", "--hide-scrollbars", `--user-data-dir=${path.join(tmp, "profile")}`,
-      `--window-size=${WINDOW.join(",")}`, `--screenshot=${png}`, pathToFileURL(path.resolve(report)).href,
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      "--hide-scrollbars",
+      `--user-data-dir=${path.join(tmp, "profile")}`,
+      `--window-size=${WINDOW.join(",")}`,
+      `--screenshot=${png}`,
+      pathToFileURL(path.resolve(report)).href,
     ];
     const { error, stderr } = await run(CHROMIUM, args, 90_000);
-    if (!existsSync(png)) fail(`chromium wrote no screenshot${error ? ` (${error.message.split("\n")[0]})` : ""}${stderr ? `: ${String(stderr).trim().split("\n").slice(-1)[0]}` : ""}`);
+    if (!existsSync(png))
+      fail(
+        `chromium wrote no screenshot${error ? ` (${error.message.split("\n")[0]})` : ""}${stderr ? `: ${String(stderr).trim().split("\n").slice(-1)[0]}` : ""}`,
+      );
     const size = (await stat(png)).size;
     const image = decodePng(await readFile(png));
     const { inkFraction, colours } = inkStats(image);

@@ -35,8 +35,13 @@ const { values: args } = parseArgs({
 });
 const lib = await import(pathToFileURL(path.join(root, "dist/index.js")).href);
 const { BUILTIN_PROMPTS } = await import(pathToFileURL(path.join(root, "dist/bench/prompts.js")).href);
-const pair = args.model ? { target: args.model, draft: args.draft } : await lib.ensureSyntheticPair(undefined, { preset: "small" });
-const workload = args.workload === "batch" ? { prompts: BUILTIN_PROMPTS.slice(0, 8), maxTokens: 48, batchSize: 4 } : { prompts: [BUILTIN_PROMPTS[0]], maxTokens: 250, batchSize: 1 };
+const pair = args.model
+  ? { target: args.model, draft: args.draft }
+  : await lib.ensureSyntheticPair(undefined, { preset: "small" });
+const workload =
+  args.workload === "batch"
+    ? { prompts: BUILTIN_PROMPTS.slice(0, 8), maxTokens: 48, batchSize: 4 }
+    : { prompts: [BUILTIN_PROMPTS[0]], maxTokens: 250, batchSize: 1 };
 const modes = args.modes.split(",");
 const rounds = Number(args.rounds);
 const extra = JSON.parse(args["engine-option"]);
@@ -48,7 +53,10 @@ const log = (s) => process.stderr.write(`${s}\n`);
 async function competitors(n) {
   const children = Array.from({ length: n }, () => spawn(process.execPath, ["-e", "for(;;){}"], { stdio: "ignore" }));
   await new Promise((r) => setTimeout(r, 300)); // running, and seen by the load monitor's window
-  return () => Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r() : (c.once("exit", r), c.kill("SIGKILL"))))));
+  return () =>
+    Promise.all(
+      children.map((c) => new Promise((r) => (c.exitCode !== null ? r() : (c.once("exit", r), c.kill("SIGKILL"))))),
+    );
 }
 
 const engines = {};
@@ -67,9 +75,19 @@ for (const mode of modes) {
 
 /** node-llama-cpp's plain decoding of the workload in a child process (it loads the model itself). */
 function nodeLlamaCpp() {
-  const job = { target: pair.target, prompts: workload.prompts, sequences: workload.batchSize, maxTokens: workload.maxTokens, threads: pinned ?? os.availableParallelism() };
+  const job = {
+    target: pair.target,
+    prompts: workload.prompts,
+    sequences: workload.batchSize,
+    maxTokens: workload.maxTokens,
+    threads: pinned ?? os.availableParallelism(),
+  };
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(root, "scripts/incumbents/node-llama-cpp-worker.mjs"), JSON.stringify(job)], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(
+      process.execPath,
+      [path.join(root, "scripts/incumbents/node-llama-cpp-worker.mjs"), JSON.stringify(job)],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     const timer = setTimeout(() => child.kill("SIGKILL"), 300_000);
@@ -86,7 +104,9 @@ async function run(mode) {
   if (mode === NLC) return nodeLlamaCpp();
   const engine = engines[mode];
   const start = performance.now();
-  const results = await Promise.all(workload.prompts.map((p) => engine.generate(p, { maxTokens: workload.maxTokens, temperature: 0 })));
+  const results = await Promise.all(
+    workload.prompts.map((p) => engine.generate(p, { maxTokens: workload.maxTokens, temperature: 0 })),
+  );
   const ms = performance.now() - start;
   const tokens = results.reduce((n, r) => n + r.tokens.length, 0);
   return { ms, tokensPerSecond: (tokens / ms) * 1000, threads: engine.backendThreads?.() };
@@ -109,7 +129,9 @@ for (let round = 0; round < rounds; round++) {
       const r = await run(mode);
       await stop?.();
       samples[mode][condition].push(r.tokensPerSecond);
-      log(`round ${round + 1}/${rounds} ${mode} ${condition}: ${r.tokensPerSecond.toFixed(1)} tok/s (${r.ms.toFixed(0)} ms)`);
+      log(
+        `round ${round + 1}/${rounds} ${mode} ${condition}: ${r.tokensPerSecond.toFixed(1)} tok/s (${r.ms.toFixed(0)} ms)`,
+      );
     }
   }
 }
@@ -125,10 +147,20 @@ const summary = Object.fromEntries(
     const l = median(samples[m].loaded);
     // a run "over 3x its median" in time is one under a third of the median rate
     const worst = Math.min(...samples[m].loaded) / l;
-    return [m, { quietTokensPerSecond: q, loadedTokensPerSecond: l, loadedOverQuiet: l / q, slowestLoadedRunOverMedianTime: 1 / worst }];
+    return [
+      m,
+      {
+        quietTokensPerSecond: q,
+        loadedTokensPerSecond: l,
+        loadedOverQuiet: l / q,
+        slowestLoadedRunOverMedianTime: 1 / worst,
+      },
+    ];
   }),
 );
-const bestLoaded = Math.max(...modes.filter((m) => m !== "auto" && m !== NLC).map((m) => summary[m].loadedTokensPerSecond));
+const bestLoaded = Math.max(
+  ...modes.filter((m) => m !== "auto" && m !== NLC).map((m) => summary[m].loadedTokensPerSecond),
+);
 const report = {
   machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model },
   models: pair,
@@ -136,7 +168,9 @@ const report = {
   competitors: Number(args.competitors),
   rounds,
   summary,
-  ...(summary.auto && modes.length > 1 ? { autoLoadedOverBestFixedLoaded: summary.auto.loadedTokensPerSecond / bestLoaded } : {}),
+  ...(summary.auto && modes.length > 1
+    ? { autoLoadedOverBestFixedLoaded: summary.auto.loadedTokensPerSecond / bestLoaded }
+    : {}),
   samples,
 };
 console.log(JSON.stringify(report, null, 2));

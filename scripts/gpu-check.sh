@@ -94,15 +94,23 @@ run() {
   # The addon, compiled directly (no node-gyp/npm there), linked against build-source/lib.
   local t0=$SECONDS
   mkdir -p build/Release
-  local cxx=(g++ -fPIC -O2 -std=c++17 -fexceptions -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED
+  local cxx=(g++ -fPIC -O2 -std=c++17 -fexceptions -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DNODE_ADDON_API_CPP_EXCEPTIONS_ALL -DNODE_ADDON_API_DISABLE_DEPRECATED
     -I "$nodeinc" -I node_modules/node-addon-api -I deps/llama.cpp/include -I deps/llama.cpp/ggml/include)
-  local objs=() pids=() f
-  for f in cpp/*.cc; do
-    objs+=("build/Release/$(basename "$f" .cc).o")
-    "${cxx[@]}" -c "$f" -o "${objs[-1]}" & pids+=($!)
-  done
-  for f in "${pids[@]}"; do wait "$f"; done
-  g++ -shared "${objs[@]}" -L build-source/lib -lllama -lggml -lggml-base -Wl,-rpath,"$root/build-source/lib" -o build/Release/minedraft.node
+  # every target of binding.gyp (minedraft, minedraft_synth) with its own sources, read from binding.gyp
+  local targets name srcs objs pids f
+  targets="$(node -e '
+    const g = JSON.parse(require("fs").readFileSync("binding.gyp", "utf8"));
+    for (const t of g.targets) console.log(t.target_name + "\t" + t.sources.join(" "));')"
+  while IFS=$'\t' read -r name srcs; do
+    objs=() pids=()
+    mkdir -p "build/Release/obj/$name"
+    for f in $srcs; do
+      objs+=("build/Release/obj/$name/$(echo "${f%.cc}" | tr '/' '_').o")
+      "${cxx[@]}" -DNODE_GYP_MODULE_NAME="$name" -c "$f" -o "${objs[-1]}" & pids+=($!)
+    done
+    for f in "${pids[@]}"; do wait "$f"; done
+    g++ -shared "${objs[@]}" -L build-source/lib -lllama -lggml -lggml-base -Wl,-rpath,"$root/build-source/lib" -o "build/Release/$name.node"
+  done <<< "$targets"
   echo "addon built in $((SECONDS - t0)) s" | tee -a "$out/gpu-check.log"
   node dist/cli/main.js inspect --devices | tee -a "$out/gpu-check.log"
   # The synthetic pair needs the addon (its writer is native); a finished pair from an earlier call is kept.

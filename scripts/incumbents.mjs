@@ -33,7 +33,13 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help || !args.model || !args.draft) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 11).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+  console.log(
+    readFileSync(fileURLToPath(import.meta.url), "utf8")
+      .split("\n")
+      .slice(1, 11)
+      .map((l) => l.replace(/^\/\/ ?/, ""))
+      .join("\n"),
+  );
   process.exit(args.help ? 0 : 2);
 }
 const { createEngine } = await import(path.join(root, "dist/index.js"));
@@ -53,7 +59,14 @@ const autoChoices = (a) => (a ? autoChoiceShares(a.decisions, { top: 3, threads:
 
 // ---------------------------------------------------------------- minedraft (in this process)
 async function minedraft(mode, batchSize, prompts) {
-  const engine = await createEngine({ target: { model: args.model }, draft: mode === "ar" ? undefined : { model: args.draft }, mode, draftTokens: k, batchSize, contextSize: 1024 });
+  const engine = await createEngine({
+    target: { model: args.model },
+    draft: mode === "ar" ? undefined : { model: args.draft },
+    mode,
+    draftTokens: k,
+    batchSize,
+    contextSize: 1024,
+  });
   try {
     await engine.generate(prompts[0], { maxTokens: 4 }); // warm-up
     engine.resetStats();
@@ -76,12 +89,27 @@ async function minedraft(mode, batchSize, prompts) {
 
 // ---------------------------------------------------------------- node-llama-cpp (child process)
 function nodeLlamaCpp(speculative, sequences, prompts) {
-  const job = { target: args.model, prompts, sequences, maxTokens, threads: cores, ...(speculative ? { draft: args.draft, draftThreads: cores, draftMin: k, draftMax: k } : {}) };
-  const r = spawnSync(process.execPath, [path.join(root, "scripts/incumbents/node-llama-cpp-worker.mjs"), JSON.stringify(job)], { encoding: "utf8", timeout: timeoutMs, maxBuffer: 1 << 26 });
-  if (r.error?.code === "ETIMEDOUT" || r.signal === "SIGTERM") return { status: "hang", detail: `no result in ${timeoutMs / 1000} s (killed)` };
+  const job = {
+    target: args.model,
+    prompts,
+    sequences,
+    maxTokens,
+    threads: cores,
+    ...(speculative ? { draft: args.draft, draftThreads: cores, draftMin: k, draftMax: k } : {}),
+  };
+  const r = spawnSync(
+    process.execPath,
+    [path.join(root, "scripts/incumbents/node-llama-cpp-worker.mjs"), JSON.stringify(job)],
+    { encoding: "utf8", timeout: timeoutMs, maxBuffer: 1 << 26 },
+  );
+  if (r.error?.code === "ETIMEDOUT" || r.signal === "SIGTERM")
+    return { status: "hang", detail: `no result in ${timeoutMs / 1000} s (killed)` };
   if (r.status !== 0) return { status: "error", detail: (r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ") };
   const out = JSON.parse(r.stdout.trim().split("\n").pop());
-  const p = out.predictions?.reduce((a, x) => ({ validated: a.validated + x.validated, refuted: a.refuted + x.refuted }), { validated: 0, refuted: 0 });
+  const p = out.predictions?.reduce(
+    (a, x) => ({ validated: a.validated + x.validated, refuted: a.refuted + x.refuted }),
+    { validated: 0, refuted: 0 },
+  );
   return {
     tokensPerSecond: out.tokensPerSecond,
     acceptanceRate: p ? p.validated / Math.max(1, p.validated + p.refuted) : null,
@@ -100,11 +128,46 @@ function tool(name) {
 function batchedBench(sequences) {
   const bin = tool("llama-batched-bench");
   if (!bin) return { status: "missing", detail: "run scripts/build-llama-tools.sh" };
-  const r = spawnSync(bin, ["-m", args.model, "-c", String(1024 * sequences), "-b", "512", "-ub", "512", "-npp", "16", "-ntg", String(maxTokens), "-npl", String(sequences), "-t", String(cores), "-tb", String(cores), "--output-format", "jsonl"], { encoding: "utf8", timeout: timeoutMs });
-  if (r.status !== 0) return { status: r.error?.code === "ETIMEDOUT" ? "hang" : "error", detail: (r.stderr || "").trim().split("\n").slice(-3).join(" ") };
+  const r = spawnSync(
+    bin,
+    [
+      "-m",
+      args.model,
+      "-c",
+      String(1024 * sequences),
+      "-b",
+      "512",
+      "-ub",
+      "512",
+      "-npp",
+      "16",
+      "-ntg",
+      String(maxTokens),
+      "-npl",
+      String(sequences),
+      "-t",
+      String(cores),
+      "-tb",
+      String(cores),
+      "--output-format",
+      "jsonl",
+    ],
+    { encoding: "utf8", timeout: timeoutMs },
+  );
+  if (r.status !== 0)
+    return {
+      status: r.error?.code === "ETIMEDOUT" ? "hang" : "error",
+      detail: (r.stderr || "").trim().split("\n").slice(-3).join(" "),
+    };
   const line = `${r.stdout}\n${r.stderr}`.split("\n").find((l) => l.startsWith("{") && l.includes("speed_tg"));
   const j = JSON.parse(line);
-  return { tokensPerSecond: null, decodeTokensPerSecond: j.speed_tg, acceptanceRate: null, threads: `${cores}/-`, note: "text generation only (prefill excluded), pp 16 tokens" };
+  return {
+    tokensPerSecond: null,
+    decodeTokensPerSecond: j.speed_tg,
+    acceptanceRate: null,
+    threads: `${cores}/-`,
+    note: "text generation only (prefill excluded), pp 16 tokens",
+  };
 }
 
 function speculativeSimple(prompts) {
@@ -115,8 +178,47 @@ function speculativeSimple(prompts) {
   let drafted = 0;
   let accepted = 0;
   for (const p of prompts) {
-    const r = spawnSync(bin, ["-m", args.model, "-md", args.draft, "-p", p, "-n", String(maxTokens), "--temp", "0", "--top-k", "1", "-t", String(cores), "-td", String(cores), "-c", "1024", "--spec-type", "draft-simple", "--spec-draft-n-max", String(k), "--spec-draft-n-min", "0", "--spec-draft-p-min", "0", "-ngl", "0", "-ngld", "0"], { encoding: "utf8", timeout: timeoutMs });
-    if (r.status !== 0) return { status: r.error?.code === "ETIMEDOUT" ? "hang" : "error", detail: (r.stderr || "").trim().split("\n").slice(-3).join(" ") };
+    const r = spawnSync(
+      bin,
+      [
+        "-m",
+        args.model,
+        "-md",
+        args.draft,
+        "-p",
+        p,
+        "-n",
+        String(maxTokens),
+        "--temp",
+        "0",
+        "--top-k",
+        "1",
+        "-t",
+        String(cores),
+        "-td",
+        String(cores),
+        "-c",
+        "1024",
+        "--spec-type",
+        "draft-simple",
+        "--spec-draft-n-max",
+        String(k),
+        "--spec-draft-n-min",
+        "0",
+        "--spec-draft-p-min",
+        "0",
+        "-ngl",
+        "0",
+        "-ngld",
+        "0",
+      ],
+      { encoding: "utf8", timeout: timeoutMs },
+    );
+    if (r.status !== 0)
+      return {
+        status: r.error?.code === "ETIMEDOUT" ? "hang" : "error",
+        detail: (r.stderr || "").trim().split("\n").slice(-3).join(" "),
+      };
     const all = `${r.stdout}\n${r.stderr}`;
     const dec = all.match(/decoded\s+(\d+) tokens in\s+([\d.]+) seconds/);
     if (!dec) return { status: "error", detail: "no 'decoded N tokens' line in its output" };
@@ -125,7 +227,13 @@ function speculativeSimple(prompts) {
     drafted += Number(all.match(/n_drafted\s*=\s*(\d+)/)?.[1] ?? 0);
     accepted += Number(all.match(/n_accept\s*=\s*(\d+)/)?.[1] ?? 0);
   }
-  return { tokensPerSecond: null, decodeTokensPerSecond: tokens / seconds, acceptanceRate: drafted > 0 ? accepted / drafted : null, threads: `${cores}/${cores}`, note: `k ${k}, greedy, prefill excluded` };
+  return {
+    tokensPerSecond: null,
+    decodeTokensPerSecond: tokens / seconds,
+    acceptanceRate: drafted > 0 ? accepted / drafted : null,
+    threads: `${cores}/${cores}`,
+    note: `k ${k}, greedy, prefill excluded`,
+  };
 }
 
 // ---------------------------------------------------------------- the run
@@ -134,22 +242,46 @@ const systems = [
   { id: "llama.cpp batched-bench AR (1 seq)", seqs: 1, run: () => batchedBench(1) },
   { id: "llama.cpp speculative-simple (1 seq)", seqs: 1, run: () => speculativeSimple(prompts1) },
   { id: "node-llama-cpp AR (1 seq)", seqs: 1, run: () => nodeLlamaCpp(false, 1, prompts1), outputsOf: "prompts1" },
-  { id: "node-llama-cpp DraftSequenceTokenPredictor (1 seq)", seqs: 1, run: () => nodeLlamaCpp(true, 1, prompts1), outputsOf: "prompts1" },
-  { id: "minedraft ar (batch 1)", seqs: 1, run: () => minedraft("ar", 1, prompts1), outputsOf: "prompts1", reference: "prompts1" },
+  {
+    id: "node-llama-cpp DraftSequenceTokenPredictor (1 seq)",
+    seqs: 1,
+    run: () => nodeLlamaCpp(true, 1, prompts1),
+    outputsOf: "prompts1",
+  },
+  {
+    id: "minedraft ar (batch 1)",
+    seqs: 1,
+    run: () => minedraft("ar", 1, prompts1),
+    outputsOf: "prompts1",
+    reference: "prompts1",
+  },
   { id: "minedraft sd (batch 1)", seqs: 1, run: () => minedraft("sd", 1, prompts1), outputsOf: "prompts1" },
   { id: "minedraft auto (batch 1)", seqs: 1, run: () => minedraft("auto", 1, prompts1), outputsOf: "prompts1" },
   // eight concurrent sequences
   { id: "llama.cpp batched-bench AR (8 seqs)", seqs: 8, run: () => batchedBench(8) },
   { id: "node-llama-cpp AR (8 seqs)", seqs: 8, run: () => nodeLlamaCpp(false, 8, prompts8), outputsOf: "prompts8" },
-  { id: "node-llama-cpp DraftSequenceTokenPredictor (8 seqs)", seqs: 8, run: () => nodeLlamaCpp(true, 8, prompts8), outputsOf: "prompts8" },
-  { id: "minedraft ar (batch 8)", seqs: 8, run: () => minedraft("ar", 8, prompts8), outputsOf: "prompts8", reference: "prompts8" },
+  {
+    id: "node-llama-cpp DraftSequenceTokenPredictor (8 seqs)",
+    seqs: 8,
+    run: () => nodeLlamaCpp(true, 8, prompts8),
+    outputsOf: "prompts8",
+  },
+  {
+    id: "minedraft ar (batch 8)",
+    seqs: 8,
+    run: () => minedraft("ar", 8, prompts8),
+    outputsOf: "prompts8",
+    reference: "prompts8",
+  },
   { id: "minedraft sd (batch 8)", seqs: 8, run: () => minedraft("sd", 8, prompts8), outputsOf: "prompts8" },
   { id: "minedraft psd (2 x 4)", seqs: 8, run: () => minedraft("psd", 4, prompts8), outputsOf: "prompts8" },
   { id: "minedraft auto (2 x 4)", seqs: 8, run: () => minedraft("auto", 4, prompts8), outputsOf: "prompts8" },
 ].filter((s) => !only || only.test(s.id));
 
 const rounds = Number(args.rounds);
-const results = new Map(systems.map((s) => [s.id, { id: s.id, sequences: s.seqs, runs: [], decodeRuns: [], status: "ok" }]));
+const results = new Map(
+  systems.map((s) => [s.id, { id: s.id, sequences: s.seqs, runs: [], decodeRuns: [], status: "ok" }]),
+);
 const references = {};
 const t0 = Date.now();
 for (let round = 1; round <= rounds; round++) {
@@ -175,7 +307,9 @@ for (let round = 1; round <= rounds; round++) {
     if (r.note) entry.note = r.note;
     if (s.reference && !references[s.reference]) references[s.reference] = r.outputs;
     if (s.outputsOf && r.outputs) entry.outputs = { of: s.outputsOf, tokens: r.outputs };
-    log(`round ${round} ${s.id}: ${r.tokensPerSecond?.toFixed(2) ?? "-"} tok/s, decode ${r.decodeTokensPerSecond?.toFixed(2) ?? "-"} tok/s (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+    log(
+      `round ${round} ${s.id}: ${r.tokensPerSecond?.toFixed(2) ?? "-"} tok/s, decode ${r.decodeTokensPerSecond?.toFixed(2) ?? "-"} tok/s (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+    );
   }
 }
 
@@ -194,14 +328,31 @@ const rows = [...results.values()].map((e) => {
 const tps = (id) => rows.find((r) => r.id === id)?.tokensPerSecond ?? null;
 const dtps = (id) => rows.find((r) => r.id === id)?.decodeTokensPerSecond ?? null;
 const ratio = (a, b) => (a !== null && b !== null && b > 0 ? a / b : null);
-const bestSpec8 = Math.max(...["minedraft sd (batch 8)", "minedraft psd (2 x 4)", "minedraft auto (2 x 4)"].map((id) => tps(id) ?? 0));
+const bestSpec8 = Math.max(
+  ...["minedraft sd (batch 8)", "minedraft psd (2 x 4)", "minedraft auto (2 x 4)"].map((id) => tps(id) ?? 0),
+);
 const nlcSpec8 = rows.find((r) => r.id === "node-llama-cpp DraftSequenceTokenPredictor (8 seqs)");
 const targets = {
-  "minedraft ar / llama-batched-bench, 1 seq, generation only (>= 0.9)": ratio(dtps("minedraft ar (batch 1)"), dtps("llama.cpp batched-bench AR (1 seq)")),
-  "minedraft ar / llama-batched-bench, 8 seqs, generation only (>= 0.9)": ratio(dtps("minedraft ar (batch 8)"), dtps("llama.cpp batched-bench AR (8 seqs)")),
-  "minedraft sd / llama-speculative-simple, 1 seq, generation only (>= 1.0)": ratio(dtps("minedraft sd (batch 1)"), dtps("llama.cpp speculative-simple (1 seq)")),
-  "minedraft auto / llama-speculative-simple, 1 seq, generation only": ratio(dtps("minedraft auto (batch 1)"), dtps("llama.cpp speculative-simple (1 seq)")),
-  "minedraft best speculative / node-llama-cpp speculative, 8 seqs (>= 5)": nlcSpec8?.status === "hang" ? "node-llama-cpp hung (no result)" : ratio(bestSpec8, nlcSpec8?.tokensPerSecond ?? null),
+  "minedraft ar / llama-batched-bench, 1 seq, generation only (>= 0.9)": ratio(
+    dtps("minedraft ar (batch 1)"),
+    dtps("llama.cpp batched-bench AR (1 seq)"),
+  ),
+  "minedraft ar / llama-batched-bench, 8 seqs, generation only (>= 0.9)": ratio(
+    dtps("minedraft ar (batch 8)"),
+    dtps("llama.cpp batched-bench AR (8 seqs)"),
+  ),
+  "minedraft sd / llama-speculative-simple, 1 seq, generation only (>= 1.0)": ratio(
+    dtps("minedraft sd (batch 1)"),
+    dtps("llama.cpp speculative-simple (1 seq)"),
+  ),
+  "minedraft auto / llama-speculative-simple, 1 seq, generation only": ratio(
+    dtps("minedraft auto (batch 1)"),
+    dtps("llama.cpp speculative-simple (1 seq)"),
+  ),
+  "minedraft best speculative / node-llama-cpp speculative, 8 seqs (>= 5)":
+    nlcSpec8?.status === "hang"
+      ? "node-llama-cpp hung (no result)"
+      : ratio(bestSpec8, nlcSpec8?.tokensPerSecond ?? null),
 };
 
 const report = {
@@ -210,7 +361,18 @@ const report = {
   durationMs: Date.now() - t0,
   machine: { cpuModel: os.cpus()[0]?.model, cores: os.availableParallelism() },
   models: { target: args.model, draft: args.draft },
-  options: { maxTokens, k, threads: cores, rounds, prompts1: prompts1.length, prompts8: prompts8.length, only: args.only ?? null, llamaTools: existsSync(path.join(args.tools, "VERSION")) ? readFileSync(path.join(args.tools, "VERSION"), "utf8").trim() : null },
+  options: {
+    maxTokens,
+    k,
+    threads: cores,
+    rounds,
+    prompts1: prompts1.length,
+    prompts8: prompts8.length,
+    only: args.only ?? null,
+    llamaTools: existsSync(path.join(args.tools, "VERSION"))
+      ? readFileSync(path.join(args.tools, "VERSION"), "utf8").trim()
+      : null,
+  },
   systems: rows,
   targets,
 };
@@ -218,7 +380,10 @@ const fmt = (x, d = 1) => (x === null || x === undefined ? "-" : typeof x === "s
 const table = [
   "| system | sequences | tokens/s (end to end) | generation tokens/s (prompt excluded) | runs | acceptance | greedy = minedraft ar | threads t/d | status |",
   "|---|---|---|---|---|---|---|---|---|",
-  ...rows.map((r) => `| ${r.id} | ${r.sequences} | ${fmt(r.tokensPerSecond)} | ${fmt(r.decodeTokensPerSecond)} | ${(r.runs.length > 0 ? r.runs : r.decodeRuns).map((x) => x.toFixed(1)).join(", ")} | ${r.acceptanceRate == null ? "-" : `${(100 * r.acceptanceRate).toFixed(1)}%`} | ${r.matchesMinedraftAr ?? "-"} | ${r.threads ?? "-"} | ${r.status}${r.detail ? `: ${r.detail}` : ""}${r.note ? ` (${r.note})` : ""} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.id} | ${r.sequences} | ${fmt(r.tokensPerSecond)} | ${fmt(r.decodeTokensPerSecond)} | ${(r.runs.length > 0 ? r.runs : r.decodeRuns).map((x) => x.toFixed(1)).join(", ")} | ${r.acceptanceRate == null ? "-" : `${(100 * r.acceptanceRate).toFixed(1)}%`} | ${r.matchesMinedraftAr ?? "-"} | ${r.threads ?? "-"} | ${r.status}${r.detail ? `: ${r.detail}` : ""}${r.note ? ` (${r.note})` : ""} |`,
+  ),
   "",
   ...Object.entries(targets).map(([k2, v]) => `- ${k2}: ${typeof v === "number" ? `${v.toFixed(2)}x` : (v ?? "-")}`),
 ].join("\n");

@@ -28,7 +28,9 @@ const rowsPerRep = 8;
 let seed = 1;
 const uniform = () => ((seed = (seed * 1103515245 + 12345) >>> 0) + 0.5) / 2 ** 32;
 const rows = Array.from({ length: rowsPerRep }, () =>
-  new Float32Array(vocab).map(() => Number(args.spread) * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform())),
+  new Float32Array(vocab).map(
+    () => Number(args.spread) * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform()),
+  ),
 );
 
 const CASES = [
@@ -61,6 +63,11 @@ for (const dir of builds) {
   perRow["sampleRow + sampleResidual (T 1 rows)"] = time(() => s.sampleRow(p, 0.5) + s.sampleResidual(p, q, 3, 0.3));
   results.push({ build: path.resolve(dir), microsecondsPerRow: perRow });
   console.log(`${path.resolve(dir)}`);
-  for (const [name, us] of Object.entries(perRow)) console.log(`  ${name.padEnd(42)} ${us.toFixed(1).padStart(8)} µs/row`);
+  for (const [name, us] of Object.entries(perRow))
+    console.log(`  ${name.padEnd(42)} ${us.toFixed(1).padStart(8)} µs/row`);
 }
-if (args.json) writeFileSync(args.json, `${JSON.stringify({ vocab, spread: Number(args.spread), reps, rows: rowsPerRep, results }, null, 2)}\n`);
+if (args.json)
+  writeFileSync(
+    args.json,
+    `${JSON.stringify({ vocab, spread: Number(args.spread), reps, rows: rowsPerRep, results }, null, 2)}\n`,
+  );

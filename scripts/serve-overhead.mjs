@@ -26,7 +26,9 @@ const { values: args } = parseArgs({
 });
 const lib = await import(pathToFileURL(path.join(root, "dist/index.js")).href);
 const { BUILTIN_PROMPTS } = await import(pathToFileURL(path.join(root, "dist/bench/prompts.js")).href);
-const pair = args.model ? { target: args.model, draft: args.draft } : await lib.ensureSyntheticPair(undefined, { preset: "small" });
+const pair = args.model
+  ? { target: args.model, draft: args.draft }
+  : await lib.ensureSyntheticPair(undefined, { preset: "small" });
 const prompts = BUILTIN_PROMPTS.slice(0, Number(args.prompts));
 const maxTokens = Number(args["max-tokens"]);
 const engine = await lib.createEngine({
@@ -72,7 +74,16 @@ const timed = async (name, f) => {
 await viaLibrary(); // warm-up
 await viaHttp();
 for (let round = 0; round < Number(args.rounds); round++) {
-  const order = round % 2 === 0 ? [["library", viaLibrary], ["http", viaHttp]] : [["http", viaHttp], ["library", viaLibrary]];
+  const order =
+    round % 2 === 0
+      ? [
+          ["library", viaLibrary],
+          ["http", viaHttp],
+        ]
+      : [
+          ["http", viaHttp],
+          ["library", viaLibrary],
+        ];
   for (const [name, f] of order) await timed(name, f);
 }
 await server.close({ graceMs: 0 });

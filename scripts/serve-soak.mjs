@@ -31,19 +31,35 @@ const warmup = Number(args.warmup);
 const sampleEvery = Number(args["sample-every"]);
 if (warmup >= Number(args.requests)) throw new Error("--warmup must be less than --requests");
 const lib = await import(pathToFileURL(path.join(root, "dist/index.js")).href);
-const pair = args.model ? { target: args.model, draft: args.draft } : await lib.ensureSyntheticPair(undefined, { preset: "tiny", dtype: "f32" });
-const engine = await lib.createEngine({ mode: args.mode, batchSize: 4, target: { model: pair.target, threads: 1 }, draft: { model: pair.draft, threads: 1 }, contextSize: 256 });
+const pair = args.model
+  ? { target: args.model, draft: args.draft }
+  : await lib.ensureSyntheticPair(undefined, { preset: "tiny", dtype: "f32" });
+const engine = await lib.createEngine({
+  mode: args.mode,
+  batchSize: 4,
+  target: { model: pair.target, threads: 1 },
+  draft: { model: pair.draft, threads: 1 },
+  contextSize: 256,
+});
 const server = lib.createServer(engine, { modelName: "m", maxQueue: 1000 });
 const url = await server.listen({ port: 0 });
 const total = Number(args.requests);
 const deadline = Date.now() + 10 * 60_000;
 let seed = 12345;
-const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-const prompts = ["Once upon a time", "The capital of France is", "def fibonacci(n):", "Hello", "Rain in Spain", "1, 2, 3,"];
+const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+const prompts = [
+  "Once upon a time",
+  "The capital of France is",
+  "def fibonacci(n):",
+  "Hello",
+  "Rain in Spain",
+  "1, 2, 3,",
+];
 const counts = { ok: 0, exact: 0, disconnected: 0, badRequest: 0, failed: 0, okTokens: 0 };
 const failures = [];
 const expected = new Map();
-for (const p of prompts) expected.set(p, (await engine.generate(p, { maxTokens: 24, temperature: 0 })).tokens.join(","));
+for (const p of prompts)
+  expected.set(p, (await engine.generate(p, { maxTokens: 24, temperature: 0 })).tokens.join(","));
 
 async function one(i) {
   const prompt = prompts[Math.floor(rand() * prompts.length)];
@@ -51,11 +67,25 @@ async function one(i) {
   const controller = new AbortController();
   const stream = rand() < 0.6;
   const sampled = rand() < 0.3;
-  const body = kind < 0.05 ? { prompt, max_tokens: "x" } : { prompt, max_tokens: 24, stream, return_tokens: true, ...(sampled ? { temperature: 0.9, seed: i } : { temperature: 0 }) };
+  const body =
+    kind < 0.05
+      ? { prompt, max_tokens: "x" }
+      : {
+          prompt,
+          max_tokens: 24,
+          stream,
+          return_tokens: true,
+          ...(sampled ? { temperature: 0.9, seed: i } : { temperature: 0 }),
+        };
   const disconnect = kind >= 0.05 && kind < 0.2 ? (rand() < 0.5 ? "early" : "mid") : null;
   if (disconnect === "early") setTimeout(() => controller.abort(), Math.floor(rand() * 5));
   try {
-    const r = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: controller.signal });
+    const r = await fetch(`${url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: controller.signal,
+    });
     if (kind < 0.05) {
       if (r.status === 400) counts.badRequest++;
       else failures.push(`bad request got ${r.status}`);
@@ -74,7 +104,11 @@ async function one(i) {
         if (disconnect === "mid") return void (controller.abort(), counts.disconnected++);
       }
       if (!text.includes("data: [DONE]")) return void failures.push("stream without [DONE]");
-      const last = text.split("\n\n").filter((e) => e.startsWith("data: {")).map((e) => JSON.parse(e.slice(6))).find((c) => c.choices[0]?.finish_reason);
+      const last = text
+        .split("\n\n")
+        .filter((e) => e.startsWith("data: {"))
+        .map((e) => JSON.parse(e.slice(6)))
+        .find((c) => c.choices[0]?.finish_reason);
       tokens = last.choices[0].tokens;
     } else tokens = (await r.json()).choices[0].tokens;
     counts.ok++;
@@ -93,16 +127,21 @@ const started = Date.now();
 let next = 0;
 let done = 0;
 const samples = [{ done: 0, rss: process.memoryUsage().rss }];
-await Promise.all(Array.from({ length: Number(args.concurrency) }, async () => {
-  while (next < total && Date.now() < deadline) {
-    await one(next++);
-    if (++done % sampleEvery === 0) {
-      samples.push({ done, rss: process.memoryUsage().rss });
-      process.stderr.write(`serve-soak: ${done}/${total} requests, RSS ${(samples.at(-1).rss / 2 ** 20).toFixed(0)} MiB\n`);
+await Promise.all(
+  Array.from({ length: Number(args.concurrency) }, async () => {
+    while (next < total && Date.now() < deadline) {
+      await one(next++);
+      if (++done % sampleEvery === 0) {
+        samples.push({ done, rss: process.memoryUsage().rss });
+        process.stderr.write(
+          `serve-soak: ${done}/${total} requests, RSS ${(samples.at(-1).rss / 2 ** 20).toFixed(0)} MiB\n`,
+        );
+      }
     }
-  }
-}));
-for (let i = 0; i < 200 && engine.load().running + engine.load().queued > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  }),
+);
+for (let i = 0; i < 200 && engine.load().running + engine.load().queued > 0; i++)
+  await new Promise((r) => setTimeout(r, 50));
 const load = engine.load();
 if (load.running + load.queued > 0) failures.push(`engine not empty after the soak: ${JSON.stringify(load)}`);
 const metrics = await (await fetch(`${url}/metrics`)).text();
@@ -117,13 +156,20 @@ const metric = (name, labels = "") => {
   const re = new RegExp(`^minedraft:${name}${labels.replace(/[{}]/g, "\\$&")} (\\S+)$`, "gm");
   return [...metrics.matchAll(re)].reduce((sum, m) => sum + Number(m[1]), 0);
 };
-const finished = metric("request_success_total", '{finished_reason="stop"}') + metric("request_success_total", '{finished_reason="length"}');
+const finished =
+  metric("request_success_total", '{finished_reason="stop"}') +
+  metric("request_success_total", '{finished_reason="length"}');
 const checks = {
   "finished = ok .. ok + disconnected": finished >= counts.ok && finished <= counts.ok + counts.disconnected,
   "refused with 400 = bad requests sent": metric("request_rejected_total", '{status="400"}') === counts.badRequest,
-  "generated tokens >= the ok clients' tokens, <= + 24 per disconnected": metric("generation_tokens_total") >= counts.okTokens && metric("generation_tokens_total") <= counts.okTokens + 24 * counts.disconnected,
-  "e2e / ttft histogram counts = finished": metric("e2e_request_latency_seconds_count") === finished && metric("time_to_first_token_seconds_count") === finished,
-  "accepted <= drafted tokens": metric("spec_decode_num_accepted_tokens_total") <= metric("spec_decode_num_draft_tokens_total"),
+  "generated tokens >= the ok clients' tokens, <= + 24 per disconnected":
+    metric("generation_tokens_total") >= counts.okTokens &&
+    metric("generation_tokens_total") <= counts.okTokens + 24 * counts.disconnected,
+  "e2e / ttft histogram counts = finished":
+    metric("e2e_request_latency_seconds_count") === finished &&
+    metric("time_to_first_token_seconds_count") === finished,
+  "accepted <= drafted tokens":
+    metric("spec_decode_num_accepted_tokens_total") <= metric("spec_decode_num_draft_tokens_total"),
   "nothing running or waiting": metric("num_requests_running") === 0 && metric("num_requests_waiting") === 0,
 };
 for (const [name, ok] of Object.entries(checks)) if (!ok) failures.push(`metrics: ${name} does not hold`);
@@ -133,15 +179,30 @@ const warm = samples.find((x) => x.done >= warmup) ?? samples.at(-1);
 const end = samples.at(-1);
 const growth = (end.rss - warm.rss) / warm.rss;
 const peak = Math.max(...samples.filter((x) => x.done >= warm.done).map((x) => x.rss));
-if (growth > Number(args["max-growth"])) failures.push(`RSS grew ${(100 * growth).toFixed(1)}% after the warm-up (limit ${100 * Number(args["max-growth"])}%)`);
+if (growth > Number(args["max-growth"]))
+  failures.push(
+    `RSS grew ${(100 * growth).toFixed(1)}% after the warm-up (limit ${100 * Number(args["max-growth"])}%)`,
+  );
 const mib = (b) => +(b / 2 ** 20).toFixed(1);
 const report = {
   requests: next,
   seconds: (Date.now() - started) / 1000,
   counts,
-  metrics: { finished, generationTokens: metric("generation_tokens_total"), rejected400: metric("request_rejected_total", '{status="400"}'), draftTokens: metric("spec_decode_num_draft_tokens_total"), acceptedTokens: metric("spec_decode_num_accepted_tokens_total") },
+  metrics: {
+    finished,
+    generationTokens: metric("generation_tokens_total"),
+    rejected400: metric("request_rejected_total", '{status="400"}'),
+    draftTokens: metric("spec_decode_num_draft_tokens_total"),
+    acceptedTokens: metric("spec_decode_num_accepted_tokens_total"),
+  },
   checks,
-  rssMiB: { start: mib(samples[0].rss), afterWarmup: mib(warm.rss), peakAfterWarmup: mib(peak), end: mib(end.rss), growthAfterWarmupPercent: +(100 * growth).toFixed(2) },
+  rssMiB: {
+    start: mib(samples[0].rss),
+    afterWarmup: mib(warm.rss),
+    peakAfterWarmup: mib(peak),
+    end: mib(end.rss),
+    growthAfterWarmupPercent: +(100 * growth).toFixed(2),
+  },
   heapUsedMiB: mib(mem.heapUsed),
   samples: samples.map((x) => ({ done: x.done, rssMiB: mib(x.rss) })),
   failures: failures.slice(0, 20),

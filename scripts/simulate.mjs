@@ -102,8 +102,13 @@ function summarizeChoices(choices) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   if (args.help || args.h) {
-    const lines = readFileSync(new URL(import.meta.url)).toString().split("\n");
-    const comment = lines.slice(0, lines.findIndex((s) => !s.startsWith("//")));
+    const lines = readFileSync(new URL(import.meta.url))
+      .toString()
+      .split("\n");
+    const comment = lines.slice(
+      0,
+      lines.findIndex((s) => !s.startsWith("//")),
+    );
     process.stdout.write(`${comment.map((s) => s.replace(/^\/\/ ?/, "")).join("\n")}\n`);
     return;
   }
@@ -141,7 +146,10 @@ async function main() {
     workload = { batchSize: w.batchSize, k: w.k, maxTokens: Array.from({ length: w.requests }, () => w.maxTokens) };
     title = `preset ${args.preset}: ${p.description}`;
   } else {
-    if (!args["verify-seq"] || !args["draft-seq"] || !args.accept) throw new Error("give --bench FILE, --preset NAME, or --verify-seq A,B --draft-seq C,D --accept a0,a1,... (see --help)");
+    if (!args["verify-seq"] || !args["draft-seq"] || !args.accept)
+      throw new Error(
+        "give --bench FILE, --preset NAME, or --verify-seq A,B --draft-seq C,D --accept a0,a1,... (see --help)",
+      );
     const vs = line(args["verify-seq"], "verify-seq");
     const ds = line(args["draft-seq"], "draft-seq");
     costs = {
@@ -158,7 +166,8 @@ async function main() {
   }
   if (args.batch) workload.batchSize = nums(args.batch, "batch")[0];
   if (args.k) workload.k = nums(args.k, "k")[0];
-  if (!(Number.isInteger(workload.k) && workload.k >= 1)) throw new Error(`-k must be an integer >= 1 (psd drafts k tokens), got ${workload.k}`);
+  if (!(Number.isInteger(workload.k) && workload.k >= 1))
+    throw new Error(`-k must be an integer >= 1 (psd drafts k tokens), got ${workload.k}`);
   if (args.requests || args["max-tokens"]) {
     const n = args.requests ? nums(args.requests, "requests")[0] : workload.maxTokens.length;
     const t = args["max-tokens"] ? nums(args["max-tokens"], "max-tokens")[0] : workload.maxTokens[0];
@@ -169,7 +178,8 @@ async function main() {
   // psd and auto hold 2m requests: the fixed sequential modes with 2m per pass are their fair match
   if (!measured) {
     const wide = { ...workload, batchSize: 2 * workload.batchSize };
-    for (const mode of ["ar", "sd"]) if (modes.includes(mode)) results.push({ ...simulate(mode, wide, costs), mode: `${mode} (2m)` });
+    for (const mode of ["ar", "sd"])
+      if (modes.includes(mode)) results.push({ ...simulate(mode, wide, costs), mode: `${mode} (2m)` });
   }
   if (replayDecisions) {
     const r = simulate("auto", workload, costs, { replay: { decisions: replayDecisions, done: new Map() } });
@@ -183,44 +193,81 @@ async function main() {
     // builds from before AutoPolicy had its own file hold it in auto-scheduler.js)
     const policyDist = path.resolve(args["policy-dist"] ?? dist);
     const own = path.join("engine", "auto-policy.js");
-    const { AutoPolicy } = await fromDist(policyDist, existsSync(path.join(policyDist, own)) ? own : path.join("engine", "auto-scheduler.js"), "auto (policy)");
+    const { AutoPolicy } = await fromDist(
+      policyDist,
+      existsSync(path.join(policyDist, own)) ? own : path.join("engine", "auto-scheduler.js"),
+      "auto (policy)",
+    );
     const jitter = Number(args.jitter ?? 0.1);
     if (!(jitter >= 0 && jitter < 1)) throw new Error(`--jitter must be in [0, 1), got ${args.jitter}`);
     const probeBudget = args["probe-budget"] === undefined ? undefined : Number(args["probe-budget"]);
-    if (probeBudget !== undefined && !(probeBudget >= 0 && probeBudget < 1)) throw new Error(`--probe-budget must be in [0, 1), got ${args["probe-budget"]}`);
-    const make = () => new AutoPolicy({ kMax: workload.k, batchSize: workload.batchSize, canOverlap: costs.canOverlap !== false, probeBudget });
+    if (probeBudget !== undefined && !(probeBudget >= 0 && probeBudget < 1))
+      throw new Error(`--probe-budget must be in [0, 1), got ${args["probe-budget"]}`);
+    const make = () =>
+      new AutoPolicy({
+        kMax: workload.k,
+        batchSize: workload.batchSize,
+        canOverlap: costs.canOverlap !== false,
+        probeBudget,
+      });
     const r = simulatePolicy(workload, costs, make, { runs: policyRuns, jitter });
     results.push(r);
     if (measured?.auto !== undefined) measured["auto (policy)"] = measured.auto;
-    const order = workload.warmupTokens > 0 ? `after a warm-up at ${workload.warmupTokens} tokens, ${workload.repeat ?? 1} measured run(s)` : `${workload.repeat ?? 1} run(s), no warm-up`;
-    notes.push(`auto (policy): the AutoPolicy of ${path.relative(process.cwd(), policyDist) || "."}, ${order}, over ${r.runs} seeds; call times jittered by up to +-${fmt(100 * jitter, 0)}%, acceptance sampled: mean ${fmt(r.tokensPerSecond)} tok/s, range ${fmt(r.min)}-${fmt(r.max)}`);
+    const order =
+      workload.warmupTokens > 0
+        ? `after a warm-up at ${workload.warmupTokens} tokens, ${workload.repeat ?? 1} measured run(s)`
+        : `${workload.repeat ?? 1} run(s), no warm-up`;
+    notes.push(
+      `auto (policy): the AutoPolicy of ${path.relative(process.cwd(), policyDist) || "."}, ${order}, over ${r.runs} seeds; call times jittered by up to +-${fmt(100 * jitter, 0)}%, acceptance sampled: mean ${fmt(r.tokensPerSecond)} tok/s, range ${fmt(r.min)}-${fmt(r.max)}`,
+    );
   }
   const bound = psdBound(workload, costs);
   const out = [];
   out.push(title, "", describeCosts(costs), "");
-  out.push(`workload: ${workload.maxTokens.length} requests x ~${fmt(workload.maxTokens.reduce((a, b) => a + b, 0) / workload.maxTokens.length, 0)} tokens, batch size ${workload.batchSize}, k ${workload.k}`);
+  out.push(
+    `workload: ${workload.maxTokens.length} requests x ~${fmt(workload.maxTokens.reduce((a, b) => a + b, 0) / workload.maxTokens.length, 0)} tokens, batch size ${workload.batchSize}, k ${workload.k}`,
+  );
   out.push(`PSD bound at the sequential placement's costs: (T_draft + T_verify) / max = ${fmt(bound, 2)}x over sd`, "");
-  const header = measured ? ["mode", "predicted tok/s", "measured tok/s", "error", "predicted choices"] : ["mode", "predicted tok/s", "vs sd", "vs ar", "predicted choices"];
+  const header = measured
+    ? ["mode", "predicted tok/s", "measured tok/s", "error", "predicted choices"]
+    : ["mode", "predicted tok/s", "vs sd", "vs ar", "predicted choices"];
   const sd = results.find((r) => r.mode === "sd").tokensPerSecond;
   const ar = results.find((r) => r.mode === "ar").tokensPerSecond;
   const rows = results.map((r) => {
     if (measured) {
       const m = measured[r.mode];
-      return [r.mode, fmt(r.tokensPerSecond), m === undefined ? "-" : fmt(m), m === undefined ? "-" : `${fmt((100 * (r.tokensPerSecond - m)) / m, 1)}%`, summarizeChoices(r.choices)];
+      return [
+        r.mode,
+        fmt(r.tokensPerSecond),
+        m === undefined ? "-" : fmt(m),
+        m === undefined ? "-" : `${fmt((100 * (r.tokensPerSecond - m)) / m, 1)}%`,
+        summarizeChoices(r.choices),
+      ];
     }
-    return [r.mode, fmt(r.tokensPerSecond), `${fmt(r.tokensPerSecond / sd, 2)}x`, `${fmt(r.tokensPerSecond / ar, 2)}x`, summarizeChoices(r.choices)];
+    return [
+      r.mode,
+      fmt(r.tokensPerSecond),
+      `${fmt(r.tokensPerSecond / sd, 2)}x`,
+      `${fmt(r.tokensPerSecond / ar, 2)}x`,
+      summarizeChoices(r.choices),
+    ];
   });
   out.push(table(header, rows));
   const fixed = results.filter((r) => ["ar", "sd", "psd"].includes(r.mode));
   const bestFixed = fixed.reduce((b, r) => (r.tokensPerSecond > b.tokensPerSecond ? r : b), fixed[0]);
   for (const r of results.filter((x) => x.mode.startsWith("auto"))) {
-    notes.push(`${r.mode} / best fixed mode (predicted, ${bestFixed.mode}): ${fmt(r.tokensPerSecond / bestFixed.tokensPerSecond, 2)}x${r.min !== undefined ? ` (range ${fmt(r.min / bestFixed.tokensPerSecond, 2)}-${fmt(r.max / bestFixed.tokensPerSecond, 2)}x)` : ""}`);
+    notes.push(
+      `${r.mode} / best fixed mode (predicted, ${bestFixed.mode}): ${fmt(r.tokensPerSecond / bestFixed.tokensPerSecond, 2)}x${r.min !== undefined ? ` (range ${fmt(r.min / bestFixed.tokensPerSecond, 2)}-${fmt(r.max / bestFixed.tokensPerSecond, 2)}x)` : ""}`,
+    );
   }
   if (notes.length > 0) out.push("", ...notes.map((n) => `- ${n}`));
   if (!measured) out.push("", "These are projections from assumed timings, not measurements.");
   process.stdout.write(`${out.join("\n")}\n`);
   if (args.json) {
-    writeFileSync(args.json, `${JSON.stringify({ title, costs, workload: { ...workload, requests: workload.maxTokens.length }, bound, results, measured: measured ?? null }, null, 2)}\n`);
+    writeFileSync(
+      args.json,
+      `${JSON.stringify({ title, costs, workload: { ...workload, requests: workload.maxTokens.length }, bound, results, measured: measured ?? null }, null, 2)}\n`,
+    );
   }
 }
 

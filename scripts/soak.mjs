@@ -22,7 +22,16 @@ if (typeof globalThis.gc !== "function") {
 }
 
 const root = path.resolve(path.dirname(self), "..");
-const opts = { requests: 1000, pair: "tiny", sampleEvery: 50, warmup: 200, maxGrowth: 0.05, concurrency: 16, seed: 1, json: undefined };
+const opts = {
+  requests: 1000,
+  pair: "tiny",
+  sampleEvery: 50,
+  warmup: 200,
+  maxGrowth: 0.05,
+  concurrency: 16,
+  seed: 1,
+  json: undefined,
+};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const key = argv[i].replace(/^--/, "").replace(/-([a-z])/g, (_, c) => c.toUpperCase());
@@ -49,11 +58,17 @@ if (opts.pair === "micro") {
   tmp = mkdtempSync(path.join(os.tmpdir(), "minedraft-soak-"));
   pair = await microPair(tmp);
 } else {
-  pair = await lib.ensureSyntheticPair(undefined, { preset: opts.pair, dtype: opts.pair === "tiny" ? "f32" : undefined });
+  pair = await lib.ensureSyntheticPair(undefined, {
+    preset: opts.pair,
+    dtype: opts.pair === "tiny" ? "f32" : undefined,
+  });
 }
 
 const r = rng(opts.seed);
-const WORDS = "once upon a time there was a little model that drafted tokens for a bigger one and the big one checked them all".split(" ");
+const WORDS =
+  "once upon a time there was a little model that drafted tokens for a bigger one and the big one checked them all".split(
+    " ",
+  );
 const rss = () => {
   globalThis.gc();
   globalThis.gc();
@@ -76,7 +91,7 @@ const t0 = Date.now();
 let submitted = 0;
 let done = 0;
 let aborted = 0;
-let failed = [];
+const failed = [];
 let tokens = 0;
 const finish = new Map();
 
@@ -91,7 +106,11 @@ async function one(i) {
   const ctrl = new AbortController();
   const timer = abortAfter >= 0 ? setTimeout(() => ctrl.abort(), abortAfter) : undefined;
   try {
-    const out = await engine.generate(prompt, { maxTokens, signal: ctrl.signal, ...(sampled ? { temperature: 0.8, seed: i } : {}) });
+    const out = await engine.generate(prompt, {
+      maxTokens,
+      signal: ctrl.signal,
+      ...(sampled ? { temperature: 0.8, seed: i } : {}),
+    });
     tokens += out.tokens.length;
     finish.set(out.stats.finishReason, (finish.get(out.stats.finishReason) ?? 0) + 1);
   } catch (e) {
@@ -103,7 +122,9 @@ async function one(i) {
     if (done % opts.sampleEvery === 0) {
       samples.push({ done, rss: rss(), heap: heap(), ms: Date.now() - t0 });
       const s = samples.at(-1);
-      process.stderr.write(`soak: ${done}/${opts.requests} requests, RSS ${mb(s.rss)} MB (JS heap ${mb(s.heap)} MB), ${(s.ms / 1000).toFixed(0)} s\n`);
+      process.stderr.write(
+        `soak: ${done}/${opts.requests} requests, RSS ${mb(s.rss)} MB (JS heap ${mb(s.heap)} MB), ${(s.ms / 1000).toFixed(0)} s\n`,
+      );
     }
   }
 }
@@ -134,7 +155,12 @@ const growth = (end.rss - warm.rss) / warm.rss;
 const n = after.length;
 const mx = after.reduce((a, s) => a + s.done, 0) / n;
 const my = after.reduce((a, s) => a + s.rss, 0) / n;
-const slope = after.reduce((a, s) => a + (s.done - mx) * (s.rss - my), 0) / Math.max(1, after.reduce((a, s) => a + (s.done - mx) ** 2, 0));
+const slope =
+  after.reduce((a, s) => a + (s.done - mx) * (s.rss - my), 0) /
+  Math.max(
+    1,
+    after.reduce((a, s) => a + (s.done - mx) ** 2, 0),
+  );
 const report = {
   command: `node scripts/soak.mjs ${process.argv.slice(2).join(" ")}`.trim(),
   pair: opts.pair,
@@ -147,7 +173,13 @@ const report = {
   seconds: +(end.ms / 1000).toFixed(1),
   tokensPerSecond: +stats.tokensPerSecond.toFixed(1),
   acceptanceRate: +stats.acceptanceRate.toFixed(3),
-  rssMb: { start: +mb(samples[0].rss), afterWarmup: +mb(warm.rss), peakAfterWarmup: +mb(peak), end: +mb(end.rss), afterClose: +mb(samples.at(-1).rss) },
+  rssMb: {
+    start: +mb(samples[0].rss),
+    afterWarmup: +mb(warm.rss),
+    peakAfterWarmup: +mb(peak),
+    end: +mb(end.rss),
+    afterClose: +mb(samples.at(-1).rss),
+  },
   growthAfterWarmup: +(growth * 100).toFixed(2),
   slopeBytesPerRequest: Math.round(slope),
   maxGrowthPercent: opts.maxGrowth * 100,
@@ -155,10 +187,16 @@ const report = {
   samples: samples.map((s) => ({ done: s.done, rssMb: +mb(s.rss), heapMb: +mb(s.heap), s: +(s.ms / 1000).toFixed(1) })),
 };
 const pass = failed.length === 0 && growth <= opts.maxGrowth;
-console.log(`soak: ${report.requests} requests on the ${opts.pair} pair in ${report.seconds} s (${report.completed} completed, ${aborted} aborted, ${failed.length} failed; ${tokens} tokens, ${report.tokensPerSecond} tok/s)`);
-console.log(`soak: RSS ${report.rssMb.start} MB at start, ${report.rssMb.afterWarmup} MB after ${warm.done} requests (warm-up), peak ${report.rssMb.peakAfterWarmup} MB, ${report.rssMb.end} MB at the end, ${report.rssMb.afterClose} MB after close()`);
+console.log(
+  `soak: ${report.requests} requests on the ${opts.pair} pair in ${report.seconds} s (${report.completed} completed, ${aborted} aborted, ${failed.length} failed; ${tokens} tokens, ${report.tokensPerSecond} tok/s)`,
+);
+console.log(
+  `soak: RSS ${report.rssMb.start} MB at start, ${report.rssMb.afterWarmup} MB after ${warm.done} requests (warm-up), peak ${report.rssMb.peakAfterWarmup} MB, ${report.rssMb.end} MB at the end, ${report.rssMb.afterClose} MB after close()`,
+);
 console.log(`soak: JS heap ${report.jsHeapMb.afterWarmup} MB after warm-up, ${report.jsHeapMb.end} MB at the end`);
-console.log(`soak: growth after warm-up ${report.growthAfterWarmup}% (limit ${report.maxGrowthPercent}%), trend ${report.slopeBytesPerRequest} bytes/request: ${pass ? "PASS" : "FAIL"}`);
+console.log(
+  `soak: growth after warm-up ${report.growthAfterWarmup}% (limit ${report.maxGrowthPercent}%), trend ${report.slopeBytesPerRequest} bytes/request: ${pass ? "PASS" : "FAIL"}`,
+);
 for (const f of failed.slice(0, 5)) console.log(`soak: failed request: ${f}`);
 if (opts.json) writeFileSync(opts.json, `${JSON.stringify(report, null, 2)}\n`);
 process.exit(pass ? 0 : 1);

@@ -39,7 +39,9 @@ const { values: args, positionals } = parseArgs({
   allowPositionals: true,
 });
 if (args.help) {
-  console.log("usage: node scripts/step-overhead.mjs [--model T.gguf --draft D.gguf] [--tokens 128] [--rounds 3] [--spin 0,250] [--dist DIR] [--json out.json]\n       node scripts/step-overhead.mjs --merge a.json b.json ...");
+  console.log(
+    "usage: node scripts/step-overhead.mjs [--model T.gguf --draft D.gguf] [--tokens 128] [--rounds 3] [--spin 0,250] [--dist DIR] [--json out.json]\n       node scripts/step-overhead.mjs --merge a.json b.json ...",
+  );
   process.exit(0);
 }
 const median = (xs) => {
@@ -52,7 +54,8 @@ if (args.merge) {
   const pool = (key) => pools.get(key) ?? (pools.set(key, { roundTrip: [], msPerToken: [], gap: [] }), pools.get(key));
   for (const file of positionals) {
     const r = JSON.parse(readFileSync(file, "utf8"));
-    for (const [spin, v] of Object.entries(r.roundTripUs)) pool(`${r.dist} | round trip | spinMicros ${spin}`).roundTrip.push(...v.runs);
+    for (const [spin, v] of Object.entries(r.roundTripUs))
+      pool(`${r.dist} | round trip | spinMicros ${spin}`).roundTrip.push(...v.runs);
     for (const g of r.generation) {
       const p = pool(`${r.dist} | ${g.mode} | spinMicros ${g.spinMicros}`);
       p.msPerToken.push(...g.runs.msPerToken);
@@ -61,7 +64,10 @@ if (args.merge) {
   }
   for (const [key, p] of pools) {
     if (p.roundTrip.length) console.log(`${key}: ${median(p.roundTrip).toFixed(1)} us (${p.roundTrip.length} runs)`);
-    else console.log(`${key}: ${median(p.msPerToken).toFixed(3)} ms/token, JS gap ${median(p.gap).toFixed(0)} us/step (${p.msPerToken.length} runs)`);
+    else
+      console.log(
+        `${key}: ${median(p.msPerToken).toFixed(3)} ms/token, JS gap ${median(p.gap).toFixed(0)} us/step (${p.msPerToken.length} runs)`,
+      );
   }
   process.exit(0);
 }
@@ -122,7 +128,14 @@ function gapsOf(events, after) {
 const engines = [];
 for (const mode of modes) {
   for (const spin of spins) {
-    const eng = await createEngine({ target: { model }, draft: mode === "ar" ? undefined : { model: draft }, mode, batchSize: 1, contextSize: 512, spinMicros: spin });
+    const eng = await createEngine({
+      target: { model },
+      draft: mode === "ar" ? undefined : { model: draft },
+      mode,
+      batchSize: 1,
+      contextSize: 512,
+      spinMicros: spin,
+    });
     await eng.generate(prompt, { maxTokens: 16 }); // warm-up
     engines.push({ mode, spin, eng, msPerToken: [], gapUs: [] });
   }
@@ -159,13 +172,16 @@ const result = {
   })),
 };
 console.log(`trivial job round trip (median of ${rounds} x 1000):`);
-for (const s of spins) console.log(`  spinMicros ${String(s).padStart(5)}: ${result.roundTripUs[s].median.toFixed(1)} us`);
+for (const s of spins)
+  console.log(`  spinMicros ${String(s).padStart(5)}: ${result.roundTripUs[s].median.toFixed(1)} us`);
 console.log(`single request, ${tokens} tokens, median of ${rounds} rounds:`);
 for (const g of result.generation) {
   const base = result.generation.find((x) => x.mode === g.mode && x.spinMicros === spins[0]);
-  console.log(`  ${g.mode.padEnd(3)} spinMicros ${String(g.spinMicros).padStart(5)}: ${g.msPerToken.toFixed(3)} ms/token (${(base.msPerToken / g.msPerToken).toFixed(2)}x), JS gap ${g.jsGapUsPerStep.toFixed(0)} us/step`);
+  console.log(
+    `  ${g.mode.padEnd(3)} spinMicros ${String(g.spinMicros).padStart(5)}: ${g.msPerToken.toFixed(3)} ms/token (${(base.msPerToken / g.msPerToken).toFixed(2)}x), JS gap ${g.jsGapUsPerStep.toFixed(0)} us/step`,
+  );
 }
 if (args.json) {
-  writeFileSync(args.json, JSON.stringify(result, null, 2) + "\n");
+  writeFileSync(args.json, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`JSON written to ${args.json}`);
 }

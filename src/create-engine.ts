@@ -68,11 +68,17 @@ const MAX_CONTEXT_TOKENS = 1 << 22;
 const modelRule: Rule = {
   kind: "custom",
   expected: "a GGUF path or hf: URI (a non-empty string), or a LlamaModel",
-  check: (v) => (v instanceof LlamaModel || (typeof v === "string" && v !== "") ? null : typeof v === "string" ? "range" : "type"),
+  check: (v) =>
+    v instanceof LlamaModel || (typeof v === "string" && v !== "") ? null : typeof v === "string" ? "range" : "type",
 };
 const placementRule: Rule = {
   kind: "object",
-  fields: { model: modelRule, device: { kind: "string", nonEmpty: true }, gpuLayers: integer(-1, 100_000), threads: integer(1, GGML_MAX_THREADS) },
+  fields: {
+    model: modelRule,
+    device: { kind: "string", nonEmpty: true },
+    gpuLayers: integer(-1, 100_000),
+    threads: integer(1, GGML_MAX_THREADS),
+  },
 };
 
 /** createEngine()'s options: the engine's, the two models' placements and the contexts'. */
@@ -94,9 +100,11 @@ const CREATE_ENGINE_OPTIONS: Schema = {
  */
 function checkCreateOptions(options: CreateEngineOptions): void {
   checkOptions(options, CREATE_ENGINE_OPTIONS, "createEngine options");
-  if (options.target === undefined || options.target.model === undefined) throw new OptionTypeError("target.model", "target.model is required: a GGUF path or hf: URI, or a LlamaModel");
+  if (options.target === undefined || options.target.model === undefined)
+    throw new OptionTypeError("target.model", "target.model is required: a GGUF path or hf: URI, or a LlamaModel");
   const requested = options.mode;
-  if (requested !== undefined && requested !== "ar" && options.draft?.model === undefined) throw new OptionTypeError("draft.model", `mode "${requested}" needs a draft model: draft.model is required`);
+  if (requested !== undefined && requested !== "ar" && options.draft?.model === undefined)
+    throw new OptionTypeError("draft.model", `mode "${requested}" needs a draft model: draft.model is required`);
 }
 
 /** What depends on the mode (known once the devices are): its own options, and the sequences it holds must fit llama.cpp's limits. */
@@ -105,12 +113,18 @@ function checkForMode(options: CreateEngineOptions, mode: Mode, batchSize: numbe
   const paired = mode === "psd" || mode === "auto";
   const maxBatch = paired ? LIMITS.sequences / 2 : LIMITS.sequences;
   if (batchSize > maxBatch) {
-    throw new OptionRangeError("batchSize", `batchSize must be an integer in 1..${maxBatch} in mode ${mode} (it holds ${paired ? "2 x batchSize" : "batchSize"} sequences, at most ${LIMITS.sequences}), got ${batchSize}`);
+    throw new OptionRangeError(
+      "batchSize",
+      `batchSize must be an integer in 1..${maxBatch} in mode ${mode} (it holds ${paired ? "2 x batchSize" : "batchSize"} sequences, at most ${LIMITS.sequences}), got ${batchSize}`,
+    );
   }
   const sequences = paired ? 2 * batchSize : batchSize;
   const maxContext = Math.floor(MAX_CONTEXT_TOKENS / sequences);
   if (contextSize > maxContext) {
-    throw new OptionRangeError("contextSize", `contextSize must be an integer in 16..${maxContext} with ${sequences} sequences (mode ${mode}, batchSize ${batchSize}: together at most ${MAX_CONTEXT_TOKENS} tokens), got ${contextSize}`);
+    throw new OptionRangeError(
+      "contextSize",
+      `contextSize must be an integer in 16..${maxContext} with ${sequences} sequences (mode ${mode}, batchSize ${batchSize}: together at most ${MAX_CONTEXT_TOKENS} tokens), got ${contextSize}`,
+    );
   }
 }
 
@@ -125,14 +139,25 @@ function engineOptionsOf(options: CreateEngineOptions, mode: Mode, batchSize: nu
 }
 
 /** Both models on their planned devices, loaded at once; a model passed in loaded is used as is, the ones loaded here go to `owned`. */
-function loadModels(options: CreateEngineOptions, plan: PlacementPlan, owned: LlamaModel[]): Promise<[LlamaModel, LlamaModel | undefined]> {
+function loadModels(
+  options: CreateEngineOptions,
+  plan: PlacementPlan,
+  owned: LlamaModel[],
+): Promise<[LlamaModel, LlamaModel | undefined]> {
   const load = async (p: ModelPlacement, device: string): Promise<LlamaModel> => {
     if (typeof p.model !== "string") return p.model;
-    const m = await LlamaModel.load(await resolveModelSource(p.model), { device, gpuLayers: p.gpuLayers, logLevel: options.logLevel });
+    const m = await LlamaModel.load(await resolveModelSource(p.model), {
+      device,
+      gpuLayers: p.gpuLayers,
+      logLevel: options.logLevel,
+    });
     owned.push(m);
     return m;
   };
-  return Promise.all([load(options.target, plan.target.device), plan.draft && options.draft ? load(options.draft, plan.draft.device) : undefined]);
+  return Promise.all([
+    load(options.target, plan.target.device),
+    plan.draft && options.draft ? load(options.draft, plan.draft.device) : undefined,
+  ]);
 }
 
 export async function createEngine(options: CreateEngineOptions): Promise<MinedraftEngine> {
@@ -150,13 +175,31 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
     const [targetModel, draftModel] = await loadModels(options, plan, owned);
     const why = draftModel && targetModel.incompatibilityWith(draftModel);
     if (why) throw new Error(`the draft model cannot draft for the target: ${why}`);
-    const shared = { contextSize, sequences, batchSize: Math.max(512, sequences * 33), flashAttention: options.flashAttention, threadpool: options.threadpool, spinMicros: options.spinMicros };
+    const shared = {
+      contextSize,
+      sequences,
+      batchSize: Math.max(512, sequences * 33),
+      flashAttention: options.flashAttention,
+      threadpool: options.threadpool,
+      spinMicros: options.spinMicros,
+    };
     const targetContext = await LlamaContext.create(targetModel, { ...shared, ...plan.target.context });
     contexts.push(targetContext);
-    const draftContext = draftModel && plan.draft ? await LlamaContext.create(draftModel, { ...shared, ...plan.draft.context }) : undefined;
+    const draftContext =
+      draftModel && plan.draft
+        ? await LlamaContext.create(draftModel, { ...shared, ...plan.draft.context })
+        : undefined;
     if (draftContext) contexts.push(draftContext);
     // whether the workers may overlap follows their current threads (plan.threads), not the flag left undefined
-    const backend = new NativeBackend(targetModel, targetContext, draftModel, draftContext, owned, undefined, plan.threads);
+    const backend = new NativeBackend(
+      targetModel,
+      targetContext,
+      draftModel,
+      draftContext,
+      owned,
+      undefined,
+      plan.threads,
+    );
     return new MinedraftEngine(backend, engineOptionsOf(options, mode, batchSize), plan.report);
   } catch (e) {
     await Promise.allSettled(contexts.map((c) => c.dispose()));

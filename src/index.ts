@@ -1,6 +1,21 @@
 // minedraft: batch-parallel speculative decoding (MineDraft PSD) for local GGUF models.
-export { createEngine, MinedraftEngine, type CreateEngineOptions, type ModelPlacement, type Placement } from "./create-engine.js";
-export { Engine, AbortError, isAbortError, ENGINE_DEFAULTS, MAX_DRAFT_TOKENS, OptionRangeError, OptionTypeError, optionOf } from "./engine/index.js";
+export {
+  createEngine,
+  MinedraftEngine,
+  type CreateEngineOptions,
+  type ModelPlacement,
+  type Placement,
+} from "./create-engine.js";
+export {
+  Engine,
+  AbortError,
+  isAbortError,
+  ENGINE_DEFAULTS,
+  MAX_DRAFT_TOKENS,
+  OptionRangeError,
+  OptionTypeError,
+  optionOf,
+} from "./engine/index.js";
 export type * from "./engine/types.js";
 export type { ChatMessage, ChatOptions, EngineLoad } from "./engine/engine.js";
 export { LlamaModel, type LoadModelOptions, type ModelInfo as LoadedModelInfo } from "./native/model.js";
@@ -27,4 +42,11 @@ export async function devices() {
   const { loadAddon } = await import("./native/addon.js");
   return (await loadAddon()).devices();
 }
-export { createServer, isLoopback, type ServerOptions, type ListenOptions, type MinedraftServer, type ChatTemplateSource } from "./server/index.js";
+export {
+  createServer,
+  isLoopback,
+  type ServerOptions,
+  type ListenOptions,
+  type MinedraftServer,
+  type ChatTemplateSource,
+} from "./server/index.js";

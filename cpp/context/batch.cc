@@ -21,9 +21,12 @@ void Context::DecodeOrThrow(const char* what) {
   const int32_t rc = llama_decode(ctx_, batch_);
   if (rc == 0) return;
   std::string msg = std::string(what) + ": llama_decode failed (";
-  if (rc == 1) msg += "no KV cache slot: the context is full";
-  else if (rc == 2) msg += "aborted";
-  else msg += "error " + std::to_string(rc);
+  if (rc == 1)
+    msg += "no KV cache slot: the context is full";
+  else if (rc == 2)
+    msg += "aborted";
+  else
+    msg += "error " + std::to_string(rc);
   std::string why = TakeRecentLog();
   throw std::runtime_error(msg + ")" + (why.empty() ? "" : ": " + why));
 }

@@ -32,22 +32,28 @@ void Context::Init(Napi::Env env, Napi::Object exports) {
                                   });
   AddonData::Of(env)->context_ctor = Napi::Persistent(fn);
   exports.Set("Context", fn);
-  exports.Set("createContext", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-                Napi::Env env = info.Env();
-                Napi::Object obj = AddonData::Of(env)->context_ctor.New({info[0], info.Length() > 1 ? info[1] : env.Undefined()});
-                Context* c = Context::Unwrap(obj);
-                auto job = std::make_unique<InitJob>(env);
-                job->self = Napi::Persistent(obj);
-                return c->Enqueue(env, std::move(job));
-              }, "createContext"));
+  exports.Set("createContext", Napi::Function::New(
+                                   env,
+                                   [](const Napi::CallbackInfo& info) -> Napi::Value {
+                                     Napi::Env env = info.Env();
+                                     Napi::Object obj = AddonData::Of(env)->context_ctor.New(
+                                         {info[0], info.Length() > 1 ? info[1] : env.Undefined()});
+                                     Context* c = Context::Unwrap(obj);
+                                     auto job = std::make_unique<InitJob>(env);
+                                     job->self = Napi::Persistent(obj);
+                                     return c->Enqueue(env, std::move(job));
+                                   },
+                                   "createContext"));
 }
 
 // new Context(model, options): prefer createContext(), which also waits for the llama.cpp context.
 Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "createContext(model, options): model must be a Model");
+  if (info.Length() < 1 || !info[0].IsObject())
+    throw Napi::TypeError::New(env, "createContext(model, options): model must be a Model");
   Napi::Object mobj = info[0].As<Napi::Object>();
-  if (!mobj.InstanceOf(AddonData::Of(env)->model_ctor.Value())) throw Napi::TypeError::New(env, "createContext(model, options): model must be a Model");
+  if (!mobj.InstanceOf(AddonData::Of(env)->model_ctor.Value()))
+    throw Napi::TypeError::New(env, "createContext(model, options): model must be a Model");
   llama_model_ = Model::Unwrap(mobj)->Shared(env);  // throws if disposed
   n_vocab_ = llama_vocab_n_tokens(llama_model_get_vocab(llama_model_.get()));
 
@@ -64,17 +70,22 @@ Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(inf
   Napi::Value fa = o.Get("flashAttention");
   if (!fa.IsUndefined()) {
     std::string s = StringArg(fa, "flashAttention");
-    if (s == "auto") params_.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_AUTO;
-    else if (s == "on") params_.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
-    else if (s == "off") params_.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-    else throw Napi::RangeError::New(env, "flashAttention must be 'auto', 'on' or 'off'");
+    if (s == "auto")
+      params_.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_AUTO;
+    else if (s == "on")
+      params_.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    else if (s == "off")
+      params_.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    else
+      throw Napi::RangeError::New(env, "flashAttention must be 'auto', 'on' or 'off'");
   }
   use_threadpool_ = BoolField(o, "threadpool", false);
   spin_us_ = IntField(o, "spinMicros", 0, 100000, 0);
   row_threads_ = (int32_t)IntField(o, "rowThreads", 0, 512, 0);
   poll_ = (int32_t)IntField(o, "threadpoolPoll", 0, 100, 0);
   threads_max_ = (int32_t)IntField(o, "threadsMax", 1, 1024, std::max(params_.n_threads, params_.n_threads_batch));
-  if (threads_max_ < std::max(params_.n_threads, params_.n_threads_batch)) throw Napi::RangeError::New(env, "threadsMax must be at least threads and threadsBatch");
+  if (threads_max_ < std::max(params_.n_threads, params_.n_threads_batch))
+    throw Napi::RangeError::New(env, "threadsMax must be at least threads and threadsBatch");
   threads_now_ = params_.n_threads;
   threads_batch_now_ = params_.n_threads_batch;
   if (params_.n_ctx < params_.n_seq_max) throw Napi::RangeError::New(env, "nCtx must be at least nSeqMax");
@@ -98,7 +109,9 @@ static std::vector<int32_t> IntVector(const Napi::Value& v, const char* name, in
     Napi::Int32Array a = v.As<Napi::Int32Array>();
     out.assign(a.Data(), a.Data() + a.ElementLength());
     for (int32_t x : out) {
-      if (x < lo || x > hi) throw Napi::RangeError::New(env, std::string(name) + ": value " + std::to_string(x) + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      if (x < lo || x > hi)
+        throw Napi::RangeError::New(env, std::string(name) + ": value " + std::to_string(x) + " is outside [" +
+                                             std::to_string(lo) + ", " + std::to_string(hi) + "]");
     }
   } else if (v.IsArray()) {
     Napi::Array a = v.As<Napi::Array>();
@@ -118,10 +131,13 @@ static std::vector<double> UniformVector(const Napi::Value& v, const char* name,
     out.assign(need, 0.5);  // only reached for greedy specs, which ignore them
     return out;
   }
-  if (!v.IsArray() && !v.IsTypedArray()) throw Napi::TypeError::New(env, std::string(name) + " must be an array of numbers in [0, 1)");
+  if (!v.IsArray() && !v.IsTypedArray())
+    throw Napi::TypeError::New(env, std::string(name) + " must be an array of numbers in [0, 1)");
   Napi::Object a = v.As<Napi::Object>();
   uint32_t len = a.Get("length").As<Napi::Number>().Uint32Value();
-  if (len < need) throw Napi::RangeError::New(env, std::string(name) + " needs " + std::to_string(need) + " values, got " + std::to_string(len));
+  if (len < need)
+    throw Napi::RangeError::New(
+        env, std::string(name) + " needs " + std::to_string(need) + " values, got " + std::to_string(len));
   out.resize(need);
   for (uint32_t i = 0; i < need; i++) {
     Napi::Value x = a.Get(i);
@@ -151,7 +167,9 @@ Napi::Value Context::Decode(const Napi::CallbackInfo& info) {
   job->tokens = IntVector(b.Get("tokens"), "batch.tokens", 0, n_vocab_ - 1);
   const size_t n = job->tokens.size();
   if (n == 0) throw Napi::RangeError::New(env, "batch.tokens is empty");
-  if (n > params_.n_batch) throw Napi::RangeError::New(env, "batch has " + std::to_string(n) + " tokens, more than nBatch (" + std::to_string(params_.n_batch) + ")");
+  if (n > params_.n_batch)
+    throw Napi::RangeError::New(
+        env, "batch has " + std::to_string(n) + " tokens, more than nBatch (" + std::to_string(params_.n_batch) + ")");
   job->pos = IntVector(b.Get("pos"), "batch.pos", 0, (int64_t)params_.n_ctx - 1);
   job->seq = IntVector(b.Get("seq"), "batch.seq", 0, (int64_t)params_.n_seq_max - 1);
   Napi::Value lv = b.Get("logits");
@@ -162,7 +180,8 @@ Napi::Value Context::Decode(const Napi::CallbackInfo& info) {
     std::vector<int32_t> w = IntVector(lv, "batch.logits", 0, 1);
     job->want.assign(w.begin(), w.end());
   }
-  if (job->pos.size() != n || job->seq.size() != n || job->want.size() != n) throw Napi::RangeError::New(env, "batch.tokens, batch.pos, batch.seq and batch.logits must have the same length");
+  if (job->pos.size() != n || job->seq.size() != n || job->want.size() != n)
+    throw Napi::RangeError::New(env, "batch.tokens, batch.pos, batch.seq and batch.logits must have the same length");
   for (uint8_t w : job->want) job->n_out += w;
   return Enqueue(env, std::move(job));
 }
@@ -175,7 +194,9 @@ Napi::Value Context::Prefill(const Napi::CallbackInfo& info) {
   job->pos = (int32_t)IntArg(info[1], "pos", 0, n_ctx_seq_ > 0 ? n_ctx_seq_ : params_.n_ctx);
   job->tokens = IntVector(info[2], "tokens", 0, n_vocab_ - 1);
   if (n_ctx_seq_ > 0 && job->pos + (int64_t)job->tokens.size() > n_ctx_seq_) {
-    throw Napi::RangeError::New(env, "prefill of " + std::to_string(job->tokens.size()) + " tokens at position " + std::to_string(job->pos) + " exceeds the sequence's context (" + std::to_string(n_ctx_seq_) + ")");
+    throw Napi::RangeError::New(env, "prefill of " + std::to_string(job->tokens.size()) + " tokens at position " +
+                                         std::to_string(job->pos) + " exceeds the sequence's context (" +
+                                         std::to_string(n_ctx_seq_) + ")");
   }
   return Enqueue(env, std::move(job));
 }
@@ -186,7 +207,8 @@ Napi::Value Context::Draft(const Napi::CallbackInfo& info) {
   if (!info[0].IsArray()) throw Napi::TypeError::New(env, "draft(specs, vocabLimit?): specs must be an array");
   Napi::Array arr = info[0].As<Napi::Array>();
   auto job = std::make_unique<DraftJob>(env);
-  job->vocab_limit = info.Length() > 1 && !info[1].IsUndefined() ? (int32_t)IntArg(info[1], "vocabLimit", 1, n_vocab_) : n_vocab_;
+  job->vocab_limit =
+      info.Length() > 1 && !info[1].IsUndefined() ? (int32_t)IntArg(info[1], "vocabLimit", 1, n_vocab_) : n_vocab_;
   std::vector<bool> seen(params_.n_seq_max, false);
   for (uint32_t i = 0; i < arr.Length(); i++) {
     Napi::Object o = ObjectArg(arr.Get(i), "draft spec");
@@ -198,10 +220,14 @@ Napi::Value Context::Draft(const Napi::CallbackInfo& info) {
     s.tokens = IntVector(o.Get("tokens"), "spec.tokens", 0, n_vocab_ - 1);
     if (s.tokens.empty()) throw Napi::RangeError::New(env, "spec.tokens must hold at least one pending token");
     s.k = (int32_t)IntArg(o.Get("k"), "spec.k", 1, 256);
-    if (s.tokens.size() + s.k - 1 > params_.n_batch) throw Napi::RangeError::New(env, "spec needs more tokens than nBatch");
-    if ((int64_t)s.pos + (int64_t)s.tokens.size() + s.k - 1 > n_ctx_seq_) throw Napi::RangeError::New(env, "draft would run past the sequence's context (" + std::to_string(n_ctx_seq_) + ")");
+    if (s.tokens.size() + s.k - 1 > params_.n_batch)
+      throw Napi::RangeError::New(env, "spec needs more tokens than nBatch");
+    if ((int64_t)s.pos + (int64_t)s.tokens.size() + s.k - 1 > n_ctx_seq_)
+      throw Napi::RangeError::New(env,
+                                  "draft would run past the sequence's context (" + std::to_string(n_ctx_seq_) + ")");
     s.sampling = SamplingArg(o.Get("sampling"));
-    s.uniforms = UniformVector(s.sampling.greedy() ? Napi::Value(env.Undefined()) : o.Get("uniforms"), "spec.uniforms", s.k);
+    s.uniforms =
+        UniformVector(s.sampling.greedy() ? Napi::Value(env.Undefined()) : o.Get("uniforms"), "spec.uniforms", s.k);
     Napi::Value cv = o.Get("confidence");
     s.confidence = !cv.IsUndefined() && !cv.IsNull() && cv.ToBoolean().Value();
     job->specs.push_back(std::move(s));
@@ -217,7 +243,8 @@ Napi::Value Context::Verify(const Napi::CallbackInfo& info) {
   auto job = std::make_unique<VerifyJob>(env);
   if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
     Napi::Object d = ObjectArg(info[1], "draftContext");
-    if (!d.InstanceOf(AddonData::Of(env)->context_ctor.Value())) throw Napi::TypeError::New(env, "draftContext must be a Context");
+    if (!d.InstanceOf(AddonData::Of(env)->context_ctor.Value()))
+      throw Napi::TypeError::New(env, "draftContext must be a Context");
     job->draft_ctx = Context::Unwrap(d);
     job->draft_ref = Napi::Persistent(d);
   }
@@ -231,14 +258,22 @@ Napi::Value Context::Verify(const Napi::CallbackInfo& info) {
     s.pos = (int32_t)IntArg(o.Get("pos"), "spec.pos", 0, n_ctx_seq_ - 1);
     s.pending = (int32_t)IntArg(o.Get("pending"), "spec.pending", 0, n_vocab_ - 1);
     s.draft = IntVector(o.Get("draft"), "spec.draft", 0, INT32_MAX);
-    if ((int64_t)s.pos + (int64_t)s.draft.size() >= n_ctx_seq_) throw Napi::RangeError::New(env, "verify would run past the sequence's context (" + std::to_string(n_ctx_seq_) + ")");
+    if ((int64_t)s.pos + (int64_t)s.draft.size() >= n_ctx_seq_)
+      throw Napi::RangeError::New(env,
+                                  "verify would run past the sequence's context (" + std::to_string(n_ctx_seq_) + ")");
     s.sampling = SamplingArg(o.Get("sampling"));
-    s.draft_seq = s.draft.empty() ? 0 : (int32_t)IntArg(o.Get("draftSeq").IsUndefined() ? o.Get("seq") : o.Get("draftSeq"), "spec.draftSeq", 0, INT32_MAX);
+    s.draft_seq = s.draft.empty() ? 0
+                                  : (int32_t)IntArg(o.Get("draftSeq").IsUndefined() ? o.Get("seq") : o.Get("draftSeq"),
+                                                    "spec.draftSeq", 0, INT32_MAX);
     if (!s.sampling.greedy() && !s.draft.empty()) {
-      if (!job->draft_ctx) throw Napi::TypeError::New(env, "stochastic verification needs the draft context (it holds the draft distributions)");
-      if (s.draft_seq >= (int32_t)job->draft_ctx->params_.n_seq_max) throw Napi::RangeError::New(env, "spec.draftSeq is outside the draft context's sequences");
+      if (!job->draft_ctx)
+        throw Napi::TypeError::New(
+            env, "stochastic verification needs the draft context (it holds the draft distributions)");
+      if (s.draft_seq >= (int32_t)job->draft_ctx->params_.n_seq_max)
+        throw Napi::RangeError::New(env, "spec.draftSeq is outside the draft context's sequences");
     }
-    s.uniforms = UniformVector(s.sampling.greedy() ? Napi::Value(env.Undefined()) : o.Get("uniforms"), "spec.uniforms", s.draft.size() + 1);
+    s.uniforms = UniformVector(s.sampling.greedy() ? Napi::Value(env.Undefined()) : o.Get("uniforms"), "spec.uniforms",
+                               s.draft.size() + 1);
     job->specs.push_back(std::move(s));
   }
   return Enqueue(env, std::move(job));
@@ -266,7 +301,8 @@ Napi::Value Context::KvCopy(const Napi::CallbackInfo& info) {
   job->p1 = info.Length() > 3 && !info[3].IsUndefined() ? (int32_t)IntArg(info[3], "p1", -1, INT32_MAX) : -1;
   // llama.cpp copies between the KV streams of two sequences only as a whole (GGML_ASSERT in seq_cp)
   if (!params_.kv_unified && job->seq != job->seq2 && (job->p0 > 0 || job->p1 > 0)) {
-    throw Napi::RangeError::New(env, "kvCopy: with one KV stream per sequence, only whole sequences can be copied (p0 = p1 = -1)");
+    throw Napi::RangeError::New(
+        env, "kvCopy: with one KV stream per sequence, only whole sequences can be copied (p0 = p1 = -1)");
   }
   return Enqueue(env, std::move(job));
 }
@@ -303,7 +339,8 @@ Napi::Value Context::SetThreads(const Napi::CallbackInfo& info) {
   CheckUsable(env);
   auto job = std::make_unique<SetThreadsJob>(env);
   job->n = (int32_t)IntArg(info[0], "threads", 1, threads_max_);
-  job->n_batch = info.Length() > 1 && !info[1].IsUndefined() ? (int32_t)IntArg(info[1], "threadsBatch", 1, threads_max_) : job->n;
+  job->n_batch =
+      info.Length() > 1 && !info[1].IsUndefined() ? (int32_t)IntArg(info[1], "threadsBatch", 1, threads_max_) : job->n;
   return Enqueue(env, std::move(job));
 }
 

@@ -27,8 +27,9 @@ void DecodeJob::Run(Context& c) {
 Napi::Value DecodeJob::Result(Napi::Env env) {
   // Hand the buffer to JS without copying: the ArrayBuffer owns the vector's storage.
   auto* holder = new std::vector<float>(std::move(out));
-  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, holder->data(), holder->size() * sizeof(float),
-                                                [](Napi::Env, void*, std::vector<float>* h) { delete h; }, holder);
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
+      env, holder->data(), holder->size() * sizeof(float), [](Napi::Env, void*, std::vector<float>* h) { delete h; },
+      holder);
   return Napi::Float32Array::New(env, holder->size(), ab, 0);
 }
 

@@ -46,7 +46,8 @@ void DraftJob::Run(Context& c) {
         const size_t need = step == 0 ? s.tokens.size() : 1;
         if (c.batch_.n_tokens > 0 && (size_t)c.batch_.n_tokens + need > c.params_.n_batch) break;
         if (step == 0) {
-          for (size_t t = 0; t < s.tokens.size(); t++) c.BatchAdd(s.tokens[t], s.pos + (int32_t)t, s.seq, t + 1 == s.tokens.size());
+          for (size_t t = 0; t < s.tokens.size(); t++)
+            c.BatchAdd(s.tokens[t], s.pos + (int32_t)t, s.seq, t + 1 == s.tokens.size());
           next_pos[i] = s.pos + (int32_t)s.tokens.size();
         } else {
           c.BatchAdd(out_tokens[i].back(), next_pos[i]++, s.seq, true);
@@ -64,7 +65,8 @@ void DraftJob::Run(Context& c) {
         if (!logits[x]) throw std::runtime_error("llama.cpp returned no logits for a draft row");
         if (!specs[members[x]].sampling.greedy()) sampled++;
       }
-      c.ForEachRow(members.size(), sampled >= 4, [&](size_t x, Context::RowBuffers& b) { SampleOne(c, members[x], step, logits[x], b); });
+      c.ForEachRow(members.size(), sampled >= 4,
+                   [&](size_t x, Context::RowBuffers& b) { SampleOne(c, members[x], step, logits[x], b); });
     }
   }
 }

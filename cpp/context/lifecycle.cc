@@ -40,7 +40,8 @@ void InitJob::Run(Context& c) {
       // Sized for the most threads setThreads() may ask for: a graph planned for fewer threads
       // kicks off only workers 0..n-1 (ggml_graph_compute_kickoff / thread_ready in ggml-cpu.c);
       // the others see no pending work and go back to sleep on the pool's condition variable.
-      ggml_threadpool_params tpp = ggml_threadpool_params_default(std::max(c.threads_max_, std::max(c.params_.n_threads, c.params_.n_threads_batch)));
+      ggml_threadpool_params tpp = ggml_threadpool_params_default(
+          std::max(c.threads_max_, std::max(c.params_.n_threads, c.params_.n_threads_batch)));
       // between graphs the pool's threads spin for about poll x 131072 pauses, then sleep: 0 (the
       // default) never spins on cores another context may need; a context alone on its cores
       // (ar) spins briefly, so the next token's graph does not wait for its threads to wake up
@@ -82,8 +83,10 @@ void SetThreadsJob::Run(Context& c) {
 // work may need; one thread per context is the placement used exactly when cores are contended.
 void Context::UsePool(bool use) {
   if (!threadpool_ || use == pool_attached_) return;
-  if (use) llama_attach_threadpool(ctx_, threadpool_, threadpool_);
-  else llama_detach_threadpool(ctx_);
+  if (use)
+    llama_attach_threadpool(ctx_, threadpool_, threadpool_);
+  else
+    llama_detach_threadpool(ctx_);
   pool_attached_ = use;
 }
 

@@ -27,7 +27,8 @@ void VerifyJob::Run(Context& c) {
       const size_t i = order[j];
       const VerifySpec& s = specs[i];
       const size_t need = s.draft.size() + 1;
-      if (need > c.params_.n_batch) throw std::runtime_error("verification of one sequence needs more than n_batch tokens");
+      if (need > c.params_.n_batch)
+        throw std::runtime_error("verification of one sequence needs more than n_batch tokens");
       if (c.batch_.n_tokens > 0 && (size_t)c.batch_.n_tokens + need > c.params_.n_batch) break;
       members.emplace_back(i, c.batch_.n_tokens);
       c.BatchAdd(s.pending, s.pos, s.seq, true);
@@ -49,7 +50,9 @@ void VerifyJob::Evaluate(Context& c, const std::vector<std::pair<size_t, int32_t
     out_alt[si].resize(k + 1);
     if (!s.sampling.greedy() && k > 0) {
       q_of[si] = &draft_ctx->Drafts(s.draft_seq);
-      if (q_of[si]->k < k) throw std::runtime_error("verify: the draft context holds fewer drafted tokens for this sequence than were submitted");
+      if (q_of[si]->k < k)
+        throw std::runtime_error(
+            "verify: the draft context holds fewer drafted tokens for this sequence than were submitted");
     }
     for (int32_t r = 0; r <= k; r++) {
       const float* logits = llama_get_logits_ith(c.ctx_, row0 + r);

@@ -16,12 +16,13 @@ namespace md {
 void Context::StartWorker(Napi::Env env) {
   // The finalizer tells the destructor that Node already tore the function down (at exit).
   // The flag is shared so the finalizer stays safe even if it runs after this object is gone.
-  tsfn_ = Tsfn::New(env, "minedraft.context", 0, 1, this,
-                    [](Napi::Env, std::shared_ptr<bool>* gone, Context*) {
-                      **gone = true;
-                      delete gone;
-                    },
-                    new std::shared_ptr<bool>(tsfn_gone_));
+  tsfn_ = Tsfn::New(
+      env, "minedraft.context", 0, 1, this,
+      [](Napi::Env, std::shared_ptr<bool>* gone, Context*) {
+        **gone = true;
+        delete gone;
+      },
+      new std::shared_ptr<bool>(tsfn_gone_));
   tsfn_.Unref(env);  // an idle context must not keep the process alive
   thread_ = std::thread([this] { WorkerLoop(); });
 }
@@ -92,8 +93,10 @@ void Context::Complete(Napi::Env env, Job* raw) {
   const bool is_init = dynamic_cast<InitJob*>(job.get()) != nullptr;
   const bool is_dispose = dynamic_cast<DisposeJob*>(job.get()) != nullptr;
   if (is_init) {
-    if (job->ok) ready_ = true;
-    else closing_ = true;  // nothing will ever run on a context that failed to initialise
+    if (job->ok)
+      ready_ = true;
+    else
+      closing_ = true;  // nothing will ever run on a context that failed to initialise
   }
   const bool finished = is_dispose || (is_init && !job->ok);
   if (finished) {
@@ -101,8 +104,10 @@ void Context::Complete(Napi::Env env, Job* raw) {
     llama_model_.reset();  // the weights are freed with the last owner (model or context)
   }
   try {
-    if (job->ok) job->deferred->Resolve(job->Result(env));
-    else job->deferred->Reject(Napi::Error::New(env, job->error).Value());
+    if (job->ok)
+      job->deferred->Resolve(job->Result(env));
+    else
+      job->deferred->Reject(Napi::Error::New(env, job->error).Value());
   } catch (const Napi::Error& e) {
     job->deferred->Reject(e.Value());
   }

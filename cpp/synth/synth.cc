@@ -53,18 +53,18 @@ constexpr uint32_t kSynthVersion = 1;
 constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
 
 inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
 }
 
 uint64_t fnv1a64(const std::string& s) {
-    uint64_t h = 0xCBF29CE484222325ULL;
-    for (unsigned char c : s) {
-        h ^= c;
-        h *= 0x100000001B3ULL;
-    }
-    return h;
+  uint64_t h = 0xCBF29CE484222325ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001B3ULL;
+  }
+  return h;
 }
 
 // Irwin-Hall(4) of 16-bit uniforms: mean 4*32767.5, sd sqrt(4*(65536^2-1)/12).
@@ -73,112 +73,123 @@ constexpr double kIrwinHallSd = 37837.22703;
 // Fills out[0..n) with approximately N(0, stdv^2) values for row `row` of the tensor keyed by `key`.
 // Integer arithmetic plus one float multiply per element: identical results on every IEEE-754 platform.
 void fill_row(float* out, int64_t n, uint64_t key, int64_t row, float stdv) {
-    uint64_t s = mix64(key ^ mix64(static_cast<uint64_t>(row) * 0xD1B54A32D192ED03ULL + 1));
-    const float k = static_cast<float>(static_cast<double>(stdv) / kIrwinHallSd);
-    for (int64_t i = 0; i < n; ++i) {
-        s += kGolden;
-        const uint64_t z = mix64(s);
-        const int32_t sum = static_cast<int32_t>((z & 0xFFFF) + ((z >> 16) & 0xFFFF) + ((z >> 32) & 0xFFFF) + (z >> 48));
-        out[i] = static_cast<float>(sum - 131070) * k;
-    }
+  uint64_t s = mix64(key ^ mix64(static_cast<uint64_t>(row) * 0xD1B54A32D192ED03ULL + 1));
+  const float k = static_cast<float>(static_cast<double>(stdv) / kIrwinHallSd);
+  for (int64_t i = 0; i < n; ++i) {
+    s += kGolden;
+    const uint64_t z = mix64(s);
+    const int32_t sum = static_cast<int32_t>((z & 0xFFFF) + ((z >> 16) & 0xFFFF) + ((z >> 32) & 0xFFFF) + (z >> 48));
+    out[i] = static_cast<float>(sum - 131070) * k;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // RAII
 
 struct GgufDeleter {
-    void operator()(gguf_context* c) const { gguf_free(c); }
+  void operator()(gguf_context* c) const { gguf_free(c); }
 };
 struct GgmlDeleter {
-    void operator()(ggml_context* c) const { ggml_free(c); }
+  void operator()(ggml_context* c) const { ggml_free(c); }
 };
 using GgufPtr = std::unique_ptr<gguf_context, GgufDeleter>;
 using GgmlPtr = std::unique_ptr<ggml_context, GgmlDeleter>;
 
-std::string errno_text(int e) {
-    return std::string(std::strerror(e));
-}
+std::string errno_text(int e) { return std::string(std::strerror(e)); }
 
 // A file written under a temporary name in its final folder, renamed over the final name by commit();
 // removed on destruction unless committed.
 class TempFile {
-public:
-    TempFile(const fs::path& finalPath, const std::string& tag) : final_(finalPath) {
-        static std::atomic<unsigned> counter{0};
+ public:
+  TempFile(const fs::path& finalPath, const std::string& tag) : final_(finalPath) {
+    static std::atomic<unsigned> counter{0};
 #ifdef _WIN32
-        const long pid = static_cast<long>(_getpid());
+    const long pid = static_cast<long>(_getpid());
 #else
-        const long pid = static_cast<long>(getpid());
+    const long pid = static_cast<long>(getpid());
 #endif
-        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-        tmp_ = finalPath.parent_path() /
-               ("." + finalPath.filename().string() + "." + std::to_string(pid) + "." +
-                std::to_string(static_cast<unsigned long long>(now) & 0xFFFFFF) + "." + std::to_string(counter++) + ".tmp");
-        f_ = std::fopen(tmp_.string().c_str(), "wb");
-        if (!f_) throw std::runtime_error("synthesize: cannot create " + tag + " file " + tmp_.string() + ": " + errno_text(errno));
-        buf_.resize(1 << 22);
-        std::setvbuf(f_, buf_.data(), _IOFBF, buf_.size());
+    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    tmp_ = finalPath.parent_path() /
+           ("." + finalPath.filename().string() + "." + std::to_string(pid) + "." +
+            std::to_string(static_cast<unsigned long long>(now) & 0xFFFFFF) + "." + std::to_string(counter++) + ".tmp");
+    f_ = std::fopen(tmp_.string().c_str(), "wb");
+    if (!f_)
+      throw std::runtime_error("synthesize: cannot create " + tag + " file " + tmp_.string() + ": " +
+                               errno_text(errno));
+    buf_.resize(1 << 22);
+    std::setvbuf(f_, buf_.data(), _IOFBF, buf_.size());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  ~TempFile() {
+    if (f_) std::fclose(f_);
+    if (!committed_) {
+      std::error_code ec;
+      fs::remove(tmp_, ec);
     }
-    TempFile(const TempFile&) = delete;
-    TempFile& operator=(const TempFile&) = delete;
-    ~TempFile() {
-        if (f_) std::fclose(f_);
-        if (!committed_) {
-            std::error_code ec;
-            fs::remove(tmp_, ec);
-        }
-    }
+  }
 
-    void write(const void* data, size_t n) {
-        if (n == 0) return;
-        if (std::fwrite(data, 1, n, f_) != n) {
-            throw std::runtime_error("synthesize: write to " + tmp_.string() + " failed: " + errno_text(errno));
-        }
-        written_ += n;
+  void write(const void* data, size_t n) {
+    if (n == 0) return;
+    if (std::fwrite(data, 1, n, f_) != n) {
+      throw std::runtime_error("synthesize: write to " + tmp_.string() + " failed: " + errno_text(errno));
     }
-    void pad_to(size_t alignment) {
-        static const char zeros[64] = {0};
-        size_t rem = written_ % alignment;
-        if (rem == 0) return;
-        size_t n = alignment - rem;
-        while (n > 0) {
-            const size_t k = std::min(n, sizeof zeros);
-            write(zeros, k);
-            n -= k;
-        }
+    written_ += n;
+  }
+  void pad_to(size_t alignment) {
+    static const char zeros[64] = {0};
+    size_t rem = written_ % alignment;
+    if (rem == 0) return;
+    size_t n = alignment - rem;
+    while (n > 0) {
+      const size_t k = std::min(n, sizeof zeros);
+      write(zeros, k);
+      n -= k;
     }
-    size_t written() const { return written_; }
+  }
+  size_t written() const { return written_; }
 
-    // flush + fsync + close (errors are reported, unlike in the destructor)
-    void close() {
-        if (!f_) return;
-        bool ok = std::fflush(f_) == 0;
-        int err = ok ? 0 : errno;
+  // flush + fsync + close (errors are reported, unlike in the destructor)
+  void close() {
+    if (!f_) return;
+    bool ok = std::fflush(f_) == 0;
+    int err = ok ? 0 : errno;
 #ifdef _WIN32
-        if (ok && _commit(_fileno(f_)) != 0) { ok = false; err = errno; }
+    if (ok && _commit(_fileno(f_)) != 0) {
+      ok = false;
+      err = errno;
+    }
 #else
-        if (ok && fsync(fileno(f_)) != 0) { ok = false; err = errno; }
+    if (ok && fsync(fileno(f_)) != 0) {
+      ok = false;
+      err = errno;
+    }
 #endif
-        const bool closed = std::fclose(f_) == 0;
-        if (ok && !closed) { ok = false; err = errno; }
-        f_ = nullptr;
-        if (!ok) throw std::runtime_error("synthesize: writing " + tmp_.string() + " failed: " + errno_text(err));
+    const bool closed = std::fclose(f_) == 0;
+    if (ok && !closed) {
+      ok = false;
+      err = errno;
     }
-    void commit() {
-        close();
-        std::error_code ec;
-        fs::rename(tmp_, final_, ec);
-        if (ec) throw std::runtime_error("synthesize: cannot rename " + tmp_.string() + " to " + final_.string() + ": " + ec.message());
-        committed_ = true;
-    }
+    f_ = nullptr;
+    if (!ok) throw std::runtime_error("synthesize: writing " + tmp_.string() + " failed: " + errno_text(err));
+  }
+  void commit() {
+    close();
+    std::error_code ec;
+    fs::rename(tmp_, final_, ec);
+    if (ec)
+      throw std::runtime_error("synthesize: cannot rename " + tmp_.string() + " to " + final_.string() + ": " +
+                               ec.message());
+    committed_ = true;
+  }
 
-private:
-    fs::path final_;
-    fs::path tmp_;
-    FILE* f_ = nullptr;
-    std::vector<char> buf_;
-    size_t written_ = 0;
-    bool committed_ = false;
+ private:
+  fs::path final_;
+  fs::path tmp_;
+  FILE* f_ = nullptr;
+  std::vector<char> buf_;
+  size_t written_ = 0;
+  bool committed_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -187,200 +198,227 @@ private:
 enum class Init { Ones, Random };
 
 struct TensorPlan {
-    std::string name;
-    int64_t ne0 = 0;  // row length (input dimension for matrices)
-    int64_t ne1 = 1;  // rows
-    ggml_type type = GGML_TYPE_F32;
-    Init init = Init::Ones;
-    float stdv = 0.0f;  // for Random: includes the eps factor of scaled tensors
-    bool inDraft = false;
-    size_t nbytes() const { return ggml_row_size(type, ne0) * static_cast<size_t>(ne1); }
+  std::string name;
+  int64_t ne0 = 0;  // row length (input dimension for matrices)
+  int64_t ne1 = 1;  // rows
+  ggml_type type = GGML_TYPE_F32;
+  Init init = Init::Ones;
+  float stdv = 0.0f;  // for Random: includes the eps factor of scaled tensors
+  bool inDraft = false;
+  size_t nbytes() const { return ggml_row_size(type, ne0) * static_cast<size_t>(ne1); }
 };
 
 ggml_type dtype_to_type(const std::string& d) {
-    if (d == "f32") return GGML_TYPE_F32;
-    if (d == "f16") return GGML_TYPE_F16;
-    if (d == "q8_0") return GGML_TYPE_Q8_0;
-    throw std::invalid_argument("synthesize: dtype must be \"f32\", \"f16\" or \"q8_0\", got \"" + d + "\"");
+  if (d == "f32") return GGML_TYPE_F32;
+  if (d == "f16") return GGML_TYPE_F16;
+  if (d == "q8_0") return GGML_TYPE_Q8_0;
+  throw std::invalid_argument("synthesize: dtype must be \"f32\", \"f16\" or \"q8_0\", got \"" + d + "\"");
 }
 
 uint32_t dtype_to_ftype(const std::string& d) {
-    if (d == "f32") return 0;   // LLAMA_FTYPE_ALL_F32
-    if (d == "f16") return 1;   // LLAMA_FTYPE_MOSTLY_F16
-    return 7;                   // LLAMA_FTYPE_MOSTLY_Q8_0
+  if (d == "f32") return 0;  // LLAMA_FTYPE_ALL_F32
+  if (d == "f16") return 1;  // LLAMA_FTYPE_MOSTLY_F16
+  return 7;                  // LLAMA_FTYPE_MOSTLY_Q8_0
 }
 
 std::vector<TensorPlan> make_plan(const SynthParams& p, int64_t nVocab) {
-    const ggml_type wt = dtype_to_type(p.dtype);
-    const int64_t nEmbd = p.nEmbd;
-    const int64_t headDim = p.nEmbd / p.nHead;
-    const int64_t nEmbdKv = headDim * p.nHeadKv;
-    const int64_t nFf = p.nFf;
-    const float invSqrtEmbd = 1.0f / std::sqrt(static_cast<float>(nEmbd));
-    const float invSqrtFf = 1.0f / std::sqrt(static_cast<float>(nFf));
+  const ggml_type wt = dtype_to_type(p.dtype);
+  const int64_t nEmbd = p.nEmbd;
+  const int64_t headDim = p.nEmbd / p.nHead;
+  const int64_t nEmbdKv = headDim * p.nHeadKv;
+  const int64_t nFf = p.nFf;
+  const float invSqrtEmbd = 1.0f / std::sqrt(static_cast<float>(nEmbd));
+  const float invSqrtFf = 1.0f / std::sqrt(static_cast<float>(nFf));
 
-    std::vector<TensorPlan> plan;
-    auto add = [&](std::string name, int64_t ne0, int64_t ne1, ggml_type type, Init init, float stdv, bool inDraft) {
-        TensorPlan t;
-        t.name = std::move(name);
-        t.ne0 = ne0;
-        t.ne1 = ne1;
-        t.type = type;
-        t.init = init;
-        t.stdv = stdv;
-        t.inDraft = inDraft;
-        plan.push_back(std::move(t));
-    };
-    add("token_embd.weight", nEmbd, nVocab, wt, Init::Random, kEmbdStd, true);
-    add("output_norm.weight", nEmbd, 1, GGML_TYPE_F32, Init::Ones, 0.0f, true);
-    add("output.weight", nEmbd, nVocab, wt, Init::Random, kLogitStd * invSqrtEmbd, true);
-    for (int il = 0; il < p.nLayer; ++il) {
-        const bool inDraft = il < p.nDraftLayer;
-        const float outScale = inDraft ? 1.0f : p.eps;
-        const std::string b = "blk." + std::to_string(il) + ".";
-        add(b + "attn_norm.weight", nEmbd, 1, GGML_TYPE_F32, Init::Ones, 0.0f, inDraft);
-        add(b + "attn_q.weight", nEmbd, nEmbd, wt, Init::Random, invSqrtEmbd, inDraft);
-        add(b + "attn_k.weight", nEmbd, nEmbdKv, wt, Init::Random, invSqrtEmbd, inDraft);
-        add(b + "attn_v.weight", nEmbd, nEmbdKv, wt, Init::Random, invSqrtEmbd, inDraft);
-        add(b + "attn_output.weight", nEmbd, nEmbd, wt, Init::Random, invSqrtEmbd * outScale, inDraft);
-        add(b + "ffn_norm.weight", nEmbd, 1, GGML_TYPE_F32, Init::Ones, 0.0f, inDraft);
-        add(b + "ffn_gate.weight", nEmbd, nFf, wt, Init::Random, invSqrtEmbd, inDraft);
-        add(b + "ffn_up.weight", nEmbd, nFf, wt, Init::Random, invSqrtEmbd, inDraft);
-        add(b + "ffn_down.weight", nFf, nEmbd, wt, Init::Random, invSqrtFf * outScale, inDraft);
-    }
-    return plan;
+  std::vector<TensorPlan> plan;
+  auto add = [&](std::string name, int64_t ne0, int64_t ne1, ggml_type type, Init init, float stdv, bool inDraft) {
+    TensorPlan t;
+    t.name = std::move(name);
+    t.ne0 = ne0;
+    t.ne1 = ne1;
+    t.type = type;
+    t.init = init;
+    t.stdv = stdv;
+    t.inDraft = inDraft;
+    plan.push_back(std::move(t));
+  };
+  add("token_embd.weight", nEmbd, nVocab, wt, Init::Random, kEmbdStd, true);
+  add("output_norm.weight", nEmbd, 1, GGML_TYPE_F32, Init::Ones, 0.0f, true);
+  add("output.weight", nEmbd, nVocab, wt, Init::Random, kLogitStd * invSqrtEmbd, true);
+  for (int il = 0; il < p.nLayer; ++il) {
+    const bool inDraft = il < p.nDraftLayer;
+    const float outScale = inDraft ? 1.0f : p.eps;
+    const std::string b = "blk." + std::to_string(il) + ".";
+    add(b + "attn_norm.weight", nEmbd, 1, GGML_TYPE_F32, Init::Ones, 0.0f, inDraft);
+    add(b + "attn_q.weight", nEmbd, nEmbd, wt, Init::Random, invSqrtEmbd, inDraft);
+    add(b + "attn_k.weight", nEmbd, nEmbdKv, wt, Init::Random, invSqrtEmbd, inDraft);
+    add(b + "attn_v.weight", nEmbd, nEmbdKv, wt, Init::Random, invSqrtEmbd, inDraft);
+    add(b + "attn_output.weight", nEmbd, nEmbd, wt, Init::Random, invSqrtEmbd * outScale, inDraft);
+    add(b + "ffn_norm.weight", nEmbd, 1, GGML_TYPE_F32, Init::Ones, 0.0f, inDraft);
+    add(b + "ffn_gate.weight", nEmbd, nFf, wt, Init::Random, invSqrtEmbd, inDraft);
+    add(b + "ffn_up.weight", nEmbd, nFf, wt, Init::Random, invSqrtEmbd, inDraft);
+    add(b + "ffn_down.weight", nFf, nEmbd, wt, Init::Random, invSqrtFf * outScale, inDraft);
+  }
+  return plan;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // GGUF metadata
 
 void copy_kv(gguf_context* dst, const gguf_context* src, int64_t id) {
-    const char* key = gguf_get_key(src, id);
-    const gguf_type t = gguf_get_kv_type(src, id);
-    switch (t) {
-        case GGUF_TYPE_UINT8: gguf_set_val_u8(dst, key, gguf_get_val_u8(src, id)); break;
-        case GGUF_TYPE_INT8: gguf_set_val_i8(dst, key, gguf_get_val_i8(src, id)); break;
-        case GGUF_TYPE_UINT16: gguf_set_val_u16(dst, key, gguf_get_val_u16(src, id)); break;
-        case GGUF_TYPE_INT16: gguf_set_val_i16(dst, key, gguf_get_val_i16(src, id)); break;
-        case GGUF_TYPE_UINT32: gguf_set_val_u32(dst, key, gguf_get_val_u32(src, id)); break;
-        case GGUF_TYPE_INT32: gguf_set_val_i32(dst, key, gguf_get_val_i32(src, id)); break;
-        case GGUF_TYPE_FLOAT32: gguf_set_val_f32(dst, key, gguf_get_val_f32(src, id)); break;
-        case GGUF_TYPE_UINT64: gguf_set_val_u64(dst, key, gguf_get_val_u64(src, id)); break;
-        case GGUF_TYPE_INT64: gguf_set_val_i64(dst, key, gguf_get_val_i64(src, id)); break;
-        case GGUF_TYPE_FLOAT64: gguf_set_val_f64(dst, key, gguf_get_val_f64(src, id)); break;
-        case GGUF_TYPE_BOOL: gguf_set_val_bool(dst, key, gguf_get_val_bool(src, id)); break;
-        case GGUF_TYPE_STRING: gguf_set_val_str(dst, key, gguf_get_val_str(src, id)); break;
-        case GGUF_TYPE_ARRAY: {
-            const gguf_type at = gguf_get_arr_type(src, id);
-            const size_t n = gguf_get_arr_n(src, id);
-            if (at == GGUF_TYPE_STRING) {
-                std::vector<const char*> v(n);
-                for (size_t i = 0; i < n; ++i) v[i] = gguf_get_arr_str(src, id, i);
-                static const char* none = "";
-                gguf_set_arr_str(dst, key, n ? v.data() : &none, n);
-            } else if (at == GGUF_TYPE_ARRAY) {
-                throw std::runtime_error(std::string("synthesize: vocab key ") + key + " is a nested array (unsupported)");
-            } else {
-                static const int64_t none = 0;
-                const void* data = n ? gguf_get_arr_data(src, id) : &none;
-                gguf_set_arr_data(dst, key, at, data, n);
-            }
-            break;
-        }
-        default:
-            throw std::runtime_error(std::string("synthesize: vocab key ") + key + " has an unknown type");
+  const char* key = gguf_get_key(src, id);
+  const gguf_type t = gguf_get_kv_type(src, id);
+  switch (t) {
+    case GGUF_TYPE_UINT8:
+      gguf_set_val_u8(dst, key, gguf_get_val_u8(src, id));
+      break;
+    case GGUF_TYPE_INT8:
+      gguf_set_val_i8(dst, key, gguf_get_val_i8(src, id));
+      break;
+    case GGUF_TYPE_UINT16:
+      gguf_set_val_u16(dst, key, gguf_get_val_u16(src, id));
+      break;
+    case GGUF_TYPE_INT16:
+      gguf_set_val_i16(dst, key, gguf_get_val_i16(src, id));
+      break;
+    case GGUF_TYPE_UINT32:
+      gguf_set_val_u32(dst, key, gguf_get_val_u32(src, id));
+      break;
+    case GGUF_TYPE_INT32:
+      gguf_set_val_i32(dst, key, gguf_get_val_i32(src, id));
+      break;
+    case GGUF_TYPE_FLOAT32:
+      gguf_set_val_f32(dst, key, gguf_get_val_f32(src, id));
+      break;
+    case GGUF_TYPE_UINT64:
+      gguf_set_val_u64(dst, key, gguf_get_val_u64(src, id));
+      break;
+    case GGUF_TYPE_INT64:
+      gguf_set_val_i64(dst, key, gguf_get_val_i64(src, id));
+      break;
+    case GGUF_TYPE_FLOAT64:
+      gguf_set_val_f64(dst, key, gguf_get_val_f64(src, id));
+      break;
+    case GGUF_TYPE_BOOL:
+      gguf_set_val_bool(dst, key, gguf_get_val_bool(src, id));
+      break;
+    case GGUF_TYPE_STRING:
+      gguf_set_val_str(dst, key, gguf_get_val_str(src, id));
+      break;
+    case GGUF_TYPE_ARRAY: {
+      const gguf_type at = gguf_get_arr_type(src, id);
+      const size_t n = gguf_get_arr_n(src, id);
+      if (at == GGUF_TYPE_STRING) {
+        std::vector<const char*> v(n);
+        for (size_t i = 0; i < n; ++i) v[i] = gguf_get_arr_str(src, id, i);
+        static const char* none = "";
+        gguf_set_arr_str(dst, key, n ? v.data() : &none, n);
+      } else if (at == GGUF_TYPE_ARRAY) {
+        throw std::runtime_error(std::string("synthesize: vocab key ") + key + " is a nested array (unsupported)");
+      } else {
+        static const int64_t none = 0;
+        const void* data = n ? gguf_get_arr_data(src, id) : &none;
+        gguf_set_arr_data(dst, key, at, data, n);
+      }
+      break;
     }
+    default:
+      throw std::runtime_error(std::string("synthesize: vocab key ") + key + " has an unknown type");
+  }
 }
 
 struct Vocab {
-    GgufPtr ctx;
-    int64_t nVocab = 0;
-    std::vector<int64_t> tokenizerKeys;
+  GgufPtr ctx;
+  int64_t nVocab = 0;
+  std::vector<int64_t> tokenizerKeys;
 };
 
 Vocab load_vocab(const std::string& path) {
-    std::error_code ec;
-    if (!fs::is_regular_file(path, ec)) throw std::runtime_error("synthesize: vocab file not found: " + path);
-    gguf_init_params ip;
-    ip.no_alloc = true;
-    ip.ctx = nullptr;
-    Vocab v;
-    v.ctx.reset(gguf_init_from_file(path.c_str(), ip));
-    if (!v.ctx) throw std::runtime_error("synthesize: " + path + " is not a readable GGUF file");
-    const int64_t tokId = gguf_find_key(v.ctx.get(), "tokenizer.ggml.tokens");
-    if (tokId < 0) throw std::runtime_error("synthesize: " + path + " has no tokenizer.ggml.tokens (not a llama.cpp vocab GGUF)");
-    if (gguf_get_kv_type(v.ctx.get(), tokId) != GGUF_TYPE_ARRAY || gguf_get_arr_type(v.ctx.get(), tokId) != GGUF_TYPE_STRING) {
-        throw std::runtime_error("synthesize: " + path + ": tokenizer.ggml.tokens is not a string array");
-    }
-    const size_t n = gguf_get_arr_n(v.ctx.get(), tokId);
-    if (n < 2 || n > static_cast<size_t>(INT32_MAX)) {
-        throw std::runtime_error("synthesize: " + path + ": tokenizer.ggml.tokens has " + std::to_string(n) + " entries");
-    }
-    v.nVocab = static_cast<int64_t>(n);
-    const int64_t nKv = gguf_get_n_kv(v.ctx.get());
-    for (int64_t i = 0; i < nKv; ++i) {
-        if (std::strncmp(gguf_get_key(v.ctx.get(), i), "tokenizer.", 10) == 0) v.tokenizerKeys.push_back(i);
-    }
-    return v;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw std::runtime_error("synthesize: vocab file not found: " + path);
+  gguf_init_params ip;
+  ip.no_alloc = true;
+  ip.ctx = nullptr;
+  Vocab v;
+  v.ctx.reset(gguf_init_from_file(path.c_str(), ip));
+  if (!v.ctx) throw std::runtime_error("synthesize: " + path + " is not a readable GGUF file");
+  const int64_t tokId = gguf_find_key(v.ctx.get(), "tokenizer.ggml.tokens");
+  if (tokId < 0)
+    throw std::runtime_error("synthesize: " + path + " has no tokenizer.ggml.tokens (not a llama.cpp vocab GGUF)");
+  if (gguf_get_kv_type(v.ctx.get(), tokId) != GGUF_TYPE_ARRAY ||
+      gguf_get_arr_type(v.ctx.get(), tokId) != GGUF_TYPE_STRING) {
+    throw std::runtime_error("synthesize: " + path + ": tokenizer.ggml.tokens is not a string array");
+  }
+  const size_t n = gguf_get_arr_n(v.ctx.get(), tokId);
+  if (n < 2 || n > static_cast<size_t>(INT32_MAX)) {
+    throw std::runtime_error("synthesize: " + path + ": tokenizer.ggml.tokens has " + std::to_string(n) + " entries");
+  }
+  v.nVocab = static_cast<int64_t>(n);
+  const int64_t nKv = gguf_get_n_kv(v.ctx.get());
+  for (int64_t i = 0; i < nKv; ++i) {
+    if (std::strncmp(gguf_get_key(v.ctx.get(), i), "tokenizer.", 10) == 0) v.tokenizerKeys.push_back(i);
+  }
+  return v;
 }
 
 struct ModelMeta {
-    GgufPtr gguf;
-    GgmlPtr ggml;  // holds the tensor descriptors (no data)
+  GgufPtr gguf;
+  GgmlPtr ggml;  // holds the tensor descriptors (no data)
 };
 
 // Builds the metadata of the target (all tensors) or the draft (inDraft tensors, nDraftLayer layers).
 ModelMeta make_meta(const SynthParams& p, const Vocab& vocab, const std::vector<TensorPlan>& plan, bool draft) {
-    ModelMeta m;
-    m.gguf.reset(gguf_init_empty());
-    if (!m.gguf) throw std::runtime_error("synthesize: gguf_init_empty failed");
-    gguf_context* g = m.gguf.get();
+  ModelMeta m;
+  m.gguf.reset(gguf_init_empty());
+  if (!m.gguf) throw std::runtime_error("synthesize: gguf_init_empty failed");
+  gguf_context* g = m.gguf.get();
 
-    const int nLayer = draft ? p.nDraftLayer : p.nLayer;
-    const std::string role = draft ? "draft" : "target";
-    const std::string name = "minedraft-synth-" + role + "-" + std::to_string(nLayer) + "x" + std::to_string(p.nEmbd) + "-" + p.dtype;
+  const int nLayer = draft ? p.nDraftLayer : p.nLayer;
+  const std::string role = draft ? "draft" : "target";
+  const std::string name =
+      "minedraft-synth-" + role + "-" + std::to_string(nLayer) + "x" + std::to_string(p.nEmbd) + "-" + p.dtype;
 
-    gguf_set_val_str(g, "general.architecture", "llama");
-    gguf_set_val_str(g, "general.type", "model");
-    gguf_set_val_str(g, "general.name", name.c_str());
-    gguf_set_val_u32(g, "general.file_type", dtype_to_ftype(p.dtype));
-    gguf_set_val_u32(g, "general.quantization_version", GGML_QNT_VERSION);
+  gguf_set_val_str(g, "general.architecture", "llama");
+  gguf_set_val_str(g, "general.type", "model");
+  gguf_set_val_str(g, "general.name", name.c_str());
+  gguf_set_val_u32(g, "general.file_type", dtype_to_ftype(p.dtype));
+  gguf_set_val_u32(g, "general.quantization_version", GGML_QNT_VERSION);
 
-    const uint32_t headDim = static_cast<uint32_t>(p.nEmbd / p.nHead);
-    gguf_set_val_u32(g, "llama.context_length", static_cast<uint32_t>(p.nCtxTrain));
-    gguf_set_val_u32(g, "llama.embedding_length", static_cast<uint32_t>(p.nEmbd));
-    gguf_set_val_u32(g, "llama.block_count", static_cast<uint32_t>(nLayer));
-    gguf_set_val_u32(g, "llama.feed_forward_length", static_cast<uint32_t>(p.nFf));
-    gguf_set_val_u32(g, "llama.attention.head_count", static_cast<uint32_t>(p.nHead));
-    gguf_set_val_u32(g, "llama.attention.head_count_kv", static_cast<uint32_t>(p.nHeadKv));
-    gguf_set_val_u32(g, "llama.rope.dimension_count", headDim);
-    gguf_set_val_f32(g, "llama.rope.freq_base", 10000.0f);
-    gguf_set_val_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    gguf_set_val_u32(g, "llama.vocab_size", static_cast<uint32_t>(vocab.nVocab));
+  const uint32_t headDim = static_cast<uint32_t>(p.nEmbd / p.nHead);
+  gguf_set_val_u32(g, "llama.context_length", static_cast<uint32_t>(p.nCtxTrain));
+  gguf_set_val_u32(g, "llama.embedding_length", static_cast<uint32_t>(p.nEmbd));
+  gguf_set_val_u32(g, "llama.block_count", static_cast<uint32_t>(nLayer));
+  gguf_set_val_u32(g, "llama.feed_forward_length", static_cast<uint32_t>(p.nFf));
+  gguf_set_val_u32(g, "llama.attention.head_count", static_cast<uint32_t>(p.nHead));
+  gguf_set_val_u32(g, "llama.attention.head_count_kv", static_cast<uint32_t>(p.nHeadKv));
+  gguf_set_val_u32(g, "llama.rope.dimension_count", headDim);
+  gguf_set_val_f32(g, "llama.rope.freq_base", 10000.0f);
+  gguf_set_val_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  gguf_set_val_u32(g, "llama.vocab_size", static_cast<uint32_t>(vocab.nVocab));
 
-    gguf_set_val_u32(g, "minedraft.synth.version", kSynthVersion);
-    gguf_set_val_str(g, "minedraft.synth.role", role.c_str());
-    gguf_set_val_u64(g, "minedraft.synth.seed", p.seed);
-    gguf_set_val_u32(g, "minedraft.synth.draft_layers", static_cast<uint32_t>(p.nDraftLayer));
-    if (!draft) gguf_set_val_f32(g, "minedraft.synth.eps", p.eps);
+  gguf_set_val_u32(g, "minedraft.synth.version", kSynthVersion);
+  gguf_set_val_str(g, "minedraft.synth.role", role.c_str());
+  gguf_set_val_u64(g, "minedraft.synth.seed", p.seed);
+  gguf_set_val_u32(g, "minedraft.synth.draft_layers", static_cast<uint32_t>(p.nDraftLayer));
+  if (!draft) gguf_set_val_f32(g, "minedraft.synth.eps", p.eps);
 
-    for (int64_t id : vocab.tokenizerKeys) copy_kv(g, vocab.ctx.get(), id);
+  for (int64_t id : vocab.tokenizerKeys) copy_kv(g, vocab.ctx.get(), id);
 
-    ggml_init_params gp;
-    gp.mem_size = ggml_tensor_overhead() * (plan.size() + 1);
-    gp.mem_buffer = nullptr;
-    gp.no_alloc = true;
-    m.ggml.reset(ggml_init(gp));
-    if (!m.ggml) throw std::runtime_error("synthesize: ggml_init failed");
-    for (const TensorPlan& t : plan) {
-        if (draft && !t.inDraft) continue;
-        ggml_tensor* tt = t.ne1 == 1 ? ggml_new_tensor_1d(m.ggml.get(), t.type, t.ne0)
-                                     : ggml_new_tensor_2d(m.ggml.get(), t.type, t.ne0, t.ne1);
-        if (!tt) throw std::runtime_error("synthesize: cannot describe tensor " + t.name);
-        ggml_set_name(tt, t.name.c_str());
-        gguf_add_tensor(g, tt);
-    }
-    return m;
+  ggml_init_params gp;
+  gp.mem_size = ggml_tensor_overhead() * (plan.size() + 1);
+  gp.mem_buffer = nullptr;
+  gp.no_alloc = true;
+  m.ggml.reset(ggml_init(gp));
+  if (!m.ggml) throw std::runtime_error("synthesize: ggml_init failed");
+  for (const TensorPlan& t : plan) {
+    if (draft && !t.inDraft) continue;
+    ggml_tensor* tt = t.ne1 == 1 ? ggml_new_tensor_1d(m.ggml.get(), t.type, t.ne0)
+                                 : ggml_new_tensor_2d(m.ggml.get(), t.type, t.ne0, t.ne1);
+    if (!tt) throw std::runtime_error("synthesize: cannot describe tensor " + t.name);
+    ggml_set_name(tt, t.name.c_str());
+    gguf_add_tensor(g, tt);
+  }
+  return m;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -388,55 +426,55 @@ ModelMeta make_meta(const SynthParams& p, const Vocab& vocab, const std::vector<
 
 // Generates rows [r0, r1) of t into dst (row-major, ggml_row_size bytes per row).
 void generate_rows(const TensorPlan& t, uint64_t key, int64_t r0, int64_t r1, uint8_t* dst) {
-    const size_t rowBytes = ggml_row_size(t.type, t.ne0);
-    constexpr int64_t kBatchRows = 16;
-    std::vector<float> scratch(static_cast<size_t>(t.ne0 * std::min<int64_t>(kBatchRows, r1 - r0)));
-    for (int64_t r = r0; r < r1; r += kBatchRows) {
-        const int64_t nr = std::min(kBatchRows, r1 - r);
-        for (int64_t i = 0; i < nr; ++i) {
-            float* row = scratch.data() + i * t.ne0;
-            if (t.init == Init::Ones) {
-                std::fill(row, row + t.ne0, 1.0f);
-            } else {
-                fill_row(row, t.ne0, key, r + i, t.stdv);
-            }
-        }
-        uint8_t* out = dst + static_cast<size_t>(r - r0) * rowBytes;
-        switch (t.type) {
-            case GGML_TYPE_F32:
-                std::memcpy(out, scratch.data(), static_cast<size_t>(nr * t.ne0) * sizeof(float));
-                break;
-            case GGML_TYPE_F16:
-                ggml_fp32_to_fp16_row(scratch.data(), reinterpret_cast<ggml_fp16_t*>(out), nr * t.ne0);
-                break;
-            default:
-                ggml_quantize_chunk(t.type, scratch.data(), out, 0, nr, t.ne0, nullptr);
-                break;
-        }
+  const size_t rowBytes = ggml_row_size(t.type, t.ne0);
+  constexpr int64_t kBatchRows = 16;
+  std::vector<float> scratch(static_cast<size_t>(t.ne0 * std::min<int64_t>(kBatchRows, r1 - r0)));
+  for (int64_t r = r0; r < r1; r += kBatchRows) {
+    const int64_t nr = std::min(kBatchRows, r1 - r);
+    for (int64_t i = 0; i < nr; ++i) {
+      float* row = scratch.data() + i * t.ne0;
+      if (t.init == Init::Ones) {
+        std::fill(row, row + t.ne0, 1.0f);
+      } else {
+        fill_row(row, t.ne0, key, r + i, t.stdv);
+      }
     }
+    uint8_t* out = dst + static_cast<size_t>(r - r0) * rowBytes;
+    switch (t.type) {
+      case GGML_TYPE_F32:
+        std::memcpy(out, scratch.data(), static_cast<size_t>(nr * t.ne0) * sizeof(float));
+        break;
+      case GGML_TYPE_F16:
+        ggml_fp32_to_fp16_row(scratch.data(), reinterpret_cast<ggml_fp16_t*>(out), nr * t.ne0);
+        break;
+      default:
+        ggml_quantize_chunk(t.type, scratch.data(), out, 0, nr, t.ne0, nullptr);
+        break;
+    }
+  }
 }
 
 unsigned resolve_threads(int requested) {
-    if (requested > 0) return static_cast<unsigned>(requested);
-    const unsigned hc = std::thread::hardware_concurrency();
-    return std::max(1u, std::min(hc == 0 ? 1u : hc, 16u));
+  if (requested > 0) return static_cast<unsigned>(requested);
+  const unsigned hc = std::thread::hardware_concurrency();
+  return std::max(1u, std::min(hc == 0 ? 1u : hc, 16u));
 }
 
 class Progress {
-public:
-    explicit Progress(const std::function<void(double, const char*)>& cb) : cb_(cb) {}
-    // reports f only when it moved by at least minStep (or is 0 / 1); never reports a fraction <= the previous one
-    void report(double f, const char* stage, double minStep = 0.0) {
-        if (!cb_) return;
-        f = std::min(1.0, std::max(0.0, f));
-        if (last_ >= 0.0 && (f <= last_ || f - last_ < minStep)) return;
-        last_ = f;
-        cb_(f, stage);
-    }
+ public:
+  explicit Progress(const std::function<void(double, const char*)>& cb) : cb_(cb) {}
+  // reports f only when it moved by at least minStep (or is 0 / 1); never reports a fraction <= the previous one
+  void report(double f, const char* stage, double minStep = 0.0) {
+    if (!cb_) return;
+    f = std::min(1.0, std::max(0.0, f));
+    if (last_ >= 0.0 && (f <= last_ || f - last_ < minStep)) return;
+    last_ = f;
+    cb_(f, stage);
+  }
 
-private:
-    const std::function<void(double, const char*)>& cb_;
-    double last_ = -1.0;
+ private:
+  const std::function<void(double, const char*)>& cb_;
+  double last_ = -1.0;
 };
 
 }  // namespace
@@ -444,134 +482,142 @@ private:
 // ---------------------------------------------------------------------------------------------------------------
 
 std::string synth_validate_params(const SynthParams& p) {
-    auto range = [](const char* name, long long v, long long lo, long long hi) -> std::string {
-        if (v < lo || v > hi) {
-            return std::string(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(v);
-        }
-        return "";
-    };
-    std::string e;
-    if (p.outDir.empty()) return "outDir must be a non-empty path";
-    if (p.vocabPath.empty()) return "vocabPath must be a non-empty path";
-    if (!(e = range("nEmbd", p.nEmbd, 2, 65536)).empty()) return e;
-    if (!(e = range("nLayer", p.nLayer, 1, 4096)).empty()) return e;
-    if (!(e = range("nDraftLayer", p.nDraftLayer, 1, p.nLayer)).empty()) return e;
-    if (!(e = range("nHead", p.nHead, 1, p.nEmbd)).empty()) return e;
-    if (p.nEmbd % p.nHead != 0) return "nEmbd (" + std::to_string(p.nEmbd) + ") must be a multiple of nHead (" + std::to_string(p.nHead) + ")";
-    if ((p.nEmbd / p.nHead) % 2 != 0) return "the head size nEmbd/nHead (" + std::to_string(p.nEmbd / p.nHead) + ") must be even (RoPE)";
-    if (!(e = range("nHeadKv", p.nHeadKv, 1, p.nHead)).empty()) return e;
-    if (p.nHead % p.nHeadKv != 0) return "nHead (" + std::to_string(p.nHead) + ") must be a multiple of nHeadKv (" + std::to_string(p.nHeadKv) + ")";
-    if (!(e = range("nFf", p.nFf, 1, 1 << 20)).empty()) return e;
-    if (!(e = range("nCtxTrain", p.nCtxTrain, 1, 1 << 24)).empty()) return e;
-    if (!(e = range("nThreads", p.nThreads, 0, 1024)).empty()) return e;
-    if (p.dtype != "f32" && p.dtype != "f16" && p.dtype != "q8_0") return "dtype must be \"f32\", \"f16\" or \"q8_0\", got \"" + p.dtype + "\"";
-    if (p.dtype == "q8_0" && (p.nEmbd % 32 != 0 || p.nFf % 32 != 0)) {
-        return "dtype q8_0 needs nEmbd and nFf to be multiples of 32 (got " + std::to_string(p.nEmbd) + ", " + std::to_string(p.nFf) + ")";
+  auto range = [](const char* name, long long v, long long lo, long long hi) -> std::string {
+    if (v < lo || v > hi) {
+      return std::string(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+             std::to_string(v);
     }
-    if (!std::isfinite(p.eps) || p.eps < 0.0f || p.eps > 100.0f) return "eps must be a finite number in [0, 100], got " + std::to_string(p.eps);
     return "";
+  };
+  std::string e;
+  if (p.outDir.empty()) return "outDir must be a non-empty path";
+  if (p.vocabPath.empty()) return "vocabPath must be a non-empty path";
+  if (!(e = range("nEmbd", p.nEmbd, 2, 65536)).empty()) return e;
+  if (!(e = range("nLayer", p.nLayer, 1, 4096)).empty()) return e;
+  if (!(e = range("nDraftLayer", p.nDraftLayer, 1, p.nLayer)).empty()) return e;
+  if (!(e = range("nHead", p.nHead, 1, p.nEmbd)).empty()) return e;
+  if (p.nEmbd % p.nHead != 0)
+    return "nEmbd (" + std::to_string(p.nEmbd) + ") must be a multiple of nHead (" + std::to_string(p.nHead) + ")";
+  if ((p.nEmbd / p.nHead) % 2 != 0)
+    return "the head size nEmbd/nHead (" + std::to_string(p.nEmbd / p.nHead) + ") must be even (RoPE)";
+  if (!(e = range("nHeadKv", p.nHeadKv, 1, p.nHead)).empty()) return e;
+  if (p.nHead % p.nHeadKv != 0)
+    return "nHead (" + std::to_string(p.nHead) + ") must be a multiple of nHeadKv (" + std::to_string(p.nHeadKv) + ")";
+  if (!(e = range("nFf", p.nFf, 1, 1 << 20)).empty()) return e;
+  if (!(e = range("nCtxTrain", p.nCtxTrain, 1, 1 << 24)).empty()) return e;
+  if (!(e = range("nThreads", p.nThreads, 0, 1024)).empty()) return e;
+  if (p.dtype != "f32" && p.dtype != "f16" && p.dtype != "q8_0")
+    return "dtype must be \"f32\", \"f16\" or \"q8_0\", got \"" + p.dtype + "\"";
+  if (p.dtype == "q8_0" && (p.nEmbd % 32 != 0 || p.nFf % 32 != 0)) {
+    return "dtype q8_0 needs nEmbd and nFf to be multiples of 32 (got " + std::to_string(p.nEmbd) + ", " +
+           std::to_string(p.nFf) + ")";
+  }
+  if (!std::isfinite(p.eps) || p.eps < 0.0f || p.eps > 100.0f)
+    return "eps must be a finite number in [0, 100], got " + std::to_string(p.eps);
+  return "";
 }
 
 void synthesize_pair(const SynthParams& p, const std::function<void(double fraction, const char* stage)>& progressCb) {
-    const std::string err = synth_validate_params(p);
-    if (!err.empty()) throw std::invalid_argument("synthesize: " + err);
+  const std::string err = synth_validate_params(p);
+  if (!err.empty()) throw std::invalid_argument("synthesize: " + err);
 
-    Progress progress(progressCb);
-    progress.report(0.0, "vocab");
+  Progress progress(progressCb);
+  progress.report(0.0, "vocab");
 
-    Vocab vocab = load_vocab(p.vocabPath);
-    const std::vector<TensorPlan> plan = make_plan(p, vocab.nVocab);
-    ModelMeta target = make_meta(p, vocab, plan, false);
-    ModelMeta draft = make_meta(p, vocab, plan, true);
+  Vocab vocab = load_vocab(p.vocabPath);
+  const std::vector<TensorPlan> plan = make_plan(p, vocab.nVocab);
+  ModelMeta target = make_meta(p, vocab, plan, false);
+  ModelMeta draft = make_meta(p, vocab, plan, true);
 
-    std::error_code ec;
-    fs::create_directories(p.outDir, ec);
-    if (ec) throw std::runtime_error("synthesize: cannot create " + p.outDir + ": " + ec.message());
+  std::error_code ec;
+  fs::create_directories(p.outDir, ec);
+  if (ec) throw std::runtime_error("synthesize: cannot create " + p.outDir + ": " + ec.message());
 
-    const fs::path outDir(p.outDir);
-    TempFile ft(outDir / "target.gguf", "target");
-    TempFile fd(outDir / "draft.gguf", "draft");
+  const fs::path outDir(p.outDir);
+  TempFile ft(outDir / "target.gguf", "target");
+  TempFile fd(outDir / "draft.gguf", "draft");
 
-    std::vector<uint8_t> meta;
-    meta.resize(gguf_get_meta_size(target.gguf.get()));
-    gguf_get_meta_data(target.gguf.get(), meta.data());
-    ft.write(meta.data(), meta.size());
-    const size_t dataT = ft.written();
-    meta.resize(gguf_get_meta_size(draft.gguf.get()));
-    gguf_get_meta_data(draft.gguf.get(), meta.data());
-    fd.write(meta.data(), meta.size());
-    const size_t dataD = fd.written();
-    std::vector<uint8_t>().swap(meta);
+  std::vector<uint8_t> meta;
+  meta.resize(gguf_get_meta_size(target.gguf.get()));
+  gguf_get_meta_data(target.gguf.get(), meta.data());
+  ft.write(meta.data(), meta.size());
+  const size_t dataT = ft.written();
+  meta.resize(gguf_get_meta_size(draft.gguf.get()));
+  gguf_get_meta_data(draft.gguf.get(), meta.data());
+  fd.write(meta.data(), meta.size());
+  const size_t dataD = fd.written();
+  std::vector<uint8_t>().swap(meta);
 
-    const size_t alignT = gguf_get_alignment(target.gguf.get());
-    const size_t alignD = gguf_get_alignment(draft.gguf.get());
+  const size_t alignT = gguf_get_alignment(target.gguf.get());
+  const size_t alignD = gguf_get_alignment(draft.gguf.get());
 
-    size_t total = 0;
-    for (const TensorPlan& t : plan) total += t.nbytes() * (t.inDraft ? 2 : 1);
-    size_t done = 0;
+  size_t total = 0;
+  for (const TensorPlan& t : plan) total += t.nbytes() * (t.inDraft ? 2 : 1);
+  size_t done = 0;
 
-    const unsigned nThreads = resolve_threads(p.nThreads);
-    const uint64_t seedKey = mix64(p.seed ^ 0x6D696E6564726166ULL);  // "minedraf"
-    constexpr size_t kChunkElems = size_t(1) << 23;                 // ~8M values (32 MB as f32) per chunk
-    std::vector<uint8_t> buf;
+  const unsigned nThreads = resolve_threads(p.nThreads);
+  const uint64_t seedKey = mix64(p.seed ^ 0x6D696E6564726166ULL);  // "minedraf"
+  constexpr size_t kChunkElems = size_t(1) << 23;                  // ~8M values (32 MB as f32) per chunk
+  std::vector<uint8_t> buf;
 
-    int64_t idT = 0, idD = 0;
-    for (const TensorPlan& t : plan) {
-        // the file offsets must be those gguf recorded in the header
-        if (static_cast<size_t>(gguf_get_tensor_offset(target.gguf.get(), idT)) != ft.written() - dataT ||
-            (t.inDraft && static_cast<size_t>(gguf_get_tensor_offset(draft.gguf.get(), idD)) != fd.written() - dataD)) {
-            throw std::runtime_error("synthesize: internal error: tensor offset mismatch at " + t.name);
-        }
-        const uint64_t key = mix64(seedKey ^ fnv1a64(t.name));
-        const size_t rowBytes = ggml_row_size(t.type, t.ne0);
-        const int64_t chunkRows = std::max<int64_t>(1, static_cast<int64_t>(kChunkElems / static_cast<size_t>(t.ne0)));
-        for (int64_t c0 = 0; c0 < t.ne1; c0 += chunkRows) {
-            const int64_t c1 = std::min(t.ne1, c0 + chunkRows);
-            buf.resize(static_cast<size_t>(c1 - c0) * rowBytes);
-            const int64_t nRows = c1 - c0;
-            const unsigned nt = static_cast<unsigned>(std::min<int64_t>(nThreads, std::max<int64_t>(1, nRows * t.ne0 / 65536)));
-            if (nt <= 1) {
-                generate_rows(t, key, c0, c1, buf.data());
-            } else {
-                std::vector<std::thread> threads;
-                std::vector<std::exception_ptr> errors(nt);
-                threads.reserve(nt);
-                for (unsigned w = 0; w < nt; ++w) {
-                    const int64_t r0 = c0 + nRows * w / nt;
-                    const int64_t r1 = c0 + nRows * (w + 1) / nt;
-                    uint8_t* dst = buf.data() + static_cast<size_t>(r0 - c0) * rowBytes;
-                    threads.emplace_back([&t, key, r0, r1, dst, &errors, w] {
-                        try {
-                            generate_rows(t, key, r0, r1, dst);
-                        } catch (...) {
-                            errors[w] = std::current_exception();
-                        }
-                    });
-                }
-                for (auto& th : threads) th.join();
-                for (auto& e : errors) {
-                    if (e) std::rethrow_exception(e);
-                }
-            }
-            ft.write(buf.data(), buf.size());
-            done += buf.size();
-            if (t.inDraft) {
-                fd.write(buf.data(), buf.size());
-                done += buf.size();
-            }
-            progress.report(0.98 * static_cast<double>(done) / static_cast<double>(total), "weights", 0.005);
-        }
-        ft.pad_to(alignT);
-        ++idT;
-        if (t.inDraft) {
-            fd.pad_to(alignD);
-            ++idD;
-        }
+  int64_t idT = 0, idD = 0;
+  for (const TensorPlan& t : plan) {
+    // the file offsets must be those gguf recorded in the header
+    if (static_cast<size_t>(gguf_get_tensor_offset(target.gguf.get(), idT)) != ft.written() - dataT ||
+        (t.inDraft && static_cast<size_t>(gguf_get_tensor_offset(draft.gguf.get(), idD)) != fd.written() - dataD)) {
+      throw std::runtime_error("synthesize: internal error: tensor offset mismatch at " + t.name);
     }
-    std::vector<uint8_t>().swap(buf);
+    const uint64_t key = mix64(seedKey ^ fnv1a64(t.name));
+    const size_t rowBytes = ggml_row_size(t.type, t.ne0);
+    const int64_t chunkRows = std::max<int64_t>(1, static_cast<int64_t>(kChunkElems / static_cast<size_t>(t.ne0)));
+    for (int64_t c0 = 0; c0 < t.ne1; c0 += chunkRows) {
+      const int64_t c1 = std::min(t.ne1, c0 + chunkRows);
+      buf.resize(static_cast<size_t>(c1 - c0) * rowBytes);
+      const int64_t nRows = c1 - c0;
+      const unsigned nt =
+          static_cast<unsigned>(std::min<int64_t>(nThreads, std::max<int64_t>(1, nRows * t.ne0 / 65536)));
+      if (nt <= 1) {
+        generate_rows(t, key, c0, c1, buf.data());
+      } else {
+        std::vector<std::thread> threads;
+        std::vector<std::exception_ptr> errors(nt);
+        threads.reserve(nt);
+        for (unsigned w = 0; w < nt; ++w) {
+          const int64_t r0 = c0 + nRows * w / nt;
+          const int64_t r1 = c0 + nRows * (w + 1) / nt;
+          uint8_t* dst = buf.data() + static_cast<size_t>(r0 - c0) * rowBytes;
+          threads.emplace_back([&t, key, r0, r1, dst, &errors, w] {
+            try {
+              generate_rows(t, key, r0, r1, dst);
+            } catch (...) {
+              errors[w] = std::current_exception();
+            }
+          });
+        }
+        for (auto& th : threads) th.join();
+        for (auto& e : errors) {
+          if (e) std::rethrow_exception(e);
+        }
+      }
+      ft.write(buf.data(), buf.size());
+      done += buf.size();
+      if (t.inDraft) {
+        fd.write(buf.data(), buf.size());
+        done += buf.size();
+      }
+      progress.report(0.98 * static_cast<double>(done) / static_cast<double>(total), "weights", 0.005);
+    }
+    ft.pad_to(alignT);
+    ++idT;
+    if (t.inDraft) {
+      fd.pad_to(alignD);
+      ++idD;
+    }
+  }
+  std::vector<uint8_t>().swap(buf);
 
-    progress.report(0.99, "finalize");
-    fd.commit();
-    ft.commit();
-    progress.report(1.0, "done");
+  progress.report(0.99, "finalize");
+  fd.commit();
+  ft.commit();
+  progress.report(1.0, "done");
 }

@@ -15,19 +15,19 @@
 #include <string>
 
 struct SynthParams {
-    std::string outDir;     // created if missing
-    std::string vocabPath;  // a llama.cpp vocab GGUF (tokenizer.* keys are copied from it)
-    int nEmbd = 256;
-    int nLayer = 4;         // target layers
-    int nDraftLayer = 1;    // draft layers (1 <= nDraftLayer <= nLayer)
-    int nHead = 4;
-    int nHeadKv = 4;
-    int nFf = 512;
-    int nCtxTrain = 4096;
-    std::string dtype = "f32";  // "f32" | "f16" | "q8_0": type of the 2-D weight matrices (norms are always f32)
-    float eps = 0.02f;          // scale of attn_output / ffn_down in target layers >= nDraftLayer
-    uint64_t seed = 0;
-    int nThreads = 0;           // worker threads for weight generation; 0 = hardware concurrency (output never depends on it)
+  std::string outDir;     // created if missing
+  std::string vocabPath;  // a llama.cpp vocab GGUF (tokenizer.* keys are copied from it)
+  int nEmbd = 256;
+  int nLayer = 4;       // target layers
+  int nDraftLayer = 1;  // draft layers (1 <= nDraftLayer <= nLayer)
+  int nHead = 4;
+  int nHeadKv = 4;
+  int nFf = 512;
+  int nCtxTrain = 4096;
+  std::string dtype = "f32";  // "f32" | "f16" | "q8_0": type of the 2-D weight matrices (norms are always f32)
+  float eps = 0.02f;          // scale of attn_output / ffn_down in target layers >= nDraftLayer
+  uint64_t seed = 0;
+  int nThreads = 0;  // worker threads for weight generation; 0 = hardware concurrency (output never depends on it)
 };
 
 // "" when p is valid, else a message naming the offending field (no I/O: the vocab file is checked by synthesize_pair).

@@ -8,17 +8,41 @@
 import { DraftSequenceTokenPredictor, getLlama, LlamaLogLevel } from "node-llama-cpp";
 
 const o = JSON.parse(process.argv[2]);
-const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error, maxThreads: Math.max(o.threads, o.draftThreads ?? 0) });
+const llama = await getLlama({
+  gpu: false,
+  build: "never",
+  logLevel: LlamaLogLevel.error,
+  maxThreads: Math.max(o.threads, o.draftThreads ?? 0),
+});
 const model = await llama.loadModel({ modelPath: o.target, gpuLayers: 0 });
 const contextSize = 1024;
-const ctx = await model.createContext({ sequences: o.sequences, contextSize: contextSize * o.sequences, threads: o.threads, batchSize: 512 });
+const ctx = await model.createContext({
+  sequences: o.sequences,
+  contextSize: contextSize * o.sequences,
+  threads: o.threads,
+  batchSize: 512,
+});
 let draftCtx;
 if (o.draft) {
   const draftModel = await llama.loadModel({ modelPath: o.draft, gpuLayers: 0 });
-  draftCtx = await draftModel.createContext({ sequences: o.sequences, contextSize: contextSize * o.sequences, threads: o.draftThreads ?? o.threads, batchSize: 512 });
+  draftCtx = await draftModel.createContext({
+    sequences: o.sequences,
+    contextSize: contextSize * o.sequences,
+    threads: o.draftThreads ?? o.threads,
+    batchSize: 512,
+  });
 }
 const sequences = Array.from({ length: o.sequences }, () =>
-  ctx.getSequence(draftCtx ? { tokenPredictor: new DraftSequenceTokenPredictor(draftCtx.getSequence(), { minTokens: o.draftMin ?? 0, maxTokens: o.draftMax ?? 4 }) } : undefined),
+  ctx.getSequence(
+    draftCtx
+      ? {
+          tokenPredictor: new DraftSequenceTokenPredictor(draftCtx.getSequence(), {
+            minTokens: o.draftMin ?? 0,
+            maxTokens: o.draftMax ?? 4,
+          }),
+        }
+      : undefined,
+  ),
 );
 const bos = model.tokens.bos;
 const tokenize = (p) => [...(bos !== null && bos !== undefined ? [bos] : []), ...model.tokenize(p)];
@@ -50,6 +74,8 @@ await Promise.all(
 const wallMs = performance.now() - t0;
 const generated = outputs.reduce((n, x) => n + x.length, 0);
 const predictions = draftCtx ? sequences.map((s) => s.tokenPredictions) : undefined;
-process.stdout.write(`${JSON.stringify({ tokensPerSecond: (1000 * generated) / wallMs, wallMs, generated, outputs, predictions })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ tokensPerSecond: (1000 * generated) / wallMs, wallMs, generated, outputs, predictions })}\n`,
+);
 await llama.dispose();
 process.exit(0);

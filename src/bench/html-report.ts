@@ -7,7 +7,13 @@ import { esc, niceTicks, r2, tickLabel } from "./svg.js";
 import type { BenchReport, ModeResult, ModelReport, Timeline } from "./types.js";
 
 const KIND_COLORS: Record<TraceEvent["kind"], string> = { draft: "#4e79a7", verify: "#e8772e", prefill: "#9a9a9a" };
-const MODE_COLORS: Record<string, string> = { ar: "#8c8c8c", sd: "#4e79a7", psd: "#2a9d5b", auto: "#b07aa1", "psd-tetris": "#59a14f" };
+const MODE_COLORS: Record<string, string> = {
+  ar: "#8c8c8c",
+  sd: "#4e79a7",
+  psd: "#2a9d5b",
+  auto: "#b07aa1",
+  "psd-tetris": "#59a14f",
+};
 const OVERLAP_COLOR = "#2a9d5b";
 
 const STYLE = `
@@ -56,9 +62,13 @@ export function throughputSvg(modes: readonly ModeResult[]): string {
         `<title>${esc(`${m.mode}: ${fmt(s.tokensPerSecond)} tokens/s (runs ${fmt(s.tokensPerSecondMin)}..${fmt(s.tokensPerSecondMax)})`)}</title></rect>`,
     );
     if (m.runs.length > 1) {
-      parts.push(`<line x1="${r2(x(s.tokensPerSecondMin))}" y1="${y + 11}" x2="${r2(x(s.tokensPerSecondMax))}" y2="${y + 11}" stroke="#222" stroke-width="1.5"/>`);
+      parts.push(
+        `<line x1="${r2(x(s.tokensPerSecondMin))}" y1="${y + 11}" x2="${r2(x(s.tokensPerSecondMax))}" y2="${y + 11}" stroke="#222" stroke-width="1.5"/>`,
+      );
     }
-    parts.push(`<text x="${r2(x(s.tokensPerSecondMax) + 6)}" y="${y + 15}">${esc(`${fmt(s.tokensPerSecond)} tok/s`)}</text>`);
+    parts.push(
+      `<text x="${r2(x(s.tokensPerSecondMax) + 6)}" y="${y + 15}">${esc(`${fmt(s.tokensPerSecond)} tok/s`)}</text>`,
+    );
   });
   parts.push(`<line x1="${left}" y1="${axisY}" x2="${left + plotW}" y2="${axisY}" stroke="#999"/>`);
   parts.push(`<text x="${left + plotW / 2}" y="${axisY + 36}" text-anchor="middle">throughput (tokens/s)</text>`);
@@ -67,7 +77,8 @@ export function throughputSvg(modes: readonly ModeResult[]): string {
 
 /** Time ranges where both workers are busy. */
 export function overlapIntervals(events: readonly TraceEvent[]): [number, number][] {
-  const lane = (w: TraceEvent["worker"]) => events.filter((e) => e.worker === w).map((e) => [e.start, e.end] as [number, number]);
+  const lane = (w: TraceEvent["worker"]) =>
+    events.filter((e) => e.worker === w).map((e) => [e.start, e.end] as [number, number]);
   const out: [number, number][] = [];
   for (const [a0, a1] of lane("draft")) {
     for (const [b0, b1] of lane("target")) {
@@ -108,31 +119,55 @@ export function timelineSvg(mode: string, timeline: Timeline): string {
     const rects = events.map((e) => {
       const w = Math.max(0.5, x(e.end) - x(e.start));
       const sub = e.batch >= 0 ? `, sub-batch ${e.batch}` : "";
-      const choice = e.decision ? `, auto: ${e.decision.schedule} k=${e.decision.k}${e.decision.probe ? " (probe)" : ""}` : "";
+      const choice = e.decision
+        ? `, auto: ${e.decision.schedule} k=${e.decision.k}${e.decision.probe ? " (probe)" : ""}`
+        : "";
       const tip = `${e.worker} ${e.kind}, step ${e.step}${sub}${choice}, requests ${e.requests.join(",")}: ${fmt(e.end - e.start, 2)} ms`;
       // psd's second sub-batch is drawn lighter so the alternation of the two sub-batches shows
       const opacity = e.batch === 1 ? 0.6 : 1;
-      const label = w > 26 ? `<text x="${r2(x(e.start) + w / 2)}" y="${lane.y + laneH / 2 + 4}" text-anchor="middle" fill="#fff" style="fill:#fff">${esc(e.batch >= 0 ? `b${e.batch}` : e.kind[0]!)}</text>` : "";
+      const label =
+        w > 26
+          ? `<text x="${r2(x(e.start) + w / 2)}" y="${lane.y + laneH / 2 + 4}" text-anchor="middle" fill="#fff" style="fill:#fff">${esc(e.batch >= 0 ? `b${e.batch}` : e.kind[0]!)}</text>`
+          : "";
       return `<rect class="event ${e.kind}" x="${r2(x(e.start))}" y="${lane.y + 3}" width="${r2(w)}" height="${laneH - 6}" fill="${KIND_COLORS[e.kind]}" fill-opacity="${opacity}"><title>${esc(tip)}</title></rect>${label}`;
     });
-    const empty = events.length === 0 ? `<text x="${left + 8}" y="${lane.y + laneH / 2 + 4}" fill="#888" style="fill:#888">${lane.worker === "draft" && mode === "ar" ? "no draft model in ar" : "idle"}</text>` : "";
+    const empty =
+      events.length === 0
+        ? `<text x="${left + 8}" y="${lane.y + laneH / 2 + 4}" fill="#888" style="fill:#888">${lane.worker === "draft" && mode === "ar" ? "no draft model in ar" : "idle"}</text>`
+        : "";
     parts.push(
       `<g class="lane" data-worker="${lane.worker}"><rect x="${left}" y="${lane.y}" width="${plotW}" height="${laneH}" fill="#f7f7f7"/>` +
         `<text x="${left - 8}" y="${lane.y + laneH / 2 + 4}" text-anchor="end" font-weight="bold">${lane.worker}</text>${rects.join("")}${empty}</g>`,
     );
   }
   const both = overlapIntervals(timeline.events);
-  parts.push(`<text x="${left - 8}" y="${overlapY + 6}" text-anchor="end" fill="#666" style="fill:#666">both busy</text>`);
+  parts.push(
+    `<text x="${left - 8}" y="${overlapY + 6}" text-anchor="end" fill="#666" style="fill:#666">both busy</text>`,
+  );
   parts.push(
     `<g class="overlap">${both.map(([s, e]) => `<rect x="${r2(x(s))}" y="${overlapY}" width="${r2(Math.max(0.5, x(e) - x(s)))}" height="7" fill="${OVERLAP_COLOR}"/>`).join("")}</g>`,
   );
   parts.push(`<line x1="${left}" y1="${axisY}" x2="${left + plotW}" y2="${axisY}" stroke="#999"/>`);
-  parts.push(`<text x="${left + plotW / 2}" y="${axisY + 36}" text-anchor="middle">time (ms) from ${esc(fmt(timeline.startMs, 1))} ms after the engine started</text>`);
+  parts.push(
+    `<text x="${left + plotW / 2}" y="${axisY + 36}" text-anchor="middle">time (ms) from ${esc(fmt(timeline.startMs, 1))} ms after the engine started</text>`,
+  );
   return `<svg class="timeline" data-mode="${esc(mode)}" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(`${mode} timeline`)}">${parts.join("")}</svg>`;
 }
 
 function summaryTable(modes: readonly ModeResult[]): string {
-  const head = ["mode", "tokens/s", "mean E2EL ms", "amortized E2EL ms", "mean TTFT ms", "acceptance", "mean acc. length", "hidden draft", "vs sd", "vs ar", "threads target/draft"];
+  const head = [
+    "mode",
+    "tokens/s",
+    "mean E2EL ms",
+    "amortized E2EL ms",
+    "mean TTFT ms",
+    "acceptance",
+    "mean acc. length",
+    "hidden draft",
+    "vs sd",
+    "vs ar",
+    "threads target/draft",
+  ];
   const rows = modes.map((m) => {
     const s = m.summary;
     const spec = m.mode !== "ar";
@@ -158,13 +193,20 @@ function autoSection(m: ModeResult): string {
   const a = m.summary.auto;
   if (!a) return "";
   const rows = a.decisions
-    .map((d) => `<tr><td>${esc(d.schedule)}</td><td>${d.k}</td><td>${d.threads.target}/${d.threads.draft}</td><td>${d.steps}</td><td>${pct(d.share)}</td></tr>`)
+    .map(
+      (d) =>
+        `<tr><td>${esc(d.schedule)}</td><td>${d.k}</td><td>${d.threads.target}/${d.threads.draft}</td><td>${d.steps}</td><td>${pct(d.share)}</td></tr>`,
+    )
     .join("");
   const preds = a.model.predictions
     .slice(0, 8)
-    .map((p) => `<tr><td>${esc(p.schedule)}</td><td>${p.k}</td><td>${fmt(p.tokensPerSecond)}</td><td>${fmt(p.stepMs, 1)}</td><td>${fmt(p.tokensPerVerify, 2)}</td></tr>`)
+    .map(
+      (p) =>
+        `<tr><td>${esc(p.schedule)}</td><td>${p.k}</td><td>${fmt(p.tokensPerSecond)}</td><td>${fmt(p.stepMs, 1)}</td><td>${fmt(p.tokensPerVerify, 2)}</td></tr>`,
+    )
     .join("");
-  const line = (name: string, f: { a: number; b: number } | null, unit: string) => (f ? `${name}: ${fmt(f.a, 2)} + ${fmt(f.b, 3)} ms x ${unit}` : `${name}: not measured`);
+  const line = (name: string, f: { a: number; b: number } | null, unit: string) =>
+    f ? `${name}: ${fmt(f.a, 2)} + ${fmt(f.b, 3)} ms x ${unit}` : `${name}: not measured`;
   const model = [
     line("verify, sequential", a.model.verify.sequential, "tokens"),
     a.model.verify.overlapped === null && a.model.overlapBound
@@ -212,7 +254,9 @@ export function renderHtmlReport(report: BenchReport): string {
   const mach = report.machine;
   const legend =
     `<p class="legend">` +
-    (Object.entries(KIND_COLORS) as [string, string][]).map(([k, c]) => `<span style="background:${c}"></span>${esc(k)}`).join("") +
+    (Object.entries(KIND_COLORS) as [string, string][])
+      .map(([k, c]) => `<span style="background:${c}"></span>${esc(k)}`)
+      .join("") +
     `<span style="background:${OVERLAP_COLOR}"></span>both workers busy; b0/b1 = psd sub-batch (b1 lighter)</p>`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

@@ -15,7 +15,12 @@ export async function machineInfo(): Promise<MachineInfo> {
     os: { platform: os.platform(), release: os.release(), arch: os.arch() },
     node: process.version,
     llamaSystemInfo: addon.systemInfo().trim(),
-    devices: (await devices()).map((d) => ({ name: d.name, type: d.type, backend: d.backend, description: d.description })),
+    devices: (await devices()).map((d) => ({
+      name: d.name,
+      type: d.type,
+      backend: d.backend,
+      description: d.description,
+    })),
   };
 }
 
@@ -39,7 +44,10 @@ export function modelReport(model: LlamaModel, placement: { device?: string; gpu
 
 export function minedraftVersion(): string {
   try {
-    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string }).version ?? "unknown";
+    return (
+      (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string })
+        .version ?? "unknown"
+    );
   } catch {
     return "unknown";
   }

@@ -4,7 +4,7 @@ export const BUILTIN_PROMPTS: readonly string[] = [
   "Write a short poem about a lighthouse keeper who has never seen the sea in daylight.",
   "List five practical tips for keeping a sourdough starter alive while travelling.",
   "Summarize the plot of a detective story set on a night train crossing the Alps.",
-  "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+  'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',
   "Translate into French: The meeting has been moved to Thursday afternoon.",
   "What are the trade-offs between batching requests and serving them one at a time?",
   "Once upon a time, in a village at the edge of a great forest,",

@@ -11,7 +11,15 @@ import { machineInfo, minedraftVersion, modelReport } from "./machine.js";
 import { loadReport, phaseStats, summarizeRuns, withSpeedups } from "./summarize.js";
 import type { RunStats, TraceEvent } from "../index.js";
 import { DEFAULT_TIMELINE_STEPS, timelineWindow } from "./timeline.js";
-import { BENCH_SCHEMA, type BenchConfig, type BenchMode, type BenchModelSpec, type BenchProgress, type BenchReport, type RunRecord } from "./types.js";
+import {
+  BENCH_SCHEMA,
+  type BenchConfig,
+  type BenchMode,
+  type BenchModelSpec,
+  type BenchProgress,
+  type BenchReport,
+  type RunRecord,
+} from "./types.js";
 
 /** TETRIS extra drafts per request in psd-tetris when the config does not say. */
 export const DEFAULT_TETRIS_EXTRA = 2;
@@ -36,7 +44,8 @@ export function modesNeedDraft(modes: readonly BenchMode[]): boolean {
 export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Promise<BenchReport> {
   if (config.modes.length === 0) throw new RangeError("bench: no modes to run");
   if (config.prompts.length === 0) throw new RangeError("bench: no prompts");
-  if (modesNeedDraft(config.modes) && !config.draft) throw new Error(`bench: modes ${config.modes.join(", ")} need a draft model`);
+  if (modesNeedDraft(config.modes) && !config.draft)
+    throw new Error(`bench: modes ${config.modes.join(", ")} need a draft model`);
   const began = performance.now();
   const machine = await machineInfo();
   const warmupMaxTokens = Math.min(config.maxTokens, WARMUP_MAX_TOKENS);
@@ -46,7 +55,11 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
   const progress = { done: 0, total: config.modes.length * (config.repeat + 1) * config.prompts.length };
   const models: LlamaModel[] = [];
   const load = async (spec: BenchModelSpec) => {
-    const m = await LlamaModel.load(spec.path, { device: spec.device, gpuLayers: spec.gpuLayers, logLevel: config.logLevel });
+    const m = await LlamaModel.load(spec.path, {
+      device: spec.device,
+      gpuLayers: spec.gpuLayers,
+      logLevel: config.logLevel,
+    });
     models.push(m);
     return m;
   };
@@ -59,7 +72,9 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
     overlapped: config.modes.some((m) => m !== "ar" && m !== "sd"),
   });
   const targetSpec: BenchModelSpec = { ...config.target, device: placed.targetDevice };
-  const draftSpec: BenchModelSpec | undefined = config.draft ? { ...config.draft, device: placed.draftDevice } : undefined;
+  const draftSpec: BenchModelSpec | undefined = config.draft
+    ? { ...config.draft, device: placed.draftDevice }
+    : undefined;
   try {
     const target = await load(targetSpec);
     const draft = draftSpec && modesNeedDraft(config.modes) ? await load(draftSpec) : undefined;
@@ -70,7 +85,10 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
         mode: engineMode(mode),
         ...(mode === "psd-tetris" ? { tetris: { extra: config.tetrisExtra ?? DEFAULT_TETRIS_EXTRA } } : {}),
         target: { model: target, device: targetSpec.device, threads: config.target.threads },
-        draft: mode !== "ar" && draft ? { model: draft, device: draftSpec!.device, threads: config.draft!.threads } : undefined,
+        draft:
+          mode !== "ar" && draft
+            ? { model: draft, device: draftSpec!.device, threads: config.draft!.threads }
+            : undefined,
         draftTokens: config.draftTokens,
         batchSize: config.batchSize,
         temperature: config.temperature,
@@ -91,7 +109,14 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
         });
         return { stats: engine.stats(), requests: requests.map((r) => r.stats), competingCores: cpu.read().competing };
       };
-      return { mode, engine, runOnce, warmup: undefined as RunStats | undefined, runs: [] as RunRecord[], events: [] as TraceEvent[] };
+      return {
+        mode,
+        engine,
+        runOnce,
+        warmup: undefined as RunStats | undefined,
+        runs: [] as RunRecord[],
+        events: [] as TraceEvent[],
+      };
     };
     type Session = Awaited<ReturnType<typeof open>>;
     const measure = async (s: Session, run: number) => {
@@ -103,7 +128,11 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
       mode: s.mode,
       placement: s.engine.placement,
       summary: summarizeRuns(s.runs.map((r) => r.stats)),
-      phases: phaseStats(s.events, s.runs.reduce((n, r) => n + r.stats.steps, 0), s.runs.reduce((n, r) => n + r.stats.wallMs, 0)),
+      phases: phaseStats(
+        s.events,
+        s.runs.reduce((n, r) => n + r.stats.steps, 0),
+        s.runs.reduce((n, r) => n + r.stats.wallMs, 0),
+      ),
       warmup: s.warmup!,
       runs: s.runs,
       timeline: timelineWindow(s.engine.trace(), config.timelineSteps ?? DEFAULT_TIMELINE_STEPS),
@@ -145,8 +174,17 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
       createdAt: new Date().toISOString(),
       durationMs: performance.now() - began,
       machine,
-      models: { target: modelReport(target, targetSpec), draft: draft ? modelReport(draft, draftSpec!) : null, placementNote: placed.note },
-      options: { ...options, timelineSteps: config.timelineSteps ?? DEFAULT_TIMELINE_STEPS, warmupMaxTokens, promptCount: prompts.length },
+      models: {
+        target: modelReport(target, targetSpec),
+        draft: draft ? modelReport(draft, draftSpec!) : null,
+        placementNote: placed.note,
+      },
+      options: {
+        ...options,
+        timelineSteps: config.timelineSteps ?? DEFAULT_TIMELINE_STEPS,
+        warmupMaxTokens,
+        promptCount: prompts.length,
+      },
       prompts: [...prompts],
       modes: withSpeedups(results),
       load: loadReport(results),
@@ -157,7 +195,13 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
 }
 
 /** All prompts at once (the engine batches them); prompt i always gets seed + i. */
-function runPrompts(engine: MinedraftEngine, config: BenchConfig, maxTokens: number, signal: AbortSignal | undefined, onDone: () => void): Promise<GenerateResult[]> {
+function runPrompts(
+  engine: MinedraftEngine,
+  config: BenchConfig,
+  maxTokens: number,
+  signal: AbortSignal | undefined,
+  onDone: () => void,
+): Promise<GenerateResult[]> {
   return Promise.all(
     config.prompts.map(async (prompt, i) => {
       const result = await engine.generate(prompt, { maxTokens, seed: config.seed + i, signal });
@@ -166,4 +210,3 @@ function runPrompts(engine: MinedraftEngine, config: BenchConfig, maxTokens: num
     }),
   );
 }
-

@@ -17,7 +17,12 @@ export interface RequestOutcome {
 }
 
 /** Sends one greedy request with `seed`; calls `onText` as each text piece arrives. */
-export type SendRequest = (prompt: string, seed: number, signal: AbortSignal, onText: () => void) => Promise<RequestOutcome>;
+export type SendRequest = (
+  prompt: string,
+  seed: number,
+  signal: AbortSignal,
+  onText: () => void,
+) => Promise<RequestOutcome>;
 
 export interface ServeLoadOptions {
   send: SendRequest;
@@ -83,7 +88,13 @@ export async function runServeLoad(o: ServeLoadOptions): Promise<{ records: Requ
   }
 }
 
-async function oneRequest(o: ServeLoadOptions, prompt: string, seed: number, start: number, signal: AbortSignal): Promise<RequestRecord> {
+async function oneRequest(
+  o: ServeLoadOptions,
+  prompt: string,
+  seed: number,
+  start: number,
+  signal: AbortSignal,
+): Promise<RequestRecord> {
   const sentAt = performance.now() - start;
   const t0 = performance.now();
   const record: RequestRecord = { sentAt, ttftMs: null, e2eMs: 0, itlMs: [], outputTokens: 0, promptTokens: 0 };
@@ -114,10 +125,19 @@ export function httpCompletions(o: { url: string; model: string; maxTokens: numb
     const response = await fetch(`${o.url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json", ...(o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {}) },
-      body: JSON.stringify({ model: o.model, prompt, max_tokens: o.maxTokens, temperature: 0, seed, stream: true, stream_options: { include_usage: true } }),
+      body: JSON.stringify({
+        model: o.model,
+        prompt,
+        max_tokens: o.maxTokens,
+        temperature: 0,
+        seed,
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
       signal,
     });
-    if (response.status !== 200) return { ...outcome, error: `HTTP ${response.status}: ${(await response.text()).slice(0, 200)}` };
+    if (response.status !== 200)
+      return { ...outcome, error: `HTTP ${response.status}: ${(await response.text()).slice(0, 200)}` };
     const reader = response.body!.getReader();
     const decoder = new TextDecoder();
     let buffered = "";
@@ -131,7 +151,11 @@ export function httpCompletions(o: { url: string; model: string; maxTokens: numb
         const event = buffered.slice(0, cut);
         buffered = buffered.slice(cut + 2);
         if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
-        const chunk = JSON.parse(event.slice(6)) as { choices?: { text?: string }[]; usage?: { prompt_tokens: number; completion_tokens: number }; error?: { message: string } };
+        const chunk = JSON.parse(event.slice(6)) as {
+          choices?: { text?: string }[];
+          usage?: { prompt_tokens: number; completion_tokens: number };
+          error?: { message: string };
+        };
         if (chunk.error) outcome.error = chunk.error.message;
         if (chunk.usage) {
           outcome.outputTokens = chunk.usage.completion_tokens;
@@ -155,8 +179,18 @@ export function engineRequests(
   maxTokens: number,
 ): SendRequest {
   return async (prompt, seed, signal, onText) => {
-    const { tokens, stats } = await engine.generate(prompt, { maxTokens, temperature: 0, seed, signal, onText: () => onText() });
-    return { outputTokens: tokens.length, promptTokens: stats.promptTokens, spec: { drafts: stats.drafts, draftTokens: stats.draftedTokens, acceptedTokens: stats.acceptedTokens } };
+    const { tokens, stats } = await engine.generate(prompt, {
+      maxTokens,
+      temperature: 0,
+      seed,
+      signal,
+      onText: () => onText(),
+    });
+    return {
+      outputTokens: tokens.length,
+      promptTokens: stats.promptTokens,
+      spec: { drafts: stats.drafts, draftTokens: stats.draftedTokens, acceptedTokens: stats.acceptedTokens },
+    };
   };
 }
 
@@ -188,7 +222,11 @@ function distribution(xs: readonly number[]): Distribution {
   if (xs.length === 0) return { mean: 0, median: 0, p99: 0 };
   const s = [...xs].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
-  return { mean: s.reduce((a, b) => a + b, 0) / s.length, median: s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2, p99: at(0.99) };
+  return {
+    mean: s.reduce((a, b) => a + b, 0) / s.length,
+    median: s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2,
+    p99: at(0.99),
+  };
 }
 
 export function summarizeServeLoad(records: readonly RequestRecord[], durationMs: number): ServeLoadSummary {
@@ -202,10 +240,17 @@ export function summarizeServeLoad(records: readonly RequestRecord[], durationMs
     requestsPerSecond: durationMs > 0 ? ok.length / (durationMs / 1000) : 0,
     outputTokensPerSecond: durationMs > 0 ? ok.reduce((n, r) => n + r.outputTokens, 0) / (durationMs / 1000) : 0,
     ttftMs: distribution(ok.map((r) => r.ttftMs ?? r.e2eMs)),
-    tpotMs: distribution(ok.filter((r) => r.outputTokens > 1 && r.ttftMs !== null).map((r) => (r.e2eMs - r.ttftMs!) / (r.outputTokens - 1))),
+    tpotMs: distribution(
+      ok
+        .filter((r) => r.outputTokens > 1 && r.ttftMs !== null)
+        .map((r) => (r.e2eMs - r.ttftMs!) / (r.outputTokens - 1)),
+    ),
     itlMs: distribution(ok.flatMap((r) => r.itlMs)),
     e2eMs: distribution(ok.map((r) => r.e2eMs)),
     amortizedE2eMs: ok.length > 0 ? (Math.max(...ends) - firstSent) / ok.length : 0,
-    errors: records.filter((r) => r.error).slice(0, 5).map((r) => r.error!),
+    errors: records
+      .filter((r) => r.error)
+      .slice(0, 5)
+      .map((r) => r.error!),
   };
 }

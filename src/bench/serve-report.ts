@@ -20,7 +20,18 @@ export interface BenchServeReport {
   results: ServeRateResult[];
 }
 
-const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#17becf", "#bcbd22"];
+const COLORS = [
+  "#1f77b4",
+  "#d62728",
+  "#2ca02c",
+  "#9467bd",
+  "#ff7f0e",
+  "#8c564b",
+  "#e377c2",
+  "#7f7f7f",
+  "#17becf",
+  "#bcbd22",
+];
 const W = 560;
 const H = 300;
 const PAD = { left: 64, right: 16, top: 16, bottom: 40 };
@@ -34,8 +45,15 @@ function lineChart(results: readonly ServeRateResult[], title: string, value: (s
   const top = ticks.at(-1)!;
   const x = (i: number) => PAD.left + (rates.length === 1 ? 0.5 : i / (rates.length - 1)) * (W - PAD.left - PAD.right);
   const y = (v: number) => H - PAD.bottom - (v / top) * (H - PAD.top - PAD.bottom);
-  const grid = ticks.map((t) => `<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${r2(y(t))}" y2="${r2(y(t))}" stroke="#eee"/><text x="${PAD.left - 6}" y="${r2(y(t) + 4)}" text-anchor="end">${esc(tickLabel(t))}</text>`).join("");
-  const xLabels = rates.map((rate, i) => `<text x="${r2(x(i))}" y="${H - PAD.bottom + 16}" text-anchor="middle">${esc(rate)}</text>`).join("");
+  const grid = ticks
+    .map(
+      (t) =>
+        `<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${r2(y(t))}" y2="${r2(y(t))}" stroke="#eee"/><text x="${PAD.left - 6}" y="${r2(y(t) + 4)}" text-anchor="end">${esc(tickLabel(t))}</text>`,
+    )
+    .join("");
+  const xLabels = rates
+    .map((rate, i) => `<text x="${r2(x(i))}" y="${H - PAD.bottom + 16}" text-anchor="middle">${esc(rate)}</text>`)
+    .join("");
   const lines = systems
     .map((system, si) => {
       const points = rates
@@ -45,15 +63,34 @@ function lineChart(results: readonly ServeRateResult[], title: string, value: (s
         })
         .filter((p): p is string => p !== null);
       const color = COLORS[si % COLORS.length]!;
-      return `<polyline class="series" data-system="${esc(system)}" fill="none" stroke="${color}" stroke-width="2" points="${points.join(" ")}"/>` + points.map((p) => `<circle cx="${p.split(",")[0]}" cy="${p.split(",")[1]}" r="3" fill="${color}"/>`).join("");
+      return (
+        `<polyline class="series" data-system="${esc(system)}" fill="none" stroke="${color}" stroke-width="2" points="${points.join(" ")}"/>` +
+        points.map((p) => `<circle cx="${p.split(",")[0]}" cy="${p.split(",")[1]}" r="3" fill="${color}"/>`).join("")
+      );
     })
     .join("");
-  const legend = systems.map((s, i) => `<span style="color:${COLORS[i % COLORS.length]}">■</span> ${esc(s)}`).join(" &nbsp; ");
+  const legend = systems
+    .map((s, i) => `<span style="color:${COLORS[i % COLORS.length]}">■</span> ${esc(s)}`)
+    .join(" &nbsp; ");
   return `<figure><svg class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-size="11">${grid}${xLabels}<text x="${(W + PAD.left) / 2}" y="${H - 6}" text-anchor="middle">requests per second (inf: all at once)</text>${lines}</svg><figcaption>${esc(title)}<br>${legend}</figcaption></figure>`;
 }
 
 /** The columns of the results table (the CLI's text table and the report's HTML one). */
-export const SERVE_TABLE_HEAD = ["system", "rate", "req/s", "out tok/s", "TTFT med", "TTFT p99", "TPOT med", "ITL med", "E2EL med", "E2EL p99", "amort. E2EL", "accept", "failed"];
+export const SERVE_TABLE_HEAD = [
+  "system",
+  "rate",
+  "req/s",
+  "out tok/s",
+  "TTFT med",
+  "TTFT p99",
+  "TPOT med",
+  "ITL med",
+  "E2EL med",
+  "E2EL p99",
+  "amort. E2EL",
+  "accept",
+  "failed",
+];
 
 /** One row of the results table per system and rate (latencies in ms). */
 export function serveTableRows(results: readonly ServeRateResult[]): string[][] {
@@ -61,13 +98,29 @@ export function serveTableRows(results: readonly ServeRateResult[]): string[][] 
   return results.map((r) => {
     const s = r.summary;
     const accept = r.mode === null || r.mode === "ar" ? "-" : `${f(r.spec.acceptanceRate * 100, 1)}%`;
-    return [r.system, String(r.rate), f(s.requestsPerSecond, 2), f(s.outputTokensPerSecond, 1), f(s.ttftMs.median), f(s.ttftMs.p99), f(s.tpotMs.median, 1), f(s.itlMs.median, 1), f(s.e2eMs.median), f(s.e2eMs.p99), f(s.amortizedE2eMs), accept, String(s.failed)];
+    return [
+      r.system,
+      String(r.rate),
+      f(s.requestsPerSecond, 2),
+      f(s.outputTokensPerSecond, 1),
+      f(s.ttftMs.median),
+      f(s.ttftMs.p99),
+      f(s.tpotMs.median, 1),
+      f(s.itlMs.median, 1),
+      f(s.e2eMs.median),
+      f(s.e2eMs.p99),
+      f(s.amortizedE2eMs),
+      accept,
+      String(s.failed),
+    ];
   });
 }
 
 function table(results: readonly ServeRateResult[]): string {
   const cells = (row: readonly string[], tag: string) => row.map((c) => `<${tag}>${esc(c)}</${tag}>`).join("");
-  return `<table><tr>${cells(SERVE_TABLE_HEAD, "th")}</tr>${serveTableRows(results).map((r) => `<tr>${cells(r, "td")}</tr>`).join("")}</table>`;
+  return `<table><tr>${cells(SERVE_TABLE_HEAD, "th")}</tr>${serveTableRows(results)
+    .map((r) => `<tr>${cells(r, "td")}</tr>`)
+    .join("")}</table>`;
 }
 
 export function renderServeReport(report: BenchServeReport): string {

@@ -60,7 +60,11 @@ interface Point {
 }
 
 /** Weighted least squares through (x, y, w) points; with one x, the prior shape (offset + x). */
-function fitLine(points: readonly Point[], priorOffset: number, shape?: { a: number; b: number }): { a: number; b: number } | undefined {
+function fitLine(
+  points: readonly Point[],
+  priorOffset: number,
+  shape?: { a: number; b: number },
+): { a: number; b: number } | undefined {
   const pts = points.filter((p) => p.w > 0 && Number.isFinite(p.y));
   if (pts.length === 0) return undefined;
   const w = pts.reduce((s, p) => s + p.w, 0);
@@ -107,7 +111,8 @@ export function fitCosts(bench: BenchReport): SimCosts & { batchSize: number } {
   const sd = byMode(bench, "sd");
   const psd = byMode(bench, "psd");
   if (!sd || !psd) throw new Error("the bench needs sd and psd runs (ar helps: it measures plain decoding)");
-  for (const m of [ar, sd, psd]) if (m && !m.phases) throw new Error(`bench mode ${m.mode} has no phases: rerun the bench with this version`);
+  for (const m of [ar, sd, psd])
+    if (m && !m.phases) throw new Error(`bench mode ${m.mode} has no phases: rerun the bench with this version`);
   const m = bench.options.batchSize;
   const seqPoints = [...verifyPoints(ar?.phases.verify.alone), ...verifyPoints(sd.phases.verify.alone)];
   const verifySeq = withPoints(fitLine(seqPoints, 3), seqPoints);
@@ -121,7 +126,8 @@ export function fitCosts(bench: BenchReport): SimCosts & { batchSize: number } {
   // conditional acceptance from sd's unconditional per-position rates
   const perPos = meanVector(sd.runs.map((r) => r.stats.perPositionAcceptance));
   const alpha = perPos.map((p, i) => (i === 0 ? p : perPos[i - 1]! > 0 ? p / perPos[i - 1]! : 0));
-  const perStepIdle = (m: ModeResult | undefined) => (m && m.phases.steps > 0 ? (m.summary.idleFraction * m.phases.wallMs) / m.phases.steps : 0);
+  const perStepIdle = (m: ModeResult | undefined) =>
+    m && m.phases.steps > 0 ? (m.summary.idleFraction * m.phases.wallMs) / m.phases.steps : 0;
   // prefill time per request: the time either worker was prefilling (wallMs: psd's two workers
   // prefill at once, the target's part the longer; sd's take turns). Benches written before
   // wallMs existed have only the sum over both workers: half of it for psd, all of it otherwise.
@@ -129,7 +135,13 @@ export function fitCosts(bench: BenchReport): SimCosts & { batchSize: number } {
     if (!m) return 0;
     const p = m.phases.prefill;
     const wall = p.wallMs ?? (concurrent ? p.totalMs / 2 : p.totalMs);
-    return wall / Math.max(1, m.runs.reduce((n, r) => n + r.stats.requests, 0));
+    return (
+      wall /
+      Math.max(
+        1,
+        m.runs.reduce((n, r) => n + r.stats.requests, 0),
+      )
+    );
   };
   // auto admits under whichever placement runs at the time (on a CPU the sequential one: the two
   // prefills take turns; with both models on a GPU at once): its own runs measure that, when the
@@ -156,7 +168,13 @@ export function fitCosts(bench: BenchReport): SimCosts & { batchSize: number } {
 export function workloadOf(bench: BenchReport): SimWorkload {
   const anyMode = bench.modes[0]!;
   const maxTokens = anyMode.runs[0]!.requests.map((r) => r.generatedTokens);
-  return { batchSize: bench.options.batchSize, k: bench.options.draftTokens, maxTokens, warmupTokens: bench.options.warmupMaxTokens ?? 0, repeat: bench.options.repeat ?? 1 };
+  return {
+    batchSize: bench.options.batchSize,
+    k: bench.options.draftTokens,
+    maxTokens,
+    warmupTokens: bench.options.warmupMaxTokens ?? 0,
+    repeat: bench.options.repeat ?? 1,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

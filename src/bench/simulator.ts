@@ -43,7 +43,9 @@ export class KnownCosts {
       this.model.overhead[s].add(costs.overhead?.[s] ?? 0);
     }
     const alpha = costs.acceptance;
-    this.rates = Array.from({ length: kMax }, (_, j) => (alpha.length === 0 ? 0 : alpha[Math.min(j, alpha.length - 1)]!));
+    this.rates = Array.from({ length: kMax }, (_, j) =>
+      alpha.length === 0 ? 0 : alpha[Math.min(j, alpha.length - 1)]!,
+    );
   }
 
   verifyMs(schedule: StepSchedule, tokens: number): number {
@@ -70,7 +72,12 @@ export class KnownCosts {
 }
 
 /** auto's choice with perfect knowledge of the costs: the option with the most tokens per second. */
-export function bestOption(costs: KnownCosts, kMax: number, sizes: PassSize, canOverlap: boolean): { schedule: StepSchedule; k: number } {
+export function bestOption(
+  costs: KnownCosts,
+  kMax: number,
+  sizes: PassSize,
+  canOverlap: boolean,
+): { schedule: StepSchedule; k: number } {
   let best: { schedule: StepSchedule; k: number; rate: number } | undefined;
   for (let k = 0; k <= kMax; k++) {
     for (const schedule of SCHEDULES) {
@@ -213,7 +220,11 @@ export function simulate(mode: Mode, workload: SimWorkload, costs: SimCosts, dri
       const sizes: PassSize = { sequential: running.length, overlapped: Math.max(1, running.length / 2) };
       const overlapNow = running.length >= 2 && costs.canOverlap !== false;
       const best: Pick<AutoDecision, "schedule" | "k"> =
-        driver && "replay" in driver ? replayed(driver.replay, steps, overlapNow) : own ? own.policy.choose(sizes, overlapNow) : bestOption(known, kMax, sizes, overlapNow);
+        driver && "replay" in driver
+          ? replayed(driver.replay, steps, overlapNow)
+          : own
+            ? own.policy.choose(sizes, overlapNow)
+            : bestOption(known, kMax, sizes, overlapNow);
       let overlapped = false;
       if (best.schedule === "overlapped" && best.k > 0) {
         const plan = planStep(running, "verify-plain");
@@ -255,7 +266,14 @@ export function simulate(mode: Mode, workload: SimWorkload, costs: SimCosts, dri
     }
     if (steps > 1e7) throw new Error("simulation does not terminate");
   }
-  return { mode, tokensPerSecond: t > 0 ? (1000 * generated) / t : 0, wallMs: t, steps, generated, choices: Object.fromEntries(choices) };
+  return {
+    mode,
+    tokensPerSecond: t > 0 ? (1000 * generated) / t : 0,
+    wallMs: t,
+    steps,
+    generated,
+    choices: Object.fromEntries(choices),
+  };
 }
 
 /** mulberry32: a small seeded PRNG, so a seed gives the same run on every machine. */
@@ -290,7 +308,12 @@ export interface PolicyResult {
  * calibration mostly happens there), then `repeat` measured runs. Returns the mean throughput of
  * the measured runs over `runs` seeds, the range over seeds, and the pooled choices.
  */
-export function simulatePolicy(workload: SimWorkload, costs: SimCosts, makePolicy: () => SimPolicy, { runs = 8, jitter = 0.1 } = {}): PolicyResult {
+export function simulatePolicy(
+  workload: SimWorkload,
+  costs: SimCosts,
+  makePolicy: () => SimPolicy,
+  { runs = 8, jitter = 0.1 } = {},
+): PolicyResult {
   const warmupTokens = workload.warmupTokens ?? 0;
   const repeat = workload.repeat ?? 1;
   const tps: number[] = [];
@@ -298,7 +321,13 @@ export function simulatePolicy(workload: SimWorkload, costs: SimCosts, makePolic
   let steps = 0;
   for (let seed = 1; seed <= runs; seed++) {
     const driver: Driver = { policy: makePolicy(), rng: seeded(seed), jitter };
-    if (warmupTokens > 0) simulate("auto", { ...workload, maxTokens: workload.maxTokens.map((t) => Math.min(t, warmupTokens)) }, costs, driver);
+    if (warmupTokens > 0)
+      simulate(
+        "auto",
+        { ...workload, maxTokens: workload.maxTokens.map((t) => Math.min(t, warmupTokens)) },
+        costs,
+        driver,
+      );
     let generated = 0;
     let ms = 0;
     for (let run = 0; run < repeat; run++) {
@@ -323,7 +352,11 @@ export function simulatePolicy(workload: SimWorkload, costs: SimCosts, makePolic
 }
 
 /** The choice whose share of the steps so far is furthest below its measured share. */
-function replayed(replay: Extract<Driver, { replay: unknown }>["replay"], step: number, canOverlap: boolean): { schedule: StepSchedule; k: number } {
+function replayed(
+  replay: Extract<Driver, { replay: unknown }>["replay"],
+  step: number,
+  canOverlap: boolean,
+): { schedule: StepSchedule; k: number } {
   let best: { schedule: StepSchedule; k: number } | undefined;
   let bestDeficit = -Infinity;
   for (const d of replay.decisions) {

@@ -1,6 +1,16 @@
 // Per-mode figures from the measured runs, and speedups between modes of the same bench.
 import type { RunStats, TraceEvent } from "../index.js";
-import type { AutoSummary, BenchMode, DraftCost, LoadReport, ModeResult, ModeSummary, PhaseStats, RunRecord, VerifyCost } from "./types.js";
+import type {
+  AutoSummary,
+  BenchMode,
+  DraftCost,
+  LoadReport,
+  ModeResult,
+  ModeSummary,
+  PhaseStats,
+  RunRecord,
+  VerifyCost,
+} from "./types.js";
 
 type Speedups = "speedupVsSd" | "speedupVsAr" | "speedupVsBestFixed";
 
@@ -93,22 +103,35 @@ const LOAD_WARNING = 0.35;
  */
 export function loadReport(results: readonly { mode: BenchMode; runs: readonly RunRecord[] }[]): LoadReport {
   // a reading over a run shorter than ~0.25 s is mostly the kernel's 10 ms tick: left out
-  const runs = results.flatMap((r) => r.runs.filter((run) => run.stats.wallMs >= 250).map((run) => ({ mode: r.mode, run })));
+  const runs = results.flatMap((r) =>
+    r.runs.filter((run) => run.stats.wallMs >= 250).map((run) => ({ mode: r.mode, run })),
+  );
   const competing = runs.map((r) => r.run.competingCores ?? 0);
   const maxCompetingCores = competing.length > 0 ? Math.max(...competing) : 0;
   const warnings: string[] = [];
   const loaded = runs.filter((r) => (r.run.competingCores ?? 0) > LOAD_WARNING);
   if (loaded.length > 0) {
-    warnings.push(`the machine was loaded: other work used up to ${maxCompetingCores.toFixed(2)} cores during ${loaded.length} of ${runs.length} measured runs (${[...new Set(loaded.map((r) => r.mode))].join(", ")}); figures of those runs understate this machine`);
+    warnings.push(
+      `the machine was loaded: other work used up to ${maxCompetingCores.toFixed(2)} cores during ${loaded.length} of ${runs.length} measured runs (${[...new Set(loaded.map((r) => r.mode))].join(", ")}); figures of those runs understate this machine`,
+    );
   }
   for (const r of results) {
     const tps = r.runs.map((run) => run.stats.tokensPerSecond);
     if (tps.length >= 2 && Math.min(...tps) > 0 && Math.max(...tps) / Math.min(...tps) > SPREAD_WARNING) {
-      warnings.push(`${r.mode}'s runs spread ${(Math.max(...tps) / Math.min(...tps)).toFixed(2)}x (${Math.min(...tps).toFixed(1)}-${Math.max(...tps).toFixed(1)} tok/s): the machine's speed changed during the bench; the table shows medians`);
+      warnings.push(
+        `${r.mode}'s runs spread ${(Math.max(...tps) / Math.min(...tps)).toFixed(2)}x (${Math.min(...tps).toFixed(1)}-${Math.max(...tps).toFixed(1)} tok/s): the machine's speed changed during the bench; the table shows medians`,
+      );
     }
   }
-  const replaced = runs.filter((r) => (r.run.stats.coreLimit?.cores ?? 0) < (r.run.stats.coreLimit?.of ?? 0) || (r.run.stats.coreLimit?.changes ?? 0) > 0);
-  if (replaced.length > 0) warnings.push(`the engine ran on fewer cores during ${replaced.length} of ${runs.length} measured runs: other work held cores (RunStats.coreLimit)`);
+  const replaced = runs.filter(
+    (r) =>
+      (r.run.stats.coreLimit?.cores ?? 0) < (r.run.stats.coreLimit?.of ?? 0) ||
+      (r.run.stats.coreLimit?.changes ?? 0) > 0,
+  );
+  if (replaced.length > 0)
+    warnings.push(
+      `the engine ran on fewer cores during ${replaced.length} of ${runs.length} measured runs: other work held cores (RunStats.coreLimit)`,
+    );
   return { maxCompetingCores, warnings };
 }
 
@@ -153,7 +176,12 @@ export function phaseStats(events: readonly TraceEvent[], steps: number, wallMs:
   return {
     verify: { alone: verifyCost(verify.alone), overlapped: verifyCost(verify.overlapped) },
     draft: { alone: draftCost(draft.alone), overlapped: draftCost(draft.overlapped) },
-    prefill: { calls: prefillCalls, meanMs: prefillCalls > 0 ? prefillMs / prefillCalls : 0, totalMs: prefillMs, wallMs: unionMs(prefills) },
+    prefill: {
+      calls: prefillCalls,
+      meanMs: prefillCalls > 0 ? prefillMs / prefillCalls : 0,
+      totalMs: prefillMs,
+      wallMs: unionMs(prefills),
+    },
     steps,
     wallMs,
   };
@@ -208,7 +236,9 @@ function verifyCost(events: readonly TraceEvent[]): VerifyCost {
     calls,
     meanMs: calls > 0 ? ms / calls : 0,
     meanTokens: calls > 0 ? tokens / calls : 0,
-    bySize: [...bySize.values()].sort((a, b) => b.calls - a.calls || a.tokens - b.tokens).map((p) => ({ tokens: p.tokens, calls: p.calls, meanMs: p.ms / p.calls })),
+    bySize: [...bySize.values()]
+      .sort((a, b) => b.calls - a.calls || a.tokens - b.tokens)
+      .map((p) => ({ tokens: p.tokens, calls: p.calls, meanMs: p.ms / p.calls })),
   };
 }
 
@@ -227,7 +257,13 @@ function draftCost(events: readonly TraceEvent[]): DraftCost {
     requests += e.requests.length;
     perStep += d / k;
   }
-  return { calls, meanMs: ms / calls, meanSteps: steps / calls, meanRequests: requests / calls, msPerStep: perStep / calls };
+  return {
+    calls,
+    meanMs: ms / calls,
+    meanSteps: steps / calls,
+    meanRequests: requests / calls,
+    msPerStep: perStep / calls,
+  };
 }
 
 /** Threads "target/draft" of a mode; auto shows both placements it switches between, joined by `or`. */
@@ -235,7 +271,8 @@ export function threadsLabel(m: Pick<ModeResult, "mode" | "placement">, or = " o
   const p = m.placement;
   if (m.mode === "ar") return `${p.targetThreads}/-`;
   const plans = p.threadPlans;
-  if (plans) return `${plans.sequential.target}/${plans.sequential.draft}${plans.overlapped ? `${or}${plans.overlapped.target}/${plans.overlapped.draft}` : ""}`;
+  if (plans)
+    return `${plans.sequential.target}/${plans.sequential.draft}${plans.overlapped ? `${or}${plans.overlapped.target}/${plans.overlapped.draft}` : ""}`;
   return `${p.targetThreads}/${p.draftThreads}`;
 }
 
@@ -251,7 +288,10 @@ export function autoChoiceShares(
   return [...decisions]
     .sort((a, b) => b.steps - a.steps)
     .slice(0, opts.top ?? decisions.length)
-    .map((d) => `${d.schedule} k=${d.k}${opts.threads === false ? "" : ` at ${d.threads.target}/${d.threads.draft} threads`} ${total > 0 ? ((100 * d.steps) / total).toFixed(0) : "0"}%`)
+    .map(
+      (d) =>
+        `${d.schedule} k=${d.k}${opts.threads === false ? "" : ` at ${d.threads.target}/${d.threads.draft} threads`} ${total > 0 ? ((100 * d.steps) / total).toFixed(0) : "0"}%`,
+    )
     .join(", ");
 }
 

@@ -1,7 +1,12 @@
 // Small helpers for hand-written inline SVG: escaping, rounding and "nice" axis ticks.
 
 export function esc(text: string | number): string {
-  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+  return String(text)
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;")
+    .replace(/'/g, "&#39;");
 }
 
 /** Coordinates with two decimals keep the file small and the rendering exact enough. */

@@ -134,7 +134,13 @@ export interface ModeSummary {
   /** auto: its decisions summed over the measured runs (shares of steps per choice) */
   auto?: AutoSummary;
   /** psd-tetris: drafted vs verified tokens over the measured runs */
-  tetris?: { extra: number; draftedTokens: number; verifiedTokens: number; acceptanceRate: number; acceptedPerVerify: number };
+  tetris?: {
+    extra: number;
+    draftedTokens: number;
+    verifiedTokens: number;
+    acceptanceRate: number;
+    acceptedPerVerify: number;
+  };
 }
 
 export interface AutoSummary {
@@ -212,7 +218,10 @@ export interface BenchReport {
   machine: MachineInfo;
   /** devices: where both models were loaded and why (the library's default placement unless given) */
   models: { target: ModelReport; draft: ModelReport | null; placementNote?: string };
-  options: Omit<BenchConfig, "target" | "draft" | "prompts" | "logLevel"> & { warmupMaxTokens: number; promptCount: number };
+  options: Omit<BenchConfig, "target" | "draft" | "prompts" | "logLevel"> & {
+    warmupMaxTokens: number;
+    promptCount: number;
+  };
   prompts: string[];
   modes: ModeResult[];
   /** other work during the bench (absent in reports from before it was measured) */

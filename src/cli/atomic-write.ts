@@ -6,7 +6,10 @@ import path from "node:path";
 
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
   const target = path.resolve(file);
-  const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  const tmp = path.join(
+    path.dirname(target),
+    `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`,
+  );
   try {
     const fh = await open(tmp, "wx");
     try {

@@ -14,14 +14,19 @@ export interface BenchOutputs {
 }
 
 /** `signal` (Ctrl-C) aborts the running requests; the engine closes and nothing is written. */
-export async function runBenchSession(config: BenchConfig, outputs: BenchOutputs, signal: AbortSignal): Promise<BenchReport> {
+export async function runBenchSession(
+  config: BenchConfig,
+  outputs: BenchOutputs,
+  signal: AbortSignal,
+): Promise<BenchReport> {
   const bar = createProgressBar("bench");
   let report: BenchReport;
   bar.update(0, "loading models");
   try {
     report = await runBench(config, {
       signal,
-      onProgress: (p) => bar.update(p.done / p.total, `${p.mode} ${p.run === 0 ? "warm-up" : `run ${p.run}/${p.repeat}`}`),
+      onProgress: (p) =>
+        bar.update(p.done / p.total, `${p.mode} ${p.run === 0 ? "warm-up" : `run ${p.run}/${p.repeat}`}`),
     });
   } finally {
     bar.done();

@@ -1,5 +1,5 @@
 // The benchmark's text output: setup lines and the comparison table.
-import type { BenchReport, ModeResult, ModelReport } from "../bench/types.js";
+import type { BenchReport, ModelReport } from "../bench/types.js";
 import { autoChoiceShares, threadsLabel } from "../bench/summarize.js";
 import { bytes, count, fixed, percent, ratio, textTable } from "./format.js";
 
@@ -18,7 +18,19 @@ export function formatBenchSetup(report: BenchReport): string {
 }
 
 export function formatBenchTable(report: BenchReport): string {
-  const header = ["mode", "tok/s", "E2EL ms", "amort. E2EL ms", "TTFT ms", "accept", "acc. len", "hidden draft", "vs sd", "vs ar", "threads t/d"];
+  const header = [
+    "mode",
+    "tok/s",
+    "E2EL ms",
+    "amort. E2EL ms",
+    "TTFT ms",
+    "accept",
+    "acc. len",
+    "hidden draft",
+    "vs sd",
+    "vs ar",
+    "threads t/d",
+  ];
   const rows = report.modes.map((m) => {
     const s = m.summary;
     const spec = m.mode !== "ar";
@@ -50,7 +62,9 @@ export function benchNotes(report: BenchReport): string[] {
       lines.push(
         `${m.mode} decisions over ${total} steps: ${shares}; ${s.auto.probeSteps} probe steps, ${s.auto.switches} schedule switches` +
           (s.speedupVsBestFixed !== null ? `; ${ratio(s.speedupVsBestFixed)} the best fixed mode` : "") +
-          (s.auto.model.overlapBound ? `; overlap never measured: it could reach at most ${fixed(s.auto.model.overlapBound.tokensPerSecond, 1)} tok/s` : ""),
+          (s.auto.model.overlapBound
+            ? `; overlap never measured: it could reach at most ${fixed(s.auto.model.overlapBound.tokensPerSecond, 1)} tok/s`
+            : ""),
       );
     }
     if (s.tetris) {

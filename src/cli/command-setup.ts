@@ -1,6 +1,6 @@
 // Settings every command shares: errors thrown instead of exiting (main.ts picks the exit code),
 // usage errors on one line with a pointer to --help, and --verbose for stack traces.
-import { Command } from "commander";
+import type { Command } from "commander";
 import { EXIT_USAGE } from "./exit-codes.js";
 
 /** Applies the shared settings to a (sub)command and returns it. */

@@ -48,25 +48,58 @@ export function addDecodingOptions(cmd: Command, defaults: DecodingDefaults = {}
     .option("--temp <t>", "sampling temperature, 0 = greedy (default 0)", decimal(0, Infinity, "a temperature"))
     .option("--top-k <n>", "top-k sampling, 0 = off", integer(0))
     .option("--top-p <p>", "top-p (nucleus) sampling, in (0, 1]", probability)
-    .option("--draft-temp <t>", "draft sampling temperature (default: --temp; output stays lossless)", decimal(0, Infinity, "a temperature"))
-    .option("--seed <n>", `base seed; prompt i uses seed + i${defaults.seed === undefined ? " (default: random)" : ""}`, integer(0, Number.MAX_SAFE_INTEGER), defaults.seed)
-    .option("--max-tokens <n>", defaults.maxTokensHelp ?? "tokens to generate per prompt at most", integer(1), defaults.maxTokens === null ? undefined : (defaults.maxTokens ?? 128))
-    .option("--batch-size <m>", "requests per batch m (psd and auto run two sub-batches of m)", integer(1), defaults.batchSize ?? 4)
-    .option("--tetris-extra <e>", "TETRIS (psd): draft k + e tokens per request, verify only the k x m likeliest prefixes", integer(1, 32));
+    .option(
+      "--draft-temp <t>",
+      "draft sampling temperature (default: --temp; output stays lossless)",
+      decimal(0, Infinity, "a temperature"),
+    )
+    .option(
+      "--seed <n>",
+      `base seed; prompt i uses seed + i${defaults.seed === undefined ? " (default: random)" : ""}`,
+      integer(0, Number.MAX_SAFE_INTEGER),
+      defaults.seed,
+    )
+    .option(
+      "--max-tokens <n>",
+      defaults.maxTokensHelp ?? "tokens to generate per prompt at most",
+      integer(1),
+      defaults.maxTokens === null ? undefined : (defaults.maxTokens ?? 128),
+    )
+    .option(
+      "--batch-size <m>",
+      "requests per batch m (psd and auto run two sub-batches of m)",
+      integer(1),
+      defaults.batchSize ?? 4,
+    )
+    .option(
+      "--tetris-extra <e>",
+      "TETRIS (psd): draft k + e tokens per request, verify only the k x m likeliest prefixes",
+      integer(1, 32),
+    );
 }
 
 export function addPlacementOptions(cmd: Command): Command {
   return cmd
-    .option("--threads <n>", "CPU threads of the target model (default: split the cores without oversubscribing)", integer(1, 512))
+    .option(
+      "--threads <n>",
+      "CPU threads of the target model (default: split the cores without oversubscribing)",
+      integer(1, 512),
+    )
     .option("--draft-threads <n>", "CPU threads of the draft model", integer(1, 512))
     .option("--gpu-layers <n>", "target layers offloaded to the GPU (-1 = all)", integer(-1))
     .option("--draft-gpu-layers <n>", "draft layers offloaded to the GPU (-1 = all)", integer(-1))
     .option("--device <name>", 'device of the target model: "cpu" or a name from `minedraft inspect --devices`')
     .option("--draft-device <name>", "device of the draft model")
     .option("--ctx-size <n>", "context tokens per sequence (prompt + generation)", integer(16), 2048)
-    .option("--kv-unified", "one KV buffer for all sequences (any batch layout is one pass; attention spans every sequence's cells); default for a model on a GPU")
+    .option(
+      "--kv-unified",
+      "one KV buffer for all sequences (any batch layout is one pass; attention spans every sequence's cells); default for a model on a GPU",
+    )
     .option("--no-kv-unified", "one KV stream per sequence, also on a GPU (the CPU default)")
-    .option("--no-adapt-threads", "keep the thread counts when other work competes for the cores (default: one thread per model while others hold a core)")
+    .option(
+      "--no-adapt-threads",
+      "keep the thread counts when other work competes for the cores (default: one thread per model while others hold a core)",
+    )
     .addOption(new Option("--log-level <level>", "llama.cpp log level").choices(LOG_LEVELS).default("error"));
 }
 
@@ -87,10 +120,21 @@ export function engineOptions(
 ): CreateEngineOptions {
   return {
     mode,
-    target: { model: models.target, device: placement.device, gpuLayers: placement.gpuLayers, threads: placement.threads },
-    draft: mode !== "ar" && models.draft !== undefined
-      ? { model: models.draft, device: placement.draftDevice, gpuLayers: placement.draftGpuLayers, threads: placement.draftThreads }
-      : undefined,
+    target: {
+      model: models.target,
+      device: placement.device,
+      gpuLayers: placement.gpuLayers,
+      threads: placement.threads,
+    },
+    draft:
+      mode !== "ar" && models.draft !== undefined
+        ? {
+            model: models.draft,
+            device: placement.draftDevice,
+            gpuLayers: placement.draftGpuLayers,
+            threads: placement.draftThreads,
+          }
+        : undefined,
     draftTokens: decoding.draftTokens,
     batchSize: decoding.batchSize,
     ...(decoding.tetrisExtra !== undefined && mode === "psd" ? { tetris: { extra: decoding.tetrisExtra } } : {}),

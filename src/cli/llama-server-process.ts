@@ -26,16 +26,25 @@ function freePort(): Promise<number> {
 /** The llama-server binary in `toolsDir`; a CliError saying how to build it when it is not there. */
 export function llamaServerBinary(toolsDir = DEFAULT_TOOLS_DIR): string {
   const bin = path.join(toolsDir, "llama-server");
-  if (!existsSync(bin)) throw new CliError(`llama-server is not built (${bin}): run \`npm run build:llama-tools\` once (~15 min on 2 cores), or give --tools DIR`);
+  if (!existsSync(bin))
+    throw new CliError(
+      `llama-server is not built (${bin}): run \`npm run build:llama-tools\` once (~15 min on 2 cores), or give --tools DIR`,
+    );
   return bin;
 }
 
 /** `args`: llama-server's flags besides --host / --port. */
-export async function startLlamaServer(args: readonly string[], toolsDir = DEFAULT_TOOLS_DIR, readyTimeoutMs = 300_000): Promise<ServeProcess> {
+export async function startLlamaServer(
+  args: readonly string[],
+  toolsDir = DEFAULT_TOOLS_DIR,
+  readyTimeoutMs = 300_000,
+): Promise<ServeProcess> {
   const bin = llamaServerBinary(toolsDir);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(bin, [...args, "--host", "127.0.0.1", "--port", String(port)], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(bin, [...args, "--host", "127.0.0.1", "--port", String(port)], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const { exited, stop } = stoppable(child);
@@ -43,8 +52,12 @@ export async function startLlamaServer(args: readonly string[], toolsDir = DEFAU
   void exited.then(() => (gone = true));
   const deadline = Date.now() + readyTimeoutMs;
   while (Date.now() < deadline) {
-    if (gone) throw new Error(`llama-server exited before it was ready: ${stderr.trim().split("\n").slice(-2).join(" ")}`);
-    const ok = await fetch(`${url}/health`).then((r) => r.status === 200, () => false);
+    if (gone)
+      throw new Error(`llama-server exited before it was ready: ${stderr.trim().split("\n").slice(-2).join(" ")}`);
+    const ok = await fetch(`${url}/health`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) return { url, stop };
     await new Promise((r) => setTimeout(r, 200));
   }

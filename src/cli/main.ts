@@ -30,7 +30,9 @@ const FLAG_OF_OPTION: Record<string, string> = {
 function exitCodeOf(error: unknown): number {
   if (error instanceof CommanderError) {
     // commander has already printed its message (or the help)
-    const helpOrVersion = ["commander.helpDisplayed", "commander.version"].includes(error.code) || (error.code === "commander.help" && error.exitCode === 0);
+    const helpOrVersion =
+      ["commander.helpDisplayed", "commander.version"].includes(error.code) ||
+      (error.code === "commander.help" && error.exitCode === 0);
     return helpOrVersion ? EXIT_OK : EXIT_USAGE;
   }
   // whatever failed after Ctrl-C (an aborted request, a closed engine) is the interruption's doing
@@ -61,7 +63,9 @@ async function main(): Promise<void> {
   process.on("uncaughtException", fatal);
   process.on("unhandledRejection", fatal);
   // `minedraft ... | head` closes the pipe early: that is not an error
-  process.stdout.on("error", (error: NodeJS.ErrnoException) => (error.code === "EPIPE" ? process.exit(EXIT_OK) : fatal(error)));
+  process.stdout.on("error", (error: NodeJS.ErrnoException) =>
+    error.code === "EPIPE" ? process.exit(EXIT_OK) : fatal(error),
+  );
   let code = EXIT_OK;
   try {
     await buildProgram().parseAsync(process.argv);

@@ -7,7 +7,8 @@ import { untilAborted } from "./interrupt.js";
 
 /** The local file path for a --model / --draft value; a download stops waiting when `signal` fires (Ctrl-C). */
 export async function modelFile(source: string, role: string, signal?: AbortSignal): Promise<string> {
-  if (isRemoteModelUri(source)) return untilAborted(resolveModelSource(source, { progress: process.stderr.isTTY === true }), signal);
+  if (isRemoteModelUri(source))
+    return untilAborted(resolveModelSource(source, { progress: process.stderr.isTTY === true }), signal);
   const file = await resolveModelSource(source);
   let isFile: boolean;
   try {

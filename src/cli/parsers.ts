@@ -25,7 +25,8 @@ export function decimal(min = -Infinity, max = Infinity, what = "a number"): (va
   return (value) => {
     const n = Number(value.trim());
     if (!DECIMAL.test(value.trim()) || !Number.isFinite(n)) throw new InvalidArgumentError(`Not ${what}.`);
-    if (n < min || n > max) throw new InvalidArgumentError(`Must be ${what} ${max === Infinity ? `>= ${min}` : `in [${min}, ${max}]`}.`);
+    if (n < min || n > max)
+      throw new InvalidArgumentError(`Must be ${what} ${max === Infinity ? `>= ${min}` : `in [${min}, ${max}]`}.`);
     return n;
   };
 }
@@ -40,10 +41,16 @@ export function probability(value: string): number {
 /** A comma-separated list of allowed words, deduplicated, in the order given. */
 export function choiceList<T extends string>(allowed: readonly T[]): (value: string) => T[] {
   return (value) => {
-    const items = value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+    const items = value
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0);
     if (items.length === 0) throw new InvalidArgumentError(`Expected a comma-separated list of ${allowed.join(", ")}.`);
     const bad = items.filter((s) => !(allowed as readonly string[]).includes(s));
-    if (bad.length > 0) throw new InvalidArgumentError(`Unknown ${bad.map((b) => JSON.stringify(b)).join(", ")}: allowed are ${allowed.join(", ")}.`);
+    if (bad.length > 0)
+      throw new InvalidArgumentError(
+        `Unknown ${bad.map((b) => JSON.stringify(b)).join(", ")}: allowed are ${allowed.join(", ")}.`,
+      );
     return [...new Set(items as T[])];
   };
 }

@@ -11,7 +11,9 @@ import { synthCommand } from "./commands/synth.js";
 
 function packageVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+      version?: string;
+    };
     return pkg.version ?? "unknown";
   } catch {
     return "unknown";
@@ -26,6 +28,14 @@ export function buildProgram(): Command {
     // a subcommand's options belong to it (bench and bench serve both have --model)
     .enablePositionalOptions();
   configureCommand(program, "minedraft");
-  for (const cmd of [generateCommand(), serveCommand(), benchCommand(), demoCommand(), inspectCommand(), synthCommand()]) program.addCommand(cmd);
+  for (const cmd of [
+    generateCommand(),
+    serveCommand(),
+    benchCommand(),
+    demoCommand(),
+    inspectCommand(),
+    synthCommand(),
+  ])
+    program.addCommand(cmd);
   return program;
 }

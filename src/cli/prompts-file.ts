@@ -19,7 +19,11 @@ async function readText(file: string): Promise<string> {
     return await readFile(file, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new CliError(code === "ENOENT" ? `prompts file not found: ${file}` : `cannot read prompts file ${file}: ${(error as Error).message}`);
+    throw new CliError(
+      code === "ENOENT"
+        ? `prompts file not found: ${file}`
+        : `cannot read prompts file ${file}: ${(error as Error).message}`,
+    );
   }
 }
 
@@ -39,7 +43,8 @@ export function parsePrompts(text: string, source: string): PromptEntry[] {
       throw new CliError(`${where}: invalid JSON (${(error as Error).message})`);
     }
     const record = value as { prompt?: unknown; id?: unknown };
-    if (typeof record.prompt !== "string" || record.prompt.length === 0) throw new CliError(`${where}: expected a non-empty string "prompt" field`);
+    if (typeof record.prompt !== "string" || record.prompt.length === 0)
+      throw new CliError(`${where}: expected a non-empty string "prompt" field`);
     if (record.id !== undefined && typeof record.id !== "string" && typeof record.id !== "number") {
       throw new CliError(`${where}: "id" must be a string or a number`);
     }

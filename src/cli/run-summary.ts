@@ -9,9 +9,12 @@ export function describePlacement(p: Placement): string {
   const draft = `draft ${p.draftThreads} thread${p.draftThreads === 1 ? "" : "s"} (${p.draftDevice})`;
   const o = p.threadPlans?.overlapped;
   // auto switches between its sequential placement (the threads above) and the overlapped one
-  const timing = p.mode === "auto"
-    ? `taking turns${o ? `, or ${o.target} + ${o.draft} threads running concurrently` : ""} (auto picks per step)`
-    : p.concurrent ? "running concurrently" : "taking turns";
+  const timing =
+    p.mode === "auto"
+      ? `taking turns${o ? `, or ${o.target} + ${o.draft} threads running concurrently` : ""} (auto picks per step)`
+      : p.concurrent
+        ? "running concurrently"
+        : "taking turns";
   return `${target}, ${draft}, ${timing} on ${p.cores} cores${p.oversubscribed ? " (oversubscribed)" : ""}, ${p.sequences} sequences`;
 }
 
@@ -29,13 +32,17 @@ export function formatRunStats(s: RunStats, placement: Placement): string {
   }
   if (s.auto) {
     const total = s.auto.decisions.reduce((n, d) => n + d.steps, 0);
-    lines.push(`auto: ${total} steps: ${autoChoiceShares(s.auto.decisions, { top: 5 })}; ${s.auto.probeSteps} probe steps, ${s.auto.switches} schedule switches`);
+    lines.push(
+      `auto: ${total} steps: ${autoChoiceShares(s.auto.decisions, { top: 5 })}; ${s.auto.probeSteps} probe steps, ${s.auto.switches} schedule switches`,
+    );
   }
   lines.push(`placement: ${describePlacement(placement)}`);
   if (placement.deviceNote) lines.push(`devices: ${placement.deviceNote}`);
   if (placement.kvUnified) {
     const kv = (unified: boolean) => (unified ? "one buffer for all sequences" : "one stream per sequence");
-    lines.push(`kv cache: target ${kv(placement.kvUnified.target)}${placement.draftDevice === "none" ? "" : `, draft ${kv(placement.kvUnified.draft)}`}`);
+    lines.push(
+      `kv cache: target ${kv(placement.kvUnified.target)}${placement.draftDevice === "none" ? "" : `, draft ${kv(placement.kvUnified.draft)}`}`,
+    );
   }
   return lines.join("\n");
 }

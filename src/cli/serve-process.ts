@@ -29,14 +29,20 @@ export function stoppable(child: ChildProcess): { exited: Promise<number | null>
 
 /** `args`: serve's flags (--port and --host are set here). */
 export function startServe(args: readonly string[], readyTimeoutMs = 300_000): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [cliMain, "serve", ...args, "--host", "127.0.0.1", "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [cliMain, "serve", ...args, "--host", "127.0.0.1", "--port", "0"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   const { exited, stop } = stoppable(child);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop(1000);
-      reject(new Error(`minedraft serve was not ready within ${readyTimeoutMs / 1000} s: ${stderr.trim().split("\n").at(-1) ?? ""}`));
+      reject(
+        new Error(
+          `minedraft serve was not ready within ${readyTimeoutMs / 1000} s: ${stderr.trim().split("\n").at(-1) ?? ""}`,
+        ),
+      );
     }, readyTimeoutMs);
     child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
     child.stdout!.on("data", (d: Buffer) => {
@@ -49,7 +55,9 @@ export function startServe(args: readonly string[], readyTimeoutMs = 300_000): P
     });
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`minedraft serve exited (${code}) before it was ready: ${stderr.trim().split("\n").at(-1) ?? ""}`));
+      reject(
+        new Error(`minedraft serve exited (${code}) before it was ready: ${stderr.trim().split("\n").at(-1) ?? ""}`),
+      );
     });
   });
 }

@@ -53,8 +53,14 @@ export const number = (min: number, max: number, above?: number): Rule => ({ kin
 
 /** A value as the message shows it: short, and a number never as 31 digits. */
 export function describe(value: unknown): string {
-  if (typeof value === "string") return value.length > 40 ? `${JSON.stringify(value.slice(0, 40))}... (${value.length} characters)` : JSON.stringify(value);
-  if (typeof value === "number") return Number.isFinite(value) && Math.abs(value) < 1e15 && Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(6)));
+  if (typeof value === "string")
+    return value.length > 40
+      ? `${JSON.stringify(value.slice(0, 40))}... (${value.length} characters)`
+      : JSON.stringify(value);
+  if (typeof value === "number")
+    return Number.isFinite(value) && Math.abs(value) < 1e15 && Number.isInteger(value)
+      ? String(value)
+      : String(Number(value.toPrecision(6)));
   if (typeof value === "bigint") return `${value}n`;
   if (value === null || value === undefined || typeof value === "boolean") return String(value);
   if (Array.isArray(value)) return "an array";
@@ -164,7 +170,10 @@ function checkFields(value: unknown, schema: Schema, name: string, prefix: strin
     const field = `${prefix}${key}`;
     if (!rule) {
       const near = Object.keys(schema).find((k) => k.toLowerCase() === key.toLowerCase());
-      throw new OptionTypeError(field, `unknown option ${field}${near ? ` (did you mean ${prefix}${near}?)` : ""}; known: ${Object.keys(schema).join(", ")}`);
+      throw new OptionTypeError(
+        field,
+        `unknown option ${field}${near ? ` (did you mean ${prefix}${near}?)` : ""}; known: ${Object.keys(schema).join(", ")}`,
+      );
     }
     checkValue((value as Record<string, unknown>)[key], rule, field);
   }

@@ -158,18 +158,26 @@ export class AutoPolicy {
     // speculation is calibrated at half of k_max: where it loses, a k_max step loses the most, and
     // where it wins, the predictions for longer drafts (the cost lines, the pooled acceptance) put
     // the choice there at once, measured from then on
-    if (m.draft.sequential.samples < n || !m.acceptance.measured(0)) return { schedule: "sequential", k: Math.ceil(this.kMax / 2) };
-    if (overlapNow && (m.verify.overlapped.samples < OVERLAP_PROBE_STEPS || m.draft.overlapped.samples < OVERLAP_PROBE_STEPS)) {
+    if (m.draft.sequential.samples < n || !m.acceptance.measured(0))
+      return { schedule: "sequential", k: Math.ceil(this.kMax / 2) };
+    if (
+      overlapNow &&
+      (m.verify.overlapped.samples < OVERLAP_PROBE_STEPS || m.draft.overlapped.samples < OVERLAP_PROBE_STEPS)
+    ) {
       // re-checked every step: a change of load or acceptance can bring the overlap into reach later
       const bound = this.overlapBound(size);
       const seqBest = this.predictions(size, false)[0];
-      if (!bound || !seqBest || this.overlapInReach(bound, seqBest)) return { schedule: "overlapped", k: bound?.k ?? this.kMax };
+      if (!bound || !seqBest || this.overlapInReach(bound, seqBest))
+        return { schedule: "overlapped", k: bound?.k ?? this.kMax };
     }
     return null;
   }
 
   /** Whether the overlapped schedule's bound comes near enough `best` to be worth measuring. */
-  private overlapInReach(bound: Omit<AutoPrediction, "threads"> | undefined, best: Omit<AutoPrediction, "threads">): boolean {
+  private overlapInReach(
+    bound: Omit<AutoPrediction, "threads"> | undefined,
+    best: Omit<AutoPrediction, "threads">,
+  ): boolean {
     return bound === undefined || bound.tokensPerSecond >= OVERLAP_GATE * best.tokensPerSecond;
   }
 
@@ -194,7 +202,8 @@ export class AutoPolicy {
       // the schedule is still far behind (precision beyond that changes no choice, and on a GPU,
       // where 10 ms steps jitter by 20%, the estimate itself rarely holds within SETTLED)
       const held = now !== undefined && Math.abs(now.tokensPerSecond / c.rate - 1) < SETTLED;
-      const farBehind = now !== undefined && top.schedule !== c.schedule && now.tokensPerSecond < CLOSE_CALL * top.tokensPerSecond;
+      const farBehind =
+        now !== undefined && top.schedule !== c.schedule && now.tokensPerSecond < CLOSE_CALL * top.tokensPerSecond;
       if (held || farBehind) this.settled[c.schedule] = true;
       if (this.confirmations[c.schedule] >= MAX_CONFIRM) this.settled[c.schedule] = true;
       this.confirming = null;
@@ -213,8 +222,13 @@ export class AutoPolicy {
     // all the while) reaches near the best. A burst of load can make a measurement look slow; it
     // cannot make a bound from other measurements look slow.
     let otherPred = preds.find((p) => p.schedule !== best.schedule);
-    if (otherPred?.schedule === "overlapped" && !this.overlapInReach(this.overlapBound(size), best)) otherPred = undefined;
-    const revisit = otherPred !== undefined && this.settled[otherPred.schedule] && this.revisits[otherPred.schedule] < MAX_REVISITS && this.model.inflation(otherPred.schedule) >= INFLATED;
+    if (otherPred?.schedule === "overlapped" && !this.overlapInReach(this.overlapBound(size), best))
+      otherPred = undefined;
+    const revisit =
+      otherPred !== undefined &&
+      this.settled[otherPred.schedule] &&
+      this.revisits[otherPred.schedule] < MAX_REVISITS &&
+      this.model.inflation(otherPred.schedule) >= INFLATED;
     const unsure = otherPred !== undefined && (!this.settled[otherPred.schedule] || revisit);
     if (++this.sinceProbe >= (unsure ? CONFIRM_EVERY : this.probeEvery)) {
       const probe = this.planProbe(best, otherPred, preds, unsure);
@@ -236,7 +250,10 @@ export class AutoPolicy {
   }
 
   /** The neighbouring k (alternately above and below) when it is a near tie the budget can pay for. */
-  private nearTieProbe(best: Omit<AutoPrediction, "threads">, preds: readonly Omit<AutoPrediction, "threads">[]): AutoDecision | null {
+  private nearTieProbe(
+    best: Omit<AutoPrediction, "threads">,
+    preds: readonly Omit<AutoPrediction, "threads">[],
+  ): AutoDecision | null {
     const floor = best.schedule === "sequential" ? 0 : 1;
     const ks = this.sinceKProbeFlip ? [best.k - 1, best.k + 1] : [best.k + 1, best.k - 1];
     this.sinceKProbeFlip = !this.sinceKProbeFlip;
@@ -279,15 +296,23 @@ export class AutoPolicy {
     const up = best.k + 1 <= this.kMax ? best.k + 1 : undefined;
     const down = best.k - 1 >= floor ? best.k - 1 : undefined;
     const kProbe = this.probeCount % 2 === 0 ? (up ?? down) : (down ?? up);
-    const kOption = kProbe === undefined ? undefined : preds.find((p) => p.schedule === best.schedule && p.k === kProbe);
+    const kOption =
+      kProbe === undefined ? undefined : preds.find((p) => p.schedule === best.schedule && p.k === kProbe);
     // the other schedule: to the overlapped one, its fill step alone (the drain back is a step of
     // the current schedule; the fill's drafts pay off there, so the pair is priced as one step of
     // the overlap); to the sequential one, its drain and one real step, and the fill that returns
     // to the overlap
-    const scheduleTurn = otherBest && (unsure || otherBest.tokensPerSecond >= CLOSE_CALL * best.tokensPerSecond || this.probeCount % FAR_PROBE_PERIOD === 0);
+    const scheduleTurn =
+      otherBest &&
+      (unsure ||
+        otherBest.tokensPerSecond >= CLOSE_CALL * best.tokensPerSecond ||
+        this.probeCount % FAR_PROBE_PERIOD === 0);
     if (otherBest && scheduleTurn) {
       const steps = otherBest.schedule === "overlapped" ? OVERLAP_PROBE_STEPS : 2;
-      const probeLoss = otherBest.schedule === "overlapped" ? steps * this.lossMs(otherBest, best) : this.lossMs(otherBest, best) + this.drainFillLossMs(best);
+      const probeLoss =
+        otherBest.schedule === "overlapped"
+          ? steps * this.lossMs(otherBest, best)
+          : this.lossMs(otherBest, best) + this.drainFillLossMs(best);
       const cost = unsure ? 0 : probeLoss;
       if (cost <= this.budgetMs) {
         this.budgetMs -= cost;

@@ -50,8 +50,16 @@ export class AutoScheduler {
     this.backend = opts.backend;
     this.collector = opts.collector;
     const plans = opts.backend.threadPlans;
-    const canOverlap = opts.backend.draft !== undefined && (plans ? plans.overlapped !== null : opts.backend.workersMayOverlap !== false);
-    this.policyOptions = { kMax: opts.kMax, batchSize: opts.batchSize, canOverlap, probeEvery: opts.probeEvery, probeBudget: opts.probeBudget };
+    const canOverlap =
+      opts.backend.draft !== undefined &&
+      (plans ? plans.overlapped !== null : opts.backend.workersMayOverlap !== false);
+    this.policyOptions = {
+      kMax: opts.kMax,
+      batchSize: opts.batchSize,
+      canOverlap,
+      probeEvery: opts.probeEvery,
+      probeBudget: opts.probeBudget,
+    };
     this.current = new AutoPolicy(this.policyOptions);
     opts.collector.autoModel = () => this.snapshot();
   }
@@ -93,7 +101,11 @@ export class AutoScheduler {
   }
 
   private threadsFor(schedule: StepSchedule): { target: number; draft: number } {
-    const p = this.plans ? (schedule === "overlapped" ? (this.plans.overlapped ?? this.plans.sequential) : this.plans.sequential) : undefined;
+    const p = this.plans
+      ? schedule === "overlapped"
+        ? (this.plans.overlapped ?? this.plans.sequential)
+        : this.plans.sequential
+      : undefined;
     return p ? { target: p.target, draft: p.draft } : { target: 0, draft: 0 };
   }
 
@@ -124,13 +136,20 @@ export class AutoScheduler {
       const plan = planStep(running, "verify-plain");
       if (plan.kind === "overlap") {
         await this.place("overlapped", executor);
-        const calls: PipelineCalls = { verify: (batch, label) => executor.verify(batch, label), draft: (batch, label) => executor.draft(batch, label, { k: d.k }) };
+        const calls: PipelineCalls = {
+          verify: (batch, label) => executor.verify(batch, label),
+          draft: (batch, label) => executor.draft(batch, label, { k: d.k }),
+        };
         const { verify: tv, draft: td } = await runStep(plan, running, calls, step, decision);
         this.policy.recordVerify("overlapped", tv);
         this.policy.recordDraft("overlapped", td);
         // a catch-up prefill is work, not overhead: counted as overhead it would inflate every
         // option of the schedule alike, which favours the options that gain most per step (long k)
-        if (tv && td) this.policy.recordOverhead("overlapped", this.collector.now() - start - Math.max(tv.ms, td.ms + (td.catchUpMs ?? 0)));
+        if (tv && td)
+          this.policy.recordOverhead(
+            "overlapped",
+            this.collector.now() - start - Math.max(tv.ms, td.ms + (td.catchUpMs ?? 0)),
+          );
         return;
       }
     }
@@ -150,14 +169,21 @@ export class AutoScheduler {
     const tv = await executor.verify(running, label);
     this.policy.recordDraft("sequential", td);
     this.policy.recordVerify("sequential", tv);
-    if (tv) this.policy.recordOverhead("sequential", this.collector.now() - start - tv.ms - (td?.ms ?? 0) - (td?.catchUpMs ?? 0));
+    if (tv)
+      this.policy.recordOverhead(
+        "sequential",
+        this.collector.now() - start - tv.ms - (td?.ms ?? 0) - (td?.catchUpMs ?? 0),
+      );
   }
 
   private snapshot(): AutoModelSnapshot {
     // predictions for full sub-batches (the steady state), whatever the last step had
     const full: PassSize = { sequential: this.capacity, overlapped: this.batchSize };
-    const preds = this.policy.predictions(full, this.policy.canOverlap).map((p) => ({ ...p, threads: this.threadsFor(p.schedule) }));
-    const bound = this.policy.model.verify.overlapped.empty && this.policy.canOverlap ? this.policy.overlapBound(full) : undefined;
+    const preds = this.policy
+      .predictions(full, this.policy.canOverlap)
+      .map((p) => ({ ...p, threads: this.threadsFor(p.schedule) }));
+    const bound =
+      this.policy.model.verify.overlapped.empty && this.policy.canOverlap ? this.policy.overlapBound(full) : undefined;
     return this.policy.model.snapshot(preds, bound ? { k: bound.k, tokensPerSecond: bound.tokensPerSecond } : null);
   }
 }

@@ -109,7 +109,11 @@ export interface ModelInfo {
    * Formats messages with `template` (a llama.cpp built-in template name such as "chatml", or a
    * template text), or with the model's own when `template` is undefined. Absent: no chat support.
    */
-  applyChatTemplate?(messages: readonly { role: string; content: string }[], addAssistant: boolean, template?: string): string;
+  applyChatTemplate?(
+    messages: readonly { role: string; content: string }[],
+    addAssistant: boolean,
+    template?: string,
+  ): string;
 }
 
 export interface CpuLoad {

@@ -102,7 +102,7 @@ export class LinearFit {
     let sxy = 0;
     for (const [x, b] of this.buckets) {
       // well-measured and recent sizes count more
-      const wi = Math.min(b.n, 8) * Math.pow(0.99, this.samples - 1 - b.at);
+      const wi = Math.min(b.n, 8) * 0.99 ** (this.samples - 1 - b.at);
       w += wi;
       sx += wi * x;
       sy += wi * b.z;
@@ -225,7 +225,8 @@ export class AcceptanceModel {
   rates(): number[] {
     const pooled = this.pooled();
     const out = new Array<number>(this.kMax);
-    for (let i = 0; i < this.kMax; i++) out[i] = (this.accepted[i]! + pooled * this.priorWeight) / (this.reached[i]! + this.priorWeight);
+    for (let i = 0; i < this.kMax; i++)
+      out[i] = (this.accepted[i]! + pooled * this.priorWeight) / (this.reached[i]! + this.priorWeight);
     return out;
   }
 
@@ -286,7 +287,8 @@ export class CostModel {
 
   /** Records a draft call: k steps over r requests took ms. */
   addDraft(schedule: StepSchedule, k: number, r: number, ms: number): void {
-    if (k > 0 && r > 0) this.draft[schedule].add(k, (ms * (DRAFT_REQUEST_OFFSET + this.batchSize)) / (DRAFT_REQUEST_OFFSET + r));
+    if (k > 0 && r > 0)
+      this.draft[schedule].add(k, (ms * (DRAFT_REQUEST_OFFSET + this.batchSize)) / (DRAFT_REQUEST_OFFSET + r));
   }
 
   /** Predicted ms of a draft call of k steps over r requests (undefined: unmeasured). */
@@ -297,7 +299,12 @@ export class CostModel {
   }
 
   /** Predicted throughput of one option for sub-batches of r requests (undefined: not enough data). */
-  predict(schedule: StepSchedule, k: number, r: number, rates = this.acceptance.rates()): Omit<AutoPrediction, "threads"> | undefined {
+  predict(
+    schedule: StepSchedule,
+    k: number,
+    r: number,
+    rates = this.acceptance.rates(),
+  ): Omit<AutoPrediction, "threads"> | undefined {
     if (schedule === "overlapped" && k === 0) return undefined;
     const v = this.verifyMs(schedule, r * (k + 1));
     const d = this.draftMs(schedule, k, r);
@@ -305,7 +312,13 @@ export class CostModel {
     const o = Math.max(0, this.overhead[schedule].value ?? 0);
     const stepMs = (schedule === "overlapped" ? Math.max(v, d) : v + d) + o;
     const tokensPerVerify = this.acceptance.expectedTokens(k, rates);
-    return { schedule, k, stepMs, tokensPerVerify, tokensPerSecond: stepMs > 0 ? (1000 * r * tokensPerVerify) / stepMs : 0 };
+    return {
+      schedule,
+      k,
+      stepMs,
+      tokensPerVerify,
+      tokensPerSecond: stepMs > 0 ? (1000 * r * tokensPerVerify) / stepMs : 0,
+    };
   }
 
   /**
@@ -316,7 +329,12 @@ export class CostModel {
    * the verification line between measured sizes and the draft cost scaled in proportion to the
    * requests (T(r) >= T(R)·r/R, below the (4 + r) shape the predictions use) can only understate them.
    */
-  overlapBound(k: number, r: number, measuredAt: number, rates = this.acceptance.rates()): Omit<AutoPrediction, "threads"> | undefined {
+  overlapBound(
+    k: number,
+    r: number,
+    measuredAt: number,
+    rates = this.acceptance.rates(),
+  ): Omit<AutoPrediction, "threads"> | undefined {
     if (k === 0) return undefined;
     const v = this.verifyMs("sequential", r * (k + 1));
     const atR = this.draftMs("sequential", k, Math.max(r, measuredAt));
@@ -324,7 +342,13 @@ export class CostModel {
     if (v === undefined || d === undefined) return undefined;
     const stepMs = Math.max(v, d);
     const tokensPerVerify = this.acceptance.expectedTokens(k, rates);
-    return { schedule: "overlapped", k, stepMs, tokensPerVerify, tokensPerSecond: stepMs > 0 ? (1000 * r * tokensPerVerify) / stepMs : Infinity };
+    return {
+      schedule: "overlapped",
+      k,
+      stepMs,
+      tokensPerVerify,
+      tokensPerSecond: stepMs > 0 ? (1000 * r * tokensPerVerify) / stepMs : Infinity,
+    };
   }
 
   snapshot(predictions: AutoPrediction[], overlapBound: AutoModelSnapshot["overlapBound"] = null): AutoModelSnapshot {

@@ -66,7 +66,13 @@ export class Engine {
       backend,
       collector: this.collector,
     });
-    this.executor = new BatchExecutor(backend, this.collector, this.options.draftTokens, this.scheduler.usesDraft, this.scheduler.lazyDraftCache === true);
+    this.executor = new BatchExecutor(
+      backend,
+      this.collector,
+      this.options.draftTokens,
+      this.scheduler.usesDraft,
+      this.scheduler.lazyDraftCache === true,
+    );
     this.slots = new SlotPool(this.scheduler.capacity);
     this.governor = options.adaptThreads === false ? undefined : CoreGovernor.for(backend);
     if (this.governor) this.collector.coreLimit = () => this.governor!.stats;
@@ -82,7 +88,11 @@ export class Engine {
     const raw = opts.rawPrompt === true;
     // a long text is tokenized off the JS thread (a MiB holds it ~0.3 s); a short one at once, so that
     // requests submitted together are queued together
-    const tokens = this.checkedPrompt(typeof prompt === "string" && prompt.length > LONG_TEXT ? await this.tokenizeAsync(prompt, !raw) : this.promptTokens(prompt, raw));
+    const tokens = this.checkedPrompt(
+      typeof prompt === "string" && prompt.length > LONG_TEXT
+        ? await this.tokenizeAsync(prompt, !raw)
+        : this.promptTokens(prompt, raw),
+    );
     this.checkOpen();
     const signal = opts.signal;
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
@@ -92,7 +102,15 @@ export class Engine {
         now: () => this.collector.now(),
         settled: (r: Request, result: GenerateResult | undefined) => this.onSettled(r, result, signal, onAbort),
       };
-      const request = new Request(this.nextId++, tokens, { ...params, onText: opts.onText }, this.backend.info, hooks, resolve, reject);
+      const request = new Request(
+        this.nextId++,
+        tokens,
+        { ...params, onText: opts.onText },
+        this.backend.info,
+        hooks,
+        resolve,
+        reject,
+      );
       const onAbort = () => request.abort(signal?.reason);
       if (signal) this.watchSignal(signal, onAbort);
       this.queue.push(request);
@@ -122,7 +140,12 @@ export class Engine {
     waiting.add(onAbort);
   }
 
-  private onSettled(r: Request, result: GenerateResult | undefined, signal: AbortSignal | undefined, onAbort: () => void): void {
+  private onSettled(
+    r: Request,
+    result: GenerateResult | undefined,
+    signal: AbortSignal | undefined,
+    onAbort: () => void,
+  ): void {
     if (signal) this.signalWaiters.get(signal)?.delete(onAbort);
     if (result) this.collector.recordRequest(result.stats, r.counters, r.timings);
     // a queued request leaves at once; a running one is released by the loop between steps
@@ -135,7 +158,10 @@ export class Engine {
    * Streams text pieces as tokens are accepted; breaking out of the loop aborts the request. The
    * generator's return value (the `value` of its final `next()`) is the request's GenerateResult.
    */
-  async *stream(prompt: string | number[], opts: GenerateOptions = {}): AsyncGenerator<string, GenerateResult, undefined> {
+  async *stream(
+    prompt: string | number[],
+    opts: GenerateOptions = {},
+  ): AsyncGenerator<string, GenerateResult, undefined> {
     const controller = new AbortController();
     const outer = opts.signal;
     const forward = () => controller.abort(outer?.reason);
@@ -202,9 +228,12 @@ export class Engine {
     this.checkOpen();
     const info = this.backend.info;
     const template = opts.chatTemplate;
-    if (template !== undefined && (typeof template !== "string" || template === "")) throw new OptionTypeError("chatTemplate", `chatTemplate must be a non-empty string, got ${describe(template)}`);
+    if (template !== undefined && (typeof template !== "string" || template === ""))
+      throw new OptionTypeError("chatTemplate", `chatTemplate must be a non-empty string, got ${describe(template)}`);
     if (!info.applyChatTemplate || (template === undefined && !info.chatTemplate)) {
-      throw new Error('the model has no chat template (its GGUF has no tokenizer.chat_template); pass chatTemplate (e.g. "chatml") or format the prompt yourself and use generate()');
+      throw new Error(
+        'the model has no chat template (its GGUF has no tokenizer.chat_template); pass chatTemplate (e.g. "chatml") or format the prompt yourself and use generate()',
+      );
     }
     return info.applyChatTemplate(messages, true, template);
   }
@@ -212,7 +241,9 @@ export class Engine {
   /** A template that writes BOS itself would otherwise get a second one from tokenize. */
   private withoutDoubleBos(tokens: number[]): number[] {
     const info = this.backend.info;
-    return info.addBos && tokens.length > 1 && tokens[0] === info.bos && tokens[1] === info.bos ? tokens.slice(1) : tokens;
+    return info.addBos && tokens.length > 1 && tokens[0] === info.bos && tokens[1] === info.bos
+      ? tokens.slice(1)
+      : tokens;
   }
 
   /** The target model's own chat template (GGUF tokenizer.chat_template), or null when it has none. */
@@ -242,7 +273,9 @@ export class Engine {
     this.checkOpen();
     if (typeof text !== "string") throw new TypeError("tokenize: text must be a string");
     const info = this.backend.info;
-    return text.length > LONG_TEXT && info.tokenizeAsync ? info.tokenizeAsync(text, addSpecial) : info.tokenize(text, addSpecial);
+    return text.length > LONG_TEXT && info.tokenizeAsync
+      ? info.tokenizeAsync(text, addSpecial)
+      : info.tokenize(text, addSpecial);
   }
 
   /** chatPrompt() for any length of messages: their text is tokenized as tokenizeAsync() does. */
@@ -297,7 +330,9 @@ export class Engine {
     const info = this.backend.info;
     if (tokens.length === 0) throw new RangeError("prompt is empty");
     if (tokens.length > info.nCtx) {
-      throw new Error(`prompt has ${tokens.length} tokens, longer than the context of ${info.nCtx} tokens per sequence`);
+      throw new Error(
+        `prompt has ${tokens.length} tokens, longer than the context of ${info.nCtx} tokens per sequence`,
+      );
     }
     return tokens;
   }
@@ -310,7 +345,8 @@ export class Engine {
     if (!Array.isArray(tokens)) throw new TypeError(`${what}s must be an array of token ids`);
     const n = this.backend.info.nVocab;
     for (const t of tokens) {
-      if (!Number.isInteger(t) || t < 0 || t >= n) throw new RangeError(`${what} ${String(t)} is not in the vocabulary (0..${n - 1})`);
+      if (!Number.isInteger(t) || t < 0 || t >= n)
+        throw new RangeError(`${what} ${String(t)} is not in the vocabulary (0..${n - 1})`);
     }
   }
 
@@ -377,7 +413,10 @@ export class Engine {
    */
   private async compactSlots(): Promise<void> {
     if (this.running.some((r) => r.drafts !== null)) return;
-    for (const { from, to } of compactionMoves(this.running.map((r) => r.slot), this.scheduler.capacity)) {
+    for (const { from, to } of compactionMoves(
+      this.running.map((r) => r.slot),
+      this.scheduler.capacity,
+    )) {
       const r = this.running.find((q) => q.slot === from)!;
       if (!(await this.executor.move(r, to))) continue;
       this.slots.claim(to);

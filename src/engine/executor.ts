@@ -69,7 +69,10 @@ export class BatchExecutor {
     const target = () => onWorker("target", (r) => this.backend.target.prefill(r.slot, 0, r.prefillTokens));
     const draft = this.backend.draft;
     if (!this.useDraft || this.lazyDraftCache || !draft) return void (await target());
-    const drafts = () => onWorker("draft", (r) => draft.prefill(r.slot, 0, r.prefillTokens).then(() => void (r.draftPos = r.promptLength - 1)));
+    const drafts = () =>
+      onWorker("draft", (r) =>
+        draft.prefill(r.slot, 0, r.prefillTokens).then(() => void (r.draftPos = r.promptLength - 1)),
+      );
     if (this.backend.workersMayOverlap === false) {
       await target();
       await drafts();
@@ -82,7 +85,11 @@ export class BatchExecutor {
    * Drafts for every live request; requests at the context limit get a shorter or empty chain.
    * Resolves to the call's timing (undefined when nothing was drafted or the call failed).
    */
-  async draft(requests: readonly Request[], label: CallLabel, opts: DraftCallOptions = {}): Promise<CallTiming | undefined> {
+  async draft(
+    requests: readonly Request[],
+    label: CallLabel,
+    opts: DraftCallOptions = {},
+  ): Promise<CallTiming | undefined> {
     const wanted = opts.k ?? this.k;
     const confidence = opts.confidence === true;
     const chains: { r: Request; k: number }[] = [];
@@ -100,7 +107,10 @@ export class BatchExecutor {
       return undefined;
     }
     const catchUpStart = this.collector.now();
-    await this.catchUp(chains.map((c) => c.r), label);
+    await this.catchUp(
+      chains.map((c) => c.r),
+      label,
+    );
     const catchUpMs = this.collector.now() - catchUpStart;
     const drafting: Request[] = [];
     const specs: DraftSpec[] = [];
@@ -148,7 +158,9 @@ export class BatchExecutor {
     }
     try {
       const start = this.collector.now();
-      const outputs = await this.timed("target", "verify", verifying, { ...label, k: longest, tokens }, () => this.backend.target.verify(specs));
+      const outputs = await this.timed("target", "verify", verifying, { ...label, k: longest, tokens }, () =>
+        this.backend.target.verify(specs),
+      );
       const ms = this.collector.now() - start;
       checkCount("target", outputs, specs.length);
       const outcomes: { k: number; accepted: number }[] = [];
@@ -198,7 +210,10 @@ export class BatchExecutor {
     const draft = this.useDraft ? this.backend.draft?.moveSeq : undefined;
     if (!target || (this.useDraft && this.backend.draft && !draft)) return false;
     try {
-      await Promise.all([invoke(() => target.call(this.backend.target, r.slot, to)), draft ? invoke(() => draft.call(this.backend.draft, r.slot, to)) : undefined]);
+      await Promise.all([
+        invoke(() => target.call(this.backend.target, r.slot, to)),
+        draft ? invoke(() => draft.call(this.backend.draft, r.slot, to)) : undefined,
+      ]);
       return true;
     } catch (error) {
       r.fail(error);

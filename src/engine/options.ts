@@ -82,16 +82,26 @@ export const REQUEST_OPTIONS: Schema = {
 /** Options that belong to one mode only: refused with another (checked once the mode is known). */
 export function checkModeOptions(options: Pick<EngineOptions, "tetris" | "auto">, mode: Mode): void {
   if (options.tetris !== undefined) {
-    if (mode !== "psd") throw new OptionRangeError("tetris", `tetris works with mode "psd" only, got mode ${JSON.stringify(mode)}`);
-    if (options.tetris.extra === undefined) throw new OptionTypeError("tetris.extra", `tetris.extra must be an integer in 1..${MAX_TETRIS_EXTRA}, got undefined`);
+    if (mode !== "psd")
+      throw new OptionRangeError("tetris", `tetris works with mode "psd" only, got mode ${JSON.stringify(mode)}`);
+    if (options.tetris.extra === undefined)
+      throw new OptionTypeError(
+        "tetris.extra",
+        `tetris.extra must be an integer in 1..${MAX_TETRIS_EXTRA}, got undefined`,
+      );
   }
-  if (options.auto !== undefined && mode !== "auto") throw new OptionRangeError("auto", `the auto options work with mode "auto" only, got mode ${JSON.stringify(mode)}`);
+  if (options.auto !== undefined && mode !== "auto")
+    throw new OptionRangeError("auto", `the auto options work with mode "auto" only, got mode ${JSON.stringify(mode)}`);
 }
 
 export function resolveEngineOptions(options: EngineOptions, backend: Backend): ResolvedEngineOptions {
   checkOptions(options, ENGINE_OPTIONS, "Engine options");
   const mode = options.mode;
-  if (mode === undefined) throw new OptionTypeError("mode", `mode must be one of ${MODES.map((m) => JSON.stringify(m)).join(", ")}, got undefined`);
+  if (mode === undefined)
+    throw new OptionTypeError(
+      "mode",
+      `mode must be one of ${MODES.map((m) => JSON.stringify(m)).join(", ")}, got undefined`,
+    );
   const speculative = mode !== "ar";
   const draftTokens = speculative ? (options.draftTokens ?? ENGINE_DEFAULTS.draftTokens) : 0;
   const batchSize = options.batchSize ?? ENGINE_DEFAULTS.batchSize;
@@ -102,7 +112,10 @@ export function resolveEngineOptions(options: EngineOptions, backend: Backend): 
 
   checkModeOptions(options, mode);
   const tetris = options.tetris !== undefined ? { extra: options.tetris.extra } : undefined;
-  const auto = mode === "auto" ? { probeEvery: options.auto?.probeEvery ?? 24, probeBudget: options.auto?.probeBudget ?? 0.03 } : undefined;
+  const auto =
+    mode === "auto"
+      ? { probeEvery: options.auto?.probeEvery ?? 24, probeBudget: options.auto?.probeBudget ?? 0.03 }
+      : undefined;
 
   if (speculative && !backend.draft) {
     throw new Error(`mode "${mode}" needs a draft model, but backend.draft is undefined`);
@@ -112,7 +125,10 @@ export function resolveEngineOptions(options: EngineOptions, backend: Backend): 
   const nSeqMax = backend.info.nSeqMax;
   if (capacity > nSeqMax) {
     const held = paired ? `2 x batchSize = ${capacity}` : `batchSize = ${capacity}`;
-    throw new OptionRangeError("batchSize", `mode "${mode}" holds ${held} sequences, but the context holds at most ${nSeqMax}`);
+    throw new OptionRangeError(
+      "batchSize",
+      `mode "${mode}" holds ${held} sequences, but the context holds at most ${nSeqMax}`,
+    );
   }
   return { mode, draftTokens, batchSize, capacity, temperature, topK, topP, draftTemperature, tetris, auto };
 }

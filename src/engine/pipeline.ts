@@ -80,7 +80,15 @@ export type FillMode = "draft-alone" | "verify-plain";
 /** One step of the pipeline. Requests in `verify` hold drafts except in a "verify-plain" fill. */
 export type PipelineStep<R> =
   /** verify one sub-batch while drafting the other (`fill`: nothing held drafts; verify-plain) */
-  | { kind: "overlap"; verify: R[]; verifyBatch: Batch; draft: R[]; draftBatch: Batch; sizes: [number, number]; fill: boolean }
+  | {
+      kind: "overlap";
+      verify: R[];
+      verifyBatch: Batch;
+      draft: R[];
+      draftBatch: Batch;
+      sizes: [number, number];
+      fill: boolean;
+    }
   /** draft sub-batch 0 alone (draft-alone fill) */
   | { kind: "fill"; draft: R[]; sizes: [number, number] }
   /** verify the drafted sub-batch alone: the other one emptied (finishes, aborts) */

@@ -43,13 +43,23 @@ export class PsdScheduler {
   }
 
   /** TETRIS: keep the batch's k x m likeliest prefixes, verify, count. */
-  private async verifyBatch(batch: readonly Request[], executor: BatchExecutor, label: CallLabel): Promise<CallTiming | undefined> {
+  private async verifyBatch(
+    batch: readonly Request[],
+    executor: BatchExecutor,
+    label: CallLabel,
+  ): Promise<CallTiming | undefined> {
     if (this.extra === 0) return await executor.verify(batch, label);
     const selected = applyTetris(batch, this.k);
     const timing = await executor.verify(batch, label);
     let accepted = 0;
     for (const o of timing?.outcomes ?? []) accepted += o.accepted;
-    this.collector?.recordTetris(this.extra, selected.drafted, selected.verified, accepted, timing?.outcomes?.length ?? 0);
+    this.collector?.recordTetris(
+      this.extra,
+      selected.drafted,
+      selected.verified,
+      accepted,
+      timing?.outcomes?.length ?? 0,
+    );
     return timing;
   }
 

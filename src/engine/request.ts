@@ -121,7 +121,9 @@ export class Request {
 
   setDrafts(output: DraftOutput, k: number, confidence = false): void {
     if (output.tokens.length !== k || output.probs.length !== k) {
-      throw new Error(`draft worker returned ${output.tokens.length} tokens / ${output.probs.length} probs, expected ${k}`);
+      throw new Error(
+        `draft worker returned ${output.tokens.length} tokens / ${output.probs.length} probs, expected ${k}`,
+      );
     }
     if (confidence && output.confidence?.length !== k) {
       throw new Error(`draft worker returned ${output.confidence?.length ?? "no"} confidences, expected ${k}`);
@@ -164,10 +166,19 @@ export class Request {
     this.drafts = null;
     const k = drafts.tokens.length;
     if (output.alt.length !== k + 1 || output.p.length < k) {
-      throw new Error(`target worker returned ${output.alt.length} alt / ${output.p.length} p, expected ${k + 1} / ${k}`);
+      throw new Error(
+        `target worker returned ${output.alt.length} alt / ${output.p.length} p, expected ${k + 1} / ${k}`,
+      );
     }
     const greedy = this.params.sampling.temperature === 0;
-    const { accepted, emitted } = acceptDrafts(greedy, drafts.tokens, drafts.probs, output.p, output.alt, this.acceptUniforms);
+    const { accepted, emitted } = acceptDrafts(
+      greedy,
+      drafts.tokens,
+      drafts.probs,
+      output.p,
+      output.alt,
+      this.acceptUniforms,
+    );
     this.counters.record(k, accepted);
     this.lastVerified = { k, accepted };
     const produced = drafts.produced ?? k;

@@ -58,8 +58,19 @@ export function createScheduler(setup: SchedulerSetup): Scheduler {
     case "sd":
       return new SdScheduler(batchSize);
     case "psd":
-      return new PsdScheduler(batchSize, { k: setup.draftTokens, tetrisExtra: setup.tetrisExtra, collector: setup.collector });
+      return new PsdScheduler(batchSize, {
+        k: setup.draftTokens,
+        tetrisExtra: setup.tetrisExtra,
+        collector: setup.collector,
+      });
     case "auto":
-      return new AutoScheduler({ batchSize, kMax: setup.draftTokens, backend: setup.backend, collector: setup.collector, probeEvery: setup.probeEvery, probeBudget: setup.probeBudget });
+      return new AutoScheduler({
+        batchSize,
+        kMax: setup.draftTokens,
+        backend: setup.backend,
+        collector: setup.collector,
+        probeEvery: setup.probeEvery,
+        probeBudget: setup.probeBudget,
+      });
   }
 }

@@ -1,6 +1,16 @@
 // Statistics: per-request acceptance counters, run totals, and worker busy time from the trace.
 import type { CoreLimitStats } from "./core-governor.js";
-import type { AutoChoice, AutoModelSnapshot, AutoStats, FinishReason, Mode, RequestStats, RunStats, TetrisStats, TraceEvent } from "./types.js";
+import type {
+  AutoChoice,
+  AutoModelSnapshot,
+  AutoStats,
+  FinishReason,
+  Mode,
+  RequestStats,
+  RunStats,
+  TetrisStats,
+  TraceEvent,
+} from "./types.js";
 
 /** Verification counters of one request. */
 export class AcceptanceCounters {

@@ -18,7 +18,8 @@ export interface ResolveOptions {
 
 /** A local file path for a model source. Remote URIs are downloaded if not cached yet. */
 export async function resolveModelSource(source: string, options: ResolveOptions = {}): Promise<string> {
-  if (typeof source !== "string" || source.trim() === "") throw new TypeError("model must be a file path or an hf: URI");
+  if (typeof source !== "string" || source.trim() === "")
+    throw new TypeError("model must be a file path or an hf: URI");
   if (!isRemoteModelUri(source)) return path.resolve(source);
   const { resolveModelFile } = await import("node-llama-cpp");
   const common = { directory: options.directory, cli: options.progress ?? false, onProgress: options.onProgress };
@@ -47,7 +48,16 @@ async function probeHost(source: string, timeoutMs: number): Promise<void> {
   try {
     await fetch(origin, { method: "HEAD", signal: AbortSignal.timeout(timeoutMs) });
   } catch (e) {
-    const why = e instanceof Error && e.name === "TimeoutError" ? `no answer within ${timeoutMs / 1000} s` : e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
-    throw new Error(`cannot download model ${source}: ${origin} is unreachable (${why}); download the GGUF file elsewhere and pass its path`);
+    const why =
+      e instanceof Error && e.name === "TimeoutError"
+        ? `no answer within ${timeoutMs / 1000} s`
+        : e instanceof Error
+          ? e.cause instanceof Error
+            ? e.cause.message
+            : e.message
+          : String(e);
+    throw new Error(
+      `cannot download model ${source}: ${origin} is unreachable (${why}); download the GGUF file elsewhere and pass its path`,
+    );
   }
 }

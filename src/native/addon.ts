@@ -29,7 +29,9 @@ function addonPath(): string {
     const p = path.join(packageRoot, "build", build, "minedraft.node");
     if (existsSync(p)) return p;
   }
-  throw new Error(`minedraft's native addon is not built (no build/Release/minedraft.node under ${packageRoot}): run npm run build:addon`);
+  throw new Error(
+    `minedraft's native addon is not built (no build/Release/minedraft.node under ${packageRoot}): run npm run build:addon`,
+  );
 }
 
 /** The folder holding the llama.cpp / ggml libraries in use (prebuilt or from-source build). */
@@ -61,7 +63,8 @@ export async function loadAddon(options: { logLevel?: LogLevel } = {}): Promise<
 
 export function setLogLevel(level: LogLevel): void {
   const n = LOG_LEVELS[level];
-  if (n === undefined) throw new RangeError(`logLevel must be one of ${Object.keys(LOG_LEVELS).join(", ")}, got ${String(level)}`);
+  if (n === undefined)
+    throw new RangeError(`logLevel must be one of ${Object.keys(LOG_LEVELS).join(", ")}, got ${String(level)}`);
   addon?.setLogLevel(n);
 }
 

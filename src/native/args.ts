@@ -6,8 +6,22 @@
 
 /** The field names the addon reads from batches, specs and sampling objects. */
 const KNOWN_FIELDS = [
-  "tokens", "pos", "seq", "logits", "k", "sampling", "uniforms", "pending", "draft", "draftSeq", "confidence",
-  "temperature", "topK", "topP", "role", "content",
+  "tokens",
+  "pos",
+  "seq",
+  "logits",
+  "k",
+  "sampling",
+  "uniforms",
+  "pending",
+  "draft",
+  "draftSeq",
+  "confidence",
+  "temperature",
+  "topK",
+  "topP",
+  "role",
+  "content",
 ];
 const MAX_DEPTH = 4;
 /** Longer arrays are refused: copying (or the addon's own buffer for) a sparse array of length 2^32 - 1
@@ -96,7 +110,8 @@ export function draftSpecs<T>(specs: T): T {
 }
 
 function checkLength(n: number): void {
-  if (n > MAX_ARRAY_LENGTH) throw new RangeError(`an array of ${n} items is too long for a native argument (at most ${MAX_ARRAY_LENGTH})`);
+  if (n > MAX_ARRAY_LENGTH)
+    throw new RangeError(`an array of ${n} items is too long for a native argument (at most ${MAX_ARRAY_LENGTH})`);
 }
 
 /** A class instance that carries data fields (a spec made by a class): copied like a plain object. */

@@ -1,5 +1,13 @@
 // The engine's Backend over two native contexts (target and draft), each on its own worker thread.
-import type { Backend, DraftOutput, DraftSpec, ModelInfo, ThreadPlacement, VerifyOutput, VerifySpec } from "../engine/backend.js";
+import type {
+  Backend,
+  DraftOutput,
+  DraftSpec,
+  ModelInfo,
+  ThreadPlacement,
+  VerifyOutput,
+  VerifySpec,
+} from "../engine/backend.js";
 import type { StepSchedule } from "../engine/types.js";
 import type { LlamaContext } from "./context.js";
 import { CpuLoadMonitor } from "./cpu-load.js";
@@ -80,7 +88,8 @@ export class NativeBackend implements Backend {
         prefill: (seq, pos, tokens) => draftContext.prefill(seq, pos, vocab.fitTokens(tokens)),
         removeSeq: async (seq) => void (await draftContext.removeSeq(seq)),
         moveSeq: moveFor(draftContext),
-        draft: (specs: readonly DraftSpec[]) => draftContext.draft(vocab.fitSpecs(specs), vocab.vocabLimit) as Promise<DraftOutput[]>,
+        draft: (specs: readonly DraftSpec[]) =>
+          draftContext.draft(vocab.fitSpecs(specs), vocab.vocabLimit) as Promise<DraftOutput[]>,
       };
     }
     if (threads) {
@@ -106,7 +115,8 @@ export class NativeBackend implements Backend {
   /** Re-places the threads for `cores` cores: a fixed mode moves at once, auto at its next placement. */
   private async applyCoreLimit(cores: number): Promise<boolean> {
     const t = this.threads!;
-    if (!Number.isInteger(cores) || cores < 1 || cores > t.cores) throw new RangeError(`limitCores: cores must be an integer in 1..${t.cores}, got ${cores}`);
+    if (!Number.isInteger(cores) || cores < 1 || cores > t.cores)
+      throw new RangeError(`limitCores: cores must be an integer in 1..${t.cores}, got ${cores}`);
     const plans = t.replan!(cores);
     if (JSON.stringify(plans) === JSON.stringify(this.plans)) return false;
     this.plans = copyPlans(plans);
@@ -132,10 +142,14 @@ export class NativeBackend implements Backend {
   }
 
   private async switchThreads(target: number, draft: number): Promise<void> {
-    const contexts = [["target", target, this.targetContext], ...(this.draftContext ? [["draft", draft, this.draftContext] as const] : [])] as const;
+    const contexts = [
+      ["target", target, this.targetContext],
+      ...(this.draftContext ? [["draft", draft, this.draftContext] as const] : []),
+    ] as const;
     for (const [name, v, context] of contexts) {
       const max = context.info().threadsMax;
-      if (!Number.isInteger(v) || v < 1 || v > max) throw new RangeError(`setThreads: ${name} threads must be an integer in 1..${max}, got ${v}`);
+      if (!Number.isInteger(v) || v < 1 || v > max)
+        throw new RangeError(`setThreads: ${name} threads must be an integer in 1..${max}, got ${v}`);
     }
     if (target === this.current.target && draft === this.current.draft) return;
     const jobs: Promise<void>[] = [];

@@ -75,9 +75,16 @@ export class LlamaContext {
     const perSeq = options.contextSize ?? Math.min(4096, model.info.nCtxTrain || 4096);
     const threads = options.threads ?? 1;
     const threadsMax = options.threadsMax ?? threads;
-    if (threadsMax < threads) throw new OptionRangeError("threadsMax", `threadsMax must be an integer in ${threads}..512 (at least threads), got ${threadsMax}`);
+    if (threadsMax < threads)
+      throw new OptionRangeError(
+        "threadsMax",
+        `threadsMax must be an integer in ${threads}..512 (at least threads), got ${threadsMax}`,
+      );
     if (perSeq * sequences > MAX_CONTEXT_TOKENS) {
-      throw new OptionRangeError("contextSize", `contextSize must be an integer in 16..${Math.floor(MAX_CONTEXT_TOKENS / sequences)} with ${sequences} sequences (together at most ${MAX_CONTEXT_TOKENS} tokens), got ${perSeq}`);
+      throw new OptionRangeError(
+        "contextSize",
+        `contextSize must be an integer in 16..${Math.floor(MAX_CONTEXT_TOKENS / sequences)} with ${sequences} sequences (together at most ${MAX_CONTEXT_TOKENS} tokens), got ${perSeq}`,
+      );
     }
     const unified = options.kvUnified ?? false;
     const raw: RawContextOptions = {
@@ -133,7 +140,9 @@ export class LlamaContext {
     // llama.cpp copies between the KV streams of two sequences only as a whole, and aborts the process
     // (GGML_ASSERT in llama_kv_cache::seq_cp) on a partial range
     if (src !== dst && (p0 > 0 || p1 > 0) && !this.raw.info().kvUnified) {
-      throw new RangeError(`copySeq(${src}, ${dst}, ${p0}, ${p1}): this context keeps one KV stream per sequence, which copies whole sequences only (p0 = p1 = -1); create it with kvUnified: true for partial copies`);
+      throw new RangeError(
+        `copySeq(${src}, ${dst}, ${p0}, ${p1}): this context keeps one KV stream per sequence, which copies whole sequences only (p0 = p1 = -1); create it with kvUnified: true for partial copies`,
+      );
     }
     return this.raw.kvCopy(src, dst, p0, p1);
   }

@@ -28,18 +28,73 @@ export class GgufError extends Error {
 
 // [block size, bytes per block] by ggml_type id.
 const TYPE_SIZES: Record<number, [number, number]> = {
-  0: [1, 4], 1: [1, 2], 2: [32, 18], 3: [32, 20], 6: [32, 22], 7: [32, 24], 8: [32, 34], 9: [32, 36],
-  10: [256, 84], 11: [256, 110], 12: [256, 144], 13: [256, 176], 14: [256, 210], 15: [256, 292],
-  16: [256, 66], 17: [256, 74], 18: [256, 98], 19: [256, 50], 20: [32, 18], 21: [256, 110], 22: [256, 82],
-  23: [256, 136], 24: [1, 1], 25: [1, 2], 26: [1, 4], 27: [1, 8], 28: [1, 8], 29: [256, 56], 30: [1, 2],
-  34: [256, 54], 35: [256, 66], 39: [32, 17],
+  0: [1, 4],
+  1: [1, 2],
+  2: [32, 18],
+  3: [32, 20],
+  6: [32, 22],
+  7: [32, 24],
+  8: [32, 34],
+  9: [32, 36],
+  10: [256, 84],
+  11: [256, 110],
+  12: [256, 144],
+  13: [256, 176],
+  14: [256, 210],
+  15: [256, 292],
+  16: [256, 66],
+  17: [256, 74],
+  18: [256, 98],
+  19: [256, 50],
+  20: [32, 18],
+  21: [256, 110],
+  22: [256, 82],
+  23: [256, 136],
+  24: [1, 1],
+  25: [1, 2],
+  26: [1, 4],
+  27: [1, 8],
+  28: [1, 8],
+  29: [256, 56],
+  30: [1, 2],
+  34: [256, 54],
+  35: [256, 66],
+  39: [32, 17],
 };
 
 export const GGML_TYPE_NAMES: Record<number, string> = {
-  0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K",
-  12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S",
-  20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64",
-  29: "IQ1_M", 30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
+  0: "F32",
+  1: "F16",
+  2: "Q4_0",
+  3: "Q4_1",
+  6: "Q5_0",
+  7: "Q5_1",
+  8: "Q8_0",
+  9: "Q8_1",
+  10: "Q2_K",
+  11: "Q3_K",
+  12: "Q4_K",
+  13: "Q5_K",
+  14: "Q6_K",
+  15: "Q8_K",
+  16: "IQ2_XXS",
+  17: "IQ2_XS",
+  18: "IQ3_XXS",
+  19: "IQ1_S",
+  20: "IQ4_NL",
+  21: "IQ3_S",
+  22: "IQ2_S",
+  23: "IQ4_XS",
+  24: "I8",
+  25: "I16",
+  26: "I32",
+  27: "I64",
+  28: "F64",
+  29: "IQ1_M",
+  30: "BF16",
+  34: "TQ1_0",
+  35: "TQ2_0",
+  39: "MXFP4",
 };
 
 /**
@@ -67,7 +122,8 @@ class Reader {
   ) {}
 
   async need(n: number): Promise<Buffer> {
-    if (n < 0 || this.pos + n > this.size) this.fail(`truncated: needs ${n} bytes at offset ${this.pos}, file has ${this.size}`);
+    if (n < 0 || this.pos + n > this.size)
+      this.fail(`truncated: needs ${n} bytes at offset ${this.pos}, file has ${this.size}`);
     const end = this.pos + n;
     if (this.pos < this.bufStart || end > this.bufStart + this.buf.length) {
       const len = Math.min(Math.max(n, 1 << 20), this.size - this.pos);
@@ -81,7 +137,9 @@ class Reader {
     this.pos = end;
     return out;
   }
-  async u32(): Promise<number> { return (await this.need(4)).readUInt32LE(0); }
+  async u32(): Promise<number> {
+    return (await this.need(4)).readUInt32LE(0);
+  }
   async u64(): Promise<number> {
     const v = (await this.need(8)).readBigUInt64LE(0);
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`64-bit value ${v} at offset ${this.pos - 8} is absurd`);
@@ -104,17 +162,32 @@ class Reader {
 /** Arrays kept whole (per-layer hyper-parameters); longer ones are skipped unless collected. */
 const KEEP_ARRAY = 1024;
 
-async function readValue(r: Reader, type: number, fail: (why: string) => never, depth = 0, collect?: unknown[]): Promise<unknown> {
+async function readValue(
+  r: Reader,
+  type: number,
+  fail: (why: string) => never,
+  depth = 0,
+  collect?: unknown[],
+): Promise<unknown> {
   switch (type) {
-    case 0: return (await r.need(1)).readUInt8(0);
-    case 1: return (await r.need(1)).readInt8(0);
-    case 2: return (await r.need(2)).readUInt16LE(0);
-    case 3: return (await r.need(2)).readInt16LE(0);
-    case 4: return r.u32();
-    case 5: return (await r.need(4)).readInt32LE(0);
-    case 6: return (await r.need(4)).readFloatLE(0);
-    case 7: return (await r.need(1)).readUInt8(0) !== 0;
-    case 8: return r.str();
+    case 0:
+      return (await r.need(1)).readUInt8(0);
+    case 1:
+      return (await r.need(1)).readInt8(0);
+    case 2:
+      return (await r.need(2)).readUInt16LE(0);
+    case 3:
+      return (await r.need(2)).readInt16LE(0);
+    case 4:
+      return r.u32();
+    case 5:
+      return (await r.need(4)).readInt32LE(0);
+    case 6:
+      return (await r.need(4)).readFloatLE(0);
+    case 7:
+      return (await r.need(1)).readUInt8(0) !== 0;
+    case 8:
+      return r.str();
     case 9: {
       if (depth > 0) fail("nested arrays are not supported");
       const itemType = await r.u32();
@@ -131,13 +204,16 @@ async function readValue(r: Reader, type: number, fail: (why: string) => never, 
       }
       return keep && !collect ? out : { length: n, itemType };
     }
-    case 10: return r.u64();
+    case 10:
+      return r.u64();
     case 11: {
       const v = (await r.need(8)).readBigInt64LE(0);
       return Number(v);
     }
-    case 12: return (await r.need(8)).readDoubleLE(0);
-    default: return fail(`unknown metadata value type ${type} at offset ${r.pos - 4}`);
+    case 12:
+      return (await r.need(8)).readDoubleLE(0);
+    default:
+      return fail(`unknown metadata value type ${type} at offset ${r.pos - 4}`);
   }
 }
 
@@ -178,13 +254,15 @@ function checkHyperParameters(metadata: Map<string, unknown>, fail: (why: string
   }
   for (const key of ["nextn_predict_layers", "posnet.block_count", "convnext.block_count"]) {
     const n = num(key);
-    if (n !== undefined && layers !== undefined && n > layers) fail(`${arch}.${key} is ${n}, more than block_count ${layers}`);
+    if (n !== undefined && layers !== undefined && n > layers)
+      fail(`${arch}.${key} is ${n}, more than block_count ${layers}`);
   }
   const experts = num("expert_count") ?? 0;
   const used = maxOf("expert_used_count") ?? 0;
   const groups = num("expert_group_count") ?? 0;
   const groupUsed = num("expert_group_used_count") ?? 0;
-  if (experts > LLAMA_MAX_EXPERTS) fail(`${arch}.expert_count is ${experts}; llama.cpp supports at most ${LLAMA_MAX_EXPERTS}`);
+  if (experts > LLAMA_MAX_EXPERTS)
+    fail(`${arch}.expert_count is ${experts}; llama.cpp supports at most ${LLAMA_MAX_EXPERTS}`);
   if (used > experts) fail(`${arch}.expert_used_count is ${used}, more than expert_count ${experts}`);
   if (experts > 0) {
     if (used <= 0) fail(`${arch}.expert_count is ${experts} but expert_used_count is ${used}`);
@@ -201,7 +279,8 @@ function checkHyperParameters(metadata: Map<string, unknown>, fail: (why: string
     if (!key.startsWith(`${arch}.`) || !/epsilon$/.test(key)) continue;
     const items = Array.isArray(v) ? v : [v];
     for (const x of items) {
-      if (typeof x === "number" && !(Number.isFinite(x) && x >= 0)) fail(`${key} is ${x}; a normalization epsilon must be a finite number >= 0`);
+      if (typeof x === "number" && !(Number.isFinite(x) && x >= 0))
+        fail(`${key} is ${x}; a normalization epsilon must be a finite number >= 0`);
     }
   }
 }
@@ -225,7 +304,10 @@ function checkVocabulary(metadata: Map<string, unknown>, vocab: VocabArrays, fai
   const ids = new Map<string, number>();
   texts.forEach((t, i) => {
     const first = ids.get(t);
-    if (first !== undefined) fail(`the vocabulary has token ${show(t)} twice (ids ${first} and ${i}${t !== tokens[i] ? ", as llama.cpp reads them" : ""})`);
+    if (first !== undefined)
+      fail(
+        `the vocabulary has token ${show(t)} twice (ids ${first} and ${i}${t !== tokens[i] ? ", as llama.cpp reads them" : ""})`,
+      );
     ids.set(t, i);
   });
   const model = metadata.get("tokenizer.ggml.model");
@@ -241,7 +323,8 @@ function checkVocabulary(metadata: Map<string, unknown>, vocab: VocabArrays, fai
   if (types && types.length === tokens.length) {
     types.forEach((ty, i) => {
       if (ty !== 6) return; // LLAMA_TOKEN_TYPE_BYTE
-      if (model === "bert") fail(`token ${i} of the WordPiece vocabulary is typed as a byte token, which llama.cpp cannot print`);
+      if (model === "bert")
+        fail(`token ${i} of the WordPiece vocabulary is typed as a byte token, which llama.cpp cannot print`);
       if (texts[i]!.length < 3) fail(`byte token ${i} has text ${show(texts[i]!)} (expected <0xXX>)`);
     });
   }
@@ -250,7 +333,9 @@ function checkVocabulary(metadata: Map<string, unknown>, vocab: VocabArrays, fai
 /** Reads and validates a GGUF file's header and tensor table. Throws GgufError or a file-system Error. */
 export async function readGgufHeader(path: string): Promise<GgufHeader> {
   const st = await stat(path).catch((e: NodeJS.ErrnoException) => {
-    throw new Error(e.code === "ENOENT" ? `model file not found: ${path}` : `cannot access model file ${path}: ${e.message}`);
+    throw new Error(
+      e.code === "ENOENT" ? `model file not found: ${path}` : `cannot access model file ${path}: ${e.message}`,
+    );
   });
   if (st.isDirectory()) throw new Error(`model path is a directory, not a GGUF file: ${path}`);
   if (!st.isFile()) throw new Error(`model path is not a regular file: ${path}`);
@@ -277,7 +362,12 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
     for (let i = 0; i < nKv; i++) {
       const key = await r.str();
       const type = await r.u32();
-      const collect = key === "tokenizer.ggml.tokens" ? (vocab.tokens = []) : key === "tokenizer.ggml.token_type" ? (vocab.types = []) : undefined;
+      const collect =
+        key === "tokenizer.ggml.tokens"
+          ? (vocab.tokens = [])
+          : key === "tokenizer.ggml.token_type"
+            ? (vocab.types = [])
+            : undefined;
       metadata.set(key, await readValue(r, type, fail, 0, collect));
     }
     checkHyperParameters(metadata, fail);
@@ -298,13 +388,16 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
       }
       const type = await r.u32();
       const offset = await r.u64();
-      if (NON_WEIGHT_TYPES.has(type)) fail(`tensor ${name} has type ${GGML_TYPE_NAMES[type]}, which is not a weight type ggml can compute with`);
+      if (NON_WEIGHT_TYPES.has(type))
+        fail(`tensor ${name} has type ${GGML_TYPE_NAMES[type]}, which is not a weight type ggml can compute with`);
       const ts = TYPE_SIZES[type];
-      if (ts && dims[0] % ts[0] !== 0) fail(`tensor ${name}: row of ${dims[0]} is not a multiple of its block size ${ts[0]}`);
+      if (ts && dims[0] % ts[0] !== 0)
+        fail(`tensor ${name}: row of ${dims[0]} is not a multiple of its block size ${ts[0]}`);
       tensors.push({ name, dims, type, offset, bytes: ts ? (elements / ts[0]) * ts[1] : undefined });
     }
     const alignment = Number(metadata.get("general.alignment") ?? 32);
-    if (!Number.isInteger(alignment) || alignment < 1 || alignment > 1 << 16 || (alignment & (alignment - 1)) !== 0) fail(`bad alignment ${alignment}`);
+    if (!Number.isInteger(alignment) || alignment < 1 || alignment > 1 << 16 || (alignment & (alignment - 1)) !== 0)
+      fail(`bad alignment ${alignment}`);
     const dataOffset = Math.ceil(r.pos / alignment) * alignment;
     const names = new Set<string>();
     for (const t of tensors) {
@@ -312,7 +405,10 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
       names.add(t.name);
       if (t.offset % alignment !== 0) fail(`tensor ${t.name} is not aligned`);
       const end = dataOffset + t.offset + (t.bytes ?? 0);
-      if (end > st.size) fail(`tensor ${t.name} ends at byte ${end}, past the end of the file (${st.size} bytes): the file is truncated`);
+      if (end > st.size)
+        fail(
+          `tensor ${t.name} ends at byte ${end}, past the end of the file (${st.size} bytes): the file is truncated`,
+        );
     }
     return { version, metadata, tensors, dataOffset, fileSize: st.size };
   } finally {

@@ -37,7 +37,8 @@ export async function loadGpuBackends(addon: NativeAddon, preference: GpuPrefere
     const status: GpuBackendStatus = { backend: c.backend, package: c.pkg, loaded: false, devices: 0 };
     statuses.push(status);
     if (preference === "off") status.reason = "GPU backends disabled (MINEDRAFT_GPU=off)";
-    else if (preference !== "auto" && preference !== c.backend) status.reason = `not requested (MINEDRAFT_GPU=${preference})`;
+    else if (preference !== "auto" && preference !== c.backend)
+      status.reason = `not requested (MINEDRAFT_GPU=${preference})`;
     else if (found) status.reason = "another GPU backend is in use";
     else if (!c.path) status.reason = `${c.pkg} is not installed`;
     else {

@@ -38,7 +38,9 @@ export function prebuiltLibDir() {
   const name = platformPackage();
   const dir = packageDir(name);
   if (!dir) {
-    throw new Error(`${name} is not installed: minedraft links node-llama-cpp's prebuilt llama.cpp (npm install ${name}@3.21.1), or run npm run build:source`);
+    throw new Error(
+      `${name} is not installed: minedraft links node-llama-cpp's prebuilt llama.cpp (npm install ${name}@3.21.1), or run npm run build:source`,
+    );
   }
   const bins = path.join(dir, "bins");
   const sub = readdirSync(bins).find((d) => existsSync(path.join(bins, d)) && !d.startsWith("_"));
@@ -65,8 +67,16 @@ export function gpuBackendCandidates() {
   const os = process.platform === "win32" ? "win" : "linux";
   const ext = process.platform === "win32" ? "dll" : "so";
   return [
-    { backend: "cuda", pkg: `@node-llama-cpp/${os}-${process.arch}-cuda`, file: `${process.platform === "win32" ? "" : "lib"}ggml-cuda.${ext}` },
-    { backend: "vulkan", pkg: `@node-llama-cpp/${os}-${process.arch}-vulkan`, file: `${process.platform === "win32" ? "" : "lib"}ggml-vulkan.${ext}` },
+    {
+      backend: "cuda",
+      pkg: `@node-llama-cpp/${os}-${process.arch}-cuda`,
+      file: `${process.platform === "win32" ? "" : "lib"}ggml-cuda.${ext}`,
+    },
+    {
+      backend: "vulkan",
+      pkg: `@node-llama-cpp/${os}-${process.arch}-vulkan`,
+      file: `${process.platform === "win32" ? "" : "lib"}ggml-vulkan.${ext}`,
+    },
   ].map((c) => {
     const dir = packageDir(c.pkg);
     if (!dir) return { ...c, path: undefined };

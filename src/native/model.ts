@@ -40,7 +40,11 @@ export class LlamaModel {
       throw new GgufError(path, "the file has no tensors: it is a vocabulary-only GGUF (a tokenizer, not a model)");
     }
     const addon = await loadAddon({ logLevel: options.logLevel });
-    const raw = await addon.loadModel(path, { gpuLayers: options.gpuLayers, device: options.device, mmap: options.mmap });
+    const raw = await addon.loadModel(path, {
+      gpuLayers: options.gpuLayers,
+      device: options.device,
+      mmap: options.mmap,
+    });
     let info: RawModelInfo;
     try {
       info = raw.info();
@@ -51,7 +55,12 @@ export class LlamaModel {
       throw e;
     }
     const device = options.gpuLayers === 0 ? "cpu" : options.device;
-    return new LlamaModel(raw, { ...info, path, quantization: dominantType(header), fileSize: header.fileSize }, addon, device);
+    return new LlamaModel(
+      raw,
+      { ...info, path, quantization: dominantType(header), fileSize: header.fileSize },
+      addon,
+      device,
+    );
   }
 
   get nVocab(): number {
@@ -84,7 +93,11 @@ export class LlamaModel {
   }
 
   /** `template`: a llama.cpp built-in template name (e.g. "chatml") or a template text; default the model's own */
-  applyChatTemplate(messages: readonly { role: string; content: string }[], addAssistant = true, template?: string): string {
+  applyChatTemplate(
+    messages: readonly { role: string; content: string }[],
+    addAssistant = true,
+    template?: string,
+  ): string {
     return this.raw.applyChatTemplate(snapshot(messages), addAssistant, template);
   }
 
@@ -116,7 +129,8 @@ function toNumbers(a: Int32Array): number[] {
  */
 function tokenizerProblem(info: RawModelInfo): string | null {
   if (info.nVocab <= 0) return "the model has no vocabulary";
-  if ((info.addBos || info.vocabType === "wpm") && info.bos < 0) return "the tokenizer must add a BOS token, but the vocabulary defines none";
+  if ((info.addBos || info.vocabType === "wpm") && info.bos < 0)
+    return "the tokenizer must add a BOS token, but the vocabulary defines none";
   if (info.addEos && info.eos < 0) return "the tokenizer must add an EOS token, but the vocabulary defines none";
   return null;
 }

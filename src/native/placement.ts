@@ -28,7 +28,9 @@ export interface ResolvedPlacement extends DevicePlacement {
 /** GPUs by preference: discrete before integrated, then by memory. */
 export function rankGpus(devices: readonly DeviceInfo[]): DeviceInfo[] {
   const rank = (d: DeviceInfo) => (d.type === "gpu" ? 0 : 1);
-  return devices.filter((d) => d.type === "gpu" || d.type === "igpu").sort((a, b) => rank(a) - rank(b) || b.memoryTotal - a.memoryTotal);
+  return devices
+    .filter((d) => d.type === "gpu" || d.type === "igpu")
+    .sort((a, b) => rank(a) - rank(b) || b.memoryTotal - a.memoryTotal);
 }
 
 const isCpu = (name: string) => name.toLowerCase() === "cpu";
@@ -52,10 +54,22 @@ export function resolvePlacement(devices: readonly DeviceInfo[], req: PlacementR
   const gpus = rankGpus(devices);
   const target = req.target ?? gpus[0]?.name ?? "cpu";
   const targetWhy = defaulted.target ? (gpus.length > 0 ? "" : " (no GPU found)") : " (as given)";
-  const targetPart = target === AS_LOADED ? "target as loaded" : `target on ${isCpu(target) ? "the CPU" : target}${targetWhy}`;
+  const targetPart =
+    target === AS_LOADED ? "target as loaded" : `target on ${isCpu(target) ? "the CPU" : target}${targetWhy}`;
   if (!req.hasDraft) return { targetDevice: target, draftDevice: "none", note: targetPart, defaulted };
-  if (req.draft !== undefined) return { targetDevice: target, draftDevice: req.draft, note: `${targetPart}, draft on ${req.draft} (as given)`, defaulted };
-  const place = (draftDevice: string, why: string) => ({ targetDevice: target, draftDevice, note: `${targetPart}, ${why}`, defaulted });
+  if (req.draft !== undefined)
+    return {
+      targetDevice: target,
+      draftDevice: req.draft,
+      note: `${targetPart}, draft on ${req.draft} (as given)`,
+      defaulted,
+    };
+  const place = (draftDevice: string, why: string) => ({
+    targetDevice: target,
+    draftDevice,
+    note: `${targetPart}, ${why}`,
+    defaulted,
+  });
   if (!onGpu(target, devices)) return place("cpu", "draft on the CPU");
   // a target loaded with llama.cpp's defaults spreads over every GPU: none is free for the draft
   const other = target === AS_LOADED ? undefined : gpus.find((g) => g.name !== target);

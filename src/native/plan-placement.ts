@@ -104,7 +104,12 @@ export function planPlacement(machine: Machine, options: PlacementOptions): Plac
   const hasDraft = requested !== "ar" && Boolean(options.draft?.model);
   // psd and auto place the models alike (both may overlap the phases), so the default is placed first
   const overlapped = requested === undefined ? hasDraft : requested === "psd" || requested === "auto";
-  const placed = resolvePlacement(devices, { target: givenDevice(options.target), draft: givenDevice(options.draft), hasDraft, overlapped });
+  const placed = resolvePlacement(devices, {
+    target: givenDevice(options.target),
+    draft: givenDevice(options.draft),
+    hasDraft,
+    overlapped,
+  });
   const targetOnGpu = onGpu(placed.targetDevice, devices);
   const mode = requested ?? defaultMode(hasDraft, targetOnGpu);
   const auto = mode === "auto";
@@ -125,18 +130,28 @@ export function planPlacement(machine: Machine, options: PlacementOptions): Plac
   const targetThreads = start.target;
   const draftThreads = start.draft;
   const threadPlans = auto ? replan(cores) : undefined;
-  for (const [name, v] of [["target.threads", targetThreads], ["draft.threads", draftThreads]] as const) {
+  for (const [name, v] of [
+    ["target.threads", targetThreads],
+    ["draft.threads", draftThreads],
+  ] as const) {
     if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be an integer >= 1, got ${v}`);
   }
 
   // default: unified KV on a GPU, one stream per sequence on the CPU (see CreateEngineOptions.kvUnified)
   const kvUnified = { target: options.kvUnified ?? targetOnGpu, draft: options.kvUnified ?? draftOnGpu };
   // auto: each threadpool is sized for the larger of its two placements
-  const maxOf = (role: "target" | "draft", n: number) => (threadPlans ? Math.max(threadPlans.sequential[role], threadPlans.overlapped?.[role] ?? 1) : n);
+  const maxOf = (role: "target" | "draft", n: number) =>
+    threadPlans ? Math.max(threadPlans.sequential[role], threadPlans.overlapped?.[role] ?? 1) : n;
   // CPU threads beside each model's sampled rows: the other model's decode threads on the CPU, or,
   // with both models on a GPU (their jobs may overlap), the other's share of the cores for its rows
   const bothOnGpu = hasDraft && targetOnGpu && draftOnGpu;
-  const draftCpuThreads = !hasDraft ? 0 : bothOnGpu ? Math.floor(cores / 2) : draftOnGpu ? 0 : maxOf("draft", draftThreads);
+  const draftCpuThreads = !hasDraft
+    ? 0
+    : bothOnGpu
+      ? Math.floor(cores / 2)
+      : draftOnGpu
+        ? 0
+        : maxOf("draft", draftThreads);
   const targetCpuThreads = bothOnGpu ? Math.ceil(cores / 2) : targetOnGpu ? 0 : maxOf("target", targetThreads);
 
   const report: Placement = {
@@ -145,7 +160,8 @@ export function planPlacement(machine: Machine, options: PlacementOptions): Plac
     targetThreads,
     draftThreads: hasDraft ? draftThreads : 0,
     concurrent: mode === "psd" || (auto && threadPlans?.overlapped != null),
-    oversubscribed: mode === "psd" ? targetThreads + draftThreads > cores : Math.max(targetThreads, draftThreads) > cores,
+    oversubscribed:
+      mode === "psd" ? targetThreads + draftThreads > cores : Math.max(targetThreads, draftThreads) > cores,
     targetDevice: placed.targetDevice,
     draftDevice: hasDraft ? placed.draftDevice : "none",
     deviceNote: placed.note,
@@ -159,16 +175,35 @@ export function planPlacement(machine: Machine, options: PlacementOptions): Plac
       device: placed.targetDevice,
       onGpu: targetOnGpu,
       // ar: the target is alone on its cores, so its pool's threads may spin between graphs (poll 1, about a millisecond)
-      context: { threads: targetThreads, threadsMax: maxOf("target", targetThreads), threadpoolPoll: mode === "ar" ? 1 : 0, rowThreads: rowThreads(targetOnGpu, draftCpuThreads, cores), kvUnified: kvUnified.target },
+      context: {
+        threads: targetThreads,
+        threadsMax: maxOf("target", targetThreads),
+        threadpoolPoll: mode === "ar" ? 1 : 0,
+        rowThreads: rowThreads(targetOnGpu, draftCpuThreads, cores),
+        kvUnified: kvUnified.target,
+      },
     },
     draft: hasDraft
       ? {
           device: placed.draftDevice,
           onGpu: draftOnGpu,
-          context: { threads: draftThreads, threadsMax: maxOf("draft", draftThreads), threadpoolPoll: 0, rowThreads: rowThreads(draftOnGpu, targetCpuThreads, cores), kvUnified: kvUnified.draft },
+          context: {
+            threads: draftThreads,
+            threadsMax: maxOf("draft", draftThreads),
+            threadpoolPoll: 0,
+            rowThreads: rowThreads(draftOnGpu, targetCpuThreads, cores),
+            kvUnified: kvUnified.draft,
+          },
         }
       : null,
     // a fixed mode keeps its one placement (ar, sd: sequential; psd: overlapped); auto switches between both
-    threads: { plans: threadPlans ?? replan(cores), cores, targetOnGpu, draftOnGpu, replan, ...(auto ? {} : { schedule: mode === "psd" ? ("overlapped" as const) : ("sequential" as const) }) },
+    threads: {
+      plans: threadPlans ?? replan(cores),
+      cores,
+      targetOnGpu,
+      draftOnGpu,
+      replan,
+      ...(auto ? {} : { schedule: mode === "psd" ? ("overlapped" as const) : ("sequential" as const) }),
+    },
   };
 }

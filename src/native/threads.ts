@@ -25,7 +25,8 @@ export function defaultThreads(opts: {
   draftOnGpu?: boolean;
 }): ThreadPlan {
   const cores = opts.cores ?? coreCount();
-  if (!opts.concurrent) return { target: opts.targetOnGpu ? 1 : cores, draft: opts.draftOnGpu ? 1 : cores, concurrent: false };
+  if (!opts.concurrent)
+    return { target: opts.targetOnGpu ? 1 : cores, draft: opts.draftOnGpu ? 1 : cores, concurrent: false };
   if (opts.targetOnGpu && !opts.draftOnGpu) return { target: 1, draft: Math.max(1, cores - 1), concurrent: true };
   if (opts.draftOnGpu && !opts.targetOnGpu) return { target: Math.max(1, cores - 1), draft: 1, concurrent: true };
   if (opts.targetOnGpu && opts.draftOnGpu) return { target: 1, draft: 1, concurrent: true };
@@ -47,12 +48,25 @@ export interface ThreadPlacements {
 }
 
 /** Both placements on `cores` cores; counts the user pinned hold in both. */
-export function threadPlacements(o: { cores: number; targetOnGpu: boolean; draftOnGpu: boolean; pinned?: { target?: number; draft?: number } }): ThreadPlacements {
+export function threadPlacements(o: {
+  cores: number;
+  targetOnGpu: boolean;
+  draftOnGpu: boolean;
+  pinned?: { target?: number; draft?: number };
+}): ThreadPlacements {
   const pin = (p: ThreadPlan) => ({ target: o.pinned?.target ?? p.target, draft: o.pinned?.draft ?? p.draft });
-  const sequential = pin(defaultThreads({ concurrent: false, cores: o.cores, targetOnGpu: o.targetOnGpu, draftOnGpu: o.draftOnGpu }));
-  const overlapped = pin(defaultThreads({ concurrent: true, cores: o.cores, targetOnGpu: o.targetOnGpu, draftOnGpu: o.draftOnGpu }));
+  const sequential = pin(
+    defaultThreads({ concurrent: false, cores: o.cores, targetOnGpu: o.targetOnGpu, draftOnGpu: o.draftOnGpu }),
+  );
+  const overlapped = pin(
+    defaultThreads({ concurrent: true, cores: o.cores, targetOnGpu: o.targetOnGpu, draftOnGpu: o.draftOnGpu }),
+  );
   const cpuThreads = (o.targetOnGpu ? 0 : overlapped.target) + (o.draftOnGpu ? 0 : overlapped.draft);
-  return { sequential, overlapped, overlapFits: cpuThreads <= o.cores || (overlapped.target === 1 && overlapped.draft === 1) };
+  return {
+    sequential,
+    overlapped,
+    overlapFits: cpuThreads <= o.cores || (overlapped.target === 1 && overlapped.draft === 1),
+  };
 }
 
 /**
@@ -65,4 +79,3 @@ export function threadPlacements(o: { cores: number; targetOnGpu: boolean; draft
 export function rowThreads(onGpu: boolean, cpuThreadsBeside: number, cores: number = coreCount()): number {
   return onGpu ? Math.max(1, cores - cpuThreadsBeside) : 0;
 }
-

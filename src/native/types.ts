@@ -31,7 +31,11 @@ export interface RawModel {
   tokenBytes(token: number, special?: boolean): Uint8Array;
   tokenText(token: number): string;
   isEog(token: number): boolean;
-  applyChatTemplate(messages: readonly { role: string; content: string }[], addAssistant?: boolean, template?: string): string;
+  applyChatTemplate(
+    messages: readonly { role: string; content: string }[],
+    addAssistant?: boolean,
+    template?: string,
+  ): string;
   dispose(): void;
   readonly disposed: boolean;
 }
@@ -104,7 +108,10 @@ export interface RawVerifySpec {
 export interface RawContext {
   decode(batch: RawBatch): Promise<Float32Array>;
   prefill(seq: number, pos: number, tokens: readonly number[] | Int32Array): Promise<void>;
-  draft(specs: readonly RawDraftSpec[], vocabLimit?: number): Promise<{ tokens: Int32Array; probs: Float32Array; confidence?: Float32Array }[]>;
+  draft(
+    specs: readonly RawDraftSpec[],
+    vocabLimit?: number,
+  ): Promise<{ tokens: Int32Array; probs: Float32Array; confidence?: Float32Array }[]>;
   verify(specs: readonly RawVerifySpec[], draftContext?: RawContext): Promise<{ p: Float32Array; alt: Int32Array }[]>;
   kvRemove(seq: number, p0?: number, p1?: number): Promise<boolean>;
   kvCopy(src: number, dst: number, p0?: number, p1?: number): Promise<void>;

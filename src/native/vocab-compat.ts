@@ -31,7 +31,11 @@ export function vocabIncompatibility(addon: TokenTextScan, target: VocabSide, dr
   const t = target.info;
   const d = draft.info;
   if (t.vocabType !== d.vocabType) return `vocabulary types differ: target ${t.vocabType}, draft ${d.vocabType}`;
-  for (const [name, key] of [["BOS", "bos"], ["EOS", "eos"], ["EOT", "eot"]] as const) {
+  for (const [name, key] of [
+    ["BOS", "bos"],
+    ["EOS", "eos"],
+    ["EOT", "eot"],
+  ] as const) {
     if (t[key] !== d[key]) return `special token ${name} differs: target ${t[key]}, draft ${d[key]}`;
   }
   if (t.addBos !== d.addBos) return "add-BOS setting differs between target and draft";
@@ -55,7 +59,8 @@ export interface DraftVocabBridge {
 
 export function draftVocabBridge(targetVocab: number, draftVocab: number): DraftVocabBridge {
   const smallerDraft = draftVocab < targetVocab;
-  const fit = (tokens: readonly number[]): readonly number[] => (tokens.some((t) => t >= draftVocab) ? tokens.map((t) => (t < draftVocab ? t : 0)) : tokens);
+  const fit = (tokens: readonly number[]): readonly number[] =>
+    tokens.some((t) => t >= draftVocab) ? tokens.map((t) => (t < draftVocab ? t : 0)) : tokens;
   return {
     vocabLimit: Math.min(draftVocab, targetVocab),
     fitTokens: (tokens) => (smallerDraft ? fit(tokens) : tokens),

@@ -37,8 +37,15 @@ export class ApiError extends Error {
   }
 }
 
-export function errorBody(status: number, message: string, param: string | null = null, code: string | number | null = null): ErrorBody {
-  return { error: { message, type: TYPES[status] ?? (status >= 500 ? "server_error" : "invalid_request_error"), param, code } };
+export function errorBody(
+  status: number,
+  message: string,
+  param: string | null = null,
+  code: string | number | null = null,
+): ErrorBody {
+  return {
+    error: { message, type: TYPES[status] ?? (status >= 500 ? "server_error" : "invalid_request_error"), param, code },
+  };
 }
 
 /** An unknown or unsupported field: 400 naming it. */
@@ -48,7 +55,14 @@ export function badField(param: string, message: string): ApiError {
 
 /** Status and OpenAI body of any error a route or Fastify raised. */
 /** The request field of an engine option (generate()'s names → OpenAI's). */
-const FIELD_OF_OPTION: Record<string, string> = { maxTokens: "max_tokens", topP: "top_p", topK: "top_k", temperature: "temperature", seed: "seed", stop: "stop" };
+const FIELD_OF_OPTION: Record<string, string> = {
+  maxTokens: "max_tokens",
+  topP: "top_p",
+  topK: "top_k",
+  temperature: "temperature",
+  seed: "seed",
+  stop: "stop",
+};
 
 export function toErrorResponse(error: unknown): { status: number; body: ErrorBody; headers: Record<string, string> } {
   if (error instanceof ApiError) return { status: error.status, body: error.body, headers: error.headers };
@@ -65,10 +79,19 @@ export function toErrorResponse(error: unknown): { status: number; body: ErrorBo
     return { status: 400, body: errorBody(400, message, param, "invalid_request_error"), headers: {} };
   }
   const status = typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500;
-  if (status === 413) return { status, body: errorBody(413, "the request body is larger than the server's limit", null, "request_too_large"), headers: {} };
+  if (status === 413)
+    return {
+      status,
+      body: errorBody(413, "the request body is larger than the server's limit", null, "request_too_large"),
+      headers: {},
+    };
   // a 4xx from Fastify (bad JSON, wrong content type) says what was wrong; a 5xx says no internals
   const message = status < 500 ? String(e.message ?? "bad request") : `internal error: ${String(e.message ?? error)}`;
-  return { status, body: errorBody(status, message, null, status < 500 ? "invalid_request_error" : "internal_error"), headers: {} };
+  return {
+    status,
+    body: errorBody(status, message, null, status < 500 ? "invalid_request_error" : "internal_error"),
+    headers: {},
+  };
 }
 
 interface ValidationIssue {
@@ -87,16 +110,30 @@ function describeValidation(issues: readonly ValidationIssue[]): { message: stri
   const issue = issues[0]!;
   const anyOf = issues.find((i) => i.keyword === "anyOf" && i.instancePath === issue.instancePath);
   const field = issue.instancePath.split("/").at(-1) ?? "";
-  if (issue.keyword === "type" && anyOf && FIELD_SHAPES[field]) return { message: `${pathOf(issue.instancePath)} must be ${FIELD_SHAPES[field]}`, param: pathOf(issue.instancePath) };
-  if (issue.instancePath === "" && issue.keyword === "type") return { message: "the request body must be a JSON object", param: null };
+  if (issue.keyword === "type" && anyOf && FIELD_SHAPES[field])
+    return {
+      message: `${pathOf(issue.instancePath)} must be ${FIELD_SHAPES[field]}`,
+      param: pathOf(issue.instancePath),
+    };
+  if (issue.instancePath === "" && issue.keyword === "type")
+    return { message: "the request body must be a JSON object", param: null };
   if (issue.keyword === "additionalProperties") {
     const name = String(issue.params.additionalProperty);
     const where = issue.instancePath ? `${pathOf(issue.instancePath)}.` : "";
     return { message: `Unrecognized request argument supplied: ${where}${name}`, param: `${where}${name}` };
   }
-  const param = issue.instancePath ? pathOf(issue.instancePath) : issue.keyword === "required" ? String(issue.params.missingProperty) : null;
-  if (issue.keyword === "required") return { message: `'${String(issue.params.missingProperty)}' is a required property`, param };
-  if (issue.keyword === "enum") return { message: `${param} must be one of ${(issue.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`, param };
+  const param = issue.instancePath
+    ? pathOf(issue.instancePath)
+    : issue.keyword === "required"
+      ? String(issue.params.missingProperty)
+      : null;
+  if (issue.keyword === "required")
+    return { message: `'${String(issue.params.missingProperty)}' is a required property`, param };
+  if (issue.keyword === "enum")
+    return {
+      message: `${param} must be one of ${(issue.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`,
+      param,
+    };
   return { message: `${param ?? "the body"} ${issue.message ?? "is invalid"}`, param };
 }
 

@@ -3,14 +3,21 @@
 import type { Engine, GenerateResult } from "../engine/index.js";
 import type { GenerationPlan } from "./requests.js";
 
-export type GenerationEvent = { index: number; piece: string; result?: undefined } | { index: number; result: GenerateResult; piece?: undefined };
+export type GenerationEvent =
+  | { index: number; piece: string; result?: undefined }
+  | { index: number; result: GenerateResult; piece?: undefined };
 
 /**
  * Submits every prompt at once (before returning: admission counted them in engine.load()), then
  * yields each prompt's pieces as they are accepted and its result when it ends. Stops at the first
  * failure (rethrown); stopping early (a return, a throw, `signal`) aborts whatever is still running.
  */
-export function runPlan(engine: Engine, plan: GenerationPlan, signal: AbortSignal, onResult: (r: GenerateResult) => void): AsyncGenerator<GenerationEvent, void, undefined> {
+export function runPlan(
+  engine: Engine,
+  plan: GenerationPlan,
+  signal: AbortSignal,
+  onResult: (r: GenerateResult) => void,
+): AsyncGenerator<GenerationEvent, void, undefined> {
   const controller = new AbortController();
   const forward = () => controller.abort(signal.reason);
   if (signal.aborted) forward();
@@ -27,7 +34,11 @@ export function runPlan(engine: Engine, plan: GenerationPlan, signal: AbortSigna
   let open = plan.prompts.length;
   plan.prompts.forEach((tokens, index) => {
     engine
-      .generate(tokens, { ...plan.options[index], signal: controller.signal, onText: (piece) => push({ index, piece }) })
+      .generate(tokens, {
+        ...plan.options[index],
+        signal: controller.signal,
+        onText: (piece) => push({ index, piece }),
+      })
       .then(
         (result) => {
           onResult(result);

@@ -1,2 +1,9 @@
 // Public surface of the HTTP server.
-export { createServer, isLoopback, type ServerOptions, type ListenOptions, type MinedraftServer, type ChatTemplateSource } from "./server.js";
+export {
+  createServer,
+  isLoopback,
+  type ServerOptions,
+  type ListenOptions,
+  type MinedraftServer,
+  type ChatTemplateSource,
+} from "./server.js";

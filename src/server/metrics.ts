@@ -8,7 +8,9 @@ const P = "minedraft:";
 
 /** Latency buckets (seconds) from 10 ms to 10 min: local models span both ends. */
 const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640];
-const TOKEN_LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5];
+const TOKEN_LATENCY_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5,
+];
 
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -32,8 +34,18 @@ export class ServerMetrics {
         const e = engine();
         this.set(e ? e.load()[key] : 0);
       };
-    new Gauge({ name: `${P}num_requests_running`, help: "Requests being decoded", registers, collect: load("running") });
-    new Gauge({ name: `${P}num_requests_waiting`, help: "Requests waiting for a free slot in the batch", registers, collect: load("queued") });
+    new Gauge({
+      name: `${P}num_requests_running`,
+      help: "Requests being decoded",
+      registers,
+      collect: load("running"),
+    });
+    new Gauge({
+      name: `${P}num_requests_waiting`,
+      help: "Requests waiting for a free slot in the batch",
+      registers,
+      collect: load("queued"),
+    });
     new Gauge({
       name: `${P}hidden_draft_fraction`,
       help: "Share of draft time (prefills excluded) spent while the target verified the other batch, since the engine started",
@@ -67,19 +79,65 @@ export class ServerMetrics {
       registers,
       collect() {
         this.reset();
-        for (const d of engine()?.stats().auto?.decisions ?? []) this.inc({ schedule: d.schedule, k: String(d.k) }, d.steps);
+        for (const d of engine()?.stats().auto?.decisions ?? [])
+          this.inc({ schedule: d.schedule, k: String(d.k) }, d.steps);
       },
     });
-    this.promptTokens = new Counter({ name: `${P}prompt_tokens_total`, help: "Prompt tokens of finished requests", registers });
-    this.generationTokens = new Counter({ name: `${P}generation_tokens_total`, help: "Generated tokens of finished requests", registers });
-    this.success = new Counter({ name: `${P}request_success_total`, help: "Requests that finished, by finish reason", labelNames: ["finished_reason"], registers });
-    this.rejected = new Counter({ name: `${P}request_rejected_total`, help: "HTTP requests refused before generating, by status", labelNames: ["status"], registers });
-    this.ttft = new Histogram({ name: `${P}time_to_first_token_seconds`, help: "Time from submission to the first generated token", buckets: LATENCY_BUCKETS, registers });
-    this.tpot = new Histogram({ name: `${P}time_per_output_token_seconds`, help: "Mean time per generated token after the first, per request", buckets: TOKEN_LATENCY_BUCKETS, registers });
-    this.e2e = new Histogram({ name: `${P}e2e_request_latency_seconds`, help: "Time from submission to the end of the request", buckets: LATENCY_BUCKETS, registers });
-    this.drafts = new Counter({ name: `${P}spec_decode_num_drafts_total`, help: "Verification steps that checked drafted tokens", registers });
-    this.draftTokens = new Counter({ name: `${P}spec_decode_num_draft_tokens_total`, help: "Drafted tokens verified by the target", registers });
-    this.acceptedTokens = new Counter({ name: `${P}spec_decode_num_accepted_tokens_total`, help: "Drafted tokens the target accepted", registers });
+    this.promptTokens = new Counter({
+      name: `${P}prompt_tokens_total`,
+      help: "Prompt tokens of finished requests",
+      registers,
+    });
+    this.generationTokens = new Counter({
+      name: `${P}generation_tokens_total`,
+      help: "Generated tokens of finished requests",
+      registers,
+    });
+    this.success = new Counter({
+      name: `${P}request_success_total`,
+      help: "Requests that finished, by finish reason",
+      labelNames: ["finished_reason"],
+      registers,
+    });
+    this.rejected = new Counter({
+      name: `${P}request_rejected_total`,
+      help: "HTTP requests refused before generating, by status",
+      labelNames: ["status"],
+      registers,
+    });
+    this.ttft = new Histogram({
+      name: `${P}time_to_first_token_seconds`,
+      help: "Time from submission to the first generated token",
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.tpot = new Histogram({
+      name: `${P}time_per_output_token_seconds`,
+      help: "Mean time per generated token after the first, per request",
+      buckets: TOKEN_LATENCY_BUCKETS,
+      registers,
+    });
+    this.e2e = new Histogram({
+      name: `${P}e2e_request_latency_seconds`,
+      help: "Time from submission to the end of the request",
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.drafts = new Counter({
+      name: `${P}spec_decode_num_drafts_total`,
+      help: "Verification steps that checked drafted tokens",
+      registers,
+    });
+    this.draftTokens = new Counter({
+      name: `${P}spec_decode_num_draft_tokens_total`,
+      help: "Drafted tokens verified by the target",
+      registers,
+    });
+    this.acceptedTokens = new Counter({
+      name: `${P}spec_decode_num_accepted_tokens_total`,
+      help: "Drafted tokens the target accepted",
+      registers,
+    });
     this.acceptedPerPos = new Counter({
       name: `${P}spec_decode_num_accepted_tokens_per_pos_total`,
       help: "Drafted tokens accepted at each draft position (0 = first)",
@@ -93,7 +151,9 @@ export class ServerMetrics {
     const s = result.stats;
     this.promptTokens.inc(s.promptTokens);
     this.generationTokens.inc(s.generatedTokens);
-    this.success.inc({ finished_reason: s.finishReason === "maxTokens" || s.finishReason === "contextFull" ? "length" : "stop" });
+    this.success.inc({
+      finished_reason: s.finishReason === "maxTokens" || s.finishReason === "contextFull" ? "length" : "stop",
+    });
     this.ttft.observe(s.ttftMs / 1000);
     if (s.generatedTokens > 1) this.tpot.observe((s.e2eMs - s.ttftMs) / 1000 / (s.generatedTokens - 1));
     this.e2e.observe(s.e2eMs / 1000);

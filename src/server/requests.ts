@@ -38,7 +38,8 @@ export function dropNeutralUnsupported(body: unknown): void {
   for (const [name, neutral] of Object.entries(UNSUPPORTED)) {
     if (!(name in fields)) continue;
     const value = fields[name];
-    if (value !== null && value !== undefined && !neutral(value)) throw badField(name, `'${name}' is not supported by this server`);
+    if (value !== null && value !== undefined && !neutral(value))
+      throw badField(name, `'${name}' is not supported by this server`);
     delete fields[name];
   }
 }
@@ -73,9 +74,18 @@ export async function planChat(body: ChatBody, ctx: PlanContext): Promise<Genera
   try {
     prompt = await ctx.engine.chatPromptAsync(messages, { chatTemplate: ctx.chatTemplate });
   } catch (error) {
-    throw badField("messages", `the chat template could not format the messages: ${error instanceof Error ? error.message : String(error)}`);
+    throw badField(
+      "messages",
+      `the chat template could not format the messages: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
-  return plan([prompt], body, body.max_completion_tokens ?? body.max_tokens, body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens", ctx);
+  return plan(
+    [prompt],
+    body,
+    body.max_completion_tokens ?? body.max_tokens,
+    body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens",
+    ctx,
+  );
 }
 
 export async function planCompletion(body: CompletionBody, ctx: PlanContext): Promise<GenerationPlan> {
@@ -84,7 +94,8 @@ export async function planCompletion(body: CompletionBody, ctx: PlanContext): Pr
   let prompts: number[][];
   // long texts are tokenized off the JS thread (engine.tokenizeAsync): other clients' streams go on
   if (typeof p === "string") prompts = [await engine.tokenizeAsync(p)];
-  else if (p.every((x) => typeof x === "string")) prompts = await Promise.all((p as string[]).map((s) => engine.tokenizeAsync(s)));
+  else if (p.every((x) => typeof x === "string"))
+    prompts = await Promise.all((p as string[]).map((s) => engine.tokenizeAsync(s)));
   else if (p.every((x) => typeof x === "number")) prompts = [p as number[]];
   else prompts = p as number[][];
   const vocabulary = engine.vocabularySize;
@@ -92,18 +103,31 @@ export async function planCompletion(body: CompletionBody, ctx: PlanContext): Pr
     if (tokens.length === 0) throw badField("prompt", "the prompt is empty after tokenization");
     // token ids as given (a tokenized text is in the vocabulary by construction)
     const outside = typeof p === "string" || typeof p[0] === "string" ? undefined : tokens.find((t) => t >= vocabulary);
-    if (outside !== undefined) throw badField("prompt", `token ${outside} is not in the vocabulary (0..${vocabulary - 1})`);
+    if (outside !== undefined)
+      throw badField("prompt", `token ${outside} is not in the vocabulary (0..${vocabulary - 1})`);
   }
   return plan(prompts, body, body.max_tokens, "max_tokens", ctx);
 }
 
-function plan(prompts: number[][], body: SamplingBody, maxTokens: number | null | undefined, maxTokensField: string, ctx: PlanContext): GenerationPlan {
+function plan(
+  prompts: number[][],
+  body: SamplingBody,
+  maxTokens: number | null | undefined,
+  maxTokensField: string,
+  ctx: PlanContext,
+): GenerationPlan {
   if (body.model !== undefined && body.model !== ctx.modelName) {
-    throw new ApiError(404, `The model '${body.model}' does not exist: this server serves '${ctx.modelName}' (see GET /v1/models)`, "model", "model_not_found");
+    throw new ApiError(
+      404,
+      `The model '${body.model}' does not exist: this server serves '${ctx.modelName}' (see GET /v1/models)`,
+      "model",
+      "model_not_found",
+    );
   }
   if (body.n != null && body.n !== 1) throw badField("n", "'n' must be 1: this server returns one choice per prompt");
   for (const name of ["presence_penalty", "frequency_penalty"] as const) {
-    if (body[name] != null && body[name] !== 0) throw badField(name, `'${name}' is not supported by this server (only 0)`);
+    if (body[name] != null && body[name] !== 0)
+      throw badField(name, `'${name}' is not supported by this server (only 0)`);
   }
   const context = ctx.engine.contextSize;
   const seed = body.seed ?? ctx.defaultSeed;
@@ -111,7 +135,10 @@ function plan(prompts: number[][], body: SamplingBody, maxTokens: number | null 
   const options = prompts.map((tokens, i): GenerateOptions => {
     const room = context - tokens.length;
     if (room < 1) {
-      throw badField("prompt", `the prompt has ${tokens.length} tokens, but the context holds ${context} tokens per request (prompt + completion)`);
+      throw badField(
+        "prompt",
+        `the prompt has ${tokens.length} tokens, but the context holds ${context} tokens per request (prompt + completion)`,
+      );
     }
     if (maxTokens != null && tokens.length + maxTokens > context) {
       throw badField(

@@ -94,7 +94,10 @@ export class ResponseShape {
 
   /** A chat stream's first chunk of a choice: the assistant role, no text yet (as OpenAI sends it). */
   roleChunk(index: number) {
-    return { ...this.head(true), choices: [{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] };
+    return {
+      ...this.head(true),
+      choices: [{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }],
+    };
   }
 
   /** A piece of text of one choice. */
@@ -108,7 +111,14 @@ export class ResponseShape {
     const choice = this.route === "chat" ? { index, delta: {} } : { index, text: "" };
     return {
       ...this.head(true),
-      choices: [{ ...choice, logprobs: null, finish_reason: finishReason(result.stats.finishReason), ...(this.returnTokens ? { tokens: result.tokens } : {}) }],
+      choices: [
+        {
+          ...choice,
+          logprobs: null,
+          finish_reason: finishReason(result.stats.finishReason),
+          ...(this.returnTokens ? { tokens: result.tokens } : {}),
+        },
+      ],
       minedraft: speculativeStats(mode, [result]),
     };
   }

@@ -16,7 +16,12 @@ const samplingProperties = {
   top_p: nullable({ type: "number", minimum: 1e-9, maximum: 1 }),
   top_k: nullable({ type: "integer", minimum: 0, maximum: INT32_MAX }),
   seed: nullable({ type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
-  stop: nullable({ anyOf: [{ type: "string", minLength: 1 }, { type: "array", items: { type: "string", minLength: 1 }, maxItems: 16 }] }),
+  stop: nullable({
+    anyOf: [
+      { type: "string", minLength: 1 },
+      { type: "array", items: { type: "string", minLength: 1 }, maxItems: 16 },
+    ],
+  }),
   n: nullable({ type: "integer", minimum: 1 }),
   stream: nullable({ type: "boolean" }),
   stream_options: nullable({
@@ -80,7 +85,12 @@ export const completionBodySchema = {
         { type: "string" },
         { type: "array", minItems: 1, maxItems: 64, items: { type: "string" } },
         { type: "array", minItems: 1, items: { type: "integer", minimum: 0 } },
-        { type: "array", minItems: 1, maxItems: 64, items: { type: "array", minItems: 1, items: { type: "integer", minimum: 0 } } },
+        {
+          type: "array",
+          minItems: 1,
+          maxItems: 64,
+          items: { type: "array", minItems: 1, items: { type: "integer", minimum: 0 } },
+        },
       ],
     },
   },
@@ -90,7 +100,12 @@ export const completionBodySchema = {
 export const tokenizeBodySchema = {
   type: "object",
   required: ["content"],
-  properties: { content: { type: "string" }, add_special: { type: "boolean" }, with_pieces: { type: "boolean" }, model: { type: "string" } },
+  properties: {
+    content: { type: "string" },
+    add_special: { type: "boolean" },
+    with_pieces: { type: "boolean" },
+    model: { type: "string" },
+  },
   additionalProperties: false,
 } as const;
 
@@ -105,7 +120,7 @@ export const detokenizeBodySchema = {
 export const FIELD_SHAPES: Record<string, string> = {
   prompt: "a string, an array of strings, an array of token ids, or an array of non-empty arrays of token ids",
   stop: "a non-empty string or an array of at most 16 non-empty strings",
-  content: "a string or an array of text parts ({\"type\": \"text\", \"text\": ...})",
+  content: 'a string or an array of text parts ({"type": "text", "text": ...})',
 };
 
 export interface SamplingBody {
@@ -125,7 +140,11 @@ export interface SamplingBody {
 }
 
 export interface ChatBody extends SamplingBody {
-  messages: { role: "system" | "developer" | "user" | "assistant"; content: string | { type: "text"; text: string }[]; name?: string }[];
+  messages: {
+    role: "system" | "developer" | "user" | "assistant";
+    content: string | { type: "text"; text: string }[];
+    name?: string;
+  }[];
   max_completion_tokens?: number | null;
 }
 

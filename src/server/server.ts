@@ -67,13 +67,22 @@ export function isLoopback(host: string): boolean {
 /** `engine`: a loaded engine, or the promise of one (the server answers /health with 503 until it resolves). */
 export function createServer(engine: Engine | Promise<Engine>, options: ServerOptions = {}): MinedraftServer {
   const maxQueue = options.maxQueue ?? 64;
-  if (!Number.isInteger(maxQueue) || maxQueue < 0) throw new RangeError(`maxQueue must be an integer >= 0, got ${String(maxQueue)}`);
+  if (!Number.isInteger(maxQueue) || maxQueue < 0)
+    throw new RangeError(`maxQueue must be an integer >= 0, got ${String(maxQueue)}`);
   const defaultMaxTokens = options.defaultMaxTokens;
-  if (defaultMaxTokens !== undefined && (!Number.isInteger(defaultMaxTokens) || defaultMaxTokens < 1)) throw new RangeError(`defaultMaxTokens must be an integer >= 1, got ${String(defaultMaxTokens)}`);
-  if (options.apiKey !== undefined && (typeof options.apiKey !== "string" || options.apiKey === "")) throw new TypeError("apiKey must be a non-empty string");
+  if (defaultMaxTokens !== undefined && (!Number.isInteger(defaultMaxTokens) || defaultMaxTokens < 1))
+    throw new RangeError(`defaultMaxTokens must be an integer >= 1, got ${String(defaultMaxTokens)}`);
+  if (options.apiKey !== undefined && (typeof options.apiKey !== "string" || options.apiKey === ""))
+    throw new TypeError("apiKey must be a non-empty string");
   const startedAt = Math.floor(Date.now() / 1000);
 
-  const state = new ServerState({ modelName: options.modelName ?? "minedraft", chatTemplate: options.chatTemplate, defaultMaxTokens, defaultSeed: options.defaultSeed, maxQueue });
+  const state = new ServerState({
+    modelName: options.modelName ?? "minedraft",
+    chatTemplate: options.chatTemplate,
+    defaultMaxTokens,
+    defaultSeed: options.defaultSeed,
+    maxQueue,
+  });
   let chatTemplateSource: ChatTemplateSource | undefined;
   const loaded = Promise.resolve(engine).then(
     (e) => {
@@ -107,7 +116,12 @@ export function createServer(engine: Engine | Promise<Engine>, options: ServerOp
       throw new ApiError(503, "the server is shutting down", null, "unavailable");
     }
     if (options.apiKey !== undefined && !keyMatches(request.headers.authorization, options.apiKey)) {
-      throw new ApiError(401, "Incorrect or missing API key: send it as 'Authorization: Bearer <key>'", null, "invalid_api_key");
+      throw new ApiError(
+        401,
+        "Incorrect or missing API key: send it as 'Authorization: Bearer <key>'",
+        null,
+        "invalid_api_key",
+      );
     }
   });
   // while draining, a connection whose last request just finished is closed instead of kept alive
@@ -141,7 +155,10 @@ export function createServer(engine: Engine | Promise<Engine>, options: ServerOp
     async listen(listen: ListenOptions = {}) {
       const host = listen.host ?? "127.0.0.1";
       if (!isLoopback(host) && options.apiKey === undefined) {
-        process.emitWarning(`minedraft serve listens on ${host} without an API key: anyone who reaches this address can use the models (set apiKey / --api-key)`, "MinedraftSecurityWarning");
+        process.emitWarning(
+          `minedraft serve listens on ${host} without an API key: anyone who reaches this address can use the models (set apiKey / --api-key)`,
+          "MinedraftSecurityWarning",
+        );
       }
       return app.listen({ host, port: listen.port ?? 8080 });
     },

@@ -29,7 +29,12 @@ export class ServerState {
   /** The engine, or a 503 while it loads (or after it failed to). */
   ready(): Engine {
     if (this.engine) return this.engine;
-    throw new ApiError(503, this.loadError === undefined ? "Loading model" : "the model failed to load", null, "unavailable");
+    throw new ApiError(
+      503,
+      this.loadError === undefined ? "Loading model" : "the model failed to load",
+      null,
+      "unavailable",
+    );
   }
 
   /** Admission control: a 429 when `n` more requests would wait beyond the queue limit. */
@@ -37,7 +42,13 @@ export class ServerState {
     if (this.draining) throw new ApiError(503, "the server is shutting down", null, "unavailable");
     const { running, queued, capacity } = engine.load();
     if (running + queued + n > capacity + this.serving.maxQueue) {
-      throw new ApiError(429, `the server is at capacity: ${running} requests running, ${queued} waiting (queue limit ${this.serving.maxQueue}); retry later`, null, "rate_limit_exceeded", { "retry-after": "1" });
+      throw new ApiError(
+        429,
+        `the server is at capacity: ${running} requests running, ${queued} waiting (queue limit ${this.serving.maxQueue}); retry later`,
+        null,
+        "rate_limit_exceeded",
+        { "retry-after": "1" },
+      );
     }
   }
 }

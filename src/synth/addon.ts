@@ -25,7 +25,9 @@ function synthAddonPath(): string {
     const p = path.join(packageRoot, "build", build, "minedraft_synth.node");
     if (existsSync(p)) return p;
   }
-  throw new Error(`minedraft's synthetic-model generator is not built (no build/Release/minedraft_synth.node under ${packageRoot}): run npm run build:addon`);
+  throw new Error(
+    `minedraft's synthetic-model generator is not built (no build/Release/minedraft_synth.node under ${packageRoot}): run npm run build:addon`,
+  );
 }
 
 let loading: Promise<SynthAddon> | undefined;

@@ -12,7 +12,14 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadSynthAddon } from "./addon.js";
-import { SYNTH_PRESET_NAMES, isSynthPresetName, synthPreset, type SynthArch, type SynthDtype, type SynthPresetName } from "./presets.js";
+import {
+  SYNTH_PRESET_NAMES,
+  isSynthPresetName,
+  synthPreset,
+  type SynthArch,
+  type SynthDtype,
+  type SynthPresetName,
+} from "./presets.js";
 
 export * from "./presets.js";
 
@@ -71,13 +78,17 @@ function isVocabPath(vocab: string): boolean {
 
 /** The absolute path of a vocab GGUF from a name ("llama-spm") or a path. Throws if it does not exist. */
 export function resolveVocab(vocab: string = DEFAULT_VOCAB): string {
-  if (typeof vocab !== "string" || vocab.length === 0) throw new TypeError(`vocab must be a non-empty string, got ${describe(vocab)}`);
+  if (typeof vocab !== "string" || vocab.length === 0)
+    throw new TypeError(`vocab must be a non-empty string, got ${describe(vocab)}`);
   if (isVocabPath(vocab)) {
     const p = path.resolve(vocab);
     if (!existsSync(p)) throw new Error(`vocab file not found: ${p}`);
     return p;
   }
-  if (!/^[A-Za-z0-9._-]+$/.test(vocab)) throw new RangeError(`vocab name ${JSON.stringify(vocab)} has characters other than letters, digits, '.', '_' and '-'`);
+  if (!/^[A-Za-z0-9._-]+$/.test(vocab))
+    throw new RangeError(
+      `vocab name ${JSON.stringify(vocab)} has characters other than letters, digits, '.', '_' and '-'`,
+    );
   const tried: string[] = [];
   for (const dir of vocabDirs()) {
     const p = path.join(dir, `ggml-vocab-${vocab}.gguf`);
@@ -92,7 +103,9 @@ export function resolveVocab(vocab: string = DEFAULT_VOCAB): string {
 
 /** The cache root: $MINEDRAFT_CACHE, else <repo>/.cache/models. */
 export function defaultCacheDir(): string {
-  return process.env.MINEDRAFT_CACHE ? path.resolve(process.env.MINEDRAFT_CACHE) : path.join(packageRoot, ".cache", "models");
+  return process.env.MINEDRAFT_CACHE
+    ? path.resolve(process.env.MINEDRAFT_CACHE)
+    : path.join(packageRoot, ".cache", "models");
 }
 
 function describe(v: unknown): string {
@@ -115,10 +128,13 @@ interface ResolvedOptions {
 const ARCH_INT_KEYS = ["nEmbd", "nLayer", "nDraftLayer", "nHead", "nHeadKv", "nFf", "nCtxTrain"] as const;
 
 function resolveOptions(opts: Omit<SynthesizeOptions, "outDir">): ResolvedOptions {
-  if (opts === null || typeof opts !== "object") throw new TypeError(`options must be an object, got ${describe(opts)}`);
+  if (opts === null || typeof opts !== "object")
+    throw new TypeError(`options must be an object, got ${describe(opts)}`);
   const preset = opts.preset ?? "tiny";
   if (!isSynthPresetName(preset)) {
-    throw new RangeError(`unknown synthetic model preset ${describe(preset)} (expected one of ${SYNTH_PRESET_NAMES.join(", ")})`);
+    throw new RangeError(
+      `unknown synthetic model preset ${describe(preset)} (expected one of ${SYNTH_PRESET_NAMES.join(", ")})`,
+    );
   }
   const base = synthPreset(preset);
   const arch: SynthArch = {
@@ -134,10 +150,12 @@ function resolveOptions(opts: Omit<SynthesizeOptions, "outDir">): ResolvedOption
   };
   let archOverridden = false;
   if (opts.arch !== undefined) {
-    if (opts.arch === null || typeof opts.arch !== "object") throw new TypeError(`arch must be an object, got ${describe(opts.arch)}`);
+    if (opts.arch === null || typeof opts.arch !== "object")
+      throw new TypeError(`arch must be an object, got ${describe(opts.arch)}`);
     for (const [k, v] of Object.entries(opts.arch)) {
       if (v === undefined) continue;
-      if (!(ARCH_INT_KEYS as readonly string[]).includes(k)) throw new RangeError(`arch.${k} is not an architecture field (${ARCH_INT_KEYS.join(", ")})`);
+      if (!(ARCH_INT_KEYS as readonly string[]).includes(k))
+        throw new RangeError(`arch.${k} is not an architecture field (${ARCH_INT_KEYS.join(", ")})`);
       if (typeof v !== "number") throw new TypeError(`arch.${k} must be a number, got ${describe(v)}`);
       if (!Number.isInteger(v) || v < 1) throw new RangeError(`arch.${k} must be a positive integer, got ${v}`);
       (arch as unknown as Record<string, number>)[k] = v;
@@ -152,13 +170,18 @@ function resolveOptions(opts: Omit<SynthesizeOptions, "outDir">): ResolvedOption
   }
   if (opts.eps !== undefined) {
     if (typeof opts.eps !== "number") throw new TypeError(`eps must be a number, got ${describe(opts.eps)}`);
-    if (!Number.isFinite(opts.eps) || opts.eps < 0 || opts.eps > 100) throw new RangeError(`eps must be a finite number in [0, 100], got ${opts.eps}`);
+    if (!Number.isFinite(opts.eps) || opts.eps < 0 || opts.eps > 100)
+      throw new RangeError(`eps must be a finite number in [0, 100], got ${opts.eps}`);
     arch.eps = opts.eps;
   }
   const seed = opts.seed ?? 0;
   if (typeof seed !== "number") throw new TypeError(`seed must be a number, got ${describe(seed)}`);
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be an integer in [0, 2^53-1], got ${seed}`);
-  if (opts.threads !== undefined && (typeof opts.threads !== "number" || !Number.isInteger(opts.threads) || opts.threads < 0 || opts.threads > 1024)) {
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new RangeError(`seed must be an integer in [0, 2^53-1], got ${seed}`);
+  if (
+    opts.threads !== undefined &&
+    (typeof opts.threads !== "number" || !Number.isInteger(opts.threads) || opts.threads < 0 || opts.threads > 1024)
+  ) {
     throw new RangeError(`threads must be an integer in [0, 1024], got ${describe(opts.threads)}`);
   }
   if (opts.onProgress !== undefined && typeof opts.onProgress !== "function") {
@@ -169,7 +192,12 @@ function resolveOptions(opts: Omit<SynthesizeOptions, "outDir">): ResolvedOption
   return { preset, vocabName, vocabPath, arch, seed, archOverridden };
 }
 
-async function runSynthesize(outDir: string, r: ResolvedOptions, threads: number | undefined, onProgress?: SynthProgress): Promise<SyntheticPair> {
+async function runSynthesize(
+  outDir: string,
+  r: ResolvedOptions,
+  threads: number | undefined,
+  onProgress?: SynthProgress,
+): Promise<SyntheticPair> {
   const addon = await loadSynthAddon();
   const dir = path.resolve(outDir);
   await addon.synthesize(
@@ -195,8 +223,10 @@ async function runSynthesize(outDir: string, r: ResolvedOptions, threads: number
 
 /** Makes <outDir>/target.gguf and <outDir>/draft.gguf. Same options (and seed) give byte-identical files. */
 export async function synthesizePair(opts: SynthesizeOptions): Promise<SyntheticPair> {
-  if (opts === null || typeof opts !== "object") throw new TypeError(`options must be an object, got ${describe(opts)}`);
-  if (typeof opts.outDir !== "string" || opts.outDir.length === 0) throw new TypeError(`outDir must be a non-empty string, got ${describe(opts.outDir)}`);
+  if (opts === null || typeof opts !== "object")
+    throw new TypeError(`options must be an object, got ${describe(opts)}`);
+  if (typeof opts.outDir !== "string" || opts.outDir.length === 0)
+    throw new TypeError(`outDir must be a non-empty string, got ${describe(opts.outDir)}`);
   const r = resolveOptions(opts);
   return runSynthesize(opts.outDir, r, opts.threads, opts.onProgress);
 }
@@ -213,7 +243,11 @@ function shortHash(s: string): string {
 
 function keyOf(r: ResolvedOptions): string {
   const vocab = isVocabPath(r.vocabName)
-    ? `${path.basename(r.vocabPath).replace(/\.gguf$/i, "").replace(/^ggml-vocab-/, "").replace(/[^A-Za-z0-9._-]/g, "_")}.${shortHash(r.vocabPath)}`
+    ? `${path
+        .basename(r.vocabPath)
+        .replace(/\.gguf$/i, "")
+        .replace(/^ggml-vocab-/, "")
+        .replace(/[^A-Za-z0-9._-]/g, "_")}.${shortHash(r.vocabPath)}`
     : r.vocabName;
   const arch = r.archOverridden ? `-a${shortHash(JSON.stringify(ARCH_INT_KEYS.map((k) => r.arch[k])))}` : "";
   return `${r.preset}-${vocab}-${r.arch.dtype}-eps${r.arch.eps}-s${r.seed}${arch}-v${SYNTH_VERSION}`;
@@ -246,7 +280,10 @@ async function cached(dir: string, key: string): Promise<boolean> {
  * Concurrent calls for the same pair in one process share one synthesis; concurrent processes may both make it,
  * which is harmless (identical bytes, atomic renames).
  */
-export async function ensureSyntheticPair(cacheDir?: string, opts: Omit<SynthesizeOptions, "outDir"> = {}): Promise<EnsuredSyntheticPair> {
+export async function ensureSyntheticPair(
+  cacheDir?: string,
+  opts: Omit<SynthesizeOptions, "outDir"> = {},
+): Promise<EnsuredSyntheticPair> {
   if (cacheDir !== undefined && (typeof cacheDir !== "string" || cacheDir.length === 0)) {
     throw new TypeError(`cacheDir must be a non-empty string or undefined, got ${describe(cacheDir)}`);
   }
@@ -268,7 +305,10 @@ export async function ensureSyntheticPair(cacheDir?: string, opts: Omit<Synthesi
     const [t, d] = await Promise.all([stat(target), stat(draft)]);
     const marker: Marker = { version: SYNTH_VERSION, key, targetBytes: t.size, draftBytes: d.size };
     const tmp = path.join(dir, `.${MARKER}.${process.pid}.tmp`);
-    await writeFile(tmp, JSON.stringify({ ...marker, preset: r.preset, vocab: r.vocabPath, arch: r.arch, seed: r.seed }, null, 2) + "\n");
+    await writeFile(
+      tmp,
+      `${JSON.stringify({ ...marker, preset: r.preset, vocab: r.vocabPath, arch: r.arch, seed: r.seed }, null, 2)}\n`,
+    );
     await rename(tmp, path.join(dir, MARKER));
     return { target, draft, dir, created: true };
   })();

@@ -98,13 +98,15 @@ export type SynthPresetName = keyof typeof SYNTH_PRESETS;
 export const SYNTH_PRESET_NAMES = Object.keys(SYNTH_PRESETS) as SynthPresetName[];
 
 export function isSynthPresetName(name: unknown): name is SynthPresetName {
-  return typeof name === "string" && Object.prototype.hasOwnProperty.call(SYNTH_PRESETS, name);
+  return typeof name === "string" && Object.hasOwn(SYNTH_PRESETS, name);
 }
 
 /** The preset's architecture (a fresh, mutable copy). Throws RangeError for an unknown name. */
 export function synthPreset(name: string): SynthPreset {
   if (!isSynthPresetName(name)) {
-    throw new RangeError(`unknown synthetic model preset ${JSON.stringify(name)} (expected one of ${SYNTH_PRESET_NAMES.join(", ")})`);
+    throw new RangeError(
+      `unknown synthetic model preset ${JSON.stringify(name)} (expected one of ${SYNTH_PRESET_NAMES.join(", ")})`,
+    );
   }
   return { ...SYNTH_PRESETS[name] };
 }

@@ -39,13 +39,39 @@ function withoutLoadWarnings(stderr: string): string {
 }
 
 const REQUEST_STATS = [
-  "promptTokens", "generatedTokens", "steps", "draftedTokens", "acceptedTokens", "acceptanceRate", "meanAcceptanceLength",
-  "perPositionAcceptance", "ttftMs", "e2eMs", "tokensPerSecond", "finishReason",
+  "promptTokens",
+  "generatedTokens",
+  "steps",
+  "draftedTokens",
+  "acceptedTokens",
+  "acceptanceRate",
+  "meanAcceptanceLength",
+  "perPositionAcceptance",
+  "ttftMs",
+  "e2eMs",
+  "tokensPerSecond",
+  "finishReason",
 ];
 const RUN_STATS = [
-  "mode", "requests", "generatedTokens", "wallMs", "tokensPerSecond", "draftedTokens", "acceptedTokens", "acceptanceRate",
-  "meanAcceptanceLength", "perPositionAcceptance", "meanTtftMs", "meanE2eMs", "amortizedE2eMs", "steps", "draftMs",
-  "verifyMs", "overlapMs", "idleMs", "hiddenDraftFraction",
+  "mode",
+  "requests",
+  "generatedTokens",
+  "wallMs",
+  "tokensPerSecond",
+  "draftedTokens",
+  "acceptedTokens",
+  "acceptanceRate",
+  "meanAcceptanceLength",
+  "perPositionAcceptance",
+  "meanTtftMs",
+  "meanE2eMs",
+  "amortizedE2eMs",
+  "steps",
+  "draftMs",
+  "verifyMs",
+  "overlapMs",
+  "idleMs",
+  "hiddenDraftFraction",
 ];
 
 function expectOneLineError(stderr: string, pattern: RegExp): void {
@@ -59,8 +85,56 @@ function expectOneLineError(stderr: string, pattern: RegExp): void {
 describe("help", () => {
   const cases: [string[], string[]][] = [
     [[], ["generate", "bench", "demo", "inspect", "synth"]],
-    [["generate"], ["--model", "--draft", "--prompt", "--prompts", "--mode", "--draft-tokens", "--temp", "--top-k", "--top-p", "--draft-temp", "--seed", "--max-tokens", "--batch-size", "--ctx-size", "--chat", "--system", "--stop", "--threads", "--draft-threads", "--gpu-layers", "--draft-gpu-layers", "--device", "--draft-device", "--json", "--stats", "--log-level", "--output", "--verbose"]],
-    [["bench"], ["--model", "--draft", "--prompts", "--modes", "--batch-size", "--draft-tokens", "--temp", "--max-tokens", "--repeat", "--threads", "--json", "--report"]],
+    [
+      ["generate"],
+      [
+        "--model",
+        "--draft",
+        "--prompt",
+        "--prompts",
+        "--mode",
+        "--draft-tokens",
+        "--temp",
+        "--top-k",
+        "--top-p",
+        "--draft-temp",
+        "--seed",
+        "--max-tokens",
+        "--batch-size",
+        "--ctx-size",
+        "--chat",
+        "--system",
+        "--stop",
+        "--threads",
+        "--draft-threads",
+        "--gpu-layers",
+        "--draft-gpu-layers",
+        "--device",
+        "--draft-device",
+        "--json",
+        "--stats",
+        "--log-level",
+        "--output",
+        "--verbose",
+      ],
+    ],
+    [
+      ["bench"],
+      [
+        "--model",
+        "--draft",
+        "--prompts",
+        "--modes",
+        "--batch-size",
+        "--draft-tokens",
+        "--temp",
+        "--max-tokens",
+        "--repeat",
+        "--threads",
+        "--json",
+        "--report",
+      ],
+    ],
     [["demo"], ["--preset", "--quick", "MINEDRAFT_DEMO_QUICK"]],
     [["inspect"], ["[model]", "[draft]", "--devices", "--json"]],
     [["synth"], ["--out", "--preset", "--vocab", "--eps", "--dtype", "--seed", "tinyllama"]],
@@ -80,8 +154,16 @@ describe("bad usage exits 2 with a one-line message", () => {
     ["non-integer -k", ["generate", "--model", "m.gguf", "--prompt", "hi", "-k", "abc"], /draft-tokens.*abc/],
     ["unknown mode", ["generate", "--model", "m.gguf", "--prompt", "hi", "--mode", "xyz"], /--mode.*xyz/],
     ["NaN temperature", ["generate", "--model", "m.gguf", "--prompt", "hi", "--temp", "NaN"], /--temp/],
-    ["fractional --max-tokens", ["generate", "--model", "m.gguf", "--prompt", "hi", "--max-tokens", "1.5"], /--max-tokens/],
-    ["--prompt with --prompts", ["generate", "--model", "m.gguf", "--prompt", "a", "--prompts", "f.txt"], /cannot be used with/],
+    [
+      "fractional --max-tokens",
+      ["generate", "--model", "m.gguf", "--prompt", "hi", "--max-tokens", "1.5"],
+      /--max-tokens/,
+    ],
+    [
+      "--prompt with --prompts",
+      ["generate", "--model", "m.gguf", "--prompt", "a", "--prompts", "f.txt"],
+      /cannot be used with/,
+    ],
     ["no prompt", ["generate", "--model", "m.gguf"], /--prompt/],
     ["psd without a draft", ["generate", "--model", "m.gguf", "--prompt", "hi", "--mode", "psd"], /draft/],
     ["unknown option", ["generate", "--model", "m.gguf", "--prompt", "hi", "--bogus"], /unknown option '--bogus'/],
@@ -128,7 +210,21 @@ describe("runtime failures exit 1", () => {
 
 describe("generate", () => {
   it("--json prints one object with requests and a summary", async () => {
-    const r = await runCli(["generate", "--model", target, "--draft", draft, "--prompt", "Hello there", "--max-tokens", "8", "--seed", "3", "--json", ...small]);
+    const r = await runCli([
+      "generate",
+      "--model",
+      target,
+      "--draft",
+      draft,
+      "--prompt",
+      "Hello there",
+      "--max-tokens",
+      "8",
+      "--seed",
+      "3",
+      "--json",
+      ...small,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe("");
     const doc = JSON.parse(r.stdout);
@@ -150,22 +246,69 @@ describe("generate", () => {
     expect(doc.summary.requests).toBe(1);
     expect(doc.summary.placement).toMatchObject({ mode, targetThreads: 1, draftThreads: 1 });
     // no GPU backend in CI: the default placement puts both models on the CPU and says so
-    if (!hasGpuDevice) expect(doc.summary.placement).toMatchObject({ targetDevice: "cpu", draftDevice: "cpu", deviceNote: expect.stringMatching(/no GPU/), kvUnified: { target: false, draft: false } });
+    if (!hasGpuDevice)
+      expect(doc.summary.placement).toMatchObject({
+        targetDevice: "cpu",
+        draftDevice: "cpu",
+        deviceNote: expect.stringMatching(/no GPU/),
+        kvUnified: { target: false, draft: false },
+      });
   });
 
   it("--tetris-extra without --mode runs psd with TETRIS; with another mode it is a usage error", async () => {
-    const r = await runCli(["generate", "--model", target, "--draft", draft, "--prompt", "Hello there", "--max-tokens", "6", "--tetris-extra", "1", "--json", ...small]);
+    const r = await runCli([
+      "generate",
+      "--model",
+      target,
+      "--draft",
+      draft,
+      "--prompt",
+      "Hello there",
+      "--max-tokens",
+      "6",
+      "--tetris-extra",
+      "1",
+      "--json",
+      ...small,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(doc.summary.mode).toBe("psd");
     expect(doc.summary.tetris).toBeDefined();
-    const bad = await runCli(["generate", "--model", target, "--draft", draft, "--prompt", "Hello there", "--mode", "auto", "--tetris-extra", "1", ...small]);
+    const bad = await runCli([
+      "generate",
+      "--model",
+      target,
+      "--draft",
+      draft,
+      "--prompt",
+      "Hello there",
+      "--mode",
+      "auto",
+      "--tetris-extra",
+      "1",
+      ...small,
+    ]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--tetris-extra works with --mode psd only \(mode is auto\)/);
   });
 
   it("--kv-unified / --no-kv-unified set both contexts' KV layout; the greedy output is the same on the CPU", async () => {
-    const args = ["generate", "--model", target, "--draft", draft, "--prompt", "Hello there", "--max-tokens", "8", "--seed", "3", "--json", ...small];
+    const args = [
+      "generate",
+      "--model",
+      target,
+      "--draft",
+      draft,
+      "--prompt",
+      "Hello there",
+      "--max-tokens",
+      "8",
+      "--seed",
+      "3",
+      "--json",
+      ...small,
+    ];
     const [unified, perSeq] = [await runCli([...args, "--kv-unified"]), await runCli([...args, "--no-kv-unified"])];
     expect(unified.code, unified.stderr).toBe(0);
     expect(perSeq.code, perSeq.stderr).toBe(0);
@@ -176,7 +319,20 @@ describe("generate", () => {
   });
 
   it("streams a single prompt's text to stdout: the same text --json reports", async () => {
-    const args = ["generate", "--model", target, "--draft", draft, "--prompt", "Stream me", "--max-tokens", "10", "--seed", "5", ...small];
+    const args = [
+      "generate",
+      "--model",
+      target,
+      "--draft",
+      draft,
+      "--prompt",
+      "Stream me",
+      "--max-tokens",
+      "10",
+      "--seed",
+      "5",
+      ...small,
+    ];
     const [streamed, json] = [await runCli(args), await runCli([...args, "--json"])];
     expect(streamed.code, streamed.stderr).toBe(0);
     expect(streamed.stderr).toBe("");
@@ -188,7 +344,24 @@ describe("generate", () => {
     await writeFile(file, 'Hello\n{"prompt": "World", "id": "w"}\n\nThe third prompt\n');
     const out = path.join(tmp, "out", "result.json");
     await import("node:fs/promises").then((fs) => fs.mkdir(path.dirname(out), { recursive: true }));
-    const r = await runCli(["generate", "--model", target, "--draft", draft, "--prompts", file, "--max-tokens", "6", "--batch-size", "2", "--json", "--stats", "--output", out, ...small]);
+    const r = await runCli([
+      "generate",
+      "--model",
+      target,
+      "--draft",
+      draft,
+      "--prompts",
+      file,
+      "--max-tokens",
+      "6",
+      "--batch-size",
+      "2",
+      "--json",
+      "--stats",
+      "--output",
+      out,
+      ...small,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe("");
     expect(r.stderr).toMatch(/tokens\/s/);
@@ -217,9 +390,26 @@ describe("generate", () => {
 
   it("Ctrl-C aborts the requests, exits 130 and leaves no output file", async () => {
     const out = path.join(tmp, "interrupted.txt");
-    const r = await runCli(["generate", "--model", target, "--draft", draft, "--prompt", "Go on forever", "--max-tokens", "100000", "--ctx-size", "4096", "--output", out], {
-      after: { ms: 2500, run: (child) => child.kill("SIGINT") },
-    });
+    const r = await runCli(
+      [
+        "generate",
+        "--model",
+        target,
+        "--draft",
+        draft,
+        "--prompt",
+        "Go on forever",
+        "--max-tokens",
+        "100000",
+        "--ctx-size",
+        "4096",
+        "--output",
+        out,
+      ],
+      {
+        after: { ms: 2500, run: (child) => child.kill("SIGINT") },
+      },
+    );
     expect(r.code, r.stderr).toBe(130);
     expect(existsSync(out)).toBe(false);
     expect((await readdir(tmp)).filter((f) => f.includes("interrupted"))).toEqual([]);
@@ -233,25 +423,71 @@ describe("bench", () => {
     const json = path.join(tmp, "bench.json");
     const html = path.join(tmp, "bench.html");
     const r = await runCli(
-      ["bench", "--model", target, "--draft", draft, "--prompts", prompts, "--modes", "ar,sd,psd", "--batch-size", "2", "--max-tokens", "8", "--repeat", "1", "--json", json, "--report", html, ...small],
+      [
+        "bench",
+        "--model",
+        target,
+        "--draft",
+        draft,
+        "--prompts",
+        prompts,
+        "--modes",
+        "ar,sd,psd",
+        "--batch-size",
+        "2",
+        "--max-tokens",
+        "8",
+        "--repeat",
+        "1",
+        "--json",
+        json,
+        "--report",
+        html,
+        ...small,
+      ],
       { timeoutMs: 90_000 },
     );
     expect(r.code, r.stderr).toBe(0);
     // no progress bar when stderr is not a TTY (a load warning is legitimate: other test files may run)
     expect(withoutLoadWarnings(r.stderr)).toBe("");
-    expect(r.stdout).toMatch(/mode\s+tok\/s\s+E2EL ms\s+amort\. E2EL ms\s+TTFT ms\s+accept\s+acc\. len\s+hidden draft\s+vs sd\s+vs ar\s+threads t\/d/);
+    expect(r.stdout).toMatch(
+      /mode\s+tok\/s\s+E2EL ms\s+amort\. E2EL ms\s+TTFT ms\s+accept\s+acc\. len\s+hidden draft\s+vs sd\s+vs ar\s+threads t\/d/,
+    );
     for (const mode of ["ar", "sd", "psd"]) expect(r.stdout).toMatch(new RegExp(`^${mode}\\s+\\d`, "m"));
 
     const doc = JSON.parse(await readFile(json, "utf8"));
     expect(doc.schema).toBe("minedraft-bench/1");
-    expect(doc.machine).toMatchObject({ cores: expect.any(Number), cpuModel: expect.any(String), node: process.version });
+    expect(doc.machine).toMatchObject({
+      cores: expect.any(Number),
+      cpuModel: expect.any(String),
+      node: process.version,
+    });
     expect(doc.machine.os).toHaveProperty("platform");
-    expect(doc.models.target).toMatchObject({ path: target, quantization: "F32", nParams: expect.any(Number), fileSize: expect.any(Number) });
+    expect(doc.models.target).toMatchObject({
+      path: target,
+      quantization: "F32",
+      nParams: expect.any(Number),
+      fileSize: expect.any(Number),
+    });
     expect(doc.models.draft.path).toBe(draft);
-    expect(doc.options).toMatchObject({ modes: ["ar", "sd", "psd"], batchSize: 2, maxTokens: 8, repeat: 1, promptCount: 4 });
+    expect(doc.options).toMatchObject({
+      modes: ["ar", "sd", "psd"],
+      batchSize: 2,
+      maxTokens: 8,
+      repeat: 1,
+      promptCount: 4,
+    });
     expect(doc.modes.map((m: { mode: string }) => m.mode)).toEqual(["ar", "sd", "psd"]);
     for (const m of doc.modes) {
-      for (const k of ["tokensPerSecond", "meanE2eMs", "amortizedE2eMs", "meanTtftMs", "acceptanceRate", "meanAcceptanceLength", "hiddenDraftFraction"]) {
+      for (const k of [
+        "tokensPerSecond",
+        "meanE2eMs",
+        "amortizedE2eMs",
+        "meanTtftMs",
+        "acceptanceRate",
+        "meanAcceptanceLength",
+        "hiddenDraftFraction",
+      ]) {
         expect(typeof m.summary[k], `${m.mode}.${k}`).toBe("number");
       }
       expect(m.summary.speedupVsAr).toBeGreaterThan(0);
@@ -272,7 +508,10 @@ describe("bench", () => {
     expect(page).not.toMatch(/<script|<link|src=|href=/i);
 
     // renders with headless Chromium where it is installed, else says it skipped
-    const check = spawnSync(process.execPath, [path.join(repoRoot, "scripts", "check-report.mjs"), html], { encoding: "utf8", timeout: 100_000 });
+    const check = spawnSync(process.execPath, [path.join(repoRoot, "scripts", "check-report.mjs"), html], {
+      encoding: "utf8",
+      timeout: 100_000,
+    });
     expect(check.status, check.stderr).toBe(0);
     expect(check.stdout).toMatch(existsSync("/usr/bin/chromium") ? /^ok: / : /^skipped: chromium not installed/);
   });
@@ -280,7 +519,20 @@ describe("bench", () => {
   it("runs ar alone without a draft", async () => {
     const prompts = path.join(tmp, "one-prompt.txt");
     await writeFile(prompts, "Hello\n");
-    const r = await runCli(["bench", "--model", target, "--modes", "ar", "--prompts", prompts, "--max-tokens", "4", "--repeat", "1", ...small]);
+    const r = await runCli([
+      "bench",
+      "--model",
+      target,
+      "--modes",
+      "ar",
+      "--prompts",
+      prompts,
+      "--max-tokens",
+      "4",
+      "--repeat",
+      "1",
+      ...small,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^ar\s+\d/m);
     expect(r.stdout).not.toMatch(/^psd\s/m);
@@ -308,12 +560,31 @@ describe("inspect and synth", () => {
   it("describes one model", async () => {
     const r = await runCli(["inspect", target]);
     expect(r.code, r.stderr).toBe(0);
-    for (const s of ["architecture", "llama", "parameters", "quantization", "F32", "context length", "4096", "32000", "BOS", "add BOS", "file size", "chat template"]) {
+    for (const s of [
+      "architecture",
+      "llama",
+      "parameters",
+      "quantization",
+      "F32",
+      "context length",
+      "4096",
+      "32000",
+      "BOS",
+      "add BOS",
+      "file size",
+      "chat template",
+    ]) {
       expect(r.stdout).toContain(s);
     }
     const j = await runCli(["inspect", target, "--json"]);
     const doc = JSON.parse(j.stdout);
-    expect(doc.models[0]).toMatchObject({ architecture: "llama", nVocab: 32000, quantization: "F32", addBos: true, hasChatTemplate: false });
+    expect(doc.models[0]).toMatchObject({
+      architecture: "llama",
+      nVocab: 32000,
+      quantization: "F32",
+      addBos: true,
+      hasChatTemplate: false,
+    });
   });
 
   it("checks a compatible pair and lists devices", async () => {
@@ -325,7 +596,19 @@ describe("inspect and synth", () => {
 
   it("synth writes a pair; a draft with another tokenizer is reported incompatible", async () => {
     const out = path.join(tmp, "synth-gpt2");
-    const s = await runCli(["synth", "--out", out, "--preset", "tiny", "--vocab", "gpt-2", "--dtype", "f16", "--seed", "1"]);
+    const s = await runCli([
+      "synth",
+      "--out",
+      out,
+      "--preset",
+      "tiny",
+      "--vocab",
+      "gpt-2",
+      "--dtype",
+      "f16",
+      "--seed",
+      "1",
+    ]);
     expect(s.code, s.stderr).toBe(0);
     expect(s.stderr).toBe("");
     expect(existsSync(path.join(out, "target.gguf"))).toBe(true);

@@ -6,7 +6,14 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { overlapIntervals, renderHtmlReport, timelineSvg } from "../../src/bench/html-report.js";
 import { niceTicks } from "../../src/bench/svg.js";
-import { autoChoiceShares, loadReport, phaseStats, summarizeRuns, unionMs, withSpeedups } from "../../src/bench/summarize.js";
+import {
+  autoChoiceShares,
+  loadReport,
+  phaseStats,
+  summarizeRuns,
+  unionMs,
+  withSpeedups,
+} from "../../src/bench/summarize.js";
 import { timelineWindow } from "../../src/bench/timeline.js";
 import { BENCH_SCHEMA, type BenchReport, type ModeResult } from "../../src/bench/types.js";
 import { writeFileAtomic } from "../../src/cli/atomic-write.js";
@@ -90,11 +97,29 @@ describe("output", () => {
 
 /** A psd-like trace: step s drafts sub-batch s%2 while verifying the other, each 10 ms. */
 function psdTrace(steps: number): TraceEvent[] {
-  const events: TraceEvent[] = [{ worker: "target", kind: "prefill", start: 0, end: 5, step: 1, requests: [1, 2], batch: -1 }];
+  const events: TraceEvent[] = [
+    { worker: "target", kind: "prefill", start: 0, end: 5, step: 1, requests: [1, 2], batch: -1 },
+  ];
   for (let s = 1; s <= steps; s++) {
     const t = 5 + (s - 1) * 10;
-    events.push({ worker: "draft", kind: "draft", start: t, end: t + 8, step: s, requests: [s % 2 ? 1 : 2], batch: s % 2 });
-    events.push({ worker: "target", kind: "verify", start: t + 1, end: t + 10, step: s, requests: [s % 2 ? 2 : 1], batch: 1 - (s % 2) });
+    events.push({
+      worker: "draft",
+      kind: "draft",
+      start: t,
+      end: t + 8,
+      step: s,
+      requests: [s % 2 ? 1 : 2],
+      batch: s % 2,
+    });
+    events.push({
+      worker: "target",
+      kind: "verify",
+      start: t + 1,
+      end: t + 10,
+      step: s,
+      requests: [s % 2 ? 2 : 1],
+      batch: 1 - (s % 2),
+    });
   }
   return events;
 }
@@ -102,10 +127,35 @@ function psdTrace(steps: number): TraceEvent[] {
 describe("phase statistics", () => {
   it("counts prefill wall time once where both workers prefill at once (psd), in full where they take turns", () => {
     expect(unionMs([])).toBe(0);
-    expect(unionMs([{ start: 0, end: 10 }, { start: 2, end: 6 }, { start: 12, end: 15 }, { start: 14, end: 20 }])).toBe(18);
-    const pre = (worker: "target" | "draft", start: number, end: number): TraceEvent => ({ worker, kind: "prefill", start, end, step: 1, requests: [1], batch: -1 });
+    expect(
+      unionMs([
+        { start: 0, end: 10 },
+        { start: 2, end: 6 },
+        { start: 12, end: 15 },
+        { start: 14, end: 20 },
+      ]),
+    ).toBe(18);
+    const pre = (worker: "target" | "draft", start: number, end: number): TraceEvent => ({
+      worker,
+      kind: "prefill",
+      start,
+      end,
+      step: 1,
+      requests: [1],
+      batch: -1,
+    });
     // psd: both workers prefill the same admission concurrently (the target's part is the longer)
-    const together = phaseStats([pre("target", 0, 100), pre("draft", 0, 12), ...psdTrace(3).slice(1).map((e) => ({ ...e, start: e.start + 100, end: e.end + 100 }))], 3, 135);
+    const together = phaseStats(
+      [
+        pre("target", 0, 100),
+        pre("draft", 0, 12),
+        ...psdTrace(3)
+          .slice(1)
+          .map((e) => ({ ...e, start: e.start + 100, end: e.end + 100 })),
+      ],
+      3,
+      135,
+    );
     expect(together.prefill.totalMs).toBe(112);
     expect(together.prefill.wallMs).toBe(100);
     // sd: one after the other
@@ -116,9 +166,16 @@ describe("phase statistics", () => {
 
 describe("auto choice shares", () => {
   it("lists the choices by share of steps, most frequent first, with or without threads", () => {
-    const d = (schedule: string, k: number, steps: number, t: number) => ({ schedule, k, steps, threads: { target: t, draft: t } });
+    const d = (schedule: string, k: number, steps: number, t: number) => ({
+      schedule,
+      k,
+      steps,
+      threads: { target: t, draft: t },
+    });
     const decisions = [d("overlapped", 1, 1, 1), d("sequential", 0, 6, 2), d("sequential", 1, 3, 2)];
-    expect(autoChoiceShares(decisions)).toBe("sequential k=0 at 2/2 threads 60%, sequential k=1 at 2/2 threads 30%, overlapped k=1 at 1/1 threads 10%");
+    expect(autoChoiceShares(decisions)).toBe(
+      "sequential k=0 at 2/2 threads 60%, sequential k=1 at 2/2 threads 30%, overlapped k=1 at 1/1 threads 10%",
+    );
     expect(autoChoiceShares(decisions, { top: 2, threads: false })).toBe("sequential k=0 60%, sequential k=1 30%");
     expect(autoChoiceShares([])).toBe("");
   });
@@ -144,7 +201,10 @@ describe("timeline", () => {
 
   it("finds the time both workers are busy", () => {
     const both = overlapIntervals(psdTrace(2));
-    expect(both).toEqual([[6, 13], [16, 23]]);
+    expect(both).toEqual([
+      [6, 13],
+      [16, 23],
+    ]);
   });
 
   it("draws two lanes with an ms axis", () => {
@@ -166,27 +226,101 @@ describe("timeline", () => {
 
 function runStats(mode: Mode, tokensPerSecond: number): RunStats {
   return {
-    mode, requests: 2, generatedTokens: 20, wallMs: 1000, tokensPerSecond, draftedTokens: 16, acceptedTokens: 8, acceptanceRate: 0.5,
-    meanAcceptanceLength: 2, perPositionAcceptance: [0.7, 0.5, 0.4, 0.4], meanTtftMs: 50, meanE2eMs: 900, amortizedE2eMs: 450,
-    steps: 10, prefillMs: 0, draftMs: 400, verifyMs: 500, overlapMs: mode === "psd" ? 300 : 0, idleMs: 100, hiddenDraftFraction: mode === "psd" ? 0.75 : 0,
+    mode,
+    requests: 2,
+    generatedTokens: 20,
+    wallMs: 1000,
+    tokensPerSecond,
+    draftedTokens: 16,
+    acceptedTokens: 8,
+    acceptanceRate: 0.5,
+    meanAcceptanceLength: 2,
+    perPositionAcceptance: [0.7, 0.5, 0.4, 0.4],
+    meanTtftMs: 50,
+    meanE2eMs: 900,
+    amortizedE2eMs: 450,
+    steps: 10,
+    prefillMs: 0,
+    draftMs: 400,
+    verifyMs: 500,
+    overlapMs: mode === "psd" ? 300 : 0,
+    idleMs: 100,
+    hiddenDraftFraction: mode === "psd" ? 0.75 : 0,
   };
 }
 
 function fakeReport(): BenchReport {
   const modes = (["ar", "sd", "psd"] as Mode[]).map((mode, i) => {
     const stats = [runStats(mode, 10 + i * 5), runStats(mode, 12 + i * 5)];
-    const placement: Placement = { mode, cores: 2, targetThreads: mode === "psd" ? 1 : 2, draftThreads: mode === "ar" ? 0 : mode === "psd" ? 1 : 2, concurrent: mode === "psd", oversubscribed: false, targetDevice: "cpu", draftDevice: mode === "ar" ? "none" : "cpu", deviceNote: "no GPU found: target and draft on the CPU", kvUnified: { target: false, draft: false }, sequences: 4 };
+    const placement: Placement = {
+      mode,
+      cores: 2,
+      targetThreads: mode === "psd" ? 1 : 2,
+      draftThreads: mode === "ar" ? 0 : mode === "psd" ? 1 : 2,
+      concurrent: mode === "psd",
+      oversubscribed: false,
+      targetDevice: "cpu",
+      draftDevice: mode === "ar" ? "none" : "cpu",
+      deviceNote: "no GPU found: target and draft on the CPU",
+      kvUnified: { target: false, draft: false },
+      sequences: 4,
+    };
     const trace = mode === "ar" ? psdTrace(12).filter((e) => e.worker === "target") : psdTrace(12);
-    return { mode, placement, summary: summarizeRuns(stats), warmup: stats[0]!, runs: stats.map((s, r) => ({ run: r + 1, stats: s, requests: [] })), timeline: timelineWindow(trace) };
+    return {
+      mode,
+      placement,
+      summary: summarizeRuns(stats),
+      warmup: stats[0]!,
+      runs: stats.map((s, r) => ({ run: r + 1, stats: s, requests: [] })),
+      timeline: timelineWindow(trace),
+    };
   });
   return {
-    schema: BENCH_SCHEMA, minedraftVersion: "0.0.0", createdAt: "2025-01-01T00:00:00.000Z", durationMs: 1234,
-    machine: { cpuModel: "Test <CPU>", cores: 2, availableParallelism: 2, totalMemoryBytes: 1, os: { platform: "linux", release: "6", arch: "x64" }, node: "v20", llamaSystemInfo: "", devices: [] },
+    schema: BENCH_SCHEMA,
+    minedraftVersion: "0.0.0",
+    createdAt: "2025-01-01T00:00:00.000Z",
+    durationMs: 1234,
+    machine: {
+      cpuModel: "Test <CPU>",
+      cores: 2,
+      availableParallelism: 2,
+      totalMemoryBytes: 1,
+      os: { platform: "linux", release: "6", arch: "x64" },
+      node: "v20",
+      llamaSystemInfo: "",
+      devices: [],
+    },
     models: {
-      target: { path: "/m/<target>.gguf", name: "t", architecture: "llama", fileSize: 1 << 20, quantization: "F16", nParams: 5e7, nLayer: 8, nEmbd: 512, nVocab: 32000, nCtxTrain: 4096, device: "default", gpuLayers: null },
+      target: {
+        path: "/m/<target>.gguf",
+        name: "t",
+        architecture: "llama",
+        fileSize: 1 << 20,
+        quantization: "F16",
+        nParams: 5e7,
+        nLayer: 8,
+        nEmbd: 512,
+        nVocab: 32000,
+        nCtxTrain: 4096,
+        device: "default",
+        gpuLayers: null,
+      },
       draft: null,
     },
-    options: { modes: ["ar", "sd", "psd"], promptSource: "builtin", batchSize: 2, draftTokens: 4, temperature: 0, maxTokens: 8, repeat: 2, seed: 0, contextSize: 256, timelineSteps: 6, warmupMaxTokens: 8, promptCount: 2 },
+    options: {
+      modes: ["ar", "sd", "psd"],
+      promptSource: "builtin",
+      batchSize: 2,
+      draftTokens: 4,
+      temperature: 0,
+      maxTokens: 8,
+      repeat: 2,
+      seed: 0,
+      contextSize: 256,
+      timelineSteps: 6,
+      warmupMaxTokens: 8,
+      promptCount: 2,
+    },
     prompts: ["a", "b"],
     modes: withSpeedups(modes) as unknown as ModeResult[],
   };
@@ -210,12 +344,20 @@ describe("HTML report", () => {
   it("warns, in the report too, when the machine was loaded or a mode's runs spread; tokens/s is the runs' median", () => {
     const quiet = fakeReport();
     expect(loadReport(quiet.modes)).toEqual({ maxCompetingCores: 0, warnings: [] });
-    const noisy = quiet.modes.map((m) => ({ ...m, runs: m.runs.map((r, i) => ({ ...r, competingCores: i === 0 ? 0.9 : 0.05 })) }));
-    noisy[2] = { ...noisy[2]!, runs: [...noisy[2]!.runs, { ...noisy[2]!.runs[0]!, run: 3, stats: runStats("psd", 40) }] };
+    const noisy = quiet.modes.map((m) => ({
+      ...m,
+      runs: m.runs.map((r, i) => ({ ...r, competingCores: i === 0 ? 0.9 : 0.05 })),
+    }));
+    noisy[2] = {
+      ...noisy[2]!,
+      runs: [...noisy[2]!.runs, { ...noisy[2]!.runs[0]!, run: 3, stats: runStats("psd", 40) }],
+    };
     const load = loadReport(noisy);
     expect(load.maxCompetingCores).toBeCloseTo(0.9, 12);
     expect(load.warnings).toHaveLength(2);
-    expect(load.warnings[0]).toMatch(/loaded: other work used up to 0.90 cores during 4 of 7 measured runs \(ar, sd, psd\)/);
+    expect(load.warnings[0]).toMatch(
+      /loaded: other work used up to 0.90 cores during 4 of 7 measured runs \(ar, sd, psd\)/,
+    );
     expect(load.warnings[1]).toMatch(/^psd's runs spread 2.00x/);
     const html = renderHtmlReport({ ...quiet, load });
     expect((html.match(/class="warning"/g) ?? []).length).toBe(2);

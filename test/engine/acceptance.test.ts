@@ -41,10 +41,18 @@ function generate(rule: Rule, p: number[], q: number[], k: number, length: numbe
 function positionCounts(rule: Rule, q: number[], k: number, length: number, runs: number, seed: number): number[][] {
   const rng = new Rng(seed);
   const samples = Array.from({ length: runs }, () => generate(rule, P, q, k, length, rng));
-  return Array.from({ length }, (_, pos) => histogram(samples.map((s) => s[pos]!), P.length));
+  return Array.from({ length }, (_, pos) =>
+    histogram(
+      samples.map((s) => s[pos]!),
+      P.length,
+    ),
+  );
 }
 
-const alwaysAccept: Rule = (draft, _q, _p, alt) => ({ accepted: draft.length, emitted: [...draft, alt[draft.length]!] });
+const alwaysAccept: Rule = (draft, _q, _p, alt) => ({
+  accepted: draft.length,
+  emitted: [...draft, alt[draft.length]!],
+});
 
 describe("stochastic acceptance preserves the target distribution", () => {
   for (const [name, q] of Object.entries(CASES)) {
@@ -68,7 +76,14 @@ describe("stochastic acceptance preserves the target distribution", () => {
   });
 
   it("negative control: accepting with probability p (ignoring q) fails", () => {
-    const ignoreQ: Rule = (draft, q, p, alt, u) => acceptStochastic(draft, q.map(() => 1), p, alt, u);
+    const ignoreQ: Rule = (draft, q, p, alt, u) =>
+      acceptStochastic(
+        draft,
+        q.map(() => 1),
+        p,
+        alt,
+        u,
+      );
     const [first] = positionCounts(ignoreQ, CASES["q far from p"]!, 1, 1, 20_000, 12);
     expect(chiSquareTest(first!, P).pass).toBe(false);
   });
@@ -90,7 +105,10 @@ describe("acceptance rules", () => {
 
   it("stochastic compares u against p/q", () => {
     // p/q = 0.5: u = 0.49 accepts, u = 0.5 rejects
-    expect(acceptStochastic([1, 2], [0.4, 0.4], [0.2, 0.2], [7, 8, 9], [0.49, 0.5])).toEqual({ accepted: 1, emitted: [1, 8] });
+    expect(acceptStochastic([1, 2], [0.4, 0.4], [0.2, 0.2], [7, 8, 9], [0.49, 0.5])).toEqual({
+      accepted: 1,
+      emitted: [1, 8],
+    });
     // p >= q always accepts, even with u close to 1
     expect(acceptStochastic([1], [0.3], [0.6], [7, 9], [0.999])).toEqual({ accepted: 1, emitted: [1, 9] });
     // p = 0 always rejects

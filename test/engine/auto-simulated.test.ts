@@ -57,9 +57,18 @@ describe("auto's probes (simulated)", () => {
     const preset = PRESETS["paper-qwen3-32b-1.7b"];
     const costs = { ...structuredClone(preset.costs), canOverlap: true, batchSize: preset.workload.batchSize };
     const w = preset.workload;
-    const workload = { batchSize: w.batchSize, k: w.k, maxTokens: Array.from({ length: w.requests }, () => w.maxTokens) };
+    const workload = {
+      batchSize: w.batchSize,
+      k: w.k,
+      maxTokens: Array.from({ length: w.requests }, () => w.maxTokens),
+    };
     const run = (probeBudget: number) =>
-      simulatePolicy(workload, costs, () => new AutoPolicy({ kMax: w.k, batchSize: w.batchSize, canOverlap: true, probeBudget }), { runs: 4, jitter: 0.1 });
+      simulatePolicy(
+        workload,
+        costs,
+        () => new AutoPolicy({ kMax: w.k, batchSize: w.batchSize, canOverlap: true, probeBudget }),
+        { runs: 4, jitter: 0.1 },
+      );
     const without = run(0).tokensPerSecond;
     const withProbes = run(0.03).tokensPerSecond;
     expect(1 - withProbes / without).toBeLessThanOrEqual(0.03);

@@ -94,7 +94,11 @@ describe("cost model", () => {
 function settle(
   policy: AutoPolicy,
   r: number,
-  costs: { verify: (schedule: StepSchedule, tokens: number) => number; draftStep: (schedule: StepSchedule, requests: number) => number; accept: number },
+  costs: {
+    verify: (schedule: StepSchedule, tokens: number) => number;
+    draftStep: (schedule: StepSchedule, requests: number) => number;
+    accept: number;
+  },
   steps = 60,
 ): { schedule: StepSchedule; k: number }[] {
   const picks: { schedule: StepSchedule; k: number }[] = [];
@@ -131,7 +135,13 @@ describe("auto policy", () => {
       bound = policy.overlapBound(size);
       picks.push(...settle(policy, 4, { verify: (_s, n) => 10 + n, draftStep: () => 1, accept: 0.7 }, 1));
     }
-    expect(picks.map((p) => `${p.schedule}/${p.k}`)).toEqual(["sequential/0", "sequential/0", "sequential/2", "sequential/2", `overlapped/${bound!.k}`]);
+    expect(picks.map((p) => `${p.schedule}/${p.k}`)).toEqual([
+      "sequential/0",
+      "sequential/0",
+      "sequential/2",
+      "sequential/2",
+      `overlapped/${bound!.k}`,
+    ]);
     expect(picks.every((p) => "probe" in p && (p as { probe: boolean }).probe)).toBe(true);
     // the bound is an upper bound: max(draft, verify) at the sequential placement's timings
     expect(bound!.tokensPerSecond).toBeGreaterThanOrEqual(policy.predictions(size, false)[0]!.tokensPerSecond * 0.9);
@@ -143,7 +153,9 @@ describe("auto policy", () => {
     const ownDevice = { verify: (_s: StepSchedule, n: number) => 30 + 3 * n, draftStep: () => 7 };
     const useless = settle(policy, 4, { ...ownDevice, accept: 0 }, 40);
     expect(useless.some((p) => p.schedule === "overlapped")).toBe(false);
-    expect(policy.overlapBound({ sequential: 4, overlapped: 4 })!.tokensPerSecond).toBeLessThan(0.9 * policy.predictions({ sequential: 4, overlapped: 4 }, false)[0]!.tokensPerSecond);
+    expect(policy.overlapBound({ sequential: 4, overlapped: 4 })!.tokensPerSecond).toBeLessThan(
+      0.9 * policy.predictions({ sequential: 4, overlapped: 4 }, false)[0]!.tokensPerSecond,
+    );
     // acceptance recovers: the bound (re-checked every step) comes into reach, the overlap is measured and wins
     const good = settle(policy, 4, { ...ownDevice, accept: 0.9 }, 80);
     expect(good.findIndex((p) => p.schedule === "overlapped")).toBeGreaterThanOrEqual(0);
@@ -182,13 +194,29 @@ describe("auto policy", () => {
   it("pays probes from a time budget: a far worse option is re-measured rarely, a close one regularly", () => {
     const far = new AutoPolicy({ kMax: 4, canOverlap: true, probeEvery: 8 });
     // overlapping is 5x slower here (e.g. two CPU contexts disturbing each other)
-    const farPicks = settle(far, 4, { verify: (s, n) => (s === "overlapped" ? 5 : 1) * (20 + 2 * n), draftStep: (s) => (s === "overlapped" ? 5 : 1) * 2, accept: 0.8 }, 400);
+    const farPicks = settle(
+      far,
+      4,
+      {
+        verify: (s, n) => (s === "overlapped" ? 5 : 1) * (20 + 2 * n),
+        draftStep: (s) => (s === "overlapped" ? 5 : 1) * 2,
+        accept: 0.8,
+      },
+      400,
+    );
     const farProbes = farPicks.slice(10).filter((p) => p.schedule === "overlapped").length;
     expect(farProbes).toBeLessThanOrEqual(4);
     const close = new AutoPolicy({ kMax: 4, canOverlap: true, probeEvery: 8 });
     // overlapping 10% worse: worth checking often
-    const closePicks = settle(close, 4, { verify: (s, n) => (s === "overlapped" ? 1.9 : 1) * (20 + 2 * n), draftStep: () => 8, accept: 0.8 }, 400);
-    const closeProbes = closePicks.slice(10).filter((p) => p.schedule !== mostCommon(closePicks.slice(10)).split("/")[0]).length;
+    const closePicks = settle(
+      close,
+      4,
+      { verify: (s, n) => (s === "overlapped" ? 1.9 : 1) * (20 + 2 * n), draftStep: () => 8, accept: 0.8 },
+      400,
+    );
+    const closeProbes = closePicks
+      .slice(10)
+      .filter((p) => p.schedule !== mostCommon(closePicks.slice(10)).split("/")[0]).length;
     expect(closeProbes).toBeGreaterThan(10);
   });
 
@@ -208,8 +236,20 @@ describe("auto policy", () => {
         return { k: d.k, accepted };
       });
       const tokens = 4 * (d.k + 1);
-      policy.recordVerify(d.schedule, { ms: slow(d.schedule) * (d.schedule === "overlapped" ? 2 : 1) * (40 + 4 * tokens), requests: 4, tokens, k: d.k, outcomes });
-      if (d.k > 0) policy.recordDraft(d.schedule, { ms: slow(d.schedule) * (d.schedule === "overlapped" ? 2 : 1) * d.k * 4, requests: 4, tokens: d.k, k: d.k });
+      policy.recordVerify(d.schedule, {
+        ms: slow(d.schedule) * (d.schedule === "overlapped" ? 2 : 1) * (40 + 4 * tokens),
+        requests: 4,
+        tokens,
+        k: d.k,
+        outcomes,
+      });
+      if (d.k > 0)
+        policy.recordDraft(d.schedule, {
+          ms: slow(d.schedule) * (d.schedule === "overlapped" ? 2 : 1) * d.k * 4,
+          requests: 4,
+          tokens: d.k,
+          k: d.k,
+        });
       policy.recordOverhead(d.schedule, 0.1);
     }
     // the confirmation 6 steps after calibration finds the sequential schedule's real speed
@@ -221,7 +261,11 @@ describe("auto policy", () => {
     // plain decoding wins (the demo's pair: a draft ~0.4 of the target; split cores halve each phase);
     // 8 steps of 3-5x slower sequential passes, once the calibration is over, pushed auto into the
     // overlap, where it stayed ~40 steps after the burst: the sequential estimate was never re-measured
-    for (const [from, factor] of [[4, 5], [10, 3], [20, 3]] as const) {
+    for (const [from, factor] of [
+      [4, 5],
+      [10, 3],
+      [20, 3],
+    ] as const) {
       const policy = new AutoPolicy({ kMax: 4, batchSize: 4, canOverlap: true });
       const picks: { schedule: StepSchedule; k: number }[] = [];
       for (let step = 0; step < 80; step++) {
@@ -236,12 +280,22 @@ describe("auto policy", () => {
           return { k: d.k, accepted };
         });
         const tokens = r * (d.k + 1);
-        policy.recordVerify(d.schedule, { ms: slow * split * (12 + 1.2 * tokens), requests: r, tokens, k: d.k, outcomes });
-        if (d.k > 0) policy.recordDraft(d.schedule, { ms: slow * split * d.k * (2 + 0.9 * r), requests: r, tokens: d.k, k: d.k });
+        policy.recordVerify(d.schedule, {
+          ms: slow * split * (12 + 1.2 * tokens),
+          requests: r,
+          tokens,
+          k: d.k,
+          outcomes,
+        });
+        if (d.k > 0)
+          policy.recordDraft(d.schedule, { ms: slow * split * d.k * (2 + 0.9 * r), requests: r, tokens: d.k, k: d.k });
         policy.recordOverhead(d.schedule, 0.1);
       }
       const after = picks.slice(from + 8 + 14, from + 8 + 44);
-      expect(after.filter((p) => p.schedule === "overlapped").length, `burst from step ${from}, x${factor}`).toBeLessThanOrEqual(3);
+      expect(
+        after.filter((p) => p.schedule === "overlapped").length,
+        `burst from step ${from}, x${factor}`,
+      ).toBeLessThanOrEqual(3);
     }
   });
 
@@ -256,7 +310,11 @@ describe("auto policy", () => {
       const picks = settle(
         new AutoPolicy({ kMax: 4, canOverlap: true }),
         4,
-        { verify: (s, n) => jitter() * (s === "overlapped" ? 11 + 0.02 * n : 12 + 0.6 * n), draftStep: (_s, r) => (jitter() * 1.7 * (4 + r)) / 8, accept: 0.83 },
+        {
+          verify: (s, n) => jitter() * (s === "overlapped" ? 11 + 0.02 * n : 12 + 0.6 * n),
+          draftStep: (_s, r) => (jitter() * 1.7 * (4 + r)) / 8,
+          accept: 0.83,
+        },
         100,
       );
       // after calibration: one confirmation (2 steps); re-measuring until the jittery estimate
@@ -309,7 +367,10 @@ describe("auto engine on the fake backend", () => {
       for (const k of [1, 4]) {
         // probing every 2 steps makes it switch schedule and k all the time
         for (const fake of [{ ...FAKE }, { ...FAKE, threadPlans: CPU_PLANS }]) {
-          const { engine, fake: backend } = makeEngine({ mode: "auto", batchSize, draftTokens: k, auto: { probeEvery: 2, probeBudget: 1 } }, fake);
+          const { engine, fake: backend } = makeEngine(
+            { mode: "auto", batchSize, draftTokens: k, auto: { probeEvery: 2, probeBudget: 1 } },
+            fake,
+          );
           const results = await runWorkload(engine, WORK);
           results.forEach((r, i) => {
             expect(r.tokens, `m=${batchSize} k=${k} request ${i}`).toEqual(reference[i]!.tokens);
@@ -330,7 +391,10 @@ describe("auto engine on the fake backend", () => {
   });
 
   it("never leaves the target idle for a step: entering overlap verifies plain tokens, leaving it verifies everyone", async () => {
-    const { engine } = makeEngine({ mode: "auto", batchSize: 4, draftTokens: 3, auto: { probeEvery: 2, probeBudget: 1 } }, FAKE);
+    const { engine } = makeEngine(
+      { mode: "auto", batchSize: 4, draftTokens: 3, auto: { probeEvery: 2, probeBudget: 1 } },
+      FAKE,
+    );
     await runWorkload(engine, workload(24, 3));
     const trace = engine.trace().filter((e) => e.kind !== "prefill");
     const steps = new Map<number, typeof trace>();
@@ -362,7 +426,10 @@ describe("auto engine on the fake backend", () => {
     const reference = await runWorkload(ar, w);
     // drafting is hopelessly slow: plain decoding between rare probes that draft again
     const slowDraft: FakeOptions = { nCtx: 512, draftNoise: 6, verifyMs: () => 1, draftStepMs: () => 25 };
-    const { engine } = makeEngine({ mode: "auto", batchSize: 2, draftTokens: 3, auto: { probeEvery: 50, probeBudget: 1 } }, slowDraft);
+    const { engine } = makeEngine(
+      { mode: "auto", batchSize: 2, draftTokens: 3, auto: { probeEvery: 50, probeBudget: 1 } },
+      slowDraft,
+    );
     const results = await runWorkload(engine, w);
     results.forEach((r, i) => expect(r.tokens).toEqual(reference[i]!.tokens));
     expect(engine.trace().some((e) => e.worker === "draft" && e.kind === "prefill" && e.step > 1)).toBe(true);
@@ -376,7 +443,10 @@ describe("auto engine on the fake backend", () => {
     const { engine: ar } = makeEngine({ mode: "ar", batchSize: 4 }, { nCtx: 512 });
     const reference = await runWorkload(ar, w);
     const slowDraft: FakeOptions = { nCtx: 512, draftNoise: 0.5, verifyMs: () => 1, draftStepMs: () => 25 };
-    const { engine, fake } = makeEngine({ mode: "auto", batchSize: 2, draftTokens: 3, auto: { probeEvery: 1000, probeBudget: 0 } }, slowDraft);
+    const { engine, fake } = makeEngine(
+      { mode: "auto", batchSize: 2, draftTokens: 3, auto: { probeEvery: 1000, probeBudget: 0 } },
+      slowDraft,
+    );
     const results = await runWorkload(engine, w);
     results.forEach((r, i) => expect(r.tokens).toEqual(reference[i]!.tokens));
     const trace = engine.trace();
@@ -384,20 +454,34 @@ describe("auto engine on the fake backend", () => {
     expect(drafted.size).toBeGreaterThan(0);
     expect(drafted.size).toBeLessThan(12);
     // no draft-side prefill at admission; the draft context saw only requests that were drafted
-    expect(trace.filter((e) => e.worker === "draft" && e.kind === "prefill").flatMap((e) => e.requests).every((id) => drafted.has(id))).toBe(true);
-    expect(fake.calls.filter((c) => c.worker === "draft" && c.kind === "prefill").length).toBeLessThanOrEqual(drafted.size);
+    expect(
+      trace
+        .filter((e) => e.worker === "draft" && e.kind === "prefill")
+        .flatMap((e) => e.requests)
+        .every((id) => drafted.has(id)),
+    ).toBe(true);
+    expect(fake.calls.filter((c) => c.worker === "draft" && c.kind === "prefill").length).toBeLessThanOrEqual(
+      drafted.size,
+    );
     await engine.close();
   });
 
   it("does not count a catch-up prefill as step overhead (it would favour long drafts)", async () => {
     const recorded: number[] = [];
-    const spy = vi.spyOn(AutoPolicy.prototype, "recordOverhead").mockImplementation(function (this: AutoPolicy, _s: StepSchedule, ms: number) {
+    const spy = vi.spyOn(AutoPolicy.prototype, "recordOverhead").mockImplementation(function (
+      this: AutoPolicy,
+      _s: StepSchedule,
+      ms: number,
+    ) {
       recorded.push(ms);
     });
     try {
       // prompts of 24 tokens: each request's first draft call first prefills its draft cache (40 ms)
       const prompts = Array.from({ length: 6 }, (_, i) => makePrompt(500 + i, 24));
-      const { engine, fake } = makeEngine({ mode: "auto", batchSize: 2, draftTokens: 3 }, { nCtx: 256, draftNoise: 0.2, prefillDelayMs: 40, verifyMs: () => 2, draftStepMs: () => 1 });
+      const { engine, fake } = makeEngine(
+        { mode: "auto", batchSize: 2, draftTokens: 3 },
+        { nCtx: 256, draftNoise: 0.2, prefillDelayMs: 40, verifyMs: () => 2, draftStepMs: () => 1 },
+      );
       await runWorkload(engine, { prompts, maxTokens: prompts.map(() => 12) });
       const catchUps = engine.trace().filter((e) => e.worker === "draft" && e.kind === "prefill");
       expect(catchUps.length).toBeGreaterThan(0);
@@ -414,7 +498,10 @@ describe("auto engine on the fake backend", () => {
     // a draft accepted well enough, and costly enough next to the verification (its 2-thread bound
     // ~1.8x sequential), that the overlap is always in reach, so it gets measured: a bound near the
     // gate let a loaded machine's setTimeout jitter keep it unmeasured (no switch at all)
-    const { engine, fake } = makeEngine({ mode: "auto", batchSize: 3, draftTokens: 3, auto: { probeEvery: 3, probeBudget: 1 } }, { ...FAKE, draftNoise: 0.3, ...cpuLike(4, 0.6, 2, 0.3) });
+    const { engine, fake } = makeEngine(
+      { mode: "auto", batchSize: 3, draftTokens: 3, auto: { probeEvery: 3, probeBudget: 1 } },
+      { ...FAKE, draftNoise: 0.3, ...cpuLike(4, 0.6, 2, 0.3) },
+    );
     await runWorkload(engine, workload(12, 2));
     const stats = engine.stats();
     const auto = stats.auto!;
@@ -428,7 +515,9 @@ describe("auto engine on the fake backend", () => {
     expect(auto.model.predictions.length).toBeGreaterThan(0);
     // overlapped steps ran their two workers at once, on the split placement
     const trace = engine.trace();
-    const overlappedDrafts = trace.filter((e) => e.kind === "draft" && e.decision?.schedule === "overlapped" && e.batch >= 0);
+    const overlappedDrafts = trace.filter(
+      (e) => e.kind === "draft" && e.decision?.schedule === "overlapped" && e.batch >= 0,
+    );
     expect(overlappedDrafts.length).toBeGreaterThan(0);
     expect(trace.filter((e) => e.kind !== "prefill").every((e) => e.decision !== undefined)).toBe(true);
     // every thread change went between the two placements
@@ -477,8 +566,13 @@ describe("auto throughput on fake machines", () => {
       for (const mode of ["ar", "sd", "psd", "auto"] as const) {
         // the fixed modes run at their own placement: all cores sequential, split cores for psd
         const plans = c.fake.threadPlans;
-        const threads: ThreadPlacement | undefined = plans ? (mode === "psd" ? plans.overlapped! : plans.sequential) : undefined;
-        const fake: FakeOptions = mode === "auto" || !plans ? c.fake : { ...c.fake, threadPlans: { sequential: threads!, overlapped: null } };
+        const threads: ThreadPlacement | undefined = plans
+          ? mode === "psd"
+            ? plans.overlapped!
+            : plans.sequential
+          : undefined;
+        const fake: FakeOptions =
+          mode === "auto" || !plans ? c.fake : { ...c.fake, threadPlans: { sequential: threads!, overlapped: null } };
         tps[mode] = await throughput({ mode, ...base }, fake);
       }
       const best = Math.max(tps.ar!, tps.sd!, tps.psd!);
@@ -488,4 +582,3 @@ describe("auto throughput on fake machines", () => {
     });
   }
 });
-

@@ -78,7 +78,10 @@ describe("CoreGovernor", () => {
 describe("the engine under a changing load (fake backend)", () => {
   it("sd: re-placed on one core while a competitor runs and back after, every output exact", async () => {
     let competing = 0;
-    const { engine, fake } = makeEngine({ mode: "sd", batchSize: 2, draftTokens: 3 }, { verifyDelayMs: 2, load: { cores: 2, competing: () => competing } });
+    const { engine, fake } = makeEngine(
+      { mode: "sd", batchSize: 2, draftTokens: 3 },
+      { verifyDelayMs: 2, load: { cores: 2, competing: () => competing } },
+    );
     const prompts = [makePrompt(1, 6), makePrompt(2, 6), makePrompt(3, 6), makePrompt(4, 6)];
     const run = Promise.all(prompts.map((p) => engine.generate(p, { maxTokens: 60 })));
     await sleep(20);
@@ -93,7 +96,10 @@ describe("the engine under a changing load (fake backend)", () => {
   });
 
   it("adaptThreads: false keeps the placement whatever the load", async () => {
-    const { engine, fake } = makeEngine({ mode: "ar", batchSize: 1, adaptThreads: false }, { verifyDelayMs: 1, load: { cores: 2, competing: () => 2 } });
+    const { engine, fake } = makeEngine(
+      { mode: "ar", batchSize: 1, adaptThreads: false },
+      { verifyDelayMs: 1, load: { cores: 2, competing: () => 2 } },
+    );
     await engine.generate(makePrompt(1, 4), { maxTokens: 20 });
     expect(fake.coreLimits).toEqual([]);
     expect(engine.stats().coreLimit).toBeUndefined();
@@ -103,7 +109,9 @@ describe("the engine under a changing load (fake backend)", () => {
   it("auto: moves to the new placements and measures them afresh; output exact", async () => {
     let competing = 0;
     const plansFor = (cores: number) =>
-      cores >= 2 ? { sequential: { target: 2, draft: 2 }, overlapped: { target: 1, draft: 1 } } : { sequential: { target: 1, draft: 1 }, overlapped: { target: 1, draft: 1 } };
+      cores >= 2
+        ? { sequential: { target: 2, draft: 2 }, overlapped: { target: 1, draft: 1 } }
+        : { sequential: { target: 1, draft: 1 }, overlapped: { target: 1, draft: 1 } };
     const { engine, fake } = makeEngine(
       { mode: "auto", batchSize: 2, draftTokens: 3 },
       {

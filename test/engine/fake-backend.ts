@@ -64,7 +64,11 @@ export interface FakeOptions {
    * A machine whose other work the test controls: cpuLoad() reports competing() (each call a fresh
    * reading), limitCores(c) records c in `coreLimits` and, with threadPlans, offers replan(c).
    */
-  load?: { cores: number; competing: () => number; replan?: (cores: number) => { sequential: ThreadPlacement; overlapped: ThreadPlacement | null } };
+  load?: {
+    cores: number;
+    competing: () => number;
+    replan?: (cores: number) => { sequential: ThreadPlacement; overlapped: ThreadPlacement | null };
+  };
 }
 
 type OptionalFakeOption = "threadPlans" | "verifyMs" | "draftStepMs" | "seqIdsSplitPasses" | "load";
@@ -225,10 +229,13 @@ export class FakeBackend implements Backend {
       chatTemplate: o.chatTemplate ? "fake" : null,
       // another template (by name) marks its output with that name, so tests can tell which one ran
       applyChatTemplate: (messages, addAssistant, template) =>
-        (template && template !== "fake" ? `${template} ` : "") + messages.map((m) => `${m.role[0]} ${m.content}`).join(" ") + (addAssistant ? " a" : ""),
+        (template && template !== "fake" ? `${template} ` : "") +
+        messages.map((m) => `${m.role[0]} ${m.content}`).join(" ") +
+        (addAssistant ? " a" : ""),
     };
     this.target = {
-      prefill: (seq, pos, tokens) => this.job("target", "prefill", [seq], o.prefillDelayMs, () => void this.feed("target", seq, pos, tokens)),
+      prefill: (seq, pos, tokens) =>
+        this.job("target", "prefill", [seq], o.prefillDelayMs, () => void this.feed("target", seq, pos, tokens)),
       removeSeq: (seq) => this.job("target", "removeSeq", [seq], 0, () => void this.seqs.target.delete(seq)),
       moveSeq: (src, dst) => this.job("target", "moveSeq", [src, dst], 0, () => this.move("target", src, dst)),
       verify: (specs) =>
@@ -236,7 +243,13 @@ export class FakeBackend implements Backend {
           "target",
           "verify",
           specs.map((s) => s.seq),
-          () => (o.verifyMs ? o.verifyMs(specs.reduce((n, s) => n + s.draft.length + 1, 0), this.threads.target) : o.verifyDelayMs),
+          () =>
+            o.verifyMs
+              ? o.verifyMs(
+                  specs.reduce((n, s) => n + s.draft.length + 1, 0),
+                  this.threads.target,
+                )
+              : o.verifyDelayMs,
           () => specs.map((s) => this.verifyOne(s)),
         ),
     };
@@ -244,7 +257,8 @@ export class FakeBackend implements Backend {
       this.threadPlans = o.threadPlans;
       this.threads = { ...o.threadPlans.sequential };
       this.setThreads = async (target, draft) => {
-        for (const v of [target, draft]) if (!Number.isInteger(v) || v < 1 || v > 64) throw new RangeError(`fake: bad threads ${v}`);
+        for (const v of [target, draft])
+          if (!Number.isInteger(v) || v < 1 || v > 64) throw new RangeError(`fake: bad threads ${v}`);
         // like the native workers: the change applies to the jobs queued after it
         await Promise.all([
           this.queues.target.run(async () => void (this.threads = { ...this.threads, target })),
@@ -259,7 +273,8 @@ export class FakeBackend implements Backend {
       this.cores = load.cores;
       this.cpuLoad = () => ({ competing: load.competing(), sample: ++sample });
       this.limitCores = async (cores) => {
-        if (!Number.isInteger(cores) || cores < 1 || cores > load.cores) throw new RangeError(`fake: bad core limit ${cores}`);
+        if (!Number.isInteger(cores) || cores < 1 || cores > load.cores)
+          throw new RangeError(`fake: bad core limit ${cores}`);
         this.coreLimits.push(cores);
         if (!load.replan || !this.threadPlans) return false;
         this.threadPlans = load.replan(cores);
@@ -268,7 +283,8 @@ export class FakeBackend implements Backend {
     }
     if (o.withDraft) {
       this.draft = {
-        prefill: (seq, pos, tokens) => this.job("draft", "prefill", [seq], o.prefillDelayMs, () => void this.feed("draft", seq, pos, tokens)),
+        prefill: (seq, pos, tokens) =>
+          this.job("draft", "prefill", [seq], o.prefillDelayMs, () => void this.feed("draft", seq, pos, tokens)),
         removeSeq: (seq) =>
           this.job("draft", "removeSeq", [seq], 0, () => {
             this.seqs.draft.delete(seq);
@@ -281,7 +297,8 @@ export class FakeBackend implements Backend {
             "draft",
             specs.map((s) => s.seq),
             () =>
-              (o.draftStepMs ? o.draftStepMs(specs.length, this.threads.draft) : o.draftDelayMs) * Math.max(0, ...specs.map((s) => s.k)),
+              (o.draftStepMs ? o.draftStepMs(specs.length, this.threads.draft) : o.draftDelayMs) *
+              Math.max(0, ...specs.map((s) => s.k)),
             () => specs.map((s) => this.draftOne(s)),
           ),
       };
@@ -300,7 +317,8 @@ export class FakeBackend implements Backend {
   /** moveSeq: the destination must be empty; drafts stored for the source are dropped (the engine moves only requests holding none). */
   private move(worker: FakeWorkerName, src: number, dst: number): void {
     const seqs = this.seqs[worker];
-    if ((seqs.get(dst)?.tokens.length ?? 0) > 0) throw new Error(`fake ${worker}: moveSeq into sequence ${dst}, which holds KV`);
+    if ((seqs.get(dst)?.tokens.length ?? 0) > 0)
+      throw new Error(`fake ${worker}: moveSeq into sequence ${dst}, which holds KV`);
     const state = seqs.get(src);
     seqs.delete(src);
     if (state) seqs.set(dst, state);
@@ -335,7 +353,13 @@ export class FakeBackend implements Backend {
     return out;
   }
 
-  private job<T>(worker: FakeWorkerName, kind: FakeCallKind, seqs: number[], delay: number | (() => number), work: () => T): Promise<T> {
+  private job<T>(
+    worker: FakeWorkerName,
+    kind: FakeCallKind,
+    seqs: number[],
+    delay: number | (() => number),
+    work: () => T,
+  ): Promise<T> {
     const failure = this.takeFailure(worker, kind);
     return this.queues[worker].run(async () => {
       if (this.closed) throw new Error(`fake ${worker}: call after close`);
@@ -358,7 +382,8 @@ export class FakeBackend implements Backend {
   }
 
   private state(worker: FakeWorkerName, seq: number): SeqState {
-    if (!Number.isInteger(seq) || seq < 0 || seq >= this.opts.nSeqMax) throw new Error(`fake ${worker}: bad seq ${seq}`);
+    if (!Number.isInteger(seq) || seq < 0 || seq >= this.opts.nSeqMax)
+      throw new Error(`fake ${worker}: bad seq ${seq}`);
     let s = this.seqs[worker].get(seq);
     if (!s) this.seqs[worker].set(seq, (s = { tokens: [], hashes: [] }));
     return s;
@@ -368,10 +393,14 @@ export class FakeBackend implements Backend {
   private feed(worker: FakeWorkerName, seq: number, pos: number, tokens: readonly number[]): SeqState {
     const s = this.state(worker, seq);
     if (!Number.isInteger(pos) || pos < 0 || pos > s.tokens.length) {
-      throw new Error(`fake ${worker}: position gap on seq ${seq}: pos ${pos} but the cache holds ${s.tokens.length} tokens`);
+      throw new Error(
+        `fake ${worker}: position gap on seq ${seq}: pos ${pos} but the cache holds ${s.tokens.length} tokens`,
+      );
     }
     if (pos + tokens.length > this.opts.nCtx) {
-      throw new Error(`fake ${worker}: seq ${seq} would hold ${pos + tokens.length} tokens, past nCtx ${this.opts.nCtx}`);
+      throw new Error(
+        `fake ${worker}: seq ${seq} would hold ${pos + tokens.length} tokens, past nCtx ${this.opts.nCtx}`,
+      );
     }
     s.tokens.length = pos;
     s.hashes.length = pos;
@@ -391,7 +420,8 @@ export class FakeBackend implements Backend {
     const { seq, pos, tokens, k, sampling, uniforms } = spec;
     if (tokens.length === 0) throw new Error(`fake draft: no pending tokens for seq ${seq}`);
     if (!(k >= 1)) throw new Error(`fake draft: k = ${k}`);
-    if (sampling.temperature > 0 && uniforms.length !== k) throw new Error(`fake draft: ${uniforms.length} uniforms for k = ${k}`);
+    if (sampling.temperature > 0 && uniforms.length !== k)
+      throw new Error(`fake draft: ${uniforms.length} uniforms for k = ${k}`);
     const s = this.feed("draft", seq, pos, tokens);
     if (this.opts.crossCheck) this.checkHistory(seq, s);
     const out: DraftOutput = { tokens: new Int32Array(k), probs: new Float32Array(k) };
@@ -405,7 +435,10 @@ export class FakeBackend implements Backend {
       out.probs[j] = q[token]!;
       if (out.confidence) {
         // like the native draft: q(token) when sampled, the temperature-1 softmax of the argmax when greedy
-        out.confidence[j] = sampling.temperature === 0 ? filteredDistribution(logits, { temperature: 1, topK: 0, topP: 1 })[token]! : q[token]!;
+        out.confidence[j] =
+          sampling.temperature === 0
+            ? filteredDistribution(logits, { temperature: 1, topK: 0, topP: 1 })[token]!
+            : q[token]!;
       }
       stored.tokens.push(token);
       stored.dists.push(q);
@@ -424,7 +457,8 @@ export class FakeBackend implements Backend {
       throw new Error(`fake draft: seq ${seq} drafts after ${n} tokens, the target holds ${target.length}`);
     }
     for (let i = 0; i < n; i++) {
-      if (draft.tokens[i] !== target[i]) throw new Error(`fake draft: seq ${seq} differs from the target at position ${i}`);
+      if (draft.tokens[i] !== target[i])
+        throw new Error(`fake draft: seq ${seq} differs from the target at position ${i}`);
     }
   }
 
@@ -437,7 +471,12 @@ export class FakeBackend implements Backend {
     let stored: StoredDrafts | undefined;
     if (k > 0) {
       stored = this.storedDrafts.get(draftSeq);
-      if (!stored || stored.firstPos !== pos + 1 || stored.tokens.length < k || draft.some((t, i) => t !== stored!.tokens[i])) {
+      if (
+        !stored ||
+        stored.firstPos !== pos + 1 ||
+        stored.tokens.length < k ||
+        draft.some((t, i) => t !== stored!.tokens[i])
+      ) {
         throw new Error(`fake verify: seq ${seq} verifies drafts the draft worker did not produce at pos ${pos + 1}`);
       }
     }

@@ -64,7 +64,9 @@ const createCases: Case[] = [
 describe("createEngine: the options are checked before anything loads", () => {
   for (const [what, extra, type, option] of createCases) {
     it(what, async () => {
-      const error = await createEngine({ ...base, ...extra } as unknown as CreateEngineOptions).catch((e: unknown) => e);
+      const error = await createEngine({ ...base, ...extra } as unknown as CreateEngineOptions).catch(
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(type);
       expect(optionOf(error)).toBe(option);
       const message = (error as Error).message;
@@ -105,7 +107,10 @@ const requestCases: Case[] = [
 
 describe("generate(): bad requests are refused by name, a good one beside them is untouched", () => {
   it("every case, while a good request runs", async () => {
-    const { engine, fake } = makeEngine({ mode: "psd", batchSize: 2, draftTokens: 3 }, { verifyDelayMs: 1, draftDelayMs: 1 });
+    const { engine, fake } = makeEngine(
+      { mode: "psd", batchSize: 2, draftTokens: 3 },
+      { verifyDelayMs: 1, draftDelayMs: 1 },
+    );
     const prompt = makePrompt(3, 6);
     const good = engine.generate(prompt, { maxTokens: 40 });
     for (const [what, opts, type, option] of requestCases) {

@@ -3,7 +3,15 @@
 // of a workload in both fill modes, losslessly.
 import { describe, expect, it } from "vitest";
 import { BatchExecutor } from "../../src/engine/executor.js";
-import { admitToDraftBatch, planStep, runStep, type Batch, type FillMode, type PipelineCalls, type PipelineStep } from "../../src/engine/pipeline.js";
+import {
+  admitToDraftBatch,
+  planStep,
+  runStep,
+  type Batch,
+  type FillMode,
+  type PipelineCalls,
+  type PipelineStep,
+} from "../../src/engine/pipeline.js";
 import { Request } from "../../src/engine/request.js";
 import { SlotPool } from "../../src/engine/slots.js";
 import { StatsCollector } from "../../src/engine/stats.js";
@@ -17,7 +25,12 @@ interface Member {
   slot: number;
 }
 
-const member = (id: number, batch: Batch, drafted = false, slot = id): Member => ({ id, batch, drafts: drafted ? 3 : null, slot });
+const member = (id: number, batch: Batch, drafted = false, slot = id): Member => ({
+  id,
+  batch,
+  drafts: drafted ? 3 : null,
+  slot,
+});
 const ids = (ms: readonly Member[]) => ms.map((m) => m.id);
 
 describe("planStep", () => {
@@ -32,7 +45,13 @@ describe("planStep", () => {
 
   it("verify-plain fill: re-splits by slot, verifies sub-batch 1 plainly while drafting sub-batch 0", () => {
     // batches left over from earlier steps, and slots out of admission order
-    const running = [member(0, 1, false, 5), member(1, 1, false, 0), member(2, 0, false, 3), member(3, 0, false, 1), member(4, 1, false, 4)];
+    const running = [
+      member(0, 1, false, 5),
+      member(1, 1, false, 0),
+      member(2, 0, false, 3),
+      member(3, 0, false, 1),
+      member(4, 1, false, 4),
+    ];
     const plan = planStep(running, "verify-plain");
     expect(plan).toMatchObject({ kind: "overlap", verifyBatch: 1, draftBatch: 0, fill: true, sizes: [3, 2] });
     const o = plan as Extract<PipelineStep<Member>, { kind: "overlap" }>;
@@ -42,7 +61,15 @@ describe("planStep", () => {
 
   it("swaps: verifies the sub-batch holding drafts, drafts the other, after rebalancing it", () => {
     // sub-batch 1 holds drafts (2 requests); sub-batch 0 grew to 5 by admissions
-    const running = [member(0, 1, true), member(1, 0), member(2, 1, true), member(3, 0), member(4, 0), member(5, 0), member(6, 0)];
+    const running = [
+      member(0, 1, true),
+      member(1, 0),
+      member(2, 1, true),
+      member(3, 0),
+      member(4, 0),
+      member(5, 0),
+      member(6, 0),
+    ];
     const plan = planStep(running, "draft-alone") as Extract<PipelineStep<Member>, { kind: "overlap" }>;
     expect(plan).toMatchObject({ kind: "overlap", verifyBatch: 1, draftBatch: 0, fill: false, sizes: [4, 3] });
     expect(ids(plan.verify)).toEqual([0, 2]); // only the drafted: the moved request waits a step
@@ -57,7 +84,10 @@ describe("planStep", () => {
   });
 
   it("drains when the other sub-batch emptied, and runs one request alone", () => {
-    expect(planStep([member(0, 1, true), member(1, 1, true)], "draft-alone")).toMatchObject({ kind: "drain", sizes: [0, 2] });
+    expect(planStep([member(0, 1, true), member(1, 1, true)], "draft-alone")).toMatchObject({
+      kind: "drain",
+      sizes: [0, 2],
+    });
     expect(planStep([member(0, 0, true)], "verify-plain")).toMatchObject({ kind: "drain" });
     expect(planStep([member(0, 1)], "draft-alone")).toMatchObject({ kind: "single", sizes: [0, 1] });
     expect(planStep([member(0, 1)], "verify-plain")).toMatchObject({ kind: "single" });
@@ -81,7 +111,14 @@ describe("runStep on the fake backend", () => {
    * new request into the sub-batch drafted next), and checks every step's worker calls. Requests
    * from `lateFrom` on arrive at step `lateAt` (a wave into a running pipeline: rebalancing).
    */
-  async function drive(fill: FillMode, m: number, n: number, seed: number, lateFrom: number, lateAt: number): Promise<string[]> {
+  async function drive(
+    fill: FillMode,
+    m: number,
+    n: number,
+    seed: number,
+    lateFrom: number,
+    lateAt: number,
+  ): Promise<string[]> {
     const fake = new FakeBackend({ draftDelayMs: 1, verifyDelayMs: 2 });
     const collector = new StatsCollector("psd");
     const executor = new BatchExecutor(fake, collector, K, true);
@@ -90,12 +127,23 @@ describe("runStep on the fake backend", () => {
     const failures: unknown[] = [];
     const queue = w.prompts.map((p, i) => {
       const params = { maxTokens: w.maxTokens[i]!, sampling: greedy, draftSampling: greedy, seed: i, stop: [] };
-      return new Request(i, p, params, fake.info, hooks, () => {}, (e) => failures.push(e));
+      return new Request(
+        i,
+        p,
+        params,
+        fake.info,
+        hooks,
+        () => {},
+        (e) => failures.push(e),
+      );
     });
     const all = [...queue];
     const slots = new SlotPool(2 * m);
     let running: Request[] = [];
-    const calls: PipelineCalls = { verify: (b, l) => executor.verify(b, l), draft: (b, l) => executor.draft(b, l, { k: K }) };
+    const calls: PipelineCalls = {
+      verify: (b, l) => executor.verify(b, l),
+      draft: (b, l) => executor.draft(b, l, { k: K }),
+    };
     const slotsOf = (rs: readonly Request[]) => rs.map((r) => r.slot).sort((a, b) => a - b);
     const kinds: string[] = [];
     for (let step = 1; running.length > 0 || queue.length > 0; step++) {
@@ -124,7 +172,10 @@ describe("runStep on the fake backend", () => {
       const made = fake.calls.slice(seen).filter((c) => c.kind === "verify" || c.kind === "draft");
       const byStart = [...made].sort((a, b) => a.start - b.start);
       const why = `step ${step} (${plan.kind})`;
-      expect(byStart.map((c) => `${c.worker} ${c.kind} ${[...c.seqs].sort((a, b) => a - b)}`), why).toEqual(expected);
+      expect(
+        byStart.map((c) => `${c.worker} ${c.kind} ${[...c.seqs].sort((a, b) => a - b)}`),
+        why,
+      ).toEqual(expected);
       if (plan.kind === "overlap") {
         // both in flight at once, verification issued first; the drafted sub-batch is never more
         // than one request larger than the other
@@ -136,7 +187,10 @@ describe("runStep on the fake backend", () => {
       }
       if (plan.kind === "single") expect(byStart[0]!.end, why).toBeLessThanOrEqual(byStart[1]!.start);
       // between steps, every request holding drafts is in one sub-batch
-      expect(new Set(running.filter((r) => r.drafts !== null && !r.done).map((r) => r.batch)).size, why).toBeLessThanOrEqual(1);
+      expect(
+        new Set(running.filter((r) => r.drafts !== null && !r.done).map((r) => r.batch)).size,
+        why,
+      ).toBeLessThanOrEqual(1);
       const finished = running.filter((r) => r.done);
       running = running.filter((r) => !r.done);
       await executor.release(finished);
@@ -144,7 +198,11 @@ describe("runStep on the fake backend", () => {
       if (step > 1000) throw new Error("the pipeline does not finish");
     }
     expect(failures).toEqual([]);
-    all.forEach((r, i) => expect(r.tokens.slice(r.promptLength), `request ${i}`).toEqual(fake.greedyContinuation(w.prompts[i]!, w.maxTokens[i]!)));
+    all.forEach((r, i) =>
+      expect(r.tokens.slice(r.promptLength), `request ${i}`).toEqual(
+        fake.greedyContinuation(w.prompts[i]!, w.maxTokens[i]!),
+      ),
+    );
     return kinds;
   }
 

@@ -27,7 +27,8 @@ function verifiedWithoutDrafts(trace: readonly TraceEvent[]): number[] {
 /** psd steps that drafted a sub-batch more than one request larger than the other one. */
 function unbalancedSteps(trace: readonly TraceEvent[]): TraceEvent[] {
   return trace.filter(
-    (e) => e.kind === "draft" && e.batch >= 0 && e.batchSizes && e.batchSizes[e.batch]! > e.batchSizes[1 - e.batch]! + 1,
+    (e) =>
+      e.kind === "draft" && e.batch >= 0 && e.batchSizes && e.batchSizes[e.batch]! > e.batchSizes[1 - e.batch]! + 1,
   );
 }
 
@@ -50,7 +51,9 @@ describe("psd schedule", () => {
     expect(verifiedWithoutDrafts(trace)).toEqual([]);
     expect(unbalancedSteps(trace)).toEqual([]);
     // while the queue keeps capacity full, the two sub-batches are equal
-    expect(trace.filter((e) => e.step <= 10 && e.batchSizes).every((e) => e.batchSizes![0] === 3 && e.batchSizes![1] === 3)).toBe(true);
+    expect(
+      trace.filter((e) => e.step <= 10 && e.batchSizes).every((e) => e.batchSizes![0] === 3 && e.batchSizes![1] === 3),
+    ).toBe(true);
     await engine.close();
   });
 
@@ -85,7 +88,8 @@ describe("psd schedule", () => {
         onText:
           i === 1
             ? () => {
-                if (++pieces === 6) late.push(...[6, 7].map((j) => engine.generate(w.prompts[j]!, { maxTokens: w.maxTokens[j] })));
+                if (++pieces === 6)
+                  late.push(...[6, 7].map((j) => engine.generate(w.prompts[j]!, { maxTokens: w.maxTokens[j] })));
               }
             : undefined,
       }),
@@ -119,7 +123,8 @@ describe("psd schedule", () => {
     expect(verifiedWithoutDrafts(trace)).toEqual([]);
     expect(unbalancedSteps(trace)).toEqual([]);
     // the first step drafts the three short requests alone (start-up), later a long one moves over
-    const batchesOf = (id: number) => new Set(trace.filter((e) => e.kind === "draft" && e.batch >= 0 && e.requests.includes(id)).map((e) => e.batch));
+    const batchesOf = (id: number) =>
+      new Set(trace.filter((e) => e.kind === "draft" && e.batch >= 0 && e.requests.includes(id)).map((e) => e.batch));
     expect([2, 4, 6].some((id) => batchesOf(id).size === 2)).toBe(true);
     // tail: once one request remains, steps are sequential sd (draft then verify, batch -1)
     const last = trace.filter((e) => e.kind !== "prefill").slice(-4);

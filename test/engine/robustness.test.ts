@@ -138,7 +138,9 @@ describe("option validation", () => {
     expect(make({ mode: "psd", draftTokens: 33 })).toThrow(RangeError);
     expect(make({ mode: "psd", draftTokens: 2.5 })).toThrow(RangeError);
     expect(make({ mode: "ar", batchSize: 0 })).toThrow(/batchSize must be an integer in 1..256, got 0/);
-    expect(make({ mode: "ar", temperature: NaN })).toThrow(/temperature must be a finite number in 0..1000000, got NaN/);
+    expect(make({ mode: "ar", temperature: NaN })).toThrow(
+      /temperature must be a finite number in 0..1000000, got NaN/,
+    );
     expect(make({ mode: "ar", temperature: -1 })).toThrow(RangeError);
     expect(make({ mode: "ar", temperature: "hot" })).toThrow(TypeError);
     expect(make({ mode: "ar", topP: 0 })).toThrow(/topP must be a finite number in 1e-9..1, got 0/);
@@ -162,12 +164,14 @@ describe("option validation", () => {
   it("rejects bad requests", async () => {
     const engine = new Engine(fake, { mode: "sd", batchSize: 2 });
     expect(await rejection(engine.generate([1, 2], { maxTokens: 0 }))).toBeInstanceOf(RangeError);
-    expect((await rejection(engine.generate([1, 2], { maxTokens: 0 }))).message).toMatch(/maxTokens must be an integer >= 1, got 0/);
+    expect((await rejection(engine.generate([1, 2], { maxTokens: 0 }))).message).toMatch(
+      /maxTokens must be an integer >= 1, got 0/,
+    );
     expect((await rejection(engine.generate([1, 2], { temperature: NaN }))).message).toMatch(/temperature/);
     expect((await rejection(engine.generate([1, 2], { topP: 2 }))).message).toMatch(/topP/);
     expect((await rejection(engine.generate([]))).message).toMatch(/prompt is empty/);
     expect((await rejection(engine.generate("", { rawPrompt: true }))).message).toMatch(/prompt is empty/);
-    expect((await rejection(engine.generate([1, 99])))).toBeInstanceOf(RangeError);
+    expect(await rejection(engine.generate([1, 99]))).toBeInstanceOf(RangeError);
     const long = makePrompt(1, 65);
     const error = await rejection(engine.generate(long));
     expect(error.message).toMatch(/65/);
@@ -197,7 +201,8 @@ describe("backend failures", () => {
       expect(failed.length).toBeGreaterThan(0);
       for (const i of failed) expect((settled[i] as PromiseRejectedResult).reason).toBe(boom);
       settled.forEach((s, i) => {
-        if (s.status === "fulfilled") expect(s.value.tokens).toEqual(fake.greedyContinuation(w.prompts[i]!, w.maxTokens[i]!));
+        if (s.status === "fulfilled")
+          expect(s.value.tokens).toEqual(fake.greedyContinuation(w.prompts[i]!, w.maxTokens[i]!));
       });
       // the failed call is the third of its kind in the trace; it served exactly the rejected requests
       const traceKind = kind === "prefill" ? "prefill" : kind;
@@ -267,7 +272,9 @@ describe("stream and chat", () => {
     const messages = [{ role: "user", content: "abc" }];
     expect(() => engine.chatPrompt(messages)).toThrow(/chat template/);
     expect(engine.chatTemplate).toBeNull();
-    expect(engine.chatPrompt(messages, { chatTemplate: "chatml" })).toEqual(fake.info.tokenize(fake.info.applyChatTemplate!(messages, true, "chatml"), true));
+    expect(engine.chatPrompt(messages, { chatTemplate: "chatml" })).toEqual(
+      fake.info.tokenize(fake.info.applyChatTemplate!(messages, true, "chatml"), true),
+    );
     expect(fake.info.applyChatTemplate!(messages, true, "chatml")).toMatch(/^chatml /);
     const running = [engine.generate([1, 2], { maxTokens: 30 }), engine.generate([1, 3], { maxTokens: 30 })];
     expect(engine.load()).toEqual({ running: 0, queued: 2, capacity: 1 });

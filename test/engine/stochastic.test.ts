@@ -21,21 +21,65 @@ function secondTokenMarginal(fake: FakeBackend, sampling: SamplingParams): Float
   return out;
 }
 
-const SETTINGS: { name: string; mode: Mode; sampling: SamplingParams; draftTemperature?: number; k: number; extra?: Partial<EngineOptions> }[] = [
+const SETTINGS: {
+  name: string;
+  mode: Mode;
+  sampling: SamplingParams;
+  draftTemperature?: number;
+  k: number;
+  extra?: Partial<EngineOptions>;
+}[] = [
   { name: "psd, T=1, k=4", mode: "psd", sampling: { temperature: 1, topK: 0, topP: 1 }, k: 4 },
-  { name: "psd, T=0.8 top-k 6 top-p 0.9, draft T=0.5, k=3", mode: "psd", sampling: { temperature: 0.8, topK: 6, topP: 0.9 }, draftTemperature: 0.5, k: 3 },
-  { name: "psd, T=1, greedy draft, k=2", mode: "psd", sampling: { temperature: 1, topK: 0, topP: 1 }, draftTemperature: 0, k: 2 },
-  { name: "psd + TETRIS e=2, T=1, k=3", mode: "psd", sampling: { temperature: 1, topK: 0, topP: 1 }, k: 3, extra: { tetris: { extra: 2 } } },
-  { name: "psd + TETRIS e=3, T=1, greedy draft, k=2", mode: "psd", sampling: { temperature: 1, topK: 0, topP: 1 }, draftTemperature: 0, k: 2, extra: { tetris: { extra: 3 } } },
+  {
+    name: "psd, T=0.8 top-k 6 top-p 0.9, draft T=0.5, k=3",
+    mode: "psd",
+    sampling: { temperature: 0.8, topK: 6, topP: 0.9 },
+    draftTemperature: 0.5,
+    k: 3,
+  },
+  {
+    name: "psd, T=1, greedy draft, k=2",
+    mode: "psd",
+    sampling: { temperature: 1, topK: 0, topP: 1 },
+    draftTemperature: 0,
+    k: 2,
+  },
+  {
+    name: "psd + TETRIS e=2, T=1, k=3",
+    mode: "psd",
+    sampling: { temperature: 1, topK: 0, topP: 1 },
+    k: 3,
+    extra: { tetris: { extra: 2 } },
+  },
+  {
+    name: "psd + TETRIS e=3, T=1, greedy draft, k=2",
+    mode: "psd",
+    sampling: { temperature: 1, topK: 0, topP: 1 },
+    draftTemperature: 0,
+    k: 2,
+    extra: { tetris: { extra: 3 } },
+  },
   // probing every 2 steps: k and the schedule change all the time
-  { name: "auto, T=1, k_max=4", mode: "auto", sampling: { temperature: 1, topK: 0, topP: 1 }, k: 4, extra: { auto: { probeEvery: 2, probeBudget: 1 } } },
+  {
+    name: "auto, T=1, k_max=4",
+    mode: "auto",
+    sampling: { temperature: 1, topK: 0, topP: 1 },
+    k: 4,
+    extra: { auto: { probeEvery: 2, probeBudget: 1 } },
+  },
 ];
 
 describe("stochastic decoding matches the target distribution", () => {
   for (const setting of SETTINGS) {
     it(setting.name, async () => {
       const fake = new FakeBackend({ draftNoise: 2, logitScale: 2 });
-      const engine = new Engine(fake, { mode: setting.mode, batchSize: 8, draftTokens: setting.k, ...setting.sampling, ...setting.extra });
+      const engine = new Engine(fake, {
+        mode: setting.mode,
+        batchSize: 8,
+        draftTokens: setting.k,
+        ...setting.sampling,
+        ...setting.extra,
+      });
       const results = await Promise.all(
         Array.from({ length: RUNS }, (_, i) =>
           engine.generate(PROMPT, { maxTokens: 2, seed: 1000 + i, draftTemperature: setting.draftTemperature }),
@@ -45,9 +89,21 @@ describe("stochastic decoding matches the target distribution", () => {
       expect(stats.acceptanceRate).toBeGreaterThan(0.1);
       expect(stats.acceptanceRate).toBeLessThan(0.9);
 
-      const first = chiSquareTest(histogram(results.map((r) => r.tokens[0]!), VOCAB), fake.targetDistribution(PROMPT, setting.sampling));
+      const first = chiSquareTest(
+        histogram(
+          results.map((r) => r.tokens[0]!),
+          VOCAB,
+        ),
+        fake.targetDistribution(PROMPT, setting.sampling),
+      );
       expect(first.statistic).toBeLessThan(first.critical);
-      const second = chiSquareTest(histogram(results.map((r) => r.tokens[1]!), VOCAB), secondTokenMarginal(fake, setting.sampling));
+      const second = chiSquareTest(
+        histogram(
+          results.map((r) => r.tokens[1]!),
+          VOCAB,
+        ),
+        secondTokenMarginal(fake, setting.sampling),
+      );
       expect(second.statistic).toBeLessThan(second.critical);
       await engine.close();
     });
@@ -61,7 +117,10 @@ describe("stochastic decoding matches the target distribution", () => {
     const results = await Promise.all(
       Array.from({ length: RUNS }, (_, i) => engine.generate(PROMPT, { maxTokens: 1, seed: 5000 + i })),
     );
-    const counts = histogram(results.map((r) => r.tokens[0]!), VOCAB);
+    const counts = histogram(
+      results.map((r) => r.tokens[0]!),
+      VOCAB,
+    );
     expect(chiSquareTest(counts, fake.targetDistribution(PROMPT, sampling)).pass).toBe(true);
     expect(chiSquareTest(counts, fake.draftDistribution(PROMPT, sampling)).pass).toBe(false);
     await engine.close();
@@ -71,7 +130,12 @@ describe("stochastic decoding matches the target distribution", () => {
 describe("seeds", () => {
   const sampling = { temperature: 1, topK: 0, topP: 1 };
   async function run(mode: Mode, seeds: number[]): Promise<number[][]> {
-    const engine = new Engine(new FakeBackend({ draftNoise: 2, logitScale: 2 }), { mode, batchSize: 2, draftTokens: 3, ...sampling });
+    const engine = new Engine(new FakeBackend({ draftNoise: 2, logitScale: 2 }), {
+      mode,
+      batchSize: 2,
+      draftTokens: 3,
+      ...sampling,
+    });
     const results = await Promise.all(seeds.map((seed) => engine.generate(PROMPT, { maxTokens: 30, seed })));
     await engine.close();
     return results.map((r) => r.tokens);

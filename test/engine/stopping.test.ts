@@ -22,9 +22,13 @@ describe("finish reasons", () => {
   for (const mode of MODES) {
     it(`${mode}: maxTokens`, async () => {
       const { engine } = makeEngine({ mode, batchSize: 2, draftTokens: 4 });
-      const results = await Promise.all([1, 2, 7, 13].map((n, i) => engine.generate(makePrompt(i, 5), { maxTokens: n })));
+      const results = await Promise.all(
+        [1, 2, 7, 13].map((n, i) => engine.generate(makePrompt(i, 5), { maxTokens: n })),
+      );
       expect(results.map((r) => r.tokens.length)).toEqual([1, 2, 7, 13]);
-      expect(results.every((r) => r.stats.finishReason === "maxTokens" && r.stats.generatedTokens === r.tokens.length)).toBe(true);
+      expect(
+        results.every((r) => r.stats.finishReason === "maxTokens" && r.stats.generatedTokens === r.tokens.length),
+      ).toBe(true);
       await engine.close();
     });
 
@@ -46,7 +50,11 @@ describe("finish reasons", () => {
       const expected = full.slice(0, full.indexOf(stop));
       const { engine } = makeEngine({ mode, batchSize: 2, draftTokens: 4 });
       const pieces: string[] = [];
-      const result = await engine.generate(prompt, { maxTokens: 40, stop: ["zzz", stop], onText: (p) => pieces.push(p) });
+      const result = await engine.generate(prompt, {
+        maxTokens: 40,
+        stop: ["zzz", stop],
+        onText: (p) => pieces.push(p),
+      });
       expect(result.stats.finishReason).toBe("stop");
       expect(result.text).toBe(expected);
       expect(pieces.join("")).toBe(expected);
@@ -114,7 +122,15 @@ describe("TextAssembler", () => {
   });
 
   it("without a reader of pieces or stop strings, decodes only when the text is read, to the same text", () => {
-    const chunks = [utf8("a"), bytes(0xc3), bytes(0xa9), bytes(0xf0, 0x9f), bytes(0x98, 0x80), utf8(" b"), bytes(0xe2, 0x82)];
+    const chunks = [
+      utf8("a"),
+      bytes(0xc3),
+      bytes(0xa9),
+      bytes(0xf0, 0x9f),
+      bytes(0x98, 0x80),
+      utf8(" b"),
+      bytes(0xe2, 0x82),
+    ];
     const streamed = new TextAssembler([]);
     const quiet = new TextAssembler([], false);
     let pieces = "";

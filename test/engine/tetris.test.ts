@@ -7,22 +7,70 @@ import type { FakeOptions } from "./fake-backend.js";
 describe("tetrisSelect", () => {
   it("keeps the budget's likeliest prefixes across chains", () => {
     // cumulative: a = .9, .81, .405 ; b = .5, .45, .405 ; c = .2, ... (a2 and b2 tie: earlier chain)
-    const keep = tetrisSelect([[0.9, 0.9, 0.5], [0.5, 0.9, 0.9], [0.2, 1, 1]], 5);
+    const keep = tetrisSelect(
+      [
+        [0.9, 0.9, 0.5],
+        [0.5, 0.9, 0.9],
+        [0.2, 1, 1],
+      ],
+      5,
+    );
     expect(keep).toEqual([3, 2, 0]);
-    expect(tetrisSelect([[0.9, 0.9, 0.5], [0.5, 0.9, 0.9], [0.2, 1, 1]], 4)).toEqual([2, 2, 0]);
+    expect(
+      tetrisSelect(
+        [
+          [0.9, 0.9, 0.5],
+          [0.5, 0.9, 0.9],
+          [0.2, 1, 1],
+        ],
+        4,
+      ),
+    ).toEqual([2, 2, 0]);
     expect(keep.reduce((a, b) => a + b, 0)).toBe(5);
   });
 
   it("is prefix-closed: a likely token behind an unlikely one waits for its prefix", () => {
     // chain 0's second token is certain, but its prefix (0.1) ranks below chain 1's tokens
-    expect(tetrisSelect([[0.1, 1, 1], [0.6, 0.6, 0.6]], 3)).toEqual([0, 3]);
-    expect(tetrisSelect([[0.1, 1, 1], [0.6, 0.6, 0.6]], 4)).toEqual([1, 3]);
+    expect(
+      tetrisSelect(
+        [
+          [0.1, 1, 1],
+          [0.6, 0.6, 0.6],
+        ],
+        3,
+      ),
+    ).toEqual([0, 3]);
+    expect(
+      tetrisSelect(
+        [
+          [0.1, 1, 1],
+          [0.6, 0.6, 0.6],
+        ],
+        4,
+      ),
+    ).toEqual([1, 3]);
     // once the prefix is in, the certain continuation (same cumulative score) comes first
-    expect(tetrisSelect([[0.1, 1, 1], [0.6, 0.6, 0.6]], 5)).toEqual([2, 3]);
+    expect(
+      tetrisSelect(
+        [
+          [0.1, 1, 1],
+          [0.6, 0.6, 0.6],
+        ],
+        5,
+      ),
+    ).toEqual([2, 3]);
   });
 
   it("breaks ties by shorter prefix, then earlier chain; stops when chains run out; handles zeros", () => {
-    expect(tetrisSelect([[1, 1], [1, 1]], 3)).toEqual([2, 1]);
+    expect(
+      tetrisSelect(
+        [
+          [1, 1],
+          [1, 1],
+        ],
+        3,
+      ),
+    ).toEqual([2, 1]);
     expect(tetrisSelect([[0.5], [0.5, 0.5]], 10)).toEqual([1, 2]);
     expect(tetrisSelect([[0, 0.9], [0.3]], 2)).toEqual([1, 1]);
     expect(tetrisSelect([[0.9]], 0)).toEqual([0]);
@@ -40,7 +88,11 @@ describe("psd with TETRIS", () => {
   const WORK = workload(20);
 
   for (const batchSize of [1, 3, 8]) {
-    for (const [k, extra] of [[1, 2], [3, 2], [4, 4]] as const) {
+    for (const [k, extra] of [
+      [1, 2],
+      [3, 2],
+      [4, 4],
+    ] as const) {
       it(`m=${batchSize} k=${k} e=${extra} emits ar's tokens and verifies at most k x m per batch`, async () => {
         const { engine: ar } = makeEngine({ mode: "ar", batchSize: 4 }, FAKE);
         const reference = await runWorkload(ar, WORK);
@@ -53,7 +105,10 @@ describe("psd with TETRIS", () => {
         expect(t.verifiedTokens).toBeLessThan(t.draftedTokens);
         expect(t.verifiedTokens).toBe(stats.draftedTokens);
         // verification stayed within the budget: k per request verified on average, never more
-        const requestVerifies = engine.trace().filter((e) => e.kind === "verify").reduce((n, e) => n + e.requests.length, 0);
+        const requestVerifies = engine
+          .trace()
+          .filter((e) => e.kind === "verify")
+          .reduce((n, e) => n + e.requests.length, 0);
         expect(t.verifiedTokens).toBeLessThanOrEqual(k * requestVerifies);
         expect(t.verifiedTokens).toBeGreaterThan(0.8 * k * requestVerifies);
         for (const e of engine.trace().filter((e) => e.kind === "verify")) expect(e.k).toBeLessThanOrEqual(k + extra);

@@ -43,7 +43,13 @@ afterAll(() => {
 
 // One thread per model: these tests check tokens, not speed, and a 2-thread ggml context on a
 // 2-core machine slows down badly whenever anything else (the test runner) wants a core.
-async function withEngine<T>(mode: Mode, batchSize: number, k: number, f: (e: MinedraftEngine) => Promise<T>, extra: Partial<CreateEngineOptions> = {}): Promise<T> {
+async function withEngine<T>(
+  mode: Mode,
+  batchSize: number,
+  k: number,
+  f: (e: MinedraftEngine) => Promise<T>,
+  extra: Partial<CreateEngineOptions> = {},
+): Promise<T> {
   const e = await createEngine({
     mode,
     batchSize,
@@ -105,7 +111,8 @@ describe("lossless greedy decoding on llama.cpp", () => {
         // plain steps, and drafts at least as long as the calibration's (k / 2; probes walk k from there)
         const ks = stats.auto!.decisions.map((d) => d.k);
         expect(ks.includes(0) && Math.max(...ks) >= Math.ceil(k / 2)).toBe(true);
-        if (batchSize > 1) expect(new Set(stats.auto!.decisions.map((d) => d.schedule))).toEqual(new Set(["sequential", "overlapped"]));
+        if (batchSize > 1)
+          expect(new Set(stats.auto!.decisions.map((d) => d.schedule))).toEqual(new Set(["sequential", "overlapped"]));
       });
       it(`psd + TETRIS batch ${batchSize} k ${k} e 2 emits exactly the ar tokens`, async () => {
         const { tokens, stats } = await runAll("psd", batchSize, k, { tetris: { extra: 2 } });
@@ -129,11 +136,13 @@ describe("lossless greedy decoding on llama.cpp", () => {
     try {
       const plans = e.placement.threadPlans!;
       expect(plans.sequential.target).toBe(e.placement.cores);
-      if (e.placement.cores >= 2) expect(plans.overlapped!.target + plans.overlapped!.draft).toBeLessThanOrEqual(e.placement.cores);
+      if (e.placement.cores >= 2)
+        expect(plans.overlapped!.target + plans.overlapped!.draft).toBeLessThanOrEqual(e.placement.cores);
       const results = await Promise.all(PROMPTS.slice(0, 6).map((p) => e.generate(p, { maxTokens: MAX_TOKENS })));
       expect(results.map((r) => r.tokens)).toEqual(reference.slice(0, 6));
       const auto = e.stats().auto!;
-      for (const d of auto.decisions) expect(d.threads).toEqual(d.schedule === "sequential" ? plans.sequential : plans.overlapped);
+      for (const d of auto.decisions)
+        expect(d.threads).toEqual(d.schedule === "sequential" ? plans.sequential : plans.overlapped);
     } finally {
       await e.close();
     }
@@ -184,7 +193,13 @@ describe("stochastic psd preserves the target's distribution", () => {
       const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a]);
       const bins = order.slice(0, 6).filter((t) => p[t] * 1200 >= 10);
       const samples = await withEngine("psd", 8, 3, (e) =>
-        Promise.all(Array.from({ length: 1200 }, (_, i) => e.generate(prompt, { maxTokens: 1, temperature, draftTemperature, seed: 1000 + i }).then((r) => r.tokens[0]))),
+        Promise.all(
+          Array.from({ length: 1200 }, (_, i) =>
+            e
+              .generate(prompt, { maxTokens: 1, temperature, draftTemperature, seed: 1000 + i })
+              .then((r) => r.tokens[0]),
+          ),
+        ),
       );
       const { stat, df } = chiSquare(samples, bins);
       expect(stat, `chi2 ${stat.toFixed(1)} on ${df} df`).toBeLessThan(CHI2_CRIT[df]);
@@ -193,7 +208,11 @@ describe("stochastic psd preserves the target's distribution", () => {
 
   it("the same seed gives the same output; different seeds differ", async () => {
     const outs = await withEngine("psd", 2, 4, (e) =>
-      Promise.all([7, 7, 8].map((seed) => e.generate(prompt, { maxTokens: 16, temperature: 1, seed }).then((r) => r.tokens.join(",")))),
+      Promise.all(
+        [7, 7, 8].map((seed) =>
+          e.generate(prompt, { maxTokens: 16, temperature: 1, seed }).then((r) => r.tokens.join(",")),
+        ),
+      ),
     );
     expect(outs[0]).toBe(outs[1]);
     expect(outs[0]).not.toBe(outs[2]);
@@ -205,7 +224,9 @@ describe("requests", () => {
     const reference = (await runAll("ar", 4, 1)).tokens;
     await withEngine("psd", 2, 4, async (e) => {
       const ctrl = new AbortController();
-      const runs = PROMPTS.map((prompt, i) => e.generate(prompt, { maxTokens: MAX_TOKENS, signal: i === 1 ? ctrl.signal : undefined }));
+      const runs = PROMPTS.map((prompt, i) =>
+        e.generate(prompt, { maxTokens: MAX_TOKENS, signal: i === 1 ? ctrl.signal : undefined }),
+      );
       setTimeout(() => ctrl.abort(), 5);
       const settled = await Promise.allSettled(runs);
       settled.forEach((s, i) => {
@@ -220,7 +241,13 @@ describe("requests", () => {
   });
 
   it("close() with requests in flight rejects them with AbortError", async () => {
-    const e = await createEngine({ mode: "psd", batchSize: 2, target: { model: targetModel, threads: 1 }, draft: { model: draftModel, threads: 1 }, contextSize: 256 });
+    const e = await createEngine({
+      mode: "psd",
+      batchSize: 2,
+      target: { model: targetModel, threads: 1 },
+      draft: { model: draftModel, threads: 1 },
+      contextSize: 256,
+    });
     const settledAll = Promise.allSettled(PROMPTS.map((prompt) => e.generate(prompt, { maxTokens: 200 })));
     await new Promise((r) => setTimeout(r, 20));
     await e.close();
@@ -241,7 +268,9 @@ describe("requests", () => {
   it("refuses a draft with an incompatible vocabulary", async () => {
     const { tinyPairOtherVocab } = await import("../helpers/models.js");
     const other = await tinyPairOtherVocab();
-    await expect(createEngine({ mode: "sd", target: { model: pair.target }, draft: { model: other.draft } })).rejects.toThrow(/cannot draft for the target: vocabulary types differ/);
+    await expect(
+      createEngine({ mode: "sd", target: { model: pair.target }, draft: { model: other.draft } }),
+    ).rejects.toThrow(/cannot draft for the target: vocabulary types differ/);
   });
 });
 
@@ -282,7 +311,9 @@ describe("runtime thread placement and draft confidences (native)", () => {
   });
 
   it("threadsMax below threads is refused", async () => {
-    await expect(LlamaContext.create(targetModel, { contextSize: 64, threads: 2, threadsMax: 1 })).rejects.toThrow(/threadsMax/);
+    await expect(LlamaContext.create(targetModel, { contextSize: 64, threads: 2, threadsMax: 1 })).rejects.toThrow(
+      /threadsMax/,
+    );
   });
 
   it("draft(confidence) returns the draft's probability of each drafted token", async () => {

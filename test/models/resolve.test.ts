@@ -13,7 +13,9 @@ describe("model sources", () => {
   it("an unreachable host gives a clear error that names the URI, quickly", async () => {
     const uri = "https://minedraft.invalid/model.gguf"; // .invalid never resolves
     const t0 = Date.now();
-    await expect(resolveModelSource(uri, { directory: path.join(process.cwd(), ".cache", "hf-test"), probeTimeoutMs: 5000 })).rejects.toThrow(
+    await expect(
+      resolveModelSource(uri, { directory: path.join(process.cwd(), ".cache", "hf-test"), probeTimeoutMs: 5000 }),
+    ).rejects.toThrow(
       /cannot download model https:\/\/minedraft\.invalid\/model\.gguf: https:\/\/minedraft\.invalid is unreachable/,
     );
     expect(Date.now() - t0).toBeLessThan(20_000);

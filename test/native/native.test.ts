@@ -60,7 +60,10 @@ describe("model", () => {
     const toks = target.tokenize(text);
     expect(toks[0]).toBe(target.info.bos);
     expect(target.detokenize(toks.slice(1))).toBe(text);
-    const pieces = toks.slice(1).map((t) => Buffer.from(target.tokenBytes(t)).toString("utf8")).join("");
+    const pieces = toks
+      .slice(1)
+      .map((t) => Buffer.from(target.tokenBytes(t)).toString("utf8"))
+      .join("");
     expect(pieces.trimStart()).toBe(text);
     expect(target.isEog(target.info.eos)).toBe(true);
     expect(target.isEog(toks[1])).toBe(false);
@@ -168,12 +171,24 @@ describe("context", () => {
     const tctx = await LlamaContext.create(target, { contextSize: 64, sequences: 3, threads: 1 });
     const dctx = await LlamaContext.create(draft, { contextSize: 64, sequences: 3, threads: 1 });
     const prompts = ["The capital of France is", "Once upon a time", "def main():"].map((p) => target.tokenize(p));
-    const fill = () => Promise.all(prompts.flatMap((t, s) => [tctx.prefill(s, 0, t.slice(0, -1)), dctx.prefill(s, 0, t.slice(0, -1))]));
+    const fill = () =>
+      Promise.all(prompts.flatMap((t, s) => [tctx.prefill(s, 0, t.slice(0, -1)), dctx.prefill(s, 0, t.slice(0, -1))]));
     const run = async (order: number[]) => {
       await fill();
-      const drafts = await dctx.draft(order.map((s) => ({ seq: s, pos: prompts[s]!.length - 1, tokens: [prompts[s]!.at(-1)!], k: 3 })));
-      const verified = await tctx.verify(order.map((s, i) => ({ seq: s, pos: prompts[s]!.length - 1, pending: prompts[s]!.at(-1)!, draft: Array.from(drafts[i]!.tokens) })));
-      const bySeq = new Map(order.map((s, i) => [s, { draft: Array.from(drafts[i]!.tokens), alt: Array.from(verified[i]!.alt) }]));
+      const drafts = await dctx.draft(
+        order.map((s) => ({ seq: s, pos: prompts[s]!.length - 1, tokens: [prompts[s]!.at(-1)!], k: 3 })),
+      );
+      const verified = await tctx.verify(
+        order.map((s, i) => ({
+          seq: s,
+          pos: prompts[s]!.length - 1,
+          pending: prompts[s]!.at(-1)!,
+          draft: Array.from(drafts[i]!.tokens),
+        })),
+      );
+      const bySeq = new Map(
+        order.map((s, i) => [s, { draft: Array.from(drafts[i]!.tokens), alt: Array.from(verified[i]!.alt) }]),
+      );
       return [0, 1, 2].map((s) => bySeq.get(s));
     };
     const ascending = await run([0, 1, 2]);
@@ -188,21 +203,46 @@ describe("context", () => {
     // 5 sequences x (k + 1) sampled rows: with 2 threads (or rowThreads 2) the draft and verify jobs
     // evaluate their rows on two threads (cpp/context/context.h ForEachRow: the worker and a helper of the
     // context's row pool), with 1 on the worker alone; every job after the first reuses the pool's helpers
-    const prompts = ["The capital of France is", "Once upon a time", "def main():", "In 1492", "Dear Sir,"].map((p) => target.tokenize(p));
+    const prompts = ["The capital of France is", "Once upon a time", "def main():", "In 1492", "Dear Sir,"].map((p) =>
+      target.tokenize(p),
+    );
     const sampling = { temperature: 1.3, topK: 0, topP: 0.9 };
     const run = async (threads: number, rowThreads = 0) => {
       const tctx = await LlamaContext.create(target, { contextSize: 64, sequences: 5, threads, rowThreads });
       const dctx = await LlamaContext.create(draft, { contextSize: 64, sequences: 5, threads, rowThreads });
       expect(tctx.info()).toMatchObject({ threads, rowThreads });
-      await Promise.all(prompts.flatMap((t, s) => [tctx.prefill(s, 0, t.slice(0, -1)), dctx.prefill(s, 0, t.slice(0, -1))]));
+      await Promise.all(
+        prompts.flatMap((t, s) => [tctx.prefill(s, 0, t.slice(0, -1)), dctx.prefill(s, 0, t.slice(0, -1))]),
+      );
       const u = (s: number, i: number) => ((s * 7 + i * 3) % 10) / 10 + 0.05;
       const round = async () => {
-        const drafts = await dctx.draft(prompts.map((t, s) => ({ seq: s, pos: t.length - 1, tokens: [t.at(-1)!], k: 3, sampling, uniforms: [0, 1, 2].map((i) => u(s, i)) })));
+        const drafts = await dctx.draft(
+          prompts.map((t, s) => ({
+            seq: s,
+            pos: t.length - 1,
+            tokens: [t.at(-1)!],
+            k: 3,
+            sampling,
+            uniforms: [0, 1, 2].map((i) => u(s, i)),
+          })),
+        );
         const verified = await tctx.verify(
-          prompts.map((t, s) => ({ seq: s, pos: t.length - 1, pending: t.at(-1)!, draft: Array.from(drafts[s]!.tokens), sampling, uniforms: [0, 1, 2, 3].map((i) => u(s, i + 5)) })),
+          prompts.map((t, s) => ({
+            seq: s,
+            pos: t.length - 1,
+            pending: t.at(-1)!,
+            draft: Array.from(drafts[s]!.tokens),
+            sampling,
+            uniforms: [0, 1, 2, 3].map((i) => u(s, i + 5)),
+          })),
           dctx,
         );
-        return prompts.map((_, s) => ({ draft: Array.from(drafts[s]!.tokens), q: Array.from(drafts[s]!.probs), p: Array.from(verified[s]!.p), alt: Array.from(verified[s]!.alt) }));
+        return prompts.map((_, s) => ({
+          draft: Array.from(drafts[s]!.tokens),
+          q: Array.from(drafts[s]!.probs),
+          p: Array.from(verified[s]!.p),
+          alt: Array.from(verified[s]!.alt),
+        }));
       };
       const first = await round();
       // the same jobs again (both recompute from pos): the pool's helpers, started by the first round, give the same rows
@@ -243,7 +283,10 @@ describe("context", () => {
 
   it("a worker that spins for its next job (and a pool that polls between graphs) decodes exactly what a sleeping one does, and disposes while spinning", async () => {
     const toks = target.tokenize("The capital of France is");
-    const greedy = async (spinMicros: number, pool: { threads: number; threadpoolPoll: number } = { threads: 1, threadpoolPoll: 0 }) => {
+    const greedy = async (
+      spinMicros: number,
+      pool: { threads: number; threadpoolPoll: number } = { threads: 1, threadpoolPoll: 0 },
+    ) => {
       const ctx = await LlamaContext.create(target, { contextSize: 64, sequences: 1, spinMicros, ...pool });
       await ctx.prefill(0, 0, toks.slice(0, -1));
       const out: number[] = [];
@@ -265,12 +308,24 @@ describe("context", () => {
     // a 2-thread pool whose threads poll between graphs (what ar uses): the same tokens
     const polling = await greedy(250, { threads: 2, threadpoolPoll: 1 });
     expect(polling.out).toEqual((await greedy(0, { threads: 2, threadpoolPoll: 0 })).out);
-    await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 101 })).rejects.toThrow(/threadpoolPoll must be an integer in 0..100, got 101/);
-    await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 0.5 })).rejects.toThrow(/threadpoolPoll must be an integer in 0..100, got 0.5/);
-    await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: -1 })).rejects.toThrow(/rowThreads must be an integer in 0..512, got -1/);
-    await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: 513 })).rejects.toThrow(/rowThreads must be an integer in 0..512, got 513/);
-    await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: -1 })).rejects.toThrow(/spinMicros must be an integer in 0..100000, got -1/);
-    await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: 200_000 })).rejects.toThrow(/spinMicros must be an integer in 0..100000, got 200000/);
+    await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 101 })).rejects.toThrow(
+      /threadpoolPoll must be an integer in 0..100, got 101/,
+    );
+    await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 0.5 })).rejects.toThrow(
+      /threadpoolPoll must be an integer in 0..100, got 0.5/,
+    );
+    await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: -1 })).rejects.toThrow(
+      /rowThreads must be an integer in 0..512, got -1/,
+    );
+    await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: 513 })).rejects.toThrow(
+      /rowThreads must be an integer in 0..512, got 513/,
+    );
+    await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: -1 })).rejects.toThrow(
+      /spinMicros must be an integer in 0..100000, got -1/,
+    );
+    await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: 200_000 })).rejects.toThrow(
+      /spinMicros must be an integer in 0..100000, got 200000/,
+    );
   });
 
   it("two contexts on 1 + 1 threads run concurrently", async () => {
@@ -337,9 +392,22 @@ describe("context", () => {
     expect(perSeq).toBeGreaterThanOrEqual(64);
     expect(() => ctx.prefill(0, perSeq - 5, Array(10).fill(1))).toThrow(/exceeds the sequence's context/);
     expect(() => ctx.decode({ tokens: [], pos: [], seq: [] })).toThrow(/empty/);
-    expect(() => ctx.verify([{ seq: 0, pos: 0, pending: 1, draft: [2], sampling: { temperature: 1, topK: 0, topP: 1 }, uniforms: [0.5, 0.5] }])).toThrow(/needs the draft context/);
+    expect(() =>
+      ctx.verify([
+        {
+          seq: 0,
+          pos: 0,
+          pending: 1,
+          draft: [2],
+          sampling: { temperature: 1, topK: 0, topP: 1 },
+          uniforms: [0.5, 0.5],
+        },
+      ]),
+    ).toThrow(/needs the draft context/);
     expect(() => ctx.draft([{ seq: 0, pos: 0, tokens: [], k: 2 }])).toThrow(/at least one pending token/);
-    await expect(LlamaContext.create(target, { contextSize: 8 })).rejects.toThrow(/contextSize must be an integer in 16..4194304, got 8/);
+    await expect(LlamaContext.create(target, { contextSize: 8 })).rejects.toThrow(
+      /contextSize must be an integer in 16..4194304, got 8/,
+    );
     await ctx.dispose();
   });
 });

@@ -61,7 +61,10 @@ describe("resolvePlacement: the user's devices where given, the defaults for the
   it("nothing given: the defaults, marked as such", () => {
     const r = resolvePlacement(oneGpu, { hasDraft: true, overlapped: true });
     expect(r).toMatchObject({ targetDevice: "CUDA0", draftDevice: "cpu", defaulted: { target: true, draft: true } });
-    expect(resolvePlacement([cpu], { hasDraft: true, overlapped: false })).toMatchObject({ targetDevice: "cpu", draftDevice: "cpu" });
+    expect(resolvePlacement([cpu], { hasDraft: true, overlapped: false })).toMatchObject({
+      targetDevice: "cpu",
+      draftDevice: "cpu",
+    });
   });
   it("both given: kept as given", () => {
     const r = resolvePlacement(twoGpus, { target: "CUDA1", draft: "cpu", hasDraft: true, overlapped: true });
@@ -69,13 +72,26 @@ describe("resolvePlacement: the user's devices where given, the defaults for the
     expect(r.note).toMatch(/as given/);
   });
   it("target given: the draft takes another GPU, else the CPU when overlapping, else shares", () => {
-    expect(resolvePlacement(twoGpus, { target: "CUDA1", hasDraft: true, overlapped: false })).toMatchObject({ targetDevice: "CUDA1", draftDevice: "CUDA0" });
-    expect(resolvePlacement(oneGpu, { target: "CUDA0", hasDraft: true, overlapped: true })).toMatchObject({ draftDevice: "cpu" });
-    expect(resolvePlacement(oneGpu, { target: "CUDA0", hasDraft: true, overlapped: false })).toMatchObject({ draftDevice: "CUDA0" });
-    expect(resolvePlacement(oneGpu, { target: "cpu", hasDraft: true, overlapped: true })).toMatchObject({ targetDevice: "cpu", draftDevice: "cpu" });
+    expect(resolvePlacement(twoGpus, { target: "CUDA1", hasDraft: true, overlapped: false })).toMatchObject({
+      targetDevice: "CUDA1",
+      draftDevice: "CUDA0",
+    });
+    expect(resolvePlacement(oneGpu, { target: "CUDA0", hasDraft: true, overlapped: true })).toMatchObject({
+      draftDevice: "cpu",
+    });
+    expect(resolvePlacement(oneGpu, { target: "CUDA0", hasDraft: true, overlapped: false })).toMatchObject({
+      draftDevice: "CUDA0",
+    });
+    expect(resolvePlacement(oneGpu, { target: "cpu", hasDraft: true, overlapped: true })).toMatchObject({
+      targetDevice: "cpu",
+      draftDevice: "cpu",
+    });
   });
   it("draft given: the target takes the best GPU; no draft: draft device none", () => {
-    expect(resolvePlacement(twoGpus, { draft: "CUDA1", hasDraft: true, overlapped: true })).toMatchObject({ targetDevice: "CUDA0", draftDevice: "CUDA1" });
+    expect(resolvePlacement(twoGpus, { draft: "CUDA1", hasDraft: true, overlapped: true })).toMatchObject({
+      targetDevice: "CUDA0",
+      draftDevice: "CUDA1",
+    });
     const ar = resolvePlacement(oneGpu, { hasDraft: false, overlapped: false });
     expect(ar).toMatchObject({ targetDevice: "CUDA0", draftDevice: "none", defaulted: { target: true, draft: false } });
     expect(resolvePlacement([cpu], { hasDraft: false, overlapped: false }).note).toMatch(/no GPU/);
@@ -83,9 +99,18 @@ describe("resolvePlacement: the user's devices where given, the defaults for the
   it("a target passed in loaded with llama.cpp's defaults occupies every GPU: the draft never takes one of them as 'another GPU'", () => {
     expect(onGpu(AS_LOADED, twoGpus)).toBe(true);
     expect(onGpu(AS_LOADED, [cpu])).toBe(false);
-    expect(resolvePlacement(twoGpus, { target: AS_LOADED, hasDraft: true, overlapped: true })).toMatchObject({ targetDevice: AS_LOADED, draftDevice: "cpu" });
-    expect(resolvePlacement(twoGpus, { target: AS_LOADED, hasDraft: true, overlapped: false })).toMatchObject({ draftDevice: "CUDA0" });
-    expect(resolvePlacement([cpu], { target: AS_LOADED, hasDraft: true, overlapped: true })).toMatchObject({ draftDevice: "cpu" });
-    expect(resolvePlacement(oneGpu, { target: AS_LOADED, hasDraft: true, overlapped: true }).note).toMatch(/^target as loaded, draft on the CPU cores/);
+    expect(resolvePlacement(twoGpus, { target: AS_LOADED, hasDraft: true, overlapped: true })).toMatchObject({
+      targetDevice: AS_LOADED,
+      draftDevice: "cpu",
+    });
+    expect(resolvePlacement(twoGpus, { target: AS_LOADED, hasDraft: true, overlapped: false })).toMatchObject({
+      draftDevice: "CUDA0",
+    });
+    expect(resolvePlacement([cpu], { target: AS_LOADED, hasDraft: true, overlapped: true })).toMatchObject({
+      draftDevice: "cpu",
+    });
+    expect(resolvePlacement(oneGpu, { target: AS_LOADED, hasDraft: true, overlapped: true }).note).toMatch(
+      /^target as loaded, draft on the CPU cores/,
+    );
   });
 });

@@ -34,7 +34,7 @@ describe("native sampling math", () => {
       return best;
     };
     let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     const lengths = [1, 2, 15, 16, 17, 31, 32, 33, 47, 100, 257, 32000];
     let checked = 0;
     for (const n of lengths) {
@@ -72,10 +72,17 @@ describe("native sampling math", () => {
     // the native path sorts the likeliest 64 tokens, then 4x more at a time: cover nuclei inside
     // the first block, across several growth steps and the whole row, and ties at the cut
     let seed = 11;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     const sizes = new Set<number>();
     for (const n of [5, 100, 3000, 32000]) {
-      for (const [spread, temperature, topP] of [[12, 1, 0.5], [3, 1, 0.9], [1, 2, 0.99], [0, 1, 0.7], [8, 0.5, 0.95], [2, 1, 0.999]] as const) {
+      for (const [spread, temperature, topP] of [
+        [12, 1, 0.5],
+        [3, 1, 0.9],
+        [1, 2, 0.99],
+        [0, 1, 0.7],
+        [8, 0.5, 0.95],
+        [2, 1, 0.999],
+      ] as const) {
         const x = new Float32Array(n).map(() => (spread ? (rand() - 0.5) * spread : Math.floor(rand() * 4)));
         const got = s.filteredDist(x, { temperature, topK: 0, topP });
         const want = filteredDistribution(x, { temperature, topK: 0, topP });

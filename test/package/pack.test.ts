@@ -17,7 +17,16 @@ describe("npm pack", () => {
   const files = packedFiles();
 
   it("ships the build, the addon's sources and the build scripts", () => {
-    for (const f of ["dist/index.js", "dist/cli/main.js", "dist/native/llama-paths.mjs", "src/native/llama-paths.mjs", "scripts/build-addon.mjs", "binding.gyp", "package.json", "README.md"]) {
+    for (const f of [
+      "dist/index.js",
+      "dist/cli/main.js",
+      "dist/native/llama-paths.mjs",
+      "src/native/llama-paths.mjs",
+      "scripts/build-addon.mjs",
+      "binding.gyp",
+      "package.json",
+      "README.md",
+    ]) {
       expect(files, f).toContain(f);
     }
     expect(files.some((f) => f.startsWith("cpp/") && f.endsWith(".cc"))).toBe(true);

@@ -28,11 +28,23 @@ export interface VocabOptions {
 }
 
 /** A micro target/draft pair over the tiny vocabulary (with `vocab` options) in `dir`. Deterministic bytes. */
-export async function microPair(dir: string, vocab: VocabOptions = {}, seed = 0): Promise<{ target: string; draft: string; vocab: string }> {
+export async function microPair(
+  dir: string,
+  vocab: VocabOptions = {},
+  seed = 0,
+): Promise<{ target: string; draft: string; vocab: string }> {
   mkdirSync(dir, { recursive: true });
   const vocabPath = path.join(dir, "vocab.gguf");
   writeFileSync(vocabPath, tinyVocabFile(vocab));
-  const pair = await synthesizePair({ outDir: dir, vocab: vocabPath, preset: "tiny", dtype: "f32", seed, arch: MICRO_ARCH, threads: 1 });
+  const pair = await synthesizePair({
+    outDir: dir,
+    vocab: vocabPath,
+    preset: "tiny",
+    dtype: "f32",
+    seed,
+    arch: MICRO_ARCH,
+    threads: 1,
+  });
   return { ...pair, vocab: vocabPath };
 }
 
@@ -46,10 +58,19 @@ export interface ChildRun {
 }
 
 /** Runs `node <args>` and collects its output; kills it after timeoutMs. */
-export function runNode(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; uid?: number; gid?: number; cwd?: string } = {}): Promise<ChildRun> {
+export function runNode(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; uid?: number; gid?: number; cwd?: string } = {},
+): Promise<ChildRun> {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    const child = spawn(process.execPath, args, { env: { ...process.env, ...opts.env }, uid: opts.uid, gid: opts.gid, cwd: opts.cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, ...opts.env },
+      uid: opts.uid,
+      gid: opts.gid,
+      cwd: opts.cwd,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     let timedOut = false;

@@ -27,18 +27,30 @@ const childScript = (body: string) => `
   const pair = ${JSON.stringify(pair)};
   ${body}`;
 const runChild = (body: string, opts: { timeoutMs?: number; args?: string[] } = {}) =>
-  runNode([...(opts.args ?? []), "--input-type=module", "-e", childScript(body)], { timeoutMs: opts.timeoutMs ?? 60_000 });
+  runNode([...(opts.args ?? []), "--input-type=module", "-e", childScript(body)], {
+    timeoutMs: opts.timeoutMs ?? 60_000,
+  });
 
 describe("close() with requests in flight", () => {
   it("running and queued requests all reject with AbortError; the contexts are freed; close is idempotent", async () => {
     const target = await LlamaModel.load(pair.target);
     const draft = await LlamaModel.load(pair.draft);
-    const e = await createEngine({ mode: "psd", batchSize: 2, draftTokens: 3, contextSize: 512, target: { model: target, threads: 1 }, draft: { model: draft, threads: 1 } });
+    const e = await createEngine({
+      mode: "psd",
+      batchSize: 2,
+      draftTokens: 3,
+      contextSize: 512,
+      target: { model: target, threads: 1 },
+      draft: { model: draft, threads: 1 },
+    });
     let pieces = 0;
     let closing: Promise<void> | undefined;
     // 10 requests for 4 slots: 6 queued; close from inside a text callback, i.e. in the middle of a step
     const runs = Array.from({ length: 10 }, (_, i) =>
-      e.generate(`request ${i} once upon a time`, { maxTokens: 400, onText: () => void (++pieces === 5 && (closing = e.close())) }),
+      e.generate(`request ${i} once upon a time`, {
+        maxTokens: 400,
+        onText: () => void (++pieces === 5 && (closing = e.close())),
+      }),
     );
     const settled = await Promise.allSettled(runs);
     await closing;
@@ -107,8 +119,11 @@ describe("exiting with native work in flight", () => {
 });
 
 describe("repeated create / close", () => {
-  it("30 engine create / generate / close cycles with model load / dispose: RSS settles (a lost engine would add ~13 MB a cycle)", { timeout: 180_000 }, async () => {
-    const r = await runChild(`
+  it("30 engine create / generate / close cycles with model load / dispose: RSS settles (a lost engine would add ~13 MB a cycle)", {
+    timeout: 180_000,
+  }, async () => {
+    const r = await runChild(
+      `
       const rss = () => { globalThis.gc(); return process.memoryUsage().rss; };
       const samples = [];
       for (let cycle = 0; cycle < 30; cycle++) {
@@ -127,13 +142,17 @@ describe("repeated create / close", () => {
         samples.push(rss());
       }
       console.log(JSON.stringify(samples));
-    `, { args: ["--expose-gc"], timeoutMs: 170_000 });
+    `,
+      { args: ["--expose-gc"], timeoutMs: 170_000 },
+    );
     expect(r.code, r.stderr).toBe(0);
     const samples: number[] = JSON.parse(r.stdout.trim());
     // glibc keeps some freed KV buffers in its heap for a while (RSS steps up to a plateau within ~15 cycles);
     // over the last 15 cycles, engines that were not freed would add ~13 MB each (~200 MB)
     const warm = samples[14]!;
     const last = samples.at(-1)!;
-    expect((last - warm) / 1e6, `RSS MB per cycle: ${samples.map((x) => (x / 1e6).toFixed(0)).join(" ")}`).toBeLessThan(40);
+    expect((last - warm) / 1e6, `RSS MB per cycle: ${samples.map((x) => (x / 1e6).toFixed(0)).join(" ")}`).toBeLessThan(
+      40,
+    );
   });
 });

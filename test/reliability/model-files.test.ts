@@ -161,7 +161,12 @@ describe("absurd counts, dimensions and string lengths (header bytes edited)", (
   });
   it("general.alignment: zero, not a power of two, huge", async () => {
     for (const v of [0, 3, 1 << 20]) {
-      const extra = writeGguf({ kvs: [["general.alignment", GGUF_TYPE.u32, v], ["general.architecture", GGUF_TYPE.string, "llama"]] });
+      const extra = writeGguf({
+        kvs: [
+          ["general.alignment", GGUF_TYPE.u32, v],
+          ["general.architecture", GGUF_TYPE.string, "llama"],
+        ],
+      });
       await refused(extra, /bad alignment/);
     }
   });
@@ -213,10 +218,18 @@ describe("files llama.cpp's loader would crash on are refused first (child proce
     const t = (name: string) => layout.tensors.find((x: { name: string }) => x.name === name)!;
     const down = t("blk.1.ffn_down.weight");
     await refusedInChild([
-      ["ffn_down Q8_1", withU32(base, down.typeOff, 9), /blk\.1\.ffn_down\.weight has type Q8_1, which is not a weight type/],
+      [
+        "ffn_down Q8_1",
+        withU32(base, down.typeOff, 9),
+        /blk\.1\.ffn_down\.weight has type Q8_1, which is not a weight type/,
+      ],
       ["ffn_down I8", withU32(base, down.typeOff, 24), /has type I8/],
       ["ffn_down I32", withU32(base, down.typeOff, 26), /has type I32/],
-      ["attn_norm I32", withU32(base, t("blk.0.attn_norm.weight").typeOff, 26), /blk\.0\.attn_norm\.weight has type I32/],
+      [
+        "attn_norm I32",
+        withU32(base, t("blk.0.attn_norm.weight").typeOff, 26),
+        /blk\.0\.attn_norm\.weight has type I32/,
+      ],
       ["output I32", withU32(base, t("output.weight").typeOff, 26), /output\.weight has type I32/],
     ]);
   });
@@ -232,7 +245,11 @@ describe("files llama.cpp's loader would crash on are refused first (child proce
     const types = kvOf(layout, "tokenizer.ggml.token_type");
     const lastPiece = items.length - 1; // a normal word piece, typed as a byte token below
     const shortByte = withU32(base, types.countOff! + 8 + 4 * lastPiece, 6);
-    const text = base.toString("latin1", items[lastPiece]! + 8, items[lastPiece]! + 8 + Number(base.readBigUInt64LE(items[lastPiece]!)));
+    const text = base.toString(
+      "latin1",
+      items[lastPiece]! + 8,
+      items[lastPiece]! + 8 + Number(base.readBigUInt64LE(items[lastPiece]!)),
+    );
     expect(Buffer.byteLength(text, "latin1")).toBeGreaterThanOrEqual(3); // the built-in last piece is a word: re-pick one of 1 char
     const oneChar = items.findIndex((off) => base.readBigUInt64LE(off) === 1n);
     const shortByte1 = withU32(base, types.countOff! + 8 + 4 * oneChar, 6);
@@ -243,7 +260,11 @@ describe("files llama.cpp's loader would crash on are refused first (child proce
     nul[items[wordA]! + 8 + 3] = 0; // after the 3 bytes of "\u2581"
     await refusedInChild([
       ["duplicate token", dup, /has token "<0x41>" twice \(ids 68 and 69\)/],
-      ["NUL in a token", nul, new RegExp(`has token "\u2581" twice \\(ids \\d+ and ${wordA}, as llama.cpp reads them\\)`)],
+      [
+        "NUL in a token",
+        nul,
+        new RegExp(`has token "\u2581" twice \\(ids \\d+ and ${wordA}, as llama.cpp reads them\\)`),
+      ],
       ["missing byte token", missing, /no byte token <0xE2>/],
       ["byte token with a 1-char text", shortByte1, new RegExp(`byte token ${oneChar} has text`)],
     ]);
@@ -255,7 +276,11 @@ describe("files llama.cpp's loader would crash on are refused first (child proce
   it("tokenizers that would assert at the first tokenize(): BOS required but undefined (UGM), a WordPiece byte token", async () => {
     const ugm = await microPair(path.join(scratch, "ugm"), { model: "t5", omit: ["tokenizer.ggml.bos_token_id"] });
     const wpm = await microPair(path.join(scratch, "wpm"), { model: "bert" });
-    const ugmOk = await microPair(path.join(scratch, "ugm-ok"), { model: "t5", omit: ["tokenizer.ggml.bos_token_id"], addBos: false });
+    const ugmOk = await microPair(path.join(scratch, "ugm-ok"), {
+      model: "t5",
+      omit: ["tokenizer.ggml.bos_token_id"],
+      addBos: false,
+    });
     const outcomes = await loadInChild([ugm.target, wpm.target, ugmOk.target], 60_000);
     expect(outcomes[0]).toMatchObject({ status: "error", name: "GgufError" });
     expect(outcomes[0].message).toMatch(/must add a BOS token, but the vocabulary defines none/);
@@ -276,12 +301,16 @@ describe("files llama.cpp's loader would crash on are refused first (child proce
 });
 
 describe("vocabulary-only GGUF files", () => {
-  const vocabs = ["llama-spm", "gpt-2", "bert-bge"].map((v) => path.join(repoRoot, "deps", "llama.cpp", "models", `ggml-vocab-${v}.gguf`));
+  const vocabs = ["llama-spm", "gpt-2", "bert-bge"].map((v) =>
+    path.join(repoRoot, "deps", "llama.cpp", "models", `ggml-vocab-${v}.gguf`),
+  );
   it("llama.cpp's vocab files are valid GGUF (the header reads) but are refused as models, with the reason", async () => {
     for (const v of vocabs) {
       const h = await readGgufHeader(v);
       expect(h.tensors.length).toBe(0);
-      await expect(LlamaModel.load(v)).rejects.toThrow(/has no tensors: it is a vocabulary-only GGUF \(a tokenizer, not a model\)/);
+      await expect(LlamaModel.load(v)).rejects.toThrow(
+        /has no tensors: it is a vocabulary-only GGUF \(a tokenizer, not a model\)/,
+      );
     }
   });
   it("given to the raw addon (no validation), llama.cpp refuses them cleanly (child process)", async () => {

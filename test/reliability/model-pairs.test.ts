@@ -24,13 +24,21 @@ const VARIANTS: Record<string, VocabOptions> = {
 
 beforeAll(async () => {
   base = await microPair(path.join(scratch, "base"));
-  for (const [name, opts] of Object.entries(VARIANTS)) variants.set(name, await microPair(path.join(scratch, name), opts));
+  for (const [name, opts] of Object.entries(VARIANTS))
+    variants.set(name, await microPair(path.join(scratch, name), opts));
 });
 
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 const engineOf = (target: string | LlamaModel, draft: string | LlamaModel, mode: "sd" | "psd" = "sd") =>
-  createEngine({ mode, batchSize: 2, draftTokens: 3, contextSize: 64, target: { model: target, threads: 1 }, draft: { model: draft, threads: 1 } });
+  createEngine({
+    mode,
+    batchSize: 2,
+    draftTokens: 3,
+    contextSize: 64,
+    target: { model: target, threads: 1 },
+    draft: { model: draft, threads: 1 },
+  });
 
 describe("incompatible vocabularies are refused at engine creation, with the reason", () => {
   const cases: [string, RegExp][] = [
@@ -44,7 +52,9 @@ describe("incompatible vocabularies are refused at engine creation, with the rea
   for (const [name, why] of cases) {
     it(`${name}: ${why.source}`, async () => {
       for (const mode of ["sd", "psd"] as const) {
-        await expect(engineOf(base.target, variants.get(name)!.draft, mode)).rejects.toThrow(new RegExp(`the draft model cannot draft for the target: ${why.source}`));
+        await expect(engineOf(base.target, variants.get(name)!.draft, mode)).rejects.toThrow(
+          new RegExp(`the draft model cannot draft for the target: ${why.source}`),
+        );
       }
     });
   }
@@ -59,19 +69,24 @@ describe("incompatible vocabularies are refused at engine creation, with the rea
   });
 
   it("the reverse direction is refused as well (the target has the larger vocabulary)", async () => {
-    await expect(engineOf(variants.get("bigger200")!.target, base.draft)).rejects.toThrow(/vocabulary sizes differ by more than 128: target 614, draft 414/);
+    await expect(engineOf(variants.get("bigger200")!.target, base.draft)).rejects.toThrow(
+      /vocabulary sizes differ by more than 128: target 614, draft 414/,
+    );
   });
 });
 
 describe("compatible vocabularies that differ in size within the tolerance", () => {
   it("a draft with 64 more tokens serves the target, losslessly (it never proposes a token the target lacks)", async () => {
     const prompts = ["Once upon a time", "the cat", "1, 2, 3,", "hello there"];
-    const ar = await createEngine({ mode: "ar", batchSize: 4, contextSize: 64, target: { model: base.target, threads: 1 } });
+    const ar = await createEngine({
+      mode: "ar",
+      batchSize: 4,
+      contextSize: 64,
+      target: { model: base.target, threads: 1 },
+    });
     const reference = await Promise.all(prompts.map((p) => ar.generate(p, { maxTokens: 16 })));
     await ar.close();
-    for (const [target, draft] of [
-      [base.target, variants.get("bigger64")!.draft],
-    ]) {
+    for (const [target, draft] of [[base.target, variants.get("bigger64")!.draft]]) {
       const e = await engineOf(target!, draft!, "psd");
       const out = await Promise.all(prompts.map((p) => e.generate(p, { maxTokens: 16 })));
       expect(out.map((r) => r.tokens)).toEqual(reference.map((r) => r.tokens));
@@ -83,7 +98,12 @@ describe("compatible vocabularies that differ in size within the tolerance", () 
   it("a target with 64 more tokens accepts the smaller draft; target tokens the draft lacks do not fail requests", async () => {
     const big = variants.get("bigger64")!;
     const prompts = ["Once upon a time", "the cat", "1, 2, 3,", "hello there", "zz top", "A B C"];
-    const ar = await createEngine({ mode: "ar", batchSize: 4, contextSize: 64, target: { model: big.target, threads: 1 } });
+    const ar = await createEngine({
+      mode: "ar",
+      batchSize: 4,
+      contextSize: 64,
+      target: { model: big.target, threads: 1 },
+    });
     const reference = await Promise.all(prompts.map((p) => ar.generate(p, { maxTokens: 24 })));
     await ar.close();
     // the case under test: the target emits ids the draft's vocabulary (414) does not have

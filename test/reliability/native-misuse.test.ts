@@ -36,12 +36,28 @@ const CALLS = process.env.MINEDRAFT_ASAN ? 1500 : 4000;
 
 describe("randomized misuse (seeded, child process)", () => {
   for (const seed of [1, 2]) {
-    it(`seed ${seed}: ${CALLS} random calls return, throw an Error or settle; the process never crashes`, { timeout: 300_000 }, async () => {
+    it(`seed ${seed}: ${CALLS} random calls return, throw an Error or settle; the process never crashes`, {
+      timeout: 300_000,
+    }, async () => {
       const log = path.join(scratch, `misuse-${seed}.log`);
-      const r = await runNode(["--expose-gc", path.join(repoRoot, "test", "reliability", "misuse-driver.mjs"), "--seed", String(seed), "--calls", String(CALLS), "--target", pair.target, "--draft", pair.draft], {
-        env: { MISUSE_LOG: log },
-        timeoutMs: 280_000,
-      });
+      const r = await runNode(
+        [
+          "--expose-gc",
+          path.join(repoRoot, "test", "reliability", "misuse-driver.mjs"),
+          "--seed",
+          String(seed),
+          "--calls",
+          String(CALLS),
+          "--target",
+          pair.target,
+          "--draft",
+          pair.draft,
+        ],
+        {
+          env: { MISUSE_LOG: log },
+          timeoutMs: 280_000,
+        },
+      );
       const lastCalls = () => readFileSync(log, "utf8").trim().split("\n").slice(-5).join("\n");
       expect(r.signal, `crashed (${r.signal}) at:\n${lastCalls()}\n${r.stderr.slice(-3000)}`).toBeNull();
       expect(r.timedOut, `hung at:\n${lastCalls()}`).toBe(false);
@@ -87,14 +103,49 @@ describe("misuse through the wrappers (deterministic)", () => {
       const ctx = await LlamaContext.create(target, { contextSize: 32, sequences: 2 });
       const dispose = () => void ctx.dispose();
       const call = {
-        decode: () => ctx.decode({ tokens: [1, 2], pos: [0, 1], get seq() { dispose(); return [0, 0]; } } as never),
+        decode: () =>
+          ctx.decode({
+            tokens: [1, 2],
+            pos: [0, 1],
+            get seq() {
+              dispose();
+              return [0, 0];
+            },
+          } as never),
         prefill: () => {
           const toks = [1, 2, 3];
-          Object.defineProperty(toks, 1, { get() { dispose(); return 2; } });
+          Object.defineProperty(toks, 1, {
+            get() {
+              dispose();
+              return 2;
+            },
+          });
           return ctx.prefill(0, 0, toks);
         },
-        draft: () => ctx.draft([{ get seq() { dispose(); return 0; }, pos: 0, tokens: [1], k: 2 } as never]),
-        verify: () => ctx.verify([{ seq: 0, pos: 0, pending: 1, get draft() { dispose(); return [2]; } } as never]),
+        draft: () =>
+          ctx.draft([
+            {
+              get seq() {
+                dispose();
+                return 0;
+              },
+              pos: 0,
+              tokens: [1],
+              k: 2,
+            } as never,
+          ]),
+        verify: () =>
+          ctx.verify([
+            {
+              seq: 0,
+              pos: 0,
+              pending: 1,
+              get draft() {
+                dispose();
+                return [2];
+              },
+            } as never,
+          ]),
       }[kind];
       expect(call, kind).toThrow(/Context is disposed/);
       await ctx.dispose();
@@ -107,10 +158,25 @@ describe("misuse through the wrappers (deterministic)", () => {
       const dispose = () => m.dispose();
       if (kind === "detokenize") {
         const toks = [1, 2, 3];
-        Object.defineProperty(toks, 2, { get() { dispose(); return 3; } });
+        Object.defineProperty(toks, 2, {
+          get() {
+            dispose();
+            return 3;
+          },
+        });
         expect(() => m.detokenize(toks)).toThrow(/Model is disposed/);
       } else {
-        expect(() => m.applyChatTemplate([{ role: "user", get content() { dispose(); return "hi"; } }])).toThrow(/Model is disposed/);
+        expect(() =>
+          m.applyChatTemplate([
+            {
+              role: "user",
+              get content() {
+                dispose();
+                return "hi";
+              },
+            },
+          ]),
+        ).toThrow(/Model is disposed/);
       }
       expect(m.disposed).toBe(true);
     }
@@ -120,7 +186,9 @@ describe("misuse through the wrappers (deterministic)", () => {
     const ctx = await LlamaContext.create(target, { contextSize: 32 });
     const huge: number[] = [];
     huge.length = 2 ** 32 - 1;
-    expect(() => ctx.prefill(0, 0, huge)).toThrow(new RegExp(`array of 4294967295 items is too long for a native argument \\(at most ${MAX_ARRAY_LENGTH}\\)`));
+    expect(() => ctx.prefill(0, 0, huge)).toThrow(
+      new RegExp(`array of 4294967295 items is too long for a native argument \\(at most ${MAX_ARRAY_LENGTH}\\)`),
+    );
     expect(() => ctx.decode({ tokens: huge, pos: huge, seq: huge })).toThrow(/too long/);
     expect(() => target.detokenize(huge)).toThrow(/too long/);
     // long but sane: the addon's own checks answer
@@ -147,8 +215,12 @@ describe("misuse through the wrappers (deterministic)", () => {
   });
 
   it("thread counts beyond ggml's 512 are refused (ggml's arrays hold 512; 600 threads also hang a 2-core machine)", async () => {
-    await expect(LlamaContext.create(target, { contextSize: 32, threads: 513 })).rejects.toThrow(/threads must be an integer in 1..512, got 513/);
-    await expect(LlamaContext.create(target, { contextSize: 32, threads: 0 })).rejects.toThrow(/threads must be an integer in 1..512, got 0/);
+    await expect(LlamaContext.create(target, { contextSize: 32, threads: 513 })).rejects.toThrow(
+      /threads must be an integer in 1..512, got 513/,
+    );
+    await expect(LlamaContext.create(target, { contextSize: 32, threads: 0 })).rejects.toThrow(
+      /threads must be an integer in 1..512, got 0/,
+    );
   });
 
   it("raw addon: wrong types and ranges throw TypeError / RangeError naming the argument", async () => {
@@ -160,10 +232,14 @@ describe("misuse through the wrappers (deterministic)", () => {
     expect(() => raw.decode({ tokens: [1], pos: [0], seq: [5] })).toThrow(/batch\.seq/);
     expect(() => raw.kvRemove(7)).toThrow(RangeError);
     expect(() => raw.draft([{ seq: 0, pos: 0, tokens: [1], k: 300 }])).toThrow(/spec\.k must be in \[1, 256\]/);
-    expect(() => raw.verify([{ seq: 0, pos: 0, pending: 1, draft: [1], sampling: { temperature: NaN } } as never])).toThrow(/temperature/);
+    expect(() =>
+      raw.verify([{ seq: 0, pos: 0, pending: 1, draft: [1], sampling: { temperature: NaN } } as never]),
+    ).toThrow(/temperature/);
     expect(() => addon.firstTokenTextDifference(target.raw, {} as never)).toThrow(/takes two models/);
     expect(() => addon.firstTokenTextDifference({} as never, target.raw)).toThrow(/takes two models/);
-    expect(() => new (addon as unknown as { Model: new (x: unknown) => unknown }).Model({})).toThrow(/cannot be constructed directly/);
+    expect(() => new (addon as unknown as { Model: new (x: unknown) => unknown }).Model({})).toThrow(
+      /cannot be constructed directly/,
+    );
     expect(() => addon.createContext({} as never, {})).toThrow(/model must be a Model/);
     await raw.dispose();
   });
@@ -172,14 +248,21 @@ describe("misuse through the wrappers (deterministic)", () => {
 describe("misuse through the raw addon objects is survived too (child processes)", () => {
   // The wrappers above prevent these; the native layer itself must also refuse them (cpp/context/bindings.cc).
   const child = (body: string) =>
-    runNode(["--input-type=module", "-e", `
+    runNode(
+      [
+        "--input-type=module",
+        "-e",
+        `
       const { loadAddon } = await import(${JSON.stringify(path.join(repoRoot, "dist", "native", "addon.js"))});
       const addon = await loadAddon();
       const model = await addon.loadModel(${JSON.stringify(pair.target)});
       const ctx = await addon.createContext(model, { nCtx: 64, nSeqMax: 2 });
       await ctx.prefill(0, 0, [1, 2, 3, 4, 5]);
       try { ${body} } catch (e) { console.log("ERROR " + e.message); }
-      console.log("SURVIVED");`], { timeoutMs: 60_000 });
+      console.log("SURVIVED");`,
+      ],
+      { timeoutMs: 60_000 },
+    );
 
   it("raw Context: a getter that disposes the context while the addon reads the spec does not crash", async () => {
     const r = await child(`await ctx.draft([{ get seq() { ctx.dispose(); return 0; }, pos: 5, tokens: [1], k: 2 }]);`);

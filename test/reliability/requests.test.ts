@@ -1,8 +1,3 @@
-// Requests on real llama.cpp contexts (micro pair): bad prompts and options give precise errors, a request that
-// runs out of context ends with finishReason "contextFull" while the others continue exactly, and bad engine
-// options are refused without leaving contexts behind. (Option validation against a fake backend:
-// test/engine/robustness.test.ts; a prompt longer than the context on the tiny pair: engine-real.test.ts.)
-import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { createEngine, defaultMode, type CreateEngineOptions, type MinedraftEngine } from "../../src/create-engine.js";
 import { LlamaModel } from "../../src/native/model.js";
@@ -11,7 +6,15 @@ import { loadMicroPairForFile } from "./helpers.js";
 const models = loadMicroPairForFile("requests");
 
 const engine = (over: Partial<CreateEngineOptions> = {}) =>
-  createEngine({ mode: "psd", batchSize: 2, draftTokens: 3, contextSize: 64, target: { model: models.target, threads: 1 }, draft: { model: models.draft, threads: 1 }, ...over });
+  createEngine({
+    mode: "psd",
+    batchSize: 2,
+    draftTokens: 3,
+    contextSize: 64,
+    target: { model: models.target, threads: 1 },
+    draft: { model: models.draft, threads: 1 },
+    ...over,
+  });
 
 async function withEngine<T>(over: Partial<CreateEngineOptions>, f: (e: MinedraftEngine) => Promise<T>): Promise<T> {
   const e = await engine(over);
@@ -34,7 +37,7 @@ const error = (p: Promise<unknown>) =>
   );
 
 describe("prompts", () => {
-  it("empty prompts are refused (a text prompt of \"\" is BOS alone: a valid one-token prompt)", async () => {
+  it('empty prompts are refused (a text prompt of "" is BOS alone: a valid one-token prompt)', async () => {
     await withEngine({}, async (e) => {
       const bosOnly = await e.generate("", { maxTokens: 2 });
       expect(bosOnly.stats.promptTokens).toBe(1);
@@ -111,17 +114,33 @@ describe("invalid options", () => {
       [{ spinMicros: -5 }, /spinMicros must be an integer in 0\.\.100000, got -5/],
       [{ spinMicros: 0.5 }, /spinMicros/],
       [{ target: { model: models.target, threads: 0 } }, /target\.threads must be an integer in 1\.\.512, got 0/],
-      [{ target: { model: models.target, threads: 100000 } }, /target\.threads must be an integer in 1\.\.512, got 100000/],
+      [
+        { target: { model: models.target, threads: 100000 } },
+        /target\.threads must be an integer in 1\.\.512, got 100000/,
+      ],
       [{ target: { model: "" } }, /target\.model must be a GGUF path/],
       [{ draft: undefined }, /needs a draft model/],
     ];
     for (const [over, why] of bad) {
-      await expect(engine(over), JSON.stringify(over, (_, v) => (v instanceof LlamaModel ? "<model>" : Number.isNaN(v) ? "NaN" : v))).rejects.toThrow(why);
+      await expect(
+        engine(over),
+        JSON.stringify(over, (_, v) => (v instanceof LlamaModel ? "<model>" : Number.isNaN(v) ? "NaN" : v)),
+      ).rejects.toThrow(why);
     }
     // every failed creation freed its contexts: a fresh model handle disposes, and ours still make an engine
     const probe = await LlamaModel.load(models.target.info.path);
-    await expect(createEngine({ mode: "ar", target: { model: probe, threads: 1 }, contextSize: 64, draftTokens: -1, batchSize: 0 })).rejects.toThrow(/draftTokens must be an integer in 1..32, got -1/);
-    await expect(createEngine({ mode: "ar", target: { model: probe, threads: 1 }, contextSize: 64, temperature: NaN })).rejects.toThrow(/temperature/);
+    await expect(
+      createEngine({
+        mode: "ar",
+        target: { model: probe, threads: 1 },
+        contextSize: 64,
+        draftTokens: -1,
+        batchSize: 0,
+      }),
+    ).rejects.toThrow(/draftTokens must be an integer in 1..32, got -1/);
+    await expect(
+      createEngine({ mode: "ar", target: { model: probe, threads: 1 }, contextSize: 64, temperature: NaN }),
+    ).rejects.toThrow(/temperature/);
     expect(() => probe.dispose()).not.toThrow();
     await withEngine({}, async (e) => expect((await e.generate("ok", { maxTokens: 3 })).tokens).toHaveLength(3));
   });
@@ -148,7 +167,8 @@ describe("invalid options", () => {
         [{ stop: [1] }, /stop must be an array of non-empty strings/],
         [{ onText: 5 }, /onText must be a function/],
       ];
-      for (const [opts, why] of bad) await expect(e.generate("Once upon a time", opts as never), JSON.stringify(opts)).rejects.toThrow(why);
+      for (const [opts, why] of bad)
+        await expect(e.generate("Once upon a time", opts as never), JSON.stringify(opts)).rejects.toThrow(why);
       await expect(e.generate("x", null as never)).rejects.toThrow(/generate options must be an object/);
       const after = await e.generate("Once upon a time", { maxTokens: 10 });
       expect(after.tokens).toEqual(before.tokens);
@@ -159,7 +179,12 @@ describe("invalid options", () => {
     await withEngine({}, async (e) => {
       const boom = new Error("listener exploded");
       const [bad, good] = await Promise.allSettled([
-        e.generate("Once upon a time", { maxTokens: 10, onText: () => { throw boom; } }),
+        e.generate("Once upon a time", {
+          maxTokens: 10,
+          onText: () => {
+            throw boom;
+          },
+        }),
         e.generate("Once upon a time", { maxTokens: 10 }),
       ]);
       expect(bad.status).toBe("rejected");
@@ -174,7 +199,11 @@ describe("default mode", () => {
     const plain = await createEngine({ target: { model: models.target, threads: 1 }, contextSize: 64 });
     expect(plain.placement.mode).toBe("ar");
     await plain.close();
-    const paired = await createEngine({ target: { model: models.target, device: "cpu", threads: 1 }, draft: { model: models.draft, device: "cpu", threads: 1 }, contextSize: 64 });
+    const paired = await createEngine({
+      target: { model: models.target, device: "cpu", threads: 1 },
+      draft: { model: models.draft, device: "cpu", threads: 1 },
+      contextSize: 64,
+    });
     try {
       expect(paired.placement.mode).toBe("auto");
       expect(paired.placement.sequences).toBe(8); // two sub-batches of the default 4

@@ -4,7 +4,13 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { engineRequests, poissonArrivals, runServeLoad, summarizeServeLoad, type RequestRecord } from "../../src/bench/serve-load.js";
+import {
+  engineRequests,
+  poissonArrivals,
+  runServeLoad,
+  summarizeServeLoad,
+  type RequestRecord,
+} from "../../src/bench/serve-load.js";
 import type { GenerateOptions, GenerateResult } from "../../src/engine/index.js";
 import { ensureBuilt, runCli, tinyPair } from "../cli/helpers.js";
 
@@ -22,9 +28,25 @@ describe("load generator", () => {
   });
 
   it("summary: throughput over the run, TPOT per request, ITL over every gap, failures apart", () => {
-    const r = (sentAt: number, ttftMs: number, e2eMs: number, outputTokens: number, itlMs: number[], error?: string): RequestRecord => ({ sentAt, ttftMs, e2eMs, itlMs, outputTokens, promptTokens: 3, ...(error ? { error } : {}) });
-    const s = summarizeServeLoad([r(0, 100, 1000, 10, [100, 100]), r(500, 200, 1100, 10, [300]), r(600, 50, 60, 0, [], "HTTP 429")], 2000);
-    expect(s).toMatchObject({ completed: 2, failed: 1, requestsPerSecond: 1, outputTokensPerSecond: 10, errors: ["HTTP 429"] });
+    const r = (
+      sentAt: number,
+      ttftMs: number,
+      e2eMs: number,
+      outputTokens: number,
+      itlMs: number[],
+      error?: string,
+    ): RequestRecord => ({ sentAt, ttftMs, e2eMs, itlMs, outputTokens, promptTokens: 3, ...(error ? { error } : {}) });
+    const s = summarizeServeLoad(
+      [r(0, 100, 1000, 10, [100, 100]), r(500, 200, 1100, 10, [300]), r(600, 50, 60, 0, [], "HTTP 429")],
+      2000,
+    );
+    expect(s).toMatchObject({
+      completed: 2,
+      failed: 1,
+      requestsPerSecond: 1,
+      outputTokensPerSecond: 10,
+      errors: ["HTTP 429"],
+    });
     expect(s.tpotMs.mean).toBeCloseTo((900 / 9 + 900 / 9) / 2, 9);
     expect(s.itlMs.median).toBe(100);
     expect(s.e2eMs.median).toBe(1050);
@@ -45,8 +67,18 @@ describe("library transport", () => {
         return { id: 0, text: "abc", tokens: [7, 8, 9, o.seed!], stats };
       },
     };
-    const { records } = await runServeLoad({ send: engineRequests(engine, 4), prompts: ["x", "bad", "y"], rate: Infinity, seed: 10, timeoutMs: 10_000 });
-    expect(records[0]).toMatchObject({ outputTokens: 4, promptTokens: 2, spec: { drafts: 1, draftTokens: 4, acceptedTokens: 3 } });
+    const { records } = await runServeLoad({
+      send: engineRequests(engine, 4),
+      prompts: ["x", "bad", "y"],
+      rate: Infinity,
+      seed: 10,
+      timeoutMs: 10_000,
+    });
+    expect(records[0]).toMatchObject({
+      outputTokens: 4,
+      promptTokens: 2,
+      spec: { drafts: 1, draftTokens: 4, acceptedTokens: 3 },
+    });
     expect(records[0]!.ttftMs).toBeGreaterThanOrEqual(4);
     expect(records[0]!.itlMs).toHaveLength(2);
     expect(records[1]!.error).toBe("prompt too long");
@@ -68,11 +100,47 @@ describe("minedraft bench serve", () => {
     const { target, draft } = await tinyPair();
     const json = path.join(tmp, "serve.json");
     const html = path.join(tmp, "serve.html");
-    const r = await runCli(["bench", "serve", "--model", target, "--draft", draft, "--modes", "ar,psd", "--rates", "50,inf", "--num-prompts", "6", "--max-tokens", "8", "--threads", "1", "--draft-threads", "1", "--ctx-size", "256", "--json", json, "--report", html], { timeoutMs: 120_000 });
+    const r = await runCli(
+      [
+        "bench",
+        "serve",
+        "--model",
+        target,
+        "--draft",
+        draft,
+        "--modes",
+        "ar,psd",
+        "--rates",
+        "50,inf",
+        "--num-prompts",
+        "6",
+        "--max-tokens",
+        "8",
+        "--threads",
+        "1",
+        "--draft-threads",
+        "1",
+        "--ctx-size",
+        "256",
+        "--json",
+        json,
+        "--report",
+        html,
+      ],
+      { timeoutMs: 120_000 },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/system\s+rate\s+req\/s\s+out tok\/s\s+TTFT med/);
     expect(r.stdout).toMatch(/^minedraft psd\s+inf\s/m);
-    const report = JSON.parse(await readFile(json, "utf8")) as { schema: string; results: { mode: string; rate: number | string; summary: { completed: number; failed: number; outputTokensPerSecond: number; ttftMs: { median: number } }; spec: { draftTokens: number; acceptedTokens: number } }[] };
+    const report = JSON.parse(await readFile(json, "utf8")) as {
+      schema: string;
+      results: {
+        mode: string;
+        rate: number | string;
+        summary: { completed: number; failed: number; outputTokensPerSecond: number; ttftMs: { median: number } };
+        spec: { draftTokens: number; acceptedTokens: number };
+      }[];
+    };
     expect(report.schema).toBe("minedraft-bench-serve/1");
     expect(report.results.map((x) => `${x.mode}@${x.rate}`)).toEqual(["ar@50", "ar@inf", "psd@50", "psd@inf"]);
     for (const x of report.results) {
@@ -95,9 +163,42 @@ describe("minedraft bench serve", () => {
   it("--library runs the same load through engine.generate() in the bench's process, beside the server", async () => {
     const { target, draft } = await tinyPair();
     const json = path.join(tmp, "library.json");
-    const r = await runCli(["bench", "serve", "--model", target, "--draft", draft, "--modes", "psd", "--library", "--rates", "inf", "--num-prompts", "4", "--max-tokens", "8", "--threads", "1", "--draft-threads", "1", "--ctx-size", "256", "--json", json], { timeoutMs: 120_000 });
+    const r = await runCli(
+      [
+        "bench",
+        "serve",
+        "--model",
+        target,
+        "--draft",
+        draft,
+        "--modes",
+        "psd",
+        "--library",
+        "--rates",
+        "inf",
+        "--num-prompts",
+        "4",
+        "--max-tokens",
+        "8",
+        "--threads",
+        "1",
+        "--draft-threads",
+        "1",
+        "--ctx-size",
+        "256",
+        "--json",
+        json,
+      ],
+      { timeoutMs: 120_000 },
+    );
     expect(r.code, r.stderr).toBe(0);
-    const report = JSON.parse(await readFile(json, "utf8")) as { results: { system: string; summary: { completed: number; failed: number }; spec: { draftTokens: number; acceptedTokens: number } }[] };
+    const report = JSON.parse(await readFile(json, "utf8")) as {
+      results: {
+        system: string;
+        summary: { completed: number; failed: number };
+        spec: { draftTokens: number; acceptedTokens: number };
+      }[];
+    };
     expect(report.results.map((x) => x.system)).toEqual(["minedraft psd", "minedraft psd library"]);
     for (const x of report.results) {
       expect(x.summary).toMatchObject({ completed: 4, failed: 0 });
@@ -108,7 +209,20 @@ describe("minedraft bench serve", () => {
 
   it("--incumbents without a built llama-server fails at once, saying how to build it", async () => {
     const { target } = await tinyPair();
-    const r = await runCli(["bench", "serve", "--model", target, "--incumbents", "--tools", path.join(tmp, "no-tools"), "--num-prompts", "2"], { timeoutMs: 60_000 });
+    const r = await runCli(
+      [
+        "bench",
+        "serve",
+        "--model",
+        target,
+        "--incumbents",
+        "--tools",
+        path.join(tmp, "no-tools"),
+        "--num-prompts",
+        "2",
+      ],
+      { timeoutMs: 60_000 },
+    );
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/llama-server is not built .*npm run build:llama-tools/);
     expect(r.stderr).not.toContain("starting minedraft");

@@ -11,7 +11,12 @@ let fake: FakeBackend;
 let server: MinedraftServer;
 let url: string;
 
-const post = (body: unknown) => fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+const post = (body: unknown) =>
+  fetch(`${url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
 
 beforeAll(async () => {
   ({ engine, fake } = makeEngine({ mode: "sd", batchSize: 2, draftTokens: 2 }, { verifyDelayMs: 1 }));
@@ -42,7 +47,10 @@ it("mid-stream, the failure is an error event and the stream ends without [DONE]
   const response = await post({ prompt: [1, 2], max_tokens: 30, stream: true });
   expect(response.status).toBe(200);
   const text = await response.text();
-  const events = text.split("\n\n").filter((e) => e.startsWith("data: ")).map((e) => e.slice(6));
+  const events = text
+    .split("\n\n")
+    .filter((e) => e.startsWith("data: "))
+    .map((e) => e.slice(6));
   const last = JSON.parse(events.at(-1)!) as { error?: { type: string; message: string } };
   expect(last.error?.type).toBe("server_error");
   expect(last.error?.message).toContain("boom mid-stream");

@@ -22,11 +22,35 @@ interface Serving {
 
 /** Starts `minedraft serve` and resolves once it says it is ready. */
 function serve(extra: string[] = []): Promise<Serving> {
-  const args = [cliPath, "serve", "--model", target, "--draft", draft, "--mode", "psd", "--threads", "1", "--draft-threads", "1", "--ctx-size", "256", "--port", "0", ...extra];
-  const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, MINEDRAFT_API_KEY: undefined } });
+  const args = [
+    cliPath,
+    "serve",
+    "--model",
+    target,
+    "--draft",
+    draft,
+    "--mode",
+    "psd",
+    "--threads",
+    "1",
+    "--draft-threads",
+    "1",
+    "--ctx-size",
+    "256",
+    "--port",
+    "0",
+    ...extra,
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, MINEDRAFT_API_KEY: undefined },
+  });
   let stdout = "";
   let stderr = "";
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("close", (code, signal) => resolve({ code, signal })),
+  );
   const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
   void exited.then(() => clearTimeout(killer));
   return new Promise((resolve, reject) => {
@@ -67,12 +91,18 @@ describe("minedraft serve", () => {
     const s = await serve();
     expect(s.stdout()).toMatch(/mode psd, batch 4, k 4, context 256 tokens per request/);
     expect(s.stdout()).toContain("chat template: chatml (the model has none)");
-    expect(((await (await fetch(`${s.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]!.id).toBe("target");
+    expect(((await (await fetch(`${s.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]!.id).toBe(
+      "target",
+    );
 
     const body = await streamCompletion(s.url, 120);
     s.child.kill("SIGTERM");
     const text = await body.rest;
-    const finish = text.split("\n").filter((l) => l.startsWith("data: {")).map((l) => JSON.parse(l.slice(6)) as { choices: { finish_reason: string | null }[] }).at(-1)!;
+    const finish = text
+      .split("\n")
+      .filter((l) => l.startsWith("data: {"))
+      .map((l) => JSON.parse(l.slice(6)) as { choices: { finish_reason: string | null }[] })
+      .at(-1)!;
     expect(finish.choices[0]!.finish_reason).toBe("length");
     expect(text.trimEnd().endsWith("data: [DONE]")).toBe(true);
     // no new connections once draining

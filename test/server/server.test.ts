@@ -58,7 +58,13 @@ function post(base: string, path: string, body: unknown, headers: Record<string,
 function sseData(text: string): string[] {
   return text
     .split("\n\n")
-    .map((block) => block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n"))
+    .map((block) =>
+      block
+        .split("\n")
+        .filter((l) => l.startsWith("data: "))
+        .map((l) => l.slice(6))
+        .join("\n"),
+    )
     .filter((d) => d !== "");
 }
 
@@ -103,7 +109,13 @@ describe("OpenAI shapes through the official client", () => {
     expect(ext.mode).toBe("psd");
     expect(ext.draft_tokens as number).toBeGreaterThan(0);
 
-    const stream = await client.completions.create({ model: "tiny", prompt: "Hello there", max_tokens: 12, stream: true, stream_options: { include_usage: true } });
+    const stream = await client.completions.create({
+      model: "tiny",
+      prompt: "Hello there",
+      max_tokens: 12,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = "";
     let finish: string | null = null;
     let usage: unknown;
@@ -151,7 +163,9 @@ describe("OpenAI shapes through the official client", () => {
   it("GET /v1/models lists the served name; a request for another model is a 404", async () => {
     const models = await client.models.list();
     expect(models.data.map((m) => m.id)).toEqual(["tiny"]);
-    const error = await client.completions.create({ model: "gpt-4", prompt: "x", max_tokens: 1 }).catch((e: unknown) => e);
+    const error = await client.completions
+      .create({ model: "gpt-4", prompt: "x", max_tokens: 1 })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.NotFoundError);
     expect((error as InstanceType<typeof OpenAI.NotFoundError>).param).toBe("model");
   });
@@ -162,13 +176,28 @@ describe("losslessness through HTTP", () => {
     const maxTokens = 20;
     const streamed = await Promise.all(
       PROMPTS.map(async (prompt) => {
-        const response = await post(url, "/v1/completions", { model: "tiny", prompt, max_tokens: maxTokens, temperature: 0, stream: true, return_tokens: true });
+        const response = await post(url, "/v1/completions", {
+          model: "tiny",
+          prompt,
+          max_tokens: maxTokens,
+          temperature: 0,
+          stream: true,
+          return_tokens: true,
+        });
         expect(response.status).toBe(200);
         const chunks = sseData(await response.text());
         expect(chunks.at(-1)).toBe("[DONE]");
-        const parsed = chunks.slice(0, -1).map((d) => JSON.parse(d) as { choices: { text: string; finish_reason: string | null; tokens?: number[] }[] });
+        const parsed = chunks
+          .slice(0, -1)
+          .map(
+            (d) => JSON.parse(d) as { choices: { text: string; finish_reason: string | null; tokens?: number[] }[] },
+          );
         const last = parsed.at(-1)!.choices[0]!;
-        return { text: parsed.map((c) => c.choices[0]!.text).join(""), tokens: last.tokens!, finish: last.finish_reason };
+        return {
+          text: parsed.map((c) => c.choices[0]!.text).join(""),
+          tokens: last.tokens!,
+          finish: last.finish_reason,
+        };
       }),
     );
     for (const [i, prompt] of PROMPTS.entries()) {
@@ -183,13 +212,27 @@ describe("losslessness through HTTP", () => {
 
   it("a seeded sampled request gives what engine.generate() gives with that seed", async () => {
     const opts = { temperature: 0.9, top_p: 0.95, top_k: 40, seed: 1234 };
-    const body = (await (await post(url, "/v1/completions", { prompt: "Rain in Spain", max_tokens: 16, return_tokens: true, ...opts })).json()) as { choices: { tokens: number[] }[] };
-    const direct = await engine.generate("Rain in Spain", { maxTokens: 16, temperature: 0.9, topP: 0.95, topK: 40, seed: 1234 });
+    const body = (await (
+      await post(url, "/v1/completions", { prompt: "Rain in Spain", max_tokens: 16, return_tokens: true, ...opts })
+    ).json()) as { choices: { tokens: number[] }[] };
+    const direct = await engine.generate("Rain in Spain", {
+      maxTokens: 16,
+      temperature: 0.9,
+      topP: 0.95,
+      topK: 40,
+      seed: 1234,
+    });
     expect(body.choices[0]!.tokens).toEqual(direct.tokens);
   });
 
   it("an array of prompts gives one choice each, in order, each seeded seed + i", async () => {
-    const response = await client.completions.create({ model: "tiny", prompt: ["Hello", "A B C"], max_tokens: 6, temperature: 0.8, seed: 7 });
+    const response = await client.completions.create({
+      model: "tiny",
+      prompt: ["Hello", "A B C"],
+      max_tokens: 6,
+      temperature: 0.8,
+      seed: 7,
+    });
     expect(response.choices.map((c) => c.index)).toEqual([0, 1]);
     const second = await engine.generate("A B C", { maxTokens: 6, temperature: 0.8, seed: 8 });
     expect(response.choices[1]!.text).toBe(second.text);
@@ -251,7 +294,10 @@ describe("errors are OpenAI-shaped with the right status", () => {
       const big = await post(u, "/v1/completions", { prompt: "x".repeat(4096), max_tokens: 1 }, auth);
       expect(big.status).toBe(413);
       expect(((await big.json()) as { error: { code: string } }).error.code).toBe("request_too_large");
-      for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: "sekret" }] as Record<string, string>[]) {
+      for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: "sekret" }] as Record<
+        string,
+        string
+      >[]) {
         const r = await post(u, "/v1/completions", { prompt: "x", max_tokens: 1 }, headers);
         expect(r.status).toBe(401);
         expect(((await r.json()) as { error: { type: string } }).error.type).toBe("authentication_error");
@@ -259,7 +305,9 @@ describe("errors are OpenAI-shaped with the right status", () => {
       expect((await fetch(`${u}/metrics`)).status).toBe(401);
       expect((await fetch(`${u}/health`)).status).toBe(200);
       const ok = new OpenAI({ baseURL: `${u}/v1`, apiKey: "sekret", maxRetries: 0 });
-      expect((await ok.completions.create({ model: "tiny", prompt: "x", max_tokens: 2 })).choices[0]!.finish_reason).toBe("length");
+      expect(
+        (await ok.completions.create({ model: "tiny", prompt: "x", max_tokens: 2 })).choices[0]!.finish_reason,
+      ).toBe("length");
     } finally {
       await s.close({ graceMs: 0 });
     }
@@ -272,7 +320,13 @@ describe("capacity, disconnects and the engine's lifecycle", () => {
     const { server: s, url: u } = await startServer(one, { maxQueue: 0 });
     try {
       const controller = new AbortController();
-      const first = await post(u, "/v1/completions", { prompt: "Hello", max_tokens: 200, stream: true }, {}, controller.signal);
+      const first = await post(
+        u,
+        "/v1/completions",
+        { prompt: "Hello", max_tokens: 200, stream: true },
+        {},
+        controller.signal,
+      );
       const reader = first.body!.getReader();
       await reader.read(); // its first chunk: it holds the only slot
       expect(one.load()).toMatchObject({ running: 1, capacity: 1 });
@@ -297,7 +351,13 @@ describe("capacity, disconnects and the engine's lifecycle", () => {
   it("a non-streaming client that disconnects before its first token aborts its request only", async () => {
     const finishedBefore = engine.stats().requests;
     const controller = new AbortController();
-    const gone = post(url, "/v1/completions", { prompt: "Once upon a time", max_tokens: 200 }, {}, controller.signal).catch((e: unknown) => e);
+    const gone = post(
+      url,
+      "/v1/completions",
+      { prompt: "Once upon a time", max_tokens: 200 },
+      {},
+      controller.signal,
+    ).catch((e: unknown) => e);
     const stays = post(url, "/v1/completions", { prompt: "Hello", max_tokens: 30, return_tokens: true });
     await until("both requests to run", () => engine.load().running + engine.load().queued >= 2);
     controller.abort();
@@ -340,12 +400,21 @@ describe("capacity, disconnects and the engine's lifecycle", () => {
     const before = await scrape();
     await client.completions.create({ model: "tiny", prompt: "The capital of France is", max_tokens: 16 });
     const after = await scrape();
-    for (const name of ["num_requests_running", "num_requests_waiting", "hidden_draft_fraction", "spec_decode_num_drafts_total", "time_to_first_token_seconds_count", "e2e_request_latency_seconds_count"]) {
+    for (const name of [
+      "num_requests_running",
+      "num_requests_waiting",
+      "hidden_draft_fraction",
+      "spec_decode_num_drafts_total",
+      "time_to_first_token_seconds_count",
+      "e2e_request_latency_seconds_count",
+    ]) {
       expect(after.has(`minedraft:${name}`), name).toBe(true);
     }
     const grew = (name: string) => after.get(`minedraft:${name}`)! - (before.get(`minedraft:${name}`) ?? 0);
     expect(grew("spec_decode_num_accepted_tokens_total")).toBeGreaterThan(0);
-    expect(grew("spec_decode_num_draft_tokens_total")).toBeGreaterThanOrEqual(grew("spec_decode_num_accepted_tokens_total"));
+    expect(grew("spec_decode_num_draft_tokens_total")).toBeGreaterThanOrEqual(
+      grew("spec_decode_num_accepted_tokens_total"),
+    );
     expect(grew("generation_tokens_total")).toBe(16);
     expect(grew("e2e_request_latency_seconds_count")).toBe(1);
     expect(after.get('minedraft:spec_decode_num_accepted_tokens_per_pos_total{position="0"}')).toBeGreaterThan(0);

@@ -5,11 +5,11 @@
 // Used by test/reliability (small counts) and by the CLI scripts/fuzz-gguf.mjs (long runs).
 // Needs the built addon and dist/ (npm run build). Run with --child, this file is the loader child.
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { MUTATION_KINDS, mutate, parseLayout, tinyVocabFile } from "./gguf.mjs";
+import { mutate, parseLayout, tinyVocabFile } from "./gguf.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const self = fileURLToPath(import.meta.url);
@@ -24,7 +24,10 @@ export async function microPair(dir, vocabOptions = {}, seed = 0) {
   const vocab = path.join(dir, "vocab.gguf");
   writeFileSync(vocab, tinyVocabFile(vocabOptions));
   const { synthesizePair } = await import(dist("synth/index.js"));
-  return { ...(await synthesizePair({ outDir: dir, vocab, preset: "tiny", dtype: "f32", seed, arch: MICRO_ARCH, threads: 1 })), vocab };
+  return {
+    ...(await synthesizePair({ outDir: dir, vocab, preset: "tiny", dtype: "f32", seed, arch: MICRO_ARCH, threads: 1 })),
+    vocab,
+  };
 }
 
 /** Seed of mutation i of a run: distinct, reproducible. */
@@ -38,7 +41,18 @@ export function mutationSeed(seed, i) {
  * { total, loaded, rejectedByValidation, rejectedByLlama, otherErrors, crashes: [{ index, seed, kind, what, how, file? }],
  *   byKind: { kind: { n, loaded, validation, llama } }, messages: { message: count }, ms }.
  */
-export async function runFuzz({ seed = 1, count = 300, timeLimitMs = Infinity, kind, keepDir, base, workDir, perLoadTimeoutMs = 20_000, batch = 40, log = () => {} } = {}) {
+export async function runFuzz({
+  seed = 1,
+  count = 300,
+  timeLimitMs = Infinity,
+  kind,
+  keepDir,
+  base,
+  workDir,
+  perLoadTimeoutMs = 20_000,
+  batch = 40,
+  log = () => {},
+} = {}) {
   const t0 = Date.now();
   const work = workDir ?? mkdtempSync(path.join(os.tmpdir(), "minedraft-fuzz-"));
   const ownWork = !workDir;
@@ -46,7 +60,17 @@ export async function runFuzz({ seed = 1, count = 300, timeLimitMs = Infinity, k
     const basePath = base ?? (await microPair(path.join(work, "base"))).target;
     const orig = readFileSync(basePath);
     const layout = parseLayout(orig);
-    const out = { total: 0, loaded: 0, rejectedByValidation: 0, rejectedByLlama: 0, otherErrors: 0, crashes: [], byKind: {}, messages: {}, ms: 0 };
+    const out = {
+      total: 0,
+      loaded: 0,
+      rejectedByValidation: 0,
+      rejectedByLlama: 0,
+      otherErrors: 0,
+      crashes: [],
+      byKind: {},
+      messages: {},
+      ms: 0,
+    };
     let i = 0;
     while (i < count && Date.now() - t0 < timeLimitMs) {
       const cases = [];
@@ -59,7 +83,10 @@ export async function runFuzz({ seed = 1, count = 300, timeLimitMs = Infinity, k
       }
       let next = 0;
       while (next < cases.length) {
-        const results = await runChild(cases.slice(next).map((c) => c.file), perLoadTimeoutMs);
+        const results = await runChild(
+          cases.slice(next).map((c) => c.file),
+          perLoadTimeoutMs,
+        );
         for (const r of results.done) {
           const c = cases[next++];
           record(out, c, r);
@@ -130,7 +157,11 @@ function record(out, c, r) {
     msg = `${r.stage && r.stage !== "load" ? `after load (${r.stage}) ` : ""}${r.name}: ${r.message}`;
   }
   // group messages: numbers and names vary per mutation
-  msg = msg.replace(/\/\S+\.gguf/g, "FILE").replace(/\d+/g, "N").replace(/'[^']*'|"[^"]*"/g, "'X'").slice(0, 160);
+  msg = msg
+    .replace(/\/\S+\.gguf/g, "FILE")
+    .replace(/\d+/g, "N")
+    .replace(/'[^']*'|"[^"]*"/g, "'X'")
+    .slice(0, 160);
   out.messages[msg] = (out.messages[msg] ?? 0) + 1;
 }
 
@@ -173,9 +204,17 @@ export function runChild(files, perLoadTimeoutMs) {
       clearTimeout(timer);
       let crash;
       if (hung) crash = `no result after ${perLoadTimeoutMs} ms (hang), killed`;
-      else if (signal || code !== 0) crash = `child exited with ${signal ? `signal ${signal}` : `code ${code}`}: ${lastLines(stderr)}`;
+      else if (signal || code !== 0)
+        crash = `child exited with ${signal ? `signal ${signal}` : `code ${code}`}: ${lastLines(stderr)}`;
       if (crash && started !== done.length) crash = undefined; // died between files: not attributable
-      resolve({ done, crash: done.length < files.length ? (crash ?? `child exited early (${signal ?? code}): ${lastLines(stderr)}`) : undefined, stderr });
+      resolve({
+        done,
+        crash:
+          done.length < files.length
+            ? (crash ?? `child exited early (${signal ?? code}): ${lastLines(stderr)}`)
+            : undefined,
+        stderr,
+      });
     });
     child.stdin.end(files.join("\n"));
   });
@@ -215,7 +254,8 @@ async function child() {
         const ctx = await LlamaContext.create(m, { contextSize: 32, sequences: 1, threads: 1 });
         try {
           const prompt = toks.slice(0, 8).filter((t) => t >= 0 && t < m.nVocab);
-          if (prompt.length > 0) await ctx.decode({ tokens: prompt, pos: prompt.map((_, j) => j), seq: prompt.map(() => 0) });
+          if (prompt.length > 0)
+            await ctx.decode({ tokens: prompt, pos: prompt.map((_, j) => j), seq: prompt.map(() => 0) });
         } finally {
           await ctx.dispose();
         }
@@ -224,7 +264,12 @@ async function child() {
         m.dispose();
       }
     } catch (e) {
-      result = { status: "error", stage: result?.stage ?? "load", name: e?.name ?? typeof e, message: String(e?.message ?? e).slice(0, 400) };
+      result = {
+        status: "error",
+        stage: result?.stage ?? "load",
+        name: e?.name ?? typeof e,
+        message: String(e?.message ?? e).slice(0, 400),
+      };
     }
     say(`RESULT ${JSON.stringify(result)}`);
   }

@@ -7,7 +7,21 @@
 //                    fields set to huge values, bad types, bad offsets, absurd hyper-parameters), described in words.
 // Plain JavaScript (no build step), shared by the vitest tests and the scripts.
 
-export const GGUF_TYPE = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 };
+export const GGUF_TYPE = {
+  u8: 0,
+  i8: 1,
+  u16: 2,
+  i16: 3,
+  u32: 4,
+  i32: 5,
+  f32: 6,
+  bool: 7,
+  string: 8,
+  array: 9,
+  u64: 10,
+  i64: 11,
+  f64: 12,
+};
 const SCALAR_SIZE = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -41,11 +55,31 @@ class Writer {
     this.chunks.push(b);
     this.length += b.length;
   }
-  u8(v) { const b = Buffer.alloc(1); b.writeUInt8(v); this.push(b); }
-  u32(v) { const b = Buffer.alloc(4); b.writeUInt32LE(v >>> 0); this.push(b); }
-  i32(v) { const b = Buffer.alloc(4); b.writeInt32LE(v); this.push(b); }
-  u64(v) { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); this.push(b); }
-  f32(v) { const b = Buffer.alloc(4); b.writeFloatLE(v); this.push(b); }
+  u8(v) {
+    const b = Buffer.alloc(1);
+    b.writeUInt8(v);
+    this.push(b);
+  }
+  u32(v) {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v >>> 0);
+    this.push(b);
+  }
+  i32(v) {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(v);
+    this.push(b);
+  }
+  u64(v) {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    this.push(b);
+  }
+  f32(v) {
+    const b = Buffer.alloc(4);
+    b.writeFloatLE(v);
+    this.push(b);
+  }
   str(s) {
     const b = Buffer.from(s, "utf8");
     this.u64(b.length);
@@ -53,23 +87,62 @@ class Writer {
   }
   value(type, v, itemType) {
     switch (type) {
-      case 0: case 7: this.u8(type === 7 ? (v ? 1 : 0) : v); break;
-      case 1: { const b = Buffer.alloc(1); b.writeInt8(v); this.push(b); break; }
-      case 2: { const b = Buffer.alloc(2); b.writeUInt16LE(v); this.push(b); break; }
-      case 3: { const b = Buffer.alloc(2); b.writeInt16LE(v); this.push(b); break; }
-      case 4: this.u32(v); break;
-      case 5: this.i32(v); break;
-      case 6: this.f32(v); break;
-      case 8: this.str(v); break;
+      case 0:
+      case 7:
+        this.u8(type === 7 ? (v ? 1 : 0) : v);
+        break;
+      case 1: {
+        const b = Buffer.alloc(1);
+        b.writeInt8(v);
+        this.push(b);
+        break;
+      }
+      case 2: {
+        const b = Buffer.alloc(2);
+        b.writeUInt16LE(v);
+        this.push(b);
+        break;
+      }
+      case 3: {
+        const b = Buffer.alloc(2);
+        b.writeInt16LE(v);
+        this.push(b);
+        break;
+      }
+      case 4:
+        this.u32(v);
+        break;
+      case 5:
+        this.i32(v);
+        break;
+      case 6:
+        this.f32(v);
+        break;
+      case 8:
+        this.str(v);
+        break;
       case 9:
         this.u32(itemType);
         this.u64(v.length);
         for (const x of v) this.value(itemType, x);
         break;
-      case 10: this.u64(v); break;
-      case 11: { const b = Buffer.alloc(8); b.writeBigInt64LE(BigInt(v)); this.push(b); break; }
-      case 12: { const b = Buffer.alloc(8); b.writeDoubleLE(v); this.push(b); break; }
-      default: throw new Error(`writeGguf: unknown value type ${type}`);
+      case 10:
+        this.u64(v);
+        break;
+      case 11: {
+        const b = Buffer.alloc(8);
+        b.writeBigInt64LE(BigInt(v));
+        this.push(b);
+        break;
+      }
+      case 12: {
+        const b = Buffer.alloc(8);
+        b.writeDoubleLE(v);
+        this.push(b);
+        break;
+      }
+      default:
+        throw new Error(`writeGguf: unknown value type ${type}`);
     }
   }
   pad(alignment) {
@@ -135,7 +208,28 @@ export function tinyVocab(opts = {}) {
   }
   const pieces = ["\u2581"];
   for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'") pieces.push(c, `\u2581${c}`);
-  for (const w of ["the", "and", "of", "to", "in", "is", "was", "it", "that", "on", "for", "as", "with", "time", "upon", "once", "there", "he", "she", "they"]) {
+  for (const w of [
+    "the",
+    "and",
+    "of",
+    "to",
+    "in",
+    "is",
+    "was",
+    "it",
+    "that",
+    "on",
+    "for",
+    "as",
+    "with",
+    "time",
+    "upon",
+    "once",
+    "there",
+    "he",
+    "she",
+    "they",
+  ]) {
     pieces.push(`\u2581${w}`);
   }
   const extra = opts.extra ?? pieces.length;
@@ -190,9 +284,25 @@ export function parseLayout(buf) {
   const need = (n) => {
     if (pos + n > buf.length) throw new Error(`parseLayout: truncated at ${pos}`);
   };
-  const u32 = () => { need(4); const v = buf.readUInt32LE(pos); pos += 4; return v; };
-  const u64 = () => { need(8); const v = Number(buf.readBigUInt64LE(pos)); pos += 8; return v; };
-  const str = () => { const n = u64(); need(n); const s = buf.toString("utf8", pos, pos + n); pos += n; return s; };
+  const u32 = () => {
+    need(4);
+    const v = buf.readUInt32LE(pos);
+    pos += 4;
+    return v;
+  };
+  const u64 = () => {
+    need(8);
+    const v = Number(buf.readBigUInt64LE(pos));
+    pos += 8;
+    return v;
+  };
+  const str = () => {
+    const n = u64();
+    need(n);
+    const s = buf.toString("utf8", pos, pos + n);
+    pos += n;
+    return s;
+  };
   if (buf.toString("latin1", 0, 4) !== "GGUF") throw new Error("parseLayout: not a GGUF file");
   pos = 4;
   const version = u32();
@@ -232,7 +342,18 @@ export function parseLayout(buf) {
       const size = SCALAR_SIZE[type];
       if (!size) throw new Error(`parseLayout: value type ${type}`);
       need(size);
-      kv.value = type === 6 ? buf.readFloatLE(pos) : type === 12 ? buf.readDoubleLE(pos) : size === 8 ? Number(buf.readBigInt64LE(pos)) : size === 4 ? buf.readUInt32LE(pos) : size === 2 ? buf.readUInt16LE(pos) : buf.readUInt8(pos);
+      kv.value =
+        type === 6
+          ? buf.readFloatLE(pos)
+          : type === 12
+            ? buf.readDoubleLE(pos)
+            : size === 8
+              ? Number(buf.readBigInt64LE(pos))
+              : size === 4
+                ? buf.readUInt32LE(pos)
+                : size === 2
+                  ? buf.readUInt16LE(pos)
+                  : buf.readUInt8(pos);
       pos += size;
     }
     if (key === "general.alignment") alignment = kv.value;
@@ -258,27 +379,69 @@ export function parseLayout(buf) {
     tensors.push({ name, dims, type, offset, nameLenOff, nDimsOff, dimOffs, typeOff, offsetOff });
   }
   const headerEnd = pos;
-  return { version, nTensors, nKv, nTensorsOff, nKvOff, kvs, tensors, headerEnd, dataOffset: Math.ceil(headerEnd / alignment) * alignment, alignment };
+  return {
+    version,
+    nTensors,
+    nKv,
+    nTensorsOff,
+    nKvOff,
+    kvs,
+    tensors,
+    headerEnd,
+    dataOffset: Math.ceil(headerEnd / alignment) * alignment,
+    alignment,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // mutations
 
 const HUGE_U64 = [
-  2n ** 64n - 1n, 2n ** 63n - 1n, 2n ** 63n, 2n ** 62n, 2n ** 53n, 2n ** 40n, 2n ** 32n + 1n, 2n ** 32n, 2n ** 32n - 1n,
-  2n ** 31n, 2n ** 31n - 1n, 2n ** 30n, 2n ** 24n, 1000000n, 65537n,
+  2n ** 64n - 1n,
+  2n ** 63n - 1n,
+  2n ** 63n,
+  2n ** 62n,
+  2n ** 53n,
+  2n ** 40n,
+  2n ** 32n + 1n,
+  2n ** 32n,
+  2n ** 32n - 1n,
+  2n ** 31n,
+  2n ** 31n - 1n,
+  2n ** 30n,
+  2n ** 24n,
+  1000000n,
+  65537n,
 ];
 const SMALL_U64 = [0n, 1n, 2n, 3n, 5n, 7n, 31n, 33n];
 // ggml type ids: valid weight types, activation-only and integer types, removed ids, out of range
-const TYPE_VALUES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14, 15, 20, 24, 25, 26, 27, 28, 29, 30, 31, 34, 35, 36, 39, 40, 41, 1000, 0xffffffff];
-const U32_VALUES = [0, 1, 2, 3, 4, 5, 8, 9, 13, 31, 39, 40, 41, 100, 255, 256, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
+const TYPE_VALUES = [
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14, 15, 20, 24, 25, 26, 27, 28, 29, 30, 31, 34, 35, 36, 39, 40, 41, 1000,
+  0xffffffff,
+];
+const U32_VALUES = [
+  0, 1, 2, 3, 4, 5, 8, 9, 13, 31, 39, 40, 41, 100, 255, 256, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff,
+];
 // hyper-parameters whose zero / huge / negative values llama.cpp divides by or allocates from
 const HPARAM_KEYS = [
-  "llama.block_count", "llama.embedding_length", "llama.feed_forward_length", "llama.attention.head_count",
-  "llama.attention.head_count_kv", "llama.context_length", "llama.rope.dimension_count", "llama.vocab_size",
-  "llama.attention.key_length", "llama.attention.value_length", "llama.expert_count", "llama.expert_used_count",
-  "llama.attention.layer_norm_rms_epsilon", "llama.rope.freq_base", "tokenizer.ggml.bos_token_id",
-  "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id", "general.alignment",
+  "llama.block_count",
+  "llama.embedding_length",
+  "llama.feed_forward_length",
+  "llama.attention.head_count",
+  "llama.attention.head_count_kv",
+  "llama.context_length",
+  "llama.rope.dimension_count",
+  "llama.vocab_size",
+  "llama.attention.key_length",
+  "llama.attention.value_length",
+  "llama.expert_count",
+  "llama.expert_used_count",
+  "llama.attention.layer_norm_rms_epsilon",
+  "llama.rope.freq_base",
+  "tokenizer.ggml.bos_token_id",
+  "tokenizer.ggml.eos_token_id",
+  "tokenizer.ggml.unknown_token_id",
+  "general.alignment",
 ];
 
 function setU64(b, off, v) {
@@ -290,8 +453,20 @@ function setU32(b, off, v) {
 
 /** Every mutation kind mutate() can pick, for reports. */
 export const MUTATION_KINDS = [
-  "flip", "truncate", "count", "strlen", "arraylen", "ndims", "dim", "ttype", "toffset", "kvtype", "itemtype",
-  "hparam", "version", "splice",
+  "flip",
+  "truncate",
+  "count",
+  "strlen",
+  "arraylen",
+  "ndims",
+  "dim",
+  "ttype",
+  "toffset",
+  "kvtype",
+  "itemtype",
+  "hparam",
+  "version",
+  "splice",
 ];
 
 /**
@@ -301,7 +476,7 @@ export const MUTATION_KINDS = [
 export function mutate(orig, layout, seed, kind) {
   const r = rng(seed);
   kind = kind ?? r.pick(MUTATION_KINDS);
-  let b = Buffer.from(orig);
+  const b = Buffer.from(orig);
   const hex = (v) => `0x${BigInt(v).toString(16)}`;
   const pickHuge = () => (r.next() < 0.75 ? r.pick(HUGE_U64) : r.pick(SMALL_U64));
   switch (kind) {
@@ -319,7 +494,10 @@ export function mutate(orig, layout, seed, kind) {
     }
     case "truncate": {
       // mostly inside the header, sometimes in the data
-      const len = r.next() < 0.7 ? r.int(layout.headerEnd) : layout.headerEnd + r.int(Math.max(1, orig.length - layout.headerEnd));
+      const len =
+        r.next() < 0.7
+          ? r.int(layout.headerEnd)
+          : layout.headerEnd + r.int(Math.max(1, orig.length - layout.headerEnd));
       return { bytes: b.subarray(0, len), kind, what: `truncated to ${len} of ${orig.length} bytes` };
     }
     case "count": {
@@ -397,7 +575,19 @@ export function mutate(orig, layout, seed, kind) {
         v = r.pick([0, -1, NaN, Infinity]);
         b.writeDoubleLE(v, kv.valueOff);
       } else {
-        const vals = [0, 1, 3, 7, 0xffff, 0x7fffffff, 0x80000000, 0xffffffff, kv.value * 2, kv.value + 1, Math.max(0, kv.value - 1)];
+        const vals = [
+          0,
+          1,
+          3,
+          7,
+          0xffff,
+          0x7fffffff,
+          0x80000000,
+          0xffffffff,
+          kv.value * 2,
+          kv.value + 1,
+          Math.max(0, kv.value - 1),
+        ];
         v = r.pick(vals);
         if (size === 4) setU32(b, kv.valueOff, v);
         else if (size === 8) setU64(b, kv.valueOff, v);

@@ -55,12 +55,28 @@ async function tensorBytes(file: string, header: GgufHeader, t: GgufTensorInfo):
 async function tensorHashes(file: string): Promise<Map<string, string>> {
   const header = await readGgufHeader(file);
   const out = new Map<string, string>();
-  for (const t of header.tensors) out.set(t.name, createHash("sha256").update(await tensorBytes(file, header, t)).digest("hex"));
+  for (const t of header.tensors)
+    out.set(
+      t.name,
+      createHash("sha256")
+        .update(await tensorBytes(file, header, t))
+        .digest("hex"),
+    );
   return out;
 }
 
 const tiny = SYNTH_PRESETS.tiny;
-const LAYER_TENSORS = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"];
+const LAYER_TENSORS = [
+  "attn_norm",
+  "attn_q",
+  "attn_k",
+  "attn_v",
+  "attn_output",
+  "ffn_norm",
+  "ffn_gate",
+  "ffn_up",
+  "ffn_down",
+];
 
 describe("synthesizePair (tiny)", () => {
   let a: { target: string; draft: string };
@@ -70,7 +86,12 @@ describe("synthesizePair (tiny)", () => {
   beforeAll(async () => {
     const timer = setInterval(() => ticks++, 5);
     try {
-      a = await synthesizePair({ outDir: path.join(tmp, "a"), preset: "tiny", seed: 1, onProgress: (f, s) => progress.push([f, s]) });
+      a = await synthesizePair({
+        outDir: path.join(tmp, "a"),
+        preset: "tiny",
+        seed: 1,
+        onProgress: (f, s) => progress.push([f, s]),
+      });
     } finally {
       clearInterval(timer);
     }
@@ -94,7 +115,10 @@ describe("synthesizePair (tiny)", () => {
 
     const t = await readGgufHeader(a.target);
     const d = await readGgufHeader(a.draft);
-    for (const [h, layers] of [[t, tiny.nLayer], [d, tiny.nDraftLayer]] as const) {
+    for (const [h, layers] of [
+      [t, tiny.nLayer],
+      [d, tiny.nDraftLayer],
+    ] as const) {
       const m = h.metadata;
       expect(m.get("general.architecture")).toBe("llama");
       expect(Number(m.get("llama.block_count"))).toBe(layers);
@@ -153,7 +177,9 @@ describe("synthesizePair (tiny)", () => {
   it("is deterministic: same seed gives byte-identical files (whatever the thread count), another seed differs", async () => {
     const b = await synthesizePair({ outDir: path.join(tmp, "b"), preset: "tiny", seed: 1, threads: 1 });
     const c = await synthesizePair({ outDir: path.join(tmp, "c"), preset: "tiny", seed: 2 });
-    const [at, ad, bt, bd, ct, cd] = await Promise.all([a.target, a.draft, b.target, b.draft, c.target, c.draft].map(sha256));
+    const [at, ad, bt, bd, ct, cd] = await Promise.all(
+      [a.target, a.draft, b.target, b.draft, c.target, c.draft].map(sha256),
+    );
     expect(bt).toBe(at);
     expect(bd).toBe(ad);
     expect(ct).not.toBe(at);
@@ -180,7 +206,9 @@ describe("synthesizePair (tiny)", () => {
     try {
       expect(target.info().nLayer).toBe(tiny.nLayer);
       expect(draft.info().nLayer).toBe(tiny.nDraftLayer);
-      expect(vocabIncompatibility(addon, { raw: target, info: target.info() }, { raw: draft, info: draft.info() })).toBeNull();
+      expect(
+        vocabIncompatibility(addon, { raw: target, info: target.info() }, { raw: draft, info: draft.info() }),
+      ).toBeNull();
       const ctx = await addon.createContext(target, { nCtx: 256, threads: 2 });
       try {
         const tokens = Array.from(target.tokenize("The quick brown fox jumps over", true, false));
@@ -231,7 +259,9 @@ describe("synthesis errors", () => {
     expect(() => addon.synthesize({ ...ok, dtype: "q8_0", nEmbd: 48, nHead: 2 })).toThrow(/multiples of 32/);
     expect(() => addon.synthesize({ ...ok, eps: Number.NaN })).toThrow(RangeError);
     expect(() => addon.synthesize(ok, 5 as never)).toThrow(TypeError);
-    await expect(addon.synthesize({ ...ok, vocabPath: path.join(tmp, "missing.gguf") })).rejects.toThrow(/vocab file not found/);
+    await expect(addon.synthesize({ ...ok, vocabPath: path.join(tmp, "missing.gguf") })).rejects.toThrow(
+      /vocab file not found/,
+    );
     expect(existsSync(path.join(out, "target.gguf"))).toBe(false);
   });
 
@@ -257,7 +287,9 @@ describe("ensureSyntheticPair", () => {
     const opts = { preset: "tiny" as const, seed: 3 };
     const key = syntheticPairKey(opts);
     expect(key).toBe(`tiny-llama-spm-f32-eps${tiny.eps}-s3-v${SYNTH_VERSION}`);
-    expect(syntheticPairKey({ vocab: resolveVocab("llama-spm"), dtype: "q8_0", eps: 0.5 })).toMatch(/^tiny-llama-spm\.[0-9a-f]{8}-q8_0-eps0\.5-s0-v\d+$/);
+    expect(syntheticPairKey({ vocab: resolveVocab("llama-spm"), dtype: "q8_0", eps: 0.5 })).toMatch(
+      /^tiny-llama-spm\.[0-9a-f]{8}-q8_0-eps0\.5-s0-v\d+$/,
+    );
     expect(syntheticPairKey({ arch: { nLayer: 6 } })).toMatch(/^tiny-llama-spm-f32-eps[0-9.]+-s0-a[0-9a-f]{8}-v\d+$/);
     // concurrent callers share one synthesis
     const [p1, p2] = await Promise.all([ensureSyntheticPair(cache, opts), ensureSyntheticPair(cache, opts)]);

@@ -6,8 +6,20 @@ import os from "node:os";
 import path from "node:path";
 import { Command, Option } from "commander";
 import { BUILTIN_PROMPTS } from "../../bench/prompts.js";
-import { engineRequests, httpCompletions, runServeLoad, summarizeServeLoad, type SendRequest } from "../../bench/serve-load.js";
-import { renderServeReport, SERVE_TABLE_HEAD, serveTableRows, type BenchServeReport, type ServeRateResult } from "../../bench/serve-report.js";
+import {
+  engineRequests,
+  httpCompletions,
+  runServeLoad,
+  summarizeServeLoad,
+  type SendRequest,
+} from "../../bench/serve-load.js";
+import {
+  renderServeReport,
+  SERVE_TABLE_HEAD,
+  serveTableRows,
+  type BenchServeReport,
+  type ServeRateResult,
+} from "../../bench/serve-report.js";
 import { createEngine, type Mode } from "../../index.js";
 import { writeFileAtomic } from "../atomic-write.js";
 import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
@@ -62,21 +74,41 @@ interface RunningSystem {
 
 /** "1,2,4,inf" → [1, 2, 4, Infinity] */
 function rateList(value: string): number[] {
-  const rates = value.split(",").map((s) => s.trim()).filter(Boolean).map((s) => (s === "inf" ? Infinity : Number(s)));
-  if (rates.length === 0 || rates.some((r) => !(r > 0))) throw new Error(`--rates: expected positive numbers or inf, comma-separated, got ${JSON.stringify(value)}`);
+  const rates = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => (s === "inf" ? Infinity : Number(s)));
+  if (rates.length === 0 || rates.some((r) => !(r > 0)))
+    throw new Error(`--rates: expected positive numbers or inf, comma-separated, got ${JSON.stringify(value)}`);
   return rates;
 }
 
 export function benchServeCommand(): Command {
   const cmd = new Command("serve")
-    .description("serving benchmark: requests arriving at each rate (Poisson) to one `minedraft serve` per mode, over HTTP streaming; throughput, TTFT, TPOT, ITL, E2EL (mean, median, p99)")
+    .description(
+      "serving benchmark: requests arriving at each rate (Poisson) to one `minedraft serve` per mode, over HTTP streaming; throughput, TTFT, TPOT, ITL, E2EL (mean, median, p99)",
+    )
     .summary("serving benchmark over HTTP at request rates")
     .option("--model <path>", "target model: a GGUF file or an hf: URI")
     .option("--draft <path>", "draft model (needed for sd, psd, auto)")
-    .addOption(new Option("--modes <list>", `modes, comma-separated: ${MODES.join(", ")} (default: all with --draft, else ar)`).argParser(choiceList(MODES)))
-    .option("--rates <list>", "request rates per second, comma-separated; inf = all at once", rateList, [1, 2, 4, Infinity])
+    .addOption(
+      new Option(
+        "--modes <list>",
+        `modes, comma-separated: ${MODES.join(", ")} (default: all with --draft, else ar)`,
+      ).argParser(choiceList(MODES)),
+    )
+    .option("--rates <list>", "request rates per second, comma-separated; inf = all at once", rateList, [
+      1,
+      2,
+      4,
+      Infinity,
+    ])
     .option("--num-prompts <n>", "requests per rate", integer(1, 100_000), 16)
-    .option("--prompts <file>", `prompts, one per line or JSON lines (default: the ${BUILTIN_PROMPTS.length} built-in prompts, repeated)`)
+    .option(
+      "--prompts <file>",
+      `prompts, one per line or JSON lines (default: the ${BUILTIN_PROMPTS.length} built-in prompts, repeated)`,
+    )
     .option("--max-tokens <n>", "max_tokens of every request", integer(1), 64)
     .option("--seed <n>", "seed of the arrivals and of request i (seed + i)", integer(0, Number.MAX_SAFE_INTEGER), 0)
     .option("--batch-size <m>", "the server's --batch-size", integer(1))
@@ -84,13 +116,27 @@ export function benchServeCommand(): Command {
     .option("--ctx-size <n>", "the server's --ctx-size", integer(16))
     .option("--threads <n>", "the server's --threads", integer(1, 512))
     .option("--draft-threads <n>", "the server's --draft-threads", integer(1, 512))
-    .option("--timeout <seconds>", "the most one rate's run may take; the rest of its requests then fail", integer(1), 600)
+    .option(
+      "--timeout <seconds>",
+      "the most one rate's run may take; the rest of its requests then fail",
+      integer(1),
+      600,
+    )
     .option("--no-adapt-threads", "the servers' --no-adapt-threads (keep their thread counts whatever the load)")
-    .option("--library", "also each mode through the library in this process (engine.generate(), no HTTP, same options): what the HTTP door costs, side by side")
-    .option("--incumbents", "also llama.cpp's llama-server on the same models and workload: -np 8 and -np 4 without a draft, with the draft (draft-simple, k), and with n-gram drafts (needs `npm run build:llama-tools`)")
+    .option(
+      "--library",
+      "also each mode through the library in this process (engine.generate(), no HTTP, same options): what the HTTP door costs, side by side",
+    )
+    .option(
+      "--incumbents",
+      "also llama.cpp's llama-server on the same models and workload: -np 8 and -np 4 without a draft, with the draft (draft-simple, k), and with n-gram drafts (needs `npm run build:llama-tools`)",
+    )
     .option("--tools <dir>", "where llama-server is (default: .cache/llama-tools/bin)")
     .option("--json <file>", "write every figure as JSON (docs/bench-schema.md)")
-    .option("--report <file>", "write an HTML report: throughput and latency against the rate, one line per system, and the table");
+    .option(
+      "--report <file>",
+      "write an HTML report: throughput and latency against the rate, one line per system, and the table",
+    );
   addVerboseOption(cmd);
   configureCommand(cmd, "minedraft bench serve");
   return cmd.action((flags: BenchServeFlags, command: Command) => benchServe(flags, command));
@@ -104,9 +150,16 @@ interface SpecCounters {
 
 /** The speculative counters of a minedraft server; zeros where there are none (llama-server, a server that died). */
 async function specCounters(url: string): Promise<SpecCounters> {
-  const text = await fetch(`${url}/metrics`).then((r) => r.text(), () => "");
+  const text = await fetch(`${url}/metrics`).then(
+    (r) => r.text(),
+    () => "",
+  );
   const value = (name: string) => Number(new RegExp(`^minedraft:${name} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
-  return { drafts: value("spec_decode_num_drafts_total"), draftTokens: value("spec_decode_num_draft_tokens_total"), acceptedTokens: value("spec_decode_num_accepted_tokens_total") };
+  return {
+    drafts: value("spec_decode_num_drafts_total"),
+    draftTokens: value("spec_decode_num_draft_tokens_total"),
+    acceptedTokens: value("spec_decode_num_accepted_tokens_total"),
+  };
 }
 
 type RateResult = ServeRateResult;
@@ -114,7 +167,8 @@ type RateResult = ServeRateResult;
 async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
   if (!flags.model) usageError(cmd, "required option '--model <path>' not specified");
   const modes = flags.modes ?? (flags.draft ? (["ar", "sd", "psd", "auto"] as Mode[]) : (["ar"] as Mode[]));
-  if (!flags.draft && modes.some((m) => m !== "ar")) usageError(cmd, `modes ${modes.filter((m) => m !== "ar").join(", ")} need a draft model (--draft <path>)`);
+  if (!flags.draft && modes.some((m) => m !== "ar"))
+    usageError(cmd, `modes ${modes.filter((m) => m !== "ar").join(", ")} need a draft model (--draft <path>)`);
   const source = flags.prompts ? (await readPrompts(flags.prompts)).map((e) => e.prompt) : [...BUILTIN_PROMPTS];
   const prompts = Array.from({ length: flags.numPrompts }, (_, i) => source[i % source.length]!);
   const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -123,7 +177,10 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
 
   if (flags.incumbents) llamaServerBinary(flags.tools); // fails now, not after minedraft's runs
   const systems = [
-    ...modes.flatMap((mode) => [minedraftSystem(flags, mode, prompts.length), ...(flags.library ? [librarySystem(flags, mode)] : [])]),
+    ...modes.flatMap((mode) => [
+      minedraftSystem(flags, mode, prompts.length),
+      ...(flags.library ? [librarySystem(flags, mode)] : []),
+    ]),
     ...(flags.incumbents ? llamaServerSystems(flags) : []),
   ];
   await withInterrupt(async (signal) => {
@@ -141,14 +198,27 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
             rate,
             seed: flags.seed,
             timeoutMs: flags.timeout * 1000,
-            onRequestDone: (done, total) => process.stderr.isTTY && process.stderr.write(`\r${label}: ${done}/${total}\x1b[K`),
+            onRequestDone: (done, total) =>
+              process.stderr.isTTY && process.stderr.write(`\r${label}: ${done}/${total}\x1b[K`),
           });
           if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
           const after = await server.specCounters();
-          const spec = { drafts: after.drafts - before.drafts, draftTokens: after.draftTokens - before.draftTokens, acceptedTokens: after.acceptedTokens - before.acceptedTokens };
+          const spec = {
+            drafts: after.drafts - before.drafts,
+            draftTokens: after.draftTokens - before.draftTokens,
+            acceptedTokens: after.acceptedTokens - before.acceptedTokens,
+          };
           const summary = summarizeServeLoad(records, durationMs);
-          results.push({ system: system.name, mode: system.mode ?? null, rate: rate === Infinity ? "inf" : rate, summary, spec: { ...spec, acceptanceRate: spec.draftTokens > 0 ? spec.acceptedTokens / spec.draftTokens : 0 } });
-          log(`${label}: ${fixed(summary.outputTokensPerSecond, 1)} output tok/s, median E2EL ${fixed(summary.e2eMs.median, 0)} ms, ${summary.failed} failed`);
+          results.push({
+            system: system.name,
+            mode: system.mode ?? null,
+            rate: rate === Infinity ? "inf" : rate,
+            summary,
+            spec: { ...spec, acceptanceRate: spec.draftTokens > 0 ? spec.acceptedTokens / spec.draftTokens : 0 },
+          });
+          log(
+            `${label}: ${fixed(summary.outputTokensPerSecond, 1)} output tok/s, median E2EL ${fixed(summary.e2eMs.median, 0)} ms, ${summary.failed} failed`,
+          );
         }
       } finally {
         await server.stop();
@@ -162,7 +232,19 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
       schema: BENCH_SERVE_SCHEMA,
       createdAt: started.toISOString(),
       machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? "unknown" },
-      options: { model: flags.model, draft: flags.draft ?? null, modes, systems: systems.map((x) => x.name), rates: flags.rates.map((r) => (r === Infinity ? "inf" : r)), numPrompts: prompts.length, maxTokens: flags.maxTokens, seed: flags.seed, batchSize: flags.batchSize ?? null, draftTokens: flags.draftTokens ?? null, ctxSize: flags.ctxSize ?? null },
+      options: {
+        model: flags.model,
+        draft: flags.draft ?? null,
+        modes,
+        systems: systems.map((x) => x.name),
+        rates: flags.rates.map((r) => (r === Infinity ? "inf" : r)),
+        numPrompts: prompts.length,
+        maxTokens: flags.maxTokens,
+        seed: flags.seed,
+        batchSize: flags.batchSize ?? null,
+        draftTokens: flags.draftTokens ?? null,
+        ctxSize: flags.ctxSize ?? null,
+      },
       results,
     };
     if (flags.json) {
@@ -175,34 +257,64 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
     }
   }
   const failed = results.reduce((n, r) => n + r.summary.failed, 0);
-  if (failed > 0) process.stderr.write(`warning: ${failed} requests failed (e.g. ${results.find((r) => r.summary.errors.length > 0)?.summary.errors[0] ?? "?"})\n`);
+  if (failed > 0)
+    process.stderr.write(
+      `warning: ${failed} requests failed (e.g. ${results.find((r) => r.summary.errors.length > 0)?.summary.errors[0] ?? "?"})\n`,
+    );
 }
 
 /** One `minedraft serve` per mode, with the bench's server flags. */
 function minedraftSystem(flags: BenchServeFlags, mode: Mode, requests: number): System {
-  const args = ["--model", flags.model!, ...(mode !== "ar" ? ["--draft", flags.draft!] : []), "--mode", mode, "--max-queue", String(requests + 16)];
-  for (const [flag, v] of [["--batch-size", flags.batchSize], ["-k", mode === "ar" ? undefined : flags.draftTokens], ["--ctx-size", flags.ctxSize], ["--threads", flags.threads], ["--draft-threads", mode === "ar" ? undefined : flags.draftThreads]] as const) {
+  const args = [
+    "--model",
+    flags.model!,
+    ...(mode !== "ar" ? ["--draft", flags.draft!] : []),
+    "--mode",
+    mode,
+    "--max-queue",
+    String(requests + 16),
+  ];
+  for (const [flag, v] of [
+    ["--batch-size", flags.batchSize],
+    ["-k", mode === "ar" ? undefined : flags.draftTokens],
+    ["--ctx-size", flags.ctxSize],
+    ["--threads", flags.threads],
+    ["--draft-threads", mode === "ar" ? undefined : flags.draftThreads],
+  ] as const) {
     if (v !== undefined) args.push(flag, String(v));
   }
   if (flags.adaptThreads === false) args.push("--no-adapt-threads");
-  return { name: `minedraft ${mode}`, mode, start: (maxTokens) => startServe(args).then((server) => overHttp(server, maxTokens)) };
+  return {
+    name: `minedraft ${mode}`,
+    mode,
+    start: (maxTokens) => startServe(args).then((server) => overHttp(server, maxTokens)),
+  };
 }
 
 /** The same engine options as minedraftSystem's server (serve's defaults), in this process. */
 function librarySystem(flags: BenchServeFlags, mode: Mode): System {
   const decoding = { batchSize: flags.batchSize ?? 4, draftTokens: mode === "ar" ? undefined : flags.draftTokens };
-  const placement = { threads: flags.threads, draftThreads: flags.draftThreads, ctxSize: flags.ctxSize ?? 2048, adaptThreads: flags.adaptThreads, logLevel: "error" as const };
+  const placement = {
+    threads: flags.threads,
+    draftThreads: flags.draftThreads,
+    ctxSize: flags.ctxSize ?? 2048,
+    adaptThreads: flags.adaptThreads,
+    logLevel: "error" as const,
+  };
   return {
     name: `minedraft ${mode} library`,
     mode,
     start: async (maxTokens) => {
-      const engine = await createEngine(engineOptions(mode, { target: flags.model!, draft: flags.draft }, decoding, placement));
+      const engine = await createEngine(
+        engineOptions(mode, { target: flags.model!, draft: flags.draft }, decoding, placement),
+      );
       const send = engineRequests(engine, maxTokens);
       const totals: SpecCounters = { drafts: 0, draftTokens: 0, acceptedTokens: 0 };
       return {
         send: async (...args) => {
           const outcome = await send(...args);
-          for (const key of ["drafts", "draftTokens", "acceptedTokens"] as const) totals[key] += outcome.spec?.[key] ?? 0;
+          for (const key of ["drafts", "draftTokens", "acceptedTokens"] as const)
+            totals[key] += outcome.spec?.[key] ?? 0;
           return outcome;
         },
         specCounters: async () => ({ ...totals }),
@@ -215,8 +327,13 @@ function librarySystem(flags: BenchServeFlags, mode: Mode): System {
 /** A server child: requests over HTTP to its first model, counters from its /metrics. */
 async function overHttp(server: ServeProcess, maxTokens: number): Promise<RunningSystem> {
   try {
-    const model = ((await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]?.id ?? "model";
-    return { send: httpCompletions({ url: server.url, model, maxTokens }), specCounters: () => specCounters(server.url), stop: () => server.stop() };
+    const model =
+      ((await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]?.id ?? "model";
+    return {
+      send: httpCompletions({ url: server.url, model, maxTokens }),
+      specCounters: () => specCounters(server.url),
+      stop: () => server.stop(),
+    };
   } catch (error) {
     await server.stop();
     throw error;
@@ -231,20 +348,54 @@ async function overHttp(server: ServeProcess, maxTokens: number): Promise<Runnin
 function llamaServerSystems(flags: BenchServeFlags): System[] {
   const cores = String(flags.threads ?? os.availableParallelism());
   const k = String(flags.draftTokens ?? 4);
-  const base = (np: number) => ["-m", flags.model!, "-np", String(np), "-c", String(np * (flags.ctxSize ?? 1024)), "-t", cores, "-ngl", "0"];
+  const base = (np: number) => [
+    "-m",
+    flags.model!,
+    "-np",
+    String(np),
+    "-c",
+    String(np * (flags.ctxSize ?? 1024)),
+    "-t",
+    cores,
+    "-ngl",
+    "0",
+  ];
   const configs: [string, string[]][] = [
     ["llama-server -np 8", base(8)],
     ["llama-server -np 4", base(4)],
-    ...(flags.draft ? ([[`llama-server -np 4 draft k=${k}`, [...base(4), "-md", flags.draft, "--spec-type", "draft-simple", "--spec-draft-n-max", k, "-td", cores, "-ngld", "0"]]] as [string, string[]][]) : []),
+    ...(flags.draft
+      ? ([
+          [
+            `llama-server -np 4 draft k=${k}`,
+            [
+              ...base(4),
+              "-md",
+              flags.draft,
+              "--spec-type",
+              "draft-simple",
+              "--spec-draft-n-max",
+              k,
+              "-td",
+              cores,
+              "-ngld",
+              "0",
+            ],
+          ],
+        ] as [string, string[]][])
+      : []),
     ["llama-server -np 4 ngram", [...base(4), "--spec-type", "ngram-simple"]],
   ];
-  return configs.map(([name, args]) => ({ name, start: (maxTokens) => startLlamaServer(args, flags.tools).then((server) => overHttp(server, maxTokens)) }));
+  return configs.map(([name, args]) => ({
+    name,
+    start: (maxTokens) => startLlamaServer(args, flags.tools).then((server) => overHttp(server, maxTokens)),
+  }));
 }
 
 export function formatServeTable(results: readonly RateResult[]): string {
   const head = SERVE_TABLE_HEAD;
   const rows = serveTableRows(results);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  const line = (cells: readonly string[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   return ["latencies in ms", line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }

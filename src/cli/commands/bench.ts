@@ -37,15 +37,26 @@ export function benchCommand(): Command {
     // not a requiredOption: commander would then demand it of `bench serve` too
     .option("--model <path>", "target model: a GGUF file or an hf: URI (required)")
     .option("--draft <path>", "draft model (needed for sd and psd)")
-    .option("--prompts <file>", `prompts, one per line or JSON lines {"prompt": ...} (default: ${BUILTIN_PROMPTS.length} built-in prompts)`)
+    .option(
+      "--prompts <file>",
+      `prompts, one per line or JSON lines {"prompt": ...} (default: ${BUILTIN_PROMPTS.length} built-in prompts)`,
+    )
     .addOption(
-      new Option("--modes <list>", `modes to compare, comma-separated: ${BENCH_MODES.join(", ")}`).argParser(choiceList(BENCH_MODES)).default([...DEFAULT_MODES], DEFAULT_MODES.join(",")),
+      new Option("--modes <list>", `modes to compare, comma-separated: ${BENCH_MODES.join(", ")}`)
+        .argParser(choiceList(BENCH_MODES))
+        .default([...DEFAULT_MODES], DEFAULT_MODES.join(",")),
     );
   addDecodingOptions(cmd, { maxTokens: 64, batchSize: 4, seed: 0 });
   addPlacementOptions(cmd)
     .option("--repeat <n>", "measured runs per mode (after one warm-up run)", integer(1, 1000), 3)
-    .option("--interleave", "keep every mode's engine open and run the measured runs round-robin over the modes (fairer on a machine whose load changes)")
-    .option("--json <file>", "write every figure, the machine, models, options and per-run numbers as JSON (docs/bench-schema.md)")
+    .option(
+      "--interleave",
+      "keep every mode's engine open and run the measured runs round-robin over the modes (fairer on a machine whose load changes)",
+    )
+    .option(
+      "--json <file>",
+      "write every figure, the machine, models, options and per-run numbers as JSON (docs/bench-schema.md)",
+    )
     .option("--report <file>", "write a self-contained HTML report (throughput bars, draft/target timelines)");
   addVerboseOption(cmd);
   configureCommand(cmd, "minedraft bench");
@@ -56,15 +67,20 @@ export function benchCommand(): Command {
 
 async function runBenchCommand(flags: BenchFlags, cmd: Command): Promise<void> {
   if (!flags.model) usageError(cmd, "required option '--model <path>' not specified");
-  if (flags.tetrisExtra !== undefined && !flags.modes.includes("psd-tetris")) usageError(cmd, "--tetris-extra sets TETRIS's e for mode psd-tetris: add psd-tetris to --modes");
-  if (modesNeedDraft(flags.modes) && !flags.draft) usageError(cmd, `modes ${flags.modes.filter((m) => m !== "ar").join(", ")} need a draft model (--draft <path>)`);
+  if (flags.tetrisExtra !== undefined && !flags.modes.includes("psd-tetris"))
+    usageError(cmd, "--tetris-extra sets TETRIS's e for mode psd-tetris: add psd-tetris to --modes");
+  if (modesNeedDraft(flags.modes) && !flags.draft)
+    usageError(cmd, `modes ${flags.modes.filter((m) => m !== "ar").join(", ")} need a draft model (--draft <path>)`);
   await withInterrupt(async (signal) => {
     const prompts = flags.prompts ? (await readPrompts(flags.prompts)).map((e) => e.prompt) : [...BUILTIN_PROMPTS];
     const target = await modelFile(flags.model!, "target", signal);
-    const draft = flags.draft && modesNeedDraft(flags.modes) ? await modelFile(flags.draft, "draft", signal) : undefined;
+    const draft =
+      flags.draft && modesNeedDraft(flags.modes) ? await modelFile(flags.draft, "draft", signal) : undefined;
     const config: BenchConfig = {
       target: { path: target, device: flags.device, gpuLayers: flags.gpuLayers, threads: flags.threads },
-      draft: draft ? { path: draft, device: flags.draftDevice, gpuLayers: flags.draftGpuLayers, threads: flags.draftThreads } : undefined,
+      draft: draft
+        ? { path: draft, device: flags.draftDevice, gpuLayers: flags.draftGpuLayers, threads: flags.draftThreads }
+        : undefined,
       modes: flags.modes,
       prompts,
       promptSource: flags.prompts ?? "builtin",

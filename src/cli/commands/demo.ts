@@ -35,12 +35,20 @@ const SIZES = {
 
 export function demoCommand(): Command {
   const cmd = new Command("demo")
-    .description("benchmark ar, sd, psd and auto on a synthetic model pair (no model files needed) and write an HTML report")
+    .description(
+      "benchmark ar, sd, psd and auto on a synthetic model pair (no model files needed) and write an HTML report",
+    )
     .summary("benchmark on synthetic models, no downloads needed")
-    .addOption(new Option("--preset <name>", "synthetic model size").choices(SYNTH_PRESET_NAMES).default(DEFAULT_DEMO_PRESET))
+    .addOption(
+      new Option("--preset <name>", "synthetic model size").choices(SYNTH_PRESET_NAMES).default(DEFAULT_DEMO_PRESET),
+    )
     .option("--quick", "tiny models, few tokens: a smoke test; overrides --preset (also MINEDRAFT_DEMO_QUICK=1)")
     .option("--report <file>", "where to write the HTML report", "minedraft-demo.html")
-    .option("--threads <n>", "CPU threads of the target model in every mode (default: the library's placement per mode)", integer(1, 512))
+    .option(
+      "--threads <n>",
+      "CPU threads of the target model in every mode (default: the library's placement per mode)",
+      integer(1, 512),
+    )
     .option("--draft-threads <n>", "CPU threads of the draft model in every mode", integer(1, 512));
   addVerboseOption(cmd);
   configureCommand(cmd, "minedraft demo");
@@ -59,9 +67,12 @@ async function demo(flags: DemoFlags, signal: AbortSignal): Promise<void> {
 
   out.write(`minedraft demo: synthetic "${preset}" model pair (${SYNTH_PRESETS[preset].description})\n`);
   const bar = createProgressBar(`making ${preset} models`);
-  let pair;
+  let pair: Awaited<ReturnType<typeof ensureSyntheticPair>>;
   try {
-    pair = await untilAborted(ensureSyntheticPair(undefined, { preset, onProgress: (f, stage) => bar.update(f, stage) }), signal);
+    pair = await untilAborted(
+      ensureSyntheticPair(undefined, { preset, onProgress: (f, stage) => bar.update(f, stage) }),
+      signal,
+    );
   } finally {
     bar.done();
   }

@@ -1,8 +1,21 @@
 // `minedraft generate`: runs one prompt (streamed) or a file of prompts (all at once) through the engine.
 import { Command, Option } from "commander";
-import { createEngine, type GenerateOptions, type GenerateResult, type MinedraftEngine, type Mode } from "../../index.js";
+import {
+  createEngine,
+  type GenerateOptions,
+  type GenerateResult,
+  type MinedraftEngine,
+  type Mode,
+} from "../../index.js";
 import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
-import { addDecodingOptions, addPlacementOptions, engineOptions, modeOption, type DecodingFlags, type PlacementFlags } from "../engine-flags.js";
+import {
+  addDecodingOptions,
+  addPlacementOptions,
+  engineOptions,
+  modeOption,
+  type DecodingFlags,
+  type PlacementFlags,
+} from "../engine-flags.js";
 import { clip } from "../format.js";
 import { withInterrupt } from "../interrupt.js";
 import { modelFile } from "../model-source.js";
@@ -32,7 +45,12 @@ export function generateCommand(): Command {
     .requiredOption("--model <path>", "target model: a GGUF file or an hf: URI")
     .option("--draft <path>", "draft model (GGUF file or hf: URI); enables sd and psd")
     .addOption(new Option("--prompt <text>", "the prompt").conflicts("prompts"))
-    .addOption(new Option("--prompts <file>", 'file of prompts, one per line or JSON lines {"prompt": ...}; all run concurrently ("-" = stdin)').conflicts("prompt"))
+    .addOption(
+      new Option(
+        "--prompts <file>",
+        'file of prompts, one per line or JSON lines {"prompt": ...}; all run concurrently ("-" = stdin)',
+      ).conflicts("prompt"),
+    )
     .addOption(modeOption());
   addDecodingOptions(cmd);
   addPlacementOptions(cmd)
@@ -48,16 +66,21 @@ export function generateCommand(): Command {
 }
 
 async function runGenerate(flags: GenerateFlags, cmd: Command): Promise<void> {
-  if (flags.prompt === undefined && flags.prompts === undefined) usageError(cmd, "give a prompt with --prompt <text> or a file with --prompts <file>");
+  if (flags.prompt === undefined && flags.prompts === undefined)
+    usageError(cmd, "give a prompt with --prompt <text> or a file with --prompts <file>");
   if (flags.prompt === "") usageError(cmd, "--prompt must not be empty");
   // no --mode: ar without a draft; with one, createEngine's default for the placement (auto on the
   // CPU, psd with the target on a GPU), or psd when TETRIS is asked for
-  const mode: Mode | undefined = flags.mode ?? (!flags.draft ? "ar" : flags.tetrisExtra !== undefined ? "psd" : undefined);
-  if (mode !== undefined && mode !== "ar" && !flags.draft) usageError(cmd, `mode ${mode} needs a draft model (--draft <path>)`);
-  if (flags.tetrisExtra !== undefined && mode !== "psd") usageError(cmd, `--tetris-extra works with --mode psd only (mode is ${mode})`);
+  const mode: Mode | undefined =
+    flags.mode ?? (!flags.draft ? "ar" : flags.tetrisExtra !== undefined ? "psd" : undefined);
+  if (mode !== undefined && mode !== "ar" && !flags.draft)
+    usageError(cmd, `mode ${mode} needs a draft model (--draft <path>)`);
+  if (flags.tetrisExtra !== undefined && mode !== "psd")
+    usageError(cmd, `--tetris-extra works with --mode psd only (mode is ${mode})`);
 
   await withInterrupt(async (signal) => {
-    const entries: PromptEntry[] = flags.prompts !== undefined ? await readPrompts(flags.prompts) : [{ prompt: flags.prompt! }];
+    const entries: PromptEntry[] =
+      flags.prompts !== undefined ? await readPrompts(flags.prompts) : [{ prompt: flags.prompt! }];
     const target = await modelFile(flags.model, "target", signal);
     const draft = mode !== "ar" && flags.draft ? await modelFile(flags.draft, "draft", signal) : undefined;
     const sink = flags.output ? fileSink(flags.output) : stdoutSink();
@@ -75,12 +98,21 @@ async function runGenerate(flags: GenerateFlags, cmd: Command): Promise<void> {
   });
 }
 
-async function runPrompts(engine: MinedraftEngine, entries: PromptEntry[], flags: GenerateFlags, sink: OutputSink, signal: AbortSignal) {
+async function runPrompts(
+  engine: MinedraftEngine,
+  entries: PromptEntry[],
+  flags: GenerateFlags,
+  sink: OutputSink,
+  signal: AbortSignal,
+) {
   const single = entries.length === 1;
   // a lone prompt streams its text as it is accepted; several are printed whole, in file order
   const streamText = single && !flags.json;
   const printBlock = inOrder<GenerateResult>((i, r) => {
-    if (!flags.json && !single) sink.write(`${i > 0 ? "\n" : ""}=== [${i + 1}/${entries.length}] ${clip(entries[i]!.prompt, 60)} ===\n${r.text}\n`);
+    if (!flags.json && !single)
+      sink.write(
+        `${i > 0 ? "\n" : ""}=== [${i + 1}/${entries.length}] ${clip(entries[i]!.prompt, 60)} ===\n${r.text}\n`,
+      );
   });
   const chat = flags.chat || flags.system !== undefined;
   const results = await Promise.all(
@@ -93,7 +125,13 @@ async function runPrompts(engine: MinedraftEngine, entries: PromptEntry[], flags
         onText: streamText ? (piece) => sink.write(piece) : undefined,
       };
       const result = chat
-        ? await engine.chat([...(flags.system !== undefined ? [{ role: "system", content: flags.system }] : []), { role: "user", content: entry.prompt }], opts)
+        ? await engine.chat(
+            [
+              ...(flags.system !== undefined ? [{ role: "system", content: flags.system }] : []),
+              { role: "user", content: entry.prompt },
+            ],
+            opts,
+          )
         : await engine.generate(entry.prompt, opts);
       printBlock(i, result);
       return result;
@@ -106,7 +144,13 @@ async function runPrompts(engine: MinedraftEngine, entries: PromptEntry[], flags
 /** The --json document: { requests: [...], summary: { ...RunStats, placement } }. */
 function jsonReport(engine: MinedraftEngine, entries: PromptEntry[], results: GenerateResult[]) {
   return {
-    requests: results.map((r, i) => ({ id: entries[i]!.id ?? i + 1, prompt: entries[i]!.prompt, text: r.text, tokens: r.tokens, stats: r.stats })),
+    requests: results.map((r, i) => ({
+      id: entries[i]!.id ?? i + 1,
+      prompt: entries[i]!.prompt,
+      text: r.text,
+      tokens: r.tokens,
+      stats: r.stats,
+    })),
     summary: { ...engine.stats(), placement: engine.placement },
   };
 }

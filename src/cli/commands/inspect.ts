@@ -14,7 +14,9 @@ interface InspectFlags {
 
 export function inspectCommand(): Command {
   const cmd = new Command("inspect")
-    .description("show a model's architecture, size, quantization and vocabulary; with two models, whether the second can draft for the first")
+    .description(
+      "show a model's architecture, size, quantization and vocabulary; with two models, whether the second can draft for the first",
+    )
     .summary("describe models, check a draft/target pair, list devices")
     .argument("[model]", "target model (GGUF file or hf: URI)")
     .argument("[draft]", "draft model to check against the target")
@@ -23,7 +25,9 @@ export function inspectCommand(): Command {
     .addOption(new Option("--log-level <level>", "llama.cpp log level").choices(LOG_LEVELS).default("error"));
   addVerboseOption(cmd);
   configureCommand(cmd, "minedraft inspect");
-  return cmd.action((model: string | undefined, draft: string | undefined, flags: InspectFlags, command: Command) => runInspect(model, draft, flags, command));
+  return cmd.action((model: string | undefined, draft: string | undefined, flags: InspectFlags, command: Command) =>
+    runInspect(model, draft, flags, command),
+  );
 }
 
 type ModelSummary = ReturnType<typeof summarize>;
@@ -31,15 +35,25 @@ type ModelSummary = ReturnType<typeof summarize>;
 function summarize(model: LlamaModel) {
   const { meta: _meta, chatTemplate, ...info } = model.info;
   const tokenText = (id: number) => (id >= 0 && id < info.nVocab ? model.tokenText(id) : null);
-  return { ...info, bosText: tokenText(info.bos), eosText: tokenText(info.eos), hasChatTemplate: chatTemplate !== null && chatTemplate !== "", chatTemplate };
+  return {
+    ...info,
+    bosText: tokenText(info.bos),
+    eosText: tokenText(info.eos),
+    hasChatTemplate: chatTemplate !== null && chatTemplate !== "",
+    chatTemplate,
+  };
 }
 
 function describeModel(label: string, m: ModelSummary): string {
-  const token = (id: number, text: string | null) => (id < 0 ? "none" : `${id}${text !== null ? ` ${JSON.stringify(text)}` : ""}`);
+  const token = (id: number, text: string | null) =>
+    id < 0 ? "none" : `${id}${text !== null ? ` ${JSON.stringify(text)}` : ""}`;
   const rows: [string, string][] = [
     ["path", m.path],
     ["name", m.name || "-"],
-    ["architecture", `${m.architecture} (${m.nLayer} layer${m.nLayer === 1 ? "" : "s"}, width ${m.nEmbd}, ${m.nHead} heads, ${m.nHeadKv} KV heads)`],
+    [
+      "architecture",
+      `${m.architecture} (${m.nLayer} layer${m.nLayer === 1 ? "" : "s"}, width ${m.nEmbd}, ${m.nHead} heads, ${m.nHeadKv} KV heads)`,
+    ],
     ["parameters", `${count(m.nParams)} (${m.nParams})`],
     ["quantization", m.quantization],
     ["file size", `${bytes(m.fileSize)} (${m.fileSize} bytes)`],
@@ -53,7 +67,12 @@ function describeModel(label: string, m: ModelSummary): string {
   return [`${label}:`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)].join("\n");
 }
 
-async function runInspect(modelArg: string | undefined, draftArg: string | undefined, flags: InspectFlags, cmd: Command): Promise<void> {
+async function runInspect(
+  modelArg: string | undefined,
+  draftArg: string | undefined,
+  flags: InspectFlags,
+  cmd: Command,
+): Promise<void> {
   if (!modelArg && !flags.devices) usageError(cmd, "give a model to inspect, or --devices");
   const loaded: LlamaModel[] = [];
   try {
@@ -79,18 +98,33 @@ async function runInspect(modelArg: string | undefined, draftArg: string | undef
       process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
       return;
     }
-    const parts: string[] = models.map((m, i) => describeModel(models.length === 2 ? (i === 0 ? "target" : "draft") : "model", m));
-    if (draft) parts.push(why === null ? "compatibility: compatible (the draft can draft for the target)" : `compatibility: INCOMPATIBLE: ${why}`);
+    const parts: string[] = models.map((m, i) =>
+      describeModel(models.length === 2 ? (i === 0 ? "target" : "draft") : "model", m),
+    );
+    if (draft)
+      parts.push(
+        why === null
+          ? "compatibility: compatible (the draft can draft for the target)"
+          : `compatibility: INCOMPATIBLE: ${why}`,
+      );
     if (found) {
       parts.push(
         `devices:\n${textTable(
           ["name", "type", "backend", "memory free / total", "description"],
-          found.map((d) => [d.name, d.type, d.backend, d.memoryTotal > 0 ? `${bytes(d.memoryFree)} / ${bytes(d.memoryTotal)}` : "-", d.description]),
+          found.map((d) => [
+            d.name,
+            d.type,
+            d.backend,
+            d.memoryTotal > 0 ? `${bytes(d.memoryFree)} / ${bytes(d.memoryTotal)}` : "-",
+            d.description,
+          ]),
           5,
         )}`,
       );
       for (const g of gpu ?? []) {
-        parts.push(`${g.backend}: ${g.loaded && g.devices > 0 ? `in use (${g.devices} device${g.devices === 1 ? "" : "s"})` : `not in use: ${g.reason}`}`);
+        parts.push(
+          `${g.backend}: ${g.loaded && g.devices > 0 ? `in use (${g.devices} device${g.devices === 1 ? "" : "s"})` : `not in use: ${g.reason}`}`,
+        );
       }
     }
     process.stdout.write(`${parts.join("\n\n")}\n`);

@@ -6,7 +6,14 @@ import path from "node:path";
 import { Command, Option } from "commander";
 import { createEngine, createServer, ensureSyntheticPair, type MinedraftEngine, type Mode } from "../../index.js";
 import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
-import { addDecodingOptions, addPlacementOptions, engineOptions, modeOption, type DecodingFlags, type PlacementFlags } from "../engine-flags.js";
+import {
+  addDecodingOptions,
+  addPlacementOptions,
+  engineOptions,
+  modeOption,
+  type DecodingFlags,
+  type PlacementFlags,
+} from "../engine-flags.js";
 import { EXIT_INTERRUPTED } from "../exit-codes.js";
 import { modelFile } from "../model-source.js";
 import { integer } from "../parsers.js";
@@ -29,19 +36,43 @@ interface ServeFlags extends DecodingFlags, PlacementFlags {
 
 export function serveCommand(): Command {
   const cmd = new Command("serve")
-    .description("serve the models over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics)")
+    .description(
+      "serve the models over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics)",
+    )
     .summary("OpenAI-compatible HTTP server")
-    .option("--model <path>", `target model: a GGUF file or an hf: URI (default: the demo's synthetic "${DEFAULT_DEMO_PRESET}" pair, whose text is meaningless)`)
+    .option(
+      "--model <path>",
+      `target model: a GGUF file or an hf: URI (default: the demo's synthetic "${DEFAULT_DEMO_PRESET}" pair, whose text is meaningless)`,
+    )
     .option("--draft <path>", "draft model (GGUF file or hf: URI); enables sd, psd and auto")
     .addOption(modeOption())
-    .option("--host <address>", "address to listen on (another than loopback needs --api-key, or gets a warning)", "127.0.0.1")
+    .option(
+      "--host <address>",
+      "address to listen on (another than loopback needs --api-key, or gets a warning)",
+      "127.0.0.1",
+    )
     .option("--port <n>", "port (0 = any free port)", integer(0, 65535), 8080)
-    .addOption(new Option("--api-key <key>", "require 'Authorization: Bearer <key>' (all routes but /health)").env("MINEDRAFT_API_KEY"))
+    .addOption(
+      new Option("--api-key <key>", "require 'Authorization: Bearer <key>' (all routes but /health)").env(
+        "MINEDRAFT_API_KEY",
+      ),
+    )
     .option("--max-queue <n>", "requests that may wait beyond the batch capacity; then 429", integer(0), 64)
     .option("--model-alias <name>", "model name clients use and /v1/models lists (default: the target file's name)")
-    .option("--chat-template <name|file>", 'chat template: a llama.cpp built-in name ("chatml", "llama3", ...) or a file with a template (default: the model\'s own, else chatml)')
-    .option("--shutdown-grace <seconds>", "on SIGTERM / SIGINT, how long requests in flight may finish before they are aborted", integer(0), 30);
-  addDecodingOptions(cmd, { maxTokens: null, maxTokensHelp: "max_tokens of requests that give none (default: up to the context)" });
+    .option(
+      "--chat-template <name|file>",
+      'chat template: a llama.cpp built-in name ("chatml", "llama3", ...) or a file with a template (default: the model\'s own, else chatml)',
+    )
+    .option(
+      "--shutdown-grace <seconds>",
+      "on SIGTERM / SIGINT, how long requests in flight may finish before they are aborted",
+      integer(0),
+      30,
+    );
+  addDecodingOptions(cmd, {
+    maxTokens: null,
+    maxTokensHelp: "max_tokens of requests that give none (default: up to the context)",
+  });
   addPlacementOptions(cmd);
   addVerboseOption(cmd);
   configureCommand(cmd, "minedraft serve");
@@ -55,10 +86,14 @@ function chatTemplate(value: string | undefined): string | undefined {
 }
 
 async function serve(flags: ServeFlags, cmd: Command): Promise<void> {
-  if (flags.draft && !flags.model) usageError(cmd, "--draft needs --model (without --model the demo's synthetic pair is served)");
-  const mode: Mode | undefined = flags.mode ?? (flags.model && !flags.draft ? "ar" : flags.tetrisExtra !== undefined ? "psd" : undefined);
-  if (mode !== undefined && mode !== "ar" && flags.model && !flags.draft) usageError(cmd, `mode ${mode} needs a draft model (--draft <path>)`);
-  if (flags.tetrisExtra !== undefined && mode !== "psd") usageError(cmd, `--tetris-extra works with --mode psd only (mode is ${mode ?? "auto"})`);
+  if (flags.draft && !flags.model)
+    usageError(cmd, "--draft needs --model (without --model the demo's synthetic pair is served)");
+  const mode: Mode | undefined =
+    flags.mode ?? (flags.model && !flags.draft ? "ar" : flags.tetrisExtra !== undefined ? "psd" : undefined);
+  if (mode !== undefined && mode !== "ar" && flags.model && !flags.draft)
+    usageError(cmd, `mode ${mode} needs a draft model (--draft <path>)`);
+  if (flags.tetrisExtra !== undefined && mode !== "psd")
+    usageError(cmd, `--tetris-extra works with --mode psd only (mode is ${mode ?? "auto"})`);
   const out = process.stdout;
 
   // signals from now on drain instead of killing: also while the models load
@@ -91,12 +126,23 @@ async function serve(flags: ServeFlags, cmd: Command): Promise<void> {
     if (engine) {
       await server.ready();
       const p = engine.placement;
-      out.write(`model "${flags.modelAlias ?? models.name}": target ${models.target}${models.draft && p.mode !== "ar" ? `, draft ${models.draft}` : ""}\n`);
-      out.write(`mode ${p.mode}, batch ${engine.options.batchSize}${p.mode !== "ar" ? `, k ${engine.options.draftTokens}` : ""}, context ${engine.contextSize} tokens per request; ${describePlacement(p)}\n`);
+      out.write(
+        `model "${flags.modelAlias ?? models.name}": target ${models.target}${models.draft && p.mode !== "ar" ? `, draft ${models.draft}` : ""}\n`,
+      );
+      out.write(
+        `mode ${p.mode}, batch ${engine.options.batchSize}${p.mode !== "ar" ? `, k ${engine.options.draftTokens}` : ""}, context ${engine.contextSize} tokens per request; ${describePlacement(p)}\n`,
+      );
       const source = server.chatTemplateSource;
-      out.write(`chat template: ${source === "model" ? "the model's own" : source === "option" ? `--chat-template ${flags.chatTemplate}` : "chatml (the model has none)"}\n`);
-      if (models.synthetic) out.write("note: the synthetic models have random weights: their text is meaningless; only speed and acceptance mean something\n");
-      out.write(`ready: ${url}/v1/chat/completions, ${url}/v1/completions, ${url}/v1/models, ${url}/health, ${url}/metrics\n`);
+      out.write(
+        `chat template: ${source === "model" ? "the model's own" : source === "option" ? `--chat-template ${flags.chatTemplate}` : "chatml (the model has none)"}\n`,
+      );
+      if (models.synthetic)
+        out.write(
+          "note: the synthetic models have random weights: their text is meaningless; only speed and acceptance mean something\n",
+        );
+      out.write(
+        `ready: ${url}/v1/chat/completions, ${url}/v1/completions, ${url}/v1/models, ${url}/health, ${url}/metrics\n`,
+      );
       await stopped;
     }
     out.write(`shutting down: finishing requests in flight (up to ${flags.shutdownGrace} s)\n`);
@@ -123,8 +169,16 @@ async function serveModels(flags: ServeFlags, mode: Mode | undefined): Promise<S
   if (!flags.model) {
     const bar = createProgressBar(`making the ${DEFAULT_DEMO_PRESET} synthetic models`);
     try {
-      const pair = await ensureSyntheticPair(undefined, { preset: DEFAULT_DEMO_PRESET, onProgress: (f, stage) => bar.update(f, stage) });
-      return { target: pair.target, draft: mode === "ar" ? undefined : pair.draft, name: `minedraft-synthetic-${DEFAULT_DEMO_PRESET}`, synthetic: true };
+      const pair = await ensureSyntheticPair(undefined, {
+        preset: DEFAULT_DEMO_PRESET,
+        onProgress: (f, stage) => bar.update(f, stage),
+      });
+      return {
+        target: pair.target,
+        draft: mode === "ar" ? undefined : pair.draft,
+        name: `minedraft-synthetic-${DEFAULT_DEMO_PRESET}`,
+        synthetic: true,
+      };
     } finally {
       bar.done();
     }

@@ -19,12 +19,21 @@ interface SynthFlags {
 export function synthCommand(): Command {
   const presets = SYNTH_PRESET_NAMES.map((n) => `  ${n.padEnd(10)} ${SYNTH_PRESETS[n].description}`).join("\n");
   const cmd = new Command("synth")
-    .description("write a synthetic target/draft GGUF pair: DIR/target.gguf and DIR/draft.gguf (random weights: the text they produce is meaningless)")
+    .description(
+      "write a synthetic target/draft GGUF pair: DIR/target.gguf and DIR/draft.gguf (random weights: the text they produce is meaningless)",
+    )
     .summary("write a synthetic target/draft GGUF pair")
     .requiredOption("--out <dir>", "output folder (created if missing)")
     .addOption(new Option("--preset <name>", "model size").choices(SYNTH_PRESET_NAMES).default("tiny"))
-    .option("--vocab <name>", 'tokenizer: a llama.cpp vocab name ("llama-spm", "llama-bpe", "gpt-2", ...) or a GGUF path (default llama-spm)')
-    .option("--eps <e>", "how far the target strays from the draft (0 = identical behaviour; default: the preset's)", decimal(0, 100, "a number"))
+    .option(
+      "--vocab <name>",
+      'tokenizer: a llama.cpp vocab name ("llama-spm", "llama-bpe", "gpt-2", ...) or a GGUF path (default llama-spm)',
+    )
+    .option(
+      "--eps <e>",
+      "how far the target strays from the draft (0 = identical behaviour; default: the preset's)",
+      decimal(0, 100, "a number"),
+    )
     .addOption(new Option("--dtype <type>", "weight type (default: the preset's)").choices(["f32", "f16", "q8_0"]))
     .option("--seed <n>", "weights seed", integer(0, Number.MAX_SAFE_INTEGER), 0)
     .addHelpText("after", `\nPresets:\n${presets}`);

@@ -15,7 +15,8 @@ const CLIENT_GONE = "client disconnected";
 const DRAIN_TIMEOUT = "the server shut down before the request finished";
 
 export function generationRoutes(app: FastifyInstance, state: ServerState): void {
-  const route = <B>(kind: Route, plan: (body: B, ctx: PlanContext) => Promise<GenerationPlan>) =>
+  const route =
+    <B>(kind: Route, plan: (body: B, ctx: PlanContext) => Promise<GenerationPlan>) =>
     async (request: FastifyRequest, reply: FastifyReply) => {
       const engine = state.ready();
       const p = await plan(request.body as B, { engine, ...state.serving });
@@ -28,7 +29,8 @@ export function generationRoutes(app: FastifyInstance, state: ServerState): void
       const shape = new ResponseShape(kind, state.serving.modelName, p.returnTokens);
       const events = runPlan(engine, p, controller.signal, (r) => state.metrics.record(r));
       try {
-        if (p.stream) return await reply.sse.send(sseMessages(shape, p, events, engine.options.mode, controller.signal));
+        if (p.stream)
+          return await reply.sse.send(sseMessages(shape, p, events, engine.options.mode, controller.signal));
         const results: GenerateResult[] = [];
         for await (const e of events) if (e.result) results[e.index] = e.result;
         return shape.body(results, engine.options.mode);
@@ -42,8 +44,16 @@ export function generationRoutes(app: FastifyInstance, state: ServerState): void
         state.inflight.delete(controller);
       }
     };
-  app.post("/v1/chat/completions", { schema: { body: chatBodySchema }, sse: "manual" }, route<ChatBody>("chat", planChat));
-  app.post("/v1/completions", { schema: { body: completionBodySchema }, sse: "manual" }, route<CompletionBody>("completion", planCompletion));
+  app.post(
+    "/v1/chat/completions",
+    { schema: { body: chatBodySchema }, sse: "manual" },
+    route<ChatBody>("chat", planChat),
+  );
+  app.post(
+    "/v1/completions",
+    { schema: { body: completionBodySchema }, sse: "manual" },
+    route<CompletionBody>("completion", planCompletion),
+  );
 }
 
 /** Aborts every request in flight (a drain whose grace period ran out). */
@@ -60,7 +70,13 @@ function reasonOf(signal: AbortSignal): string | undefined {
  * chunk with its statistics, the usage chunk when asked, `[DONE]`. A failure after the headers went
  * out is sent as an error event (OpenAI's clients raise it), unless the client is gone.
  */
-async function* sseMessages(shape: ResponseShape, plan: GenerationPlan, events: AsyncGenerator<GenerationEvent>, mode: Mode, signal: AbortSignal) {
+async function* sseMessages(
+  shape: ResponseShape,
+  plan: GenerationPlan,
+  events: AsyncGenerator<GenerationEvent>,
+  mode: Mode,
+  signal: AbortSignal,
+) {
   const results: GenerateResult[] = [];
   if (shape.route === "chat") for (let i = 0; i < plan.prompts.length; i++) yield { data: shape.roleChunk(i) };
   try {

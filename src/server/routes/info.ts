@@ -8,7 +8,11 @@ export function infoRoutes(app: FastifyInstance, state: ServerState, startedAt: 
   // 503 while the model loads and while draining, so a load balancer sends nothing new
   app.get("/health", async (_request, reply) => {
     if (state.engine && !state.draining) return { status: "ok" };
-    const message = state.draining ? "Shutting down" : state.loadError !== undefined ? "the model failed to load" : "Loading model";
+    const message = state.draining
+      ? "Shutting down"
+      : state.loadError !== undefined
+        ? "the model failed to load"
+        : "Loading model";
     return reply.code(503).send(errorBody(503, message, null, "unavailable"));
   });
 
