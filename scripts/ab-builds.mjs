@@ -34,7 +34,9 @@ const { values: args } = parseArgs({
 });
 if (!args.a || !args.model) {
   console.log(
-    "usage: node scripts/ab-builds.mjs --a DIR --b DIR --model T.gguf [--draft D.gguf] [--mode auto] [--batch-size 4] [-k 4] [--prompts 12] [--max-tokens 48] [--rounds 10] [--json out.json] [--temperature 0] [--top-k 0] [--top-p 1]",
+    "usage: node scripts/ab-builds.mjs --a DIR --b DIR --model T.gguf [--draft D.gguf] [--mode auto] " +
+      "[--batch-size 4] [-k 4] [--prompts 12] [--max-tokens 48] [--rounds 10] [--json out.json] [--temperature 0] " +
+      "[--top-k 0] [--top-p 1]",
   );
   process.exit(2);
 }
@@ -91,7 +93,8 @@ const summary = Object.fromEntries(
 );
 for (const [name, s] of Object.entries(summary)) {
   console.log(
-    `${name} ${s.build}: ${s.meanTokensPerSecond.toFixed(1)} tok/s, TTFT ${s.meanTtftMs.toFixed(0)} ms (mean of ${s.runs.length}: ${s.runs.map((r) => r.tokensPerSecond.toFixed(0)).join(" ")})`,
+    `${name} ${s.build}: ${s.meanTokensPerSecond.toFixed(1)} tok/s, TTFT ${s.meanTtftMs.toFixed(0)} ms (mean of ` +
+      `${s.runs.length}: ${s.runs.map((r) => r.tokensPerSecond.toFixed(0)).join(" ")})`,
   );
 }
 console.log(`b / a: ${(summary.b.meanTokensPerSecond / summary.a.meanTokensPerSecond).toFixed(3)}x tokens/s`);
@@ -101,5 +104,20 @@ console.log(`outputs: ${identical.same} of ${identical.requests} requests token-
 if (args.json)
   writeFileSync(
     args.json,
-    `${JSON.stringify({ mode: args.mode, model: args.model, draft: args.draft ?? null, batchSize: Number(args["batch-size"]), k: Number(args.k), prompts: prompts.length, maxTokens, sampling, identical, ...summary }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        mode: args.mode,
+        model: args.model,
+        draft: args.draft ?? null,
+        batchSize: Number(args["batch-size"]),
+        k: Number(args.k),
+        prompts: prompts.length,
+        maxTokens,
+        sampling,
+        identical,
+        ...summary,
+      },
+      null,
+      2,
+    )}\n`,
   );

@@ -40,7 +40,9 @@ need_pkg() { # need_pkg COMMAND-OR-FILE PACKAGE...
   if [ -e "$1" ] || command -v "$1" >/dev/null 2>&1; then return 0; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "asan-check: installing ${*:2}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${@:2}" >/dev/null || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${@:2}" >/dev/null; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${@:2}" >/dev/null \
+      || { apt-get update >/dev/null \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${@:2}" >/dev/null; }
   fi
   [ -e "$1" ] || command -v "$1" >/dev/null 2>&1 || { echo "asan-check: $1 is missing (install ${*:2})" >&2; exit 2; }
 }
@@ -67,7 +69,8 @@ if [ "$BUILD" = 1 ]; then
   INCS="$(node src/native/llama-paths.mjs include)"
   NAPI_INC="$(node -p "require('node-addon-api').include_dir")"
   NODE_INC="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")/include/node"
-  [ -e "$NODE_INC/node_api.h" ] || NODE_INC="$(ls -d "$HOME"/.cache/node-gyp/"$(node -p process.versions.node)"/include/node 2>/dev/null | head -1)"
+  [ -e "$NODE_INC/node_api.h" ] \
+    || NODE_INC="$(ls -d "$HOME"/.cache/node-gyp/"$(node -p process.versions.node)"/include/node 2>/dev/null | head -1)"
   [ -e "$NODE_INC/node_api.h" ] || { echo "asan-check: Node's headers (node_api.h) not found" >&2; exit 2; }
   # Every target of binding.gyp (the addon minedraft and the generator minedraft_synth), with its sources and
   # defines (target_defaults merged in), read from binding.gyp itself so this build cannot drift from it:
@@ -86,13 +89,15 @@ if [ "$BUILD" = 1 ]; then
     for src in $SOURCES; do
       obj="$ASAN_DIR/obj/$NAME/$(echo "${src%.cc}" | tr '/' '_').o"
       # shellcheck disable=SC2086
-      $NICE "$CXX" -c "$ASAN_SRC_ROOT/$src" -o "$obj" -std=c++17 -fPIC -pthread -g -O1 -fno-omit-frame-pointer -fsanitize=address \
-        -fexceptions -Wall -Wno-unused-parameter $DEFS -DBUILDING_NODE_EXTENSION -DNODE_GYP_MODULE_NAME="$NAME" \
-        -I"$NODE_INC" -I"$NAPI_INC" $(for i in $INCS; do printf -- '-I%s ' "$i"; done) || exit 2
+      $NICE "$CXX" -c "$ASAN_SRC_ROOT/$src" -o "$obj" -std=c++17 -fPIC -pthread -g -O1 -fno-omit-frame-pointer \
+        -fsanitize=address -fexceptions -Wall -Wno-unused-parameter $DEFS -DBUILDING_NODE_EXTENSION \
+        -DNODE_GYP_MODULE_NAME="$NAME" -I"$NODE_INC" -I"$NAPI_INC" $(for i in $INCS; do printf -- '-I%s ' "$i"; done) \
+        || exit 2
       OBJS="$OBJS $obj"
     done
     # shellcheck disable=SC2086
-    $NICE "$CXX" -shared -fsanitize=address -o "$ASAN_DIR/$NAME.node" $OBJS $LIBS -Wl,-rpath,"$LIBDIR" -pthread || exit 2
+    $NICE "$CXX" -shared -fsanitize=address -o "$ASAN_DIR/$NAME.node" $OBJS $LIBS -Wl,-rpath,"$LIBDIR" -pthread \
+      || exit 2
   done <<< "$TARGETS"
 fi
 for f in "$ADDON" "$SYNTH_ADDON"; do
@@ -108,7 +113,9 @@ if [ "$REPORT_ONLY" = 0 ]; then
   : > "$ASAN_DIR/lsan.supp"
   # halt on the first memory error (exit code 1, "ERROR: AddressSanitizer" in the log); leaks are reported at exit
   # without changing the exit code (LSAN exitcode=0), so the tests' own results stay readable
-  export ASAN_OPTIONS="detect_leaks=1:log_path=$LOGS/asan:alloc_dealloc_mismatch=0:new_delete_type_mismatch=0:detect_odr_violation=0:allow_user_segv_handler=1:handle_segv=0:handle_sigbus=0:handle_abort=1:symbolize=1:fast_unwind_on_malloc=0:malloc_context_size=40"
+  export ASAN_OPTIONS="detect_leaks=1:log_path=$LOGS/asan:alloc_dealloc_mismatch=0:new_delete_type_mismatch=0:\
+detect_odr_violation=0:allow_user_segv_handler=1:handle_segv=0:handle_sigbus=0:handle_abort=1:symbolize=1:\
+fast_unwind_on_malloc=0:malloc_context_size=40"
   export LSAN_OPTIONS="suppressions=$ASAN_DIR/lsan.supp:print_suppressions=0:exitcode=0"
   export MINEDRAFT_ADDON_PATH="$ADDON"
   export MINEDRAFT_SYNTH_ADDON_PATH="$SYNTH_ADDON"
@@ -122,7 +129,8 @@ if [ "$REPORT_ONLY" = 0 ]; then
   echo $? > "$ASAN_DIR/vitest.rc"
   tail -n 8 "$ASAN_DIR/vitest.log"
 
-  echo "asan-check: running the leak driver (scripts/asan-leak-driver.mjs), which exits normally so LeakSanitizer reports"
+  echo "asan-check: running the leak driver (scripts/asan-leak-driver.mjs)," \
+    "which exits normally so LeakSanitizer reports"
   LD_PRELOAD="$RT" $NICE node --expose-gc scripts/asan-leak-driver.mjs > "$ASAN_DIR/driver.log" 2>&1
   echo $? > "$ASAN_DIR/driver.rc"
   tail -n 3 "$ASAN_DIR/driver.log"
@@ -146,8 +154,11 @@ const OURS = /minedraft(_synth)?\.node|(^|[\s/(])cpp\/([A-Za-z_]+\/)*[A-Za-z_]+\
 const ours = (stack) => new RegExp(OURS.source, "m").test(stack);
 for (const f of files) {
   const text = fs.readFileSync(f, "utf8");
-  for (const m of text.matchAll(/==\d+==ERROR: AddressSanitizer: [^\n]*\n[\s\S]*?(?=\n==\d+==|\nSUMMARY|$)/g)) errors.push(`${path.basename(f)}: ${m[0].slice(0, 3000)}`);
-  for (const m of text.matchAll(/(Direct|Indirect) leak of (\d+) byte\(s\) in (\d+) object\(s\) allocated from:\n([\s\S]*?)(?=\n\n|$)/g)) {
+  for (const m of text.matchAll(/==\d+==ERROR: AddressSanitizer: [^\n]*\n[\s\S]*?(?=\n==\d+==|\nSUMMARY|$)/g))
+    errors.push(`${path.basename(f)}: ${m[0].slice(0, 3000)}`);
+  for (const m of text.matchAll(
+    /(Direct|Indirect) leak of (\d+) byte\(s\) in (\d+) object\(s\) allocated from:\n([\s\S]*?)(?=\n\n|$)/g,
+  )) {
     const [, kind, bytes, , stack] = m;
     // Node's wrappers of GC-managed values (an External, a wrapped object) are freed by a second-pass finalizer
     // after the value is collected; one collected just before exit shows up unreachable. They are listed apart,
@@ -157,7 +168,8 @@ for (const f of files) {
       pendingPerLog.set(f, (pendingPerLog.get(f) ?? 0) + 1);
       pendingFinalization.reports++;
       pendingFinalization.bytes += Number(bytes);
-    } else if (ours(stack)) addonLeaks.push({ kind, bytes: Number(bytes), stack: stack.split("\n").slice(0, 14).join("\n") });
+    } else if (ours(stack))
+      addonLeaks.push({ kind, bytes: Number(bytes), stack: stack.split("\n").slice(0, 14).join("\n") });
     else {
       otherLeaks.reports++;
       otherLeaks.bytes += Number(bytes);
@@ -168,7 +180,10 @@ const direct = addonLeaks.filter((l) => l.kind === "Direct");
 console.log(`asan-check: ${processes} process log(s); vitest exit ${vitestRc}, leak driver exit ${driverRc}`);
 console.log(`asan-check: AddressSanitizer errors: ${errors.length}`);
 for (const e of errors) console.log(e);
-console.log(`asan-check: leaks through the addon (cpp/): ${direct.length} direct, ${addonLeaks.length - direct.length} indirect`);
+console.log(
+  `asan-check: leaks through the addon (cpp/): ${direct.length} direct, ` +
+    `${addonLeaks.length - direct.length} indirect`,
+);
 // grouped by the first addon frame (where the addon made the allocation that was never freed)
 const groups = new Map();
 for (const l of addonLeaks) {
@@ -178,9 +193,20 @@ for (const l of addonLeaks) {
   g.bytes += l.bytes;
   groups.set(frame, g);
 }
-for (const [frame, g] of groups) console.log(`--- ${g.kind} leaks: ${g.reports} report(s), ${g.bytes} bytes, first addon frame: ${frame}\n${g.stack.split("\n").slice(0, 8).join("\n")}`);
-console.log(`asan-check: N-API wrappers of values collected just before exit, not yet finalized (not counted, at most 2 per process): ${pendingFinalization.reports} report(s), ${pendingFinalization.bytes} bytes`);
-console.log(`asan-check: leaks outside the addon (Node, V8, libc at exit; not counted): ${otherLeaks.reports} report(s), ${otherLeaks.bytes} bytes`);
+for (const [frame, g] of groups)
+  console.log(
+    `--- ${g.kind} leaks: ${g.reports} report(s), ${g.bytes} bytes, first addon frame: ${frame}\n` +
+      `${g.stack.split("\n").slice(0, 8).join("\n")}`,
+  );
+console.log(
+  "asan-check: N-API wrappers of values collected just before exit, not yet finalized " +
+    `(not counted, at most 2 per process): ${pendingFinalization.reports} report(s), ` +
+    `${pendingFinalization.bytes} bytes`,
+);
+console.log(
+  "asan-check: leaks outside the addon (Node, V8, libc at exit; not counted): " +
+    `${otherLeaks.reports} report(s), ${otherLeaks.bytes} bytes`,
+);
 const ok = errors.length === 0 && direct.length === 0 && Number(driverRc) === 0;
 console.log(ok ? "asan-check: PASS (zero errors, no definite leaks in the addon's code)" : "asan-check: FAIL");
 process.exit(ok ? 0 : 1);

@@ -28,7 +28,8 @@ const { values: args } = parseArgs({
 });
 if (args.help || !args.model || !args.draft) {
   console.log(
-    "usage: node scripts/auto-trail.mjs --model T.gguf --draft D.gguf [--requests 8] [--max-tokens 48] [-k 4] [--rounds 1]",
+    "usage: node scripts/auto-trail.mjs --model T.gguf --draft D.gguf [--requests 8] [--max-tokens 48] [-k 4] " +
+      "[--rounds 1]",
   );
   process.exit(args.help ? 0 : 2);
 }
@@ -77,14 +78,16 @@ for (let round = 1; round <= Number(args.rounds); round++) {
       const prefillMs = unionMs(trace.filter((e) => e.kind === "prefill"));
       rate[mode] = s.tokensPerSecond;
       console.log(
-        `round ${round} ${mode}: ${s.tokensPerSecond.toFixed(2)} tok/s, ${st.length} steps (${stepMs.toFixed(0)} ms), prefill ${prefillMs.toFixed(0)} ms`,
+        `round ${round} ${mode}: ${s.tokensPerSecond.toFixed(2)} tok/s, ${st.length} steps ` +
+          `(${stepMs.toFixed(0)} ms), prefill ${prefillMs.toFixed(0)} ms`,
       );
       if (mode === "auto") {
         for (const x of st) {
           const d = x.decision;
           const choice = d ? `${d.schedule[0]}${d.k}${d.probe ? "P" : ""}` : "-";
           console.log(
-            `  ${String(x.step).padStart(3)} ${choice.padEnd(4)} ${(x.end - x.start).toFixed(0).padStart(5)} ms  ${x.calls.join(", ")}`,
+            `  ${String(x.step).padStart(3)} ${choice.padEnd(4)} ${(x.end - x.start).toFixed(0).padStart(5)} ms ` +
+              ` ${x.calls.join(", ")}`,
           );
         }
       }

@@ -20,28 +20,39 @@ const threads = (m) => {
   const p = m.placement;
   if (m.mode === "ar") return `${p.targetThreads} / -`;
   if (p.threadPlans)
-    return `${p.threadPlans.sequential.target}/${p.threadPlans.sequential.draft}${p.threadPlans.overlapped ? ` or ${p.threadPlans.overlapped.target}/${p.threadPlans.overlapped.draft}` : ""}`;
+    return (
+      `${p.threadPlans.sequential.target}/${p.threadPlans.sequential.draft}` +
+      (p.threadPlans.overlapped ? ` or ${p.threadPlans.overlapped.target}/${p.threadPlans.overlapped.draft}` : "")
+    );
   return `${p.targetThreads} / ${p.draftThreads}`;
 };
 
 const o = b.options;
 console.log(
-  `${b.models.target.name ?? b.models.target.path} / ${b.models.draft?.name ?? "-"}; batch ${o.batchSize}, k ${o.draftTokens}, temperature ${o.temperature}, ${o.promptCount} prompts x ${o.maxTokens} tokens, ${o.repeat} measured runs${o.interleave ? ", interleaved" : ""}; ${b.machine.cpuModel}, ${b.machine.availableParallelism} cores${b.models.placementNote ? `; ${b.models.placementNote}` : ""}\n`,
+  `${b.models.target.name ?? b.models.target.path} / ${b.models.draft?.name ?? "-"}; batch ${o.batchSize}, k ` +
+    `${o.draftTokens}, temperature ${o.temperature}, ${o.promptCount} prompts x ${o.maxTokens} tokens, ` +
+    `${o.repeat} measured runs${o.interleave ? ", interleaved" : ""}; ${b.machine.cpuModel}, ` +
+    `${b.machine.availableParallelism} cores${b.models.placementNote ? `; ${b.models.placementNote}` : ""}\n`,
 );
 console.log(
-  "| mode | tokens/s (runs) | vs ar | vs sd | acceptance | mean acc. length | hidden drafting | idle (orchestration) | threads t/d |",
+  "| mode | tokens/s (runs) | vs ar | vs sd | acceptance | mean acc. length | hidden drafting | idle " +
+    "(orchestration) | threads t/d |",
 );
 console.log("|---|---|---|---|---|---|---|---|---|");
 for (const m of b.modes) {
   const s = m.summary;
   const spec = m.mode !== "ar";
   console.log(
-    `| ${m.mode} | ${f(s.tokensPerSecond)} (${m.runs.map((r) => f(r.stats.tokensPerSecond)).join(", ")}) | ${ratio(s.speedupVsAr)} | ${ratio(s.speedupVsSd)} | ${spec ? pct(s.acceptanceRate) : "-"} | ${spec ? f(s.meanAcceptanceLength, 2) : "-"} | ${spec ? pct(s.hiddenDraftFraction) : "-"} | ${pct(s.idleFraction)} | ${threads(m)} |`,
+    `| ${m.mode} | ${f(s.tokensPerSecond)} (${m.runs.map((r) => f(r.stats.tokensPerSecond)).join(", ")}) | ` +
+      `${ratio(s.speedupVsAr)} | ${ratio(s.speedupVsSd)} | ${spec ? pct(s.acceptanceRate) : "-"} | ` +
+      `${spec ? f(s.meanAcceptanceLength, 2) : "-"} | ${spec ? pct(s.hiddenDraftFraction) : "-"} | ` +
+      `${pct(s.idleFraction)} | ${threads(m)} |`,
   );
 }
 
 console.log(
-  "\n| mode | verify alone: tokens → ms (calls) | verify overlapped: tokens → ms (calls) | draft ms/step alone | draft ms/step overlapped | step ms (wall/steps) |",
+  "\n| mode | verify alone: tokens → ms (calls) | verify overlapped: tokens → ms (calls) | draft ms/step alone " +
+    "| draft ms/step overlapped | step ms (wall/steps) |",
 );
 console.log("|---|---|---|---|---|---|");
 const sizes = (c) =>
@@ -57,7 +68,8 @@ for (const m of b.modes) {
   if (!p) continue;
   const d = (c) => (c && c.calls > 0 ? f(c.msPerStep) : "-");
   console.log(
-    `| ${m.mode} | ${sizes(p.verify.alone)} | ${sizes(p.verify.overlapped)} | ${d(p.draft.alone)} | ${d(p.draft.overlapped)} | ${f(p.steps > 0 ? p.wallMs / p.steps : null, 0)} |`,
+    `| ${m.mode} | ${sizes(p.verify.alone)} | ${sizes(p.verify.overlapped)} | ${d(p.draft.alone)} | ` +
+      `${d(p.draft.overlapped)} | ${f(p.steps > 0 ? p.wallMs / p.steps : null, 0)} |`,
   );
 }
 
@@ -68,6 +80,9 @@ for (const m of b.modes) {
   const shares = autoChoiceShares(a.decisions);
   const best = m.summary.speedupVsBestFixed;
   console.log(
-    `\nWhat \`${m.mode}\` chose (shares of the ${total} measured steps): ${shares}; ${a.probeSteps} probe steps, ${a.switches} schedule switches; ${best === null || best === undefined ? "" : `${ratio(best)} the best fixed mode `}(${f(m.summary.tokensPerSecond)} tok/s).`,
+    `\nWhat \`${m.mode}\` chose (shares of the ${total} measured steps): ${shares}; ${a.probeSteps} probe ` +
+      `steps, ${a.switches} schedule switches; ` +
+      `${best === null || best === undefined ? "" : `${ratio(best)} the best fixed mode `}(` +
+      `${f(m.summary.tokensPerSecond)} tok/s).`,
   );
 }

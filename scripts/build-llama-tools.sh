@@ -18,11 +18,14 @@ if [ ! -f deps/llama.cpp/CMakeLists.txt ]; then
 fi
 flags=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON)
-if [ "$variant" = native ]; then flags+=(-DGGML_NATIVE=ON); else flags+=(-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DBUILD_SHARED_LIBS=ON); fi
+if [ "$variant" = native ]; then flags+=(-DGGML_NATIVE=ON); \
+else flags+=(-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DBUILD_SHARED_LIBS=ON); fi
 mkdir -p "$out"
 t0=$SECONDS
-cmake -S deps/llama.cpp -B "$build" "${flags[@]}" > "$out/configure-$variant.log" 2>&1 || { tail -30 "$out/configure-$variant.log"; exit 1; }
-cmake --build "$build" -j "$(nproc)" --target llama-batched-bench llama-speculative-simple llama-server > "$out/build-$variant.log" 2>&1 || { tail -40 "$out/build-$variant.log"; exit 1; }
+cmake -S deps/llama.cpp -B "$build" "${flags[@]}" > "$out/configure-$variant.log" 2>&1 \
+  || { tail -30 "$out/configure-$variant.log"; exit 1; }
+cmake --build "$build" -j "$(nproc)" --target llama-batched-bench llama-speculative-simple llama-server \
+  > "$out/build-$variant.log" 2>&1 || { tail -40 "$out/build-$variant.log"; exit 1; }
 mkdir -p "$out/bin"
 ln -sf "$(pwd)/$build/bin/llama-batched-bench" "$out/bin/llama-batched-bench"
 ln -sf "$(pwd)/$build/bin/llama-speculative-simple" "$out/bin/llama-speculative-simple"

@@ -126,12 +126,15 @@ async function main() {
     const { error, stderr } = await run(CHROMIUM, args, 90_000);
     if (!existsSync(png))
       fail(
-        `chromium wrote no screenshot${error ? ` (${error.message.split("\n")[0]})` : ""}${stderr ? `: ${String(stderr).trim().split("\n").slice(-1)[0]}` : ""}`,
+        `chromium wrote no screenshot${error ? ` (${error.message.split("\n")[0]})` : ""}` +
+          (stderr ? `: ${String(stderr).trim().split("\n").slice(-1)[0]}` : ""),
       );
     const size = (await stat(png)).size;
     const image = decodePng(await readFile(png));
     const { inkFraction, colours } = inkStats(image);
-    const summary = `${image.width}x${image.height}, ${size} bytes, ${(inkFraction * 100).toFixed(1)}% non-background pixels, ${colours} colours`;
+    const summary =
+      `${image.width}x${image.height}, ${size} bytes, ${(inkFraction * 100).toFixed(1)}% non-background pixels, ` +
+      `${colours} colours`;
     // a blank or error page is nearly one colour; the report has text, bars and coloured lanes
     if (size < 10_000 || inkFraction < 0.02 || colours < 16) fail(`screenshot looks blank or trivial: ${summary}`);
     process.stdout.write(`ok: ${report} rendered (${summary})\n`);

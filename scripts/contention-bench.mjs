@@ -130,7 +130,8 @@ for (let round = 0; round < rounds; round++) {
       await stop?.();
       samples[mode][condition].push(r.tokensPerSecond);
       log(
-        `round ${round + 1}/${rounds} ${mode} ${condition}: ${r.tokensPerSecond.toFixed(1)} tok/s (${r.ms.toFixed(0)} ms)`,
+        `round ${round + 1}/${rounds} ${mode} ${condition}: ${r.tokensPerSecond.toFixed(1)} tok/s ` +
+          `(${r.ms.toFixed(0)} ms)`,
       );
     }
   }

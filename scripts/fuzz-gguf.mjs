@@ -18,7 +18,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 function usage(msg) {
   process.stderr.write(
-    `fuzz-gguf: ${msg}\nusage: node scripts/fuzz-gguf.mjs [--seed N] [--count N] [--time-limit SECONDS] [--kind ${MUTATION_KINDS.join("|")}] [--keep DIR] [--json]\n`,
+    `fuzz-gguf: ${msg}\nusage: node scripts/fuzz-gguf.mjs [--seed N] [--count N] [--time-limit SECONDS] [--kind ` +
+      `${MUTATION_KINDS.join("|")}] [--keep DIR] [--json]\n`,
   );
   process.exit(2);
 }
@@ -30,7 +31,12 @@ async function replay(files) {
     if (r.crash) crashes++;
     const d = r.done[0];
     console.log(
-      `${file}: ${r.crash ? `CRASH ${r.crash}` : d.status === "loaded" ? "loaded" : `${d.stage !== "load" ? `error after load (${d.stage}) ` : ""}${d.name}: ${d.message}`}`,
+      `${file}: ` +
+        (r.crash
+          ? `CRASH ${r.crash}`
+          : d.status === "loaded"
+            ? "loaded"
+            : `${d.stage !== "load" ? `error after load (${d.stage}) ` : ""}${d.name}: ${d.message}`),
     );
   }
   process.exit(crashes > 0 ? 1 : 0);

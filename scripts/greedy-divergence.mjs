@@ -60,7 +60,8 @@ for (const r of reference) {
 }
 gaps.sort((x, y) => x - y);
 console.log(
-  `target logits along ${path.basename(args.reference)}: median top-2 gap ${gaps[gaps.length >> 1].toFixed(4)} over ${gaps.length} positions`,
+  `target logits along ${path.basename(args.reference)}: median top-2 gap ${gaps[gaps.length >> 1].toFixed(4)} ` +
+    `over ${gaps.length} positions`,
 );
 
 for (const file of positionals) {
@@ -83,7 +84,8 @@ for (const file of positionals) {
       else if (x > second) second = x;
     const gap = row[b[d]] - row[a[d]];
     lines.push(
-      `  prompt ${i}: position ${d}: reference ${a[d]}, other ${b[d]}; other - reference logit ${gap >= 0 ? "+" : ""}${gap.toFixed(4)} (top-2 gap ${(best - second).toFixed(4)})`,
+      `  prompt ${i}: position ${d}: reference ${a[d]}, other ${b[d]}; other - reference logit ` +
+        `${gap >= 0 ? "+" : ""}${gap.toFixed(4)} (top-2 gap ${(best - second).toFixed(4)})`,
     );
   }
   console.log(`${path.basename(file)}: identical to the reference on ${same}/${reference.length} prompts`);

@@ -308,12 +308,14 @@ for (let round = 1; round <= rounds; round++) {
     if (s.reference && !references[s.reference]) references[s.reference] = r.outputs;
     if (s.outputsOf && r.outputs) entry.outputs = { of: s.outputsOf, tokens: r.outputs };
     log(
-      `round ${round} ${s.id}: ${r.tokensPerSecond?.toFixed(2) ?? "-"} tok/s, decode ${r.decodeTokensPerSecond?.toFixed(2) ?? "-"} tok/s (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+      `round ${round} ${s.id}: ${r.tokensPerSecond?.toFixed(2) ?? "-"} tok/s, decode ` +
+        `${r.decodeTokensPerSecond?.toFixed(2) ?? "-"} tok/s (${((Date.now() - started) / 1000).toFixed(0)} s)`,
     );
   }
 }
 
-// greedy agreement with minedraft's ar at the same prompts (itself checked against single-sequence decoding in the tests)
+// greedy agreement with minedraft's ar at the same prompts (itself checked against single-sequence decoding in the
+// tests)
 const rows = [...results.values()].map((e) => {
   const avg = (xs) => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
   const mean = avg(e.runs);
@@ -378,11 +380,16 @@ const report = {
 };
 const fmt = (x, d = 1) => (x === null || x === undefined ? "-" : typeof x === "string" ? x : x.toFixed(d));
 const table = [
-  "| system | sequences | tokens/s (end to end) | generation tokens/s (prompt excluded) | runs | acceptance | greedy = minedraft ar | threads t/d | status |",
+  "| system | sequences | tokens/s (end to end) | generation tokens/s (prompt excluded) | runs | acceptance | " +
+    "greedy = minedraft ar | threads t/d | status |",
   "|---|---|---|---|---|---|---|---|---|",
   ...rows.map(
     (r) =>
-      `| ${r.id} | ${r.sequences} | ${fmt(r.tokensPerSecond)} | ${fmt(r.decodeTokensPerSecond)} | ${(r.runs.length > 0 ? r.runs : r.decodeRuns).map((x) => x.toFixed(1)).join(", ")} | ${r.acceptanceRate == null ? "-" : `${(100 * r.acceptanceRate).toFixed(1)}%`} | ${r.matchesMinedraftAr ?? "-"} | ${r.threads ?? "-"} | ${r.status}${r.detail ? `: ${r.detail}` : ""}${r.note ? ` (${r.note})` : ""} |`,
+      `| ${r.id} | ${r.sequences} | ${fmt(r.tokensPerSecond)} | ${fmt(r.decodeTokensPerSecond)} | ` +
+      `${(r.runs.length > 0 ? r.runs : r.decodeRuns).map((x) => x.toFixed(1)).join(", ")} | ` +
+      `${r.acceptanceRate == null ? "-" : `${(100 * r.acceptanceRate).toFixed(1)}%`} | ` +
+      `${r.matchesMinedraftAr ?? "-"} | ${r.threads ?? "-"} | ` +
+      `${r.status}${r.detail ? `: ${r.detail}` : ""}${r.note ? ` (${r.note})` : ""} |`,
   ),
   "",
   ...Object.entries(targets).map(([k2, v]) => `- ${k2}: ${typeof v === "number" ? `${v.toFixed(2)}x` : (v ?? "-")}`),

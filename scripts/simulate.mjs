@@ -1,4 +1,5 @@
-// Predicts ar / sd / psd / auto throughput with the step-level simulator (src/bench/simulator.ts): npm run build:ts, then node scripts/simulate.mjs --help.
+// Predicts ar / sd / psd / auto throughput with the step-level simulator (src/bench/simulator.ts): npm run build:ts,
+// then node scripts/simulate.mjs --help.
 //
 // The simulator runs the workload step by step (admission prefills, two sub-batches for psd/auto,
 // the tail where batches empty) on the engine's own pipeline and cost model (from dist/):
@@ -83,9 +84,12 @@ function describeCosts(costs) {
     return e.length > 0 ? ` (measured: ${e.map(([n, ms]) => `${n} tokens ${fmt(ms, 0)} ms`).join(", ")})` : "";
   };
   return [
-    `T_verify(n tokens): sequential ${l(costs.verify.sequential)} ms${pts(costs.verify.sequential)}; overlapped ${l(costs.verify.overlapped)} ms${pts(costs.verify.overlapped)}`,
-    `draft call of k steps for ${costs.batchSize} requests: sequential ${l(costs.draft.sequential, "k")} ms, overlapped ${l(costs.draft.overlapped, "k")} ms`,
-    `overhead per step: sequential ${fmt(costs.overhead.sequential, 2)} ms, overlapped ${fmt(costs.overhead.overlapped, 2)} ms`,
+    `T_verify(n tokens): sequential ${l(costs.verify.sequential)} ms${pts(costs.verify.sequential)}; overlapped ` +
+      `${l(costs.verify.overlapped)} ms${pts(costs.verify.overlapped)}`,
+    `draft call of k steps for ${costs.batchSize} requests: sequential ${l(costs.draft.sequential, "k")} ms, ` +
+      `overlapped ${l(costs.draft.overlapped, "k")} ms`,
+    `overhead per step: sequential ${fmt(costs.overhead.sequential, 2)} ms, overlapped ` +
+      `${fmt(costs.overhead.overlapped, 2)} ms`,
     `acceptance (conditional, per position): ${costs.acceptance.map((a) => fmt(a, 2)).join(" ")}`,
   ].join("\n");
 }
@@ -135,7 +139,9 @@ async function main() {
       replayDecisions = auto.summary.auto.decisions.map((d) => ({ schedule: d.schedule, k: d.k, share: d.share }));
       measured["auto (replay)"] = auto.summary.tokensPerSecond;
     }
-    title = `fitted from ${args.bench} (${bench.machine.cpuModel}, ${bench.machine.availableParallelism} cores; ${bench.models.target.name} / ${bench.models.draft?.name})`;
+    title =
+      `fitted from ${args.bench} (${bench.machine.cpuModel}, ${bench.machine.availableParallelism} cores; ` +
+      `${bench.models.target.name} / ${bench.models.draft?.name})`;
   } else if (args.preset) {
     const p = PRESETS[args.preset];
     if (!p) throw new Error(`unknown preset ${args.preset}; --list-presets shows them`);
@@ -218,14 +224,18 @@ async function main() {
         ? `after a warm-up at ${workload.warmupTokens} tokens, ${workload.repeat ?? 1} measured run(s)`
         : `${workload.repeat ?? 1} run(s), no warm-up`;
     notes.push(
-      `auto (policy): the AutoPolicy of ${path.relative(process.cwd(), policyDist) || "."}, ${order}, over ${r.runs} seeds; call times jittered by up to +-${fmt(100 * jitter, 0)}%, acceptance sampled: mean ${fmt(r.tokensPerSecond)} tok/s, range ${fmt(r.min)}-${fmt(r.max)}`,
+      `auto (policy): the AutoPolicy of ${path.relative(process.cwd(), policyDist) || "."}, ${order}, over ` +
+        `${r.runs} seeds; call times jittered by up to +-${fmt(100 * jitter, 0)}%, acceptance sampled: mean ` +
+        `${fmt(r.tokensPerSecond)} tok/s, range ${fmt(r.min)}-${fmt(r.max)}`,
     );
   }
   const bound = psdBound(workload, costs);
   const out = [];
   out.push(title, "", describeCosts(costs), "");
   out.push(
-    `workload: ${workload.maxTokens.length} requests x ~${fmt(workload.maxTokens.reduce((a, b) => a + b, 0) / workload.maxTokens.length, 0)} tokens, batch size ${workload.batchSize}, k ${workload.k}`,
+    `workload: ${workload.maxTokens.length} requests x ` +
+      `~${fmt(workload.maxTokens.reduce((a, b) => a + b, 0) / workload.maxTokens.length, 0)} tokens, batch size ` +
+      `${workload.batchSize}, k ${workload.k}`,
   );
   out.push(`PSD bound at the sequential placement's costs: (T_draft + T_verify) / max = ${fmt(bound, 2)}x over sd`, "");
   const header = measured
@@ -257,7 +267,11 @@ async function main() {
   const bestFixed = fixed.reduce((b, r) => (r.tokensPerSecond > b.tokensPerSecond ? r : b), fixed[0]);
   for (const r of results.filter((x) => x.mode.startsWith("auto"))) {
     notes.push(
-      `${r.mode} / best fixed mode (predicted, ${bestFixed.mode}): ${fmt(r.tokensPerSecond / bestFixed.tokensPerSecond, 2)}x${r.min !== undefined ? ` (range ${fmt(r.min / bestFixed.tokensPerSecond, 2)}-${fmt(r.max / bestFixed.tokensPerSecond, 2)}x)` : ""}`,
+      `${r.mode} / best fixed mode (predicted, ${bestFixed.mode}): ` +
+        `${fmt(r.tokensPerSecond / bestFixed.tokensPerSecond, 2)}x` +
+        (r.min !== undefined
+          ? ` (range ${fmt(r.min / bestFixed.tokensPerSecond, 2)}-${fmt(r.max / bestFixed.tokensPerSecond, 2)}x)`
+          : ""),
     );
   }
   if (notes.length > 0) out.push("", ...notes.map((n) => `- ${n}`));
@@ -266,7 +280,18 @@ async function main() {
   if (args.json) {
     writeFileSync(
       args.json,
-      `${JSON.stringify({ title, costs, workload: { ...workload, requests: workload.maxTokens.length }, bound, results, measured: measured ?? null }, null, 2)}\n`,
+      `${JSON.stringify(
+        {
+          title,
+          costs,
+          workload: { ...workload, requests: workload.maxTokens.length },
+          bound,
+          results,
+          measured: measured ?? null,
+        },
+        null,
+        2,
+      )}\n`,
     );
   }
 }

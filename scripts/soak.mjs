@@ -65,10 +65,9 @@ if (opts.pair === "micro") {
 }
 
 const r = rng(opts.seed);
-const WORDS =
-  "once upon a time there was a little model that drafted tokens for a bigger one and the big one checked them all".split(
-    " ",
-  );
+const WORDS = (
+  "once upon a time there was a little model that drafted tokens " + "for a bigger one and the big one checked them all"
+).split(" ");
 const rss = () => {
   globalThis.gc();
   globalThis.gc();
@@ -123,7 +122,8 @@ async function one(i) {
       samples.push({ done, rss: rss(), heap: heap(), ms: Date.now() - t0 });
       const s = samples.at(-1);
       process.stderr.write(
-        `soak: ${done}/${opts.requests} requests, RSS ${mb(s.rss)} MB (JS heap ${mb(s.heap)} MB), ${(s.ms / 1000).toFixed(0)} s\n`,
+        `soak: ${done}/${opts.requests} requests, RSS ${mb(s.rss)} MB (JS heap ${mb(s.heap)} MB), ` +
+          `${(s.ms / 1000).toFixed(0)} s\n`,
       );
     }
   }
@@ -188,14 +188,18 @@ const report = {
 };
 const pass = failed.length === 0 && growth <= opts.maxGrowth;
 console.log(
-  `soak: ${report.requests} requests on the ${opts.pair} pair in ${report.seconds} s (${report.completed} completed, ${aborted} aborted, ${failed.length} failed; ${tokens} tokens, ${report.tokensPerSecond} tok/s)`,
+  `soak: ${report.requests} requests on the ${opts.pair} pair in ${report.seconds} s (${report.completed} ` +
+    `completed, ${aborted} aborted, ${failed.length} failed; ${tokens} tokens, ${report.tokensPerSecond} tok/s)`,
 );
 console.log(
-  `soak: RSS ${report.rssMb.start} MB at start, ${report.rssMb.afterWarmup} MB after ${warm.done} requests (warm-up), peak ${report.rssMb.peakAfterWarmup} MB, ${report.rssMb.end} MB at the end, ${report.rssMb.afterClose} MB after close()`,
+  `soak: RSS ${report.rssMb.start} MB at start, ${report.rssMb.afterWarmup} MB after ${warm.done} requests ` +
+    `(warm-up), peak ${report.rssMb.peakAfterWarmup} MB, ${report.rssMb.end} MB at the end, ` +
+    `${report.rssMb.afterClose} MB after close()`,
 );
 console.log(`soak: JS heap ${report.jsHeapMb.afterWarmup} MB after warm-up, ${report.jsHeapMb.end} MB at the end`);
 console.log(
-  `soak: growth after warm-up ${report.growthAfterWarmup}% (limit ${report.maxGrowthPercent}%), trend ${report.slopeBytesPerRequest} bytes/request: ${pass ? "PASS" : "FAIL"}`,
+  `soak: growth after warm-up ${report.growthAfterWarmup}% (limit ${report.maxGrowthPercent}%), trend ` +
+    `${report.slopeBytesPerRequest} bytes/request: ${pass ? "PASS" : "FAIL"}`,
 );
 for (const f of failed.slice(0, 5)) console.log(`soak: failed request: ${f}`);
 if (opts.json) writeFileSync(opts.json, `${JSON.stringify(report, null, 2)}\n`);

@@ -40,7 +40,8 @@ const { values: args, positionals } = parseArgs({
 });
 if (args.help) {
   console.log(
-    "usage: node scripts/step-overhead.mjs [--model T.gguf --draft D.gguf] [--tokens 128] [--rounds 3] [--spin 0,250] [--dist DIR] [--json out.json]\n       node scripts/step-overhead.mjs --merge a.json b.json ...",
+    "usage: node scripts/step-overhead.mjs [--model T.gguf --draft D.gguf] [--tokens 128] [--rounds 3] " +
+      "[--spin 0,250] [--dist DIR] [--json out.json]\n       node scripts/step-overhead.mjs --merge a.json b.json ...",
   );
   process.exit(0);
 }
@@ -66,7 +67,8 @@ if (args.merge) {
     if (p.roundTrip.length) console.log(`${key}: ${median(p.roundTrip).toFixed(1)} us (${p.roundTrip.length} runs)`);
     else
       console.log(
-        `${key}: ${median(p.msPerToken).toFixed(3)} ms/token, JS gap ${median(p.gap).toFixed(0)} us/step (${p.msPerToken.length} runs)`,
+        `${key}: ${median(p.msPerToken).toFixed(3)} ms/token, JS gap ${median(p.gap).toFixed(0)} us/step ` +
+          `(${p.msPerToken.length} runs)`,
       );
   }
   process.exit(0);
@@ -178,7 +180,8 @@ console.log(`single request, ${tokens} tokens, median of ${rounds} rounds:`);
 for (const g of result.generation) {
   const base = result.generation.find((x) => x.mode === g.mode && x.spinMicros === spins[0]);
   console.log(
-    `  ${g.mode.padEnd(3)} spinMicros ${String(g.spinMicros).padStart(5)}: ${g.msPerToken.toFixed(3)} ms/token (${(base.msPerToken / g.msPerToken).toFixed(2)}x), JS gap ${g.jsGapUsPerStep.toFixed(0)} us/step`,
+    `  ${g.mode.padEnd(3)} spinMicros ${String(g.spinMicros).padStart(5)}: ${g.msPerToken.toFixed(3)} ms/token ` +
+      `(${(base.msPerToken / g.msPerToken).toFixed(2)}x), JS gap ${g.jsGapUsPerStep.toFixed(0)} us/step`,
   );
 }
 if (args.json) {

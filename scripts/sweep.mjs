@@ -122,7 +122,8 @@ if (sweeps.includes("batch")) {
     const sd2m = await bench(basePair, ["sd"], 2 * m, base.k, prompts);
     rows.push(...point, ...sd2m.map((r) => ({ ...r, mode: "sd(2m)" })));
     log(
-      `m=${m}: ${[...point, ...sd2m].map((r) => `${r.mode}@${r.batchSize} ${r.tokensPerSecond.toFixed(2)}`).join(", ")}`,
+      `m=${m}: ` +
+        `${[...point, ...sd2m].map((r) => `${r.mode}@${r.batchSize} ${r.tokensPerSecond.toFixed(2)}`).join(", ")}`,
     );
   }
   out.sweeps.batch = rows;
@@ -134,7 +135,14 @@ if (sweeps.includes("eps")) {
     const point = await bench(pair, ["ar", "sd", "psd", "auto"], base.m, base.k, 2 * base.m);
     rows.push(...point.map((r) => ({ ...r, eps })));
     log(
-      `eps=${eps}: ${point.map((r) => `${r.mode} ${r.tokensPerSecond.toFixed(2)} (${r.acceptanceRate === null ? "-" : (100 * r.acceptanceRate).toFixed(0)}%)`).join(", ")}`,
+      `eps=${eps}: ` +
+        `${point
+          .map(
+            (r) =>
+              `${r.mode} ${r.tokensPerSecond.toFixed(2)} (` +
+              `${r.acceptanceRate === null ? "-" : (100 * r.acceptanceRate).toFixed(0)}%)`,
+          )
+          .join(", ")}`,
     );
   }
   out.sweeps.eps = rows;
@@ -147,19 +155,23 @@ const pct = (x) => (x === null || x === undefined ? "-" : `${(100 * x).toFixed(0
 if (out.sweeps.k) {
   const ar = out.sweeps.k.find((r) => r.mode === "ar");
   console.log(
-    `\n### k (batch ${base.m}, ${2 * base.m} requests; ar ${f(ar.tokensPerSecond)} tok/s)\n\n| k | sd tok/s | psd tok/s | psd/sd | sd/ar | acceptance | mean acc. length |\n|---|---|---|---|---|---|---|`,
+    `\n### k (batch ${base.m}, ${2 * base.m} requests; ar ${f(ar.tokensPerSecond)} tok/s)\n\n| k | sd tok/s | ` +
+      "psd tok/s | psd/sd | sd/ar | acceptance | mean acc. length |\n|---|---|---|---|---|---|---|",
   );
   for (const k of list(args.ks)) {
     const sd = out.sweeps.k.find((r) => r.mode === "sd" && r.k === k);
     const psd = out.sweeps.k.find((r) => r.mode === "psd" && r.k === k);
     console.log(
-      `| ${k} | ${f(sd.tokensPerSecond)} | ${f(psd.tokensPerSecond)} | ${f(psd.tokensPerSecond / sd.tokensPerSecond, 2)} | ${f(sd.tokensPerSecond / ar.tokensPerSecond, 2)} | ${pct(sd.acceptanceRate)} | ${f(sd.meanAcceptanceLength, 2)} |`,
+      `| ${k} | ${f(sd.tokensPerSecond)} | ${f(psd.tokensPerSecond)} | ` +
+        `${f(psd.tokensPerSecond / sd.tokensPerSecond, 2)} | ${f(sd.tokensPerSecond / ar.tokensPerSecond, 2)} | ` +
+        `${pct(sd.acceptanceRate)} | ${f(sd.meanAcceptanceLength, 2)} |`,
     );
   }
 }
 if (out.sweeps.batch) {
   console.log(
-    `\n### batch size m (k ${base.k}; 2m requests)\n\n| m | ar | sd(m) | sd(2m) | psd(m) | auto(m) | psd/sd(m) | psd/sd(2m) | auto/best fixed | auto's choices |\n|---|---|---|---|---|---|---|---|---|---|`,
+    `\n### batch size m (k ${base.k}; 2m requests)\n\n| m | ar | sd(m) | sd(2m) | psd(m) | auto(m) | psd/sd(m) ` +
+      "| psd/sd(2m) | auto/best fixed | auto's choices |\n|---|---|---|---|---|---|---|---|---|---|",
   );
   for (const m of list(args.batches)) {
     const g = (mode) =>
@@ -167,20 +179,26 @@ if (out.sweeps.batch) {
     const [ar, sd, sd2, psd, auto] = ["ar", "sd", "sd(2m)", "psd", "auto"].map(g);
     const best = Math.max(ar.tokensPerSecond, sd.tokensPerSecond, sd2.tokensPerSecond, psd.tokensPerSecond);
     console.log(
-      `| ${m} | ${f(ar.tokensPerSecond)} | ${f(sd.tokensPerSecond)} | ${f(sd2.tokensPerSecond)} | ${f(psd.tokensPerSecond)} | ${f(auto.tokensPerSecond)} | ${f(psd.tokensPerSecond / sd.tokensPerSecond, 2)} | ${f(psd.tokensPerSecond / sd2.tokensPerSecond, 2)} | ${f(auto.tokensPerSecond / best, 2)} | ${auto.auto ?? "-"} |`,
+      `| ${m} | ${f(ar.tokensPerSecond)} | ${f(sd.tokensPerSecond)} | ${f(sd2.tokensPerSecond)} | ` +
+        `${f(psd.tokensPerSecond)} | ${f(auto.tokensPerSecond)} | ` +
+        `${f(psd.tokensPerSecond / sd.tokensPerSecond, 2)} | ${f(psd.tokensPerSecond / sd2.tokensPerSecond, 2)} | ` +
+        `${f(auto.tokensPerSecond / best, 2)} | ${auto.auto ?? "-"} |`,
     );
   }
 }
 if (out.sweeps.eps) {
   console.log(
-    `\n### draft agreement eps (batch ${base.m}, k ${base.k})\n\n| eps | acceptance | ar | sd | psd | auto | auto/best fixed | auto's choices |\n|---|---|---|---|---|---|---|---|`,
+    `\n### draft agreement eps (batch ${base.m}, k ${base.k})\n\n| eps | acceptance | ar | sd | psd | auto | ` +
+      "auto/best fixed | auto's choices |\n|---|---|---|---|---|---|---|---|",
   );
   for (const eps of list(args.eps)) {
     const g = (mode) => out.sweeps.eps.find((r) => r.mode === mode && r.eps === eps);
     const [ar, sd, psd, auto] = ["ar", "sd", "psd", "auto"].map(g);
     const best = Math.max(ar.tokensPerSecond, sd.tokensPerSecond, psd.tokensPerSecond);
     console.log(
-      `| ${eps} | ${pct(sd.acceptanceRate)} | ${f(ar.tokensPerSecond)} | ${f(sd.tokensPerSecond)} | ${f(psd.tokensPerSecond)} | ${f(auto.tokensPerSecond)} | ${f(auto.tokensPerSecond / best, 2)} | ${auto.auto ?? "-"} |`,
+      `| ${eps} | ${pct(sd.acceptanceRate)} | ${f(ar.tokensPerSecond)} | ${f(sd.tokensPerSecond)} | ` +
+        `${f(psd.tokensPerSecond)} | ${f(auto.tokensPerSecond)} | ${f(auto.tokensPerSecond / best, 2)} | ` +
+        `${auto.auto ?? "-"} |`,
     );
   }
 }

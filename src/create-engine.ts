@@ -28,7 +28,10 @@ export interface ModelPlacement {
 }
 
 export interface CreateEngineOptions extends Omit<EngineOptions, "mode"> {
-  /** default: ar without a draft; with one, auto where the models share the CPU cores, psd with the target on a GPU (defaultMode) */
+  /**
+   * default: ar without a draft; with one, auto where the models share the CPU cores, psd with the target on a GPU
+   * (defaultMode)
+   */
   mode?: Mode;
   target: ModelPlacement;
   /** required for sd and psd */
@@ -45,7 +48,10 @@ export interface CreateEngineOptions extends Omit<EngineOptions, "mode"> {
   flashAttention?: "auto" | "on" | "off";
   /** persistent ggml threadpools whose threads sleep between graphs (default: on for contexts with > 1 thread) */
   threadpool?: boolean;
-  /** microseconds each model's worker spins for its next job after one that followed a result that soon, instead of sleeping (0 = always sleep; default 250, see ContextOptions.spinMicros) */
+  /**
+   * microseconds each model's worker spins for its next job after one that followed a result that soon, instead of
+   * sleeping (0 = always sleep; default 250, see ContextOptions.spinMicros)
+   */
   spinMicros?: number;
   logLevel?: LogLevel;
 }
@@ -107,7 +113,10 @@ function checkCreateOptions(options: CreateEngineOptions): void {
     throw new OptionTypeError("draft.model", `mode "${requested}" needs a draft model: draft.model is required`);
 }
 
-/** What depends on the mode (known once the devices are): its own options, and the sequences it holds must fit llama.cpp's limits. */
+/**
+ * What depends on the mode (known once the devices are): its own options, and the sequences it holds must fit
+ * llama.cpp's limits.
+ */
 function checkForMode(options: CreateEngineOptions, mode: Mode, batchSize: number, contextSize: number): void {
   checkModeOptions(options, mode);
   const paired = mode === "psd" || mode === "auto";
@@ -115,7 +124,8 @@ function checkForMode(options: CreateEngineOptions, mode: Mode, batchSize: numbe
   if (batchSize > maxBatch) {
     throw new OptionRangeError(
       "batchSize",
-      `batchSize must be an integer in 1..${maxBatch} in mode ${mode} (it holds ${paired ? "2 x batchSize" : "batchSize"} sequences, at most ${LIMITS.sequences}), got ${batchSize}`,
+      `batchSize must be an integer in 1..${maxBatch} in mode ${mode} (it holds ` +
+        `${paired ? "2 x batchSize" : "batchSize"} sequences, at most ${LIMITS.sequences}), got ${batchSize}`,
     );
   }
   const sequences = paired ? 2 * batchSize : batchSize;
@@ -123,7 +133,8 @@ function checkForMode(options: CreateEngineOptions, mode: Mode, batchSize: numbe
   if (contextSize > maxContext) {
     throw new OptionRangeError(
       "contextSize",
-      `contextSize must be an integer in 16..${maxContext} with ${sequences} sequences (mode ${mode}, batchSize ${batchSize}: together at most ${MAX_CONTEXT_TOKENS} tokens), got ${contextSize}`,
+      `contextSize must be an integer in 16..${maxContext} with ${sequences} sequences (mode ${mode}, batchSize ` +
+        `${batchSize}: together at most ${MAX_CONTEXT_TOKENS} tokens), got ${contextSize}`,
     );
   }
 }
@@ -138,7 +149,10 @@ function engineOptionsOf(options: CreateEngineOptions, mode: Mode, batchSize: nu
   return picked as unknown as EngineOptions;
 }
 
-/** Both models on their planned devices, loaded at once; a model passed in loaded is used as is, the ones loaded here go to `owned`. */
+/**
+ * Both models on their planned devices, loaded at once; a model passed in loaded is used as is, the ones loaded here go
+ * to `owned`.
+ */
 function loadModels(
   options: CreateEngineOptions,
   plan: PlacementPlan,

@@ -17,11 +17,17 @@ const MODE_COLORS: Record<string, string> = {
 const OVERLAP_COLOR = "#2a9d5b";
 
 const STYLE = `
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 980px; padding: 0 16px; color: #222; background: #fff; }
-h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 28px; border-bottom: 1px solid #ddd; padding-bottom: 4px; } h3 { font-size: 15px; margin: 18px 0 4px; }
-.meta, .caption { color: #555; } .warning { background: #fff4e0; border-left: 4px solid #e8a33d; padding: 6px 10px; } table { border-collapse: collapse; margin: 8px 0; } th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }
-th:first-child, td:first-child { text-align: left; } th { background: #f6f6f6; } .kv td, .kv th { text-align: left; } code { font-size: 12px; }
-svg text { font: 12px system-ui, sans-serif; fill: #333; } .legend span { display: inline-block; width: 12px; height: 12px; margin: 0 4px -2px 12px; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 980px; \
+padding: 0 16px; color: #222; background: #fff; }
+h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 28px; border-bottom: 1px solid #ddd; \
+padding-bottom: 4px; } h3 { font-size: 15px; margin: 18px 0 4px; }
+.meta, .caption { color: #555; } .warning { background: #fff4e0; border-left: 4px solid #e8a33d; padding: 6px 10px; } \
+table { border-collapse: collapse; margin: 8px 0; } th, td { padding: 3px 10px; border-bottom: 1px solid #eee; \
+text-align: right; }
+th:first-child, td:first-child { text-align: left; } th { background: #f6f6f6; } .kv td, .kv th { text-align: left; } \
+code { font-size: 12px; }
+svg text { font: 12px system-ui, sans-serif; fill: #333; } .legend span { display: inline-block; width: 12px; \
+height: 12px; margin: 0 4px -2px 12px; }
 `;
 
 function fmt(n: number, digits = 1): string {
@@ -58,12 +64,20 @@ export function throughputSvg(modes: readonly ModeResult[]): string {
     const s = m.summary;
     parts.push(`<text x="${left - 8}" y="${y + 15}" text-anchor="end" font-weight="bold">${esc(m.mode)}</text>`);
     parts.push(
-      `<rect class="bar" data-mode="${esc(m.mode)}" x="${left}" y="${y}" width="${r2(Math.max(1, x(s.tokensPerSecond) - left))}" height="22" fill="${MODE_COLORS[m.mode] ?? "#777"}">` +
-        `<title>${esc(`${m.mode}: ${fmt(s.tokensPerSecond)} tokens/s (runs ${fmt(s.tokensPerSecondMin)}..${fmt(s.tokensPerSecondMax)})`)}</title></rect>`,
+      `<rect class="bar" data-mode="${esc(m.mode)}" x="${left}" y="${y}" ` +
+        `width="${r2(Math.max(1, x(s.tokensPerSecond) - left))}" height="22" ` +
+        `fill="${MODE_COLORS[m.mode] ?? "#777"}">` +
+        "<title>" +
+        `${esc(
+          `${m.mode}: ${fmt(s.tokensPerSecond)} tokens/s (runs ` +
+            `${fmt(s.tokensPerSecondMin)}..${fmt(s.tokensPerSecondMax)})`,
+        )}` +
+        "</title></rect>",
     );
     if (m.runs.length > 1) {
       parts.push(
-        `<line x1="${r2(x(s.tokensPerSecondMin))}" y1="${y + 11}" x2="${r2(x(s.tokensPerSecondMax))}" y2="${y + 11}" stroke="#222" stroke-width="1.5"/>`,
+        `<line x1="${r2(x(s.tokensPerSecondMin))}" y1="${y + 11}" x2="${r2(x(s.tokensPerSecondMax))}" ` +
+          `y2="${y + 11}" stroke="#222" stroke-width="1.5"/>`,
       );
     }
     parts.push(
@@ -72,7 +86,10 @@ export function throughputSvg(modes: readonly ModeResult[]): string {
   });
   parts.push(`<line x1="${left}" y1="${axisY}" x2="${left + plotW}" y2="${axisY}" stroke="#999"/>`);
   parts.push(`<text x="${left + plotW / 2}" y="${axisY + 36}" text-anchor="middle">throughput (tokens/s)</text>`);
-  return `<svg class="throughput" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="throughput per mode">${parts.join("")}</svg>`;
+  return (
+    `<svg class="throughput" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ` +
+    `${width} ${height}" role="img" aria-label="throughput per mode">${parts.join("")}</svg>`
+  );
 }
 
 /** Time ranges where both workers are busy. */
@@ -122,22 +139,32 @@ export function timelineSvg(mode: string, timeline: Timeline): string {
       const choice = e.decision
         ? `, auto: ${e.decision.schedule} k=${e.decision.k}${e.decision.probe ? " (probe)" : ""}`
         : "";
-      const tip = `${e.worker} ${e.kind}, step ${e.step}${sub}${choice}, requests ${e.requests.join(",")}: ${fmt(e.end - e.start, 2)} ms`;
+      const tip =
+        `${e.worker} ${e.kind}, step ${e.step}${sub}${choice}, requests ${e.requests.join(",")}: ` +
+        `${fmt(e.end - e.start, 2)} ms`;
       // psd's second sub-batch is drawn lighter so the alternation of the two sub-batches shows
       const opacity = e.batch === 1 ? 0.6 : 1;
       const label =
         w > 26
-          ? `<text x="${r2(x(e.start) + w / 2)}" y="${lane.y + laneH / 2 + 4}" text-anchor="middle" fill="#fff" style="fill:#fff">${esc(e.batch >= 0 ? `b${e.batch}` : e.kind[0]!)}</text>`
+          ? `<text x="${r2(x(e.start) + w / 2)}" y="${lane.y + laneH / 2 + 4}" text-anchor="middle" fill="#fff" ` +
+            `style="fill:#fff">${esc(e.batch >= 0 ? `b${e.batch}` : e.kind[0]!)}</text>`
           : "";
-      return `<rect class="event ${e.kind}" x="${r2(x(e.start))}" y="${lane.y + 3}" width="${r2(w)}" height="${laneH - 6}" fill="${KIND_COLORS[e.kind]}" fill-opacity="${opacity}"><title>${esc(tip)}</title></rect>${label}`;
+      return (
+        `<rect class="event ${e.kind}" x="${r2(x(e.start))}" y="${lane.y + 3}" width="${r2(w)}" ` +
+        `height="${laneH - 6}" fill="${KIND_COLORS[e.kind]}" fill-opacity="${opacity}"><title>${esc(tip)}</title>` +
+        `</rect>${label}`
+      );
     });
     const empty =
       events.length === 0
-        ? `<text x="${left + 8}" y="${lane.y + laneH / 2 + 4}" fill="#888" style="fill:#888">${lane.worker === "draft" && mode === "ar" ? "no draft model in ar" : "idle"}</text>`
+        ? `<text x="${left + 8}" y="${lane.y + laneH / 2 + 4}" fill="#888" ` +
+          `style="fill:#888">${lane.worker === "draft" && mode === "ar" ? "no draft model in ar" : "idle"}</text>`
         : "";
     parts.push(
-      `<g class="lane" data-worker="${lane.worker}"><rect x="${left}" y="${lane.y}" width="${plotW}" height="${laneH}" fill="#f7f7f7"/>` +
-        `<text x="${left - 8}" y="${lane.y + laneH / 2 + 4}" text-anchor="end" font-weight="bold">${lane.worker}</text>${rects.join("")}${empty}</g>`,
+      `<g class="lane" data-worker="${lane.worker}"><rect x="${left}" y="${lane.y}" width="${plotW}" ` +
+        `height="${laneH}" fill="#f7f7f7"/>` +
+        `<text x="${left - 8}" y="${lane.y + laneH / 2 + 4}" text-anchor="end" ` +
+        `font-weight="bold">${lane.worker}</text>${rects.join("")}${empty}</g>`,
     );
   }
   const both = overlapIntervals(timeline.events);
@@ -145,13 +172,26 @@ export function timelineSvg(mode: string, timeline: Timeline): string {
     `<text x="${left - 8}" y="${overlapY + 6}" text-anchor="end" fill="#666" style="fill:#666">both busy</text>`,
   );
   parts.push(
-    `<g class="overlap">${both.map(([s, e]) => `<rect x="${r2(x(s))}" y="${overlapY}" width="${r2(Math.max(0.5, x(e) - x(s)))}" height="7" fill="${OVERLAP_COLOR}"/>`).join("")}</g>`,
+    '<g class="overlap">' +
+      `${both
+        .map(
+          ([s, e]) =>
+            `<rect x="${r2(x(s))}" y="${overlapY}" width="${r2(Math.max(0.5, x(e) - x(s)))}" height="7" ` +
+            `fill="${OVERLAP_COLOR}"/>`,
+        )
+        .join("")}` +
+      "</g>",
   );
   parts.push(`<line x1="${left}" y1="${axisY}" x2="${left + plotW}" y2="${axisY}" stroke="#999"/>`);
   parts.push(
-    `<text x="${left + plotW / 2}" y="${axisY + 36}" text-anchor="middle">time (ms) from ${esc(fmt(timeline.startMs, 1))} ms after the engine started</text>`,
+    `<text x="${left + plotW / 2}" y="${axisY + 36}" text-anchor="middle">time (ms) from ` +
+      `${esc(fmt(timeline.startMs, 1))} ms after the engine started</text>`,
   );
-  return `<svg class="timeline" data-mode="${esc(mode)}" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(`${mode} timeline`)}">${parts.join("")}</svg>`;
+  return (
+    `<svg class="timeline" data-mode="${esc(mode)}" xmlns="http://www.w3.org/2000/svg" width="${width}" ` +
+    `height="${height}" viewBox="0 0 ${width} ${height}" role="img" ` +
+    `aria-label="${esc(`${mode} timeline`)}">${parts.join("")}</svg>`
+  );
 }
 
 function summaryTable(modes: readonly ModeResult[]): string {
@@ -185,7 +225,10 @@ function summaryTable(modes: readonly ModeResult[]): string {
       threadsLabel(m),
     ];
   });
-  return `<table class="summary"><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join("")}</tr>`).join("")}</table>`;
+  return (
+    `<table class="summary"><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>` +
+    `${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join("")}</tr>`).join("")}</table>`
+  );
 }
 
 /** auto: what it chose (shares of steps over the measured runs) and its cost model's predictions. */
@@ -195,14 +238,16 @@ function autoSection(m: ModeResult): string {
   const rows = a.decisions
     .map(
       (d) =>
-        `<tr><td>${esc(d.schedule)}</td><td>${d.k}</td><td>${d.threads.target}/${d.threads.draft}</td><td>${d.steps}</td><td>${pct(d.share)}</td></tr>`,
+        `<tr><td>${esc(d.schedule)}</td><td>${d.k}</td><td>${d.threads.target}/${d.threads.draft}</td><td>` +
+        `${d.steps}</td><td>${pct(d.share)}</td></tr>`,
     )
     .join("");
   const preds = a.model.predictions
     .slice(0, 8)
     .map(
       (p) =>
-        `<tr><td>${esc(p.schedule)}</td><td>${p.k}</td><td>${fmt(p.tokensPerSecond)}</td><td>${fmt(p.stepMs, 1)}</td><td>${fmt(p.tokensPerVerify, 2)}</td></tr>`,
+        `<tr><td>${esc(p.schedule)}</td><td>${p.k}</td><td>${fmt(p.tokensPerSecond)}</td><td>` +
+        `${fmt(p.stepMs, 1)}</td><td>${fmt(p.tokensPerVerify, 2)}</td></tr>`,
     )
     .join("");
   const line = (name: string, f: { a: number; b: number } | null, unit: string) =>
@@ -210,7 +255,8 @@ function autoSection(m: ModeResult): string {
   const model = [
     line("verify, sequential", a.model.verify.sequential, "tokens"),
     a.model.verify.overlapped === null && a.model.overlapBound
-      ? `verify, overlapped: not measured (the overlap could reach at most ${fmt(a.model.overlapBound.tokensPerSecond)} tok/s, at k = ${a.model.overlapBound.k})`
+      ? "verify, overlapped: not measured (the overlap could reach at most " +
+        `${fmt(a.model.overlapBound.tokensPerSecond)} tok/s, at k = ${a.model.overlapBound.k})`
       : line("verify, overlapped", a.model.verify.overlapped, "tokens"),
     line(`draft call (${a.model.batchSize} requests), sequential`, a.model.draft.sequential, "steps"),
     line(`draft call (${a.model.batchSize} requests), overlapped`, a.model.draft.overlapped, "steps"),
@@ -218,10 +264,17 @@ function autoSection(m: ModeResult): string {
   ];
   const vs = m.summary.speedupVsBestFixed;
   return (
-    `<h3>${esc(m.mode)}: decisions</h3><p class="caption">${esc(`${a.probeSteps} probe steps, ${a.switches} schedule switches over the measured runs${vs !== null ? `; throughput ${times(vs)} the best fixed mode of this bench` : ""}.`)}</p>` +
-    `<table class="auto"><tr><th>schedule</th><th>k</th><th>threads t/d</th><th>steps</th><th>share</th></tr>${rows}</table>` +
+    `<h3>${esc(m.mode)}: decisions</h3><p class="caption">` +
+    `${esc(
+      `${a.probeSteps} probe steps, ${a.switches} schedule switches over the measured ` +
+        `runs${vs !== null ? `; throughput ${times(vs)} the best fixed mode of this bench` : ""}.`,
+    )}` +
+    "</p>" +
+    '<table class="auto"><tr><th>schedule</th><th>k</th><th>threads ' +
+    `t/d</th><th>steps</th><th>share</th></tr>${rows}</table>` +
     `<p class="caption">Cost model at the end of the last run: ${esc(model.join("; "))}.</p>` +
-    `<table class="predictions"><tr><th>schedule</th><th>k</th><th>predicted tok/s</th><th>step ms</th><th>tokens / request / verify</th></tr>${preds}</table>`
+    '<table class="predictions"><tr><th>schedule</th><th>k</th><th>predicted tok/s</th><th>step ' +
+    `ms</th><th>tokens / request / verify</th></tr>${preds}</table>`
   );
 }
 
@@ -229,13 +282,19 @@ function tetrisLine(m: ModeResult): string {
   const t = m.summary.tetris;
   if (!t) return "";
   return `<p class="caption">${esc(
-    `TETRIS e=${t.extra}: verified ${pct(t.draftedTokens > 0 ? t.verifiedTokens / t.draftedTokens : 0)} of the drafted tokens; acceptance of the verified ones ${pct(t.acceptanceRate)}; ${fmt(t.acceptedPerVerify, 2)} accepted per request-verification.`,
+    `TETRIS e=${t.extra}: verified ${pct(t.draftedTokens > 0 ? t.verifiedTokens / t.draftedTokens : 0)} of the ` +
+      `drafted tokens; acceptance of the verified ones ${pct(t.acceptanceRate)}; ${fmt(t.acceptedPerVerify, 2)} ` +
+      "accepted per request-verification.",
   )}</p>`;
 }
 
 function modelRow(role: string, m: ModelReport | null): string {
   if (!m) return `<tr><td>${role}</td><td colspan="5">none</td></tr>`;
-  return `<tr><td>${role}</td><td><code>${esc(m.path)}</code></td><td>${esc(m.quantization)}</td><td>${esc((m.nParams / 1e6).toFixed(1))}M params</td><td>${esc((m.fileSize / 2 ** 20).toFixed(1))} MiB</td><td>${esc(m.device)}</td></tr>`;
+  return (
+    `<tr><td>${role}</td><td><code>${esc(m.path)}</code></td><td>${esc(m.quantization)}</td><td>` +
+    `${esc((m.nParams / 1e6).toFixed(1))}M params</td><td>${esc((m.fileSize / 2 ** 20).toFixed(1))} ` +
+    `MiB</td><td>${esc(m.device)}</td></tr>`
+  );
 }
 
 function timelineSection(m: ModeResult): string {
@@ -244,9 +303,18 @@ function timelineSection(m: ModeResult): string {
   const caption =
     m.mode === "ar"
       ? `autoregressive: the target decodes one token per request per step; target threads ${p.targetThreads}.`
-      : `${m.mode === "auto" ? "auto: per step, draft and target take turns or run concurrently on two sub-batches" : p.concurrent ? "draft and target run concurrently on two sub-batches" : "draft and target take turns"}; ` +
-        `${pct(s.hiddenDraftFraction)} of drafting hidden behind verification (mean over runs); threads target/draft ${threadsLabel(m)}; both workers idle ${pct(s.idleFraction)} of the time.`;
-  return `<h3>${esc(m.mode)}</h3><p class="caption">${esc(caption)}</p>${tetrisLine(m)}${timelineSvg(m.mode, m.timeline)}`;
+      : (m.mode === "auto"
+          ? "auto: per step, draft and target take turns or run concurrently on two sub-batches"
+          : p.concurrent
+            ? "draft and target run concurrently on two sub-batches"
+            : "draft and target take turns") +
+        "; " +
+        `${pct(s.hiddenDraftFraction)} of drafting hidden behind verification (mean over runs); threads ` +
+        `target/draft ${threadsLabel(m)}; both workers idle ${pct(s.idleFraction)} of the time.`;
+  return (
+    `<h3>${esc(m.mode)}</h3><p class="caption">${esc(caption)}</p>` +
+    `${tetrisLine(m)}${timelineSvg(m.mode, m.timeline)}`
+  );
 }
 
 export function renderHtmlReport(report: BenchReport): string {
@@ -263,15 +331,26 @@ export function renderHtmlReport(report: BenchReport): string {
 <title>minedraft benchmark: ${esc(report.modes.map((m) => m.mode).join(" / "))}</title><style>${STYLE}</style></head>
 <body>
 <h1>minedraft benchmark</h1>
-<p class="meta">${esc(report.createdAt)} · minedraft ${esc(report.minedraftVersion)} · ${esc(mach.cpuModel)}, ${mach.availableParallelism} cores · ${esc(`${mach.os.platform} ${mach.os.release} ${mach.os.arch}`)} · node ${esc(mach.node)} · ${esc(fmt(report.durationMs / 1000, 1))} s</p>
+<p class="meta">${esc(report.createdAt)} · minedraft ${esc(report.minedraftVersion)} \
+· ${esc(mach.cpuModel)}, ${mach.availableParallelism} cores · \
+${esc(`${mach.os.platform} ${mach.os.release} ${mach.os.arch}`)} · node ${esc(mach.node)} \
+· ${esc(fmt(report.durationMs / 1000, 1))} s</p>
 ${(report.load?.warnings ?? []).map((w) => `<p class="warning">${esc(`Warning: ${w}.`)}</p>`).join("\n")}
 <h2>Setup</h2>
-<table class="kv"><tr><th>role</th><th>path</th><th>type</th><th>size</th><th>file</th><th>device</th></tr>${modelRow("target", report.models.target)}${modelRow("draft", report.models.draft)}</table>${report.models.placementNote ? `<p class="caption">${esc(`Devices: ${report.models.placementNote}.`)}</p>` : ""}
-<p>${esc(`${o.promptCount} prompts (${o.promptSource}) · batch size ${o.batchSize} · k ${o.draftTokens} · temperature ${o.temperature} · up to ${o.maxTokens} tokens per prompt · 1 warm-up run (${o.warmupMaxTokens} tokens) + ${o.repeat} measured run${o.repeat === 1 ? "" : "s"} per mode · seed ${o.seed}`)}</p>
+<table class="kv"><tr><th>role</th><th>path</th><th>type</th><th>size</th><th>file</th><th>device</th></tr>\
+${modelRow("target", report.models.target)}${modelRow("draft", report.models.draft)}</table>\
+${report.models.placementNote ? `<p class="caption">${esc(`Devices: ${report.models.placementNote}.`)}</p>` : ""}
+<p>${esc(
+    `${o.promptCount} prompts (${o.promptSource}) · batch size ${o.batchSize} · k ${o.draftTokens} · temperature ` +
+      `${o.temperature} · up to ${o.maxTokens} tokens per prompt · 1 warm-up run (${o.warmupMaxTokens} tokens) + ` +
+      `${o.repeat} measured run${o.repeat === 1 ? "" : "s"} per mode · seed ${o.seed}`,
+  )}</p>
 <h2>Throughput</h2>
 ${throughputSvg(report.modes)}
 ${summaryTable(report.modes)}
-<p class="caption">Tokens/s: medians over the measured runs (the rest: means); speedups are ratios of tokens/s measured in this bench. E2EL: end-to-end latency per request; amortized E2EL: (last end − first start) / requests.</p>
+<p class="caption">Tokens/s: medians over the measured runs (the rest: means); \
+speedups are ratios of tokens/s measured in this bench. E2EL: end-to-end latency per request; \
+amortized E2EL: (last end − first start) / requests.</p>
 ${report.modes.map(autoSection).join("\n")}
 <h2>Timelines</h2>
 <p class="caption">${esc(`A few decode steps from the middle of each mode's last run.`)}</p>

@@ -48,7 +48,8 @@ function lineChart(results: readonly ServeRateResult[], title: string, value: (s
   const grid = ticks
     .map(
       (t) =>
-        `<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${r2(y(t))}" y2="${r2(y(t))}" stroke="#eee"/><text x="${PAD.left - 6}" y="${r2(y(t) + 4)}" text-anchor="end">${esc(tickLabel(t))}</text>`,
+        `<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${r2(y(t))}" y2="${r2(y(t))}" stroke="#eee"/><text ` +
+        `x="${PAD.left - 6}" y="${r2(y(t) + 4)}" text-anchor="end">${esc(tickLabel(t))}</text>`,
     )
     .join("");
   const xLabels = rates
@@ -64,7 +65,8 @@ function lineChart(results: readonly ServeRateResult[], title: string, value: (s
         .filter((p): p is string => p !== null);
       const color = COLORS[si % COLORS.length]!;
       return (
-        `<polyline class="series" data-system="${esc(system)}" fill="none" stroke="${color}" stroke-width="2" points="${points.join(" ")}"/>` +
+        `<polyline class="series" data-system="${esc(system)}" fill="none" stroke="${color}" stroke-width="2" ` +
+        `points="${points.join(" ")}"/>` +
         points.map((p) => `<circle cx="${p.split(",")[0]}" cy="${p.split(",")[1]}" r="3" fill="${color}"/>`).join("")
       );
     })
@@ -72,7 +74,12 @@ function lineChart(results: readonly ServeRateResult[], title: string, value: (s
   const legend = systems
     .map((s, i) => `<span style="color:${COLORS[i % COLORS.length]}">■</span> ${esc(s)}`)
     .join(" &nbsp; ");
-  return `<figure><svg class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-size="11">${grid}${xLabels}<text x="${(W + PAD.left) / 2}" y="${H - 6}" text-anchor="middle">requests per second (inf: all at once)</text>${lines}</svg><figcaption>${esc(title)}<br>${legend}</figcaption></figure>`;
+  return (
+    `<figure><svg class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" ` +
+    `font-size="11">${grid}${xLabels}<text x="${(W + PAD.left) / 2}" y="${H - 6}" text-anchor="middle">requests ` +
+    `per second (inf: all at once)</text>${lines}</svg><figcaption>${esc(title)}<br>${legend}</figcaption>` +
+    "</figure>"
+  );
 }
 
 /** The columns of the results table (the CLI's text table and the report's HTML one). */
@@ -127,17 +134,24 @@ export function renderServeReport(report: BenchServeReport): string {
   const o = report.options;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>minedraft bench serve</title><style>
-body { font-family: system-ui, sans-serif; margin: 24px; color: #222; } figure { display: inline-block; margin: 0 24px 24px 0; }
-table { border-collapse: collapse; } th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; } th:first-child, td:first-child { text-align: left; }
+body { font-family: system-ui, sans-serif; margin: 24px; color: #222; } \
+figure { display: inline-block; margin: 0 24px 24px 0; }
+table { border-collapse: collapse; } th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; } \
+th:first-child, td:first-child { text-align: left; }
 .meta, figcaption { color: #555; }
 </style></head><body>
 <h1>minedraft bench serve</h1>
-<p class="meta">${esc(report.createdAt)} · ${esc(report.machine.cpu)}, ${report.machine.cores} cores · ${esc(`${String(o.numPrompts)} requests of up to ${String(o.maxTokens)} tokens per rate, greedy, seed ${String(o.seed)}`)}</p>
+<p class="meta">${esc(report.createdAt)} · ${esc(report.machine.cpu)}, ${report.machine.cores} \
+cores · ${esc(
+    `${String(o.numPrompts)} requests of up to ${String(o.maxTokens)} tokens per rate, greedy, seed ` +
+      `${String(o.seed)}`,
+  )}</p>
 <p class="meta">${esc(`target ${String(o.model)}${o.draft ? `, draft ${String(o.draft)}` : ""}`)}</p>
 ${lineChart(report.results, "output tokens per second", (s) => s.outputTokensPerSecond)}
 ${lineChart(report.results, "median end-to-end latency (ms)", (s) => s.e2eMs.median)}
 ${table(report.results)}
-<p class="meta">Latencies in ms. TTFT: time to first token; TPOT: (E2EL − TTFT) / (tokens − 1) per request; ITL: gaps between streamed chunks; amortized E2EL: (last end − first send) / requests.</p>
+<p class="meta">Latencies in ms. TTFT: time to first token; TPOT: (E2EL − TTFT) / (tokens − 1) per request; \
+ITL: gaps between streamed chunks; amortized E2EL: (last end − first send) / requests.</p>
 </body></html>
 `;
 }

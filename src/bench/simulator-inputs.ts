@@ -105,7 +105,10 @@ function meanVector(rows: readonly number[][]): number[] {
   });
 }
 
-/** Costs from the bench's fixed modes (ar, sd, psd); of auto's runs only the admission prefill time (the rest is left for validation). */
+/**
+ * Costs from the bench's fixed modes (ar, sd, psd); of auto's runs only the admission prefill time (the rest is left
+ * for validation).
+ */
 export function fitCosts(bench: BenchReport): SimCosts & { batchSize: number } {
   const ar = byMode(bench, "ar");
   const sd = byMode(bench, "sd");
@@ -189,9 +192,10 @@ export interface Preset {
 export const PRESETS: Record<string, Preset> = {
   "paper-qwen3-32b-1.7b": {
     description:
-      "PROJECTION, assumed timings: Qwen3-32B target (bf16, tensor-parallel on 4 H100) + Qwen3-1.7B draft on a dedicated 5th GPU, as in the MineDraft paper. " +
-      "Verify pass ~ 9 ms + 0.02 ms/token (weights read once per pass, all-reduce); a draft call for 16 requests ~ 0.5 ms + 1.95 ms per step; " +
-      "separate devices, so overlapping costs nothing extra. Acceptance 0.85, 0.8, 0.75, 0.7, 0.65 per position (conditional).",
+      "PROJECTION, assumed timings: Qwen3-32B target (bf16, tensor-parallel on 4 H100) + Qwen3-1.7B draft on a " +
+      "dedicated 5th GPU, as in the MineDraft paper. Verify pass ~ 9 ms + 0.02 ms/token (weights read once per " +
+      "pass, all-reduce); a draft call for 16 requests ~ 0.5 ms + 1.95 ms per step; separate devices, so " +
+      "overlapping costs nothing extra. Acceptance 0.85, 0.8, 0.75, 0.7, 0.65 per position (conditional).",
     costs: {
       verify: { sequential: { a: 9, b: 0.02 }, overlapped: { a: 9, b: 0.02 } },
       draft: { sequential: { a: 0.5, b: 1.95 }, overlapped: { a: 0.5, b: 1.95 } },
@@ -203,7 +207,8 @@ export const PRESETS: Record<string, Preset> = {
   },
   "paper-qwen3-32b-0.6b": {
     description:
-      "PROJECTION, assumed timings: as paper-qwen3-32b-1.7b with the cheaper Qwen3-0.6B draft: draft call for 16 requests ~ 0.4 ms + 1.35 ms per step, acceptance 0.8, 0.72, 0.65, 0.6, 0.55.",
+      "PROJECTION, assumed timings: as paper-qwen3-32b-1.7b with the cheaper Qwen3-0.6B draft: draft call for " +
+      "16 requests ~ 0.4 ms + 1.35 ms per step, acceptance 0.8, 0.72, 0.65, 0.6, 0.55.",
     costs: {
       verify: { sequential: { a: 9, b: 0.02 }, overlapped: { a: 9, b: 0.02 } },
       draft: { sequential: { a: 0.4, b: 1.35 }, overlapped: { a: 0.4, b: 1.35 } },
@@ -215,8 +220,9 @@ export const PRESETS: Record<string, Preset> = {
   },
   "gpu-target-cpu-draft": {
     description:
-      "PROJECTION, assumed timings: an 8B target on one GPU (verify ~ 14 ms + 0.05 ms/token) and a 0.5B draft on 16 CPU cores " +
-      "(a draft call for 8 requests ~ 2 ms + 10 ms per step); the CPU cores are the draft's alone in both schedules. Acceptance 0.75 per position.",
+      "PROJECTION, assumed timings: an 8B target on one GPU (verify ~ 14 ms + 0.05 ms/token) and a 0.5B draft on " +
+      "16 CPU cores (a draft call for 8 requests ~ 2 ms + 10 ms per step); the CPU cores are the draft's alone in " +
+      "both schedules. Acceptance 0.75 per position.",
     costs: {
       verify: { sequential: { a: 14, b: 0.05 }, overlapped: { a: 14, b: 0.05 } },
       draft: { sequential: { a: 2, b: 10 }, overlapped: { a: 2, b: 10 } },
@@ -228,8 +234,9 @@ export const PRESETS: Record<string, Preset> = {
   },
   "one-gpu-shared": {
     description:
-      "PROJECTION, assumed timings: target and draft on the SAME GPU: overlapping makes both ~1.6x slower (shared SMs and memory bandwidth). " +
-      "Verify ~ 14 ms + 0.05 ms/token alone, a draft call for 16 requests ~ 0.4 ms + 1.35 ms per step alone; acceptance 0.75.",
+      "PROJECTION, assumed timings: target and draft on the SAME GPU: overlapping makes both ~1.6x slower (shared " +
+      "SMs and memory bandwidth). Verify ~ 14 ms + 0.05 ms/token alone, a draft call for 16 requests ~ 0.4 ms + " +
+      "1.35 ms per step alone; acceptance 0.75.",
     costs: {
       verify: { sequential: { a: 14, b: 0.05 }, overlapped: { a: 22.4, b: 0.08 } },
       draft: { sequential: { a: 0.4, b: 1.35 }, overlapped: { a: 0.65, b: 2.15 } },

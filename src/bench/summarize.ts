@@ -112,14 +112,18 @@ export function loadReport(results: readonly { mode: BenchMode; runs: readonly R
   const loaded = runs.filter((r) => (r.run.competingCores ?? 0) > LOAD_WARNING);
   if (loaded.length > 0) {
     warnings.push(
-      `the machine was loaded: other work used up to ${maxCompetingCores.toFixed(2)} cores during ${loaded.length} of ${runs.length} measured runs (${[...new Set(loaded.map((r) => r.mode))].join(", ")}); figures of those runs understate this machine`,
+      `the machine was loaded: other work used up to ${maxCompetingCores.toFixed(2)} cores during ` +
+        `${loaded.length} of ${runs.length} measured runs (${[...new Set(loaded.map((r) => r.mode))].join(", ")});` +
+        " figures of those runs understate this machine",
     );
   }
   for (const r of results) {
     const tps = r.runs.map((run) => run.stats.tokensPerSecond);
     if (tps.length >= 2 && Math.min(...tps) > 0 && Math.max(...tps) / Math.min(...tps) > SPREAD_WARNING) {
       warnings.push(
-        `${r.mode}'s runs spread ${(Math.max(...tps) / Math.min(...tps)).toFixed(2)}x (${Math.min(...tps).toFixed(1)}-${Math.max(...tps).toFixed(1)} tok/s): the machine's speed changed during the bench; the table shows medians`,
+        `${r.mode}'s runs spread ${(Math.max(...tps) / Math.min(...tps)).toFixed(2)}x ` +
+          `(${Math.min(...tps).toFixed(1)}-${Math.max(...tps).toFixed(1)} tok/s): the machine's speed changed ` +
+          "during the bench; the table shows medians",
       );
     }
   }
@@ -130,12 +134,16 @@ export function loadReport(results: readonly { mode: BenchMode; runs: readonly R
   );
   if (replaced.length > 0)
     warnings.push(
-      `the engine ran on fewer cores during ${replaced.length} of ${runs.length} measured runs: other work held cores (RunStats.coreLimit)`,
+      `the engine ran on fewer cores during ${replaced.length} of ${runs.length} measured runs: other work held ` +
+        "cores (RunStats.coreLimit)",
     );
   return { maxCompetingCores, warnings };
 }
 
-/** Adds each mode's speedup over sd and ar (ratios of median tokens/s measured in this bench), and auto's over the best fixed mode. */
+/**
+ * Adds each mode's speedup over sd and ar (ratios of median tokens/s measured in this bench), and auto's over the best
+ * fixed mode.
+ */
 export function withSpeedups<T extends { mode: BenchMode; summary: Omit<ModeSummary, Speedups> }>(
   results: readonly T[],
 ): (Omit<T, "summary"> & { summary: ModeSummary })[] {
@@ -272,7 +280,10 @@ export function threadsLabel(m: Pick<ModeResult, "mode" | "placement">, or = " o
   if (m.mode === "ar") return `${p.targetThreads}/-`;
   const plans = p.threadPlans;
   if (plans)
-    return `${plans.sequential.target}/${plans.sequential.draft}${plans.overlapped ? `${or}${plans.overlapped.target}/${plans.overlapped.draft}` : ""}`;
+    return (
+      `${plans.sequential.target}/${plans.sequential.draft}` +
+      (plans.overlapped ? `${or}${plans.overlapped.target}/${plans.overlapped.draft}` : "")
+    );
   return `${p.targetThreads}/${p.draftThreads}`;
 }
 
@@ -290,7 +301,9 @@ export function autoChoiceShares(
     .slice(0, opts.top ?? decisions.length)
     .map(
       (d) =>
-        `${d.schedule} k=${d.k}${opts.threads === false ? "" : ` at ${d.threads.target}/${d.threads.draft} threads`} ${total > 0 ? ((100 * d.steps) / total).toFixed(0) : "0"}%`,
+        `${d.schedule} k=${d.k}` +
+        `${opts.threads === false ? "" : ` at ${d.threads.target}/${d.threads.draft} threads`} ` +
+        `${total > 0 ? ((100 * d.steps) / total).toFixed(0) : "0"}%`,
     )
     .join(", ");
 }

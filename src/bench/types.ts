@@ -186,7 +186,8 @@ export interface DraftCost {
 
 /**
  * What each kind of model work cost in the measured runs (from the trace): the inputs of the cost
- * model and of the simulator (`fitCosts`, src/bench/simulator-inputs.ts). "overlapped": the other worker was busy during the call.
+ * model and of the simulator (`fitCosts`, src/bench/simulator-inputs.ts). "overlapped": the other
+ * worker was busy during the call.
  */
 export interface PhaseStats {
   verify: { alone: VerifyCost; overlapped: VerifyCost };

@@ -12,8 +12,10 @@ export function formatBenchSetup(report: BenchReport): string {
   return [
     modelLine("target:", report.models.target),
     modelLine("draft: ", report.models.draft),
-    `${o.promptCount} prompts (${o.promptSource}), batch size ${o.batchSize}, k ${o.draftTokens}, temperature ${o.temperature}, ` +
-      `up to ${o.maxTokens} tokens each; 1 warm-up + ${o.repeat} measured run${o.repeat === 1 ? "" : "s"} per mode; ${report.machine.availableParallelism} cores`,
+    `${o.promptCount} prompts (${o.promptSource}), batch size ${o.batchSize}, k ${o.draftTokens}, ` +
+      `temperature ${o.temperature}, up to ${o.maxTokens} tokens each; ` +
+      `1 warm-up + ${o.repeat} measured run${o.repeat === 1 ? "" : "s"} per mode; ` +
+      `${report.machine.availableParallelism} cores`,
   ].join("\n");
 }
 
@@ -60,18 +62,22 @@ export function benchNotes(report: BenchReport): string[] {
       const total = s.auto.decisions.reduce((n, d) => n + d.steps, 0);
       const shares = autoChoiceShares(s.auto.decisions, { top: 5 });
       lines.push(
-        `${m.mode} decisions over ${total} steps: ${shares}; ${s.auto.probeSteps} probe steps, ${s.auto.switches} schedule switches` +
+        `${m.mode} decisions over ${total} steps: ${shares}; ${s.auto.probeSteps} probe steps, ` +
+          `${s.auto.switches} schedule switches` +
           (s.speedupVsBestFixed !== null ? `; ${ratio(s.speedupVsBestFixed)} the best fixed mode` : "") +
           (s.auto.model.overlapBound
-            ? `; overlap never measured: it could reach at most ${fixed(s.auto.model.overlapBound.tokensPerSecond, 1)} tok/s`
+            ? "; overlap never measured: it could reach at most " +
+              `${fixed(s.auto.model.overlapBound.tokensPerSecond, 1)} tok/s`
             : ""),
       );
     }
     if (s.tetris) {
       const t = s.tetris;
       lines.push(
-        `${m.mode}: e=${t.extra}, verified ${percent(t.draftedTokens > 0 ? t.verifiedTokens / t.draftedTokens : 0, 0)} of the drafted tokens, ` +
-          `acceptance of verified ${percent(t.acceptanceRate)}, ${fixed(t.acceptedPerVerify, 2)} accepted per request-verification`,
+        `${m.mode}: e=${t.extra}, verified ` +
+          `${percent(t.draftedTokens > 0 ? t.verifiedTokens / t.draftedTokens : 0, 0)} of the drafted tokens, ` +
+          `acceptance of verified ${percent(t.acceptanceRate)}, ${fixed(t.acceptedPerVerify, 2)} accepted per ` +
+          "request-verification",
       );
     }
   }

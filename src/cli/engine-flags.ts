@@ -93,12 +93,14 @@ export function addPlacementOptions(cmd: Command): Command {
     .option("--ctx-size <n>", "context tokens per sequence (prompt + generation)", integer(16), 2048)
     .option(
       "--kv-unified",
-      "one KV buffer for all sequences (any batch layout is one pass; attention spans every sequence's cells); default for a model on a GPU",
+      "one KV buffer for all sequences (any batch layout is one pass; attention spans every sequence's cells); " +
+        "default for a model on a GPU",
     )
     .option("--no-kv-unified", "one KV stream per sequence, also on a GPU (the CPU default)")
     .option(
       "--no-adapt-threads",
-      "keep the thread counts when other work competes for the cores (default: one thread per model while others hold a core)",
+      "keep the thread counts when other work competes for the cores (default: one thread per model while " +
+        "others hold a core)",
     )
     .addOption(new Option("--log-level <level>", "llama.cpp log level").choices(LOG_LEVELS).default("error"));
 }
@@ -106,7 +108,8 @@ export function addPlacementOptions(cmd: Command): Command {
 export function modeOption(): Option {
   return new Option(
     "--mode <mode>",
-    "decoding mode: ar (autoregressive), sd (speculative), psd (parallel speculative), auto (picks k and sd/psd per step from measured costs); default with --draft: auto, or psd when the target is on a GPU; else ar",
+    "decoding mode: ar (autoregressive), sd (speculative), psd (parallel speculative), auto (picks k and sd/psd " +
+      "per step from measured costs); default with --draft: auto, or psd when the target is on a GPU; else ar",
   ).choices(MODES);
 }
 

@@ -31,7 +31,9 @@ export function count(n: number): string {
   return String(n);
 }
 
-/** Two spaces between columns; the first `leftColumns` columns left-aligned (labels), the rest right-aligned (numbers). */
+/**
+ * Two spaces between columns; the first `leftColumns` columns left-aligned (labels), the rest right-aligned (numbers).
+ */
 export function textTable(header: readonly string[], rows: readonly (readonly string[])[], leftColumns = 1): string {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
   const line = (cells: readonly string[]) =>

@@ -28,7 +28,8 @@ export function llamaServerBinary(toolsDir = DEFAULT_TOOLS_DIR): string {
   const bin = path.join(toolsDir, "llama-server");
   if (!existsSync(bin))
     throw new CliError(
-      `llama-server is not built (${bin}): run \`npm run build:llama-tools\` once (~15 min on 2 cores), or give --tools DIR`,
+      `llama-server is not built (${bin}): run \`npm run build:llama-tools\` once (~15 min on 2 cores), or give ` +
+        "--tools DIR",
     );
   return bin;
 }

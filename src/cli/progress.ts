@@ -25,7 +25,9 @@ export function createProgressBar(title: string, stream: NodeJS.WriteStream = pr
       lastDraw = now;
       const f = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 0));
       const filled = Math.round(f * WIDTH);
-      const line = `${title} [${"#".repeat(filled)}${"-".repeat(WIDTH - filled)}] ${(f * 100).toFixed(0).padStart(3)}% ${label}`;
+      const line =
+        `${title} [${"#".repeat(filled)}${"-".repeat(WIDTH - filled)}] ${(f * 100).toFixed(0).padStart(3)}% ` +
+        `${label}`;
       const columns = stream.columns || 100;
       stream.write(`\r${line.slice(0, Math.max(10, columns - 1))}\x1b[K`);
       drawn = true;

@@ -15,25 +15,34 @@ export function describePlacement(p: Placement): string {
       : p.concurrent
         ? "running concurrently"
         : "taking turns";
-  return `${target}, ${draft}, ${timing} on ${p.cores} cores${p.oversubscribed ? " (oversubscribed)" : ""}, ${p.sequences} sequences`;
+  return (
+    `${target}, ${draft}, ${timing} on ${p.cores} cores${p.oversubscribed ? " (oversubscribed)" : ""}, ` +
+    `${p.sequences} sequences`
+  );
 }
 
 export function formatRunStats(s: RunStats, placement: Placement): string {
   const lines = [
-    `mode ${s.mode}: ${s.requests} request${s.requests === 1 ? "" : "s"}, ${s.generatedTokens} tokens in ${fixed(s.wallMs, 0)} ms = ${fixed(s.tokensPerSecond)} tokens/s`,
-    `latency: mean E2E ${fixed(s.meanE2eMs, 0)} ms, amortized E2E ${fixed(s.amortizedE2eMs, 0)} ms, mean TTFT ${fixed(s.meanTtftMs, 0)} ms`,
+    `mode ${s.mode}: ${s.requests} request${s.requests === 1 ? "" : "s"}, ${s.generatedTokens} tokens in ` +
+      `${fixed(s.wallMs, 0)} ms = ${fixed(s.tokensPerSecond)} tokens/s`,
+    `latency: mean E2E ${fixed(s.meanE2eMs, 0)} ms, amortized E2E ${fixed(s.amortizedE2eMs, 0)} ms, mean TTFT ` +
+      `${fixed(s.meanTtftMs, 0)} ms`,
   ];
   if (s.mode !== "ar") {
     lines.push(
-      `speculation: ${s.acceptedTokens}/${s.draftedTokens} drafts accepted (${percent(s.acceptanceRate)}), mean acceptance length ${fixed(s.meanAcceptanceLength, 2)}, ` +
+      `speculation: ${s.acceptedTokens}/${s.draftedTokens} drafts accepted (${percent(s.acceptanceRate)}), mean ` +
+        `acceptance length ${fixed(s.meanAcceptanceLength, 2)}, ` +
         `per position ${s.perPositionAcceptance.map((a) => percent(a, 0)).join(" ") || "-"}`,
-      `workers: draft busy ${fixed(s.draftMs, 0)} ms, target busy ${fixed(s.verifyMs, 0)} ms, overlap ${fixed(s.overlapMs, 0)} ms (${percent(s.hiddenDraftFraction)} of drafting hidden), idle ${fixed(s.idleMs, 0)} ms`,
+      `workers: draft busy ${fixed(s.draftMs, 0)} ms, target busy ${fixed(s.verifyMs, 0)} ms, overlap ` +
+        `${fixed(s.overlapMs, 0)} ms (${percent(s.hiddenDraftFraction)} of drafting hidden), idle ` +
+        `${fixed(s.idleMs, 0)} ms`,
     );
   }
   if (s.auto) {
     const total = s.auto.decisions.reduce((n, d) => n + d.steps, 0);
     lines.push(
-      `auto: ${total} steps: ${autoChoiceShares(s.auto.decisions, { top: 5 })}; ${s.auto.probeSteps} probe steps, ${s.auto.switches} schedule switches`,
+      `auto: ${total} steps: ${autoChoiceShares(s.auto.decisions, { top: 5 })}; ${s.auto.probeSteps} probe ` +
+        `steps, ${s.auto.switches} schedule switches`,
     );
   }
   lines.push(`placement: ${describePlacement(placement)}`);
@@ -41,7 +50,8 @@ export function formatRunStats(s: RunStats, placement: Placement): string {
   if (placement.kvUnified) {
     const kv = (unified: boolean) => (unified ? "one buffer for all sequences" : "one stream per sequence");
     lines.push(
-      `kv cache: target ${kv(placement.kvUnified.target)}${placement.draftDevice === "none" ? "" : `, draft ${kv(placement.kvUnified.draft)}`}`,
+      `kv cache: target ${kv(placement.kvUnified.target)}` +
+        (placement.draftDevice === "none" ? "" : `, draft ${kv(placement.kvUnified.draft)}`),
     );
   }
   return lines.join("\n");

@@ -172,7 +172,8 @@ function checkFields(value: unknown, schema: Schema, name: string, prefix: strin
       const near = Object.keys(schema).find((k) => k.toLowerCase() === key.toLowerCase());
       throw new OptionTypeError(
         field,
-        `unknown option ${field}${near ? ` (did you mean ${prefix}${near}?)` : ""}; known: ${Object.keys(schema).join(", ")}`,
+        `unknown option ${field}${near ? ` (did you mean ${prefix}${near}?)` : ""}; known: ` +
+          `${Object.keys(schema).join(", ")}`,
       );
     }
     checkValue((value as Record<string, unknown>)[key], rule, field);

@@ -20,7 +20,9 @@ export class TextAssembler {
   /** Bytes not decoded yet: with nobody reading pieces and no stop strings, decoding waits for the text to be read. */
   private readonly pending: Uint8Array[] | null;
 
-  /** `streaming`: pieces are read as they come (false: only `value` and finish() are, so push() just keeps the bytes) */
+  /**
+   * `streaming`: pieces are read as they come (false: only `value` and finish() are, so push() just keeps the bytes)
+   */
   constructor(
     private readonly stops: readonly string[],
     streaming = true,

@@ -57,7 +57,8 @@ async function probeHost(source: string, timeoutMs: number): Promise<void> {
             : e.message
           : String(e);
     throw new Error(
-      `cannot download model ${source}: ${origin} is unreachable (${why}); download the GGUF file elsewhere and pass its path`,
+      `cannot download model ${source}: ${origin} is unreachable (${why}); download the GGUF file elsewhere and ` +
+        "pass its path",
     );
   }
 }

@@ -30,7 +30,8 @@ function addonPath(): string {
     if (existsSync(p)) return p;
   }
   throw new Error(
-    `minedraft's native addon is not built (no build/Release/minedraft.node under ${packageRoot}): run npm run build:addon`,
+    `minedraft's native addon is not built (no build/Release/minedraft.node under ${packageRoot}): run npm run ` +
+      "build:addon",
   );
 }
 

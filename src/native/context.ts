@@ -45,7 +45,9 @@ export interface ContextOptions {
   rowThreads?: number;
 }
 
-/** ggml's thread arrays hold GGML_MAX_N_THREADS = 512; llama.cpp's context holds at most 2^22 tokens and 256 sequences */
+/**
+ * ggml's thread arrays hold GGML_MAX_N_THREADS = 512; llama.cpp's context holds at most 2^22 tokens and 256 sequences
+ */
 const MAX_THREADS = 512;
 const MAX_CONTEXT_TOKENS = 1 << 22;
 
@@ -83,7 +85,8 @@ export class LlamaContext {
     if (perSeq * sequences > MAX_CONTEXT_TOKENS) {
       throw new OptionRangeError(
         "contextSize",
-        `contextSize must be an integer in 16..${Math.floor(MAX_CONTEXT_TOKENS / sequences)} with ${sequences} sequences (together at most ${MAX_CONTEXT_TOKENS} tokens), got ${perSeq}`,
+        `contextSize must be an integer in 16..${Math.floor(MAX_CONTEXT_TOKENS / sequences)} with ${sequences} ` +
+          `sequences (together at most ${MAX_CONTEXT_TOKENS} tokens), got ${perSeq}`,
       );
     }
     const unified = options.kvUnified ?? false;
@@ -141,7 +144,8 @@ export class LlamaContext {
     // (GGML_ASSERT in llama_kv_cache::seq_cp) on a partial range
     if (src !== dst && (p0 > 0 || p1 > 0) && !this.raw.info().kvUnified) {
       throw new RangeError(
-        `copySeq(${src}, ${dst}, ${p0}, ${p1}): this context keeps one KV stream per sequence, which copies whole sequences only (p0 = p1 = -1); create it with kvUnified: true for partial copies`,
+        `copySeq(${src}, ${dst}, ${p0}, ${p1}): this context keeps one KV stream per sequence, which copies ` +
+          "whole sequences only (p0 = p1 = -1); create it with kvUnified: true for partial copies",
       );
     }
     return this.raw.kvCopy(src, dst, p0, p1);

@@ -306,7 +306,8 @@ function checkVocabulary(metadata: Map<string, unknown>, vocab: VocabArrays, fai
     const first = ids.get(t);
     if (first !== undefined)
       fail(
-        `the vocabulary has token ${show(t)} twice (ids ${first} and ${i}${t !== tokens[i] ? ", as llama.cpp reads them" : ""})`,
+        `the vocabulary has token ${show(t)} twice (ids ${first} and ` +
+          `${i}${t !== tokens[i] ? ", as llama.cpp reads them" : ""})`,
       );
     ids.set(t, i);
   });

@@ -17,7 +17,10 @@ export const depsDir = path.join(root, "deps", "llama.cpp");
 export const sourceBuildLibDir = path.join(root, "build-source", "lib");
 
 export function platformPackage() {
-  return `@node-llama-cpp/${process.platform === "darwin" ? "mac" : process.platform === "win32" ? "win" : "linux"}-${process.arch}${process.platform === "darwin" && process.arch === "arm64" ? "-metal" : ""}`;
+  return (
+    `@node-llama-cpp/${process.platform === "darwin" ? "mac" : process.platform === "win32" ? "win" : "linux"}-` +
+    `${process.arch}${process.platform === "darwin" && process.arch === "arm64" ? "-metal" : ""}`
+  );
 }
 
 /** A package's folder, found the way Node resolves it (exports maps may hide package.json). */
@@ -39,7 +42,8 @@ export function prebuiltLibDir() {
   const dir = packageDir(name);
   if (!dir) {
     throw new Error(
-      `${name} is not installed: minedraft links node-llama-cpp's prebuilt llama.cpp (npm install ${name}@3.21.1), or run npm run build:source`,
+      `${name} is not installed: minedraft links node-llama-cpp's prebuilt llama.cpp (npm install ` +
+        `${name}@3.21.1), or run npm run build:source`,
     );
   }
   const bins = path.join(dir, "bins");

@@ -26,7 +26,10 @@ export class LlamaModel {
     readonly raw: RawModel,
     readonly info: ModelInfo,
     private readonly addon: NativeAddon,
-    /** the device it was loaded on as asked ("cpu" with gpuLayers 0); undefined: llama.cpp's default, every layer on the GPUs if there are any */
+    /**
+     * the device it was loaded on as asked ("cpu" with gpuLayers 0); undefined: llama.cpp's default, every layer on the
+     * GPUs if there are any
+     */
     readonly device: string | undefined,
   ) {}
 
@@ -101,7 +104,9 @@ export class LlamaModel {
     return this.raw.applyChatTemplate(snapshot(messages), addAssistant, template);
   }
 
-  /** Why `draft` cannot draft for this model, or null when the vocabularies are compatible (the rule: vocab-compat.ts). */
+  /**
+   * Why `draft` cannot draft for this model, or null when the vocabularies are compatible (the rule: vocab-compat.ts).
+   */
   incompatibilityWith(draft: LlamaModel): string | null {
     if (!(draft instanceof LlamaModel)) throw new TypeError("incompatibilityWith(draft): draft must be a LlamaModel");
     return vocabIncompatibility(this.addon, this, draft);

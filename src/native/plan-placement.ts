@@ -24,7 +24,9 @@ export interface Placement {
   /** "cpu", a device name, or "as loaded" for a model passed in already loaded */
   targetDevice: string;
   draftDevice: string;
-  /** why the models are where they are, e.g. "target on CUDA0, draft on the CPU cores so drafting overlaps verification" */
+  /**
+   * why the models are where they are, e.g. "target on CUDA0, draft on the CPU cores so drafting overlaps verification"
+   */
   deviceNote: string;
   /** KV layout of each context: one buffer for all sequences (true) or one stream per sequence */
   kvUnified: { target: boolean; draft: boolean };
@@ -174,7 +176,8 @@ export function planPlacement(machine: Machine, options: PlacementOptions): Plac
     target: {
       device: placed.targetDevice,
       onGpu: targetOnGpu,
-      // ar: the target is alone on its cores, so its pool's threads may spin between graphs (poll 1, about a millisecond)
+      // ar: the target is alone on its cores, so its pool's threads may spin between graphs (poll 1, about a
+      // millisecond)
       context: {
         threads: targetThreads,
         threadsMax: maxOf("target", targetThreads),

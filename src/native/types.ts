@@ -54,9 +54,15 @@ export interface RawContextOptions {
   threadsMax?: number;
   /** ggml's polling level of the threadpool's threads between graphs, 0..100 (0 = sleep at once); default 0 */
   threadpoolPoll?: number;
-  /** microseconds the worker spins for the next job after a job it got soon after the previous one (0 = always sleep); default 0 */
+  /**
+   * microseconds the worker spins for the next job after a job it got soon after the previous one (0 = always sleep);
+   * default 0
+   */
   spinMicros?: number;
-  /** threads that evaluate a job's sampled rows (filtered softmax, residual sample), 0..512; 0 (default) = `threads` of the moment */
+  /**
+   * threads that evaluate a job's sampled rows (filtered softmax, residual sample), 0..512; 0 (default) = `threads` of
+   * the moment
+   */
   rowThreads?: number;
 }
 
@@ -91,7 +97,10 @@ export interface RawDraftSpec {
   k: number;
   sampling?: SamplingParams;
   uniforms?: readonly number[];
-  /** also return `confidence`: the draft's probability of each drafted token (softmax at temperature 1 when greedy, q(token) when sampled) */
+  /**
+   * also return `confidence`: the draft's probability of each drafted token (softmax at temperature 1 when greedy,
+   * q(token) when sampled)
+   */
   confidence?: boolean;
 }
 
@@ -140,7 +149,10 @@ export interface NativeAddon {
   systemInfo(): string;
   hardwareConcurrency: number;
   loadModel(path: string, options?: { gpuLayers?: number; device?: string; mmap?: boolean }): Promise<RawModel>;
-  /** the lowest token id below both vocabulary sizes whose text differs between a and b, or -1 (a vocabulary-wide scan; the rule that uses it: vocab-compat.ts) */
+  /**
+   * the lowest token id below both vocabulary sizes whose text differs between a and b, or -1 (a vocabulary-wide scan;
+   * the rule that uses it: vocab-compat.ts)
+   */
   firstTokenTextDifference(a: RawModel, b: RawModel): number;
   createContext(model: RawModel, options?: RawContextOptions): Promise<RawContext>;
   sampling: {

@@ -51,7 +51,10 @@ export function vocabIncompatibility(addon: TokenTextScan, target: VocabSide, dr
 export interface DraftVocabBridge {
   /** the draft never proposes a token the target cannot score: its rows are cut to the smaller vocabulary */
   readonly vocabLimit: number;
-  /** target tokens fed to the draft: ids the draft lacks become token 0 (the draft then drafts worse after them; the output stays exact) */
+  /**
+   * target tokens fed to the draft: ids the draft lacks become token 0 (the draft then drafts worse after them; the
+   * output stays exact)
+   */
   fitTokens(tokens: readonly number[]): readonly number[];
   /** fitTokens over draft specs' pending tokens */
   fitSpecs<S extends { readonly tokens: readonly number[] }>(specs: readonly S[]): readonly S[];

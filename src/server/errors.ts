@@ -131,7 +131,9 @@ function describeValidation(issues: readonly ValidationIssue[]): { message: stri
     return { message: `'${String(issue.params.missingProperty)}' is a required property`, param };
   if (issue.keyword === "enum")
     return {
-      message: `${param} must be one of ${(issue.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`,
+      message:
+        `${param} must be one of ` +
+        `${(issue.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`,
       param,
     };
   return { message: `${param ?? "the body"} ${issue.message ?? "is invalid"}`, param };

@@ -48,7 +48,9 @@ export class ServerMetrics {
     });
     new Gauge({
       name: `${P}hidden_draft_fraction`,
-      help: "Share of draft time (prefills excluded) spent while the target verified the other batch, since the engine started",
+      help:
+        "Share of draft time (prefills excluded) spent while the target verified the other batch, since the " +
+        "engine started",
       registers,
       collect() {
         const e = engine();

@@ -137,13 +137,16 @@ function plan(
     if (room < 1) {
       throw badField(
         "prompt",
-        `the prompt has ${tokens.length} tokens, but the context holds ${context} tokens per request (prompt + completion)`,
+        `the prompt has ${tokens.length} tokens, but the context holds ${context} tokens per request (prompt + ` +
+          "completion)",
       );
     }
     if (maxTokens != null && tokens.length + maxTokens > context) {
       throw badField(
         maxTokensField,
-        `This model's maximum context length is ${context} tokens. However, you requested ${tokens.length + maxTokens} tokens (${tokens.length} in the prompt, ${maxTokens} in the completion). Please reduce the prompt or ${maxTokensField}.`,
+        `This model's maximum context length is ${context} tokens. However, you requested ` +
+          `${tokens.length + maxTokens} tokens (${tokens.length} in the prompt, ${maxTokens} in the completion). ` +
+          `Please reduce the prompt or ${maxTokensField}.`,
       );
     }
     return {

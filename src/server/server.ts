@@ -156,7 +156,8 @@ export function createServer(engine: Engine | Promise<Engine>, options: ServerOp
       const host = listen.host ?? "127.0.0.1";
       if (!isLoopback(host) && options.apiKey === undefined) {
         process.emitWarning(
-          `minedraft serve listens on ${host} without an API key: anyone who reaches this address can use the models (set apiKey / --api-key)`,
+          `minedraft serve listens on ${host} without an API key: anyone who reaches this address can use the ` +
+            "models (set apiKey / --api-key)",
           "MinedraftSecurityWarning",
         );
       }

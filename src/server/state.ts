@@ -44,7 +44,8 @@ export class ServerState {
     if (running + queued + n > capacity + this.serving.maxQueue) {
       throw new ApiError(
         429,
-        `the server is at capacity: ${running} requests running, ${queued} waiting (queue limit ${this.serving.maxQueue}); retry later`,
+        `the server is at capacity: ${running} requests running, ${queued} waiting (queue limit ` +
+          `${this.serving.maxQueue}); retry later`,
         null,
         "rate_limit_exceeded",
         { "retry-after": "1" },

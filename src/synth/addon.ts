@@ -26,7 +26,8 @@ function synthAddonPath(): string {
     if (existsSync(p)) return p;
   }
   throw new Error(
-    `minedraft's synthetic-model generator is not built (no build/Release/minedraft_synth.node under ${packageRoot}): run npm run build:addon`,
+    "minedraft's synthetic-model generator is not built (no build/Release/minedraft_synth.node under " +
+      `${packageRoot}): run npm run build:addon`,
   );
 }
 

@@ -35,7 +35,10 @@ export interface SynthesizeOptions {
   outDir: string;
   /** default "tiny" */
   preset?: SynthPresetName;
-  /** a llama.cpp vocab name ("llama-spm", "llama-bpe", "qwen2", "gpt-2", ...: deps/llama.cpp/models/ggml-vocab-<name>.gguf) or a path to a GGUF holding tokenizer.* keys; default "llama-spm" */
+  /**
+   * a llama.cpp vocab name ("llama-spm", "llama-bpe", "qwen2", "gpt-2", ...:
+   * deps/llama.cpp/models/ggml-vocab-<name>.gguf) or a path to a GGUF holding tokenizer.* keys; default "llama-spm"
+   */
   vocab?: string;
   /** default: the preset's */
   eps?: number;
@@ -96,7 +99,8 @@ export function resolveVocab(vocab: string = DEFAULT_VOCAB): string {
     tried.push(p);
   }
   throw new Error(
-    `vocab ${JSON.stringify(vocab)} not found (tried ${tried.join(", ")}). The llama.cpp source with its vocab files is ` +
+    `vocab ${JSON.stringify(vocab)} not found (tried ${tried.join(", ")}). The llama.cpp source with its vocab ` +
+      "files is " +
       `extracted to deps/llama.cpp by npm run build:addon; or set MINEDRAFT_VOCAB_DIR, or pass a path`,
   );
 }

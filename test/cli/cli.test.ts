@@ -293,30 +293,33 @@ describe("generate", () => {
     expect(bad.stderr).toMatch(/--tetris-extra works with --mode psd only \(mode is auto\)/);
   });
 
-  it("--kv-unified / --no-kv-unified set both contexts' KV layout; the greedy output is the same on the CPU", async () => {
-    const args = [
-      "generate",
-      "--model",
-      target,
-      "--draft",
-      draft,
-      "--prompt",
-      "Hello there",
-      "--max-tokens",
-      "8",
-      "--seed",
-      "3",
-      "--json",
-      ...small,
-    ];
-    const [unified, perSeq] = [await runCli([...args, "--kv-unified"]), await runCli([...args, "--no-kv-unified"])];
-    expect(unified.code, unified.stderr).toBe(0);
-    expect(perSeq.code, perSeq.stderr).toBe(0);
-    const [u, p] = [JSON.parse(unified.stdout), JSON.parse(perSeq.stdout)];
-    expect(u.summary.placement.kvUnified).toEqual({ target: true, draft: true });
-    expect(p.summary.placement.kvUnified).toEqual({ target: false, draft: false });
-    expect(u.requests[0].tokens).toEqual(p.requests[0].tokens);
-  });
+  it(
+    "--kv-unified / --no-kv-unified set both contexts' KV layout; " + "the greedy output is the same on the CPU",
+    async () => {
+      const args = [
+        "generate",
+        "--model",
+        target,
+        "--draft",
+        draft,
+        "--prompt",
+        "Hello there",
+        "--max-tokens",
+        "8",
+        "--seed",
+        "3",
+        "--json",
+        ...small,
+      ];
+      const [unified, perSeq] = [await runCli([...args, "--kv-unified"]), await runCli([...args, "--no-kv-unified"])];
+      expect(unified.code, unified.stderr).toBe(0);
+      expect(perSeq.code, perSeq.stderr).toBe(0);
+      const [u, p] = [JSON.parse(unified.stdout), JSON.parse(perSeq.stdout)];
+      expect(u.summary.placement.kvUnified).toEqual({ target: true, draft: true });
+      expect(p.summary.placement.kvUnified).toEqual({ target: false, draft: false });
+      expect(u.requests[0].tokens).toEqual(p.requests[0].tokens);
+    },
+  );
 
   it("streams a single prompt's text to stdout: the same text --json reports", async () => {
     const args = [
@@ -451,7 +454,10 @@ describe("bench", () => {
     // no progress bar when stderr is not a TTY (a load warning is legitimate: other test files may run)
     expect(withoutLoadWarnings(r.stderr)).toBe("");
     expect(r.stdout).toMatch(
-      /mode\s+tok\/s\s+E2EL ms\s+amort\. E2EL ms\s+TTFT ms\s+accept\s+acc\. len\s+hidden draft\s+vs sd\s+vs ar\s+threads t\/d/,
+      new RegExp(
+        /mode\s+tok\/s\s+E2EL ms\s+amort\. E2EL ms\s+TTFT ms\s+/.source +
+          /accept\s+acc\. len\s+hidden draft\s+vs sd\s+vs ar\s+threads t\/d/.source,
+      ),
     );
     for (const mode of ["ar", "sd", "psd"]) expect(r.stdout).toMatch(new RegExp(`^${mode}\\s+\\d`, "m"));
 

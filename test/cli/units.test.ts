@@ -341,29 +341,32 @@ describe("HTML report", () => {
     expect(html).not.toContain("<CPU>");
   });
 
-  it("warns, in the report too, when the machine was loaded or a mode's runs spread; tokens/s is the runs' median", () => {
-    const quiet = fakeReport();
-    expect(loadReport(quiet.modes)).toEqual({ maxCompetingCores: 0, warnings: [] });
-    const noisy = quiet.modes.map((m) => ({
-      ...m,
-      runs: m.runs.map((r, i) => ({ ...r, competingCores: i === 0 ? 0.9 : 0.05 })),
-    }));
-    noisy[2] = {
-      ...noisy[2]!,
-      runs: [...noisy[2]!.runs, { ...noisy[2]!.runs[0]!, run: 3, stats: runStats("psd", 40) }],
-    };
-    const load = loadReport(noisy);
-    expect(load.maxCompetingCores).toBeCloseTo(0.9, 12);
-    expect(load.warnings).toHaveLength(2);
-    expect(load.warnings[0]).toMatch(
-      /loaded: other work used up to 0.90 cores during 4 of 7 measured runs \(ar, sd, psd\)/,
-    );
-    expect(load.warnings[1]).toMatch(/^psd's runs spread 2.00x/);
-    const html = renderHtmlReport({ ...quiet, load });
-    expect((html.match(/class="warning"/g) ?? []).length).toBe(2);
-    // one slow run out of three does not move the median
-    expect(summarizeRuns([runStats("ar", 10), runStats("ar", 2), runStats("ar", 11)]).tokensPerSecond).toBe(10);
-  });
+  it(
+    "warns, in the report too, when the machine was loaded " + "or a mode's runs spread; tokens/s is the runs' median",
+    () => {
+      const quiet = fakeReport();
+      expect(loadReport(quiet.modes)).toEqual({ maxCompetingCores: 0, warnings: [] });
+      const noisy = quiet.modes.map((m) => ({
+        ...m,
+        runs: m.runs.map((r, i) => ({ ...r, competingCores: i === 0 ? 0.9 : 0.05 })),
+      }));
+      noisy[2] = {
+        ...noisy[2]!,
+        runs: [...noisy[2]!.runs, { ...noisy[2]!.runs[0]!, run: 3, stats: runStats("psd", 40) }],
+      };
+      const load = loadReport(noisy);
+      expect(load.maxCompetingCores).toBeCloseTo(0.9, 12);
+      expect(load.warnings).toHaveLength(2);
+      expect(load.warnings[0]).toMatch(
+        /loaded: other work used up to 0.90 cores during 4 of 7 measured runs \(ar, sd, psd\)/,
+      );
+      expect(load.warnings[1]).toMatch(/^psd's runs spread 2.00x/);
+      const html = renderHtmlReport({ ...quiet, load });
+      expect((html.match(/class="warning"/g) ?? []).length).toBe(2);
+      // one slow run out of three does not move the median
+      expect(summarizeRuns([runStats("ar", 10), runStats("ar", 2), runStats("ar", 11)]).tokensPerSecond).toBe(10);
+    },
+  );
 
   it("speedups are ratios of median tokens/s within the bench", () => {
     const [ar, sd, psd] = fakeReport().modes;

@@ -17,9 +17,11 @@ const BENCHES = [
   "docs/bench/tinyllama-b4-k4.json", // 2-core CPU, default placements: plain decoding wins
   "docs/bench/tinyllama-b4-k4-t1.json", // the same at temperature 1
   "docs/bench/tinyllama-b4-k4-1x1-p16.json", // 1 thread per model: the overlap nearly pays
-  "docs/bench/gpu-h200/after-layout-fix/bench-same-gpu-b8-unified-t96.json", // H200, unified KV (measured 0.81x with the policy of then)
+  // H200, unified KV (measured 0.81x with the policy of then)
+  "docs/bench/gpu-h200/after-layout-fix/bench-same-gpu-b8-unified-t96.json",
   "docs/bench/gpu-h200/after-layout-fix/bench-same-gpu-b8-unified.json", // the same, 64 tokens
-  "docs/bench/gpu-h200/after-layout-fix/bench-draft-cpu-b8-unified.json", // H200 target, draft on 14 CPU cores: the overlap wins
+  // H200 target, draft on 14 CPU cores: the overlap wins
+  "docs/bench/gpu-h200/after-layout-fix/bench-draft-cpu-b8-unified.json",
 ];
 
 describe("auto's policy on measured costs (simulated)", () => {
@@ -32,7 +34,9 @@ describe("auto's policy on measured costs (simulated)", () => {
       const best = Math.max(...fixed);
       const make = () => new AutoPolicy({ kMax: workload.k, batchSize: workload.batchSize, canOverlap: true });
       const r = simulatePolicy(workload, costs, make, { runs: 6, jitter: 0.2 });
-      const why = `mean ${(r.tokensPerSecond / best).toFixed(3)}x, worst seed ${(r.min / best).toFixed(3)}x; choices ${JSON.stringify(r.choices)}`;
+      const why =
+        `mean ${(r.tokensPerSecond / best).toFixed(3)}x, worst seed ${(r.min / best).toFixed(3)}x; choices ` +
+        `${JSON.stringify(r.choices)}`;
       expect(r.tokensPerSecond / best, why).toBeGreaterThanOrEqual(0.95);
       expect(r.min / best, why).toBeGreaterThanOrEqual(0.9);
     });
@@ -51,27 +55,31 @@ describe("auto's policy on measured costs (simulated)", () => {
 });
 
 describe("auto's probes (simulated)", () => {
-  it("cost no more than their budget: a probe of the sequential schedule from the overlap is priced with its drain and the fill back", () => {
-    // the paper's setup (separate devices, the overlap wins by 1.25x over sd with 2m requests),
-    // where the sequential schedule is a close call (0.8 of the overlap) and is probed regularly
-    const preset = PRESETS["paper-qwen3-32b-1.7b"];
-    const costs = { ...structuredClone(preset.costs), canOverlap: true, batchSize: preset.workload.batchSize };
-    const w = preset.workload;
-    const workload = {
-      batchSize: w.batchSize,
-      k: w.k,
-      maxTokens: Array.from({ length: w.requests }, () => w.maxTokens),
-    };
-    const run = (probeBudget: number) =>
-      simulatePolicy(
-        workload,
-        costs,
-        () => new AutoPolicy({ kMax: w.k, batchSize: w.batchSize, canOverlap: true, probeBudget }),
-        { runs: 4, jitter: 0.1 },
-      );
-    const without = run(0).tokensPerSecond;
-    const withProbes = run(0.03).tokensPerSecond;
-    expect(1 - withProbes / without).toBeLessThanOrEqual(0.03);
-    expect(1 - withProbes / without).toBeGreaterThan(0.005); // probes happen at all
-  });
+  it(
+    "cost no more than their budget: a probe of the sequential schedule " +
+      "from the overlap is priced with its drain and the fill back",
+    () => {
+      // the paper's setup (separate devices, the overlap wins by 1.25x over sd with 2m requests),
+      // where the sequential schedule is a close call (0.8 of the overlap) and is probed regularly
+      const preset = PRESETS["paper-qwen3-32b-1.7b"];
+      const costs = { ...structuredClone(preset.costs), canOverlap: true, batchSize: preset.workload.batchSize };
+      const w = preset.workload;
+      const workload = {
+        batchSize: w.batchSize,
+        k: w.k,
+        maxTokens: Array.from({ length: w.requests }, () => w.maxTokens),
+      };
+      const run = (probeBudget: number) =>
+        simulatePolicy(
+          workload,
+          costs,
+          () => new AutoPolicy({ kMax: w.k, batchSize: w.batchSize, canOverlap: true, probeBudget }),
+          { runs: 4, jitter: 0.1 },
+        );
+      const without = run(0).tokensPerSecond;
+      const withProbes = run(0.03).tokensPerSecond;
+      expect(1 - withProbes / without).toBeLessThanOrEqual(0.03);
+      expect(1 - withProbes / without).toBeGreaterThan(0.005); // probes happen at all
+    },
+  );
 });

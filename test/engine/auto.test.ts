@@ -126,41 +126,48 @@ function mostCommon(picks: { schedule: StepSchedule; k: number }[]): string {
 }
 
 describe("auto policy", () => {
-  it("calibrates plain decoding and sequential k_max / 2 twice each, then the overlap once at its bound's best k", () => {
-    const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
-    const size = { sequential: 4, overlapped: 4 };
-    const picks: { schedule: StepSchedule; k: number }[] = [];
-    let bound: ReturnType<AutoPolicy["overlapBound"]>;
-    for (let i = 0; i < 5; i++) {
-      bound = policy.overlapBound(size);
-      picks.push(...settle(policy, 4, { verify: (_s, n) => 10 + n, draftStep: () => 1, accept: 0.7 }, 1));
-    }
-    expect(picks.map((p) => `${p.schedule}/${p.k}`)).toEqual([
-      "sequential/0",
-      "sequential/0",
-      "sequential/2",
-      "sequential/2",
-      `overlapped/${bound!.k}`,
-    ]);
-    expect(picks.every((p) => "probe" in p && (p as { probe: boolean }).probe)).toBe(true);
-    // the bound is an upper bound: max(draft, verify) at the sequential placement's timings
-    expect(bound!.tokensPerSecond).toBeGreaterThanOrEqual(policy.predictions(size, false)[0]!.tokensPerSecond * 0.9);
-  });
+  it(
+    "calibrates plain decoding and sequential k_max / 2 twice each, " + "then the overlap once at its bound's best k",
+    () => {
+      const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
+      const size = { sequential: 4, overlapped: 4 };
+      const picks: { schedule: StepSchedule; k: number }[] = [];
+      let bound: ReturnType<AutoPolicy["overlapBound"]>;
+      for (let i = 0; i < 5; i++) {
+        bound = policy.overlapBound(size);
+        picks.push(...settle(policy, 4, { verify: (_s, n) => 10 + n, draftStep: () => 1, accept: 0.7 }, 1));
+      }
+      expect(picks.map((p) => `${p.schedule}/${p.k}`)).toEqual([
+        "sequential/0",
+        "sequential/0",
+        "sequential/2",
+        "sequential/2",
+        `overlapped/${bound!.k}`,
+      ]);
+      expect(picks.every((p) => "probe" in p && (p as { probe: boolean }).probe)).toBe(true);
+      // the bound is an upper bound: max(draft, verify) at the sequential placement's timings
+      expect(bound!.tokensPerSecond).toBeGreaterThanOrEqual(policy.predictions(size, false)[0]!.tokensPerSecond * 0.9);
+    },
+  );
 
-  it("skips the overlap's calibration while its bound cannot reach the sequential best, and measures it once it can", () => {
-    // a draft on its own device, so the overlap would win, but at first the draft is never accepted
-    const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
-    const ownDevice = { verify: (_s: StepSchedule, n: number) => 30 + 3 * n, draftStep: () => 7 };
-    const useless = settle(policy, 4, { ...ownDevice, accept: 0 }, 40);
-    expect(useless.some((p) => p.schedule === "overlapped")).toBe(false);
-    expect(policy.overlapBound({ sequential: 4, overlapped: 4 })!.tokensPerSecond).toBeLessThan(
-      0.9 * policy.predictions({ sequential: 4, overlapped: 4 }, false)[0]!.tokensPerSecond,
-    );
-    // acceptance recovers: the bound (re-checked every step) comes into reach, the overlap is measured and wins
-    const good = settle(policy, 4, { ...ownDevice, accept: 0.9 }, 80);
-    expect(good.findIndex((p) => p.schedule === "overlapped")).toBeGreaterThanOrEqual(0);
-    expect(mostCommon(good.slice(40)).startsWith("overlapped/")).toBe(true);
-  });
+  it(
+    "skips the overlap's calibration while its bound cannot " +
+      "reach the sequential best, and measures it once it can",
+    () => {
+      // a draft on its own device, so the overlap would win, but at first the draft is never accepted
+      const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
+      const ownDevice = { verify: (_s: StepSchedule, n: number) => 30 + 3 * n, draftStep: () => 7 };
+      const useless = settle(policy, 4, { ...ownDevice, accept: 0 }, 40);
+      expect(useless.some((p) => p.schedule === "overlapped")).toBe(false);
+      expect(policy.overlapBound({ sequential: 4, overlapped: 4 })!.tokensPerSecond).toBeLessThan(
+        0.9 * policy.predictions({ sequential: 4, overlapped: 4 }, false)[0]!.tokensPerSecond,
+      );
+      // acceptance recovers: the bound (re-checked every step) comes into reach, the overlap is measured and wins
+      const good = settle(policy, 4, { ...ownDevice, accept: 0.9 }, 80);
+      expect(good.findIndex((p) => p.schedule === "overlapped")).toBeGreaterThanOrEqual(0);
+      expect(mostCommon(good.slice(40)).startsWith("overlapped/")).toBe(true);
+    },
+  );
 
   it("picks plain decoding when verifying drafts costs more than they bring (a 2-core CPU)", () => {
     const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
@@ -173,17 +180,20 @@ describe("auto policy", () => {
     expect(mostCommon(picks.slice(20))).toBe("sequential/0");
   });
 
-  it("picks sequential speculation when the draft is cheap and accepted, and the cores must be split to overlap", () => {
-    const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
-    const picks = settle(policy, 4, {
-      verify: (s, n) => (s === "overlapped" ? 2 : 1) * (40 + 1 * n),
-      draftStep: (s, r) => (s === "overlapped" ? 2 : 1) * (1 + 0.2 * r),
-      accept: 0.9,
-    });
-    const best = mostCommon(picks.slice(20));
-    expect(best.startsWith("sequential/")).toBe(true);
-    expect(Number(best.split("/")[1])).toBeGreaterThanOrEqual(3);
-  });
+  it(
+    "picks sequential speculation when the draft is cheap and accepted, " + "and the cores must be split to overlap",
+    () => {
+      const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
+      const picks = settle(policy, 4, {
+        verify: (s, n) => (s === "overlapped" ? 2 : 1) * (40 + 1 * n),
+        draftStep: (s, r) => (s === "overlapped" ? 2 : 1) * (1 + 0.2 * r),
+        accept: 0.9,
+      });
+      const best = mostCommon(picks.slice(20));
+      expect(best.startsWith("sequential/")).toBe(true);
+      expect(Number(best.split("/")[1])).toBeGreaterThanOrEqual(3);
+    },
+  );
 
   it("picks the overlap when the draft has its own device and costs about what verification does", () => {
     const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
@@ -257,47 +267,56 @@ describe("auto policy", () => {
     expect(late.filter((p) => p.schedule === "sequential").length / late.length).toBeGreaterThan(0.9);
   });
 
-  it("re-measures a schedule whose estimate a burst of load inflated after calibration, instead of avoiding it for the rest of the run", () => {
-    // plain decoding wins (the demo's pair: a draft ~0.4 of the target; split cores halve each phase);
-    // 8 steps of 3-5x slower sequential passes, once the calibration is over, pushed auto into the
-    // overlap, where it stayed ~40 steps after the burst: the sequential estimate was never re-measured
-    for (const [from, factor] of [
-      [4, 5],
-      [10, 3],
-      [20, 3],
-    ] as const) {
-      const policy = new AutoPolicy({ kMax: 4, batchSize: 4, canOverlap: true });
-      const picks: { schedule: StepSchedule; k: number }[] = [];
-      for (let step = 0; step < 80; step++) {
-        const d = policy.choose({ sequential: 8, overlapped: 4 }, true);
-        picks.push(d);
-        const slow = d.schedule === "sequential" && step >= from && step < from + 8 ? factor : 1;
-        const r = d.schedule === "overlapped" ? 4 : 8;
-        const split = d.schedule === "overlapped" ? 2 : 1;
-        const outcomes = Array.from({ length: r }, (_, j) => {
-          let accepted = 0;
-          while (accepted < d.k && (j * 7 + accepted * 3 + step) % 100 < 60) accepted++;
-          return { k: d.k, accepted };
-        });
-        const tokens = r * (d.k + 1);
-        policy.recordVerify(d.schedule, {
-          ms: slow * split * (12 + 1.2 * tokens),
-          requests: r,
-          tokens,
-          k: d.k,
-          outcomes,
-        });
-        if (d.k > 0)
-          policy.recordDraft(d.schedule, { ms: slow * split * d.k * (2 + 0.9 * r), requests: r, tokens: d.k, k: d.k });
-        policy.recordOverhead(d.schedule, 0.1);
+  it(
+    "re-measures a schedule whose estimate a burst of load inflated after calibration, " +
+      "instead of avoiding it for the rest of the run",
+    () => {
+      // plain decoding wins (the demo's pair: a draft ~0.4 of the target; split cores halve each phase);
+      // 8 steps of 3-5x slower sequential passes, once the calibration is over, pushed auto into the
+      // overlap, where it stayed ~40 steps after the burst: the sequential estimate was never re-measured
+      for (const [from, factor] of [
+        [4, 5],
+        [10, 3],
+        [20, 3],
+      ] as const) {
+        const policy = new AutoPolicy({ kMax: 4, batchSize: 4, canOverlap: true });
+        const picks: { schedule: StepSchedule; k: number }[] = [];
+        for (let step = 0; step < 80; step++) {
+          const d = policy.choose({ sequential: 8, overlapped: 4 }, true);
+          picks.push(d);
+          const slow = d.schedule === "sequential" && step >= from && step < from + 8 ? factor : 1;
+          const r = d.schedule === "overlapped" ? 4 : 8;
+          const split = d.schedule === "overlapped" ? 2 : 1;
+          const outcomes = Array.from({ length: r }, (_, j) => {
+            let accepted = 0;
+            while (accepted < d.k && (j * 7 + accepted * 3 + step) % 100 < 60) accepted++;
+            return { k: d.k, accepted };
+          });
+          const tokens = r * (d.k + 1);
+          policy.recordVerify(d.schedule, {
+            ms: slow * split * (12 + 1.2 * tokens),
+            requests: r,
+            tokens,
+            k: d.k,
+            outcomes,
+          });
+          if (d.k > 0)
+            policy.recordDraft(d.schedule, {
+              ms: slow * split * d.k * (2 + 0.9 * r),
+              requests: r,
+              tokens: d.k,
+              k: d.k,
+            });
+          policy.recordOverhead(d.schedule, 0.1);
+        }
+        const after = picks.slice(from + 8 + 14, from + 8 + 44);
+        expect(
+          after.filter((p) => p.schedule === "overlapped").length,
+          `burst from step ${from}, x${factor}`,
+        ).toBeLessThanOrEqual(3);
       }
-      const after = picks.slice(from + 8 + 14, from + 8 + 44);
-      expect(
-        after.filter((p) => p.schedule === "overlapped").length,
-        `burst from step ${from}, x${factor}`,
-      ).toBeLessThanOrEqual(3);
-    }
-  });
+    },
+  );
 
   it("confirms a schedule far behind once, even when step times jitter by +-40% (a GPU's 10 ms steps)", () => {
     for (let seed = 1; seed <= 6; seed++) {
@@ -390,35 +409,39 @@ describe("auto engine on the fake backend", () => {
     }
   });
 
-  it("never leaves the target idle for a step: entering overlap verifies plain tokens, leaving it verifies everyone", async () => {
-    const { engine } = makeEngine(
-      { mode: "auto", batchSize: 4, draftTokens: 3, auto: { probeEvery: 2, probeBudget: 1 } },
-      FAKE,
-    );
-    await runWorkload(engine, workload(24, 3));
-    const trace = engine.trace().filter((e) => e.kind !== "prefill");
-    const steps = new Map<number, typeof trace>();
-    for (const e of trace) steps.set(e.step, [...(steps.get(e.step) ?? []), e]);
-    let fills = 0;
-    let drains = 0;
-    let previous: string | undefined;
-    for (const events of steps.values()) {
-      const verify = events.find((e) => e.worker === "target" && e.kind === "verify");
-      // every step verifies something (a step that only drafts would leave the target idle)
-      expect(verify, JSON.stringify(events)).toBeDefined();
-      const schedule = verify!.decision!.schedule;
-      if (schedule === "overlapped" && verify!.k === 0) fills++;
-      if (schedule === "sequential") {
-        // a sequential pass covers every running request, including the drain after overlapping
-        expect(verify!.requests.length).toBe(verify!.batchSizes![0] + verify!.batchSizes![1]);
-        if (previous === "overlapped") drains++;
+  it(
+    "never leaves the target idle for a step: " +
+      "entering overlap verifies plain tokens, leaving it verifies everyone",
+    async () => {
+      const { engine } = makeEngine(
+        { mode: "auto", batchSize: 4, draftTokens: 3, auto: { probeEvery: 2, probeBudget: 1 } },
+        FAKE,
+      );
+      await runWorkload(engine, workload(24, 3));
+      const trace = engine.trace().filter((e) => e.kind !== "prefill");
+      const steps = new Map<number, typeof trace>();
+      for (const e of trace) steps.set(e.step, [...(steps.get(e.step) ?? []), e]);
+      let fills = 0;
+      let drains = 0;
+      let previous: string | undefined;
+      for (const events of steps.values()) {
+        const verify = events.find((e) => e.worker === "target" && e.kind === "verify");
+        // every step verifies something (a step that only drafts would leave the target idle)
+        expect(verify, JSON.stringify(events)).toBeDefined();
+        const schedule = verify!.decision!.schedule;
+        if (schedule === "overlapped" && verify!.k === 0) fills++;
+        if (schedule === "sequential") {
+          // a sequential pass covers every running request, including the drain after overlapping
+          expect(verify!.requests.length).toBe(verify!.batchSizes![0] + verify!.batchSizes![1]);
+          if (previous === "overlapped") drains++;
+        }
+        previous = schedule;
       }
-      previous = schedule;
-    }
-    expect(fills).toBeGreaterThan(2);
-    expect(drains).toBeGreaterThan(2);
-    await engine.close();
-  });
+      expect(fills).toBeGreaterThan(2);
+      expect(drains).toBeGreaterThan(2);
+      await engine.close();
+    },
+  );
 
   it("catches the draft cache up after a long stretch of plain decoding", async () => {
     const w = { prompts: workload(4).prompts, maxTokens: [120, 120, 120, 120] };
@@ -436,35 +459,38 @@ describe("auto engine on the fake backend", () => {
     await engine.close();
   });
 
-  it("fills a request's draft cache at its first draft call: a request it never drafts costs no draft prefill", async () => {
-    // 12 requests, 4 at a time: drafting is hopelessly slow, so after calibration (which drafts the
-    // first wave) auto decodes plainly and the later requests are never drafted
-    const w = workload(12, 3);
-    const { engine: ar } = makeEngine({ mode: "ar", batchSize: 4 }, { nCtx: 512 });
-    const reference = await runWorkload(ar, w);
-    const slowDraft: FakeOptions = { nCtx: 512, draftNoise: 0.5, verifyMs: () => 1, draftStepMs: () => 25 };
-    const { engine, fake } = makeEngine(
-      { mode: "auto", batchSize: 2, draftTokens: 3, auto: { probeEvery: 1000, probeBudget: 0 } },
-      slowDraft,
-    );
-    const results = await runWorkload(engine, w);
-    results.forEach((r, i) => expect(r.tokens).toEqual(reference[i]!.tokens));
-    const trace = engine.trace();
-    const drafted = new Set(trace.filter((e) => e.kind === "draft").flatMap((e) => e.requests));
-    expect(drafted.size).toBeGreaterThan(0);
-    expect(drafted.size).toBeLessThan(12);
-    // no draft-side prefill at admission; the draft context saw only requests that were drafted
-    expect(
-      trace
-        .filter((e) => e.worker === "draft" && e.kind === "prefill")
-        .flatMap((e) => e.requests)
-        .every((id) => drafted.has(id)),
-    ).toBe(true);
-    expect(fake.calls.filter((c) => c.worker === "draft" && c.kind === "prefill").length).toBeLessThanOrEqual(
-      drafted.size,
-    );
-    await engine.close();
-  });
+  it(
+    "fills a request's draft cache at its first draft call: " + "a request it never drafts costs no draft prefill",
+    async () => {
+      // 12 requests, 4 at a time: drafting is hopelessly slow, so after calibration (which drafts the
+      // first wave) auto decodes plainly and the later requests are never drafted
+      const w = workload(12, 3);
+      const { engine: ar } = makeEngine({ mode: "ar", batchSize: 4 }, { nCtx: 512 });
+      const reference = await runWorkload(ar, w);
+      const slowDraft: FakeOptions = { nCtx: 512, draftNoise: 0.5, verifyMs: () => 1, draftStepMs: () => 25 };
+      const { engine, fake } = makeEngine(
+        { mode: "auto", batchSize: 2, draftTokens: 3, auto: { probeEvery: 1000, probeBudget: 0 } },
+        slowDraft,
+      );
+      const results = await runWorkload(engine, w);
+      results.forEach((r, i) => expect(r.tokens).toEqual(reference[i]!.tokens));
+      const trace = engine.trace();
+      const drafted = new Set(trace.filter((e) => e.kind === "draft").flatMap((e) => e.requests));
+      expect(drafted.size).toBeGreaterThan(0);
+      expect(drafted.size).toBeLessThan(12);
+      // no draft-side prefill at admission; the draft context saw only requests that were drafted
+      expect(
+        trace
+          .filter((e) => e.worker === "draft" && e.kind === "prefill")
+          .flatMap((e) => e.requests)
+          .every((id) => drafted.has(id)),
+      ).toBe(true);
+      expect(fake.calls.filter((c) => c.worker === "draft" && c.kind === "prefill").length).toBeLessThanOrEqual(
+        drafted.size,
+      );
+      await engine.close();
+    },
+  );
 
   it("does not count a catch-up prefill as step overhead (it would favour long drafts)", async () => {
     const recorded: number[] = [];

@@ -314,7 +314,10 @@ export class FakeBackend implements Backend {
     this.failures.push({ worker, kind, remaining: nth, error });
   }
 
-  /** moveSeq: the destination must be empty; drafts stored for the source are dropped (the engine moves only requests holding none). */
+  /**
+   * moveSeq: the destination must be empty; drafts stored for the source are dropped (the engine moves only requests
+   * holding none).
+   */
   private move(worker: FakeWorkerName, src: number, dst: number): void {
     const seqs = this.seqs[worker];
     if ((seqs.get(dst)?.tokens.length ?? 0) > 0)

@@ -223,20 +223,27 @@ describe("backend failures", () => {
     });
   }
 
-  it("a worker that throws synchronously, or returns the wrong number of outputs, rejects instead of crashing", async () => {
-    const fake = new FakeBackend();
-    const engine = new Engine(fake, { mode: "sd", batchSize: 2, draftTokens: 2 });
-    const verify = fake.target.verify;
-    fake.target.verify = () => {
-      throw new Error("sync failure");
-    };
-    expect((await rejection(engine.generate([1, 2, 3], { maxTokens: 5 }))).message).toBe("sync failure");
-    fake.target.verify = async (specs) => (await verify(specs)).slice(1);
-    expect((await rejection(engine.generate([1, 2, 3], { maxTokens: 5 }))).message).toMatch(/returned 0 outputs for 1/);
-    fake.target.verify = verify;
-    expect((await engine.generate([1, 2, 3], { maxTokens: 5 })).tokens).toEqual(fake.greedyContinuation([1, 2, 3], 5));
-    await engine.close();
-  });
+  it(
+    "a worker that throws synchronously, " + "or returns the wrong number of outputs, rejects instead of crashing",
+    async () => {
+      const fake = new FakeBackend();
+      const engine = new Engine(fake, { mode: "sd", batchSize: 2, draftTokens: 2 });
+      const verify = fake.target.verify;
+      fake.target.verify = () => {
+        throw new Error("sync failure");
+      };
+      expect((await rejection(engine.generate([1, 2, 3], { maxTokens: 5 }))).message).toBe("sync failure");
+      fake.target.verify = async (specs) => (await verify(specs)).slice(1);
+      expect((await rejection(engine.generate([1, 2, 3], { maxTokens: 5 }))).message).toMatch(
+        /returned 0 outputs for 1/,
+      );
+      fake.target.verify = verify;
+      expect((await engine.generate([1, 2, 3], { maxTokens: 5 })).tokens).toEqual(
+        fake.greedyContinuation([1, 2, 3], 5),
+      );
+      await engine.close();
+    },
+  );
 });
 
 describe("stream and chat", () => {

@@ -167,37 +167,43 @@ describe("context", () => {
     await Promise.all([tctx.dispose(), dctx.dispose()]);
   });
 
-  it("draft and verify answer in the caller's order whatever the sequence order (rows go to llama.cpp sorted by sequence)", async () => {
-    const tctx = await LlamaContext.create(target, { contextSize: 64, sequences: 3, threads: 1 });
-    const dctx = await LlamaContext.create(draft, { contextSize: 64, sequences: 3, threads: 1 });
-    const prompts = ["The capital of France is", "Once upon a time", "def main():"].map((p) => target.tokenize(p));
-    const fill = () =>
-      Promise.all(prompts.flatMap((t, s) => [tctx.prefill(s, 0, t.slice(0, -1)), dctx.prefill(s, 0, t.slice(0, -1))]));
-    const run = async (order: number[]) => {
-      await fill();
-      const drafts = await dctx.draft(
-        order.map((s) => ({ seq: s, pos: prompts[s]!.length - 1, tokens: [prompts[s]!.at(-1)!], k: 3 })),
-      );
-      const verified = await tctx.verify(
-        order.map((s, i) => ({
-          seq: s,
-          pos: prompts[s]!.length - 1,
-          pending: prompts[s]!.at(-1)!,
-          draft: Array.from(drafts[i]!.tokens),
-        })),
-      );
-      const bySeq = new Map(
-        order.map((s, i) => [s, { draft: Array.from(drafts[i]!.tokens), alt: Array.from(verified[i]!.alt) }]),
-      );
-      return [0, 1, 2].map((s) => bySeq.get(s));
-    };
-    const ascending = await run([0, 1, 2]);
-    expect(await run([2, 0, 1])).toEqual(ascending);
-    expect(await run([1, 2, 0])).toEqual(ascending);
-    // each sequence's own greedy continuation, not a neighbour's
-    expect(new Set(ascending.map((r) => r!.alt.join(","))).size).toBe(3);
-    await Promise.all([tctx.dispose(), dctx.dispose()]);
-  });
+  it(
+    "draft and verify answer in the caller's order whatever the " +
+      "sequence order (rows go to llama.cpp sorted by sequence)",
+    async () => {
+      const tctx = await LlamaContext.create(target, { contextSize: 64, sequences: 3, threads: 1 });
+      const dctx = await LlamaContext.create(draft, { contextSize: 64, sequences: 3, threads: 1 });
+      const prompts = ["The capital of France is", "Once upon a time", "def main():"].map((p) => target.tokenize(p));
+      const fill = () =>
+        Promise.all(
+          prompts.flatMap((t, s) => [tctx.prefill(s, 0, t.slice(0, -1)), dctx.prefill(s, 0, t.slice(0, -1))]),
+        );
+      const run = async (order: number[]) => {
+        await fill();
+        const drafts = await dctx.draft(
+          order.map((s) => ({ seq: s, pos: prompts[s]!.length - 1, tokens: [prompts[s]!.at(-1)!], k: 3 })),
+        );
+        const verified = await tctx.verify(
+          order.map((s, i) => ({
+            seq: s,
+            pos: prompts[s]!.length - 1,
+            pending: prompts[s]!.at(-1)!,
+            draft: Array.from(drafts[i]!.tokens),
+          })),
+        );
+        const bySeq = new Map(
+          order.map((s, i) => [s, { draft: Array.from(drafts[i]!.tokens), alt: Array.from(verified[i]!.alt) }]),
+        );
+        return [0, 1, 2].map((s) => bySeq.get(s));
+      };
+      const ascending = await run([0, 1, 2]);
+      expect(await run([2, 0, 1])).toEqual(ascending);
+      expect(await run([1, 2, 0])).toEqual(ascending);
+      // each sequence's own greedy continuation, not a neighbour's
+      expect(new Set(ascending.map((r) => r!.alt.join(","))).size).toBe(3);
+      await Promise.all([tctx.dispose(), dctx.dispose()]);
+    },
+  );
 
   it("sampled rows spread over a context's threads give exactly the single-thread results", async () => {
     // 5 sequences x (k + 1) sampled rows: with 2 threads (or rowThreads 2) the draft and verify jobs
@@ -245,7 +251,8 @@ describe("context", () => {
         }));
       };
       const first = await round();
-      // the same jobs again (both recompute from pos): the pool's helpers, started by the first round, give the same rows
+      // the same jobs again (both recompute from pos): the pool's helpers, started by the first round,
+      // give the same rows
       expect(await round()).toEqual(first);
       await Promise.all([tctx.dispose(), dctx.dispose()]);
       return first;
@@ -258,75 +265,83 @@ describe("context", () => {
     expect(serial.some((r) => r.q.some((q) => q < 1))).toBe(true);
   });
 
-  it("moveSeq carries a sequence's cache to a free id, also when the freed id is reused before the next decode", async () => {
-    const toks = target.tokenize("The capital of France is");
-    const other = target.tokenize("Once upon a time in a land");
-    for (const kvUnified of [false, true]) {
-      const tctx = await LlamaContext.create(target, { contextSize: 64, sequences: 4, threads: 1, kvUnified });
-      const backend = new NativeBackend(target, tctx);
-      expect(backend.seqIdsSplitPasses).toBe(!kvUnified);
-      await tctx.prefill(0, 0, toks.slice(0, -1));
-      await tctx.prefill(3, 0, toks.slice(0, -1));
-      await backend.target.moveSeq!(3, 1);
-      expect(await tctx.positions(3)).toEqual({ min: -1, max: -1 });
-      expect(await tctx.positions(1)).toEqual({ min: 0, max: toks.length - 2 });
-      // with one KV stream per sequence llama.cpp copies the buffer at the next decode: this prefill
-      // into the freed id must not reach the moved cache
-      await tctx.prefill(3, 0, other.slice(0, -1));
-      const next = (seq: number, t: number[]) => tctx.decode({ tokens: [t.at(-1)!], pos: [t.length - 1], seq: [seq] });
-      expect(maxAbsDiff(await next(1, toks), await next(0, toks))).toBeLessThan(1e-4);
-      await tctx.prefill(2, 0, other.slice(0, -1));
-      expect(maxAbsDiff(await next(3, other), await next(2, other))).toBeLessThan(1e-4);
-      await tctx.dispose();
-    }
-  });
-
-  it("a worker that spins for its next job (and a pool that polls between graphs) decodes exactly what a sleeping one does, and disposes while spinning", async () => {
-    const toks = target.tokenize("The capital of France is");
-    const greedy = async (
-      spinMicros: number,
-      pool: { threads: number; threadpoolPoll: number } = { threads: 1, threadpoolPoll: 0 },
-    ) => {
-      const ctx = await LlamaContext.create(target, { contextSize: 64, sequences: 1, spinMicros, ...pool });
-      await ctx.prefill(0, 0, toks.slice(0, -1));
-      const out: number[] = [];
-      let pending = toks.at(-1)!;
-      for (let i = 0; i < 12; i++) {
-        const [v] = await ctx.verify([{ seq: 0, pos: toks.length - 1 + i, pending, draft: [] }]);
-        pending = v!.alt[0]!;
-        out.push(pending);
+  it(
+    "moveSeq carries a sequence's cache to a free id, " + "also when the freed id is reused before the next decode",
+    async () => {
+      const toks = target.tokenize("The capital of France is");
+      const other = target.tokenize("Once upon a time in a land");
+      for (const kvUnified of [false, true]) {
+        const tctx = await LlamaContext.create(target, { contextSize: 64, sequences: 4, threads: 1, kvUnified });
+        const backend = new NativeBackend(target, tctx);
+        expect(backend.seqIdsSplitPasses).toBe(!kvUnified);
+        await tctx.prefill(0, 0, toks.slice(0, -1));
+        await tctx.prefill(3, 0, toks.slice(0, -1));
+        await backend.target.moveSeq!(3, 1);
+        expect(await tctx.positions(3)).toEqual({ min: -1, max: -1 });
+        expect(await tctx.positions(1)).toEqual({ min: 0, max: toks.length - 2 });
+        // with one KV stream per sequence llama.cpp copies the buffer at the next decode: this prefill
+        // into the freed id must not reach the moved cache
+        await tctx.prefill(3, 0, other.slice(0, -1));
+        const next = (seq: number, t: number[]) =>
+          tctx.decode({ tokens: [t.at(-1)!], pos: [t.length - 1], seq: [seq] });
+        expect(maxAbsDiff(await next(1, toks), await next(0, toks))).toBeLessThan(1e-4);
+        await tctx.prefill(2, 0, other.slice(0, -1));
+        expect(maxAbsDiff(await next(3, other), await next(2, other))).toBeLessThan(1e-4);
+        await tctx.dispose();
       }
-      // the jobs came back to back, so the worker spins now (up to spinMicros) instead of sleeping
-      const t0 = performance.now();
-      await ctx.dispose();
-      return { out, disposeMs: performance.now() - t0 };
-    };
-    const asleep = await greedy(0);
-    const spinning = await greedy(50_000);
-    expect(spinning.out).toEqual(asleep.out);
-    expect(spinning.disposeMs).toBeLessThan(5_000);
-    // a 2-thread pool whose threads poll between graphs (what ar uses): the same tokens
-    const polling = await greedy(250, { threads: 2, threadpoolPoll: 1 });
-    expect(polling.out).toEqual((await greedy(0, { threads: 2, threadpoolPoll: 0 })).out);
-    await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 101 })).rejects.toThrow(
-      /threadpoolPoll must be an integer in 0..100, got 101/,
-    );
-    await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 0.5 })).rejects.toThrow(
-      /threadpoolPoll must be an integer in 0..100, got 0.5/,
-    );
-    await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: -1 })).rejects.toThrow(
-      /rowThreads must be an integer in 0..512, got -1/,
-    );
-    await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: 513 })).rejects.toThrow(
-      /rowThreads must be an integer in 0..512, got 513/,
-    );
-    await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: -1 })).rejects.toThrow(
-      /spinMicros must be an integer in 0..100000, got -1/,
-    );
-    await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: 200_000 })).rejects.toThrow(
-      /spinMicros must be an integer in 0..100000, got 200000/,
-    );
-  });
+    },
+  );
+
+  it(
+    "a worker that spins for its next job (and a pool that polls between graphs) " +
+      "decodes exactly what a sleeping one does, and disposes while spinning",
+    async () => {
+      const toks = target.tokenize("The capital of France is");
+      const greedy = async (
+        spinMicros: number,
+        pool: { threads: number; threadpoolPoll: number } = { threads: 1, threadpoolPoll: 0 },
+      ) => {
+        const ctx = await LlamaContext.create(target, { contextSize: 64, sequences: 1, spinMicros, ...pool });
+        await ctx.prefill(0, 0, toks.slice(0, -1));
+        const out: number[] = [];
+        let pending = toks.at(-1)!;
+        for (let i = 0; i < 12; i++) {
+          const [v] = await ctx.verify([{ seq: 0, pos: toks.length - 1 + i, pending, draft: [] }]);
+          pending = v!.alt[0]!;
+          out.push(pending);
+        }
+        // the jobs came back to back, so the worker spins now (up to spinMicros) instead of sleeping
+        const t0 = performance.now();
+        await ctx.dispose();
+        return { out, disposeMs: performance.now() - t0 };
+      };
+      const asleep = await greedy(0);
+      const spinning = await greedy(50_000);
+      expect(spinning.out).toEqual(asleep.out);
+      expect(spinning.disposeMs).toBeLessThan(5_000);
+      // a 2-thread pool whose threads poll between graphs (what ar uses): the same tokens
+      const polling = await greedy(250, { threads: 2, threadpoolPoll: 1 });
+      expect(polling.out).toEqual((await greedy(0, { threads: 2, threadpoolPoll: 0 })).out);
+      await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 101 })).rejects.toThrow(
+        /threadpoolPoll must be an integer in 0..100, got 101/,
+      );
+      await expect(LlamaContext.create(target, { contextSize: 64, threadpoolPoll: 0.5 })).rejects.toThrow(
+        /threadpoolPoll must be an integer in 0..100, got 0.5/,
+      );
+      await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: -1 })).rejects.toThrow(
+        /rowThreads must be an integer in 0..512, got -1/,
+      );
+      await expect(LlamaContext.create(target, { contextSize: 64, rowThreads: 513 })).rejects.toThrow(
+        /rowThreads must be an integer in 0..512, got 513/,
+      );
+      await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: -1 })).rejects.toThrow(
+        /spinMicros must be an integer in 0..100000, got -1/,
+      );
+      await expect(LlamaContext.create(target, { contextSize: 64, spinMicros: 200_000 })).rejects.toThrow(
+        /spinMicros must be an integer in 0..100000, got 200000/,
+      );
+    },
+  );
 
   it("two contexts on 1 + 1 threads run concurrently", async () => {
     const toks = Array.from({ length: 384 }, (_, i) => 100 + (i % 500));

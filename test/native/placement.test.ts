@@ -96,21 +96,25 @@ describe("resolvePlacement: the user's devices where given, the defaults for the
     expect(ar).toMatchObject({ targetDevice: "CUDA0", draftDevice: "none", defaulted: { target: true, draft: false } });
     expect(resolvePlacement([cpu], { hasDraft: false, overlapped: false }).note).toMatch(/no GPU/);
   });
-  it("a target passed in loaded with llama.cpp's defaults occupies every GPU: the draft never takes one of them as 'another GPU'", () => {
-    expect(onGpu(AS_LOADED, twoGpus)).toBe(true);
-    expect(onGpu(AS_LOADED, [cpu])).toBe(false);
-    expect(resolvePlacement(twoGpus, { target: AS_LOADED, hasDraft: true, overlapped: true })).toMatchObject({
-      targetDevice: AS_LOADED,
-      draftDevice: "cpu",
-    });
-    expect(resolvePlacement(twoGpus, { target: AS_LOADED, hasDraft: true, overlapped: false })).toMatchObject({
-      draftDevice: "CUDA0",
-    });
-    expect(resolvePlacement([cpu], { target: AS_LOADED, hasDraft: true, overlapped: true })).toMatchObject({
-      draftDevice: "cpu",
-    });
-    expect(resolvePlacement(oneGpu, { target: AS_LOADED, hasDraft: true, overlapped: true }).note).toMatch(
-      /^target as loaded, draft on the CPU cores/,
-    );
-  });
+  it(
+    "a target passed in loaded with llama.cpp's defaults occupies every GPU: " +
+      "the draft never takes one of them as 'another GPU'",
+    () => {
+      expect(onGpu(AS_LOADED, twoGpus)).toBe(true);
+      expect(onGpu(AS_LOADED, [cpu])).toBe(false);
+      expect(resolvePlacement(twoGpus, { target: AS_LOADED, hasDraft: true, overlapped: true })).toMatchObject({
+        targetDevice: AS_LOADED,
+        draftDevice: "cpu",
+      });
+      expect(resolvePlacement(twoGpus, { target: AS_LOADED, hasDraft: true, overlapped: false })).toMatchObject({
+        draftDevice: "CUDA0",
+      });
+      expect(resolvePlacement([cpu], { target: AS_LOADED, hasDraft: true, overlapped: true })).toMatchObject({
+        draftDevice: "cpu",
+      });
+      expect(resolvePlacement(oneGpu, { target: AS_LOADED, hasDraft: true, overlapped: true }).note).toMatch(
+        /^target as loaded, draft on the CPU cores/,
+      );
+    },
+  );
 });

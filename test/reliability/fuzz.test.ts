@@ -12,7 +12,8 @@ const COUNT = 1000;
 const TIME_LIMIT_MS = 50_000;
 
 describe("GGUF loader fuzz (child processes)", () => {
-  it(`${COUNT} seeded mutations of the micro model: no crash, no hang; each is refused with a reason or loads and runs`, {
+  it(`${COUNT} seeded mutations of the micro model: no crash, no hang; ` +
+    "each is refused with a reason or loads and runs", {
     timeout: 180_000,
   }, async () => {
     ensureBuilt();

@@ -48,25 +48,31 @@ async function refused(bytes: Buffer, why: RegExp): Promise<void> {
 }
 
 describe("unreadable and special files", () => {
-  it("a file without read permission: 'permission denied' (as root: checked in a child running as nobody)", async () => {
-    const dir = path.join(scratch, "locked");
-    mkdirSync(dir, { recursive: true });
-    chmodSync(scratch, 0o755);
-    chmodSync(dir, 0o755);
-    const locked = path.join(dir, "locked.gguf");
-    writeFileSync(locked, base);
-    chmodSync(locked, 0o000);
-    if (process.getuid?.() !== 0) {
-      await expect(LlamaModel.load(locked)).rejects.toThrow(/cannot read model file .*locked\.gguf: permission denied/);
-      return;
-    }
-    // root reads anything: drop to nobody for the load (dist/ and node_modules are world-readable)
-    const script = `import(${JSON.stringify(path.join(repoRoot, "dist", "native", "model.js"))}).then(({ LlamaModel }) =>
-      LlamaModel.load(${JSON.stringify(locked)}).then(() => console.log("LOADED"), (e) => console.log("ERR " + e.message)))`;
-    const r = await runNode(["-e", script], { uid: 65534, gid: 65534, cwd: "/", timeoutMs: 60_000 });
-    expect(r.signal, r.stderr).toBeNull();
-    expect(r.stdout.trim()).toMatch(/^ERR cannot read model file .*locked\.gguf: permission denied$/);
-  });
+  it(
+    "a file without read permission: 'permission denied' (as root: " + "checked in a child running as nobody)",
+    async () => {
+      const dir = path.join(scratch, "locked");
+      mkdirSync(dir, { recursive: true });
+      chmodSync(scratch, 0o755);
+      chmodSync(dir, 0o755);
+      const locked = path.join(dir, "locked.gguf");
+      writeFileSync(locked, base);
+      chmodSync(locked, 0o000);
+      if (process.getuid?.() !== 0) {
+        await expect(LlamaModel.load(locked)).rejects.toThrow(
+          /cannot read model file .*locked\.gguf: permission denied/,
+        );
+        return;
+      }
+      // root reads anything: drop to nobody for the load (dist/ and node_modules are world-readable)
+      const script = `import(${JSON.stringify(path.join(repoRoot, "dist", "native", "model.js"))})
+      .then(({ LlamaModel }) => LlamaModel.load(${JSON.stringify(locked)})
+        .then(() => console.log("LOADED"), (e) => console.log("ERR " + e.message)))`;
+      const r = await runNode(["-e", script], { uid: 65534, gid: 65534, cwd: "/", timeoutMs: 60_000 });
+      expect(r.signal, r.stderr).toBeNull();
+      expect(r.stdout.trim()).toMatch(/^ERR cannot read model file .*locked\.gguf: permission denied$/);
+    },
+  );
 
   it("a FIFO, a character device and a socket-like path are not regular files", async () => {
     const fifo = path.join(scratch, "pipe.gguf");
@@ -85,12 +91,15 @@ describe("unreadable and special files", () => {
     await expect(LlamaModel.load(42 as unknown as string)).rejects.toThrow(TypeError);
   });
 
-  it("a file that shrinks to nothing between validation and loading is refused by llama.cpp cleanly (raw addon)", async () => {
-    // the addon itself (no validation) on a zero-byte file
-    const { loadAddon } = await import("../../src/native/addon.js");
-    const addon = await loadAddon();
-    await expect(addon.loadModel(file(Buffer.alloc(0)))).rejects.toThrow(/failed to load model/);
-  });
+  it(
+    "a file that shrinks to nothing between validation and " + "loading is refused by llama.cpp cleanly (raw addon)",
+    async () => {
+      // the addon itself (no validation) on a zero-byte file
+      const { loadAddon } = await import("../../src/native/addon.js");
+      const addon = await loadAddon();
+      await expect(addon.loadModel(file(Buffer.alloc(0)))).rejects.toThrow(/failed to load model/);
+    },
+  );
 });
 
 describe("wrong magic and version", () => {
@@ -201,94 +210,109 @@ describe("files llama.cpp's loader would crash on are refused first (child proce
     return offs;
   };
 
-  it("hyper-parameters: block_count 0 / 513 / 2^32-1, a NaN or negative norm epsilon (GGML_ASSERT in load_hparams / ggml_rms_norm)", async () => {
-    const blocks = kvOf(layout, "llama.block_count").valueOff;
-    const eps = kvOf(layout, "llama.attention.layer_norm_rms_epsilon").valueOff;
-    await refusedInChild([
-      ["block_count 0", withU32(base, blocks, 0), /block_count is 0; llama.cpp supports 1\.\.512 layers/],
-      ["block_count 513", withU32(base, blocks, 513), /block_count is 513/],
-      ["block_count 2^32-1", withU32(base, blocks, 0xffffffff), /block_count is 4294967295/],
-      ["eps NaN", setF32(base, eps, NaN), /layer_norm_rms_epsilon is NaN/],
-      ["eps -1", setF32(base, eps, -1), /layer_norm_rms_epsilon is -1/],
-      ["eps Infinity", setF32(base, eps, Infinity), /layer_norm_rms_epsilon is Infinity/],
-    ]);
-  });
+  it(
+    "hyper-parameters: block_count 0 / 513 / 2^32-1, " +
+      "a NaN or negative norm epsilon (GGML_ASSERT in load_hparams / ggml_rms_norm)",
+    async () => {
+      const blocks = kvOf(layout, "llama.block_count").valueOff;
+      const eps = kvOf(layout, "llama.attention.layer_norm_rms_epsilon").valueOff;
+      await refusedInChild([
+        ["block_count 0", withU32(base, blocks, 0), /block_count is 0; llama.cpp supports 1\.\.512 layers/],
+        ["block_count 513", withU32(base, blocks, 513), /block_count is 513/],
+        ["block_count 2^32-1", withU32(base, blocks, 0xffffffff), /block_count is 4294967295/],
+        ["eps NaN", setF32(base, eps, NaN), /layer_norm_rms_epsilon is NaN/],
+        ["eps -1", setF32(base, eps, -1), /layer_norm_rms_epsilon is -1/],
+        ["eps Infinity", setF32(base, eps, Infinity), /layer_norm_rms_epsilon is Infinity/],
+      ]);
+    },
+  );
 
-  it("tensor types ggml cannot compute with (found by the fuzzer: Q8_1 weights segfault at the first decode)", async () => {
-    const t = (name: string) => layout.tensors.find((x: { name: string }) => x.name === name)!;
-    const down = t("blk.1.ffn_down.weight");
-    await refusedInChild([
-      [
-        "ffn_down Q8_1",
-        withU32(base, down.typeOff, 9),
-        /blk\.1\.ffn_down\.weight has type Q8_1, which is not a weight type/,
-      ],
-      ["ffn_down I8", withU32(base, down.typeOff, 24), /has type I8/],
-      ["ffn_down I32", withU32(base, down.typeOff, 26), /has type I32/],
-      [
-        "attn_norm I32",
-        withU32(base, t("blk.0.attn_norm.weight").typeOff, 26),
-        /blk\.0\.attn_norm\.weight has type I32/,
-      ],
-      ["output I32", withU32(base, t("output.weight").typeOff, 26), /output\.weight has type I32/],
-    ]);
-  });
+  it(
+    "tensor types ggml cannot compute with (found by the fuzzer: " + "Q8_1 weights segfault at the first decode)",
+    async () => {
+      const t = (name: string) => layout.tensors.find((x: { name: string }) => x.name === name)!;
+      const down = t("blk.1.ffn_down.weight");
+      await refusedInChild([
+        [
+          "ffn_down Q8_1",
+          withU32(base, down.typeOff, 9),
+          /blk\.1\.ffn_down\.weight has type Q8_1, which is not a weight type/,
+        ],
+        ["ffn_down I8", withU32(base, down.typeOff, 24), /has type I8/],
+        ["ffn_down I32", withU32(base, down.typeOff, 26), /has type I32/],
+        [
+          "attn_norm I32",
+          withU32(base, t("blk.0.attn_norm.weight").typeOff, 26),
+          /blk\.0\.attn_norm\.weight has type I32/,
+        ],
+        ["output I32", withU32(base, t("output.weight").typeOff, 26), /output\.weight has type I32/],
+      ]);
+    },
+  );
 
-  it("the vocabulary: a duplicated token text, a missing SentencePiece byte token, a byte token with a short text", async () => {
-    const tokens = kvOf(layout, "tokenizer.ggml.tokens");
-    const items = stringItems(base, tokens.countOff!);
-    // token 3 + b is "<0xBB>": all six bytes long
-    const dup = Buffer.from(base);
-    dup.write("<0x41>", items[3 + 0x42]! + 8, "latin1"); // "<0x42>" -> "<0x41>"
-    const missing = Buffer.from(base);
-    missing.write("<0xZZ>", items[3 + 0xe2]! + 8, "latin1"); // no "<0xE2>" any more (and no 1-byte fallback)
-    const types = kvOf(layout, "tokenizer.ggml.token_type");
-    const lastPiece = items.length - 1; // a normal word piece, typed as a byte token below
-    const shortByte = withU32(base, types.countOff! + 8 + 4 * lastPiece, 6);
-    const text = base.toString(
-      "latin1",
-      items[lastPiece]! + 8,
-      items[lastPiece]! + 8 + Number(base.readBigUInt64LE(items[lastPiece]!)),
-    );
-    expect(Buffer.byteLength(text, "latin1")).toBeGreaterThanOrEqual(3); // the built-in last piece is a word: re-pick one of 1 char
-    const oneChar = items.findIndex((off) => base.readBigUInt64LE(off) === 1n);
-    const shortByte1 = withU32(base, types.countOff! + 8 + 4 * oneChar, 6);
-    // a NUL inside a token: llama.cpp reads the text up to it ("\u2581\0e" is "\u2581", a duplicate)
-    const textOf = (off: number) => base.toString("latin1", off + 8, off + 8 + Number(base.readBigUInt64LE(off)));
-    const wordA = items.findIndex((off) => textOf(off) === Buffer.from("\u2581a").toString("latin1"));
-    const nul = Buffer.from(base);
-    nul[items[wordA]! + 8 + 3] = 0; // after the 3 bytes of "\u2581"
-    await refusedInChild([
-      ["duplicate token", dup, /has token "<0x41>" twice \(ids 68 and 69\)/],
-      [
-        "NUL in a token",
-        nul,
-        new RegExp(`has token "\u2581" twice \\(ids \\d+ and ${wordA}, as llama.cpp reads them\\)`),
-      ],
-      ["missing byte token", missing, /no byte token <0xE2>/],
-      ["byte token with a 1-char text", shortByte1, new RegExp(`byte token ${oneChar} has text`)],
-    ]);
-    // a long word piece typed as a byte token is harmless (llama.cpp reads <0x..> out of it): it loads
-    const [ok] = await loadInChild([file(shortByte)], 60_000);
-    expect(ok.status, ok.how ?? ok.message).not.toBe("crash");
-  });
+  it(
+    "the vocabulary: a duplicated token text, " + "a missing SentencePiece byte token, a byte token with a short text",
+    async () => {
+      const tokens = kvOf(layout, "tokenizer.ggml.tokens");
+      const items = stringItems(base, tokens.countOff!);
+      // token 3 + b is "<0xBB>": all six bytes long
+      const dup = Buffer.from(base);
+      dup.write("<0x41>", items[3 + 0x42]! + 8, "latin1"); // "<0x42>" -> "<0x41>"
+      const missing = Buffer.from(base);
+      missing.write("<0xZZ>", items[3 + 0xe2]! + 8, "latin1"); // no "<0xE2>" any more (and no 1-byte fallback)
+      const types = kvOf(layout, "tokenizer.ggml.token_type");
+      const lastPiece = items.length - 1; // a normal word piece, typed as a byte token below
+      const shortByte = withU32(base, types.countOff! + 8 + 4 * lastPiece, 6);
+      const text = base.toString(
+        "latin1",
+        items[lastPiece]! + 8,
+        items[lastPiece]! + 8 + Number(base.readBigUInt64LE(items[lastPiece]!)),
+      );
+      // the built-in last piece is a word: re-pick one of 1 char
+      expect(Buffer.byteLength(text, "latin1")).toBeGreaterThanOrEqual(3);
+      const oneChar = items.findIndex((off) => base.readBigUInt64LE(off) === 1n);
+      const shortByte1 = withU32(base, types.countOff! + 8 + 4 * oneChar, 6);
+      // a NUL inside a token: llama.cpp reads the text up to it ("\u2581\0e" is "\u2581", a duplicate)
+      const textOf = (off: number) => base.toString("latin1", off + 8, off + 8 + Number(base.readBigUInt64LE(off)));
+      const wordA = items.findIndex((off) => textOf(off) === Buffer.from("\u2581a").toString("latin1"));
+      const nul = Buffer.from(base);
+      nul[items[wordA]! + 8 + 3] = 0; // after the 3 bytes of "\u2581"
+      await refusedInChild([
+        ["duplicate token", dup, /has token "<0x41>" twice \(ids 68 and 69\)/],
+        [
+          "NUL in a token",
+          nul,
+          new RegExp(`has token "\u2581" twice \\(ids \\d+ and ${wordA}, as llama.cpp reads them\\)`),
+        ],
+        ["missing byte token", missing, /no byte token <0xE2>/],
+        ["byte token with a 1-char text", shortByte1, new RegExp(`byte token ${oneChar} has text`)],
+      ]);
+      // a long word piece typed as a byte token is harmless (llama.cpp reads <0x..> out of it): it loads
+      const [ok] = await loadInChild([file(shortByte)], 60_000);
+      expect(ok.status, ok.how ?? ok.message).not.toBe("crash");
+    },
+  );
 
-  it("tokenizers that would assert at the first tokenize(): BOS required but undefined (UGM), a WordPiece byte token", async () => {
-    const ugm = await microPair(path.join(scratch, "ugm"), { model: "t5", omit: ["tokenizer.ggml.bos_token_id"] });
-    const wpm = await microPair(path.join(scratch, "wpm"), { model: "bert" });
-    const ugmOk = await microPair(path.join(scratch, "ugm-ok"), {
-      model: "t5",
-      omit: ["tokenizer.ggml.bos_token_id"],
-      addBos: false,
-    });
-    const outcomes = await loadInChild([ugm.target, wpm.target, ugmOk.target], 60_000);
-    expect(outcomes[0]).toMatchObject({ status: "error", name: "GgufError" });
-    expect(outcomes[0].message).toMatch(/must add a BOS token, but the vocabulary defines none/);
-    expect(outcomes[1]).toMatchObject({ status: "error", name: "GgufError" });
-    expect(outcomes[1].message).toMatch(/WordPiece vocabulary is typed as a byte token/);
-    // the same UGM vocabulary without add_bos loads, tokenizes and decodes
-    expect(outcomes[2], outcomes[2].how ?? outcomes[2].message).toMatchObject({ status: "loaded", stage: "done" });
-  });
+  it(
+    "tokenizers that would assert at the first tokenize(): " +
+      "BOS required but undefined (UGM), a WordPiece byte token",
+    async () => {
+      const ugm = await microPair(path.join(scratch, "ugm"), { model: "t5", omit: ["tokenizer.ggml.bos_token_id"] });
+      const wpm = await microPair(path.join(scratch, "wpm"), { model: "bert" });
+      const ugmOk = await microPair(path.join(scratch, "ugm-ok"), {
+        model: "t5",
+        omit: ["tokenizer.ggml.bos_token_id"],
+        addBos: false,
+      });
+      const outcomes = await loadInChild([ugm.target, wpm.target, ugmOk.target], 60_000);
+      expect(outcomes[0]).toMatchObject({ status: "error", name: "GgufError" });
+      expect(outcomes[0].message).toMatch(/must add a BOS token, but the vocabulary defines none/);
+      expect(outcomes[1]).toMatchObject({ status: "error", name: "GgufError" });
+      expect(outcomes[1].message).toMatch(/WordPiece vocabulary is typed as a byte token/);
+      // the same UGM vocabulary without add_bos loads, tokenizes and decodes
+      expect(outcomes[2], outcomes[2].how ?? outcomes[2].message).toMatchObject({ status: "loaded", stage: "done" });
+    },
+  );
 
   it("an unknown architecture and a GGUF of the wrong kind are refused by llama.cpp with its reason", async () => {
     const arch = kvOf(layout, "general.architecture");
@@ -304,21 +328,29 @@ describe("vocabulary-only GGUF files", () => {
   const vocabs = ["llama-spm", "gpt-2", "bert-bge"].map((v) =>
     path.join(repoRoot, "deps", "llama.cpp", "models", `ggml-vocab-${v}.gguf`),
   );
-  it("llama.cpp's vocab files are valid GGUF (the header reads) but are refused as models, with the reason", async () => {
-    for (const v of vocabs) {
-      const h = await readGgufHeader(v);
-      expect(h.tensors.length).toBe(0);
-      await expect(LlamaModel.load(v)).rejects.toThrow(
-        /has no tensors: it is a vocabulary-only GGUF \(a tokenizer, not a model\)/,
-      );
-    }
-  });
+  it(
+    "llama.cpp's vocab files are valid GGUF (the header reads) " + "but are refused as models, with the reason",
+    async () => {
+      for (const v of vocabs) {
+        const h = await readGgufHeader(v);
+        expect(h.tensors.length).toBe(0);
+        await expect(LlamaModel.load(v)).rejects.toThrow(
+          /has no tensors: it is a vocabulary-only GGUF \(a tokenizer, not a model\)/,
+        );
+      }
+    },
+  );
   it("given to the raw addon (no validation), llama.cpp refuses them cleanly (child process)", async () => {
     const files = [...vocabs, path.join(scratch, "micro", "vocab.gguf")];
-    const script = `import(${JSON.stringify(path.join(repoRoot, "dist", "native", "addon.js"))}).then(async ({ loadAddon }) => {
-      const addon = await loadAddon();
-      for (const f of ${JSON.stringify(files)}) await addon.loadModel(f).then(() => console.log("LOADED"), (e) => console.log("ERR " + e.message.split(";")[0]));
-    })`;
+    const script = `import(${JSON.stringify(path.join(repoRoot, "dist", "native", "addon.js"))})
+      .then(async ({ loadAddon }) => {
+        const addon = await loadAddon();
+        for (const f of ${JSON.stringify(files)})
+          await addon.loadModel(f).then(
+            () => console.log("LOADED"),
+            (e) => console.log("ERR " + e.message.split(";")[0])
+          );
+      })`;
     const r = await runNode(["-e", script], { timeoutMs: 60_000 });
     expect(r.signal, r.stderr).toBeNull();
     expect(r.code, r.stderr).toBe(0);

@@ -76,41 +76,47 @@ describe("incompatible vocabularies are refused at engine creation, with the rea
 });
 
 describe("compatible vocabularies that differ in size within the tolerance", () => {
-  it("a draft with 64 more tokens serves the target, losslessly (it never proposes a token the target lacks)", async () => {
-    const prompts = ["Once upon a time", "the cat", "1, 2, 3,", "hello there"];
-    const ar = await createEngine({
-      mode: "ar",
-      batchSize: 4,
-      contextSize: 64,
-      target: { model: base.target, threads: 1 },
-    });
-    const reference = await Promise.all(prompts.map((p) => ar.generate(p, { maxTokens: 16 })));
-    await ar.close();
-    for (const [target, draft] of [[base.target, variants.get("bigger64")!.draft]]) {
-      const e = await engineOf(target!, draft!, "psd");
-      const out = await Promise.all(prompts.map((p) => e.generate(p, { maxTokens: 16 })));
-      expect(out.map((r) => r.tokens)).toEqual(reference.map((r) => r.tokens));
-      for (const r of out) for (const t of r.tokens) expect(t).toBeLessThan(414);
-      await e.close();
-    }
-  });
+  it(
+    "a draft with 64 more tokens serves the target, " + "losslessly (it never proposes a token the target lacks)",
+    async () => {
+      const prompts = ["Once upon a time", "the cat", "1, 2, 3,", "hello there"];
+      const ar = await createEngine({
+        mode: "ar",
+        batchSize: 4,
+        contextSize: 64,
+        target: { model: base.target, threads: 1 },
+      });
+      const reference = await Promise.all(prompts.map((p) => ar.generate(p, { maxTokens: 16 })));
+      await ar.close();
+      for (const [target, draft] of [[base.target, variants.get("bigger64")!.draft]]) {
+        const e = await engineOf(target!, draft!, "psd");
+        const out = await Promise.all(prompts.map((p) => e.generate(p, { maxTokens: 16 })));
+        expect(out.map((r) => r.tokens)).toEqual(reference.map((r) => r.tokens));
+        for (const r of out) for (const t of r.tokens) expect(t).toBeLessThan(414);
+        await e.close();
+      }
+    },
+  );
 
-  it("a target with 64 more tokens accepts the smaller draft; target tokens the draft lacks do not fail requests", async () => {
-    const big = variants.get("bigger64")!;
-    const prompts = ["Once upon a time", "the cat", "1, 2, 3,", "hello there", "zz top", "A B C"];
-    const ar = await createEngine({
-      mode: "ar",
-      batchSize: 4,
-      contextSize: 64,
-      target: { model: big.target, threads: 1 },
-    });
-    const reference = await Promise.all(prompts.map((p) => ar.generate(p, { maxTokens: 24 })));
-    await ar.close();
-    // the case under test: the target emits ids the draft's vocabulary (414) does not have
-    expect(reference.some((r) => r.tokens.some((t) => t >= 414))).toBe(true);
-    const e = await engineOf(big.target, base.draft, "psd");
-    const out = await Promise.all(prompts.map((p) => e.generate(p, { maxTokens: 24 })));
-    expect(out.map((r) => r.tokens)).toEqual(reference.map((r) => r.tokens));
-    await e.close();
-  });
+  it(
+    "a target with 64 more tokens accepts the smaller draft; " + "target tokens the draft lacks do not fail requests",
+    async () => {
+      const big = variants.get("bigger64")!;
+      const prompts = ["Once upon a time", "the cat", "1, 2, 3,", "hello there", "zz top", "A B C"];
+      const ar = await createEngine({
+        mode: "ar",
+        batchSize: 4,
+        contextSize: 64,
+        target: { model: big.target, threads: 1 },
+      });
+      const reference = await Promise.all(prompts.map((p) => ar.generate(p, { maxTokens: 24 })));
+      await ar.close();
+      // the case under test: the target emits ids the draft's vocabulary (414) does not have
+      expect(reference.some((r) => r.tokens.some((t) => t >= 414))).toBe(true);
+      const e = await engineOf(big.target, base.draft, "psd");
+      const out = await Promise.all(prompts.map((p) => e.generate(p, { maxTokens: 24 })));
+      expect(out.map((r) => r.tokens)).toEqual(reference.map((r) => r.tokens));
+      await e.close();
+    },
+  );
 });

@@ -152,76 +152,89 @@ describe("misuse through the wrappers (deterministic)", () => {
     }
   });
 
-  it("a getter that disposes the model while the tokenizer reads its arguments: an Error, not a use-after-free", async () => {
-    for (const kind of ["detokenize", "applyChatTemplate"] as const) {
-      const m = await LlamaModel.load(pair.target);
-      const dispose = () => m.dispose();
-      if (kind === "detokenize") {
-        const toks = [1, 2, 3];
-        Object.defineProperty(toks, 2, {
-          get() {
-            dispose();
-            return 3;
-          },
-        });
-        expect(() => m.detokenize(toks)).toThrow(/Model is disposed/);
-      } else {
-        expect(() =>
-          m.applyChatTemplate([
-            {
-              role: "user",
-              get content() {
-                dispose();
-                return "hi";
-              },
+  it(
+    "a getter that disposes the model while the tokenizer " + "reads its arguments: an Error, not a use-after-free",
+    async () => {
+      for (const kind of ["detokenize", "applyChatTemplate"] as const) {
+        const m = await LlamaModel.load(pair.target);
+        const dispose = () => m.dispose();
+        if (kind === "detokenize") {
+          const toks = [1, 2, 3];
+          Object.defineProperty(toks, 2, {
+            get() {
+              dispose();
+              return 3;
             },
-          ]),
-        ).toThrow(/Model is disposed/);
+          });
+          expect(() => m.detokenize(toks)).toThrow(/Model is disposed/);
+        } else {
+          expect(() =>
+            m.applyChatTemplate([
+              {
+                role: "user",
+                get content() {
+                  dispose();
+                  return "hi";
+                },
+              },
+            ]),
+          ).toThrow(/Model is disposed/);
+        }
+        expect(m.disposed).toBe(true);
       }
-      expect(m.disposed).toBe(true);
-    }
-  });
+    },
+  );
 
-  it("arrays too long for any native argument (a sparse array of length 2^32-1) are refused before copying", async () => {
-    const ctx = await LlamaContext.create(target, { contextSize: 32 });
-    const huge: number[] = [];
-    huge.length = 2 ** 32 - 1;
-    expect(() => ctx.prefill(0, 0, huge)).toThrow(
-      new RegExp(`array of 4294967295 items is too long for a native argument \\(at most ${MAX_ARRAY_LENGTH}\\)`),
-    );
-    expect(() => ctx.decode({ tokens: huge, pos: huge, seq: huge })).toThrow(/too long/);
-    expect(() => target.detokenize(huge)).toThrow(/too long/);
-    // long but sane: the addon's own checks answer
-    const long: number[] = [];
-    long.length = 1 << 20;
-    expect(() => ctx.prefill(0, 0, long)).toThrow(/tokens must be a number|exceeds the sequence's context/);
-    await ctx.dispose();
-  });
+  it(
+    "arrays too long for any native argument (a sparse " + "array of length 2^32-1) are refused before copying",
+    async () => {
+      const ctx = await LlamaContext.create(target, { contextSize: 32 });
+      const huge: number[] = [];
+      huge.length = 2 ** 32 - 1;
+      expect(() => ctx.prefill(0, 0, huge)).toThrow(
+        new RegExp(`array of 4294967295 items is too long for a native argument \\(at most ${MAX_ARRAY_LENGTH}\\)`),
+      );
+      expect(() => ctx.decode({ tokens: huge, pos: huge, seq: huge })).toThrow(/too long/);
+      expect(() => target.detokenize(huge)).toThrow(/too long/);
+      // long but sane: the addon's own checks answer
+      const long: number[] = [];
+      long.length = 1 << 20;
+      expect(() => ctx.prefill(0, 0, long)).toThrow(/tokens must be a number|exceeds the sequence's context/);
+      await ctx.dispose();
+    },
+  );
 
-  it("copySeq over a partial range between per-sequence KV streams is refused (llama.cpp would abort); unified KV allows it", async () => {
-    const ctx = await LlamaContext.create(target, { contextSize: 32, sequences: 2 });
-    await ctx.prefill(0, 0, [1, 2, 3, 4, 5, 6]);
-    expect(() => ctx.copySeq(0, 1, 2, 5)).toThrow(/copies whole sequences only/);
-    expect(() => ctx.copySeq(0, 1, 0, 4)).toThrow(/copies whole sequences only/);
-    await ctx.copySeq(0, 1); // whole: fine
-    await ctx.copySeq(0, 0, 2, 4); // same sequence: a no-op
-    expect(await ctx.positions(1)).toEqual({ min: 0, max: 5 });
-    await ctx.dispose();
-    const unified = await LlamaContext.create(target, { contextSize: 32, sequences: 2, kvUnified: true });
-    await unified.prefill(0, 0, [1, 2, 3, 4, 5, 6]);
-    await unified.copySeq(0, 1, 2, 5);
-    expect(await unified.positions(1)).toEqual({ min: 2, max: 4 });
-    await unified.dispose();
-  });
+  it(
+    "copySeq over a partial range between per-sequence KV streams " +
+      "is refused (llama.cpp would abort); unified KV allows it",
+    async () => {
+      const ctx = await LlamaContext.create(target, { contextSize: 32, sequences: 2 });
+      await ctx.prefill(0, 0, [1, 2, 3, 4, 5, 6]);
+      expect(() => ctx.copySeq(0, 1, 2, 5)).toThrow(/copies whole sequences only/);
+      expect(() => ctx.copySeq(0, 1, 0, 4)).toThrow(/copies whole sequences only/);
+      await ctx.copySeq(0, 1); // whole: fine
+      await ctx.copySeq(0, 0, 2, 4); // same sequence: a no-op
+      expect(await ctx.positions(1)).toEqual({ min: 0, max: 5 });
+      await ctx.dispose();
+      const unified = await LlamaContext.create(target, { contextSize: 32, sequences: 2, kvUnified: true });
+      await unified.prefill(0, 0, [1, 2, 3, 4, 5, 6]);
+      await unified.copySeq(0, 1, 2, 5);
+      expect(await unified.positions(1)).toEqual({ min: 2, max: 4 });
+      await unified.dispose();
+    },
+  );
 
-  it("thread counts beyond ggml's 512 are refused (ggml's arrays hold 512; 600 threads also hang a 2-core machine)", async () => {
-    await expect(LlamaContext.create(target, { contextSize: 32, threads: 513 })).rejects.toThrow(
-      /threads must be an integer in 1..512, got 513/,
-    );
-    await expect(LlamaContext.create(target, { contextSize: 32, threads: 0 })).rejects.toThrow(
-      /threads must be an integer in 1..512, got 0/,
-    );
-  });
+  it(
+    "thread counts beyond ggml's 512 are refused (ggml's arrays hold 512; " + "600 threads also hang a 2-core machine)",
+    async () => {
+      await expect(LlamaContext.create(target, { contextSize: 32, threads: 513 })).rejects.toThrow(
+        /threads must be an integer in 1..512, got 513/,
+      );
+      await expect(LlamaContext.create(target, { contextSize: 32, threads: 0 })).rejects.toThrow(
+        /threads must be an integer in 1..512, got 0/,
+      );
+    },
+  );
 
   it("raw addon: wrong types and ranges throw TypeError / RangeError naming the argument", async () => {
     const addon = await loadAddon();

@@ -57,45 +57,51 @@ describe("prompts", () => {
     });
   });
 
-  it("a prompt longer than the context is refused with both sizes; one exactly as long finishes with contextFull", async () => {
-    await withEngine({}, async (e) => {
-      const n = nCtxOf(e);
-      const long = Array.from({ length: n + 1 }, (_, i) => 3 + (i % 400));
-      const err = await error(e.generate(long, { maxTokens: 4 }));
-      expect(err.message).toMatch(new RegExp(`prompt has ${n + 1} tokens, longer than the context of ${n} tokens`));
-      // at the edge: n tokens fit, the one generated token fills the context
-      const edge = await e.generate(long.slice(0, n), { maxTokens: 50 });
-      expect(edge.stats.finishReason).toBe("contextFull");
-      expect(edge.tokens).toHaveLength(1);
-      const nearEdge = await e.generate(long.slice(0, n - 2), { maxTokens: 50 });
-      expect(nearEdge.stats.finishReason).toBe("contextFull");
-      expect(nearEdge.tokens).toHaveLength(3);
-    });
-  });
+  it(
+    "a prompt longer than the context is refused with both sizes; " + "one exactly as long finishes with contextFull",
+    async () => {
+      await withEngine({}, async (e) => {
+        const n = nCtxOf(e);
+        const long = Array.from({ length: n + 1 }, (_, i) => 3 + (i % 400));
+        const err = await error(e.generate(long, { maxTokens: 4 }));
+        expect(err.message).toMatch(new RegExp(`prompt has ${n + 1} tokens, longer than the context of ${n} tokens`));
+        // at the edge: n tokens fit, the one generated token fills the context
+        const edge = await e.generate(long.slice(0, n), { maxTokens: 50 });
+        expect(edge.stats.finishReason).toBe("contextFull");
+        expect(edge.tokens).toHaveLength(1);
+        const nearEdge = await e.generate(long.slice(0, n - 2), { maxTokens: 50 });
+        expect(nearEdge.stats.finishReason).toBe("contextFull");
+        expect(nearEdge.tokens).toHaveLength(3);
+      });
+    },
+  );
 });
 
 describe("running out of context", () => {
-  it("maxTokens beyond the context: that request ends with contextFull, the others continue with the ar tokens", async () => {
-    const prompts = ["Once upon a time", "the cat sat", "1, 2, 3,", "hello", "A B C D", "zebra"];
-    const maxTokens = [1000, 12, 20, 1000, 7, 30];
-    const run = (mode: "ar" | "psd") =>
-      withEngine({ mode, batchSize: 3 }, async (e) => {
-        const n = nCtxOf(e);
-        const results = await Promise.all(prompts.map((p, i) => e.generate(p, { maxTokens: maxTokens[i] })));
-        return { n, results };
+  it(
+    "maxTokens beyond the context: that request ends with contextFull, " + "the others continue with the ar tokens",
+    async () => {
+      const prompts = ["Once upon a time", "the cat sat", "1, 2, 3,", "hello", "A B C D", "zebra"];
+      const maxTokens = [1000, 12, 20, 1000, 7, 30];
+      const run = (mode: "ar" | "psd") =>
+        withEngine({ mode, batchSize: 3 }, async (e) => {
+          const n = nCtxOf(e);
+          const results = await Promise.all(prompts.map((p, i) => e.generate(p, { maxTokens: maxTokens[i] })));
+          return { n, results };
+        });
+      const ar = await run("ar");
+      const psd = await run("psd");
+      expect(psd.n).toBe(ar.n);
+      psd.results.forEach((r, i) => {
+        expect(r.tokens, `request ${i}`).toEqual(ar.results[i]!.tokens);
+        expect(r.stats.finishReason).toBe(ar.results[i]!.stats.finishReason);
+        if (maxTokens[i] === 1000) {
+          expect(r.stats.finishReason).toBe("contextFull");
+          expect(r.stats.promptTokens + r.stats.generatedTokens).toBe(psd.n + 1); // the last token is never decoded
+        } else expect(r.stats.finishReason === "maxTokens" || r.stats.finishReason === "eog").toBe(true);
       });
-    const ar = await run("ar");
-    const psd = await run("psd");
-    expect(psd.n).toBe(ar.n);
-    psd.results.forEach((r, i) => {
-      expect(r.tokens, `request ${i}`).toEqual(ar.results[i]!.tokens);
-      expect(r.stats.finishReason).toBe(ar.results[i]!.stats.finishReason);
-      if (maxTokens[i] === 1000) {
-        expect(r.stats.finishReason).toBe("contextFull");
-        expect(r.stats.promptTokens + r.stats.generatedTokens).toBe(psd.n + 1); // the last token is never decoded
-      } else expect(r.stats.finishReason === "maxTokens" || r.stats.finishReason === "eog").toBe(true);
-    });
-  });
+    },
+  );
 });
 
 describe("invalid options", () => {

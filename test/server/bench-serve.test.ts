@@ -55,35 +55,38 @@ describe("load generator", () => {
 });
 
 describe("library transport", () => {
-  it("times each text piece, counts tokens and drafts from the result, and keeps a failure to its own request", async () => {
-    const engine = {
-      async generate(prompt: string, o: GenerateOptions): Promise<GenerateResult> {
-        if (prompt === "bad") throw new RangeError("prompt too long");
-        for (const piece of ["a", "b", "c"]) {
-          await new Promise((r) => setTimeout(r, 5));
-          o.onText!(piece);
-        }
-        const stats = { promptTokens: 2, drafts: 1, draftedTokens: 4, acceptedTokens: 3 } as GenerateResult["stats"];
-        return { id: 0, text: "abc", tokens: [7, 8, 9, o.seed!], stats };
-      },
-    };
-    const { records } = await runServeLoad({
-      send: engineRequests(engine, 4),
-      prompts: ["x", "bad", "y"],
-      rate: Infinity,
-      seed: 10,
-      timeoutMs: 10_000,
-    });
-    expect(records[0]).toMatchObject({
-      outputTokens: 4,
-      promptTokens: 2,
-      spec: { drafts: 1, draftTokens: 4, acceptedTokens: 3 },
-    });
-    expect(records[0]!.ttftMs).toBeGreaterThanOrEqual(4);
-    expect(records[0]!.itlMs).toHaveLength(2);
-    expect(records[1]!.error).toBe("prompt too long");
-    expect(records[2]!.error).toBeUndefined();
-  });
+  it(
+    "times each text piece, counts tokens and drafts from the result, " + "and keeps a failure to its own request",
+    async () => {
+      const engine = {
+        async generate(prompt: string, o: GenerateOptions): Promise<GenerateResult> {
+          if (prompt === "bad") throw new RangeError("prompt too long");
+          for (const piece of ["a", "b", "c"]) {
+            await new Promise((r) => setTimeout(r, 5));
+            o.onText!(piece);
+          }
+          const stats = { promptTokens: 2, drafts: 1, draftedTokens: 4, acceptedTokens: 3 } as GenerateResult["stats"];
+          return { id: 0, text: "abc", tokens: [7, 8, 9, o.seed!], stats };
+        },
+      };
+      const { records } = await runServeLoad({
+        send: engineRequests(engine, 4),
+        prompts: ["x", "bad", "y"],
+        rate: Infinity,
+        seed: 10,
+        timeoutMs: 10_000,
+      });
+      expect(records[0]).toMatchObject({
+        outputTokens: 4,
+        promptTokens: 2,
+        spec: { drafts: 1, draftTokens: 4, acceptedTokens: 3 },
+      });
+      expect(records[0]!.ttftMs).toBeGreaterThanOrEqual(4);
+      expect(records[0]!.itlMs).toHaveLength(2);
+      expect(records[1]!.error).toBe("prompt too long");
+      expect(records[2]!.error).toBeUndefined();
+    },
+  );
 });
 
 describe("minedraft bench serve", () => {

@@ -87,30 +87,34 @@ async function streamCompletion(url: string, maxTokens: number) {
 }
 
 describe("minedraft serve", () => {
-  it("prints its URL, models, mode and chat template, and drains on SIGTERM: the request in flight finishes, exit 0", async () => {
-    const s = await serve();
-    expect(s.stdout()).toMatch(/mode psd, batch 4, k 4, context 256 tokens per request/);
-    expect(s.stdout()).toContain("chat template: chatml (the model has none)");
-    expect(((await (await fetch(`${s.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]!.id).toBe(
-      "target",
-    );
+  it(
+    "prints its URL, models, mode and chat template, and drains on SIGTERM: " +
+      "the request in flight finishes, exit 0",
+    async () => {
+      const s = await serve();
+      expect(s.stdout()).toMatch(/mode psd, batch 4, k 4, context 256 tokens per request/);
+      expect(s.stdout()).toContain("chat template: chatml (the model has none)");
+      expect(((await (await fetch(`${s.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]!.id).toBe(
+        "target",
+      );
 
-    const body = await streamCompletion(s.url, 120);
-    s.child.kill("SIGTERM");
-    const text = await body.rest;
-    const finish = text
-      .split("\n")
-      .filter((l) => l.startsWith("data: {"))
-      .map((l) => JSON.parse(l.slice(6)) as { choices: { finish_reason: string | null }[] })
-      .at(-1)!;
-    expect(finish.choices[0]!.finish_reason).toBe("length");
-    expect(text.trimEnd().endsWith("data: [DONE]")).toBe(true);
-    // no new connections once draining
-    await expect(fetch(`${s.url}/health`)).rejects.toThrow();
-    expect(await s.exited).toEqual({ code: 0, signal: null });
-    expect(s.stdout()).toContain("shutting down");
-    expect(s.stdout()).toContain("stopped");
-  });
+      const body = await streamCompletion(s.url, 120);
+      s.child.kill("SIGTERM");
+      const text = await body.rest;
+      const finish = text
+        .split("\n")
+        .filter((l) => l.startsWith("data: {"))
+        .map((l) => JSON.parse(l.slice(6)) as { choices: { finish_reason: string | null }[] })
+        .at(-1)!;
+      expect(finish.choices[0]!.finish_reason).toBe("length");
+      expect(text.trimEnd().endsWith("data: [DONE]")).toBe(true);
+      // no new connections once draining
+      await expect(fetch(`${s.url}/health`)).rejects.toThrow();
+      expect(await s.exited).toEqual({ code: 0, signal: null });
+      expect(s.stdout()).toContain("shutting down");
+      expect(s.stdout()).toContain("stopped");
+    },
+  );
 
   it("with no grace left, a request in flight ends with an error event instead of hanging; exit 0", async () => {
     const s = await serve(["--shutdown-grace", "0"]);

@@ -1,7 +1,8 @@
-// The GGUF fuzzer's runner: fuzzes llama.cpp's model loader through minedraft (LlamaModel.load: GGUF validation, then llama.cpp) with seeded
-// mutations of a tiny synthetic model (64 wide, 2 layers, a 414-token vocab: ~0.5 MB). Each mutated file is loaded
-// in a child process, so a crash (a signal, an abort, an out-of-memory kill) or a hang is caught and reported with
-// the mutation that caused it instead of taking the fuzzer down; the child is restarted after the crash.
+// The GGUF fuzzer's runner: fuzzes llama.cpp's model loader through minedraft (LlamaModel.load: GGUF validation, then
+// llama.cpp) with seeded mutations of a tiny synthetic model (64 wide, 2 layers, a 414-token vocab: ~0.5 MB). Each
+// mutated file is loaded in a child process, so a crash (a signal, an abort, an out-of-memory kill) or a hang is caught
+// and reported with the mutation that caused it instead of taking the fuzzer down; the child is restarted after the
+// crash.
 // Used by test/reliability (small counts) and by the CLI scripts/fuzz-gguf.mjs (long runs).
 // Needs the built addon and dist/ (npm run build). Run with --child, this file is the loader child.
 import { spawn } from "node:child_process";
@@ -38,7 +39,8 @@ export function mutationSeed(seed, i) {
 /**
  * Runs `count` mutations of the micro target (or `base`) through LlamaModel.load in child processes.
  * Stops early after `timeLimitMs`. Returns
- * { total, loaded, rejectedByValidation, rejectedByLlama, otherErrors, crashes: [{ index, seed, kind, what, how, file? }],
+ * { total, loaded, rejectedByValidation, rejectedByLlama, otherErrors,
+ *   crashes: [{ index, seed, kind, what, how, file? }],
  *   byKind: { kind: { n, loaded, validation, llama } }, messages: { message: count }, ms }.
  */
 export async function runFuzz({

@@ -159,7 +159,8 @@ class Writer {
  * kvs: [key, type, value, itemType?][] (type from GGUF_TYPE; arrays give their item type);
  * tensors: { name, dims, type (ggml type id), data: Buffer }[] (data written aligned, in order).
  * Overrides for crafting broken files: nTensors / nKv replace the counts written in the header.
- * @param {{ kvs?: unknown[][], tensors?: { name: string, dims: number[], type: number, data: Buffer }[], alignment?: number,
+ * @param {{ kvs?: unknown[][], tensors?: { name: string, dims: number[], type: number, data: Buffer }[],
+ *   alignment?: number,
  *   version?: number, nTensors?: number, nKv?: number }} [opts]
  */
 export function writeGguf({ kvs = [], tensors = [], alignment = 32, version = 3, nTensors, nKv } = {}) {
@@ -273,7 +274,8 @@ export function tinyVocabFile(opts = {}) {
 
 /**
  * Offsets of a well-formed GGUF's header fields:
- * { version, nTensorsOff, nKvOff, kvs: [{ key, type, keyLenOff, typeOff, valueOff, itemType?, countOff?, strLenOffs[], value? }],
+ * { version, nTensorsOff, nKvOff,
+ *   kvs: [{ key, type, keyLenOff, typeOff, valueOff, itemType?, countOff?, strLenOffs[], value? }],
  *   tensors: [{ name, nameLenOff, nDimsOff, dimOffs[], typeOff, offsetOff }], headerEnd, dataOffset, alignment }.
  * Scalar values are decoded (value); string arrays record up to 64 item length offsets.
  * @param {Buffer} buf

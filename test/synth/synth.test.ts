@@ -174,17 +174,20 @@ describe("synthesizePair (tiny)", () => {
     expect(ticks).toBeGreaterThan(0);
   });
 
-  it("is deterministic: same seed gives byte-identical files (whatever the thread count), another seed differs", async () => {
-    const b = await synthesizePair({ outDir: path.join(tmp, "b"), preset: "tiny", seed: 1, threads: 1 });
-    const c = await synthesizePair({ outDir: path.join(tmp, "c"), preset: "tiny", seed: 2 });
-    const [at, ad, bt, bd, ct, cd] = await Promise.all(
-      [a.target, a.draft, b.target, b.draft, c.target, c.draft].map(sha256),
-    );
-    expect(bt).toBe(at);
-    expect(bd).toBe(ad);
-    expect(ct).not.toBe(at);
-    expect(cd).not.toBe(ad);
-  });
+  it(
+    "is deterministic: same seed gives byte-identical " + "files (whatever the thread count), another seed differs",
+    async () => {
+      const b = await synthesizePair({ outDir: path.join(tmp, "b"), preset: "tiny", seed: 1, threads: 1 });
+      const c = await synthesizePair({ outDir: path.join(tmp, "c"), preset: "tiny", seed: 2 });
+      const [at, ad, bt, bd, ct, cd] = await Promise.all(
+        [a.target, a.draft, b.target, b.draft, c.target, c.draft].map(sha256),
+      );
+      expect(bt).toBe(at);
+      expect(bd).toBe(ad);
+      expect(ct).not.toBe(at);
+      expect(cd).not.toBe(ad);
+    },
+  );
 
   it("eps only changes the target's attn_output / ffn_down past the draft layers", async () => {
     const e = await synthesizePair({ outDir: path.join(tmp, "e"), preset: "tiny", seed: 1, eps: 0.5 });

@@ -87,7 +87,8 @@ function rateList(value: string): number[] {
 export function benchServeCommand(): Command {
   const cmd = new Command("serve")
     .description(
-      "serving benchmark: requests arriving at each rate (Poisson) to one `minedraft serve` per mode, over HTTP streaming; throughput, TTFT, TPOT, ITL, E2EL (mean, median, p99)",
+      "serving benchmark: requests arriving at each rate (Poisson) to one `minedraft serve` per mode, over HTTP " +
+        "streaming; throughput, TTFT, TPOT, ITL, E2EL (mean, median, p99)",
     )
     .summary("serving benchmark over HTTP at request rates")
     .option("--model <path>", "target model: a GGUF file or an hf: URI")
@@ -125,11 +126,13 @@ export function benchServeCommand(): Command {
     .option("--no-adapt-threads", "the servers' --no-adapt-threads (keep their thread counts whatever the load)")
     .option(
       "--library",
-      "also each mode through the library in this process (engine.generate(), no HTTP, same options): what the HTTP door costs, side by side",
+      "also each mode through the library in this process (engine.generate(), no HTTP, same options): what the " +
+        "HTTP door costs, side by side",
     )
     .option(
       "--incumbents",
-      "also llama.cpp's llama-server on the same models and workload: -np 8 and -np 4 without a draft, with the draft (draft-simple, k), and with n-gram drafts (needs `npm run build:llama-tools`)",
+      "also llama.cpp's llama-server on the same models and workload: -np 8 and -np 4 without a draft, with the " +
+        "draft (draft-simple, k), and with n-gram drafts (needs `npm run build:llama-tools`)",
     )
     .option("--tools <dir>", "where llama-server is (default: .cache/llama-tools/bin)")
     .option("--json <file>", "write every figure as JSON (docs/bench-schema.md)")
@@ -217,7 +220,8 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
             spec: { ...spec, acceptanceRate: spec.draftTokens > 0 ? spec.acceptedTokens / spec.draftTokens : 0 },
           });
           log(
-            `${label}: ${fixed(summary.outputTokensPerSecond, 1)} output tok/s, median E2EL ${fixed(summary.e2eMs.median, 0)} ms, ${summary.failed} failed`,
+            `${label}: ${fixed(summary.outputTokensPerSecond, 1)} output tok/s, median E2EL ` +
+              `${fixed(summary.e2eMs.median, 0)} ms, ${summary.failed} failed`,
           );
         }
       } finally {
@@ -259,7 +263,8 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
   const failed = results.reduce((n, r) => n + r.summary.failed, 0);
   if (failed > 0)
     process.stderr.write(
-      `warning: ${failed} requests failed (e.g. ${results.find((r) => r.summary.errors.length > 0)?.summary.errors[0] ?? "?"})\n`,
+      `warning: ${failed} requests failed (e.g. ` +
+        `${results.find((r) => r.summary.errors.length > 0)?.summary.errors[0] ?? "?"})\n`,
     );
 }
 

@@ -31,7 +31,8 @@ const DEFAULT_MODES: readonly BenchMode[] = ["ar", "sd", "psd", "auto"];
 export function benchCommand(): Command {
   const cmd = new Command("bench")
     .description(
-      `compare ar, sd, psd and auto on the same prompts, models, seeds and thread placement (psd-tetris: psd with TETRIS, e = --tetris-extra, default ${DEFAULT_TETRIS_EXTRA})`,
+      "compare ar, sd, psd and auto on the same prompts, models, seeds and thread placement (psd-tetris: psd " +
+        `with TETRIS, e = --tetris-extra, default ${DEFAULT_TETRIS_EXTRA})`,
     )
     .summary("compare ar, sd, psd and auto (table, JSON, HTML report)")
     // not a requiredOption: commander would then demand it of `bench serve` too
@@ -51,7 +52,8 @@ export function benchCommand(): Command {
     .option("--repeat <n>", "measured runs per mode (after one warm-up run)", integer(1, 1000), 3)
     .option(
       "--interleave",
-      "keep every mode's engine open and run the measured runs round-robin over the modes (fairer on a machine whose load changes)",
+      "keep every mode's engine open and run the measured runs round-robin over the modes (fairer on a machine " +
+        "whose load changes)",
     )
     .option(
       "--json <file>",

@@ -12,8 +12,8 @@ import { integer } from "../parsers.js";
 import { createProgressBar } from "../progress.js";
 
 /**
- * Measured on 2 busy cores: ~20 s with cached models (3 interleaved runs per mode), ~60 s including making them; psd clearly beats sd
- * (medium takes ~40 s and psd does not beat sd there; tinyllama is far over two minutes).
+ * Measured on 2 busy cores: ~20 s with cached models (3 interleaved runs per mode), ~60 s including making them;
+ * psd clearly beats sd (medium takes ~40 s and psd does not beat sd there; tinyllama is far over two minutes).
  */
 export const DEFAULT_DEMO_PRESET: SynthPresetName = "small";
 

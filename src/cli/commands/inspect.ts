@@ -15,7 +15,8 @@ interface InspectFlags {
 export function inspectCommand(): Command {
   const cmd = new Command("inspect")
     .description(
-      "show a model's architecture, size, quantization and vocabulary; with two models, whether the second can draft for the first",
+      "show a model's architecture, size, quantization and vocabulary; with two models, whether the second can " +
+        "draft for the first",
     )
     .summary("describe models, check a draft/target pair, list devices")
     .argument("[model]", "target model (GGUF file or hf: URI)")
@@ -52,7 +53,8 @@ function describeModel(label: string, m: ModelSummary): string {
     ["name", m.name || "-"],
     [
       "architecture",
-      `${m.architecture} (${m.nLayer} layer${m.nLayer === 1 ? "" : "s"}, width ${m.nEmbd}, ${m.nHead} heads, ${m.nHeadKv} KV heads)`,
+      `${m.architecture} (${m.nLayer} layer${m.nLayer === 1 ? "" : "s"}, width ${m.nEmbd}, ${m.nHead} heads, ` +
+        `${m.nHeadKv} KV heads)`,
     ],
     ["parameters", `${count(m.nParams)} (${m.nParams})`],
     ["quantization", m.quantization],
@@ -123,7 +125,10 @@ async function runInspect(
       );
       for (const g of gpu ?? []) {
         parts.push(
-          `${g.backend}: ${g.loaded && g.devices > 0 ? `in use (${g.devices} device${g.devices === 1 ? "" : "s"})` : `not in use: ${g.reason}`}`,
+          `${g.backend}: ` +
+            (g.loaded && g.devices > 0
+              ? `in use (${g.devices} device${g.devices === 1 ? "" : "s"})`
+              : `not in use: ${g.reason}`),
         );
       }
     }

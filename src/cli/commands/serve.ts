@@ -37,12 +37,14 @@ interface ServeFlags extends DecodingFlags, PlacementFlags {
 export function serveCommand(): Command {
   const cmd = new Command("serve")
     .description(
-      "serve the models over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics)",
+      "serve the models over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, " +
+        "/health, /metrics)",
     )
     .summary("OpenAI-compatible HTTP server")
     .option(
       "--model <path>",
-      `target model: a GGUF file or an hf: URI (default: the demo's synthetic "${DEFAULT_DEMO_PRESET}" pair, whose text is meaningless)`,
+      `target model: a GGUF file or an hf: URI (default: the demo's synthetic "${DEFAULT_DEMO_PRESET}" pair, ` +
+        "whose text is meaningless)",
     )
     .option("--draft <path>", "draft model (GGUF file or hf: URI); enables sd, psd and auto")
     .addOption(modeOption())
@@ -61,7 +63,8 @@ export function serveCommand(): Command {
     .option("--model-alias <name>", "model name clients use and /v1/models lists (default: the target file's name)")
     .option(
       "--chat-template <name|file>",
-      'chat template: a llama.cpp built-in name ("chatml", "llama3", ...) or a file with a template (default: the model\'s own, else chatml)',
+      'chat template: a llama.cpp built-in name ("chatml", "llama3", ...) or a file with a template (default: ' +
+        "the model's own, else chatml)",
     )
     .option(
       "--shutdown-grace <seconds>",
@@ -127,18 +130,28 @@ async function serve(flags: ServeFlags, cmd: Command): Promise<void> {
       await server.ready();
       const p = engine.placement;
       out.write(
-        `model "${flags.modelAlias ?? models.name}": target ${models.target}${models.draft && p.mode !== "ar" ? `, draft ${models.draft}` : ""}\n`,
+        `model "${flags.modelAlias ?? models.name}": target ` +
+          `${models.target}${models.draft && p.mode !== "ar" ? `, draft ${models.draft}` : ""}\n`,
       );
       out.write(
-        `mode ${p.mode}, batch ${engine.options.batchSize}${p.mode !== "ar" ? `, k ${engine.options.draftTokens}` : ""}, context ${engine.contextSize} tokens per request; ${describePlacement(p)}\n`,
+        `mode ${p.mode}, batch ${engine.options.batchSize}` +
+          `${p.mode !== "ar" ? `, k ${engine.options.draftTokens}` : ""}, context ${engine.contextSize} tokens ` +
+          `per request; ${describePlacement(p)}\n`,
       );
       const source = server.chatTemplateSource;
       out.write(
-        `chat template: ${source === "model" ? "the model's own" : source === "option" ? `--chat-template ${flags.chatTemplate}` : "chatml (the model has none)"}\n`,
+        "chat template: " +
+          (source === "model"
+            ? "the model's own"
+            : source === "option"
+              ? `--chat-template ${flags.chatTemplate}`
+              : "chatml (the model has none)") +
+          "\n",
       );
       if (models.synthetic)
         out.write(
-          "note: the synthetic models have random weights: their text is meaningless; only speed and acceptance mean something\n",
+          "note: the synthetic models have random weights: their text is meaningless; only speed and acceptance " +
+            "mean something\n",
         );
       out.write(
         `ready: ${url}/v1/chat/completions, ${url}/v1/completions, ${url}/v1/models, ${url}/health, ${url}/metrics\n`,

@@ -20,7 +20,8 @@ export function synthCommand(): Command {
   const presets = SYNTH_PRESET_NAMES.map((n) => `  ${n.padEnd(10)} ${SYNTH_PRESETS[n].description}`).join("\n");
   const cmd = new Command("synth")
     .description(
-      "write a synthetic target/draft GGUF pair: DIR/target.gguf and DIR/draft.gguf (random weights: the text they produce is meaningless)",
+      "write a synthetic target/draft GGUF pair: DIR/target.gguf and DIR/draft.gguf (random weights: the text " +
+        "they produce is meaningless)",
     )
     .summary("write a synthetic target/draft GGUF pair")
     .requiredOption("--out <dir>", "output folder (created if missing)")
