@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A bounded soak of the HTTP server: N requests from C concurrent clients over loopback (chat and
-// completions, streaming or not, greedy and sampled), a share of them disconnecting mid-stream or
-// before their first token, and some bad ones. Checks that every request that stayed got a whole
+// completions, streaming or not, greedy and sampled), 20% of them disconnecting mid-stream or
+// before their first token, and 5% bad ones. Checks that every request that stayed got a whole
 // answer (greedy ones exactly the library's tokens), that the engine ends empty, that /metrics adds up
 // (finished, refused, tokens, histograms against what the clients saw) and that RSS stays flat after
 // the warm-up (sampled every --sample-every requests; at most --max-growth over it, default 5%).
@@ -55,11 +55,34 @@ const prompts = [
   "Rain in Spain",
   "1, 2, 3,",
 ];
-const counts = { ok: 0, exact: 0, disconnected: 0, badRequest: 0, failed: 0, okTokens: 0 };
+const counts = {
+  ok: 0,
+  exact: 0,
+  disconnected: 0,
+  earlyDisconnects: 0,
+  badRequest: 0,
+  failed: 0,
+  okTokens: 0,
+  chat: 0,
+};
 const failures = [];
+// greedy references, one request at a time before the soak: completions from the library, chat through
+// the server alone (its template)
 const expected = new Map();
-for (const p of prompts)
-  expected.set(p, (await engine.generate(p, { maxTokens: 24, temperature: 0 })).tokens.join(","));
+let referenceTokens = 0;
+const chatMessages = (prompt) => [{ role: "user", content: prompt }];
+for (const p of prompts) {
+  expected.set(`completion:${p}`, (await engine.generate(p, { maxTokens: 24, temperature: 0 })).tokens.join(","));
+  const r = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ messages: chatMessages(p), max_tokens: 24, temperature: 0, return_tokens: true }),
+  });
+  const tokens = (await r.json()).choices[0].tokens;
+  expected.set(`chat:${p}`, tokens.join(","));
+  referenceTokens += tokens.length;
+}
+const referenceRequests = prompts.length; // chat references: finished requests in /metrics
 
 async function one(i) {
   const prompt = prompts[Math.floor(rand() * prompts.length)];
@@ -67,20 +90,23 @@ async function one(i) {
   const controller = new AbortController();
   const stream = rand() < 0.6;
   const sampled = rand() < 0.3;
+  const chat = rand() < 0.5;
+  const input = chat ? { messages: chatMessages(prompt) } : { prompt };
   const body =
     kind < 0.05
-      ? { prompt, max_tokens: "x" }
+      ? { ...input, max_tokens: "x" }
       : {
-          prompt,
+          ...input,
           max_tokens: 24,
           stream,
           return_tokens: true,
           ...(sampled ? { temperature: 0.9, seed: i } : { temperature: 0 }),
         };
-  const disconnect = kind >= 0.05 && kind < 0.2 ? (rand() < 0.5 ? "early" : "mid") : null;
+  const disconnect = kind >= 0.05 && kind < 0.25 ? (rand() < 0.5 ? "early" : "mid") : null;
+  if (chat) counts.chat++;
   if (disconnect === "early") setTimeout(() => controller.abort(), Math.floor(rand() * 5));
   try {
-    const r = await fetch(`${url}/v1/completions`, {
+    const r = await fetch(`${url}/v1/${chat ? "chat/completions" : "completions"}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
@@ -94,6 +120,7 @@ async function one(i) {
     }
     if (r.status !== 200) return void failures.push(`status ${r.status}: ${await r.text()}`);
     let tokens;
+    let finish;
     if (stream) {
       const reader = r.body.getReader();
       let text = "";
@@ -110,14 +137,22 @@ async function one(i) {
         .map((e) => JSON.parse(e.slice(6)))
         .find((c) => c.choices[0]?.finish_reason);
       tokens = last.choices[0].tokens;
-    } else tokens = (await r.json()).choices[0].tokens;
+      finish = last.choices[0].finish_reason;
+    } else {
+      const choice = (await r.json()).choices[0];
+      tokens = choice.tokens;
+      finish = choice.finish_reason;
+    }
+    if (finish !== (tokens.length === 24 ? "length" : "stop"))
+      failures.push(`finish_reason ${finish} after ${tokens.length} tokens`);
     counts.ok++;
     counts.okTokens += tokens.length;
     if (!sampled) {
-      if (tokens.join(",") === expected.get(prompt)) counts.exact++;
-      else failures.push(`greedy tokens differ for "${prompt}"`);
+      if (tokens.join(",") === expected.get(`${chat ? "chat" : "completion"}:${prompt}`)) counts.exact++;
+      else failures.push(`greedy ${chat ? "chat" : "completion"} tokens differ for "${prompt}"`);
     }
   } catch (e) {
+    if (disconnect === "early") counts.earlyDisconnects++;
     if (disconnect) counts.disconnected++;
     else failures.push(`request ${i}: ${e.message}`);
   }
@@ -152,19 +187,30 @@ await engine.close();
 
 // /metrics against what the clients saw: a disconnected request may or may not have finished in the
 // engine before its abort landed, so those bound the counters from both sides
-const metric = (name, labels = "") => {
-  const re = new RegExp(`^minedraft:${name}${labels.replace(/[{}]/g, "\\$&")} (\\S+)$`, "gm");
+// a metric's value with exactly these labels, or summed over every label set when none are given
+const metric = (name, labels) => {
+  const match = labels === undefined ? "(?:\\{[^}]*\\})?" : labels.replace(/[{}]/g, "\\$&");
+  const re = new RegExp(`^minedraft:${name}${match} (\\S+)$`, "gm");
   return [...metrics.matchAll(re)].reduce((sum, m) => sum + Number(m[1]), 0);
 };
 const finished =
   metric("request_success_total", '{finished_reason="stop"}') +
   metric("request_success_total", '{finished_reason="length"}');
+const aborted = metric("request_success_total", '{finished_reason="abort"}');
+const rejected = metric("request_rejected_total");
+const generated = metric("generation_tokens_total");
+// every request the server saw ended once: finished, aborted or refused; an early disconnect may never have arrived
+const sent = counts.ok + referenceRequests + counts.badRequest + counts.disconnected;
 const checks = {
-  "finished = ok .. ok + disconnected": finished >= counts.ok && finished <= counts.ok + counts.disconnected,
+  "finished = ok .. ok + disconnected":
+    finished >= counts.ok + referenceRequests && finished <= sent - counts.badRequest,
+  "aborted <= disconnected": aborted <= counts.disconnected,
+  "finished + aborted + refused = sent (less early disconnects that never arrived)":
+    finished + aborted + rejected <= sent && finished + aborted + rejected >= sent - counts.earlyDisconnects,
   "refused with 400 = bad requests sent": metric("request_rejected_total", '{status="400"}') === counts.badRequest,
   "generated tokens >= the ok clients' tokens, <= + 24 per disconnected":
-    metric("generation_tokens_total") >= counts.okTokens &&
-    metric("generation_tokens_total") <= counts.okTokens + 24 * counts.disconnected,
+    generated >= counts.okTokens + referenceTokens &&
+    generated <= counts.okTokens + referenceTokens + 24 * counts.disconnected,
   "e2e / ttft histogram counts = finished":
     metric("e2e_request_latency_seconds_count") === finished &&
     metric("time_to_first_token_seconds_count") === finished,
@@ -190,6 +236,8 @@ const report = {
   counts,
   metrics: {
     finished,
+    aborted,
+    rejected,
     generationTokens: metric("generation_tokens_total"),
     rejected400: metric("request_rejected_total", '{status="400"}'),
     draftTokens: metric("spec_decode_num_draft_tokens_total"),

@@ -1,11 +1,17 @@
 // Runs the engine requests of one HTTP request (one per prompt, all submitted at once so they batch
 // with every other client's) and yields their text pieces and results in the order they come.
-import type { Engine, GenerateResult } from "../engine/index.js";
+import { type Engine, type GenerateResult, isAbortError } from "../engine/index.js";
 import type { GenerationPlan } from "./requests.js";
 
 export type GenerationEvent =
   | { index: number; piece: string; result?: undefined }
   | { index: number; result: GenerateResult; piece?: undefined };
+
+/** What became of each engine request: a result, or aborted (its client left, or the drain ran out). */
+export interface GenerationOutcomes {
+  result(r: GenerateResult): void;
+  aborted(): void;
+}
 
 /**
  * Submits every prompt at once (before returning: admission counted them in engine.load()), then
@@ -16,7 +22,7 @@ export function runPlan(
   engine: Engine,
   plan: GenerationPlan,
   signal: AbortSignal,
-  onResult: (r: GenerateResult) => void,
+  outcomes: GenerationOutcomes,
 ): AsyncGenerator<GenerationEvent, void, undefined> {
   const controller = new AbortController();
   const forward = () => controller.abort(signal.reason);
@@ -41,11 +47,12 @@ export function runPlan(
       })
       .then(
         (result) => {
-          onResult(result);
+          outcomes.result(result);
           open--;
           push({ index, result });
         },
         (error: unknown) => {
+          if (isAbortError(error)) outcomes.aborted();
           failure ??= { error };
           wake?.();
         },

@@ -165,6 +165,11 @@ export class ServerMetrics {
     s.acceptedPerPosition.forEach((n, position) => this.acceptedPerPos.inc({ position: String(position) }, n));
   }
 
+  /** An engine request aborted before it finished (its client left, or the drain ran out): vLLM's "abort". */
+  abort(): void {
+    this.success.inc({ finished_reason: "abort" });
+  }
+
   /** An HTTP request refused (4xx / 5xx before or instead of generating). */
   reject(status: number): void {
     this.rejected.inc({ status: String(status) });

@@ -345,6 +345,11 @@ describe("capacity, disconnects and the engine's lifecycle", () => {
       expect(next.status).toBe(200);
       expect(((await next.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(3);
       expect(one.stats().requests).toBe(1); // the aborted one produced no result
+      // /metrics: one finished, one aborted (vLLM's finished_reason "abort"), one refused with 429
+      const metrics = await (await fetch(`${u}/metrics`)).text();
+      expect(metrics).toMatch(/^minedraft:request_success_total\{finished_reason="length"\} 1$/m);
+      expect(metrics).toMatch(/^minedraft:request_success_total\{finished_reason="abort"\} 1$/m);
+      expect(metrics).toMatch(/^minedraft:request_rejected_total\{status="429"\} 1$/m);
     } finally {
       await s.close({ graceMs: 0 });
       await one.close();

@@ -27,7 +27,10 @@ export function generationRoutes(app: FastifyInstance, state: ServerState): void
         if (!reply.raw.writableFinished) controller.abort(new Error(CLIENT_GONE));
       });
       const shape = new ResponseShape(kind, state.serving.modelName, p.returnTokens);
-      const events = runPlan(engine, p, controller.signal, (r) => state.metrics.record(r));
+      const events = runPlan(engine, p, controller.signal, {
+        result: (r) => state.metrics.record(r),
+        aborted: () => state.metrics.abort(),
+      });
       try {
         if (p.stream)
           return await reply.sse.send(sseMessages(shape, p, events, engine.options.mode, controller.signal));
