@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // One request, N tokens, interleaved rounds in one process: psd with post-verify (1 + 1 threads)
 // against psd without it (sequential SD at 1 + 1), sd at 1 + 1, and sd / ar at their default placement.
-// Usage: node scripts/bench-post-verify.mjs MODEL_DIR OUT.json [tokens] [rounds]
+//   npm run bench:post-verify -- MODEL_DIR OUT.json [tokens] [rounds]   (after npm run build:ts)
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { createEngine } from "../dist/index.js";
@@ -14,7 +14,7 @@ const draft = path.join(dir, "draft.gguf");
 const PROMPTS = ["Once upon a time", "The history of the city begins", "def parse(tokens):"];
 const split = { target: { model: target, threads: 1 }, draft: { model: draft, threads: 1 }, adaptThreads: false };
 const CONFIGS = [
-  { name: "psd post-verify 1+1", opts: { mode: "psd", batchSize: 1, ...split } },
+  { name: "psd post-verify 1+1", opts: { mode: "psd", batchSize: 1, postVerify: true, ...split } },
   { name: "psd postVerify:false 1+1", opts: { mode: "psd", batchSize: 1, postVerify: false, ...split } },
   { name: "sd 1+1", opts: { mode: "sd", batchSize: 1, ...split } },
   { name: "sd default", opts: { mode: "sd", batchSize: 1, target: { model: target }, draft: { model: draft } } },

@@ -30,7 +30,9 @@ export interface EngineOptions {
    * psd only: with one running request (a single request, the tail, after aborts) draft the next
    * round while the target verifies the current one, assuming every draft is accepted (PEARL's
    * post-verify); it is used when the target's bonus token equals the draft's first guess, else
-   * dropped. Lossless. false: sequential SD there instead (draft, then verify). Default true.
+   * dropped. Lossless. false: sequential SD there instead (draft, then verify). Default: createEngine turns it on
+   * with the target on a GPU and off with both models on the CPU cores (where the two one-thread workers slow
+   * each other more than the overlap hides); an Engine over another Backend defaults to true.
    */
   postVerify?: boolean;
   /** auto only: tuning of the exploration */
