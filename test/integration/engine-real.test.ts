@@ -102,6 +102,11 @@ describe("lossless greedy decoding on llama.cpp", () => {
     }
   }
 
+  it("createEngine leaves post-verify off with both models on the CPU cores, and on when asked", async () => {
+    expect(await withEngine("psd", 1, 2, async (e) => e.options.postVerify)).toBe(false);
+    expect(await withEngine("psd", 1, 2, async (e) => e.options.postVerify, { postVerify: true })).toBe(true);
+  });
+
   for (const k of [1, 4]) {
     it(`psd one request at a time (post-verify) k ${k} emits exactly the ar tokens, hits and misses`, async () => {
       // on by choice: createEngine leaves it off with both models on the CPU cores
