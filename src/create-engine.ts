@@ -140,12 +140,21 @@ function checkForMode(options: CreateEngineOptions, mode: Mode, batchSize: numbe
 }
 
 /** The options the Engine itself takes. */
-function engineOptionsOf(options: CreateEngineOptions, mode: Mode, batchSize: number): EngineOptions {
+function engineOptionsOf(
+  options: CreateEngineOptions,
+  mode: Mode,
+  batchSize: number,
+  plan: PlacementPlan,
+): EngineOptions {
   const picked: Record<string, unknown> = { mode, batchSize };
   for (const key of Object.keys(ENGINE_OPTIONS)) {
     const v = (options as unknown as Record<string, unknown>)[key];
     if (v !== undefined && key !== "mode" && key !== "batchSize") picked[key] = v;
   }
+  // psd's one-request overlap pays where the draft does not take the target's cores (target on a GPU); with
+  // both models on the CPU cores the two one-thread workers slow each other more than the overlap hides
+  // (docs/performance.md, "One request: post-verify")
+  if (mode === "psd" && options.postVerify === undefined) picked.postVerify = plan.target.onGpu;
   return picked as unknown as EngineOptions;
 }
 
@@ -214,7 +223,7 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
       undefined,
       plan.threads,
     );
-    return new MinedraftEngine(backend, engineOptionsOf(options, mode, batchSize), plan.report);
+    return new MinedraftEngine(backend, engineOptionsOf(options, mode, batchSize, plan), plan.report);
   } catch (e) {
     await Promise.allSettled(contexts.map((c) => c.dispose()));
     for (const m of owned) m.dispose();

@@ -89,7 +89,7 @@ Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(inf
   threads_now_ = params_.n_threads;
   threads_batch_now_ = params_.n_threads_batch;
   if (params_.n_ctx < params_.n_seq_max) throw Napi::RangeError::New(env, "nCtx must be at least nSeqMax");
-  drafts_.resize(params_.n_seq_max);
+  drafts_.resize(2 * (size_t)params_.n_seq_max);  // two q banks per sequence
   StartWorker(env);
 }
 
@@ -230,6 +230,8 @@ Napi::Value Context::Draft(const Napi::CallbackInfo& info) {
         UniformVector(s.sampling.greedy() ? Napi::Value(env.Undefined()) : o.Get("uniforms"), "spec.uniforms", s.k);
     Napi::Value cv = o.Get("confidence");
     s.confidence = !cv.IsUndefined() && !cv.IsNull() && cv.ToBoolean().Value();
+    Napi::Value bv = o.Get("qBank");
+    s.q_bank = bv.IsUndefined() ? 0 : (int32_t)IntArg(bv, "spec.qBank", 0, 1);
     job->specs.push_back(std::move(s));
   }
   return Enqueue(env, std::move(job));
@@ -272,6 +274,10 @@ Napi::Value Context::Verify(const Napi::CallbackInfo& info) {
       if (s.draft_seq >= (int32_t)job->draft_ctx->params_.n_seq_max)
         throw Napi::RangeError::New(env, "spec.draftSeq is outside the draft context's sequences");
     }
+    Napi::Value bv = o.Get("qBank");
+    s.q_bank = bv.IsUndefined() ? 0 : (int32_t)IntArg(bv, "spec.qBank", 0, 1);
+    Napi::Value rv = o.Get("qRow");
+    s.q_row = rv.IsUndefined() ? 0 : (int32_t)IntArg(rv, "spec.qRow", 0, 256);
     s.uniforms = UniformVector(s.sampling.greedy() ? Napi::Value(env.Undefined()) : o.Get("uniforms"), "spec.uniforms",
                                s.draft.size() + 1);
     job->specs.push_back(std::move(s));

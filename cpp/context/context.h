@@ -54,7 +54,9 @@ class Context : public Napi::ObjectWrap<Context> {
   explicit Context(const Napi::CallbackInfo& info);
   ~Context() override;
 
-  const SeqDrafts& Drafts(int32_t seq) const { return drafts_[seq]; }
+  // Two q banks per sequence (bank * n_seq_max + seq): a draft job may store the next round's q in one
+  // while the target's verify job reads the current round's from the other (single-sequence overlap).
+  const SeqDrafts& Drafts(int32_t seq, int32_t bank) const { return drafts_[(size_t)bank * params_.n_seq_max + seq]; }
 
  private:
   static void CallJs(Napi::Env env, Napi::Function, Context* self, Job* job);

@@ -1,6 +1,6 @@
 // draft(specs, vocabLimit): k tokens per sequence from the draft model, one decode per step over all
 // sequences (packed into batches of at most nBatch tokens). A sampled row keeps its filtered
-// distribution q in the context (SeqDrafts) for the target's stochastic verification.
+// distribution q in the context (SeqDrafts, in the spec's q bank) for the target's stochastic verification.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -20,7 +20,7 @@ void DraftJob::Run(Context& c) {
   llama_memory_t mem = llama_get_memory(c.ctx_);
   rows.assign(n, 0);
   for (size_t i = 0; i < n; i++) {
-    auto& d = c.drafts_[specs[i].seq];
+    auto& d = c.drafts_[(size_t)specs[i].q_bank * c.params_.n_seq_max + specs[i].seq];
     d.k = 0;
     d.n_vocab = vocab_limit;
     d.dense = !specs[i].sampling.greedy();
@@ -74,7 +74,7 @@ void DraftJob::Run(Context& c) {
 // Runs on any of ForEachRow's threads: writes only sequence s.seq's drafts and row i's outputs.
 void DraftJob::SampleOne(Context& c, size_t i, int32_t step, const float* logits, Context::RowBuffers& b) {
   const DraftSpec& s = specs[i];
-  auto& d = c.drafts_[s.seq];
+  auto& d = c.drafts_[(size_t)s.q_bank * c.params_.n_seq_max + s.seq];
   int32_t tok;
   float prob = 1.0f;
   if (s.sampling.greedy()) {

@@ -108,6 +108,7 @@ std::vector<size_t> BySeq(const std::vector<Spec>& specs) {
 struct DraftSpec {
   int32_t seq, pos, k;
   bool confidence = false;  // also return the draft's softmax probability of each drafted token
+  int32_t q_bank = 0;       // which of the sequence's two q banks stores this call's rows (Context::Drafts)
   std::vector<int32_t> tokens;
   Sampling sampling;
   std::vector<double> uniforms;
@@ -135,6 +136,8 @@ struct VerifySpec {
   std::vector<int32_t> draft;
   Sampling sampling;
   std::vector<double> uniforms;  // k + 1
+  int32_t q_bank = 0;            // the draft context's q bank holding draft's distributions
+  int32_t q_row = 0;             // draft[i]'s q is that bank's row q_row + i
 };
 
 struct VerifyJob : Job {

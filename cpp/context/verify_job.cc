@@ -49,8 +49,8 @@ void VerifyJob::Evaluate(Context& c, const std::vector<std::pair<size_t, int32_t
     out_p[si].resize(k);
     out_alt[si].resize(k + 1);
     if (!s.sampling.greedy() && k > 0) {
-      q_of[si] = &draft_ctx->Drafts(s.draft_seq);
-      if (q_of[si]->k < k)
+      q_of[si] = &draft_ctx->Drafts(s.draft_seq, s.q_bank);
+      if (q_of[si]->k < s.q_row + k)
         throw std::runtime_error(
             "verify: the draft context holds fewer drafted tokens for this sequence than were submitted");
     }
@@ -80,8 +80,9 @@ void VerifyJob::EvaluateRow(Context& c, const RowTask& t, Context::RowBuffers& b
   if (r < k) {
     const SeqDrafts* q = q_of[t.si];
     p_out[r] = s.draft[r] < c.n_vocab_ ? b.row[s.draft[r]] : 0.0f;
-    const float* qrow = q->dense ? q->dists.data() + (size_t)r * q->n_vocab : nullptr;
-    alt[r] = SampleResidual(b.row.data(), c.n_vocab_, qrow, q->n_vocab, q->tokens[r], s.uniforms[r]);
+    const int32_t qr = s.q_row + r;
+    const float* qrow = q->dense ? q->dists.data() + (size_t)qr * q->n_vocab : nullptr;
+    alt[r] = SampleResidual(b.row.data(), c.n_vocab_, qrow, q->n_vocab, q->tokens[qr], s.uniforms[r]);
   } else {
     alt[r] = SampleRow(b.row.data(), c.n_vocab_, s.uniforms[r]);
   }

@@ -19,6 +19,7 @@ export interface DecodingFlags {
   maxTokens?: number;
   batchSize?: number;
   tetrisExtra?: number;
+  postVerify?: boolean;
 }
 
 export interface PlacementFlags {
@@ -75,7 +76,12 @@ export function addDecodingOptions(cmd: Command, defaults: DecodingDefaults = {}
       "--tetris-extra <e>",
       "TETRIS (psd): draft k + e tokens per request, verify only the k x m likeliest prefixes",
       integer(1, 32),
-    );
+    )
+    .option(
+      "--post-verify",
+      "psd: with one running request, draft the next round while the target verifies (default: on with the target on a GPU)",
+    )
+    .option("--no-post-verify", "psd: sequential SD with one running request");
 }
 
 export function addPlacementOptions(cmd: Command): Command {
@@ -141,6 +147,7 @@ export function engineOptions(
     draftTokens: decoding.draftTokens,
     batchSize: decoding.batchSize,
     ...(decoding.tetrisExtra !== undefined && mode === "psd" ? { tetris: { extra: decoding.tetrisExtra } } : {}),
+    ...(decoding.postVerify !== undefined ? { postVerify: decoding.postVerify } : {}),
     temperature: decoding.temp,
     topK: decoding.topK,
     topP: decoding.topP,

@@ -25,6 +25,7 @@ const FLAG_OF_OPTION: Record<string, string> = {
   seed: "--seed",
   mode: "--mode",
   "tetris.extra": "--tetris-extra",
+  postVerify: "--post-verify",
 };
 
 function exitCodeOf(error: unknown): number {

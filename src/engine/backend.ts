@@ -27,6 +27,11 @@ export interface DraftSpec {
   uniforms: readonly number[];
   /** also return DraftOutput.confidence (TETRIS ranks drafted tokens by it) */
   confidence?: boolean;
+  /**
+   * which of the sequence's two q banks keeps this call's draft distributions (default 0): a draft
+   * of the next round can then run while the target verifies drafts whose q is in the other bank
+   */
+  qBank?: 0 | 1;
 }
 
 export interface DraftOutput {
@@ -62,6 +67,10 @@ export interface VerifySpec {
   sampling: SamplingParams;
   /** k+1 uniforms in [0,1): residual samples for rows 0..k-1, bonus sample for row k */
   uniforms: readonly number[];
+  /** the q bank of draftSeq holding the drafts' distributions (default 0, see DraftSpec.qBank) */
+  qBank?: 0 | 1;
+  /** draft[i]'s q is row qRow + i of that bank (default 0): a draft call may have produced one token before them */
+  qRow?: number;
 }
 
 export interface VerifyOutput {

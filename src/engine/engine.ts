@@ -61,6 +61,7 @@ export class Engine {
       batchSize: this.options.batchSize,
       draftTokens: this.options.draftTokens,
       tetrisExtra: this.options.tetris?.extra ?? 0,
+      postVerify: this.options.postVerify,
       probeEvery: this.options.auto?.probeEvery,
       probeBudget: this.options.auto?.probeBudget,
       backend,

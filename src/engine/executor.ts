@@ -2,7 +2,7 @@
 // requests it served; these methods never throw, so schedules can run them concurrently.
 import type { Backend, DraftSpec } from "./backend.js";
 import type { TraceEvent } from "./types.js";
-import { NO_DRAFTS, type Request } from "./request.js";
+import { NO_DRAFTS, type AheadDrafts, type Request } from "./request.js";
 import type { StatsCollector } from "./stats.js";
 
 /** Where a call sits in the schedule, for the trace. */
@@ -139,6 +139,59 @@ export class BatchExecutor {
     } catch (error) {
       for (const r of drafting) r.fail(error);
       return undefined;
+    }
+  }
+
+  /**
+   * Post-verify: drafts the next round of each request assuming all its current drafts are accepted
+   * (Request.aheadSpec), to run while those drafts are verified. Issue it right after the verify
+   * call (whose specs are built synchronously): its specs are built synchronously too, so both draw
+   * their uniforms in that order. Resolves, once drafted, to a function that hands each request its
+   * ahead drafts where they hit (Request.takeAhead): call it after the verification applied.
+   */
+  async draftAhead(
+    requests: readonly Request[],
+    label: CallLabel,
+    k: number,
+  ): Promise<{ timing?: CallTiming; adopt: () => void }> {
+    const drafting: Request[] = [];
+    const specs: DraftSpec[] = [];
+    const pending: Omit<AheadDrafts, "output">[] = [];
+    for (const r of requests) {
+      if (r.done) continue;
+      const spec = r.aheadSpec(k);
+      if (!spec) continue;
+      drafting.push(r);
+      specs.push(spec);
+      pending.push({ spec, verified: r.drafts!.tokens.length, tokensBefore: r.tokens.length });
+    }
+    const none = { adopt: () => {} };
+    const worker = this.backend.draft;
+    if (specs.length === 0 || !worker) return none;
+    const longest = Math.max(...specs.map((s) => s.k));
+    try {
+      const start = this.collector.now();
+      const outputs = await this.timed("draft", "draft", drafting, { ...label, k: longest }, () => worker.draft(specs));
+      const ms = this.collector.now() - start;
+      checkCount("draft", outputs, specs.length);
+      const adopt = () => {
+        let rounds = 0;
+        let hits = 0;
+        drafting.forEach((r, i) => {
+          if (r.done) return;
+          rounds++;
+          try {
+            if (r.takeAhead({ ...pending[i]!, output: outputs[i]! })) hits++;
+          } catch (error) {
+            r.fail(error);
+          }
+        });
+        this.collector.recordPostVerify(rounds, hits);
+      };
+      return { timing: { ms, requests: specs.length, tokens: longest, k: longest }, adopt };
+    } catch (error) {
+      for (const r of drafting) r.fail(error);
+      return none;
     }
   }
 

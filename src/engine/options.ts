@@ -30,6 +30,8 @@ export interface ResolvedEngineOptions {
   capacity: number;
   /** psd with TETRIS */
   tetris: { extra: number } | undefined;
+  /** psd: post-verify with one running request */
+  postVerify: boolean;
   /** auto's exploration */
   auto: { probeEvery: number; probeBudget: number } | undefined;
   temperature: number;
@@ -61,6 +63,7 @@ export const ENGINE_OPTIONS: Schema = {
   mode: { kind: "enum", values: MODES },
   draftTokens: integer(1, MAX_DRAFT_TOKENS),
   tetris: { kind: "object", fields: { extra: integer(1, MAX_TETRIS_EXTRA) } },
+  postVerify: { kind: "boolean" },
   auto: { kind: "object", fields: { probeEvery: integer(2, 1_000_000), probeBudget: number(0, 1) } },
   batchSize: integer(1, LIMITS.sequences),
   ...sampling,
@@ -80,7 +83,9 @@ export const REQUEST_OPTIONS: Schema = {
 };
 
 /** Options that belong to one mode only: refused with another (checked once the mode is known). */
-export function checkModeOptions(options: Pick<EngineOptions, "tetris" | "auto">, mode: Mode): void {
+export function checkModeOptions(options: Pick<EngineOptions, "tetris" | "auto" | "postVerify">, mode: Mode): void {
+  if (options.postVerify !== undefined && mode !== "psd")
+    throw new OptionRangeError("postVerify", `postVerify works with mode "psd" only, got mode ${JSON.stringify(mode)}`);
   if (options.tetris !== undefined) {
     if (mode !== "psd")
       throw new OptionRangeError("tetris", `tetris works with mode "psd" only, got mode ${JSON.stringify(mode)}`);
@@ -130,7 +135,20 @@ export function resolveEngineOptions(options: EngineOptions, backend: Backend): 
       `mode "${mode}" holds ${held} sequences, but the context holds at most ${nSeqMax}`,
     );
   }
-  return { mode, draftTokens, batchSize, capacity, temperature, topK, topP, draftTemperature, tetris, auto };
+  const postVerify = mode === "psd" && options.postVerify !== false;
+  return {
+    mode,
+    draftTokens,
+    batchSize,
+    capacity,
+    temperature,
+    topK,
+    topP,
+    draftTemperature,
+    tetris,
+    auto,
+    postVerify,
+  };
 }
 
 export function resolveRequestOptions(engine: ResolvedEngineOptions, opts: GenerateOptions): ResolvedRequestOptions {

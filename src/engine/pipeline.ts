@@ -127,6 +127,29 @@ export function planStep<R extends PipelineMember>(running: readonly R[], fill: 
 export interface PipelineCalls {
   verify(requests: readonly Request[], label: CallLabel): Promise<CallTiming | undefined>;
   draft(requests: readonly Request[], label: CallLabel): Promise<CallTiming | undefined>;
+  /**
+   * post-verify (psd): the next round of `requests` drafted while their verification runs (see
+   * BatchExecutor.draftAhead). Given, a step with one running request overlaps that way instead of
+   * drafting, then verifying.
+   */
+  draftAhead?(requests: readonly Request[], label: CallLabel): Promise<{ timing?: CallTiming; adopt: () => void }>;
+}
+
+/**
+ * Post-verify: verify `requests` while their next round is drafted ahead, then adopt the ahead
+ * drafts that hit (those requests hold drafts again, ready for the next step's verification).
+ */
+async function verifyWithAhead(
+  requests: readonly Request[],
+  calls: PipelineCalls & Required<Pick<PipelineCalls, "draftAhead">>,
+  label: CallLabel,
+): Promise<{ verify?: CallTiming; draft?: CallTiming }> {
+  // the verify call builds its specs synchronously: the ahead specs are built after them
+  const verifying = calls.verify(requests, label);
+  const drafting = calls.draftAhead(requests, label);
+  const [verify, ahead] = await Promise.all([verifying, drafting]);
+  ahead.adopt();
+  return { verify, draft: ahead.timing };
 }
 
 /** Labels a step's calls for the trace: a sub-batch (-1: one pass over every request). */
@@ -136,7 +159,9 @@ function stepLabel(step: number, batch: number, sizes: [number, number], decisio
 
 /**
  * Runs a planned step on the workers: an overlap issues the verification first, then the draft
- * call, both in flight together; a single request is drafted, then verified (sequential SD).
+ * call, both in flight together; a single request is drafted, then verified (sequential SD), or,
+ * with calls.draftAhead (post-verify), verified while its next round is drafted ahead: a request
+ * whose ahead drafts hit skips the draft call next step (a "drain" of one request).
  * Resolves to the timings of the step's calls (auto's cost model reads them).
  */
 export async function runStep(
@@ -156,11 +181,20 @@ export async function runStep(
     }
     case "fill":
       return { draft: await calls.draft(plan.draft, stepLabel(step, 0, plan.sizes, decision)) };
-    case "drain":
-      return { verify: await calls.verify(plan.verify, stepLabel(step, -1, plan.sizes, decision)) };
+    case "drain": {
+      const label = stepLabel(step, -1, plan.sizes, decision);
+      if (calls.draftAhead && running.length === 1)
+        return await verifyWithAhead(plan.verify, { ...calls, draftAhead: calls.draftAhead }, label);
+      return { verify: await calls.verify(plan.verify, label) };
+    }
     case "single": {
-      const draft = await calls.draft(running, stepLabel(step, -1, plan.sizes, decision));
-      return { draft, verify: await calls.verify(running, stepLabel(step, -1, plan.sizes, decision)) };
+      const label = stepLabel(step, -1, plan.sizes, decision);
+      const draft = await calls.draft(running, label);
+      if (calls.draftAhead && running.length === 1) {
+        const overlapped = await verifyWithAhead(running, { ...calls, draftAhead: calls.draftAhead }, label);
+        return { verify: overlapped.verify, draft: overlapped.draft ?? draft };
+      }
+      return { draft, verify: await calls.verify(running, label) };
     }
   }
 }

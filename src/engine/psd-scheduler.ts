@@ -2,6 +2,10 @@
 // pipeline (pipeline.ts): while the target verifies the batch drafted last step, the draft worker
 // drafts the other; then roles swap. The pipeline fills by drafting one sub-batch alone.
 //
+// Post-verify (on by default): with one running request (a single request, the tail, after aborts)
+// there is no second sub-batch to draft, so the request's next round is drafted while its current
+// drafts are verified, assuming all are accepted (pipeline.ts, Request.aheadSpec / takeAhead).
+//
 // TETRIS (optional): every request drafts k + e tokens (the extra drafting hides behind the other
 // batch's verification); before a batch is verified only its k x m likeliest prefixes are kept.
 import type { BatchExecutor, CallLabel, CallTiming, DraftCallOptions } from "./executor.js";
@@ -17,6 +21,8 @@ export interface PsdOptions {
   tetrisExtra?: number;
   /** where TETRIS counts go */
   collector?: StatsCollector;
+  /** post-verify with one running request (EngineOptions.postVerify; default true) */
+  postVerify?: boolean;
 }
 
 /** psd's schedule (a Scheduler: createScheduler returns it as one). */
@@ -26,12 +32,14 @@ export class PsdScheduler {
   private readonly k: number;
   private readonly extra: number;
   private readonly collector: StatsCollector | undefined;
+  private readonly postVerify: boolean;
 
   constructor(batchSize: number, opts: PsdOptions = { k: 4 }) {
     this.capacity = 2 * batchSize;
     this.k = opts.k;
     this.extra = opts.tetrisExtra ?? 0;
     this.collector = opts.collector;
+    this.postVerify = opts.postVerify ?? true;
   }
 
   admit(request: Request, running: readonly Request[]): void {
@@ -67,6 +75,7 @@ export class PsdScheduler {
     const calls: PipelineCalls = {
       verify: (batch, label) => this.verifyBatch(batch, executor, label),
       draft: (batch, label) => executor.draft(batch, label, this.draftOptions),
+      ...(this.postVerify ? { draftAhead: (batch, label) => executor.draftAhead(batch, label, this.k) } : {}),
     };
     await runStep(planStep(running, "draft-alone"), running, calls, step);
   }

@@ -30,6 +30,20 @@ export interface Drafts {
   confidence?: ArrayLike<number>;
   /** tokens the draft call produced (>= tokens.length: TETRIS may verify only a prefix); default tokens.length */
   produced?: number;
+  /** the draft context's q bank holding their distributions (default 0; see DraftSpec.qBank) */
+  qBank?: 0 | 1;
+  /** the row of that bank holding tokens[0]'s q (default 0; 1 for drafts drafted ahead, see takeAhead) */
+  qRow?: number;
+}
+
+/** The next round, drafted while the current drafts were being verified (post-verify). */
+export interface AheadDrafts {
+  spec: DraftSpec;
+  output: DraftOutput;
+  /** drafts the verification checked (the ahead draft assumed all of them accepted) */
+  verified: number;
+  /** tokens.length when the verification was issued */
+  tokensBefore: number;
 }
 
 export const NO_DRAFTS: Drafts = { tokens: [], probs: [] };
@@ -64,6 +78,14 @@ export class Request {
   private readonly text: TextAssembler;
   private readonly timing: RequestTiming;
   private acceptUniforms: number[] = [];
+  /** post-verify: the first guess of each ahead draft samples from its own stream */
+  private aheadRng: Rng | undefined;
+  /**
+   * post-verify: uniforms an ahead draft took for the next round's drafts; the next draft call uses
+   * them when the ahead drafts missed (so each uniform samples one token, and the main stream is
+   * drawn as in sd: the same seed gives sd's tokens)
+   */
+  private reserved: number[] = [];
 
   constructor(
     readonly id: number,
@@ -113,10 +135,17 @@ export class Request {
       tokens: this.tokens.slice(this.draftPos),
       k,
       sampling: this.params.draftSampling,
-      uniforms: this.rng.uniforms(k),
+      uniforms: this.draftUniforms(k),
     };
     if (confidence) spec.confidence = true;
     return spec;
+  }
+
+  /** The next k draft uniforms: those an ahead draft reserved first, then the main stream's. */
+  private draftUniforms(k: number): number[] {
+    if (this.reserved.length === 0) return this.rng.uniforms(k);
+    const taken = this.reserved.splice(0, k);
+    return taken.length < k ? [...taken, ...this.rng.uniforms(k - taken.length)] : taken;
   }
 
   setDrafts(output: DraftOutput, k: number, confidence = false): void {
@@ -149,7 +178,7 @@ export class Request {
     const k = drafts.tokens.length;
     const uniforms = this.rng.uniforms(k + 1);
     this.acceptUniforms = this.rng.uniforms(k);
-    return {
+    const spec: VerifySpec = {
       seq: this.slot,
       pos: this.targetPos,
       pending: this.tokens[this.targetPos]!,
@@ -158,6 +187,74 @@ export class Request {
       sampling: this.params.sampling,
       uniforms,
     };
+    if (drafts.qBank) spec.qBank = drafts.qBank;
+    if (drafts.qRow) spec.qRow = drafts.qRow;
+    return spec;
+  }
+
+  /**
+   * Post-verify: the draft spec of the next round assuming every current draft d1..dn is accepted:
+   * feed dn (the draft cache holds the pending token and d1..dn-1) and draft k + 1 tokens, the first
+   * being the draft's guess of the target's bonus token. Its q goes to the bank the current drafts'
+   * q is not in, so the verification reading theirs can run at the same time. Undefined when there
+   * is nothing to draft ahead: no drafts, or the request ends (maxTokens, context) within the round.
+   * Call it after verifySpec() (it draws its uniforms from the request's stream after them).
+   */
+  aheadSpec(k: number): DraftSpec | undefined {
+    const d = this.drafts;
+    const n = d?.tokens.length ?? 0;
+    if (!d || n === 0) return undefined;
+    if (this.generatedCount + n + 1 >= this.params.maxTokens) return undefined;
+    const bonusPos = this.targetPos + n + 1;
+    const next = Math.min(k, this.info.nCtx - bonusPos - 1);
+    if (next < 1) return undefined;
+    // the guess of the bonus token: its own stream; the next round's drafts: the main stream's next
+    // draft uniforms (sd would sample the same drafts with them), reserved in case of a miss
+    this.aheadRng ??= new Rng(this.params.seed + 0x9e3779b9);
+    this.reserved = this.rng.uniforms(next);
+    return {
+      seq: this.slot,
+      pos: this.targetPos + n,
+      tokens: [d.tokens[n - 1]!],
+      k: next + 1,
+      sampling: this.params.draftSampling,
+      uniforms: [...this.aheadRng.uniforms(1), ...this.reserved],
+      qBank: d.qBank === 1 ? 0 : 1,
+    };
+  }
+
+  /**
+   * After the verification that `ahead` was drafted alongside: when every draft was accepted and the
+   * target's bonus token is the ahead draft's first token, the rest become this request's drafts
+   * (their q is rows 1.. of the ahead call's bank) and true is returned. Otherwise they are dropped:
+   * the next draft call discards the draft cache from its start position, which is at most where
+   * the ahead draft began. Greedy: the same tokens a fresh draft would make. Stochastic: the ahead
+   * tokens were sampled from q with uniforms independent of the target's and of the first guess's,
+   * so given that the first one equals the bonus token the rest are distributed as fresh drafts
+   * (they are the very tokens a fresh draft would sample: it would use the same uniforms).
+   */
+  takeAhead(ahead: AheadDrafts): boolean {
+    if (this.done || this.drafts !== null) return false;
+    const n = ahead.verified;
+    if (this.lastVerified.k !== n || this.lastVerified.accepted !== n) return false;
+    if (this.tokens.length !== ahead.tokensBefore + n + 1) return false;
+    const { tokens, probs } = ahead.output;
+    const k = ahead.spec.k;
+    if (tokens.length !== k || probs.length !== k) {
+      throw new Error(`draft worker returned ${tokens.length} tokens / ${probs.length} probs, expected ${k}`);
+    }
+    if (tokens[0] !== this.tokens[this.targetPos]) return false;
+    this.drafts = {
+      tokens: tokens.slice(1),
+      probs: probs.slice(1),
+      produced: k - 1,
+      qBank: ahead.spec.qBank ?? 0,
+      qRow: 1,
+    };
+    this.reserved = []; // they sampled these drafts
+    // the draft cache holds everything through the bonus token (fed as the ahead draft's first draft)
+    this.draftPos = this.targetPos + 1;
+    return true;
   }
 
   /** Acceptance, cache bookkeeping and emission for the verification of the current drafts. */

@@ -43,6 +43,8 @@ export interface SchedulerSetup {
   draftTokens: number;
   /** psd: TETRIS extra drafts per request (0 = off) */
   tetrisExtra: number;
+  /** psd: post-verify with one running request (default true) */
+  postVerify?: boolean;
   /** auto: steps between probes, and their time budget */
   probeEvery?: number;
   probeBudget?: number;
@@ -61,6 +63,7 @@ export function createScheduler(setup: SchedulerSetup): Scheduler {
       return new PsdScheduler(batchSize, {
         k: setup.draftTokens,
         tetrisExtra: setup.tetrisExtra,
+        postVerify: setup.postVerify ?? true,
         collector: setup.collector,
       });
     case "auto":

@@ -9,6 +9,7 @@ import type {
   RequestStats,
   RunStats,
   TetrisStats,
+  PostVerifyStats,
   TraceEvent,
 } from "./types.js";
 
@@ -123,6 +124,7 @@ export class StatsCollector {
   private tetris: TetrisStats | undefined;
   private tetrisAccepted = 0;
   private tetrisVerifies = 0;
+  private postVerify: PostVerifyStats | undefined;
 
   constructor(private readonly mode: Mode) {}
 
@@ -146,6 +148,14 @@ export class StatsCollector {
     this.autoProbes = this.autoSwitches = 0;
     if (this.tetris) this.tetris = emptyTetris(this.tetris.extra);
     this.tetrisAccepted = this.tetrisVerifies = 0;
+    if (this.postVerify) this.postVerify = { rounds: 0, hits: 0, hitRate: 0 };
+  }
+
+  /** psd post-verify: `rounds` verifications were drafted ahead, `hits` of them were used. */
+  recordPostVerify(rounds: number, hits: number): void {
+    const p = (this.postVerify ??= { rounds: 0, hits: 0, hitRate: 0 });
+    p.rounds += rounds;
+    p.hits += hits;
   }
 
   /** auto: one decode step ran with `choice`. */
@@ -244,6 +254,14 @@ export class StatsCollector {
       hiddenDraftFraction: this.drafting > 0 ? this.hiddenDrafting / this.drafting : 0,
       ...(this.mode === "auto" ? { auto: this.autoSnapshot() } : {}),
       ...(this.tetris ? { tetris: this.tetrisSnapshot(this.tetris) } : {}),
+      ...(this.postVerify
+        ? {
+            postVerify: {
+              ...this.postVerify,
+              hitRate: this.postVerify.rounds > 0 ? this.postVerify.hits / this.postVerify.rounds : 0,
+            },
+          }
+        : {}),
       ...(this.coreLimit ? { coreLimit: this.coreLimit() } : {}),
     };
   }

@@ -26,6 +26,15 @@ export interface EngineOptions {
   draftTokens?: number;
   /** psd only: TETRIS selection of the drafts to verify (off by default) */
   tetris?: TetrisOptions;
+  /**
+   * psd only: with one running request (a single request, the tail, after aborts) draft the next
+   * round while the target verifies the current one, assuming every draft is accepted (PEARL's
+   * post-verify); it is used when the target's bonus token equals the draft's first guess, else
+   * dropped. Lossless. false: sequential SD there instead (draft, then verify). Default: createEngine turns it on
+   * with the target on a GPU and off with both models on the CPU cores (where the two one-thread workers slow
+   * each other more than the overlap hides); an Engine over another Backend defaults to true.
+   */
+  postVerify?: boolean;
   /** auto only: tuning of the exploration */
   auto?: AutoOptions;
   /** m: running requests per batch (ar/sd hold m, psd holds 2m in two sub-batches); default 4 */
@@ -118,6 +127,8 @@ export interface RunStats {
   auto?: AutoStats;
   /** psd with TETRIS: drafted versus verified tokens */
   tetris?: TetrisStats;
+  /** psd's post-verify steps (one running request): rounds drafted ahead, and those used */
+  postVerify?: PostVerifyStats;
   /**
    * with a backend that measures the CPU load: the cores the workers are placed on now (fewer while
    * other work holds cores, see EngineOptions.adaptThreads), of the machine's, and how often that changed
@@ -173,6 +184,15 @@ export interface AutoModelSnapshot {
    * sequential timings); it is measured only once this comes near the sequential best
    */
   overlapBound?: { k: number; tokensPerSecond: number } | null;
+}
+
+export interface PostVerifyStats {
+  /** verifications the next round was drafted alongside */
+  rounds: number;
+  /** of those, rounds whose drafts were all accepted and whose bonus token was the draft's first guess */
+  hits: number;
+  /** hits / rounds */
+  hitRate: number;
 }
 
 export interface TetrisStats {

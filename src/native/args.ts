@@ -17,6 +17,8 @@ const KNOWN_FIELDS = [
   "draft",
   "draftSeq",
   "confidence",
+  "qBank",
+  "qRow",
   "temperature",
   "topK",
   "topP",
@@ -93,6 +95,8 @@ export function verifySpecs<T>(specs: T): T {
     draftSeq: s.draftSeq,
     sampling: sampling(s.sampling),
     uniforms: numberList(s.uniforms),
+    qBank: s.qBank,
+    qRow: s.qRow,
   }));
 }
 
@@ -106,6 +110,7 @@ export function draftSpecs<T>(specs: T): T {
     sampling: sampling(s.sampling),
     uniforms: numberList(s.uniforms),
     confidence: s.confidence,
+    qBank: s.qBank,
   }));
 }
 

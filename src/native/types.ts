@@ -102,6 +102,8 @@ export interface RawDraftSpec {
    * q(token) when sampled)
    */
   confidence?: boolean;
+  /** which of the sequence's two q banks stores the drafted distributions (default 0) */
+  qBank?: 0 | 1;
 }
 
 export interface RawVerifySpec {
@@ -112,6 +114,10 @@ export interface RawVerifySpec {
   draftSeq?: number;
   sampling?: SamplingParams;
   uniforms?: readonly number[];
+  /** the q bank of draftSeq holding the drafts' distributions (default 0) */
+  qBank?: 0 | 1;
+  /** draft[i]'s q is row qRow + i of that bank (default 0) */
+  qRow?: number;
 }
 
 export interface RawContext {

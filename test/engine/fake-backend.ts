@@ -130,7 +130,12 @@ interface StoredDrafts {
   firstPos: number;
   tokens: number[];
   dists: Float64Array[];
+  /** the draft cache's tokens before firstPos when drafted (checked against the target at verification) */
+  history: number[];
 }
+
+/** Key of a sequence's q bank (DraftSpec.qBank / VerifySpec.qBank). */
+const bankKey = (seq: number, bank: number | undefined) => seq + 100_000 * (bank ?? 0);
 
 interface Failure {
   worker: FakeWorkerName;
@@ -288,7 +293,8 @@ export class FakeBackend implements Backend {
         removeSeq: (seq) =>
           this.job("draft", "removeSeq", [seq], 0, () => {
             this.seqs.draft.delete(seq);
-            this.storedDrafts.delete(seq);
+            this.storedDrafts.delete(bankKey(seq, 0));
+            this.storedDrafts.delete(bankKey(seq, 1));
           }),
         moveSeq: (src, dst) => this.job("draft", "moveSeq", [src, dst], 0, () => this.move("draft", src, dst)),
         draft: (specs) =>
@@ -325,7 +331,7 @@ export class FakeBackend implements Backend {
     const state = seqs.get(src);
     seqs.delete(src);
     if (state) seqs.set(dst, state);
-    if (worker === "draft") this.storedDrafts.delete(src);
+    if (worker === "draft") for (const bank of [0, 1]) this.storedDrafts.delete(bankKey(src, bank));
   }
 
   /** Sequences that still hold KV on a worker. */
@@ -426,10 +432,12 @@ export class FakeBackend implements Backend {
     if (sampling.temperature > 0 && uniforms.length !== k)
       throw new Error(`fake draft: ${uniforms.length} uniforms for k = ${k}`);
     const s = this.feed("draft", seq, pos, tokens);
-    if (this.opts.crossCheck) this.checkHistory(seq, s);
+    if (this.opts.crossCheck && spec.qBank === undefined) this.checkHistory(seq, s);
     const out: DraftOutput = { tokens: new Int32Array(k), probs: new Float32Array(k) };
     if (spec.confidence) out.confidence = new Float32Array(k);
-    const stored: StoredDrafts = { firstPos: s.tokens.length, tokens: [], dists: [] };
+    if (spec.qBank !== undefined && spec.qBank !== 0 && spec.qBank !== 1)
+      throw new Error(`fake draft: bad qBank ${spec.qBank}`);
+    const stored: StoredDrafts = { firstPos: s.tokens.length, tokens: [], dists: [], history: [...s.tokens] };
     for (let j = 0; j < k; j++) {
       const logits = this.model.draftLogitsAt(this.lastHash(s));
       const q = filteredDistribution(logits, sampling);
@@ -448,11 +456,15 @@ export class FakeBackend implements Backend {
       // the k-th drafted token is not fed
       if (j < k - 1) this.feed("draft", seq, s.tokens.length, [token]);
     }
-    this.storedDrafts.set(seq, stored);
+    this.storedDrafts.set(bankKey(seq, spec.qBank), stored);
     return out;
   }
 
-  /** The draft context's history (all but its last token) must be what the target holds. */
+  /**
+   * The draft context's history (all but its last token) must be what the target holds. A draft of
+   * the next round made during a verification (DraftSpec.qBank given) follows unverified drafts: it
+   * is checked at the verification that uses its drafts (verifyOne compares the stored history).
+   */
   private checkHistory(seq: number, draft: SeqState): void {
     const target = this.seqs.target.get(seq)?.tokens ?? [];
     const n = draft.tokens.length - 1;
@@ -472,18 +484,25 @@ export class FakeBackend implements Backend {
       throw new Error(`fake verify: ${uniforms.length} uniforms for k = ${k}`);
     }
     let stored: StoredDrafts | undefined;
+    const row = spec.qRow ?? 0;
     if (k > 0) {
-      stored = this.storedDrafts.get(draftSeq);
+      stored = this.storedDrafts.get(bankKey(draftSeq, spec.qBank));
       if (
         !stored ||
-        stored.firstPos !== pos + 1 ||
-        stored.tokens.length < k ||
-        draft.some((t, i) => t !== stored!.tokens[i])
+        stored.firstPos + row !== pos + 1 ||
+        stored.tokens.length < row + k ||
+        draft.some((t, i) => t !== stored!.tokens[row + i])
       ) {
         throw new Error(`fake verify: seq ${seq} verifies drafts the draft worker did not produce at pos ${pos + 1}`);
       }
     }
     const s = this.feed("target", seq, pos, [pending, ...draft]);
+    if (stored && this.opts.crossCheck) {
+      // the drafts were drafted after exactly what the target holds before them
+      const before = [...stored.history, ...stored.tokens.slice(0, row)];
+      if (before.length !== pos + 1 || before.some((t, i) => t !== s.tokens[i]))
+        throw new Error(`fake verify: seq ${seq}'s drafts were drafted after another history`);
+    }
     const out: VerifyOutput = { p: new Float32Array(k), alt: new Int32Array(k + 1) };
     for (let i = 0; i <= k; i++) {
       const h = s.hashes[pos + i]!; // prefix through pending and draft[0..i)
@@ -497,7 +516,7 @@ export class FakeBackend implements Backend {
       const p = filteredDistribution(logits, sampling);
       if (i < k) {
         out.p[i] = p[draft[i]!]!;
-        out.alt[i] = sampleFrom(residualDistribution(p, stored!.dists[i]!), uniforms[i]!);
+        out.alt[i] = sampleFrom(residualDistribution(p, stored!.dists[row + i]!), uniforms[i]!);
       } else {
         out.alt[i] = sampleFrom(p, uniforms[i]!);
       }

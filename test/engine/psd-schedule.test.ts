@@ -111,11 +111,14 @@ describe("psd schedule", () => {
     await engine.close();
   });
 
-  it("rebalances when one sub-batch drains, and falls back to sd for the last request", async () => {
+  it("rebalances when one sub-batch drains, and falls back to sd for the last request (postVerify off)", async () => {
     // Admission alternates, so batch 0 gets the short requests and batch 1 the long ones.
     const w = workload(6, 5);
     w.maxTokens = [3, 40, 3, 30, 3, 20];
-    const { engine, fake } = makeEngine({ mode: "psd", batchSize: 3, draftTokens: 2 }, { ...DELAYS, draftNoise: 3 });
+    const { engine, fake } = makeEngine(
+      { mode: "psd", batchSize: 3, draftTokens: 2, postVerify: false },
+      { ...DELAYS, draftNoise: 3 },
+    );
     const results = await runWorkload(engine, w);
     results.forEach((r, i) => expect(r.tokens).toEqual(fake.greedyContinuation(w.prompts[i]!, w.maxTokens[i]!)));
 
