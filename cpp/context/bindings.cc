@@ -190,13 +190,37 @@ Napi::Value Context::Prefill(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env);
   auto job = std::make_unique<PrefillJob>(env);
-  job->seq = SeqArg(info[0], "seq");
-  job->pos = (int32_t)IntArg(info[1], "pos", 0, n_ctx_seq_ > 0 ? n_ctx_seq_ : params_.n_ctx);
-  job->tokens = IntVector(info[2], "tokens", 0, n_vocab_ - 1);
-  if (n_ctx_seq_ > 0 && job->pos + (int64_t)job->tokens.size() > n_ctx_seq_) {
-    throw Napi::RangeError::New(env, "prefill of " + std::to_string(job->tokens.size()) + " tokens at position " +
-                                         std::to_string(job->pos) + " exceeds the sequence's context (" +
-                                         std::to_string(n_ctx_seq_) + ")");
+  const int64_t limit = n_ctx_seq_ > 0 ? n_ctx_seq_ : params_.n_ctx;
+  auto check = [&](const PrefillSpec& s) {
+    if (n_ctx_seq_ > 0 && s.pos + (int64_t)s.tokens.size() > n_ctx_seq_) {
+      throw Napi::RangeError::New(env, "prefill of " + std::to_string(s.tokens.size()) + " tokens at position " +
+                                           std::to_string(s.pos) + " exceeds the sequence's context (" +
+                                           std::to_string(n_ctx_seq_) + ")");
+    }
+  };
+  if (info[0].IsArray()) {
+    // prefill(specs): several sequences in one job, each { seq, pos, tokens }, each sequence once
+    Napi::Array arr = info[0].As<Napi::Array>();
+    std::vector<bool> seen(params_.n_seq_max, false);
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Object o = ObjectArg(arr.Get(i), "prefill spec");
+      PrefillSpec s;
+      s.seq = SeqArg(o.Get("seq"), "spec.seq");
+      if (seen[s.seq])
+        throw Napi::RangeError::New(env, "prefill specs name sequence " + std::to_string(s.seq) + " twice");
+      seen[s.seq] = true;
+      s.pos = (int32_t)IntArg(o.Get("pos"), "spec.pos", 0, limit);
+      s.tokens = IntVector(o.Get("tokens"), "spec.tokens", 0, n_vocab_ - 1);
+      check(s);
+      job->specs.push_back(std::move(s));
+    }
+  } else {
+    PrefillSpec s;
+    s.seq = SeqArg(info[0], "seq");
+    s.pos = (int32_t)IntArg(info[1], "pos", 0, limit);
+    s.tokens = IntVector(info[2], "tokens", 0, n_vocab_ - 1);
+    check(s);
+    job->specs.push_back(std::move(s));
   }
   return Enqueue(env, std::move(job));
 }

@@ -1,4 +1,4 @@
-// decode(batch) and prefill(seq, pos, tokens): plain forward passes, logits copied out for decode.
+// decode(batch) and prefill(seq, pos, tokens | specs): plain forward passes, logits copied out for decode.
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -34,14 +34,22 @@ Napi::Value DecodeJob::Result(Napi::Env env) {
 }
 
 void PrefillJob::Run(Context& c) {
-  llama_memory_seq_rm(llama_get_memory(c.ctx_), seq, pos, -1);
+  for (const PrefillSpec& s : specs) llama_memory_seq_rm(llama_get_memory(c.ctx_), s.seq, s.pos, -1);
   const size_t nb = c.params_.n_batch;
-  for (size_t start = 0; start < tokens.size(); start += nb) {
-    c.BatchClear();
-    const size_t end = std::min(tokens.size(), start + nb);
-    for (size_t i = start; i < end; i++) c.BatchAdd(tokens[i], pos + (int32_t)i, seq, false);
-    c.DecodeOrThrow("prefill");
+  size_t in_batch = 0;
+  c.BatchClear();
+  for (const PrefillSpec& s : specs) {
+    for (size_t i = 0; i < s.tokens.size(); i++) {
+      if (in_batch == nb) {
+        c.DecodeOrThrow("prefill");
+        c.BatchClear();
+        in_batch = 0;
+      }
+      c.BatchAdd(s.tokens[i], s.pos + (int32_t)i, s.seq, false);
+      in_batch++;
+    }
   }
+  if (in_batch > 0) c.DecodeOrThrow("prefill");
 }
 
 }  // namespace md

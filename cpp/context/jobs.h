@@ -71,10 +71,16 @@ struct DecodeJob : Job {
   Napi::Value Result(Napi::Env env) override;
 };
 
-struct PrefillJob : Job {
-  using Job::Job;
+struct PrefillSpec {
   int32_t seq = 0, pos = 0;
   std::vector<int32_t> tokens;
+};
+
+// One or more sequences' prompts: their tokens packed into batches of up to n_batch, so several
+// admitted requests cost one forward pass per batch instead of one per request.
+struct PrefillJob : Job {
+  using Job::Job;
+  std::vector<PrefillSpec> specs;
   void Run(Context& c) override;
 };
 

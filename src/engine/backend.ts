@@ -80,9 +80,20 @@ export interface VerifyOutput {
   alt: Int32Array;
 }
 
+export interface PrefillSpec {
+  seq: number;
+  pos: number;
+  tokens: readonly number[];
+}
+
 export interface Worker {
   /** Prefill: decode `tokens` into `seq` starting at `pos` with no outputs (after discarding >= pos). */
   prefill(seq: number, pos: number, tokens: readonly number[]): Promise<void>;
+  /**
+   * Optional capability: several sequences' prefills in one call (their tokens packed into shared batches:
+   * one forward pass per batch instead of one per request). All or nothing: a failure fails the call.
+   */
+  prefillMany?(specs: readonly PrefillSpec[]): Promise<void>;
   /** Free a sequence's KV cache. */
   removeSeq(seq: number): Promise<void>;
   /** Optional capability: move a sequence's KV cache to a free sequence id (`src` is empty after). */

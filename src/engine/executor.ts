@@ -1,6 +1,6 @@
 // Batched calls to the two workers, timed into the trace. A failing call rejects exactly the
 // requests it served; these methods never throw, so schedules can run them concurrently.
-import type { Backend, DraftSpec } from "./backend.js";
+import type { Backend, Worker as BackendWorker, DraftSpec } from "./backend.js";
 import type { TraceEvent } from "./types.js";
 import { NO_DRAFTS, type AheadDrafts, type Request } from "./request.js";
 import type { StatsCollector } from "./stats.js";
@@ -62,17 +62,32 @@ export class BatchExecutor {
   async prefill(requests: readonly Request[], label: CallLabel): Promise<void> {
     const needed = requests.filter((r) => r.promptLength > 1);
     if (needed.length === 0) return;
-    const onWorker = (worker: Worker, call: (r: Request) => Promise<void>) =>
-      this.timed(worker, "prefill", needed, label, () =>
-        Promise.all(needed.map((r) => invoke(() => call(r)).catch((error: unknown) => r.fail(error)))),
-      );
-    const target = () => onWorker("target", (r) => this.backend.target.prefill(r.slot, 0, r.prefillTokens));
+    // several admissions share one call where the worker packs them (one forward pass per batch, not per
+    // request); if that call fails, each request is prefilled alone so only the one at fault fails
+    const onWorker = (worker: Worker, w: BackendWorker, after: (r: Request) => void = () => {}) =>
+      this.timed(worker, "prefill", needed, label, async () => {
+        if (w.prefillMany && needed.length > 1) {
+          const packed = await invoke(() =>
+            w.prefillMany!(needed.map((r) => ({ seq: r.slot, pos: 0, tokens: r.prefillTokens }))),
+          ).then(
+            () => true,
+            () => false,
+          );
+          if (packed) return void needed.forEach(after);
+        }
+        await Promise.all(
+          needed.map((r) =>
+            invoke(() => w.prefill(r.slot, 0, r.prefillTokens)).then(
+              () => after(r),
+              (error: unknown) => r.fail(error),
+            ),
+          ),
+        );
+      });
+    const target = () => onWorker("target", this.backend.target);
     const draft = this.backend.draft;
     if (!this.useDraft || this.lazyDraftCache || !draft) return void (await target());
-    const drafts = () =>
-      onWorker("draft", (r) =>
-        draft.prefill(r.slot, 0, r.prefillTokens).then(() => void (r.draftPos = r.promptLength - 1)),
-      );
+    const drafts = () => onWorker("draft", draft, (r) => void (r.draftPos = r.promptLength - 1));
     if (this.backend.workersMayOverlap === false) {
       await target();
       await drafts();

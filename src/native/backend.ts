@@ -77,6 +77,7 @@ export class NativeBackend implements Backend {
     };
     this.target = {
       prefill: (seq, pos, tokens) => targetContext.prefill(seq, pos, tokens),
+      prefillMany: (specs) => targetContext.prefillMany(specs),
       removeSeq: async (seq) => void (await targetContext.removeSeq(seq)),
       moveSeq: moveFor(targetContext),
       verify: (specs: readonly VerifySpec[]) => targetContext.verify(specs, draftContext) as Promise<VerifyOutput[]>,
@@ -86,6 +87,8 @@ export class NativeBackend implements Backend {
       const vocab = draftVocabBridge(m.info.nVocab, draftModel.info.nVocab);
       this.draft = {
         prefill: (seq, pos, tokens) => draftContext.prefill(seq, pos, vocab.fitTokens(tokens)),
+        prefillMany: (specs) =>
+          draftContext.prefillMany(specs.map((s) => ({ ...s, tokens: vocab.fitTokens(s.tokens) }))),
         removeSeq: async (seq) => void (await draftContext.removeSeq(seq)),
         moveSeq: moveFor(draftContext),
         draft: (specs: readonly DraftSpec[]) =>

@@ -122,6 +122,11 @@ export class LlamaContext {
     return this.raw.prefill(seq, pos, numberList(tokens));
   }
 
+  /** Several sequences' prefills in one job: their tokens packed into batches of up to nBatch. */
+  prefillMany(specs: readonly { seq: number; pos: number; tokens: readonly number[] }[]): Promise<void> {
+    return this.raw.prefill(specs.map((s) => ({ seq: s.seq, pos: s.pos, tokens: numberList(s.tokens) })));
+  }
+
   draft(specs: readonly RawDraftSpec[], vocabLimit?: number) {
     return this.raw.draft(draftSpecs(specs), vocabLimit);
   }

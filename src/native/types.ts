@@ -123,6 +123,7 @@ export interface RawVerifySpec {
 export interface RawContext {
   decode(batch: RawBatch): Promise<Float32Array>;
   prefill(seq: number, pos: number, tokens: readonly number[] | Int32Array): Promise<void>;
+  prefill(specs: readonly { seq: number; pos: number; tokens: readonly number[] | Int32Array }[]): Promise<void>;
   draft(
     specs: readonly RawDraftSpec[],
     vocabLimit?: number,

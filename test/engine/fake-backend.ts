@@ -13,6 +13,7 @@ import type {
   DraftSpec,
   DraftWorker,
   ModelInfo,
+  PrefillSpec,
   SamplingParams,
   TargetWorker,
   ThreadPlacement,
@@ -50,6 +51,8 @@ export interface FakeOptions {
   prefillDelayMs?: number;
   crossCheck?: boolean;
   chatTemplate?: boolean;
+  /** offer Worker.prefillMany (several sequences' prefills in one call, all or nothing), as the native backend does */
+  packedPrefill?: boolean;
   /**
    * Runtime thread switching (auto): the placements to offer. Then verify / draft take
    * verifyMs(tokens, threads) and draftStepMs(requests, threads) per call / step instead of the
@@ -208,6 +211,7 @@ export class FakeBackend implements Backend {
       prefillDelayMs: 0,
       crossCheck: true,
       chatTemplate: true,
+      packedPrefill: false,
       ...options,
     };
     const o = this.opts;
@@ -241,6 +245,7 @@ export class FakeBackend implements Backend {
     this.target = {
       prefill: (seq, pos, tokens) =>
         this.job("target", "prefill", [seq], o.prefillDelayMs, () => void this.feed("target", seq, pos, tokens)),
+      ...(o.packedPrefill ? { prefillMany: (specs: readonly PrefillSpec[]) => this.prefillMany("target", specs) } : {}),
       removeSeq: (seq) => this.job("target", "removeSeq", [seq], 0, () => void this.seqs.target.delete(seq)),
       moveSeq: (src, dst) => this.job("target", "moveSeq", [src, dst], 0, () => this.move("target", src, dst)),
       verify: (specs) =>
@@ -290,6 +295,9 @@ export class FakeBackend implements Backend {
       this.draft = {
         prefill: (seq, pos, tokens) =>
           this.job("draft", "prefill", [seq], o.prefillDelayMs, () => void this.feed("draft", seq, pos, tokens)),
+        ...(o.packedPrefill
+          ? { prefillMany: (specs: readonly PrefillSpec[]) => this.prefillMany("draft", specs) }
+          : {}),
         removeSeq: (seq) =>
           this.job("draft", "removeSeq", [seq], 0, () => {
             this.seqs.draft.delete(seq);
@@ -313,6 +321,15 @@ export class FakeBackend implements Backend {
 
   async close(): Promise<void> {
     this.closed = true;
+  }
+
+  /** One call for several sequences' prefills (a "prefill" call in `calls`), all or nothing like the native job. */
+  private prefillMany(worker: FakeWorkerName, specs: readonly PrefillSpec[]): Promise<void> {
+    const seqs = specs.map((s) => s.seq);
+    if (new Set(seqs).size !== seqs.length) return Promise.reject(new RangeError("fake: a sequence named twice"));
+    return this.job(worker, "prefill", seqs, this.opts.prefillDelayMs, () => {
+      for (const s of specs) this.feed(worker, s.seq, s.pos, s.tokens);
+    });
   }
 
   /** Makes the n-th next call of `kind` on `worker` throw `error`. */

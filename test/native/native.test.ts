@@ -150,6 +150,28 @@ describe("context", () => {
     await ctx.dispose();
   });
 
+  it("prefill of several sequences in one job leaves each cache as its own prefill would; specs are checked", async () => {
+    const prompts = ["The capital of France is", "Once upon a time", "def main():"].map((p) => target.tokenize(p));
+    // nBatch 8: the packed job spans several batches, sequences split across them
+    const packed = await LlamaContext.create(target, { contextSize: 64, sequences: 3, threads: 1, batchSize: 8 });
+    const single = await LlamaContext.create(target, { contextSize: 64, sequences: 3, threads: 1, batchSize: 8 });
+    await packed.prefillMany(prompts.map((t, seq) => ({ seq, pos: 0, tokens: t.slice(0, -1) })));
+    for (const [seq, t] of prompts.entries()) await single.prefill(seq, 0, t.slice(0, -1));
+    const next = (ctx: LlamaContext) =>
+      ctx.verify(prompts.map((t, seq) => ({ seq, pos: t.length - 1, pending: t.at(-1)!, draft: [] })));
+    const [a, b] = [await next(packed), await next(single)];
+    expect(a.map((v) => Array.from(v.alt))).toEqual(b.map((v) => Array.from(v.alt)));
+    // argument errors throw at the call, as every binding's do
+    const twice = [
+      { seq: 0, pos: 0, tokens: [1] },
+      { seq: 0, pos: 1, tokens: [1] },
+    ];
+    expect(() => packed.prefillMany(twice)).toThrow(/sequence 0 twice/);
+    expect(() => packed.prefillMany([{ seq: 1, pos: 1_000_000, tokens: [1] }])).toThrow(RangeError);
+    expect(() => packed.prefillMany([{ seq: 7, pos: 0, tokens: [1] }])).toThrow(RangeError);
+    await Promise.all([packed.dispose(), single.dispose()]);
+  });
+
   it("verify with no drafts is one greedy decode step; draft returns k tokens", async () => {
     const tctx = await LlamaContext.create(target, { contextSize: 128, sequences: 2, threads: 1 });
     const dctx = await LlamaContext.create(draft, { contextSize: 128, sequences: 2, threads: 1 });
