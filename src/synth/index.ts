@@ -12,6 +12,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { cacheDir } from "../common/cache-dir.js";
+import { addonPath } from "../native/binaries.mjs";
 import { loadSynthAddon } from "./addon.js";
 import {
   SYNTH_PRESET_NAMES,
@@ -196,7 +197,14 @@ function resolveOptions(opts: Omit<SynthesizeOptions, "outDir">): ResolvedOption
     throw new TypeError(`onProgress must be a function, got ${describe(opts.onProgress)}`);
   }
   const vocabName = opts.vocab ?? DEFAULT_VOCAB;
-  const vocabPath = resolveVocab(vocabName);
+  let vocabPath: string;
+  try {
+    vocabPath = resolveVocab(vocabName);
+  } catch (e) {
+    // a package without its native modules lacks more than a vocab file: say what to run for those first
+    addonPath("minedraft_synth", packageRoot);
+    throw e;
+  }
   return { preset, vocabName, vocabPath, arch, seed, archOverridden };
 }
 
