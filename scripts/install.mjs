@@ -51,9 +51,9 @@ if (!fromSource) {
 
 if (!packageDir(platformPackage())) {
   fail([
-    `${process.platform}-${process.arch} is not supported: minedraft links node-llama-cpp's prebuilt llama.cpp,`,
-    `and its package for this platform (${platformPackage()}) is not installed (missing for this platform, or`,
-    "optional dependencies were left out: do not install with --omit=optional / --no-optional).",
+    `${platformPackage()} is not installed: minedraft links node-llama-cpp's prebuilt llama.cpp from it.`,
+    "If you installed with --omit=optional (or --no-optional), install without it: npm leaves out that package,",
+    `which is an optional dependency. If npm has no such package, ${process.platform}-${process.arch} is not supported.`,
   ]);
 }
 const missing = [];
