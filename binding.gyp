@@ -6,7 +6,7 @@
     ],
     "libraries": [
       "<!@(node src/native/llama-paths.mjs libs)",
-      "-Wl,-rpath,<!(node src/native/llama-paths.mjs libdir)",
+      "-Wl,-rpath,<!(node src/native/llama-paths.mjs rpath)",
       "-Wl,-rpath,'$$ORIGIN/../../node_modules/@node-llama-cpp/linux-x64/bins/linux-x64'",
       "-Wl,-rpath,'$$ORIGIN/../../../@node-llama-cpp/linux-x64/bins/linux-x64'"
     ],

@@ -1,4 +1,8 @@
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
+
+const root = path.dirname(fileURLToPath(import.meta.url));
 
 export default defineConfig({
   test: {
@@ -8,5 +12,7 @@ export default defineConfig({
     // native tests measure thread overlap: never run two test files at once on a 2-core machine
     fileParallelism: false,
     pool: "forks",
+    // synthetic pairs go to the repo's cache (what CI keeps between runs), never the user's ~/.cache/minedraft
+    env: { MINEDRAFT_CACHE: process.env.MINEDRAFT_CACHE ?? path.join(root, ".cache", "models") },
   },
 });

@@ -18,7 +18,7 @@ export function extractLlamaSource() {
   });
 }
 
-function nodeGypScript() {
+export function nodeGypScript() {
   if (process.env.npm_config_node_gyp && existsSync(process.env.npm_config_node_gyp))
     return process.env.npm_config_node_gyp;
   const npmBin = realpathSync(execFileSync("sh", ["-c", "command -v npm"]).toString().trim());
@@ -27,7 +27,7 @@ function nodeGypScript() {
   throw new Error("node-gyp not found (it ships with npm)");
 }
 
-function localNodeDir() {
+export function localNodeDir() {
   // node-gyp must not download headers: point it at the running Node's own include/node.
   const prefix = path.resolve(path.dirname(process.execPath), "..");
   return existsSync(path.join(prefix, "include", "node", "node_api.h")) ? prefix : undefined;

@@ -27,6 +27,7 @@ export { defaultPlacement, type DevicePlacement } from "./native/placement.js";
 export { readGgufHeader, GgufError } from "./native/gguf.js";
 export { defaultThreads, coreCount } from "./native/threads.js";
 export { resolveModelSource, isRemoteModelUri } from "./models/resolve.js";
+export { cacheDir, resolveCacheDir, type CacheDirInputs } from "./common/cache-dir.js";
 export {
   synthesizePair,
   ensureSyntheticPair,

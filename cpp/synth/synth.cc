@@ -367,6 +367,11 @@ struct ModelMeta {
 };
 
 // Builds the metadata of the target (all tensors) or the draft (inDraft tensors, nDraftLayer layers).
+// ChatML as a Jinja template (the usual Hugging Face form).
+constexpr const char* kChatmlTemplate =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
 ModelMeta make_meta(const SynthParams& p, const Vocab& vocab, const std::vector<TensorPlan>& plan, bool draft) {
   ModelMeta m;
   m.gguf.reset(gguf_init_empty());
@@ -403,6 +408,12 @@ ModelMeta make_meta(const SynthParams& p, const Vocab& vocab, const std::vector<
   if (!draft) gguf_set_val_f32(g, "minedraft.synth.eps", p.eps);
 
   for (int64_t id : vocab.tokenizerKeys) copy_kv(g, vocab.ctx.get(), id);
+  // A chat template, so chat() / generate --chat / serve work on the pair: ChatML (llama.cpp detects it by its
+  // <|im_start|> markers), unless the vocab file brought one. Metadata only: the weights do not change.
+  if (gguf_find_key(g, "tokenizer.chat_template") < 0) {
+    gguf_set_val_str(g, "tokenizer.chat_template", kChatmlTemplate);
+    gguf_set_val_str(g, "minedraft.synth.chat_template", "chatml");
+  }
 
   ggml_init_params gp;
   gp.mem_size = ggml_tensor_overhead() * (plan.size() + 1);

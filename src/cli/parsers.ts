@@ -1,5 +1,6 @@
 // Argument parsers for commander options: each turns a string into a checked value or throws
 // InvalidArgumentError, which commander reports as one line (exit code 2, see main.ts).
+import { existsSync, readFileSync } from "node:fs";
 import { InvalidArgumentError } from "commander";
 
 const INTEGER = /^[+-]?\d+$/;
@@ -59,4 +60,10 @@ export function choiceList<T extends string>(allowed: readonly T[]): (value: str
 export function collect(value: string, previous: string[] | undefined): string[] {
   if (value.length === 0) throw new InvalidArgumentError("Must not be empty.");
   return [...(previous ?? []), value];
+}
+
+/** --chat-template: a file's text when the value names a file, else a built-in template name (or a template). */
+export function chatTemplateText(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  return existsSync(value) ? readFileSync(value, "utf8") : value;
 }

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { configureCommand } from "./command-setup.js";
 import { benchCommand } from "./commands/bench.js";
+import { cacheCommand } from "./commands/cache.js";
 import { demoCommand } from "./commands/demo.js";
 import { generateCommand } from "./commands/generate.js";
 import { inspectCommand } from "./commands/inspect.js";
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
     demoCommand(),
     inspectCommand(),
     synthCommand(),
+    cacheCommand(),
   ])
     program.addCommand(cmd);
   return program;

@@ -233,8 +233,9 @@ export class Engine {
       throw new OptionTypeError("chatTemplate", `chatTemplate must be a non-empty string, got ${describe(template)}`);
     if (!info.applyChatTemplate || (template === undefined && !info.chatTemplate)) {
       throw new Error(
-        "the model has no chat template (its GGUF has no tokenizer.chat_template); pass chatTemplate (e.g. " +
-          '"chatml") or format the prompt yourself and use generate()',
+        "the model has no chat template (its GGUF has no tokenizer.chat_template): pass one (a llama.cpp " +
+          'built-in name such as "chatml", or a template) with the chatTemplate option (CLI: --chat-template), ' +
+          "or format the prompt yourself and use generate()",
       );
     }
     return info.applyChatTemplate(messages, true, template);

@@ -1,4 +1,4 @@
-// Loads the compiled addon (build/Release/minedraft.node) and initialises llama.cpp once,
+// Loads the native addon (build/Release/minedraft.node, else the prebuilt one: ./binaries.mjs) and initialises llama.cpp once,
 // loading the ggml backends from the same folder as the libraries the addon linked.
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
@@ -6,6 +6,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { type GpuBackendStatus, loadGpuBackends, parseGpuPreference } from "./gpu-backends.js";
 import type { NativeAddon } from "./types.js";
+import { addonPath as findAddon } from "./binaries.mjs";
 import { libDir } from "./llama-paths.mjs";
 
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -25,14 +26,8 @@ function addonPath(): string {
     if (!existsSync(p)) throw new Error(`MINEDRAFT_ADDON_PATH points to ${p}, which does not exist`);
     return p;
   }
-  for (const build of ["Release", "Debug"]) {
-    const p = path.join(packageRoot, "build", build, "minedraft.node");
-    if (existsSync(p)) return p;
-  }
-  throw new Error(
-    `minedraft's native addon is not built (no build/Release/minedraft.node under ${packageRoot}): run npm run ` +
-      "build:addon",
-  );
+  // build/Release/minedraft.node when compiled here, else the prebuilt binary (prebuilds/<platform>-<arch>/)
+  return findAddon("minedraft", packageRoot);
 }
 
 /** The folder holding the llama.cpp / ggml libraries in use (prebuilt or from-source build). */

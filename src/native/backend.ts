@@ -60,6 +60,9 @@ export class NativeBackend implements Backend {
     const tctx = targetContext.info();
     this.seqIdsSplitPasses = !tctx.kvUnified;
     const m = targetModel;
+    // minedraft's synthetic pairs speak ChatML: those made before their GGUF said so (tokenizer.chat_template,
+    // written by cpp/synth/ since) get it here, so cached pairs need not be remade
+    const synthChatml = !m.info.chatTemplate && m.info.meta["minedraft.synth.version"] !== undefined;
     this.info = {
       nVocab: m.info.nVocab,
       nCtx: tctx.nCtxSeq,
@@ -72,8 +75,9 @@ export class NativeBackend implements Backend {
       tokenizeAsync: (text, addSpecial) => m.tokenizeAsync(text, addSpecial, true),
       tokenBytes: memo((t) => m.tokenBytes(t)),
       detokenize: (tokens) => m.detokenize(tokens),
-      chatTemplate: m.info.chatTemplate || null,
-      applyChatTemplate: (msgs, addAssistant, template) => m.applyChatTemplate(msgs, addAssistant, template),
+      chatTemplate: m.info.chatTemplate || (synthChatml ? "chatml" : null),
+      applyChatTemplate: (msgs, addAssistant, template) =>
+        m.applyChatTemplate(msgs, addAssistant, template ?? (synthChatml ? "chatml" : undefined)),
     };
     this.target = {
       prefill: (seq, pos, tokens) => targetContext.prefill(seq, pos, tokens),

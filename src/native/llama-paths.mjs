@@ -105,9 +105,19 @@ export function linkLibs() {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const key = process.argv[2];
-  const out = { include: () => includeDirs().join(" "), libdir: () => libDir(), libs: () => linkLibs().join(" ") }[key];
+  const out = {
+    include: () => includeDirs().join(" "),
+    libdir: () => libDir(),
+    // the absolute rpath of a local build; a prebuilt binary (MINEDRAFT_PREBUILD=1, scripts/prebuild.mjs) gets
+    // none (its relative rpaths follow in binding.gyp), so it names no folder of the machine that made it
+    rpath: () =>
+      process.env.MINEDRAFT_PREBUILD === "1"
+        ? "'$$ORIGIN/../../node_modules/@node-llama-cpp/linux-x64/bins/linux-x64'"
+        : libDir(),
+    libs: () => linkLibs().join(" "),
+  }[key];
   if (!out) {
-    console.error("usage: llama-paths.mjs include|libdir|libs");
+    console.error("usage: llama-paths.mjs include|libdir|rpath|libs");
     process.exit(2);
   }
   process.stdout.write(out());

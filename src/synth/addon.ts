@@ -1,9 +1,10 @@
-// Loads the synthetic-pair generator: its own native module (build/Release/minedraft_synth.node, built from
+// Loads the synthetic-pair generator: its own native module (build/Release/minedraft_synth.node or its prebuilt binary, built from
 // cpp/synth/ as the binding.gyp target minedraft_synth), kept out of the inference addon (minedraft.node).
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { addonPath } from "../native/binaries.mjs";
 import { loadAddon } from "../native/addon.js";
 
 export interface SynthAddon {
@@ -21,14 +22,7 @@ function synthAddonPath(): string {
     if (!existsSync(p)) throw new Error(`MINEDRAFT_SYNTH_ADDON_PATH points to ${p}, which does not exist`);
     return p;
   }
-  for (const build of ["Release", "Debug"]) {
-    const p = path.join(packageRoot, "build", build, "minedraft_synth.node");
-    if (existsSync(p)) return p;
-  }
-  throw new Error(
-    "minedraft's synthetic-model generator is not built (no build/Release/minedraft_synth.node under " +
-      `${packageRoot}): run npm run build:addon`,
-  );
+  return addonPath("minedraft_synth", packageRoot);
 }
 
 let loading: Promise<SynthAddon> | undefined;

@@ -1,7 +1,7 @@
 // Synthetic target/draft GGUF pairs for tests and benchmarks (no model download needed).
 //
 //   const { target, draft } = await synthesizePair({ outDir: "/tmp/m", preset: "tiny" });
-//   const pair = await ensureSyntheticPair(undefined, { preset: "tinyllama" }); // cached under <repo>/.cache/models
+//   const pair = await ensureSyntheticPair(undefined, { preset: "tinyllama" }); // cached under cacheDir()
 //
 // The files are made by the native generator (cpp/synth/: its own module, loaded by ./addon.ts) on a worker
 // thread: random seeded weights, a tokenizer copied from one of llama.cpp's vocab GGUFs, and a draft that is
@@ -11,6 +11,8 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { cacheDir } from "../common/cache-dir.js";
+import { addonPath } from "../native/binaries.mjs";
 import { loadSynthAddon } from "./addon.js";
 import {
   SYNTH_PRESET_NAMES,
@@ -68,9 +70,13 @@ export interface EnsuredSyntheticPair extends SyntheticPair {
 
 export const DEFAULT_VOCAB = "llama-spm";
 
-/** Folders searched for ggml-vocab-<name>.gguf: $MINEDRAFT_VOCAB_DIR, then <repo>/deps/llama.cpp/models. */
+/**
+ * Folders searched for ggml-vocab-<name>.gguf: $MINEDRAFT_VOCAB_DIR, then <package>/deps/llama.cpp/models (every
+ * llama.cpp vocab, extracted by a build from source), then <package>/vocab (the default one, shipped in the
+ * package by scripts/prebuild.mjs).
+ */
 export function vocabDirs(): string[] {
-  const dirs = [path.join(packageRoot, "deps", "llama.cpp", "models")];
+  const dirs = [path.join(packageRoot, "deps", "llama.cpp", "models"), path.join(packageRoot, "vocab")];
   if (process.env.MINEDRAFT_VOCAB_DIR) dirs.unshift(path.resolve(process.env.MINEDRAFT_VOCAB_DIR));
   return dirs;
 }
@@ -101,15 +107,14 @@ export function resolveVocab(vocab: string = DEFAULT_VOCAB): string {
   throw new Error(
     `vocab ${JSON.stringify(vocab)} not found (tried ${tried.join(", ")}). The llama.cpp source with its vocab ` +
       "files is " +
-      `extracted to deps/llama.cpp by npm run build:addon; or set MINEDRAFT_VOCAB_DIR, or pass a path`,
+      "extracted to deps/llama.cpp by a build from source (npm run build:addon in a checkout; an installed package " +
+      `ships only ${DEFAULT_VOCAB}); or set MINEDRAFT_VOCAB_DIR, or pass a path`,
   );
 }
 
-/** The cache root: $MINEDRAFT_CACHE, else <repo>/.cache/models. */
+/** The cache root: $MINEDRAFT_CACHE, else $XDG_CACHE_HOME/minedraft, else ~/.cache/minedraft (see cacheDir()). */
 export function defaultCacheDir(): string {
-  return process.env.MINEDRAFT_CACHE
-    ? path.resolve(process.env.MINEDRAFT_CACHE)
-    : path.join(packageRoot, ".cache", "models");
+  return cacheDir();
 }
 
 function describe(v: unknown): string {
@@ -192,7 +197,14 @@ function resolveOptions(opts: Omit<SynthesizeOptions, "outDir">): ResolvedOption
     throw new TypeError(`onProgress must be a function, got ${describe(opts.onProgress)}`);
   }
   const vocabName = opts.vocab ?? DEFAULT_VOCAB;
-  const vocabPath = resolveVocab(vocabName);
+  let vocabPath: string;
+  try {
+    vocabPath = resolveVocab(vocabName);
+  } catch (e) {
+    // a package without its native modules lacks more than a vocab file: say what to run for those first
+    addonPath("minedraft_synth", packageRoot);
+    throw e;
+  }
   return { preset, vocabName, vocabPath, arch, seed, archOverridden };
 }
 

@@ -318,7 +318,9 @@ describe("stream and chat", () => {
     expect(result.tokens).toEqual(fake.greedyContinuation(prompt, 8));
     await engine.close();
     const { engine: plain } = makeEngine({ mode: "ar" }, { chatTemplate: false });
-    await expect(plain.chat(messages)).rejects.toThrow(/chat template/);
+    await expect(plain.chat(messages)).rejects.toThrow(
+      /no chat template.*chatTemplate option \(CLI: --chat-template\)/,
+    );
     await plain.close();
   });
 });

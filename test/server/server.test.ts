@@ -131,37 +131,34 @@ describe("OpenAI shapes through the official client", () => {
     expect(usage).toEqual(body.usage);
   });
 
-  it(
-    "chat: the model has no template, so ChatML formats the messages; " + "streamed deltas add up to the body",
-    async () => {
-      expect(server.chatTemplateSource).toBe("chatml fallback");
-      const messages = [
-        { role: "system" as const, content: "Be brief." },
-        { role: "user" as const, content: "Why is the sky blue?" },
-      ];
-      const body = await client.chat.completions.create({ model: "tiny", messages, max_completion_tokens: 10 });
-      expect(body.object).toBe("chat.completion");
-      expect(body.choices[0]!.message.role).toBe("assistant");
-      const expected = await engine.chat(messages, { maxTokens: 10, chatTemplate: "chatml" });
-      expect(body.choices[0]!.message.content).toBe(expected.text);
-      expect(body.usage?.prompt_tokens).toBe(expected.stats.promptTokens);
+  it("chat: the synthetic model's own template (ChatML) formats the messages; streamed deltas add up to the body", async () => {
+    expect(server.chatTemplateSource).toBe("model");
+    const messages = [
+      { role: "system" as const, content: "Be brief." },
+      { role: "user" as const, content: "Why is the sky blue?" },
+    ];
+    const body = await client.chat.completions.create({ model: "tiny", messages, max_completion_tokens: 10 });
+    expect(body.object).toBe("chat.completion");
+    expect(body.choices[0]!.message.role).toBe("assistant");
+    const expected = await engine.chat(messages, { maxTokens: 10, chatTemplate: "chatml" });
+    expect(body.choices[0]!.message.content).toBe(expected.text);
+    expect(body.usage?.prompt_tokens).toBe(expected.stats.promptTokens);
 
-      const stream = await client.chat.completions.create({ model: "tiny", messages, max_tokens: 10, stream: true });
-      let text = "";
-      const roles: string[] = [];
-      let finish: string | null = null;
-      for await (const chunk of stream) {
-        expect(chunk.object).toBe("chat.completion.chunk");
-        const c = chunk.choices[0]!;
-        if (c.delta.role) roles.push(c.delta.role);
-        text += c.delta.content ?? "";
-        finish ??= c.finish_reason;
-      }
-      expect(roles).toEqual(["assistant"]);
-      expect(text).toBe(expected.text);
-      expect(finish).toBe("length");
-    },
-  );
+    const stream = await client.chat.completions.create({ model: "tiny", messages, max_tokens: 10, stream: true });
+    let text = "";
+    const roles: string[] = [];
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      expect(chunk.object).toBe("chat.completion.chunk");
+      const c = chunk.choices[0]!;
+      if (c.delta.role) roles.push(c.delta.role);
+      text += c.delta.content ?? "";
+      finish ??= c.finish_reason;
+    }
+    expect(roles).toEqual(["assistant"]);
+    expect(text).toBe(expected.text);
+    expect(finish).toBe("length");
+  });
 
   it("GET /v1/models lists the served name; a request for another model is a 404", async () => {
     const models = await client.models.list();

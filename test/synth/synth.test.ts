@@ -140,6 +140,12 @@ describe("synthesizePair (tiny)", () => {
       const down = h.tensors.find((x) => x.name === "blk.0.ffn_down.weight")!;
       expect(down.dims).toEqual([tiny.nFf, tiny.nEmbd]);
     }
+    for (const h of [t, d]) {
+      // a ChatML chat template (the vocab file has none), so chat() works on the pair
+      expect(vocab.metadata.has("tokenizer.chat_template")).toBe(false);
+      expect(h.metadata.get("tokenizer.chat_template")).toMatch(/<\|im_start\|>/);
+      expect(h.metadata.get("minedraft.synth.chat_template")).toBe("chatml");
+    }
     expect(t.metadata.get("minedraft.synth.role")).toBe("target");
     expect(d.metadata.get("minedraft.synth.role")).toBe("draft");
   });
@@ -209,6 +215,9 @@ describe("synthesizePair (tiny)", () => {
     try {
       expect(target.info().nLayer).toBe(tiny.nLayer);
       expect(draft.info().nLayer).toBe(tiny.nDraftLayer);
+      expect(target.applyChatTemplate([{ role: "user", content: "hi" }], true)).toBe(
+        "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
+      );
       expect(
         vocabIncompatibility(addon, { raw: target, info: target.info() }, { raw: draft, info: draft.info() }),
       ).toBeNull();

@@ -20,7 +20,7 @@ import { clip } from "../format.js";
 import { withInterrupt } from "../interrupt.js";
 import { modelFile } from "../model-source.js";
 import { fileSink, inOrder, stdoutSink, type OutputSink } from "../output-sink.js";
-import { collect } from "../parsers.js";
+import { chatTemplateText, collect } from "../parsers.js";
 import { readPrompts, type PromptEntry } from "../prompts-file.js";
 import { formatRunStats } from "../run-summary.js";
 
@@ -31,6 +31,7 @@ interface GenerateFlags extends DecodingFlags, PlacementFlags {
   prompts?: string;
   mode?: Mode;
   chat?: boolean;
+  chatTemplate?: string;
   system?: string;
   stop?: string[];
   json?: boolean;
@@ -55,6 +56,11 @@ export function generateCommand(): Command {
   addDecodingOptions(cmd);
   addPlacementOptions(cmd)
     .option("--chat", "apply the model's chat template (prompt = user message)")
+    .option(
+      "--chat-template <name|file>",
+      'chat template (implies --chat): a llama.cpp built-in name ("chatml", "llama3", ...) or a file with a ' +
+        "template (default: the model's own)",
+    )
     .option("--system <text>", "system message (implies --chat)")
     .option("--stop <text>", "stop generating at this text (repeatable)", collect)
     .option("--json", "print one JSON object with every request's text, tokens and statistics")
@@ -114,7 +120,8 @@ async function runPrompts(
         `${i > 0 ? "\n" : ""}=== [${i + 1}/${entries.length}] ${clip(entries[i]!.prompt, 60)} ===\n${r.text}\n`,
       );
   });
-  const chat = flags.chat || flags.system !== undefined;
+  const chat = flags.chat || flags.system !== undefined || flags.chatTemplate !== undefined;
+  const chatTemplate = chatTemplateText(flags.chatTemplate);
   const results = await Promise.all(
     entries.map(async (entry, i) => {
       const opts: GenerateOptions = {
@@ -130,7 +137,7 @@ async function runPrompts(
               ...(flags.system !== undefined ? [{ role: "system", content: flags.system }] : []),
               { role: "user", content: entry.prompt },
             ],
-            opts,
+            { ...opts, chatTemplate },
           )
         : await engine.generate(entry.prompt, opts);
       printBlock(i, result);

@@ -1,7 +1,6 @@
 // `minedraft serve`: the OpenAI-compatible HTTP server (createServer) over one engine. With no --model
 // it serves the demo's synthetic pair. SIGTERM / SIGINT drain: stop accepting, let requests in flight
 // finish within --shutdown-grace, abort the rest, close the engine, exit 0 (a second signal exits at once).
-import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { Command, Option } from "commander";
 import { createEngine, createServer, ensureSyntheticPair, type MinedraftEngine, type Mode } from "../../index.js";
@@ -16,7 +15,7 @@ import {
 } from "../engine-flags.js";
 import { EXIT_INTERRUPTED } from "../exit-codes.js";
 import { modelFile } from "../model-source.js";
-import { integer } from "../parsers.js";
+import { chatTemplateText, integer } from "../parsers.js";
 import { createProgressBar } from "../progress.js";
 import { describePlacement } from "../run-summary.js";
 import { DEFAULT_DEMO_PRESET } from "./demo.js";
@@ -82,12 +81,6 @@ export function serveCommand(): Command {
   return cmd.action((flags: ServeFlags, command: Command) => serve(flags, command));
 }
 
-/** --chat-template: a file's text when the value names a file, else a built-in template name. */
-function chatTemplate(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  return existsSync(value) ? readFileSync(value, "utf8") : value;
-}
-
 async function serve(flags: ServeFlags, cmd: Command): Promise<void> {
   if (flags.draft && !flags.model)
     usageError(cmd, "--draft needs --model (without --model the demo's synthetic pair is served)");
@@ -116,7 +109,7 @@ async function serve(flags: ServeFlags, cmd: Command): Promise<void> {
     modelName: flags.modelAlias ?? models.name,
     apiKey: flags.apiKey,
     maxQueue: flags.maxQueue,
-    chatTemplate: chatTemplate(flags.chatTemplate),
+    chatTemplate: chatTemplateText(flags.chatTemplate),
     defaultMaxTokens: flags.maxTokens,
     defaultSeed: flags.seed,
   });
