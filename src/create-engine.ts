@@ -5,7 +5,8 @@
 import { Engine } from "./engine/engine.js";
 import { checkModeOptions, ENGINE_DEFAULTS, ENGINE_OPTIONS, LIMITS } from "./engine/options.js";
 import { checkOptions, integer, OptionRangeError, OptionTypeError, type Rule, type Schema } from "./common/validate.js";
-import type { EngineOptions, Mode } from "./engine/types.js";
+import type { EngineOptions, Mode, NgramOptions } from "./engine/types.js";
+import { NGRAM_MAX_N } from "./engine/ngram.js";
 import { type LogLevel, loadAddon } from "./native/addon.js";
 import { NativeBackend } from "./native/backend.js";
 import { LlamaContext } from "./native/context.js";
@@ -27,15 +28,24 @@ export interface ModelPlacement {
   threads?: number;
 }
 
-export interface CreateEngineOptions extends Omit<EngineOptions, "mode"> {
+/**
+ * Drafts without a draft model: prompt lookup (n-gram) over each request's prompt and output (mode sd,
+ * the default with it). A draft source beside `model` in `draft`, so that both may later be combined.
+ */
+export interface NgramDraft {
+  ngram: NgramOptions;
+  model?: undefined;
+}
+
+export interface CreateEngineOptions extends Omit<EngineOptions, "mode" | "ngram"> {
   /**
    * default: ar without a draft; with one, auto where the models share the CPU cores, psd with the target on a GPU
    * (defaultMode)
    */
   mode?: Mode;
   target: ModelPlacement;
-  /** required for sd and psd */
-  draft?: ModelPlacement;
+  /** a draft model (required for psd and auto), or `{ ngram: {} }`: prompt lookup drafts (sd) with no draft model */
+  draft?: ModelPlacement | NgramDraft;
   /** tokens per sequence (prompt + generation); default 2048 */
   contextSize?: number;
   /**
@@ -86,12 +96,17 @@ const placementRule: Rule = {
     threads: integer(1, GGML_MAX_THREADS),
   },
 };
+const draftRule: Rule = {
+  kind: "object",
+  fields: { ...placementRule.fields, ngram: { kind: "object", fields: { maxN: integer(1, NGRAM_MAX_N) } } },
+};
+const { ngram: _engineNgram, ...engineOptionRules } = ENGINE_OPTIONS;
 
 /** createEngine()'s options: the engine's, the two models' placements and the contexts'. */
 const CREATE_ENGINE_OPTIONS: Schema = {
-  ...ENGINE_OPTIONS,
+  ...engineOptionRules,
   target: placementRule,
-  draft: placementRule,
+  draft: draftRule,
   contextSize: integer(16, MAX_CONTEXT_TOKENS),
   kvUnified: { kind: "boolean" },
   flashAttention: { kind: "enum", values: ["auto", "on", "off"] },
@@ -109,8 +124,22 @@ function checkCreateOptions(options: CreateEngineOptions): void {
   if (options.target === undefined || options.target.model === undefined)
     throw new OptionTypeError("target.model", "target.model is required: a GGUF path or hf: URI, or a LlamaModel");
   const requested = options.mode;
-  if (requested !== undefined && requested !== "ar" && options.draft?.model === undefined)
+  const ngram = ngramOf(options);
+  if (ngram && options.draft?.model !== undefined)
+    throw new OptionRangeError("draft.ngram", "draft.ngram with a draft model is not supported yet: give one of them");
+  if (ngram && requested !== undefined && requested !== "sd")
+    throw new OptionRangeError(
+      "draft.ngram",
+      `ngram drafts work with mode "sd" only, got mode ${JSON.stringify(requested)}`,
+    );
+  if (!ngram && requested !== undefined && requested !== "ar" && options.draft?.model === undefined)
     throw new OptionTypeError("draft.model", `mode "${requested}" needs a draft model: draft.model is required`);
+}
+
+/** The prompt lookup options when the drafts come from it (draft.ngram). */
+function ngramOf(options: CreateEngineOptions): NgramOptions | undefined {
+  const draft = options.draft as { ngram?: NgramOptions } | undefined;
+  return draft?.ngram;
 }
 
 /**
@@ -155,6 +184,8 @@ function engineOptionsOf(
   // both models on the CPU cores the two one-thread workers slow each other more than the overlap hides
   // (docs/performance.md, "One request: post-verify")
   if (mode === "psd" && options.postVerify === undefined) picked.postVerify = plan.target.onGpu;
+  const ngram = ngramOf(options);
+  if (ngram) picked.ngram = { ...ngram };
   return picked as unknown as EngineOptions;
 }
 
@@ -179,14 +210,20 @@ function loadModels(
   };
   return Promise.all([
     load(options.target, plan.target.device),
-    plan.draft && options.draft ? load(options.draft, plan.draft.device) : undefined,
+    plan.draft && options.draft?.model !== undefined ? load(options.draft, plan.draft.device) : undefined,
   ]);
 }
 
 export async function createEngine(options: CreateEngineOptions): Promise<MinedraftEngine> {
   checkCreateOptions(options);
   const addon = await loadAddon({ logLevel: options.logLevel });
-  const plan = planPlacement({ devices: addon.devices(), cores: coreCount() }, options);
+  const ngram = ngramOf(options);
+  // prompt lookup: the target runs alone on its cores as in ar, and the schedule is sd
+  const plan = planPlacement(
+    { devices: addon.devices(), cores: coreCount() },
+    ngram ? { ...options, mode: "ar", draft: undefined } : (options as typeof options & { draft?: ModelPlacement }),
+  );
+  if (ngram) plan.report.mode = "sd";
   const { mode, sequences } = plan.report;
   const batchSize = options.batchSize ?? ENGINE_DEFAULTS.batchSize;
   const contextSize = options.contextSize ?? 2048;

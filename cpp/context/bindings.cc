@@ -291,7 +291,9 @@ Napi::Value Context::Verify(const Napi::CallbackInfo& info) {
     s.draft_seq = s.draft.empty() ? 0
                                   : (int32_t)IntArg(o.Get("draftSeq").IsUndefined() ? o.Get("seq") : o.Get("draftSeq"),
                                                     "spec.draftSeq", 0, INT32_MAX);
-    if (!s.sampling.greedy() && !s.draft.empty()) {
+    Napi::Value ov = o.Get("onehot");
+    s.onehot = !ov.IsUndefined() && !ov.IsNull() && ov.ToBoolean().Value();
+    if (!s.sampling.greedy() && !s.draft.empty() && !s.onehot) {
       if (!job->draft_ctx)
         throw Napi::TypeError::New(
             env, "stochastic verification needs the draft context (it holds the draft distributions)");

@@ -144,6 +144,7 @@ struct VerifySpec {
   std::vector<double> uniforms;  // k + 1
   int32_t q_bank = 0;            // the draft context's q bank holding draft's distributions
   int32_t q_row = 0;             // draft[i]'s q is that bank's row q_row + i
+  bool onehot = false;           // q is one-hot at each draft token (no draft context: prompt lookup)
 };
 
 struct VerifyJob : Job {

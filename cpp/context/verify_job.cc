@@ -48,7 +48,7 @@ void VerifyJob::Evaluate(Context& c, const std::vector<std::pair<size_t, int32_t
     const int32_t k = (int32_t)s.draft.size();
     out_p[si].resize(k);
     out_alt[si].resize(k + 1);
-    if (!s.sampling.greedy() && k > 0) {
+    if (!s.sampling.greedy() && k > 0 && !s.onehot) {
       q_of[si] = &draft_ctx->Drafts(s.draft_seq, s.q_bank);
       if (q_of[si]->k < s.q_row + k)
         throw std::runtime_error(
@@ -78,11 +78,16 @@ void VerifyJob::EvaluateRow(Context& c, const RowTask& t, Context::RowBuffers& b
   }
   FilteredDist(t.logits, c.n_vocab_, s.sampling, b.row, b.scratch);
   if (r < k) {
-    const SeqDrafts* q = q_of[t.si];
     p_out[r] = s.draft[r] < c.n_vocab_ ? b.row[s.draft[r]] : 0.0f;
-    const int32_t qr = s.q_row + r;
-    const float* qrow = q->dense ? q->dists.data() + (size_t)qr * q->n_vocab : nullptr;
-    alt[r] = SampleResidual(b.row.data(), c.n_vocab_, qrow, q->n_vocab, q->tokens[qr], s.uniforms[r]);
+    if (s.onehot) {
+      // q(draft[r]) = 1: the residual is p without draft[r], renormalized
+      alt[r] = SampleResidual(b.row.data(), c.n_vocab_, nullptr, 0, s.draft[r], s.uniforms[r]);
+    } else {
+      const SeqDrafts* q = q_of[t.si];
+      const int32_t qr = s.q_row + r;
+      const float* qrow = q->dense ? q->dists.data() + (size_t)qr * q->n_vocab : nullptr;
+      alt[r] = SampleResidual(b.row.data(), c.n_vocab_, qrow, q->n_vocab, q->tokens[qr], s.uniforms[r]);
+    }
   } else {
     alt[r] = SampleRow(b.row.data(), c.n_vocab_, s.uniforms[r]);
   }

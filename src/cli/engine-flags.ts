@@ -20,7 +20,12 @@ export interface DecodingFlags {
   batchSize?: number;
   tetrisExtra?: number;
   postVerify?: boolean;
+  /** --ngram-max-n: the longest n-gram prompt lookup matches (with --draft ngram) */
+  ngramMaxN?: number;
 }
+
+/** The --draft value that asks for prompt lookup (n-gram) drafts instead of a draft model. */
+export const NGRAM_DRAFT = "ngram";
 
 export interface PlacementFlags {
   threads?: number;
@@ -45,6 +50,11 @@ export interface DecodingDefaults {
 
 export function addDecodingOptions(cmd: Command, defaults: DecodingDefaults = {}): Command {
   return cmd
+    .option(
+      "--ngram-max-n <n>",
+      "with --draft ngram: the longest n-gram prompt lookup matches (default 3; shorter ones when it finds none)",
+      integer(1, 8),
+    )
     .option("-k, --draft-tokens <n>", "draft length k, tokens drafted per step (sd, psd; default 4)", integer(1, MAX_K))
     .option("--temp <t>", "sampling temperature, 0 = greedy (default 0)", decimal(0, Infinity, "a temperature"))
     .option("--top-k <n>", "top-k sampling, 0 = off", integer(0))
@@ -123,6 +133,7 @@ export function modeOption(): Option {
 export function engineOptions(
   /** undefined: createEngine's default for the placement */
   mode: Mode | undefined,
+  /** draft: a draft model, or NGRAM_DRAFT for prompt lookup drafts */
   models: { target: CreateEngineOptions["target"]["model"]; draft?: CreateEngineOptions["target"]["model"] },
   decoding: DecodingFlags,
   placement: PlacementFlags,
@@ -136,14 +147,16 @@ export function engineOptions(
       threads: placement.threads,
     },
     draft:
-      mode !== "ar" && models.draft !== undefined
-        ? {
-            model: models.draft,
-            device: placement.draftDevice,
-            gpuLayers: placement.draftGpuLayers,
-            threads: placement.draftThreads,
-          }
-        : undefined,
+      mode !== "ar" && models.draft === NGRAM_DRAFT
+        ? { ngram: decoding.ngramMaxN !== undefined ? { maxN: decoding.ngramMaxN } : {} }
+        : mode !== "ar" && models.draft !== undefined
+          ? {
+              model: models.draft,
+              device: placement.draftDevice,
+              gpuLayers: placement.draftGpuLayers,
+              threads: placement.draftThreads,
+            }
+          : undefined,
     draftTokens: decoding.draftTokens,
     batchSize: decoding.batchSize,
     ...(decoding.tetrisExtra !== undefined && mode === "psd" ? { tetris: { extra: decoding.tetrisExtra } } : {}),

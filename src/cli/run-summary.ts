@@ -6,6 +6,7 @@ import { fixed, percent } from "./format.js";
 export function describePlacement(p: Placement): string {
   const target = `target ${p.targetThreads} thread${p.targetThreads === 1 ? "" : "s"} (${p.targetDevice})`;
   if (p.mode === "ar") return `${target}, no draft`;
+  if (p.draftDevice === "none") return `${target}, drafts by prompt lookup (no draft model), ${p.sequences} sequences`;
   const draft = `draft ${p.draftThreads} thread${p.draftThreads === 1 ? "" : "s"} (${p.draftDevice})`;
   const o = p.threadPlans?.overlapped;
   // auto switches between its sequential placement (the threads above) and the overlapped one
@@ -36,6 +37,13 @@ export function formatRunStats(s: RunStats, placement: Placement): string {
       `workers: draft busy ${fixed(s.draftMs, 0)} ms, target busy ${fixed(s.verifyMs, 0)} ms, overlap ` +
         `${fixed(s.overlapMs, 0)} ms (${percent(s.hiddenDraftFraction)} of drafting hidden), idle ` +
         `${fixed(s.idleMs, 0)} ms`,
+    );
+  }
+  const ngram = s.draftSources?.ngram;
+  if (ngram) {
+    lines.push(
+      `prompt lookup: ${ngram.hits}/${ngram.lookups} lookups found a match; ${ngram.acceptedTokens}/` +
+        `${ngram.draftedTokens} of its drafts accepted (${percent(ngram.acceptanceRate)})`,
     );
   }
   if (s.auto) {

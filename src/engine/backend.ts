@@ -71,6 +71,11 @@ export interface VerifySpec {
   qBank?: 0 | 1;
   /** draft[i]'s q is row qRow + i of that bank (default 0): a draft call may have produced one token before them */
   qRow?: number;
+  /**
+   * the drafts come from no draft context (prompt lookup): q_i is one-hot at draft[i], so the residual of
+   * row i is p_i with draft[i] removed, renormalized (draftSeq, qBank and qRow are then ignored)
+   */
+  onehot?: boolean;
 }
 
 export interface VerifyOutput {

@@ -55,12 +55,13 @@ export class Engine {
     options: EngineOptions,
   ) {
     this.options = resolveEngineOptions(options, backend);
-    this.collector = new StatsCollector(this.options.mode);
+    this.collector = new StatsCollector(this.options.mode, this.options.ngram !== undefined);
     this.scheduler = createScheduler({
       mode: this.options.mode,
       batchSize: this.options.batchSize,
       draftTokens: this.options.draftTokens,
       tetrisExtra: this.options.tetris?.extra ?? 0,
+      ngram: this.options.ngram !== undefined,
       postVerify: this.options.postVerify,
       probeEvery: this.options.auto?.probeEvery,
       probeBudget: this.options.auto?.probeBudget,
@@ -73,6 +74,7 @@ export class Engine {
       this.options.draftTokens,
       this.scheduler.usesDraft,
       this.scheduler.lazyDraftCache === true,
+      this.options.ngram !== undefined,
     );
     this.slots = new SlotPool(this.scheduler.capacity);
     this.governor = options.adaptThreads === false ? undefined : CoreGovernor.for(backend);

@@ -53,6 +53,8 @@ export class BatchExecutor {
     private readonly useDraft: boolean,
     /** whether the draft cache is filled by a request's first draft call rather than at admission */
     private readonly lazyDraftCache = false,
+    /** drafts come from each request's prompt lookup (EngineOptions.ngram), not from the draft worker */
+    private readonly ngram = false,
   ) {}
 
   /**
@@ -115,6 +117,17 @@ export class BatchExecutor {
       else chains.push({ r, k });
     }
     if (chains.length === 0) return undefined;
+    if (this.ngram) {
+      // O(maxN + k) per request in TypeScript: no worker call, nothing to time
+      for (const { r, k } of chains) {
+        try {
+          r.draftByLookup(k);
+        } catch (error) {
+          r.fail(error);
+        }
+      }
+      return undefined;
+    }
     const worker = this.backend.draft;
     if (!worker) {
       const error = new Error("no draft worker");

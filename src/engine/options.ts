@@ -3,6 +3,7 @@
 import type { Backend, SamplingParams } from "./backend.js";
 import type { EngineOptions, GenerateOptions, Mode } from "./types.js";
 import { randomSeed } from "./rng.js";
+import { NGRAM_DEFAULTS, NGRAM_MAX_N } from "./ngram.js";
 import { checkOptions, integer, number, OptionRangeError, OptionTypeError, type Schema } from "../common/validate.js";
 
 export const MAX_DRAFT_TOKENS = 32;
@@ -28,6 +29,8 @@ export interface ResolvedEngineOptions {
   batchSize: number;
   /** running requests the scheduler holds: m for ar/sd, 2m for psd and auto */
   capacity: number;
+  /** sd drafting by prompt lookup (no draft worker) */
+  ngram: { maxN: number } | undefined;
   /** psd with TETRIS */
   tetris: { extra: number } | undefined;
   /** psd: post-verify with one running request */
@@ -46,6 +49,8 @@ export interface ResolvedRequestOptions {
   draftSampling: SamplingParams;
   seed: number;
   stop: string[];
+  /** prompt lookup drafts (the engine's) */
+  ngram?: { maxN: number };
 }
 
 /** llama.cpp's limits, as the native layer enforces them */
@@ -62,6 +67,7 @@ const sampling: Schema = {
 export const ENGINE_OPTIONS: Schema = {
   mode: { kind: "enum", values: MODES },
   draftTokens: integer(1, MAX_DRAFT_TOKENS),
+  ngram: { kind: "object", fields: { maxN: integer(1, NGRAM_MAX_N) } },
   tetris: { kind: "object", fields: { extra: integer(1, MAX_TETRIS_EXTRA) } },
   postVerify: { kind: "boolean" },
   auto: { kind: "object", fields: { probeEvery: integer(2, 1_000_000), probeBudget: number(0, 1) } },
@@ -83,7 +89,12 @@ export const REQUEST_OPTIONS: Schema = {
 };
 
 /** Options that belong to one mode only: refused with another (checked once the mode is known). */
-export function checkModeOptions(options: Pick<EngineOptions, "tetris" | "auto" | "postVerify">, mode: Mode): void {
+export function checkModeOptions(
+  options: Pick<EngineOptions, "tetris" | "auto" | "postVerify" | "ngram">,
+  mode: Mode,
+): void {
+  if (options.ngram !== undefined && mode !== "sd")
+    throw new OptionRangeError("ngram", `ngram drafts work with mode "sd" only, got mode ${JSON.stringify(mode)}`);
   if (options.postVerify !== undefined && mode !== "psd")
     throw new OptionRangeError("postVerify", `postVerify works with mode "psd" only, got mode ${JSON.stringify(mode)}`);
   if (options.tetris !== undefined) {
@@ -122,7 +133,8 @@ export function resolveEngineOptions(options: EngineOptions, backend: Backend): 
       ? { probeEvery: options.auto?.probeEvery ?? 24, probeBudget: options.auto?.probeBudget ?? 0.03 }
       : undefined;
 
-  if (speculative && !backend.draft) {
+  const ngram = options.ngram !== undefined ? { maxN: options.ngram.maxN ?? NGRAM_DEFAULTS.maxN } : undefined;
+  if (speculative && !backend.draft && !ngram) {
     throw new Error(`mode "${mode}" needs a draft model, but backend.draft is undefined`);
   }
   const paired = mode === "psd" || mode === "auto";
@@ -145,6 +157,7 @@ export function resolveEngineOptions(options: EngineOptions, backend: Backend): 
     topK,
     topP,
     draftTemperature,
+    ngram,
     tetris,
     auto,
     postVerify,
@@ -163,5 +176,6 @@ export function resolveRequestOptions(engine: ResolvedEngineOptions, opts: Gener
     draftSampling: { temperature: draftTemperature, topK, topP },
     seed: opts.seed ?? randomSeed(),
     stop: [...(opts.stop ?? [])],
+    ...(engine.ngram ? { ngram: engine.ngram } : {}),
   };
 }

@@ -9,6 +9,7 @@ import type { DraftOutput, DraftSpec, ModelInfo, SamplingParams, VerifyOutput, V
 import type { FinishReason, GenerateResult } from "./types.js";
 import { acceptDrafts } from "./acceptance.js";
 import { AbortError } from "./errors.js";
+import { NgramIndex } from "./ngram.js";
 import { Rng } from "./rng.js";
 import { AcceptanceCounters, buildRequestStats, type RequestTiming } from "./stats.js";
 import { TextAssembler } from "./text.js";
@@ -20,6 +21,8 @@ export interface RequestParams {
   seed: number;
   stop: readonly string[];
   onText?: (piece: string) => void;
+  /** draft by prompt lookup (EngineOptions.ngram) */
+  ngram?: { maxN: number };
 }
 
 /** Drafts waiting for verification, with q(token) of each. */
@@ -34,6 +37,8 @@ export interface Drafts {
   qBank?: 0 | 1;
   /** the row of that bank holding tokens[0]'s q (default 0; 1 for drafts drafted ahead, see takeAhead) */
   qRow?: number;
+  /** proposed by prompt lookup: q is one-hot at each token (VerifySpec.onehot), no draft context holds it */
+  onehot?: boolean;
 }
 
 /** The next round, drafted while the current drafts were being verified (post-verify). */
@@ -70,6 +75,8 @@ export class Request {
   readonly tokens: number[];
   readonly promptLength: number;
   readonly counters = new AcceptanceCounters();
+  /** prompt lookup over prompt + generated tokens (EngineOptions.ngram) */
+  readonly ngram: NgramIndex | undefined;
   finishReason: FinishReason | undefined;
   /** drafts verified and accepted at the latest verification (for the auto cost model) */
   lastVerified = { k: 0, accepted: 0 };
@@ -101,6 +108,7 @@ export class Request {
     // the draft cache is empty until admission prefills it or the first draft call catches it up
     this.draftPos = 0;
     this.rng = new Rng(params.seed);
+    this.ngram = params.ngram ? new NgramIndex(params.ngram.maxN, prompt) : undefined;
     this.text = new TextAssembler(params.stop, params.onText !== undefined);
     const now = hooks.now();
     this.timing = { submittedAt: now, firstTokenAt: undefined, finishedAt: now };
@@ -160,6 +168,23 @@ export class Request {
     this.drafts = { tokens: output.tokens, probs: output.probs, confidence: output.confidence, produced: k };
   }
 
+  /**
+   * Drafts up to k tokens by prompt lookup (none when the last tokens occurred nowhere before).
+   * O(maxN + k): the index is kept up to date as tokens are emitted.
+   */
+  draftByLookup(k: number): void {
+    const index = this.ngram;
+    if (!index) throw new Error("draftByLookup: the request has no n-gram index");
+    index.counts.lookups++;
+    const tokens = index.propose(k);
+    if (tokens.length === 0) {
+      this.drafts = NO_DRAFTS;
+      return;
+    }
+    index.counts.hits++;
+    this.drafts = { tokens, probs: new Array<number>(tokens.length).fill(1), onehot: true };
+  }
+
   /** Keeps only the first n drafts for verification (TETRIS); the draft cache keeps what it holds. */
   truncateDrafts(n: number): void {
     const d = this.drafts;
@@ -187,6 +212,7 @@ export class Request {
       sampling: this.params.sampling,
       uniforms,
     };
+    if (drafts.onehot && k > 0) spec.onehot = true;
     if (drafts.qBank) spec.qBank = drafts.qBank;
     if (drafts.qRow) spec.qRow = drafts.qRow;
     return spec;
@@ -277,6 +303,10 @@ export class Request {
       this.acceptUniforms,
     );
     this.counters.record(k, accepted);
+    if (drafts.onehot && this.ngram) {
+      this.ngram.counts.draftedTokens += k;
+      this.ngram.counts.acceptedTokens += accepted;
+    }
     this.lastVerified = { k, accepted };
     const produced = drafts.produced ?? k;
     if (produced > 0) {
@@ -293,6 +323,7 @@ export class Request {
   private emit(token: number): boolean {
     if (this.info.isEog(token)) return this.finish("eog");
     this.tokens.push(token);
+    this.ngram?.push(token);
     this.timing.firstTokenAt ??= this.hooks.now();
     const { piece, stopped } = this.text.push(this.info.tokenBytes(token));
     if (piece && !this.deliver(piece)) return false;
@@ -322,7 +353,14 @@ export class Request {
     this.state = "done";
     this.finishReason = reason;
     this.timing.finishedAt = this.hooks.now();
-    const stats = buildRequestStats(this.promptLength, this.generatedCount, this.counters, this.timing, reason);
+    const stats = buildRequestStats(
+      this.promptLength,
+      this.generatedCount,
+      this.counters,
+      this.timing,
+      reason,
+      this.ngram?.counts,
+    );
     const result: GenerateResult = {
       id: this.id,
       text: this.text.value,

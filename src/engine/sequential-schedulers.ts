@@ -17,10 +17,13 @@ export class ArScheduler {
   }
 }
 
-/** Standard speculative decoding: draft all, then verify all. */
+/** Standard speculative decoding: draft all, then verify all (drafts from the draft worker, or by prompt lookup). */
 export class SdScheduler {
-  readonly usesDraft = true;
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    /** false when the drafts come from prompt lookup: no draft context to fill */
+    readonly usesDraft = true,
+  ) {}
   admit(): void {}
   compactsSlots(): boolean {
     return true;

@@ -1,7 +1,9 @@
 // Statistics: per-request acceptance counters, run totals, and worker busy time from the trace.
 import type { CoreLimitStats } from "./core-governor.js";
+import type { NgramCounts } from "./ngram.js";
 import type {
   AutoChoice,
+  DraftSourceStats,
   AutoModelSnapshot,
   AutoStats,
   FinishReason,
@@ -66,6 +68,7 @@ export function buildRequestStats(
   counters: AcceptanceCounters,
   timing: RequestTiming,
   finishReason: FinishReason,
+  ngram?: NgramCounts,
 ): RequestStats {
   const e2eMs = timing.finishedAt - timing.submittedAt;
   return {
@@ -83,6 +86,20 @@ export function buildRequestStats(
     e2eMs,
     tokensPerSecond: e2eMs > 0 ? generatedTokens / (e2eMs / 1000) : 0,
     finishReason,
+    ...(ngram ? { draftSources: sourceStats(ngram) } : {}),
+  };
+}
+
+function sourceStats(ngram: NgramCounts): DraftSourceStats {
+  const { lookups, hits, draftedTokens, acceptedTokens } = ngram;
+  return {
+    ngram: {
+      lookups,
+      hits,
+      draftedTokens,
+      acceptedTokens,
+      acceptanceRate: draftedTokens > 0 ? acceptedTokens / draftedTokens : 0,
+    },
   };
 }
 
@@ -125,8 +142,15 @@ export class StatsCollector {
   private tetrisAccepted = 0;
   private tetrisVerifies = 0;
   private postVerify: PostVerifyStats | undefined;
+  /** prompt lookup totals (set when the engine drafts by n-gram lookup) */
+  private ngram: NgramCounts | undefined;
 
-  constructor(private readonly mode: Mode) {}
+  constructor(
+    private readonly mode: Mode,
+    ngram = false,
+  ) {
+    if (ngram) this.ngram = emptyNgram();
+  }
 
   now(): number {
     return performance.now() - this.origin;
@@ -149,6 +173,7 @@ export class StatsCollector {
     if (this.tetris) this.tetris = emptyTetris(this.tetris.extra);
     this.tetrisAccepted = this.tetrisVerifies = 0;
     if (this.postVerify) this.postVerify = { rounds: 0, hits: 0, hitRate: 0 };
+    if (this.ngram) this.ngram = emptyNgram();
   }
 
   /** psd post-verify: `rounds` verifications were drafted ahead, `hits` of them were used. */
@@ -213,6 +238,13 @@ export class StatsCollector {
   }
 
   recordRequest(stats: RequestStats, counters: AcceptanceCounters, timing: RequestTiming): void {
+    const ngram = stats.draftSources?.ngram;
+    if (this.ngram && ngram) {
+      this.ngram.lookups += ngram.lookups;
+      this.ngram.hits += ngram.hits;
+      this.ngram.draftedTokens += ngram.draftedTokens;
+      this.ngram.acceptedTokens += ngram.acceptedTokens;
+    }
     this.requests++;
     this.generatedTokens += stats.generatedTokens;
     this.ttftSum += stats.ttftMs;
@@ -263,6 +295,7 @@ export class StatsCollector {
           }
         : {}),
       ...(this.coreLimit ? { coreLimit: this.coreLimit() } : {}),
+      ...(this.ngram ? { draftSources: sourceStats(this.ngram) } : {}),
     };
   }
 
@@ -288,6 +321,10 @@ export class StatsCollector {
       acceptedPerVerify: verifies > 0 ? accepted / verifies : 0,
     };
   }
+}
+
+function emptyNgram(): NgramCounts {
+  return { lookups: 0, hits: 0, draftedTokens: 0, acceptedTokens: 0 };
 }
 
 function emptyTetris(extra: number): TetrisStats {

@@ -1,6 +1,9 @@
 // Public engine types: options, results and statistics. Shared by the engine, the library API and the CLI.
 import type { SamplingParams } from "./backend.js";
 import type { CoreLimitStats } from "./core-governor.js";
+import type { NgramOptions } from "./ngram.js";
+
+export type { NgramOptions };
 
 export type Mode = "ar" | "sd" | "psd" | "auto";
 
@@ -24,6 +27,12 @@ export interface EngineOptions {
   mode: Mode;
   /** draft length k (>= 1 for sd/psd); in auto the largest k it may choose; default 4 */
   draftTokens?: number;
+  /**
+   * sd only: draft by prompt lookup (n-gram) instead of with the backend's draft worker: the tokens that
+   * followed the latest earlier occurrence of the request's last n tokens (prompt + generated) are
+   * proposed; the backend needs no draft worker. Lossless, greedy and sampled (a proposal is a one-hot q).
+   */
+  ngram?: NgramOptions;
   /** psd only: TETRIS selection of the drafts to verify (off by default) */
   tetris?: TetrisOptions;
   /**
@@ -87,6 +96,8 @@ export interface RequestStats {
   perPositionAcceptance: number[];
   /** tokens accepted at draft position i (i = 0..k-1) */
   acceptedPerPosition: number[];
+  /** per draft source: what prompt lookup (n-gram) proposed and what of it was accepted (with EngineOptions.ngram) */
+  draftSources?: DraftSourceStats;
   /** ms from submission to first generated token */
   ttftMs: number;
   /** ms from submission to completion */
@@ -123,6 +134,8 @@ export interface RunStats {
   prefillMs: number;
   /** fraction of draft-job time (prefills excluded) during which the target worker was busy too */
   hiddenDraftFraction: number;
+  /** per draft source (with EngineOptions.ngram): see RequestStats.draftSources */
+  draftSources?: DraftSourceStats;
   /** auto mode: what it chose and why */
   auto?: AutoStats;
   /** psd with TETRIS: drafted versus verified tokens */
@@ -184,6 +197,22 @@ export interface AutoModelSnapshot {
    * sequential timings); it is measured only once this comes near the sequential best
    */
   overlapBound?: { k: number; tokensPerSecond: number } | null;
+}
+
+/** Drafts by where they came from: today prompt lookup; a draft model's would sit beside it once combined. */
+export interface DraftSourceStats {
+  ngram?: NgramSourceStats;
+}
+
+export interface NgramSourceStats {
+  /** draft rounds that looked the request's last tokens up */
+  lookups: number;
+  /** lookups that found an earlier occurrence (and proposed tokens) */
+  hits: number;
+  draftedTokens: number;
+  acceptedTokens: number;
+  /** accepted / drafted (0 when nothing drafted) */
+  acceptanceRate: number;
 }
 
 export interface PostVerifyStats {

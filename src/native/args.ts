@@ -97,6 +97,7 @@ export function verifySpecs<T>(specs: T): T {
     uniforms: numberList(s.uniforms),
     qBank: s.qBank,
     qRow: s.qRow,
+    onehot: s.onehot,
   }));
 }
 

@@ -118,6 +118,8 @@ export interface RawVerifySpec {
   qBank?: 0 | 1;
   /** draft[i]'s q is row qRow + i of that bank (default 0) */
   qRow?: number;
+  /** q is one-hot at each draft token (drafts from no draft context, e.g. prompt lookup) */
+  onehot?: boolean;
 }
 
 export interface RawContext {

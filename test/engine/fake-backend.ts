@@ -502,7 +502,7 @@ export class FakeBackend implements Backend {
     }
     let stored: StoredDrafts | undefined;
     const row = spec.qRow ?? 0;
-    if (k > 0) {
+    if (k > 0 && !spec.onehot) {
       stored = this.storedDrafts.get(bankKey(draftSeq, spec.qBank));
       if (
         !stored ||
@@ -533,13 +533,20 @@ export class FakeBackend implements Backend {
       const p = filteredDistribution(logits, sampling);
       if (i < k) {
         out.p[i] = p[draft[i]!]!;
-        out.alt[i] = sampleFrom(residualDistribution(p, stored!.dists[row + i]!), uniforms[i]!);
+        const q = spec.onehot ? oneHot(p.length, draft[i]!) : stored!.dists[row + i]!;
+        out.alt[i] = sampleFrom(residualDistribution(p, q), uniforms[i]!);
       } else {
         out.alt[i] = sampleFrom(p, uniforms[i]!);
       }
     }
     return out;
   }
+}
+
+function oneHot(n: number, at: number): Float64Array {
+  const q = new Float64Array(n);
+  if (at < n) q[at] = 1;
+  return q;
 }
 
 function concatBytes(parts: Uint8Array[]): Uint8Array {

@@ -12,6 +12,7 @@ import {
   addDecodingOptions,
   addPlacementOptions,
   engineOptions,
+  NGRAM_DRAFT,
   modeOption,
   type DecodingFlags,
   type PlacementFlags,
@@ -44,7 +45,10 @@ export function generateCommand(): Command {
     .description("generate text for a prompt, or for every prompt of a file at once")
     .summary("generate text for a prompt or a file of prompts")
     .requiredOption("--model <path>", "target model: a GGUF file or an hf: URI")
-    .option("--draft <path>", "draft model (GGUF file or hf: URI); enables sd and psd")
+    .option(
+      "--draft <path>",
+      'draft model (GGUF file or hf: URI); enables sd and psd. "ngram": prompt lookup drafts, no draft model (sd)',
+    )
     .addOption(new Option("--prompt <text>", "the prompt").conflicts("prompts"))
     .addOption(
       new Option(
@@ -77,8 +81,11 @@ async function runGenerate(flags: GenerateFlags, cmd: Command): Promise<void> {
   if (flags.prompt === "") usageError(cmd, "--prompt must not be empty");
   // no --mode: ar without a draft; with one, createEngine's default for the placement (auto on the
   // CPU, psd with the target on a GPU), or psd when TETRIS is asked for
+  const ngram = flags.draft === NGRAM_DRAFT;
   const mode: Mode | undefined =
-    flags.mode ?? (!flags.draft ? "ar" : flags.tetrisExtra !== undefined ? "psd" : undefined);
+    flags.mode ?? (!flags.draft ? "ar" : ngram ? "sd" : flags.tetrisExtra !== undefined ? "psd" : undefined);
+  if (ngram && mode !== "sd") usageError(cmd, `--draft ngram works with --mode sd only (mode is ${mode})`);
+  if (flags.ngramMaxN !== undefined && !ngram) usageError(cmd, "--ngram-max-n works with --draft ngram only");
   if (mode !== undefined && mode !== "ar" && !flags.draft)
     usageError(cmd, `mode ${mode} needs a draft model (--draft <path>)`);
   if (flags.tetrisExtra !== undefined && mode !== "psd")
@@ -88,7 +95,8 @@ async function runGenerate(flags: GenerateFlags, cmd: Command): Promise<void> {
     const entries: PromptEntry[] =
       flags.prompts !== undefined ? await readPrompts(flags.prompts) : [{ prompt: flags.prompt! }];
     const target = await modelFile(flags.model, "target", signal);
-    const draft = mode !== "ar" && flags.draft ? await modelFile(flags.draft, "draft", signal) : undefined;
+    const draft =
+      mode !== "ar" && flags.draft ? (ngram ? NGRAM_DRAFT : await modelFile(flags.draft, "draft", signal)) : undefined;
     const sink = flags.output ? fileSink(flags.output) : stdoutSink();
     const engine = await createEngine(engineOptions(mode, { target, draft }, flags, flags));
     try {

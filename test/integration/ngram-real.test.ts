@@ -1,0 +1,157 @@
+// Prompt lookup (n-gram) drafts on real llama.cpp contexts (tiny synthetic f32 target, no draft model):
+// greedy output identical to ar, the first sampled token distributed as p, and the native one-hot q.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEngine, type CreateEngineOptions } from "../../src/create-engine.js";
+import { loadAddon } from "../../src/native/addon.js";
+import { LlamaContext } from "../../src/native/context.js";
+import { LlamaModel } from "../../src/native/model.js";
+import { tinyPair } from "../helpers/models.js";
+
+const PROMPTS = [
+  "the cat sat on the mat and the cat sat on the",
+  "1, 2, 3, 1, 2, 3, 1, 2,",
+  "Once upon a time",
+  "def f(x): return x def f(y): return",
+  "The quick brown fox jumps over the lazy dog. The quick brown",
+  "Hello",
+];
+const MAX_TOKENS = 48;
+/** chi-square critical values at p = 0.001 */
+const CHI2_CRIT: Record<number, number> = { 3: 16.27, 4: 18.47, 5: 20.52, 6: 22.46, 7: 24.32 };
+
+let target: LlamaModel;
+
+beforeAll(async () => {
+  target = await LlamaModel.load((await tinyPair()).target);
+});
+
+afterAll(() => target?.dispose());
+
+async function run(options: Partial<CreateEngineOptions>, prompts: readonly string[], maxTokens = MAX_TOKENS) {
+  const e = await createEngine({ contextSize: 256, target: { model: target, threads: 1 }, ...options });
+  try {
+    const results = await Promise.all(prompts.map((p) => e.generate(p, { maxTokens })));
+    return { e, tokens: results.map((r) => r.tokens), stats: e.stats(), results };
+  } finally {
+    await e.close();
+  }
+}
+
+describe("ngram drafts on llama.cpp", () => {
+  let reference: number[][];
+  beforeAll(async () => {
+    reference = (await run({ mode: "ar", batchSize: 1 }, PROMPTS)).tokens;
+  });
+
+  for (const batchSize of [1, 4]) {
+    for (const k of [1, 4]) {
+      it(`sd + ngram batch ${batchSize} k ${k} emits exactly the ar tokens, with no draft context`, async () => {
+        const { e, tokens, stats } = await run({ batchSize, draftTokens: k, draft: { ngram: { maxN: 3 } } }, PROMPTS);
+        expect(e.options.mode).toBe("sd");
+        expect(e.placement.draftDevice).toBe("none");
+        expect(e.placement.draftThreads).toBe(0);
+        expect(tokens).toEqual(reference);
+        const ngram = stats.draftSources!.ngram!;
+        expect(ngram.hits).toBeGreaterThan(0);
+        expect(stats.draftedTokens).toBeGreaterThan(0);
+        expect(ngram.draftedTokens).toBe(stats.draftedTokens);
+        expect(ngram.acceptedTokens).toBe(stats.acceptedTokens);
+      });
+    }
+  }
+
+  it("refuses ngram beside a draft model and with another mode than sd", async () => {
+    await expect(
+      createEngine({ target: { model: target }, draft: { ngram: {}, model: "x.gguf" } as never }),
+    ).rejects.toThrow(/not supported yet/);
+    await expect(createEngine({ mode: "psd", target: { model: target }, draft: { ngram: {} } })).rejects.toThrow(
+      /mode "sd" only/,
+    );
+  });
+});
+
+describe("sampled ngram drafts preserve the target's distribution", () => {
+  // the last token occurred before: every request's first round verifies a looked-up draft
+  const prompt = "the cat sat on the mat and the cat sat on the";
+  const temperature = 1.5;
+  let p: Float32Array;
+  let toks: number[];
+
+  beforeAll(async () => {
+    const addon = await loadAddon();
+    const ctx = await LlamaContext.create(target, { contextSize: 64, sequences: 1, threads: 1 });
+    toks = target.tokenize(prompt);
+    const logits = await ctx.decode({ tokens: toks, pos: toks.map((_, i) => i), seq: toks.map(() => 0) });
+    await ctx.dispose();
+    p = addon.sampling.filteredDist(logits, { temperature, topK: 0, topP: 1 });
+  });
+
+  it("first token ~ p", async () => {
+    const N = 1200;
+    const e = await createEngine({
+      batchSize: 8,
+      draftTokens: 3,
+      contextSize: 128,
+      target: { model: target, threads: 1 },
+      draft: { ngram: {} },
+      temperature,
+    });
+    let samples: number[];
+    try {
+      samples = await Promise.all(
+        Array.from({ length: N }, (_, i) =>
+          e.generate(prompt, { maxTokens: 1, seed: 3000 + i }).then((r) => r.tokens[0]!),
+        ),
+      );
+      expect(e.stats().draftSources!.ngram!.hits).toBe(N);
+    } finally {
+      await e.close();
+    }
+    const order = Array.from(p.keys()).sort((a, b) => p[b]! - p[a]!);
+    const bins = order.slice(0, 6).filter((t) => p[t]! * N >= 10);
+    const probs = bins.map((t) => p[t]!);
+    probs.push(1 - probs.reduce((a, b) => a + b, 0));
+    const counts = new Array<number>(probs.length).fill(0);
+    for (const s of samples) {
+      const i = bins.indexOf(s);
+      counts[i < 0 ? bins.length : i]!++;
+    }
+    let stat = 0;
+    probs.forEach((pr, i) => (stat += (counts[i]! - pr * N) ** 2 / (pr * N)));
+    const df = probs.length - 1;
+    expect(stat, `chi2 ${stat.toFixed(1)} on ${df} df`).toBeLessThan(CHI2_CRIT[df]!);
+  });
+
+  it("native one-hot q: p(d) as the target's, and the residual never samples d", async () => {
+    const ctx = await LlamaContext.create(target, { contextSize: 64, sequences: 1, threads: 1 });
+    try {
+      await ctx.prefill(0, 0, toks.slice(0, -1));
+      const d = Array.from(p.keys()).sort((a, b) => p[b]! - p[a]!)[0]!; // the likeliest: the residual must avoid it
+      const sampling = { temperature, topK: 0, topP: 1 };
+      for (let i = 0; i < 40; i++) {
+        const u = (i + 0.5) / 40;
+        const [v] = await ctx.verify([
+          {
+            seq: 0,
+            pos: toks.length - 1,
+            pending: toks.at(-1)!,
+            draft: [d],
+            sampling,
+            uniforms: [u, 0.5],
+            onehot: true,
+          },
+        ]);
+        expect(v!.p[0]).toBeCloseTo(p[d]!, 5);
+        expect(v!.alt[0]).not.toBe(d);
+      }
+      // without onehot (and no draft context) a sampled verification with drafts is refused
+      expect(() =>
+        ctx.verify([
+          { seq: 0, pos: toks.length - 1, pending: toks.at(-1)!, draft: [d], sampling, uniforms: [0.5, 0.5] },
+        ]),
+      ).toThrow(/needs the draft context/);
+    } finally {
+      await ctx.dispose();
+    }
+  });
+});
