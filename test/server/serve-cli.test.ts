@@ -3,6 +3,7 @@
 // grace left, the request in flight gets an error event instead of hanging.
 import { spawn, type ChildProcess } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";
+import { createEngine } from "../../src/index.js";
 import { cliPath, ensureBuilt, repoRoot, tinyPair } from "../cli/helpers.js";
 
 let target: string;
@@ -116,6 +117,30 @@ describe("minedraft serve", () => {
       expect(s.stdout()).toContain("stopped");
     },
   );
+
+  it("--draft ngram serves prompt-lookup drafts (sd, no draft model): greedy output equals ar's", async () => {
+    const s = await serve(["--draft", "ngram", "--mode", "sd"]);
+    try {
+      expect(s.stdout()).toMatch(/mode sd/);
+      const prompt = "Once upon a time, once upon a time, once upon a";
+      const r = await fetch(`${s.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ prompt, max_tokens: 24, temperature: 0, return_tokens: true }),
+      });
+      expect(r.status).toBe(200);
+      const tokens = ((await r.json()) as { choices: { tokens: number[] }[] }).choices[0]!.tokens;
+      const ar = await createEngine({ mode: "ar", target: { model: target, threads: 1 }, contextSize: 256 });
+      try {
+        expect(tokens).toEqual((await ar.generate(prompt, { maxTokens: 24 })).tokens);
+      } finally {
+        await ar.close();
+      }
+    } finally {
+      s.child.kill("SIGTERM");
+      expect((await s.exited).code).toBe(0);
+    }
+  });
 
   it("with no grace left, a request in flight ends with an error event instead of hanging; exit 0", async () => {
     const s = await serve(["--shutdown-grace", "0"]);

@@ -9,6 +9,7 @@ import {
   addDecodingOptions,
   addPlacementOptions,
   engineOptions,
+  NGRAM_DRAFT,
   modeOption,
   type DecodingFlags,
   type PlacementFlags,
@@ -45,7 +46,10 @@ export function serveCommand(): Command {
       `target model: a GGUF file or an hf: URI (default: the demo's synthetic "${DEFAULT_DEMO_PRESET}" pair, ` +
         "whose text is meaningless)",
     )
-    .option("--draft <path>", "draft model (GGUF file or hf: URI); enables sd, psd and auto")
+    .option(
+      "--draft <path>",
+      'draft model (GGUF file or hf: URI); enables sd, psd and auto. "ngram": prompt lookup drafts, no draft model (sd)',
+    )
     .addOption(modeOption())
     .option(
       "--host <address>",
@@ -84,8 +88,12 @@ export function serveCommand(): Command {
 async function serve(flags: ServeFlags, cmd: Command): Promise<void> {
   if (flags.draft && !flags.model)
     usageError(cmd, "--draft needs --model (without --model the demo's synthetic pair is served)");
+  const ngram = flags.draft === NGRAM_DRAFT;
   const mode: Mode | undefined =
-    flags.mode ?? (flags.model && !flags.draft ? "ar" : flags.tetrisExtra !== undefined ? "psd" : undefined);
+    flags.mode ??
+    (flags.model && !flags.draft ? "ar" : ngram ? "sd" : flags.tetrisExtra !== undefined ? "psd" : undefined);
+  if (ngram && mode !== "sd") usageError(cmd, `--draft ngram works with --mode sd only (mode is ${mode ?? "auto"})`);
+  if (flags.ngramMaxN !== undefined && !ngram) usageError(cmd, "--ngram-max-n works with --draft ngram only");
   if (mode !== undefined && mode !== "ar" && flags.model && !flags.draft)
     usageError(cmd, `mode ${mode} needs a draft model (--draft <path>)`);
   if (flags.tetrisExtra !== undefined && mode !== "psd")
@@ -190,6 +198,11 @@ async function serveModels(flags: ServeFlags, mode: Mode | undefined): Promise<S
     }
   }
   const target = await modelFile(flags.model, "target");
-  const draft = mode !== "ar" && flags.draft ? await modelFile(flags.draft, "draft") : undefined;
+  const draft =
+    mode !== "ar" && flags.draft
+      ? flags.draft === NGRAM_DRAFT
+        ? NGRAM_DRAFT
+        : await modelFile(flags.draft, "draft")
+      : undefined;
   return { target, draft, name: path.basename(flags.model).replace(/\.gguf$/i, ""), synthetic: false };
 }
