@@ -119,7 +119,14 @@ async function oneRequest(
 }
 
 /** Streaming /v1/completions requests to an OpenAI-compatible server (minedraft serve, llama-server). */
-export function httpCompletions(o: { url: string; model: string; maxTokens: number; apiKey?: string }): SendRequest {
+export function httpCompletions(o: {
+  url: string;
+  model: string;
+  maxTokens: number;
+  apiKey?: string;
+  /** server-specific fields, e.g. llama-server's cache_prompt */
+  extraBody?: Record<string, unknown>;
+}): SendRequest {
   return async (prompt, seed, signal, onText) => {
     const outcome: RequestOutcome = { outputTokens: 0, promptTokens: 0 };
     const response = await fetch(`${o.url}/v1/completions`, {
@@ -133,6 +140,7 @@ export function httpCompletions(o: { url: string; model: string; maxTokens: numb
         seed,
         stream: true,
         stream_options: { include_usage: true },
+        ...o.extraBody,
       }),
       signal,
     });

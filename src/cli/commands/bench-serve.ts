@@ -51,6 +51,7 @@ interface BenchServeFlags {
   incumbents?: boolean;
   library?: boolean;
   adaptThreads?: boolean;
+  kvUnified?: boolean;
   tools?: string;
   json?: string;
   report?: string;
@@ -124,6 +125,8 @@ export function benchServeCommand(): Command {
       600,
     )
     .option("--no-adapt-threads", "the servers' --no-adapt-threads (keep their thread counts whatever the load)")
+    .option("--kv-unified", "the servers' --kv-unified (one KV buffer; the CPU default is one per sequence)")
+    .option("--no-kv-unified", "the servers' --no-kv-unified")
     .option(
       "--library",
       "also each mode through the library in this process (engine.generate(), no HTTP, same options): what the " +
@@ -289,6 +292,7 @@ function minedraftSystem(flags: BenchServeFlags, mode: Mode, requests: number): 
     if (v !== undefined) args.push(flag, String(v));
   }
   if (flags.adaptThreads === false) args.push("--no-adapt-threads");
+  if (flags.kvUnified !== undefined) args.push(flags.kvUnified ? "--kv-unified" : "--no-kv-unified");
   return {
     name: `minedraft ${mode}`,
     mode,
@@ -304,6 +308,7 @@ function librarySystem(flags: BenchServeFlags, mode: Mode): System {
     draftThreads: flags.draftThreads,
     ctxSize: flags.ctxSize ?? 2048,
     adaptThreads: flags.adaptThreads,
+    kvUnified: flags.kvUnified,
     logLevel: "error" as const,
   };
   return {
@@ -330,12 +335,16 @@ function librarySystem(flags: BenchServeFlags, mode: Mode): System {
 }
 
 /** A server child: requests over HTTP to its first model, counters from its /metrics. */
-async function overHttp(server: ServeProcess, maxTokens: number): Promise<RunningSystem> {
+async function overHttp(
+  server: ServeProcess,
+  maxTokens: number,
+  extraBody?: Record<string, unknown>,
+): Promise<RunningSystem> {
   try {
     const model =
       ((await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]?.id ?? "model";
     return {
-      send: httpCompletions({ url: server.url, model, maxTokens }),
+      send: httpCompletions({ url: server.url, model, maxTokens, extraBody }),
       specCounters: () => specCounters(server.url),
       stop: () => server.stop(),
     };
@@ -392,7 +401,9 @@ function llamaServerSystems(flags: BenchServeFlags): System[] {
   ];
   return configs.map(([name, args]) => ({
     name,
-    start: (maxTokens) => startLlamaServer(args, flags.tools).then((server) => overHttp(server, maxTokens)),
+    // no reuse of a slot's cached prompt: every rate sends the same prompts, and minedraft has no prefix cache
+    start: (maxTokens) =>
+      startLlamaServer(args, flags.tools).then((server) => overHttp(server, maxTokens, { cache_prompt: false })),
   }));
 }
 
