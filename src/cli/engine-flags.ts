@@ -171,3 +171,29 @@ export function engineOptions(
     logLevel: placement.logLevel,
   };
 }
+
+/**
+ * The mode a command runs from its flags, or the usage error to report. No --mode: ar without a draft,
+ * sd with --draft ngram, psd when TETRIS is asked for, else undefined (createEngine's default for the
+ * placement: auto on the CPU, psd with the target on a GPU). `hasDraft`: a draft model or ngram is given,
+ * or the command brings its own pair.
+ */
+export function modeFromFlags(
+  flags: { mode?: Mode; draft?: string; tetrisExtra?: number; ngramMaxN?: number },
+  hasDraft: boolean,
+): { mode: Mode | undefined; error?: string } {
+  const ngram = flags.draft === NGRAM_DRAFT;
+  const mode = flags.mode ?? (!hasDraft ? "ar" : ngram ? "sd" : flags.tetrisExtra !== undefined ? "psd" : undefined);
+  const shown = mode ?? "auto";
+  const error =
+    ngram && mode !== "sd"
+      ? `--draft ngram works with --mode sd only (mode is ${shown})`
+      : flags.ngramMaxN !== undefined && !ngram
+        ? "--ngram-max-n works with --draft ngram only"
+        : mode !== undefined && mode !== "ar" && !hasDraft
+          ? `mode ${mode} needs a draft model (--draft <path>)`
+          : flags.tetrisExtra !== undefined && mode !== "psd"
+            ? `--tetris-extra works with --mode psd only (mode is ${shown})`
+            : undefined;
+  return { mode, ...(error ? { error } : {}) };
+}

@@ -17,6 +17,7 @@ import {
 import { timelineWindow } from "../../src/bench/timeline.js";
 import { BENCH_SCHEMA, type BenchReport, type ModeResult } from "../../src/bench/types.js";
 import { writeFileAtomic } from "../../src/cli/atomic-write.js";
+import { modeFromFlags } from "../../src/cli/engine-flags.js";
 import { inOrder } from "../../src/cli/output-sink.js";
 import { choiceList, decimal, integer, probability } from "../../src/cli/parsers.js";
 import { parsePrompts } from "../../src/cli/prompts-file.js";
@@ -374,5 +375,18 @@ describe("HTML report", () => {
     expect(psd!.summary.speedupVsSd).toBeCloseTo(psd!.summary.tokensPerSecond / sd!.summary.tokensPerSecond, 12);
     expect(sd!.summary.tokensPerSecondMin).toBe(15);
     expect(sd!.summary.tokensPerSecondMax).toBe(17);
+  });
+});
+
+describe("modeFromFlags (generate and serve)", () => {
+  it("picks the default mode from the draft flags and names what does not fit", () => {
+    expect(modeFromFlags({}, false)).toEqual({ mode: "ar" });
+    expect(modeFromFlags({ draft: "d.gguf" }, true)).toEqual({ mode: undefined });
+    expect(modeFromFlags({ draft: "ngram" }, true)).toEqual({ mode: "sd" });
+    expect(modeFromFlags({ draft: "d.gguf", tetrisExtra: 2 }, true)).toEqual({ mode: "psd" });
+    expect(modeFromFlags({ draft: "ngram", mode: "psd" }, true).error).toMatch(/--draft ngram works with --mode sd/);
+    expect(modeFromFlags({ draft: "d.gguf", ngramMaxN: 2 }, true).error).toMatch(/--ngram-max-n/);
+    expect(modeFromFlags({ mode: "sd" }, false).error).toBe("mode sd needs a draft model (--draft <path>)");
+    expect(modeFromFlags({ draft: "d.gguf", tetrisExtra: 2, mode: "auto" }, true).error).toMatch(/\(mode is auto\)/);
   });
 });

@@ -13,6 +13,7 @@ import {
   addPlacementOptions,
   engineOptions,
   NGRAM_DRAFT,
+  modeFromFlags,
   modeOption,
   type DecodingFlags,
   type PlacementFlags,
@@ -79,17 +80,9 @@ async function runGenerate(flags: GenerateFlags, cmd: Command): Promise<void> {
   if (flags.prompt === undefined && flags.prompts === undefined)
     usageError(cmd, "give a prompt with --prompt <text> or a file with --prompts <file>");
   if (flags.prompt === "") usageError(cmd, "--prompt must not be empty");
-  // no --mode: ar without a draft; with one, createEngine's default for the placement (auto on the
-  // CPU, psd with the target on a GPU), or psd when TETRIS is asked for
+  const { mode, error } = modeFromFlags(flags, flags.draft !== undefined);
+  if (error) usageError(cmd, error);
   const ngram = flags.draft === NGRAM_DRAFT;
-  const mode: Mode | undefined =
-    flags.mode ?? (!flags.draft ? "ar" : ngram ? "sd" : flags.tetrisExtra !== undefined ? "psd" : undefined);
-  if (ngram && mode !== "sd") usageError(cmd, `--draft ngram works with --mode sd only (mode is ${mode})`);
-  if (flags.ngramMaxN !== undefined && !ngram) usageError(cmd, "--ngram-max-n works with --draft ngram only");
-  if (mode !== undefined && mode !== "ar" && !flags.draft)
-    usageError(cmd, `mode ${mode} needs a draft model (--draft <path>)`);
-  if (flags.tetrisExtra !== undefined && mode !== "psd")
-    usageError(cmd, `--tetris-extra works with --mode psd only (mode is ${mode})`);
 
   await withInterrupt(async (signal) => {
     const entries: PromptEntry[] =

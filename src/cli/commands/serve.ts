@@ -10,6 +10,7 @@ import {
   addPlacementOptions,
   engineOptions,
   NGRAM_DRAFT,
+  modeFromFlags,
   modeOption,
   type DecodingFlags,
   type PlacementFlags,
@@ -88,16 +89,9 @@ export function serveCommand(): Command {
 async function serve(flags: ServeFlags, cmd: Command): Promise<void> {
   if (flags.draft && !flags.model)
     usageError(cmd, "--draft needs --model (without --model the demo's synthetic pair is served)");
-  const ngram = flags.draft === NGRAM_DRAFT;
-  const mode: Mode | undefined =
-    flags.mode ??
-    (flags.model && !flags.draft ? "ar" : ngram ? "sd" : flags.tetrisExtra !== undefined ? "psd" : undefined);
-  if (ngram && mode !== "sd") usageError(cmd, `--draft ngram works with --mode sd only (mode is ${mode ?? "auto"})`);
-  if (flags.ngramMaxN !== undefined && !ngram) usageError(cmd, "--ngram-max-n works with --draft ngram only");
-  if (mode !== undefined && mode !== "ar" && flags.model && !flags.draft)
-    usageError(cmd, `mode ${mode} needs a draft model (--draft <path>)`);
-  if (flags.tetrisExtra !== undefined && mode !== "psd")
-    usageError(cmd, `--tetris-extra works with --mode psd only (mode is ${mode ?? "auto"})`);
+  // without --model the demo's synthetic pair is served: it has a draft
+  const { mode, error } = modeFromFlags(flags, flags.draft !== undefined || !flags.model);
+  if (error) usageError(cmd, error);
   const out = process.stdout;
 
   // signals from now on drain instead of killing: also while the models load
