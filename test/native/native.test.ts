@@ -365,25 +365,28 @@ describe("context", () => {
     },
   );
 
-  it("two contexts on 1 + 1 threads run concurrently", async () => {
-    const toks = Array.from({ length: 384 }, (_, i) => 100 + (i % 500));
+  // Structural, not timed: whether two threads actually speed each other up on a shared 2-core machine is a
+  // benchmark's question (bench:ab, hidden_draft_fraction). What must hold is that each context has its own
+  // worker, so a short job on one is never queued behind a long job on the other.
+  it("a short job on one context finishes while a long job runs on the other (one worker each)", async () => {
+    const long = Array.from({ length: 480 }, (_, i) => 100 + (i % 500));
+    const short = [101, 102, 103, 104];
     const a = await LlamaContext.create(target, { contextSize: 512, sequences: 1, threads: 1 });
     const b = await LlamaContext.create(target, { contextSize: 512, sequences: 1, threads: 1 });
-    const time = async (f: () => Promise<unknown>) => {
-      const t0 = performance.now();
-      await f();
-      return performance.now() - t0;
-    };
-    await a.prefill(0, 0, toks); // warm-up
-    let best = Infinity;
-    for (let trial = 0; trial < 3 && best >= 0.75; trial++) {
-      const ta = await time(() => a.prefill(0, 0, toks));
-      const tb = await time(() => b.prefill(0, 0, toks));
-      const both = await time(() => Promise.all([a.prefill(0, 0, toks), b.prefill(0, 0, toks)]));
-      best = Math.min(best, both / (ta + tb));
-    }
+    await Promise.all([a.prefill(0, 0, short), b.prefill(0, 0, short)]); // warm-up
+    const order: string[] = [];
+    const longJob = a.prefill(0, 0, long).then(() => order.push("long"));
+    const shortJob = b.prefill(0, 0, short).then(() => order.push("short"));
+    await Promise.all([longJob, shortJob]);
+    // the control: on one context the same two jobs run in submission order
+    const sameOrder: string[] = [];
+    await Promise.all([
+      a.prefill(0, 0, long).then(() => sameOrder.push("long")),
+      a.prefill(0, 0, short).then(() => sameOrder.push("short")),
+    ]);
     await Promise.all([a.dispose(), b.dispose()]);
-    expect(best).toBeLessThan(0.75);
+    expect(order).toEqual(["short", "long"]);
+    expect(sameOrder).toEqual(["long", "short"]);
   });
 
   it("a timer keeps firing during a long decode", async () => {
@@ -397,7 +400,8 @@ describe("context", () => {
     clearInterval(timer);
     await ctx.dispose();
     expect(elapsed).toBeGreaterThan(30);
-    expect(ticks).toBeGreaterThan((elapsed / 5) * 0.3);
+    // a blocked loop fires at most once after the decode; a free one fires many times (loosely: CI is noisy)
+    expect(ticks).toBeGreaterThanOrEqual(Math.min(5, Math.floor(elapsed / 10)));
   });
 
   it("dispose waits for a running job, is idempotent, and later calls throw", async () => {
