@@ -52,8 +52,8 @@ export interface MinedraftServer {
   /** starts listening; resolves with the server's URL */
   listen(options?: ListenOptions): Promise<string>;
   /**
-   * Stops accepting requests (/health answers 503 at once), lets those in flight finish for up to
-   * `graceMs` (default 30 s), then aborts the rest and closes. The engine stays open: its owner closes it.
+   * Stops accepting requests (/health and new requests answer 503 at once), lets those in flight finish for
+   * up to `graceMs` (default 30 s), then aborts the rest and closes the listener. The engine stays open: its owner closes it.
    */
   close(options?: { graceMs?: number }): Promise<void>;
 }
@@ -111,7 +111,8 @@ export function createServer(engine: Engine | Promise<Engine>, options: ServerOp
   app.addHook("onRequest", async (request, reply) => {
     const path = request.url.split("?")[0];
     if (path === "/health") return;
-    if (state.draining) {
+    // /metrics stays open while draining: Prometheus keeps scraping the replica until it is gone
+    if (state.draining && path !== "/metrics") {
       reply.header("connection", "close");
       throw new ApiError(503, "the server is shutting down", null, "unavailable");
     }
@@ -168,6 +169,9 @@ export function createServer(engine: Engine | Promise<Engine>, options: ServerOp
         state.draining = true;
         const timer = setTimeout(() => abortInflight(state), graceMs);
         try {
+          // the listener stays open until the requests in flight are done, so that a load balancer's health
+          // checks and new requests get a 503 (retryable elsewhere) rather than a refused connection
+          await state.idle();
           await app.close();
         } finally {
           clearTimeout(timer);

@@ -23,8 +23,21 @@ export class ServerState {
   /** one controller per HTTP request that is generating */
   readonly inflight = new Set<AbortController>();
   readonly metrics = new ServerMetrics(() => this.engine);
+  private idleWaiters: (() => void)[] = [];
 
   constructor(readonly serving: ServingOptions) {}
+
+  /** A request's generation ended (answered, failed or aborted). */
+  untrack(controller: AbortController): void {
+    this.inflight.delete(controller);
+    if (this.inflight.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Resolves once no request is generating. */
+  idle(): Promise<void> {
+    if (this.inflight.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
 
   /** The engine, or a 503 while it loads (or after it failed to). */
   ready(): Engine {

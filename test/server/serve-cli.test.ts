@@ -102,6 +102,13 @@ describe("minedraft serve", () => {
 
       const body = await streamCompletion(s.url, 120);
       s.child.kill("SIGTERM");
+      // while the request finishes, /health answers 503 (a load balancer sends nothing new)
+      let health = 200;
+      for (let i = 0; i < 100 && health === 200; i++) {
+        health = (await fetch(`${s.url}/health`)).status;
+        if (health === 200) await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(health).toBe(503);
       const text = await body.rest;
       const finish = text
         .split("\n")
@@ -110,9 +117,9 @@ describe("minedraft serve", () => {
         .at(-1)!;
       expect(finish.choices[0]!.finish_reason).toBe("length");
       expect(text.trimEnd().endsWith("data: [DONE]")).toBe(true);
-      // no new connections once draining
-      await expect(fetch(`${s.url}/health`)).rejects.toThrow();
       expect(await s.exited).toEqual({ code: 0, signal: null });
+      // no new connections once drained
+      await expect(fetch(`${s.url}/health`)).rejects.toThrow();
       expect(s.stdout()).toContain("shutting down");
       expect(s.stdout()).toContain("stopped");
     },

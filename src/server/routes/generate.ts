@@ -44,7 +44,7 @@ export function generationRoutes(app: FastifyInstance, state: ServerState): void
         if (isAbortError(error) && why === DRAIN_TIMEOUT) throw new ApiError(503, DRAIN_TIMEOUT, null, "unavailable");
         throw error;
       } finally {
-        state.inflight.delete(controller);
+        state.untrack(controller);
       }
     };
   app.post(
