@@ -53,7 +53,8 @@ export interface MinedraftServer {
   listen(options?: ListenOptions): Promise<string>;
   /**
    * Stops accepting requests (/health and new requests answer 503 at once), lets those in flight finish for
-   * up to `graceMs` (default 30 s), then aborts the rest and closes the listener. The engine stays open: its owner closes it.
+   * up to `graceMs` (default 30 s), then aborts the rest and closes the listener. The engine stays open: its
+   * owner closes it.
    */
   close(options?: { graceMs?: number }): Promise<void>;
 }
