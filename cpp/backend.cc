@@ -95,6 +95,30 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
   return arr;
 }
 
+// deviceHoldsTensor(device, type, ne): whether the device's backend can run graphs over a tensor of this shape in
+// its buffers. ggml's scheduler aborts the process on one it cannot (a KV cache tensor beyond a Vulkan device's
+// maxStorageBufferRange, say), so the caller asks before it creates a context.
+Napi::Value DeviceHoldsTensor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info[0], "device");
+  std::string type = StringArg(info[1], "type");
+  if (type != "f16" && type != "f32") throw Napi::RangeError::New(env, "type must be f16 or f32, got " + type);
+  if (!info[2].IsArray()) throw Napi::TypeError::New(env, "ne must be an array of 1 to 4 dimensions");
+  Napi::Array ne = info[2].As<Napi::Array>();
+  if (ne.Length() < 1 || ne.Length() > 4) throw Napi::RangeError::New(env, "ne must have 1 to 4 dimensions");
+  int64_t dims[4] = {1, 1, 1, 1};
+  for (uint32_t i = 0; i < ne.Length(); i++) dims[i] = IntArg(ne.Get(i), "ne[i]", 1, (int64_t)1 << 40);
+  ggml_backend_dev_t dev = ggml_backend_dev_by_name(name.c_str());
+  if (!dev) throw Napi::Error::New(env, "no device named " + name);
+  ggml_init_params params = {ggml_tensor_overhead(), nullptr, true};  // metadata only, no data
+  ggml_context* ctx = ggml_init(params);
+  if (!ctx) throw Napi::Error::New(env, "ggml_init failed");
+  ggml_tensor* t = ggml_new_tensor(ctx, type == "f16" ? GGML_TYPE_F16 : GGML_TYPE_F32, (int)ne.Length(), dims);
+  const bool ok = ggml_backend_dev_supports_op(dev, t);
+  ggml_free(ctx);
+  return Napi::Boolean::New(env, ok);
+}
+
 Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), llama_print_system_info());
 }
@@ -105,6 +129,7 @@ void InitBackend(Napi::Env env, Napi::Object exports) {
   exports.Set("loadBackend", Napi::Function::New<LoadBackend>(env, "loadBackend"));
   exports.Set("setLogLevel", Napi::Function::New<SetLogLevelJs>(env, "setLogLevel"));
   exports.Set("devices", Napi::Function::New<Devices>(env, "devices"));
+  exports.Set("deviceHoldsTensor", Napi::Function::New<DeviceHoldsTensor>(env, "deviceHoldsTensor"));
   exports.Set("systemInfo", Napi::Function::New<SystemInfo>(env, "systemInfo"));
   exports.Set("hardwareConcurrency", Napi::Number::New(env, std::thread::hardware_concurrency()));
 }

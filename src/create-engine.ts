@@ -7,7 +7,7 @@ import { checkModeOptions, ENGINE_DEFAULTS, ENGINE_OPTIONS, LIMITS } from "./eng
 import { checkOptions, integer, OptionRangeError, OptionTypeError, type Rule, type Schema } from "./common/validate.js";
 import type { EngineOptions, Mode, NgramOptions } from "./engine/types.js";
 import { NGRAM_MAX_N } from "./engine/ngram.js";
-import { type LogLevel, loadAddon } from "./native/addon.js";
+import { BACKEND_OPTIONS, type BackendOptions, configureBackends, type LogLevel, loadAddon } from "./native/addon.js";
 import { NativeBackend } from "./native/backend.js";
 import { LlamaContext } from "./native/context.js";
 import { LlamaModel } from "./native/model.js";
@@ -64,6 +64,8 @@ export interface CreateEngineOptions extends Omit<EngineOptions, "mode" | "ngram
    */
   spinMicros?: number;
   logLevel?: LogLevel;
+  /** GPU backends (process-wide, chosen before the first model loads; see configureBackends) */
+  backends?: BackendOptions;
 }
 
 export class MinedraftEngine extends Engine {
@@ -113,6 +115,7 @@ const CREATE_ENGINE_OPTIONS: Schema = {
   threadpool: { kind: "boolean" },
   spinMicros: integer(0, 100_000),
   logLevel: { kind: "enum", values: ["silent", "error", "warn", "info", "debug"] },
+  backends: { kind: "object", fields: BACKEND_OPTIONS },
 };
 
 /**
@@ -216,6 +219,7 @@ function loadModels(
 
 export async function createEngine(options: CreateEngineOptions): Promise<MinedraftEngine> {
   checkCreateOptions(options);
+  if (options.backends) configureBackends(options.backends);
   const addon = await loadAddon({ logLevel: options.logLevel });
   const ngram = ngramOf(options);
   // prompt lookup: the target runs alone on its cores as in ar, and the schedule is sd

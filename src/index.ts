@@ -21,8 +21,15 @@ export type { ChatMessage, ChatOptions, EngineLoad } from "./engine/engine.js";
 export { LlamaModel, type LoadModelOptions, type ModelInfo as LoadedModelInfo } from "./native/model.js";
 export { LlamaContext, type ContextOptions } from "./native/context.js";
 export { NativeBackend } from "./native/backend.js";
-export { loadAddon, setLogLevel, gpuBackendStatus, type LogLevel } from "./native/addon.js";
-export type { GpuBackendStatus } from "./native/gpu-backends.js";
+export {
+  loadAddon,
+  setLogLevel,
+  gpuBackendStatus,
+  configureBackends,
+  type BackendOptions,
+  type LogLevel,
+} from "./native/addon.js";
+export type { GpuBackendStatus, GpuPreference } from "./native/gpu-backends.js";
 export { defaultPlacement, type DevicePlacement } from "./native/placement.js";
 export { readGgufHeader, GgufError } from "./native/gguf.js";
 export { defaultThreads, coreCount } from "./native/threads.js";

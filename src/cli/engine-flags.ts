@@ -1,6 +1,7 @@
 // Options shared by the commands that run models (generate, bench): decoding and placement flags,
 // and their translation to the library's createEngine() options.
 import { Option, type Command } from "commander";
+import { addBackendOptions, type BackendFlags, backendsFromFlags } from "./backend-flags.js";
 import type { CreateEngineOptions, LogLevel, Mode } from "../index.js";
 import { decimal, integer, probability } from "./parsers.js";
 
@@ -27,7 +28,7 @@ export interface DecodingFlags {
 /** The --draft value that asks for prompt lookup (n-gram) drafts instead of a draft model. */
 export const NGRAM_DRAFT = "ngram";
 
-export interface PlacementFlags {
+export interface PlacementFlags extends BackendFlags {
   threads?: number;
   draftThreads?: number;
   gpuLayers?: number;
@@ -95,7 +96,7 @@ export function addDecodingOptions(cmd: Command, defaults: DecodingDefaults = {}
 }
 
 export function addPlacementOptions(cmd: Command): Command {
-  return cmd
+  return addBackendOptions(cmd)
     .option(
       "--threads <n>",
       "CPU threads of the target model (default: split the cores without oversubscribing)",
@@ -169,6 +170,7 @@ export function engineOptions(
     kvUnified: placement.kvUnified,
     ...(placement.adaptThreads === false ? { adaptThreads: false } : {}),
     logLevel: placement.logLevel,
+    backends: backendsFromFlags(placement),
   };
 }
 

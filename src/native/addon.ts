@@ -4,7 +4,8 @@ import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { type GpuBackendStatus, loadGpuBackends, parseGpuPreference } from "./gpu-backends.js";
+import { checkOptions, OptionRangeError, type Schema } from "../common/validate.js";
+import { type GpuBackendStatus, type GpuPreference, loadGpuBackends, parseGpuPreference } from "./gpu-backends.js";
 import type { NativeAddon } from "./types.js";
 import { addonPath as findAddon } from "./binaries.mjs";
 import { libDir } from "./llama-paths.mjs";
@@ -37,11 +38,62 @@ export async function llamaLibDir(): Promise<string> {
 
 let loading: Promise<NativeAddon> | undefined;
 
+/** Which GPU backends load: process-wide, fixed when the first model (or devices()) loads the addon. */
+export interface BackendOptions {
+  /** which prebuilt GPU backend to try (default: MINEDRAFT_GPU, else "auto": CUDA, then Vulkan) */
+  gpu?: GpuPreference;
+  /**
+   * Vulkan devices to use, by index in the Vulkan loader's order (`vulkaninfo --summary`). Default: ggml's
+   * choice, every discrete and integrated GPU. Naming devices is how a CPU-type device such as Mesa's llvmpipe
+   * (a software rasteriser ggml skips) is used: it runs the GPU code path on a machine without a GPU.
+   */
+  vulkanDevices?: readonly number[];
+}
+
+export const BACKEND_OPTIONS: Schema = {
+  gpu: { kind: "enum", values: ["auto", "cuda", "vulkan", "off"] },
+  vulkanDevices: {
+    kind: "custom",
+    expected: "a non-empty array of distinct device indices (integers >= 0)",
+    check: (v: unknown) =>
+      !Array.isArray(v)
+        ? "type"
+        : v.length === 0 || new Set(v).size !== v.length || !v.every((i) => Number.isInteger(i) && i >= 0)
+          ? "range"
+          : null,
+  },
+};
+
+let backendOptions: BackendOptions = {};
+
+const sameBackends = (a: BackendOptions, b: BackendOptions) =>
+  a.gpu === b.gpu && String(a.vulkanDevices ?? "") === String(b.vulkanDevices ?? "");
+
+/**
+ * Chooses the GPU backends before the addon loads. Calling it again with the same choice is fine; a different
+ * choice after the first model loaded throws (ggml registers backends once per process).
+ */
+export function configureBackends(options: BackendOptions): void {
+  checkOptions(options, BACKEND_OPTIONS, "backends");
+  const next = { gpu: options.gpu, vulkanDevices: options.vulkanDevices ? [...options.vulkanDevices] : undefined };
+  if (loading && !sameBackends(backendOptions, next))
+    throw new OptionRangeError(
+      "backends",
+      "the GPU backends are chosen once per process, before the first model loads: call configureBackends() " +
+        `first (in use: ${JSON.stringify(backendOptions)}, asked: ${JSON.stringify(next)})`,
+    );
+  backendOptions = next;
+}
+
 async function initialise(logLevel: LogLevel): Promise<NativeAddon> {
   const require = createRequire(import.meta.url);
   const mod = require(addonPath()) as NativeAddon;
   libDirUsed = mod.init({ libDir: await llamaLibDir(), logLevel: LOG_LEVELS[logLevel] });
-  gpuStatus = await loadGpuBackends(mod, parseGpuPreference(process.env.MINEDRAFT_GPU));
+  // ggml-vulkan reads its device list from the environment when it registers, and nowhere else
+  if (backendOptions.vulkanDevices) process.env.GGML_VK_VISIBLE_DEVICES = backendOptions.vulkanDevices.join(",");
+  const preference =
+    backendOptions.gpu ?? (backendOptions.vulkanDevices ? "vulkan" : parseGpuPreference(process.env.MINEDRAFT_GPU));
+  gpuStatus = await loadGpuBackends(mod, preference);
   addon = mod;
   return mod;
 }

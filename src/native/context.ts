@@ -4,7 +4,16 @@ import { checkOptions, integer, OptionRangeError, type Schema } from "../common/
 import type { LlamaModel } from "./model.js";
 import { loadAddon } from "./addon.js";
 import { draftSpecs, numberList, snapshot, verifySpecs } from "./args.js";
-import type { RawBatch, RawContext, RawContextInfo, RawContextOptions, RawDraftSpec, RawVerifySpec } from "./types.js";
+import { kvFitProblem } from "./device-fit.js";
+import type {
+  NativeAddon,
+  RawBatch,
+  RawContext,
+  RawContextInfo,
+  RawContextOptions,
+  RawDraftSpec,
+  RawVerifySpec,
+} from "./types.js";
 
 /** See ContextOptions.spinMicros. */
 export const DEFAULT_SPIN_MICROS = 250;
@@ -65,6 +74,25 @@ const CONTEXT_OPTIONS: Schema = {
   rowThreads: integer(0, MAX_THREADS),
 };
 
+/** Why the model's device cannot hold this KV cache (device-fit.ts), or undefined. */
+function kvProblem(addon: NativeAddon, model: LlamaModel, cells: number, streams: number): string | undefined {
+  if (model.device === "cpu") return undefined;
+  const all = addon.devices();
+  const gpus = all.filter((d) => d.type !== "cpu");
+  // no device named: llama.cpp's default, every layer on the GPU (several: split, which this check does not model)
+  const device =
+    model.device === undefined ? (gpus.length === 1 ? gpus[0] : undefined) : all.find((d) => d.name === model.device);
+  if (!device) return undefined;
+  const { nLayer, nEmbd, nHead, nHeadKv, architecture, meta } = model.info;
+  const head = (key: string) => Number(meta[`${architecture}.attention.${key}`]) || nEmbd / nHead;
+  const gpuLayers = model.gpuLayers === undefined || model.gpuLayers < 0 ? nLayer : Math.min(model.gpuLayers, nLayer);
+  return kvFitProblem(
+    device,
+    { layers: gpuLayers, nEmbdK: head("key_length") * nHeadKv, nEmbdV: head("value_length") * nHeadKv, cells, streams },
+    (ne) => addon.deviceHoldsTensor(device.name, "f16", ne),
+  );
+}
+
 export class LlamaContext {
   private constructor(
     readonly raw: RawContext,
@@ -106,6 +134,8 @@ export class LlamaContext {
       rowThreads: options.rowThreads ?? 0,
     };
     const addon = await loadAddon();
+    const problem = kvProblem(addon, model, perSeq * sequences, unified ? 1 : sequences);
+    if (problem) throw new OptionRangeError("contextSize", problem);
     return new LlamaContext(await addon.createContext(model.raw, raw), model);
   }
 

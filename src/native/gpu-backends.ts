@@ -36,9 +36,9 @@ export async function loadGpuBackends(addon: NativeAddon, preference: GpuPrefere
   for (const c of gpuBackendCandidates() as Candidate[]) {
     const status: GpuBackendStatus = { backend: c.backend, package: c.pkg, loaded: false, devices: 0 };
     statuses.push(status);
-    if (preference === "off") status.reason = "GPU backends disabled (MINEDRAFT_GPU=off)";
+    if (preference === "off") status.reason = "GPU backends turned off (--gpu off / MINEDRAFT_GPU=off)";
     else if (preference !== "auto" && preference !== c.backend)
-      status.reason = `not requested (MINEDRAFT_GPU=${preference})`;
+      status.reason = `not requested (the GPU backend asked for is ${preference})`;
     else if (found) status.reason = "another GPU backend is in use";
     else if (!c.path) status.reason = `${c.pkg} is not installed`;
     else {
@@ -47,7 +47,12 @@ export async function loadGpuBackends(addon: NativeAddon, preference: GpuPrefere
         status.loaded = true;
         status.devices = r.devices;
         if (r.devices > 0) found = true;
-        else status.reason = "loaded, but it found no device";
+        else
+          status.reason =
+            c.backend === "vulkan"
+              ? "loaded, but it found no device (ggml uses discrete and integrated GPUs only; a CPU-type device " +
+                "such as Mesa's llvmpipe is used when named: --vulkan-devices 0, or configureBackends({ vulkanDevices: [0] }))"
+              : "loaded, but it found no device";
       } catch (e) {
         status.reason = e instanceof Error ? e.message : String(e);
       }

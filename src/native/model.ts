@@ -31,6 +31,8 @@ export class LlamaModel {
      * GPUs if there are any
      */
     readonly device: string | undefined,
+    /** layers offloaded as asked (undefined or -1: all) */
+    readonly gpuLayers: number | undefined,
   ) {}
 
   static async load(path: string, options: LoadModelOptions = {}): Promise<LlamaModel> {
@@ -63,6 +65,7 @@ export class LlamaModel {
       { ...info, path, quantization: dominantType(header), fileSize: header.fileSize },
       addon,
       device,
+      options.gpuLayers,
     );
   }
 

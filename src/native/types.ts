@@ -155,6 +155,8 @@ export interface NativeAddon {
   setLogLevel(level: number): void;
   loadBackend(path: string): { name: string; devices: number };
   devices(): DeviceInfo[];
+  /** whether the device can run graphs over a tensor of this type and shape in its own buffers */
+  deviceHoldsTensor(device: string, type: "f16" | "f32", ne: readonly number[]): boolean;
   systemInfo(): string;
   hardwareConcurrency: number;
   loadModel(path: string, options?: { gpuLayers?: number; device?: string; mmap?: boolean }): Promise<RawModel>;

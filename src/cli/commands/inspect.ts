@@ -1,12 +1,13 @@
 // `minedraft inspect`: what a GGUF model is, whether a draft fits a target, and which devices llama.cpp sees.
 import { Command, Option } from "commander";
-import { LlamaModel, devices, gpuBackendStatus, type LogLevel } from "../../index.js";
+import { configureBackends, LlamaModel, devices, gpuBackendStatus, type LogLevel } from "../../index.js";
+import { addBackendOptions, type BackendFlags, backendsFromFlags } from "../backend-flags.js";
 import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
 import { LOG_LEVELS } from "../engine-flags.js";
 import { bytes, count, textTable } from "../format.js";
 import { modelFile } from "../model-source.js";
 
-interface InspectFlags {
+interface InspectFlags extends BackendFlags {
   devices?: boolean;
   json?: boolean;
   logLevel: LogLevel;
@@ -24,6 +25,7 @@ export function inspectCommand(): Command {
     .option("--devices", "list the backends and devices llama.cpp found")
     .option("--json", "print JSON")
     .addOption(new Option("--log-level <level>", "llama.cpp log level").choices(LOG_LEVELS).default("error"));
+  addBackendOptions(cmd);
   addVerboseOption(cmd);
   configureCommand(cmd, "minedraft inspect");
   return cmd.action((model: string | undefined, draft: string | undefined, flags: InspectFlags, command: Command) =>
@@ -76,6 +78,8 @@ async function runInspect(
   cmd: Command,
 ): Promise<void> {
   if (!modelArg && !flags.devices) usageError(cmd, "give a model to inspect, or --devices");
+  const backends = backendsFromFlags(flags);
+  if (backends) configureBackends(backends);
   const loaded: LlamaModel[] = [];
   try {
     const load = async (source: string, role: string) => {
