@@ -136,7 +136,7 @@ describe("help", () => {
       ],
     ],
     [["demo"], ["--preset", "--quick", "MINEDRAFT_DEMO_QUICK"]],
-    [["inspect"], ["[model]", "[draft]", "--devices", "--json"]],
+    [["inspect"], ["[model]", "[draft]", "--devices", "--json", "--gpu", "--vulkan-devices"]],
     [["synth"], ["--out", "--preset", "--vocab", "--eps", "--dtype", "--seed", "tinyllama"]],
   ];
   for (const [command, mentions] of cases) {
@@ -171,6 +171,13 @@ describe("bad usage exits 2 with a one-line message", () => {
     ["bench sd without a draft", ["bench", "--model", "m.gguf", "--modes", "sd"], /draft/],
     ["synth without --out", ["synth"], /--out/],
     ["inspect without a model", ["inspect"], /model/],
+    ["unknown GPU backend", ["inspect", "--devices", "--gpu", "metal9"], /--gpu.*metal9/],
+    ["bad Vulkan device list", ["inspect", "--devices", "--vulkan-devices", "0,x"], /--vulkan-devices.*device indices/],
+    [
+      "repeated Vulkan device",
+      ["generate", "--model", "m.gguf", "--prompt", "hi", "--vulkan-devices", "1,1"],
+      /distinct/,
+    ],
     ["unknown command", ["frobnicate"], /unknown command/],
   ];
   for (const [name, args, pattern] of cases) {

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine, type CreateEngineOptions, type MinedraftEngine } from "../../src/create-engine.js";
 import { AbortError } from "../../src/engine/errors.js";
 import type { Mode } from "../../src/engine/types.js";
-import { loadAddon } from "../../src/native/addon.js";
 import { LlamaContext } from "../../src/native/context.js";
 import { LlamaModel } from "../../src/native/model.js";
+import { chiSquareFit, nextTokenDistribution } from "../helpers/distribution.js";
 import { tinyPair } from "../helpers/models.js";
 
 const PROMPTS = [
@@ -182,43 +182,17 @@ describe("lossless greedy decoding on llama.cpp", () => {
   });
 });
 
-// Chi-square critical values at alpha = 0.001.
-const CHI2_CRIT: Record<number, number> = { 4: 18.47, 5: 20.52, 6: 22.46, 7: 24.32 };
-
 describe("stochastic psd preserves the target's distribution", () => {
   const prompt = "The meaning of life is";
   const temperature = 1.5;
   let p: Float32Array;
 
   beforeAll(async () => {
-    const addon = await loadAddon();
-    const ctx = await LlamaContext.create(targetModel, { contextSize: 64, sequences: 1, threads: 2 });
-    const toks = targetModel.tokenize(prompt);
-    const logits = await ctx.decode({ tokens: toks, pos: toks.map((_, i) => i), seq: toks.map(() => 0) });
-    await ctx.dispose();
-    p = addon.sampling.filteredDist(logits, { temperature, topK: 0, topP: 1 });
+    p = await nextTokenDistribution(targetModel, prompt, temperature);
   });
-
-  function chiSquare(samples: number[], bins: number[]): { stat: number; df: number } {
-    const probs = bins.map((t) => p[t]);
-    probs.push(1 - probs.reduce((a, b) => a + b, 0));
-    const counts = new Array(probs.length).fill(0);
-    for (const s of samples) {
-      const i = bins.indexOf(s);
-      counts[i < 0 ? bins.length : i]++;
-    }
-    let stat = 0;
-    probs.forEach((pr, i) => {
-      const e = pr * samples.length;
-      stat += (counts[i] - e) ** 2 / e;
-    });
-    return { stat, df: probs.length - 1 };
-  }
 
   for (const draftTemperature of [temperature, 0.6]) {
     it(`first token ~ p (draft temperature ${draftTemperature})`, async () => {
-      const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a]);
-      const bins = order.slice(0, 6).filter((t) => p[t] * 1200 >= 10);
       const samples = await withEngine("psd", 8, 3, (e) =>
         Promise.all(
           Array.from({ length: 1200 }, (_, i) =>
@@ -228,8 +202,8 @@ describe("stochastic psd preserves the target's distribution", () => {
           ),
         ),
       );
-      const { stat, df } = chiSquare(samples, bins);
-      expect(stat, `chi2 ${stat.toFixed(1)} on ${df} df`).toBeLessThan(CHI2_CRIT[df]);
+      const fit = chiSquareFit(samples, p);
+      expect(fit.stat, fit.message).toBeLessThan(fit.critical);
     });
   }
 

@@ -2,9 +2,9 @@
 // greedy output identical to ar, the first sampled token distributed as p, and the native one-hot q.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine, type CreateEngineOptions } from "../../src/create-engine.js";
-import { loadAddon } from "../../src/native/addon.js";
 import { LlamaContext } from "../../src/native/context.js";
 import { LlamaModel } from "../../src/native/model.js";
+import { chiSquareFit, nextTokenDistribution } from "../helpers/distribution.js";
 import { tinyPair } from "../helpers/models.js";
 
 const PROMPTS = [
@@ -16,8 +16,6 @@ const PROMPTS = [
   "Hello",
 ];
 const MAX_TOKENS = 48;
-/** chi-square critical values at p = 0.001 */
-const CHI2_CRIT: Record<number, number> = { 3: 16.27, 4: 18.47, 5: 20.52, 6: 22.46, 7: 24.32 };
 
 let target: LlamaModel;
 
@@ -78,12 +76,8 @@ describe("sampled ngram drafts preserve the target's distribution", () => {
   let toks: number[];
 
   beforeAll(async () => {
-    const addon = await loadAddon();
-    const ctx = await LlamaContext.create(target, { contextSize: 64, sequences: 1, threads: 1 });
     toks = target.tokenize(prompt);
-    const logits = await ctx.decode({ tokens: toks, pos: toks.map((_, i) => i), seq: toks.map(() => 0) });
-    await ctx.dispose();
-    p = addon.sampling.filteredDist(logits, { temperature, topK: 0, topP: 1 });
+    p = await nextTokenDistribution(target, prompt, temperature);
   });
 
   it("first token ~ p", async () => {
@@ -107,19 +101,8 @@ describe("sampled ngram drafts preserve the target's distribution", () => {
     } finally {
       await e.close();
     }
-    const order = Array.from(p.keys()).sort((a, b) => p[b]! - p[a]!);
-    const bins = order.slice(0, 6).filter((t) => p[t]! * N >= 10);
-    const probs = bins.map((t) => p[t]!);
-    probs.push(1 - probs.reduce((a, b) => a + b, 0));
-    const counts = new Array<number>(probs.length).fill(0);
-    for (const s of samples) {
-      const i = bins.indexOf(s);
-      counts[i < 0 ? bins.length : i]!++;
-    }
-    let stat = 0;
-    probs.forEach((pr, i) => (stat += (counts[i]! - pr * N) ** 2 / (pr * N)));
-    const df = probs.length - 1;
-    expect(stat, `chi2 ${stat.toFixed(1)} on ${df} df`).toBeLessThan(CHI2_CRIT[df]!);
+    const fit = chiSquareFit(samples, p);
+    expect(fit.stat, fit.message).toBeLessThan(fit.critical);
   });
 
   it("native one-hot q: p(d) as the target's, and the residual never samples d", async () => {
