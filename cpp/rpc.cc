@@ -1,8 +1,11 @@
 #include "rpc.h"
 
 #include <ggml-backend.h>
+#include <ggml.h>
 #include <ggml-rpc.h>
 
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <string>
@@ -20,6 +23,23 @@ AddServerFn FindAddServer() {
   ggml_backend_reg_t rpc = ggml_backend_reg_by_name("RPC");
   if (!rpc) return nullptr;
   return (AddServerFn)ggml_backend_reg_get_proc_address(rpc, "ggml_backend_rpc_add_server");
+}
+
+// ggml's RPC client aborts the process when a server is lost mid-run (RPC_STATUS_ASSERT in ggml-rpc.cpp) and
+// its message does not say which server: name them on the way out. Installed only once a server is added.
+char g_servers[1024] = "";
+ggml_abort_callback_t g_previous_abort = nullptr;
+
+void OnAbort(const char* message) {
+  if (g_previous_abort) {
+    g_previous_abort(message);
+  } else {
+    std::fprintf(stderr, "%s\n", message);
+  }
+  std::fprintf(stderr,
+               "minedraft: ggml aborted with RPC servers in use (%s); its RPC client ends the process when a "
+               "server is lost or answers badly\n",
+               g_servers);
 }
 
 Napi::Value RpcSupported(const Napi::CallbackInfo& info) {
@@ -44,7 +64,12 @@ Napi::Value AddRpcServer(const Napi::CallbackInfo& info) {
     throw Napi::Error::New(env, "RPC server " + endpoint + " has no device" + (why.empty() ? "" : ": " + why));
   }
   // ggml returns the same reg for an endpoint added again: registering it twice would list its devices twice
-  if (registered.insert(reg).second) ggml_backend_register(reg);
+  if (registered.insert(reg).second) {
+    ggml_backend_register(reg);
+    const size_t used = std::strlen(g_servers);
+    std::snprintf(g_servers + used, sizeof(g_servers) - used, "%s%s", used ? ", " : "", endpoint.c_str());
+    if (registered.size() == 1) g_previous_abort = ggml_set_abort_callback(OnAbort);
+  }
   Napi::Object o = Napi::Object::New(env);
   o.Set("name", ggml_backend_reg_name(reg));
   const size_t n = ggml_backend_reg_dev_count(reg);
