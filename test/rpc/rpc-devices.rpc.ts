@@ -10,7 +10,7 @@ import { createEngine, type CreateEngineOptions } from "../../src/create-engine.
 import type { Mode } from "../../src/engine/types.js";
 import { configureBackends, loadAddon, rpcServerStatus } from "../../src/native/addon.js";
 import { probeRpcServer } from "../../src/native/rpc.js";
-import { cliPath, ensureBuilt, repoRoot, runCli } from "../cli/helpers.js";
+import { ensureBuilt, repoRoot, runCli } from "../cli/helpers.js";
 import { tinyPair } from "../helpers/models.js";
 
 const BUILD = "npm run build:source -- --gpu cpu --rpc";
@@ -54,9 +54,13 @@ let rpcDevice: string;
 
 beforeAll(async () => {
   if (!existsSync(RPC_SERVER)) throw new Error(`test:rpc needs ${RPC_SERVER}, which is missing: run ${BUILD}`);
-  const addon = await loadAddon();
-  if (!addon.rpcSupported()) throw new Error(`test:rpc needs the addon linked to an RPC build: run ${BUILD}`);
   pair = await tinyPair();
+  // the RPC servers are added when the addon loads: this process's server first (a build without RPC fails here,
+  // with the build command)
+  local = await startRpcServer();
+  configureBackends({ rpc: [local.endpoint] });
+  await loadAddon();
+  rpcDevice = rpcServerStatus()[0]!.devices[0]!;
   ensureBuilt();
 });
 
@@ -65,7 +69,7 @@ afterAll(() => {
 });
 
 describe("RPC devices on loopback", () => {
-  // first, while no client of this process holds a server: each server serves one client at a time
+  // each server serves one client at a time: the CLI runs get servers of their own
   it("inspect --devices --rpc lists the server's device with its memory", async () => {
     const s = await startRpcServer();
     const r = await runCli(["inspect", "--devices", "--json", "--rpc", s.endpoint]);
@@ -94,13 +98,6 @@ describe("RPC devices on loopback", () => {
   });
 
   describe("in this process", () => {
-    beforeAll(async () => {
-      local = await startRpcServer();
-      configureBackends({ rpc: [local.endpoint] });
-      await loadAddon();
-      rpcDevice = rpcServerStatus()[0]!.devices[0]!;
-    });
-
     const run = async (mode: Mode, extra: Partial<CreateEngineOptions>) => {
       const e = await createEngine({
         mode,
