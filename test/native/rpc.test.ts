@@ -3,6 +3,7 @@
 import { createServer, type Server } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { configureBackends, loadAddon } from "../../src/index.js";
+import { rankGpus, resolvePlacement } from "../../src/native/placement.js";
 import {
   addRpcServers,
   checkRpcList,
@@ -147,5 +148,40 @@ describe("rpc server probe", () => {
       addon.rpcSupported() ? `RPC server ${endpoint} cannot be reached` : RPC_BUILD_HINT,
     );
     expect(addon.rpcProtocol.major).toBe(PROTO.major);
+  });
+});
+
+describe("RPC devices in the default placement", () => {
+  const rpc0 = {
+    name: "RPC0",
+    description: "127.0.0.1:50052",
+    type: "gpu" as const,
+    backend: "RPC",
+    memoryFree: 8e10,
+    memoryTotal: 8e10,
+  };
+  const cpu = {
+    name: "CPU",
+    description: "cpu",
+    type: "cpu" as const,
+    backend: "CPU",
+    memoryFree: 1e10,
+    memoryTotal: 1e10,
+  };
+  const cuda = {
+    name: "CUDA0",
+    description: "gpu",
+    type: "gpu" as const,
+    backend: "CUDA",
+    memoryFree: 1e10,
+    memoryTotal: 1e10,
+  };
+
+  it("are never chosen by default, only when named", () => {
+    expect(rankGpus([cpu, rpc0, cuda]).map((d) => d.name)).toEqual(["CUDA0"]);
+    const r = resolvePlacement([cpu, rpc0], { hasDraft: true, overlapped: true });
+    expect([r.targetDevice, r.draftDevice]).toEqual(["cpu", "cpu"]);
+    const named = resolvePlacement([cpu, rpc0], { draft: "RPC0", hasDraft: true, overlapped: true });
+    expect([named.targetDevice, named.draftDevice]).toEqual(["cpu", "RPC0"]);
   });
 });
