@@ -8,7 +8,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine, type CreateEngineOptions } from "../../src/create-engine.js";
 import type { Mode } from "../../src/engine/types.js";
-import { configureBackends, loadAddon, rpcServerStatus } from "../../src/native/addon.js";
+import { configureBackends, loadAddon, rpcServerStatus } from "../../src/index.js";
 import { probeRpcServer } from "../../src/native/rpc.js";
 import { ensureBuilt, repoRoot, runCli } from "../cli/helpers.js";
 import { tinyPair } from "../helpers/models.js";
