@@ -80,9 +80,12 @@ export function probeRpcServer(
   return new Promise((resolve, reject) => {
     const socket = new Socket();
     let got = Buffer.alloc(0);
-    const done = (error: Error | null, version?: { major: number; minor: number; patch: number }) => {
+    const done = (error: Error | null, version?: { major: number; minor: number; patch: number }, reset = false) => {
       clearTimeout(timer);
-      socket.destroy();
+      // A busy server still holds the HELLO in its queue: a plain close would have it answer into a closed
+      // socket later, and rpc-server dies of the SIGPIPE. A reset discards the HELLO with the connection.
+      if (reset && !socket.destroyed && socket.readyState === "open") socket.resetAndDestroy();
+      else socket.destroy();
       if (error) reject(error);
       else resolve(version!);
     };
@@ -93,6 +96,8 @@ export function probeRpcServer(
             `RPC server ${endpoint} did not answer within ${timeoutMs} ms (down, busy with another client, ` +
               "or not a ggml rpc-server)",
           ),
+          undefined,
+          true,
         ),
       timeoutMs,
     );

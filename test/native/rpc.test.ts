@@ -20,10 +20,14 @@ afterEach(() => {
   for (const s of servers.splice(0)) s.close();
 });
 
+/** How the fake servers' connections ended: "reset" (ECONNRESET) or "closed". */
+const endings: string[] = [];
+
 /** A TCP server on a free loopback port that answers a HELLO with `reply` (or never, when null). */
 async function fakeServer(reply: Buffer | null): Promise<string> {
   const server = createServer((sock) => {
-    sock.on("error", () => {});
+    sock.on("error", (e: NodeJS.ErrnoException) => endings.push(e.code === "ECONNRESET" ? "reset" : String(e.code)));
+    sock.on("end", () => endings.push("closed"));
     sock.once("data", () => {
       if (reply) sock.write(reply);
     });
@@ -110,6 +114,9 @@ describe("rpc server probe", () => {
       new RegExp(`RPC server ${endpoint} did not answer within 300 ms`),
     );
     expect(Date.now() - t0).toBeLessThan(2000);
+    // reset, not closed: a busy rpc-server answers a queued HELLO later, and a closed socket kills it (SIGPIPE)
+    await new Promise((r) => setTimeout(r, 100));
+    expect(endings.at(-1)).toBe("reset");
   });
 
   it("accepts the protocol version it speaks and refuses another", async () => {

@@ -137,6 +137,25 @@ describe("RPC devices on loopback", () => {
       expect(r.tokens).toEqual(reference);
     });
 
+    it("a server busy with this process is an error for another one, after the probe's time-out", async () => {
+      const e = await createEngine({
+        mode: "sd",
+        contextSize: 256,
+        target: { model: pair.target, device: "cpu", threads: 1 },
+        draft: { model: pair.draft, device: rpcDevice, threads: 1 },
+      });
+      try {
+        const t0 = Date.now();
+        const r = await runCli(["inspect", "--devices", "--rpc", local.endpoint]);
+        expect(r.signal).toBeNull();
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(`RPC server ${local.endpoint} did not answer within 5000 ms`);
+        expect(Date.now() - t0).toBeLessThan(20_000);
+      } finally {
+        await e.close();
+      }
+    });
+
     it.each(["sd", "psd"] as const)("%s with the target's last layer on the RPC device matches ar", async (mode) => {
       const r = await run(mode, { target: { model: pair.target, device: rpcDevice, gpuLayers: 1, threads: 1 } });
       expect(r.placement.targetDevice).toBe(rpcDevice);
