@@ -1,6 +1,6 @@
-// Models on RPC devices (npm run test:rpc): ggml rpc-servers on loopback, the draft (or part of the target)
-// on one, greedy sd/psd token-identical to target-only ar on the CPU; inspect --devices lists them; a server
-// killed mid-run ends the client the way ggml's RPC client does (an abort, naming the server), never a hang.
+// Models on RPC devices (npm run test:rpc): ggml rpc-servers on loopback, the draft, the target or part of the
+// target on one, greedy sd/psd token-identical to target-only ar on the CPU; inspect --devices lists them; a
+// server killed mid-run ends the client the way ggml's RPC client does (an abort, naming the server), not a hang.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
@@ -154,6 +154,12 @@ describe("RPC devices on loopback", () => {
       } finally {
         await e.close();
       }
+    });
+
+    it("psd with the whole target on the RPC device and the draft on the CPU matches ar", async () => {
+      const r = await run("psd", { target: { model: pair.target, device: rpcDevice, threads: 1 } });
+      expect(r.placement.targetDevice).toBe(rpcDevice);
+      expect(r.tokens).toEqual(reference);
     });
 
     it.each(["sd", "psd"] as const)("%s with the target's last layer on the RPC device matches ar", async (mode) => {
