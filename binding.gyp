@@ -26,6 +26,7 @@
         "cpp/addon.cc",
         "cpp/common.cc",
         "cpp/backend.cc",
+        "cpp/rpc.cc",
         "cpp/model.cc",
         "cpp/sampling.cc",
         "cpp/sampling_js.cc",

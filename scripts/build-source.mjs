@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// npm run build:source -- --gpu cpu|cuda|metal|vulkan [--cuda-arch 90] [--jobs N]
+// npm run build:source -- --gpu cpu|cuda|metal|vulkan [--cuda-arch 90] [--jobs N] [--rpc]
 // Builds llama.cpp from node-llama-cpp's bundled source with cmake-js into build-source/lib, then
 // rebuilds the addon, which links those libraries from then on (delete build-source/ to go back to
-// the prebuilt ones and run npm run build:addon).
+// the prebuilt ones and run npm run build:addon). --rpc adds ggml's RPC client backend (models on
+// devices of other machines, docs/scaling.md) and build-source/lib/rpc-server, which serves them.
 import { execFileSync } from "node:child_process";
 import { cpus } from "node:os";
 import { mkdirSync, rmSync } from "node:fs";
@@ -23,6 +24,7 @@ const GPU_FLAGS = {
   metal: ["--CDGGML_METAL=ON", "--CDGGML_METAL_EMBED_LIBRARY=ON"],
   vulkan: ["--CDGGML_VULKAN=ON"],
 };
+const rpc = args.includes("--rpc");
 if (!GPU_FLAGS[gpu]) {
   console.error(`build:source: --gpu must be one of ${Object.keys(GPU_FLAGS).join(", ")}, got ${gpu}`);
   process.exit(2);
@@ -33,8 +35,10 @@ rmSync(path.join(root, "build-source", "lib"), { recursive: true, force: true })
 mkdirSync(path.join(root, "build-source", "lib"), { recursive: true });
 const cmakeJs = path.join(root, "node_modules", "cmake-js", "bin", "cmake-js");
 const jobs = opt("jobs", String(cpus().length));
-console.error(`build:source: building llama.cpp (${gpu}) with ${jobs} jobs into build-source/lib`);
-const common = ["--directory", root, "--out", path.join("build-source", "cmake"), ...GPU_FLAGS[gpu]];
+console.error(`build:source: building llama.cpp (${gpu}${rpc ? ", rpc" : ""}) with ${jobs} jobs into build-source/lib`);
+// GGML_RPC is set either way, so a build without --rpc in an existing folder drops the RPC backend.
+const rpcFlag = `--CDGGML_RPC=${rpc ? "ON" : "OFF"}`;
+const common = ["--directory", root, "--out", path.join("build-source", "cmake"), ...GPU_FLAGS[gpu], rpcFlag];
 // configure every time, so a different --gpu takes effect in an existing build folder. cmake-js
 // downloads Node's headers from nodejs.org for every project except a Node-API addon, which
 // package.json declares (binary.napi_versions): this build needs no Node headers, and offline the

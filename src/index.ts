@@ -25,11 +25,13 @@ export {
   loadAddon,
   setLogLevel,
   gpuBackendStatus,
+  rpcServerStatus,
   configureBackends,
   type BackendOptions,
   type LogLevel,
 } from "./native/addon.js";
 export type { GpuBackendStatus, GpuPreference } from "./native/gpu-backends.js";
+export type { RpcServerStatus } from "./native/rpc.js";
 export { defaultPlacement, type DevicePlacement } from "./native/placement.js";
 export { readGgufHeader, GgufError } from "./native/gguf.js";
 export { defaultThreads, coreCount } from "./native/threads.js";

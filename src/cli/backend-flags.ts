@@ -1,10 +1,21 @@
-// --gpu and --vulkan-devices: which GPU backend loads and which Vulkan devices it uses (process-wide).
+// --gpu and --vulkan-devices: which GPU backend loads and which Vulkan devices it uses (process-wide);
+// --rpc: the devices of ggml rpc-servers, added as RPC0, RPC1, ... for --device / --draft-device.
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { BackendOptions, GpuPreference } from "../index.js";
+import { checkRpcList } from "../native/rpc.js";
 
 export interface BackendFlags {
   gpu?: GpuPreference;
   vulkanDevices?: number[];
+  rpc?: string[];
+  rpcAllowRemote?: boolean;
+}
+
+function rpcList(value: string): string[] {
+  const list = value.split(",").map((s) => s.trim());
+  if (checkRpcList(list) !== null)
+    throw new InvalidArgumentError("expected distinct HOST:PORT endpoints, e.g. 127.0.0.1:50052 or h1:50052,h2:50052");
+  return list;
 }
 
 function deviceIndexList(value: string): number[] {
@@ -27,12 +38,23 @@ export function addBackendOptions(cmd: Command): Command {
       "Vulkan devices to use, by index (vulkaninfo --summary); also CPU-type ones such as Mesa's llvmpipe, " +
         "which ggml skips by default (the GPU code path on a machine without a GPU)",
       deviceIndexList,
+    )
+    .option(
+      "--rpc <list>",
+      "ggml rpc-servers (HOST:PORT,...) whose devices become RPC0, RPC1, ... for --device / --draft-device " +
+        "(needs npm run build:source -- --rpc; docs/scaling.md)",
+      rpcList,
+    )
+    .option(
+      "--rpc-allow-remote",
+      "accept --rpc servers that are not on this machine: the RPC protocol is unauthenticated and unencrypted",
     );
 }
 
 export function backendsFromFlags(flags: BackendFlags): BackendOptions | undefined {
-  if (flags.gpu === undefined && flags.vulkanDevices === undefined) return undefined;
+  if (flags.gpu === undefined && flags.vulkanDevices === undefined && flags.rpc === undefined) return undefined;
   return {
+    ...(flags.rpc !== undefined ? { rpc: flags.rpc, ...(flags.rpcAllowRemote ? { rpcAllowRemote: true } : {}) } : {}),
     ...(flags.gpu !== undefined ? { gpu: flags.gpu } : {}),
     ...(flags.vulkanDevices !== undefined ? { vulkanDevices: flags.vulkanDevices } : {}),
   };

@@ -14,6 +14,8 @@ const FLAG_OF_OPTION: Record<string, string> = {
   "draft.gpuLayers": "--draft-gpu-layers",
   "target.device": "--device",
   "draft.device": "--draft-device",
+  rpc: "--rpc",
+  "backends.rpc": "--rpc",
   contextSize: "--ctx-size",
   batchSize: "--batch-size",
   draftTokens: "-k",

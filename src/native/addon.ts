@@ -6,6 +6,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { checkOptions, OptionRangeError, type Schema } from "../common/validate.js";
 import { type GpuBackendStatus, type GpuPreference, loadGpuBackends, parseGpuPreference } from "./gpu-backends.js";
+import { addRpcServers, checkRpcList, checkRpcRemote, type RpcServerStatus } from "./rpc.js";
 import type { NativeAddon } from "./types.js";
 import { addonPath as findAddon } from "./binaries.mjs";
 import { libDir } from "./llama-paths.mjs";
@@ -18,6 +19,7 @@ const LOG_LEVELS: Record<LogLevel, number> = { silent: 0, error: 1, warn: 2, inf
 let addon: NativeAddon | undefined;
 let libDirUsed: string | undefined;
 let gpuStatus: GpuBackendStatus[] = [];
+let rpcStatus: RpcServerStatus[] = [];
 
 function addonPath(): string {
   // An alternative build of the addon (e.g. the AddressSanitizer build of scripts/asan-check.sh).
@@ -48,6 +50,13 @@ export interface BackendOptions {
    * (a software rasteriser ggml skips) is used: it runs the GPU code path on a machine without a GPU.
    */
   vulkanDevices?: readonly number[];
+  /**
+   * ggml rpc-servers (HOST:PORT) whose devices are added as RPC0, RPC1, ... in this order, for a model's
+   * `device` (docs/scaling.md). Needs a build with the RPC backend: npm run build:source -- --rpc.
+   */
+  rpc?: readonly string[];
+  /** accept rpc servers that are not on a loopback address (the protocol is unauthenticated and unencrypted) */
+  rpcAllowRemote?: boolean;
 }
 
 export const BACKEND_OPTIONS: Schema = {
@@ -62,12 +71,20 @@ export const BACKEND_OPTIONS: Schema = {
           ? "range"
           : null,
   },
+  rpc: {
+    kind: "custom",
+    expected: 'an array of distinct HOST:PORT strings, e.g. ["127.0.0.1:50052"]',
+    check: checkRpcList,
+  },
+  rpcAllowRemote: { kind: "boolean" },
 };
 
 let backendOptions: BackendOptions = {};
 
 const sameBackends = (a: BackendOptions, b: BackendOptions) =>
-  a.gpu === b.gpu && String(a.vulkanDevices ?? "") === String(b.vulkanDevices ?? "");
+  a.gpu === b.gpu &&
+  String(a.vulkanDevices ?? "") === String(b.vulkanDevices ?? "") &&
+  String(a.rpc ?? "") === String(b.rpc ?? "");
 
 /**
  * Chooses the GPU backends before the addon loads. Calling it again with the same choice is fine; a different
@@ -75,7 +92,12 @@ const sameBackends = (a: BackendOptions, b: BackendOptions) =>
  */
 export function configureBackends(options: BackendOptions): void {
   checkOptions(options, BACKEND_OPTIONS, "backends");
-  const next = { gpu: options.gpu, vulkanDevices: options.vulkanDevices ? [...options.vulkanDevices] : undefined };
+  if (options.rpc) checkRpcRemote(options.rpc, options.rpcAllowRemote === true);
+  const next = {
+    gpu: options.gpu,
+    vulkanDevices: options.vulkanDevices ? [...options.vulkanDevices] : undefined,
+    ...(options.rpc?.length ? { rpc: [...options.rpc] } : {}),
+  };
   if (loading && !sameBackends(backendOptions, next))
     throw new OptionRangeError(
       "backends",
@@ -93,6 +115,8 @@ async function initialise(logLevel: LogLevel): Promise<NativeAddon> {
   if (backendOptions.vulkanDevices) process.env.GGML_VK_VISIBLE_DEVICES = backendOptions.vulkanDevices.join(",");
   const preference =
     backendOptions.gpu ?? (backendOptions.vulkanDevices ? "vulkan" : parseGpuPreference(process.env.MINEDRAFT_GPU));
+  // RPC first: a server that is down fails here before any GPU backend loads, so a retry loads nothing twice
+  rpcStatus = await addRpcServers(mod, backendOptions.rpc ?? []);
   gpuStatus = await loadGpuBackends(mod, preference);
   addon = mod;
   return mod;
@@ -114,6 +138,11 @@ export function setLogLevel(level: LogLevel): void {
   if (n === undefined)
     throw new RangeError(`logLevel must be one of ${Object.keys(LOG_LEVELS).join(", ")}, got ${String(level)}`);
   addon?.setLogLevel(n);
+}
+
+/** The RPC servers whose devices were added (configureBackends' rpc). */
+export function rpcServerStatus(): RpcServerStatus[] {
+  return rpcStatus;
 }
 
 /** What became of node-llama-cpp's prebuilt GPU backends (loaded, or why not). */

@@ -25,11 +25,14 @@ export interface ResolvedPlacement extends DevicePlacement {
   defaulted: { target: boolean; draft: boolean };
 }
 
-/** GPUs by preference: discrete before integrated, then by memory. */
+/**
+ * Local GPUs by preference: discrete before integrated, then by memory. RPC devices (which ggml types as GPUs
+ * whatever the server runs) are left out: a model goes to another machine only when named.
+ */
 export function rankGpus(devices: readonly DeviceInfo[]): DeviceInfo[] {
   const rank = (d: DeviceInfo) => (d.type === "gpu" ? 0 : 1);
   return devices
-    .filter((d) => d.type === "gpu" || d.type === "igpu")
+    .filter((d) => (d.type === "gpu" || d.type === "igpu") && d.backend !== "RPC")
     .sort((a, b) => rank(a) - rank(b) || b.memoryTotal - a.memoryTotal);
 }
 

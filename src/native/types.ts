@@ -157,6 +157,12 @@ export interface NativeAddon {
   devices(): DeviceInfo[];
   /** whether the device can run graphs over a tensor of this type and shape in its own buffers */
   deviceHoldsTensor(device: string, type: "f16" | "f32", ne: readonly number[]): boolean;
+  /** whether the libraries have ggml's RPC backend (npm run build:source -- --rpc) */
+  rpcSupported(): boolean;
+  /** connects to a ggml rpc-server and registers its devices (ggml aborts if it is down: probe it first, rpc.ts) */
+  addRpcServer(endpoint: string): { name: string; devices: string[] };
+  /** the RPC protocol version this build speaks */
+  rpcProtocol: { major: number; minor: number };
   systemInfo(): string;
   hardwareConcurrency: number;
   loadModel(path: string, options?: { gpuLayers?: number; device?: string; mmap?: boolean }): Promise<RawModel>;

@@ -2,7 +2,8 @@
 // placement; a table on stdout, optionally every figure as JSON and an HTML report with throughput
 // bars, timelines and auto's decisions.
 import { Command, Option } from "commander";
-import { ENGINE_DEFAULTS } from "../../index.js";
+import { configureBackends, ENGINE_DEFAULTS } from "../../index.js";
+import { backendsFromFlags } from "../backend-flags.js";
 import { BUILTIN_PROMPTS } from "../../bench/prompts.js";
 import { DEFAULT_TETRIS_EXTRA, modesNeedDraft } from "../../bench/runner.js";
 import { BENCH_MODES, type BenchConfig, type BenchMode } from "../../bench/types.js";
@@ -73,6 +74,9 @@ async function runBenchCommand(flags: BenchFlags, cmd: Command): Promise<void> {
     usageError(cmd, "--tetris-extra sets TETRIS's e for mode psd-tetris: add psd-tetris to --modes");
   if (modesNeedDraft(flags.modes) && !flags.draft)
     usageError(cmd, `modes ${flags.modes.filter((m) => m !== "ar").join(", ")} need a draft model (--draft <path>)`);
+  // --gpu / --vulkan-devices / --rpc: chosen before the bench loads anything
+  const backends = backendsFromFlags(flags);
+  if (backends) configureBackends(backends);
   await withInterrupt(async (signal) => {
     const prompts = flags.prompts ? (await readPrompts(flags.prompts)).map((e) => e.prompt) : [...BUILTIN_PROMPTS];
     const target = await modelFile(flags.model!, "target", signal);

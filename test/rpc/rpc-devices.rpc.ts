@@ -1,0 +1,208 @@
+// Models on RPC devices (npm run test:rpc): ggml rpc-servers on loopback, the draft, the target or part of the
+// target on one, greedy sd/psd token-identical to target-only ar on the CPU; inspect --devices lists them; a
+// server killed mid-run ends the client the way ggml's RPC client does (an abort, naming the server), not a hang.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEngine, type CreateEngineOptions } from "../../src/create-engine.js";
+import type { Mode } from "../../src/engine/types.js";
+import { configureBackends, loadAddon, rpcServerStatus } from "../../src/index.js";
+import { probeRpcServer } from "../../src/native/rpc.js";
+import { ensureBuilt, repoRoot, runCli } from "../cli/helpers.js";
+import { tinyPair } from "../helpers/models.js";
+
+const BUILD = "npm run build:source -- --gpu cpu --rpc";
+const RPC_SERVER = path.join(repoRoot, "build-source", "lib", "rpc-server");
+const PROTO = { major: 6, minor: 0 };
+const PROMPTS = ["Once upon a time", "The capital of France is", "def fibonacci(n):", "1, 2, 3, 4,"];
+const MAX_TOKENS = 24;
+
+const running: ChildProcess[] = [];
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+  const a = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  if (!a || typeof a === "string") throw new Error("no free port");
+  return a.port;
+}
+
+/** rpc-server on a free loopback port with one thread, once it answers HELLO. */
+async function startRpcServer(): Promise<{ endpoint: string; proc: ChildProcess }> {
+  const port = await freePort();
+  const proc = spawn(RPC_SERVER, ["-H", "127.0.0.1", "-p", String(port), "-t", "1"], { stdio: "ignore" });
+  running.push(proc);
+  const endpoint = `127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await probeRpcServer(endpoint, PROTO, 2000);
+      return { endpoint, proc };
+    } catch (e) {
+      if (Date.now() > deadline || proc.exitCode !== null) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+let pair: { target: string; draft: string };
+let local: { endpoint: string; proc: ChildProcess };
+let rpcDevice: string;
+
+beforeAll(async () => {
+  if (!existsSync(RPC_SERVER)) throw new Error(`test:rpc needs ${RPC_SERVER}, which is missing: run ${BUILD}`);
+  pair = await tinyPair();
+  // the RPC servers are added when the addon loads: this process's server first (a build without RPC fails here,
+  // with the build command)
+  local = await startRpcServer();
+  configureBackends({ rpc: [local.endpoint] });
+  await loadAddon();
+  rpcDevice = rpcServerStatus()[0]!.devices[0]!;
+  ensureBuilt();
+});
+
+afterAll(() => {
+  for (const p of running) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+});
+
+describe("RPC devices on loopback", () => {
+  // each server serves one client at a time: the CLI runs get servers of their own
+  it("inspect --devices --rpc lists the server's device with its memory", async () => {
+    const s = await startRpcServer();
+    const r = await runCli(["inspect", "--devices", "--json", "--rpc", s.endpoint]);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as {
+      devices: { name: string; backend: string; description: string; memoryTotal: number }[];
+    };
+    const rpc = doc.devices.filter((d) => d.backend === "RPC");
+    expect(rpc).toEqual([expect.objectContaining({ name: "RPC0", description: s.endpoint })]);
+    expect(rpc[0]!.memoryTotal).toBeGreaterThan(0);
+    s.proc.kill("SIGKILL");
+  });
+
+  it("a server that is down is an error naming it, not an abort", async () => {
+    const port = await freePort();
+    const r = await runCli(["inspect", "--devices", "--rpc", `127.0.0.1:${port}`]);
+    expect(r.signal).toBeNull();
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`RPC server 127.0.0.1:${port} cannot be reached: ECONNREFUSED`);
+  });
+
+  it("a remote server is refused without --rpc-allow-remote", async () => {
+    const r = await runCli(["inspect", "--devices", "--rpc", "192.0.2.1:50052"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/192\.0\.2\.1:50052 is not a loopback address.*--rpc-allow-remote/);
+  });
+
+  describe("in this process", () => {
+    const run = async (mode: Mode, extra: Partial<CreateEngineOptions>) => {
+      const e = await createEngine({
+        mode,
+        batchSize: PROMPTS.length,
+        draftTokens: 4,
+        contextSize: 256,
+        target: { model: pair.target, device: "cpu", threads: 1 },
+        ...(mode === "ar" ? {} : { draft: { model: pair.draft, device: "cpu", threads: 1 } }),
+        ...extra,
+      });
+      try {
+        const results = await Promise.all(PROMPTS.map((p) => e.generate(p, { maxTokens: MAX_TOKENS })));
+        return { tokens: results.map((r) => r.tokens), placement: e.placement };
+      } finally {
+        await e.close();
+      }
+    };
+
+    let reference: (readonly number[])[];
+    beforeAll(async () => {
+      reference = (await run("ar", {})).tokens;
+      expect(reference.every((t) => t.length === MAX_TOKENS)).toBe(true);
+    });
+
+    it("the server's device is named RPC0 and described by its endpoint", async () => {
+      expect(rpcDevice).toBe("RPC0");
+      const addon = await loadAddon();
+      expect(addon.devices().find((d) => d.name === rpcDevice)).toMatchObject({
+        backend: "RPC",
+        description: local.endpoint,
+      });
+    });
+
+    it.each(["sd", "psd"] as const)("%s with the draft on the RPC device matches ar on the CPU", async (mode) => {
+      const r = await run(mode, { draft: { model: pair.draft, device: rpcDevice, threads: 1 } });
+      expect(r.placement.draftDevice).toBe(rpcDevice);
+      expect(r.tokens).toEqual(reference);
+    });
+
+    it("a server busy with this process is an error for another one, after the probe's time-out", async () => {
+      const e = await createEngine({
+        mode: "sd",
+        contextSize: 256,
+        target: { model: pair.target, device: "cpu", threads: 1 },
+        draft: { model: pair.draft, device: rpcDevice, threads: 1 },
+      });
+      try {
+        const t0 = Date.now();
+        const r = await runCli(["inspect", "--devices", "--rpc", local.endpoint]);
+        expect(r.signal).toBeNull();
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(`RPC server ${local.endpoint} did not answer within 5000 ms`);
+        expect(Date.now() - t0).toBeLessThan(20_000);
+      } finally {
+        await e.close();
+      }
+    });
+
+    it("psd with the whole target on the RPC device and the draft on the CPU matches ar", async () => {
+      const r = await run("psd", { target: { model: pair.target, device: rpcDevice, threads: 1 } });
+      expect(r.placement.targetDevice).toBe(rpcDevice);
+      expect(r.tokens).toEqual(reference);
+    });
+
+    it.each(["sd", "psd"] as const)("%s with the target's last layer on the RPC device matches ar", async (mode) => {
+      const r = await run(mode, { target: { model: pair.target, device: rpcDevice, gpuLayers: 1, threads: 1 } });
+      expect(r.placement.targetDevice).toBe(rpcDevice);
+      expect(r.tokens).toEqual(reference);
+    });
+  });
+
+  it("a server killed mid-run ends the client with ggml's abort naming the server, within bounded time", async () => {
+    const s = await startRpcServer();
+    const script = `
+      import { configureBackends, createEngine } from ${JSON.stringify(path.join(repoRoot, "dist", "index.js"))};
+      configureBackends({ rpc: [${JSON.stringify(s.endpoint)}] });
+      const e = await createEngine({ mode: "sd", contextSize: 2048, draftTokens: 4,
+        target: { model: ${JSON.stringify(pair.target)}, device: "cpu", threads: 1 },
+        draft: { model: ${JSON.stringify(pair.draft)}, device: "RPC0", threads: 1 } });
+      process.stdout.write("generating\\n");
+      for (;;) await e.generate("Once upon a time", { maxTokens: 1500 });`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "pipe"] });
+    running.push(child);
+    let stderr = "";
+    child.stderr!.on("data", (d) => {
+      stderr += String(d);
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on("data", (d) => String(d).includes("generating") && resolve());
+      child.once("exit", () => reject(new Error(`the child ended before generating: ${stderr}`)));
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    s.proc.kill("SIGKILL");
+    const t0 = Date.now();
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      child.once("exit", (c, sig) => {
+        clearTimeout(timer);
+        resolve([c, sig]);
+      });
+    });
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    // ggml-rpc.cpp: RPC_STATUS_ASSERT -> GGML_ABORT -> abort(): no error can reach JavaScript
+    expect({ code, signal }).toEqual({ code: null, signal: "SIGABRT" });
+    expect(stderr).toContain("Remote RPC server crashed");
+    expect(stderr).toContain(`RPC servers in use (${s.endpoint})`);
+  });
+});
