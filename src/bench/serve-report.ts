@@ -10,6 +10,11 @@ export interface ServeRateResult {
   rate: number | "inf";
   summary: ServeLoadSummary;
   spec: { drafts: number; draftTokens: number; acceptedTokens: number; acceptanceRate: number };
+  /**
+   * times the engine re-placed its threads over this rate's requests (other work held cores: fewer threads per
+   * model, see core-governor.ts); null where the system does not say (llama-server)
+   */
+  coreLimitChanges: number | null;
 }
 
 export interface BenchServeReport {

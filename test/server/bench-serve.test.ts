@@ -142,9 +142,12 @@ describe("minedraft bench serve", () => {
         rate: number | string;
         summary: { completed: number; failed: number; outputTokensPerSecond: number; ttftMs: { median: number } };
         spec: { draftTokens: number; acceptedTokens: number };
+        coreLimitChanges: number | null;
       }[];
     };
     expect(report.schema).toBe("minedraft-bench-serve/1");
+    // the governor's re-placements per rate, read from each minedraft server's /metrics (a count, never null)
+    for (const x of report.results) expect(x.coreLimitChanges).toBeGreaterThanOrEqual(0);
     expect(report.results.map((x) => `${x.mode}@${x.rate}`)).toEqual(["ar@50", "ar@inf", "psd@50", "psd@inf"]);
     for (const x of report.results) {
       expect(x.summary).toMatchObject({ completed: 6, failed: 0 });

@@ -152,6 +152,8 @@ interface SpecCounters {
   drafts: number;
   draftTokens: number;
   acceptedTokens: number;
+  /** the core governor's re-placements so far (undefined: not a minedraft engine) */
+  coreLimitChanges?: number;
 }
 
 /** The speculative counters of a minedraft server; zeros where there are none (llama-server, a server that died). */
@@ -160,11 +162,14 @@ async function specCounters(url: string): Promise<SpecCounters> {
     (r) => r.text(),
     () => "",
   );
-  const value = (name: string) => Number(new RegExp(`^minedraft:${name} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
+  const match = (name: string) => new RegExp(`^minedraft:${name} (\\S+)$`, "m").exec(text)?.[1];
+  const value = (name: string) => Number(match(name) ?? 0);
+  const changes = match("core_limit_changes");
   return {
     drafts: value("spec_decode_num_drafts_total"),
     draftTokens: value("spec_decode_num_draft_tokens_total"),
     acceptedTokens: value("spec_decode_num_accepted_tokens_total"),
+    ...(changes !== undefined ? { coreLimitChanges: Number(changes) } : {}),
   };
 }
 
@@ -221,10 +226,14 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
             rate: rate === Infinity ? "inf" : rate,
             summary,
             spec: { ...spec, acceptanceRate: spec.draftTokens > 0 ? spec.acceptedTokens / spec.draftTokens : 0 },
+            coreLimitChanges:
+              after.coreLimitChanges !== undefined ? after.coreLimitChanges - (before.coreLimitChanges ?? 0) : null,
           });
+          const replaced = results.at(-1)!.coreLimitChanges;
           log(
             `${label}: ${fixed(summary.outputTokensPerSecond, 1)} output tok/s, median E2EL ` +
-              `${fixed(summary.e2eMs.median, 0)} ms, ${summary.failed} failed`,
+              `${fixed(summary.e2eMs.median, 0)} ms, ${summary.failed} failed` +
+              (replaced ? `, threads re-placed ${replaced} times (other work held cores)` : ""),
           );
         }
       } finally {
@@ -327,7 +336,7 @@ function librarySystem(flags: BenchServeFlags, mode: Mode): System {
             totals[key] += outcome.spec?.[key] ?? 0;
           return outcome;
         },
-        specCounters: async () => ({ ...totals }),
+        specCounters: async () => ({ ...totals, coreLimitChanges: engine.stats().coreLimit?.changes ?? 0 }),
         stop: () => engine.close(),
       };
     },
