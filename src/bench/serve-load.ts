@@ -214,6 +214,11 @@ export interface ServeLoadSummary {
   durationMs: number;
   requestsPerSecond: number;
   outputTokensPerSecond: number;
+  /**
+   * tokens streamed by requests that then failed, per second: work the server did that outputTokensPerSecond
+   * does not count (llama-server fails a request whose text is not valid UTF-8 after generating all of it)
+   */
+  failedOutputTokensPerSecond: number;
   ttftMs: Distribution;
   /** per request: (e2e - ttft) / (output tokens - 1) */
   tpotMs: Distribution;
@@ -239,6 +244,8 @@ function distribution(xs: readonly number[]): Distribution {
 
 export function summarizeServeLoad(records: readonly RequestRecord[], durationMs: number): ServeLoadSummary {
   const ok = records.filter((r) => !r.error);
+  const perSecond = (rs: readonly RequestRecord[]) =>
+    durationMs > 0 ? rs.reduce((n, r) => n + r.outputTokens, 0) / (durationMs / 1000) : 0;
   const ends = ok.map((r) => r.sentAt + r.e2eMs);
   const firstSent = ok.length > 0 ? Math.min(...ok.map((r) => r.sentAt)) : 0;
   return {
@@ -246,7 +253,8 @@ export function summarizeServeLoad(records: readonly RequestRecord[], durationMs
     failed: records.length - ok.length,
     durationMs,
     requestsPerSecond: durationMs > 0 ? ok.length / (durationMs / 1000) : 0,
-    outputTokensPerSecond: durationMs > 0 ? ok.reduce((n, r) => n + r.outputTokens, 0) / (durationMs / 1000) : 0,
+    outputTokensPerSecond: perSecond(ok),
+    failedOutputTokensPerSecond: perSecond(records.filter((r) => r.error)),
     ttftMs: distribution(ok.map((r) => r.ttftMs ?? r.e2eMs)),
     tpotMs: distribution(
       ok

@@ -37,15 +37,21 @@ describe("load generator", () => {
       error?: string,
     ): RequestRecord => ({ sentAt, ttftMs, e2eMs, itlMs, outputTokens, promptTokens: 3, ...(error ? { error } : {}) });
     const s = summarizeServeLoad(
-      [r(0, 100, 1000, 10, [100, 100]), r(500, 200, 1100, 10, [300]), r(600, 50, 60, 0, [], "HTTP 429")],
+      [
+        r(0, 100, 1000, 10, [100, 100]),
+        r(500, 200, 1100, 10, [300]),
+        r(600, 50, 60, 0, [], "HTTP 429"),
+        r(700, 50, 900, 6, [10], "invalid output"),
+      ],
       2000,
     );
     expect(s).toMatchObject({
       completed: 2,
-      failed: 1,
+      failed: 2,
       requestsPerSecond: 1,
       outputTokensPerSecond: 10,
-      errors: ["HTTP 429"],
+      failedOutputTokensPerSecond: 3, // what the failed ones streamed before failing, apart
+      errors: ["HTTP 429", "invalid output"],
     });
     expect(s.tpotMs.mean).toBeCloseTo((900 / 9 + 900 / 9) / 2, 9);
     expect(s.itlMs.median).toBe(100);

@@ -233,6 +233,9 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
           log(
             `${label}: ${fixed(summary.outputTokensPerSecond, 1)} output tok/s, median E2EL ` +
               `${fixed(summary.e2eMs.median, 0)} ms, ${summary.failed} failed` +
+              (summary.failedOutputTokensPerSecond > 0
+                ? ` (they streamed ${fixed(summary.failedOutputTokensPerSecond, 1)} tok/s more)`
+                : "") +
               (replaced ? `, threads re-placed ${replaced} times (other work held cores)` : ""),
           );
         }
