@@ -23,7 +23,7 @@ import {
 import { createEngine, type Mode } from "../../index.js";
 import { writeFileAtomic } from "../atomic-write.js";
 import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
-import { engineOptions, MODES } from "../engine-flags.js";
+import { engineOptions, MODES, NGRAM_DRAFT } from "../engine-flags.js";
 import { fixed } from "../format.js";
 import { withInterrupt } from "../interrupt.js";
 import { choiceList, integer } from "../parsers.js";
@@ -93,7 +93,7 @@ export function benchServeCommand(): Command {
     )
     .summary("serving benchmark over HTTP at request rates")
     .option("--model <path>", "target model: a GGUF file or an hf: URI")
-    .option("--draft <path>", "draft model (needed for sd, psd, auto)")
+    .option("--draft <path>", 'draft model (needed for sd, psd, auto), or "ngram": prompt lookup drafts (sd)')
     .addOption(
       new Option(
         "--modes <list>",
@@ -177,9 +177,13 @@ type RateResult = ServeRateResult;
 
 async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
   if (!flags.model) usageError(cmd, "required option '--model <path>' not specified");
-  const modes = flags.modes ?? (flags.draft ? (["ar", "sd", "psd", "auto"] as Mode[]) : (["ar"] as Mode[]));
+  const ngram = flags.draft === NGRAM_DRAFT;
+  const modes =
+    flags.modes ?? ((flags.draft ? (ngram ? ["ar", "sd"] : ["ar", "sd", "psd", "auto"]) : ["ar"]) as Mode[]);
   if (!flags.draft && modes.some((m) => m !== "ar"))
     usageError(cmd, `modes ${modes.filter((m) => m !== "ar").join(", ")} need a draft model (--draft <path>)`);
+  if (ngram && modes.some((m) => m === "psd" || m === "auto"))
+    usageError(cmd, "--draft ngram (prompt lookup) works with modes ar and sd only");
   const source = flags.prompts ? (await readPrompts(flags.prompts)).map((e) => e.prompt) : [...BUILTIN_PROMPTS];
   const prompts = Array.from({ length: flags.numPrompts }, (_, i) => source[i % source.length]!);
   const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -283,6 +287,10 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
     );
 }
 
+/** " ngram" where the drafts come from prompt lookup (--draft ngram), so the row reads beside llama-server's. */
+const ngramLabel = (flags: BenchServeFlags, mode: Mode) =>
+  mode !== "ar" && flags.draft === NGRAM_DRAFT ? " ngram" : "";
+
 /** One `minedraft serve` per mode, with the bench's server flags. */
 function minedraftSystem(flags: BenchServeFlags, mode: Mode, requests: number): System {
   const args = [
@@ -306,7 +314,7 @@ function minedraftSystem(flags: BenchServeFlags, mode: Mode, requests: number): 
   if (flags.adaptThreads === false) args.push("--no-adapt-threads");
   if (flags.kvUnified !== undefined) args.push(flags.kvUnified ? "--kv-unified" : "--no-kv-unified");
   return {
-    name: `minedraft ${mode}`,
+    name: `minedraft ${mode}${ngramLabel(flags, mode)}`,
     mode,
     start: (maxTokens) => startServe(args).then((server) => overHttp(server, maxTokens)),
   };
@@ -324,7 +332,7 @@ function librarySystem(flags: BenchServeFlags, mode: Mode): System {
     logLevel: "error" as const,
   };
   return {
-    name: `minedraft ${mode} library`,
+    name: `minedraft ${mode}${ngramLabel(flags, mode)} library`,
     mode,
     start: async (maxTokens) => {
       const engine = await createEngine(
@@ -389,7 +397,8 @@ function llamaServerSystems(flags: BenchServeFlags): System[] {
   const configs: [string, string[]][] = [
     ["llama-server -np 8", base(8)],
     ["llama-server -np 4", base(4)],
-    ...(flags.draft
+    // a draft model only: with --draft ngram the n-gram row below is llama-server's counterpart
+    ...(flags.draft && flags.draft !== NGRAM_DRAFT
       ? ([
           [
             `llama-server -np 4 draft k=${k}`,
