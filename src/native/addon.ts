@@ -9,7 +9,7 @@ import { type GpuBackendStatus, type GpuPreference, loadGpuBackends, parseGpuPre
 import { addRpcServers, checkRpcList, checkRpcRemote, type RpcServerStatus } from "./rpc.js";
 import type { NativeAddon } from "./types.js";
 import { addonPath as findAddon } from "./binaries.mjs";
-import { libDir } from "./llama-paths.mjs";
+import { libDir, sourceBuildLibDir } from "./llama-paths.mjs";
 
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -117,7 +117,9 @@ async function initialise(logLevel: LogLevel): Promise<NativeAddon> {
     backendOptions.gpu ?? (backendOptions.vulkanDevices ? "vulkan" : parseGpuPreference(process.env.MINEDRAFT_GPU));
   // RPC first: a server that is down fails here before any GPU backend loads, so a retry loads nothing twice
   rpcStatus = await addRpcServers(mod, backendOptions.rpc ?? []);
-  gpuStatus = await loadGpuBackends(mod, preference);
+  // a from-source build links the backends it was built with (--gpu cuda|vulkan|metal); node-llama-cpp's prebuilt
+  // modules belong to its prebuilt libraries, not to these
+  gpuStatus = await loadGpuBackends(mod, libDirUsed === sourceBuildLibDir ? "source-build" : preference);
   addon = mod;
   return mod;
 }

@@ -30,13 +30,19 @@ export function parseGpuPreference(value: string | undefined): GpuPreference {
 }
 
 /** Loads the first working GPU backend (in preference order) and reports on every candidate. */
-export async function loadGpuBackends(addon: NativeAddon, preference: GpuPreference): Promise<GpuBackendStatus[]> {
+export async function loadGpuBackends(
+  addon: NativeAddon,
+  /** "source-build": the libraries are a from-source build, whose own backends are already linked */
+  preference: GpuPreference | "source-build",
+): Promise<GpuBackendStatus[]> {
   const statuses: GpuBackendStatus[] = [];
   let found = false;
   for (const c of gpuBackendCandidates() as Candidate[]) {
     const status: GpuBackendStatus = { backend: c.backend, package: c.pkg, loaded: false, devices: 0 };
     statuses.push(status);
-    if (preference === "off") status.reason = "GPU backends turned off (--gpu off / MINEDRAFT_GPU=off)";
+    if (preference === "source-build")
+      status.reason = "not used with a from-source build (build:source --gpu ... links its own GPU backends)";
+    else if (preference === "off") status.reason = "GPU backends turned off (--gpu off / MINEDRAFT_GPU=off)";
     else if (preference !== "auto" && preference !== c.backend)
       status.reason = `not requested (the GPU backend asked for is ${preference})`;
     else if (found) status.reason = "another GPU backend is in use";
