@@ -37,7 +37,9 @@ try {
   target.tokenText(3);
   target.isEog(2);
   target.incompatibilityWith(draft);
-  await expectThrow(() => target.applyChatTemplate([{ role: "user", content: "hi" }]));
+  // a named template works on any model; an unknown one is llama.cpp's failure path
+  target.applyChatTemplate([{ role: "user", content: "hi" }], true, "chatml");
+  await expectThrow(() => target.applyChatTemplate([{ role: "user", content: "hi" }], true, "no-such-template"));
   await expectThrow(() => target.detokenize([1e6]));
   writeFileSync(path.join(tmp, "bad.gguf"), readFileSync(pair.target).subarray(0, 5000));
   await expectThrow(() => LlamaModel.load(path.join(tmp, "bad.gguf")));
