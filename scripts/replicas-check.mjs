@@ -18,6 +18,7 @@ import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { BUILTIN_PROMPTS } from "../dist/bench/prompts.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values: args } = parseArgs({
@@ -44,16 +45,8 @@ const CONCURRENCY = Number(args.concurrency);
 const REQUEST_TIMEOUT_MS = 60_000;
 const FAIL_TIMEOUT_S = 2; // nginx's fail_timeout here: how long a failed replica is skipped
 const CLI = path.join(root, "dist/cli/main.js");
-const PROMPTS = [
-  "Once upon a time",
-  "The capital of France is",
-  "def fibonacci(n):",
-  "In 1492, Columbus sailed",
-  "Hello",
-  "A B C D E F",
-  "The quick brown fox",
-  "Rain in Spain falls mainly",
-];
+// the benchmarks' built-in prompts (from dist/, built by npm run build)
+const PROMPTS = BUILTIN_PROMPTS.slice(0, 8);
 
 const started = Date.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
