@@ -51,7 +51,7 @@ for (let round = 0; round < rounds; round++) {
             acceptanceRate: s.acceptanceRate,
             meanAcceptanceLength: s.meanAcceptanceLength,
             ngram: s.draftSources?.ngram ?? null,
-            outputHash: r.tokens.join(",").length + ":" + r.tokens.slice(0, 8).join(","),
+            outputHash: `${r.tokens.join(",").length}:${r.tokens.slice(0, 8).join(",")}`,
             placement: { targetThreads: engine.placement.targetThreads, mode: engine.placement.mode },
           });
           console.error(
