@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -336,7 +337,14 @@ class LoadWorker : public Napi::AsyncWorker {
   Napi::Promise Promise() { return deferred_.Promise(); }
   void UseDeviceList() { params_.devices = devices_; }
 
+  // Loads onto GPU (or RPC) devices run one at a time: two first loads onto one Vulkan device raced in its lazy
+  // initialisation and crashed the process (a null call in llama_model_loader::create_tensor). CPU loads stay parallel.
+  void OffloadsToDevices(bool yes) { exclusive_ = yes; }
+
   void Execute() override {
+    static std::mutex device_loads;
+    std::unique_lock<std::mutex> lock(device_loads, std::defer_lock);
+    if (exclusive_) lock.lock();
     TakeRecentLog();
     model_ = llama_model_load_from_file(path_.c_str(), params_);
     if (!model_) {
@@ -364,6 +372,7 @@ class LoadWorker : public Napi::AsyncWorker {
   std::string path_;
   llama_model_params params_;
   ggml_backend_dev_t devices_[2];
+  bool exclusive_ = false;
   llama_model* model_ = nullptr;
 };
 }  // namespace
@@ -393,6 +402,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   params.progress_callback = nullptr;
   auto* w = new LoadWorker(env, path, params, dev);
   if (dev || cpu_only) w->UseDeviceList();  // [dev] or [] (no offload device at all)
+  w->OffloadsToDevices(!cpu_only && params.n_gpu_layers != 0);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
