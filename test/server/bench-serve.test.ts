@@ -131,6 +131,8 @@ describe("minedraft bench serve", () => {
         "1",
         "--ctx-size",
         "256",
+        "--warmup",
+        "2",
         "--json",
         json,
         "--report",
@@ -152,6 +154,8 @@ describe("minedraft bench serve", () => {
       }[];
     };
     expect(report.schema).toBe("minedraft-bench-serve/1");
+    // each server served an unmeasured burst first; the rates' counts below are only the measured requests
+    expect(r.stderr.match(/warmed up with 2 requests/g)).toHaveLength(2);
     // the governor's re-placements per rate, read from each minedraft server's /metrics (a count, never null)
     for (const x of report.results) expect(x.coreLimitChanges).toBeGreaterThanOrEqual(0);
     expect(report.results.map((x) => `${x.mode}@${x.rate}`)).toEqual(["ar@50", "ar@inf", "psd@50", "psd@inf"]);

@@ -48,6 +48,7 @@ interface BenchServeFlags {
   threads?: number;
   draftThreads?: number;
   timeout: number;
+  warmup: number;
   incumbents?: boolean;
   library?: boolean;
   adaptThreads?: boolean;
@@ -113,6 +114,12 @@ export function benchServeCommand(): Command {
     )
     .option("--max-tokens <n>", "max_tokens of every request", integer(1), 64)
     .option("--seed <n>", "seed of the arrivals and of request i (seed + i)", integer(0, Number.MAX_SAFE_INTEGER), 0)
+    .option(
+      "--warmup <n>",
+      "requests each system serves all at once before the first rate, not measured (JIT, caches, auto's calibration)",
+      integer(0, 1000),
+      8,
+    )
     .option("--batch-size <m>", "the server's --batch-size", integer(1))
     .option("-k, --draft-tokens <n>", "the server's -k", integer(1, 32))
     .option("--ctx-size <n>", "the server's --ctx-size", integer(16))
@@ -203,6 +210,21 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
       log(`bench serve: starting ${system.name}`);
       const server = await system.start(flags.maxTokens);
       try {
+        if (flags.warmup > 0) {
+          // a fresh server's first requests pay for JIT compilation and, in minedraft, auto's calibration and
+          // the core governor's reaction to them: steady-state figures start after a burst that is not measured
+          const warm = await runServeLoad({
+            send: server.send,
+            prompts: Array.from({ length: flags.warmup }, (_, i) => prompts[i % prompts.length]!),
+            rate: Infinity,
+            seed: flags.seed + prompts.length,
+            timeoutMs: flags.timeout * 1000,
+          });
+          const failed = warm.records.filter((r) => r.error).length;
+          log(
+            `bench serve: ${system.name} warmed up with ${flags.warmup} requests${failed ? ` (${failed} failed)` : ""}`,
+          );
+        }
         for (const rate of flags.rates) {
           signal.throwIfAborted();
           const before = await server.specCounters();
@@ -264,6 +286,7 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
         numPrompts: prompts.length,
         maxTokens: flags.maxTokens,
         seed: flags.seed,
+        warmup: flags.warmup,
         batchSize: flags.batchSize ?? null,
         draftTokens: flags.draftTokens ?? null,
         ctxSize: flags.ctxSize ?? null,
