@@ -11,7 +11,7 @@ import { BACKEND_OPTIONS, type BackendOptions, configureBackends, type LogLevel,
 import { NativeBackend } from "./native/backend.js";
 import { LlamaContext } from "./native/context.js";
 import { LlamaModel } from "./native/model.js";
-import { planPlacement, type Placement, type PlacementPlan } from "./native/plan-placement.js";
+import { planPlacement, type Placement, type PlacementOptions, type PlacementPlan } from "./native/plan-placement.js";
 import { coreCount } from "./native/threads.js";
 import { resolveModelSource } from "./models/resolve.js";
 
@@ -29,12 +29,20 @@ export interface ModelPlacement {
 }
 
 /**
- * Drafts without a draft model: prompt lookup (n-gram) over each request's prompt and output (mode sd,
- * the default with it). A draft source beside `model` in `draft`, so that both may later be combined.
+ * Drafts without a draft model: prompt lookup (n-gram) over each request's prompt and output (modes sd,
+ * the default, and auto). Given beside `model` in a ModelPlacement, the two combine: see DraftPlacement.
  */
 export interface NgramDraft {
   ngram: NgramOptions;
   model?: undefined;
+}
+
+/**
+ * A draft model, optionally combined with prompt lookup: where a request's lookup finds a match its
+ * tokens are the drafts, elsewhere the model drafts (per request, per step; sd, psd, auto).
+ */
+export interface DraftPlacement extends ModelPlacement {
+  ngram?: NgramOptions;
 }
 
 export interface CreateEngineOptions extends Omit<EngineOptions, "mode" | "ngram"> {
@@ -44,8 +52,11 @@ export interface CreateEngineOptions extends Omit<EngineOptions, "mode" | "ngram
    */
   mode?: Mode;
   target: ModelPlacement;
-  /** a draft model (required for psd and auto), or `{ ngram: {} }`: prompt lookup drafts (sd) with no draft model */
-  draft?: ModelPlacement | NgramDraft;
+  /**
+   * a draft model (required for psd), `{ ngram: {} }`: prompt lookup drafts (sd, auto) with no draft model, or
+   * both (`{ model, ngram: {} }`): lookup first, the model where it finds nothing
+   */
+  draft?: DraftPlacement | NgramDraft;
   /** tokens per sequence (prompt + generation); default 2048 */
   contextSize?: number;
   /**
@@ -128,14 +139,13 @@ function checkCreateOptions(options: CreateEngineOptions): void {
     throw new OptionTypeError("target.model", "target.model is required: a GGUF path or hf: URI, or a LlamaModel");
   const requested = options.mode;
   const ngram = ngramOf(options);
-  if (ngram && options.draft?.model !== undefined)
-    throw new OptionRangeError("draft.ngram", "draft.ngram with a draft model is not supported yet: give one of them");
-  if (ngram && requested !== undefined && requested !== "sd")
+  const model = options.draft?.model !== undefined;
+  if (ngram && !model && requested === "psd")
     throw new OptionRangeError(
       "draft.ngram",
-      `ngram drafts work with mode "sd" only, got mode ${JSON.stringify(requested)}`,
+      'mode "psd" overlaps a draft model\'s work with verification: with prompt lookup alone use "sd" or "auto"',
     );
-  if (!ngram && requested !== undefined && requested !== "ar" && options.draft?.model === undefined)
+  if (!ngram && requested !== undefined && requested !== "ar" && !model)
     throw new OptionTypeError("draft.model", `mode "${requested}" needs a draft model: draft.model is required`);
 }
 
@@ -222,12 +232,12 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
   if (options.backends) configureBackends(options.backends);
   const addon = await loadAddon({ logLevel: options.logLevel });
   const ngram = ngramOf(options);
-  // prompt lookup: the target runs alone on its cores as in ar, and the schedule is sd
+  // prompt lookup alone: the target runs alone on its cores, and the schedule is sd unless asked for auto
+  const lookupOnly = ngram !== undefined && options.draft?.model === undefined;
   const plan = planPlacement(
     { devices: addon.devices(), cores: coreCount() },
-    ngram ? { ...options, mode: "ar", draft: undefined } : (options as typeof options & { draft?: ModelPlacement }),
+    lookupOnly ? { ...options, mode: options.mode ?? "sd", draft: undefined } : (options as PlacementOptions),
   );
-  if (ngram) plan.report.mode = "sd";
   const { mode, sequences } = plan.report;
   const batchSize = options.batchSize ?? ENGINE_DEFAULTS.batchSize;
   const contextSize = options.contextSize ?? 2048;

@@ -21,8 +21,10 @@ export interface DecodingFlags {
   batchSize?: number;
   tetrisExtra?: number;
   postVerify?: boolean;
-  /** --ngram-max-n: the longest n-gram prompt lookup matches (with --draft ngram) */
+  /** --ngram-max-n: the longest n-gram prompt lookup matches (with --draft ngram or --ngram) */
   ngramMaxN?: number;
+  /** --ngram: prompt lookup first, the draft model (--draft PATH) where it finds nothing */
+  ngram?: boolean;
 }
 
 /** The --draft value that asks for prompt lookup (n-gram) drafts instead of a draft model. */
@@ -52,8 +54,14 @@ export interface DecodingDefaults {
 export function addDecodingOptions(cmd: Command, defaults: DecodingDefaults = {}): Command {
   return cmd
     .option(
+      "--ngram",
+      "with --draft PATH: draft by prompt lookup where the request's last tokens occurred before, and with the " +
+        "draft model elsewhere (per request, per step)",
+    )
+    .option(
       "--ngram-max-n <n>",
-      "with --draft ngram: the longest n-gram prompt lookup matches (default 3; shorter ones when it finds none)",
+      "with --draft ngram or --ngram: the longest n-gram prompt lookup matches (default 3; shorter ones when it " +
+        "finds none)",
       integer(1, 8),
     )
     .option("-k, --draft-tokens <n>", "draft length k, tokens drafted per step (sd, psd; default 4)", integer(1, MAX_K))
@@ -139,6 +147,7 @@ export function engineOptions(
   decoding: DecodingFlags,
   placement: PlacementFlags,
 ): CreateEngineOptions {
+  const lookup = decoding.ngramMaxN !== undefined ? { maxN: decoding.ngramMaxN } : {};
   return {
     mode,
     target: {
@@ -149,13 +158,14 @@ export function engineOptions(
     },
     draft:
       mode !== "ar" && models.draft === NGRAM_DRAFT
-        ? { ngram: decoding.ngramMaxN !== undefined ? { maxN: decoding.ngramMaxN } : {} }
+        ? { ngram: lookup }
         : mode !== "ar" && models.draft !== undefined
           ? {
               model: models.draft,
               device: placement.draftDevice,
               gpuLayers: placement.draftGpuLayers,
               threads: placement.draftThreads,
+              ...(decoding.ngram ? { ngram: lookup } : {}),
             }
           : undefined,
     draftTokens: decoding.draftTokens,
@@ -181,21 +191,24 @@ export function engineOptions(
  * or the command brings its own pair.
  */
 export function modeFromFlags(
-  flags: { mode?: Mode; draft?: string; tetrisExtra?: number; ngramMaxN?: number },
+  flags: { mode?: Mode; draft?: string; tetrisExtra?: number; ngramMaxN?: number; ngram?: boolean },
   hasDraft: boolean,
 ): { mode: Mode | undefined; error?: string } {
   const ngram = flags.draft === NGRAM_DRAFT;
   const mode = flags.mode ?? (!hasDraft ? "ar" : ngram ? "sd" : flags.tetrisExtra !== undefined ? "psd" : undefined);
   const shown = mode ?? "auto";
   const error =
-    ngram && mode !== "sd"
-      ? `--draft ngram works with --mode sd only (mode is ${shown})`
-      : flags.ngramMaxN !== undefined && !ngram
-        ? "--ngram-max-n works with --draft ngram only"
-        : mode !== undefined && mode !== "ar" && !hasDraft
-          ? `mode ${mode} needs a draft model (--draft <path>)`
-          : flags.tetrisExtra !== undefined && mode !== "psd"
-            ? `--tetris-extra works with --mode psd only (mode is ${shown})`
-            : undefined;
+    ngram && mode === "psd"
+      ? "--draft ngram (prompt lookup alone) works with --mode sd or auto: psd overlaps a draft model's work " +
+        "(--draft PATH --ngram combines the two)"
+      : flags.ngram && (ngram || flags.draft === undefined)
+        ? "--ngram combines prompt lookup with a draft model: give --draft PATH (or --draft ngram for lookup alone)"
+        : flags.ngramMaxN !== undefined && !ngram && !flags.ngram
+          ? "--ngram-max-n works with --draft ngram or --ngram only"
+          : mode !== undefined && mode !== "ar" && !hasDraft
+            ? `mode ${mode} needs a draft model (--draft <path>)`
+            : flags.tetrisExtra !== undefined && mode !== "psd"
+              ? `--tetris-extra works with --mode psd only (mode is ${shown})`
+              : undefined;
   return { mode, ...(error ? { error } : {}) };
 }

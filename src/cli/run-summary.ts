@@ -46,6 +46,13 @@ export function formatRunStats(s: RunStats, placement: Placement): string {
         `${ngram.draftedTokens} of its drafts accepted (${percent(ngram.acceptanceRate)})`,
     );
   }
+  const model = s.draftSources?.model;
+  if (model) {
+    lines.push(
+      `draft model (where lookup found nothing): ${model.acceptedTokens}/${model.draftedTokens} drafts accepted ` +
+        `(${percent(model.acceptanceRate)})`,
+    );
+  }
   if (s.auto) {
     const total = s.auto.decisions.reduce((n, d) => n + d.steps, 0);
     lines.push(

@@ -33,7 +33,8 @@ export interface AutoSchedulerOptions {
 
 /** auto's schedule (a Scheduler: createScheduler returns it as one). */
 export class AutoScheduler {
-  readonly usesDraft = true;
+  /** false with prompt lookup alone (no draft model): nothing to prefill into a draft context */
+  readonly usesDraft: boolean;
   /** on a CPU most of auto's steps can be plain: a request it never drafts costs no draft prefill */
   readonly lazyDraftCache = true;
   readonly capacity: number;
@@ -46,6 +47,7 @@ export class AutoScheduler {
 
   constructor(opts: AutoSchedulerOptions) {
     this.capacity = 2 * opts.batchSize;
+    this.usesDraft = opts.backend.draft !== undefined;
     this.batchSize = opts.batchSize;
     this.backend = opts.backend;
     this.collector = opts.collector;

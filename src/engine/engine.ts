@@ -55,13 +55,17 @@ export class Engine {
     options: EngineOptions,
   ) {
     this.options = resolveEngineOptions(options, backend);
-    this.collector = new StatsCollector(this.options.mode, this.options.ngram !== undefined);
+    this.collector = new StatsCollector(
+      this.options.mode,
+      this.options.ngram !== undefined,
+      this.options.ngram?.combined === true,
+    );
     this.scheduler = createScheduler({
       mode: this.options.mode,
       batchSize: this.options.batchSize,
       draftTokens: this.options.draftTokens,
       tetrisExtra: this.options.tetris?.extra ?? 0,
-      ngram: this.options.ngram !== undefined,
+      ngram: this.options.ngram,
       postVerify: this.options.postVerify,
       probeEvery: this.options.auto?.probeEvery,
       probeBudget: this.options.auto?.probeBudget,

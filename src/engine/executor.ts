@@ -53,7 +53,10 @@ export class BatchExecutor {
     private readonly useDraft: boolean,
     /** whether the draft cache is filled by a request's first draft call rather than at admission */
     private readonly lazyDraftCache = false,
-    /** drafts come from each request's prompt lookup (EngineOptions.ngram), not from the draft worker */
+    /**
+     * drafts come first from each request's prompt lookup (EngineOptions.ngram); the draft worker,
+     * where there is one, drafts for the requests whose lookup found nothing
+     */
     private readonly ngram = false,
   ) {}
 
@@ -100,7 +103,10 @@ export class BatchExecutor {
 
   /**
    * Drafts for every live request; requests at the context limit get a shorter or empty chain.
-   * Resolves to the call's timing (undefined when nothing was drafted or the call failed).
+   * With prompt lookup, a request whose lookup finds a match takes its tokens and the draft worker
+   * drafts only for the others (per request, per step). Resolves to the call's timing: the draft
+   * worker's call, or with lookup alone the lookups' own (tiny) time, so `auto` prices drafting at
+   * what it costs; undefined when nothing was drafted or the call failed.
    */
   async draft(
     requests: readonly Request[],
@@ -117,18 +123,28 @@ export class BatchExecutor {
       else chains.push({ r, k });
     }
     if (chains.length === 0) return undefined;
+    const worker = this.backend.draft;
+    let misses = chains;
     if (this.ngram) {
-      // O(maxN + k) per request in TypeScript: no worker call, nothing to time
-      for (const { r, k } of chains) {
+      // O(maxN + k) per request in TypeScript
+      const start = this.collector.now();
+      misses = [];
+      for (const chain of chains) {
         try {
-          r.draftByLookup(k);
+          if (!chain.r.draftByLookup(chain.k)) {
+            if (worker) misses.push(chain);
+            else chain.r.drafts = NO_DRAFTS;
+          }
         } catch (error) {
-          r.fail(error);
+          chain.r.fail(error);
         }
       }
-      return undefined;
+      if (!worker) {
+        const ms = this.collector.now() - start;
+        return { ms, requests: chains.length, tokens: wanted, k: wanted };
+      }
+      if (misses.length === 0) return undefined;
     }
-    const worker = this.backend.draft;
     if (!worker) {
       const error = new Error("no draft worker");
       for (const { r } of chains) r.fail(error);
@@ -136,14 +152,14 @@ export class BatchExecutor {
     }
     const catchUpStart = this.collector.now();
     await this.catchUp(
-      chains.map((c) => c.r),
+      misses.map((c) => c.r),
       label,
     );
     const catchUpMs = this.collector.now() - catchUpStart;
     const drafting: Request[] = [];
     const specs: DraftSpec[] = [];
     let longest = 0;
-    for (const { r, k } of chains) {
+    for (const { r, k } of misses) {
       if (r.done) continue;
       drafting.push(r);
       specs.push(r.draftSpec(k, confidence));

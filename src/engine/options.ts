@@ -29,8 +29,11 @@ export interface ResolvedEngineOptions {
   batchSize: number;
   /** running requests the scheduler holds: m for ar/sd, 2m for psd and auto */
   capacity: number;
-  /** sd drafting by prompt lookup (no draft worker) */
-  ngram: { maxN: number } | undefined;
+  /**
+   * drafting by prompt lookup; combined: with a draft model, which drafts for the requests whose
+   * lookup found nothing (undefined in ar, which drafts nothing)
+   */
+  ngram: { maxN: number; combined: boolean } | undefined;
   /** psd with TETRIS */
   tetris: { extra: number } | undefined;
   /** psd: post-verify with one running request */
@@ -50,7 +53,7 @@ export interface ResolvedRequestOptions {
   seed: number;
   stop: string[];
   /** prompt lookup drafts (the engine's) */
-  ngram?: { maxN: number };
+  ngram?: { maxN: number; combined: boolean };
 }
 
 /** llama.cpp's limits, as the native layer enforces them */
@@ -93,8 +96,6 @@ export function checkModeOptions(
   options: Pick<EngineOptions, "tetris" | "auto" | "postVerify" | "ngram">,
   mode: Mode,
 ): void {
-  if (options.ngram !== undefined && mode !== "sd")
-    throw new OptionRangeError("ngram", `ngram drafts work with mode "sd" only, got mode ${JSON.stringify(mode)}`);
   if (options.postVerify !== undefined && mode !== "psd")
     throw new OptionRangeError("postVerify", `postVerify works with mode "psd" only, got mode ${JSON.stringify(mode)}`);
   if (options.tetris !== undefined) {
@@ -133,10 +134,16 @@ export function resolveEngineOptions(options: EngineOptions, backend: Backend): 
       ? { probeEvery: options.auto?.probeEvery ?? 24, probeBudget: options.auto?.probeBudget ?? 0.03 }
       : undefined;
 
-  const ngram = options.ngram !== undefined ? { maxN: options.ngram.maxN ?? NGRAM_DEFAULTS.maxN } : undefined;
+  const ngram =
+    options.ngram !== undefined && speculative
+      ? { maxN: options.ngram.maxN ?? NGRAM_DEFAULTS.maxN, combined: backend.draft !== undefined }
+      : undefined;
   if (speculative && !backend.draft && !ngram) {
     throw new Error(`mode "${mode}" needs a draft model, but backend.draft is undefined`);
   }
+  // psd overlaps the draft model's work with verification: lookups alone leave nothing to overlap
+  if (mode === "psd" && !backend.draft)
+    throw new OptionRangeError("ngram", 'mode "psd" needs a draft model (with ngram alone, use "sd" or "auto")');
   const paired = mode === "psd" || mode === "auto";
   const capacity = paired ? 2 * batchSize : batchSize;
   const nSeqMax = backend.info.nSeqMax;

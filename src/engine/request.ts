@@ -21,8 +21,8 @@ export interface RequestParams {
   seed: number;
   stop: readonly string[];
   onText?: (piece: string) => void;
-  /** draft by prompt lookup (EngineOptions.ngram) */
-  ngram?: { maxN: number };
+  /** draft by prompt lookup (EngineOptions.ngram); combined: the draft model drafts where it finds nothing */
+  ngram?: { maxN: number; combined: boolean };
 }
 
 /** Drafts waiting for verification, with q(token) of each. */
@@ -169,20 +169,21 @@ export class Request {
   }
 
   /**
-   * Drafts up to k tokens by prompt lookup (none when the last tokens occurred nowhere before).
-   * O(maxN + k): the index is kept up to date as tokens are emitted.
+   * Drafts k tokens by prompt lookup; false (and no drafts set) when the last tokens occurred
+   * nowhere before. O(maxN + k): the index is kept up to date as tokens are emitted.
+   * The draft context never sees these tokens: `produced: 0` keeps draftPos where it is, so the
+   * draft cache holds only tokens it was fed, and the next model draft feeds what it lacks (the
+   * accepted lookup tokens among them), catching up by a prefill when that is many.
    */
-  draftByLookup(k: number): void {
+  draftByLookup(k: number): boolean {
     const index = this.ngram;
     if (!index) throw new Error("draftByLookup: the request has no n-gram index");
     index.counts.lookups++;
     const tokens = index.propose(k);
-    if (tokens.length === 0) {
-      this.drafts = NO_DRAFTS;
-      return;
-    }
+    if (tokens.length === 0) return false;
     index.counts.hits++;
-    this.drafts = { tokens, probs: new Array<number>(tokens.length).fill(1), onehot: true };
+    this.drafts = { tokens, probs: new Array<number>(tokens.length).fill(1), onehot: true, produced: 0 };
+    return true;
   }
 
   /** Keeps only the first n drafts for verification (TETRIS); the draft cache keeps what it holds. */
@@ -195,6 +196,7 @@ export class Request {
       probs: Array.prototype.slice.call(d.probs, 0, cut) as number[],
       confidence: d.confidence,
       produced: d.produced ?? d.tokens.length,
+      ...(d.onehot ? { onehot: true } : {}),
     };
   }
 
@@ -229,7 +231,8 @@ export class Request {
   aheadSpec(k: number): DraftSpec | undefined {
     const d = this.drafts;
     const n = d?.tokens.length ?? 0;
-    if (!d || n === 0) return undefined;
+    // lookup drafts are not in the draft cache, which the ahead draft would extend
+    if (!d || n === 0 || d.onehot) return undefined;
     if (this.generatedCount + n + 1 >= this.params.maxTokens) return undefined;
     const bonusPos = this.targetPos + n + 1;
     const next = Math.min(k, this.info.nCtx - bonusPos - 1);
@@ -360,6 +363,7 @@ export class Request {
       this.timing,
       reason,
       this.ngram?.counts,
+      this.params.ngram?.combined,
     );
     const result: GenerateResult = {
       id: this.id,

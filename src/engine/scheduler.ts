@@ -43,8 +43,8 @@ export interface SchedulerSetup {
   draftTokens: number;
   /** psd: TETRIS extra drafts per request (0 = off) */
   tetrisExtra: number;
-  /** sd: drafts by prompt lookup, without the draft worker */
-  ngram?: boolean;
+  /** drafts by prompt lookup; combined: the draft worker drafts where the lookup finds nothing */
+  ngram?: { combined: boolean };
   /** psd: post-verify with one running request (default true) */
   postVerify?: boolean;
   /** auto: steps between probes, and their time budget */
@@ -60,7 +60,7 @@ export function createScheduler(setup: SchedulerSetup): Scheduler {
     case "ar":
       return new ArScheduler(batchSize);
     case "sd":
-      return new SdScheduler(batchSize, setup.ngram !== true);
+      return new SdScheduler(batchSize, setup.ngram?.combined !== false);
     case "psd":
       return new PsdScheduler(batchSize, {
         k: setup.draftTokens,

@@ -69,6 +69,8 @@ export function buildRequestStats(
   timing: RequestTiming,
   finishReason: FinishReason,
   ngram?: NgramCounts,
+  /** drafts that did not come from the lookup came from the draft model (lookup + model combined) */
+  combined = false,
 ): RequestStats {
   const e2eMs = timing.finishedAt - timing.submittedAt;
   return {
@@ -86,21 +88,23 @@ export function buildRequestStats(
     e2eMs,
     tokensPerSecond: e2eMs > 0 ? generatedTokens / (e2eMs / 1000) : 0,
     finishReason,
-    ...(ngram ? { draftSources: sourceStats(ngram) } : {}),
+    ...(ngram ? { draftSources: sourceStats(ngram, combined ? counters : undefined) } : {}),
   };
 }
 
-function sourceStats(ngram: NgramCounts): DraftSourceStats {
+/** Per source; `all` (every draft, when a draft model drafted what the lookup did not) gives the model's share. */
+function sourceStats(ngram: NgramCounts, all?: { drafted: number; accepted: number }): DraftSourceStats {
   const { lookups, hits, draftedTokens, acceptedTokens } = ngram;
-  return {
-    ngram: {
-      lookups,
-      hits,
-      draftedTokens,
-      acceptedTokens,
-      acceptanceRate: draftedTokens > 0 ? acceptedTokens / draftedTokens : 0,
-    },
+  const rate = (accepted: number, drafted: number) => (drafted > 0 ? accepted / drafted : 0);
+  const sources: DraftSourceStats = {
+    ngram: { lookups, hits, draftedTokens, acceptedTokens, acceptanceRate: rate(acceptedTokens, draftedTokens) },
   };
+  if (all) {
+    const drafted = all.drafted - draftedTokens;
+    const accepted = all.accepted - acceptedTokens;
+    sources.model = { draftedTokens: drafted, acceptedTokens: accepted, acceptanceRate: rate(accepted, drafted) };
+  }
+  return sources;
 }
 
 const TRACE_LIMIT = 2000;
@@ -148,6 +152,8 @@ export class StatsCollector {
   constructor(
     private readonly mode: Mode,
     ngram = false,
+    /** lookup and draft model combined: stats give the model's share too */
+    private readonly combined = false,
   ) {
     if (ngram) this.ngram = emptyNgram();
   }
@@ -295,7 +301,7 @@ export class StatsCollector {
           }
         : {}),
       ...(this.coreLimit ? { coreLimit: this.coreLimit() } : {}),
-      ...(this.ngram ? { draftSources: sourceStats(this.ngram) } : {}),
+      ...(this.ngram ? { draftSources: sourceStats(this.ngram, this.combined ? this.counters : undefined) } : {}),
     };
   }
 

@@ -199,9 +199,11 @@ export interface AutoModelSnapshot {
   overlapBound?: { k: number; tokensPerSecond: number } | null;
 }
 
-/** Drafts by where they came from: today prompt lookup; a draft model's would sit beside it once combined. */
+/** Drafts by where they came from: prompt lookup, and (lookup and draft model combined) the draft model. */
 export interface DraftSourceStats {
   ngram?: NgramSourceStats;
+  /** the draft model's drafts, where the lookup found nothing (with a draft model and EngineOptions.ngram) */
+  model?: { draftedTokens: number; acceptedTokens: number; acceptanceRate: number };
 }
 
 export interface NgramSourceStats {

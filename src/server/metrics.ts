@@ -25,6 +25,8 @@ export class ServerMetrics {
   private readonly draftTokens: Counter;
   private readonly acceptedTokens: Counter;
   private readonly acceptedPerPos: Counter<"position">;
+  private readonly sourceDraftTokens: Counter<"source">;
+  private readonly sourceAcceptedTokens: Counter<"source">;
 
   /** `engine()`: the engine once loaded (null before), read at every scrape */
   constructor(engine: () => Engine | null) {
@@ -140,6 +142,18 @@ export class ServerMetrics {
       help: "Drafted tokens the target accepted",
       registers,
     });
+    this.sourceDraftTokens = new Counter({
+      name: `${P}spec_decode_num_draft_tokens_by_source_total`,
+      help: "Drafted tokens verified by the target, per draft source (ngram: prompt lookup; model: the draft model)",
+      labelNames: ["source"],
+      registers,
+    });
+    this.sourceAcceptedTokens = new Counter({
+      name: `${P}spec_decode_num_accepted_tokens_by_source_total`,
+      help: "Drafted tokens the target accepted, per draft source",
+      labelNames: ["source"],
+      registers,
+    });
     this.acceptedPerPos = new Counter({
       name: `${P}spec_decode_num_accepted_tokens_per_pos_total`,
       help: "Drafted tokens accepted at each draft position (0 = first)",
@@ -163,6 +177,12 @@ export class ServerMetrics {
     this.draftTokens.inc(s.draftedTokens);
     this.acceptedTokens.inc(s.acceptedTokens);
     s.acceptedPerPosition.forEach((n, position) => this.acceptedPerPos.inc({ position: String(position) }, n));
+    for (const source of ["ngram", "model"] as const) {
+      const counts = s.draftSources?.[source];
+      if (!counts) continue;
+      this.sourceDraftTokens.inc({ source }, counts.draftedTokens);
+      this.sourceAcceptedTokens.inc({ source }, counts.acceptedTokens);
+    }
   }
 
   /** An engine request aborted before it finished (its client left, or the drain ran out): vLLM's "abort". */

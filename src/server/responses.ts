@@ -38,6 +38,8 @@ export interface SpeculativeStats {
   verify_steps: number;
   ttft_ms: number;
   e2e_ms: number;
+  /** with prompt lookup: drafted / accepted tokens per source (`model`: the draft model, where lookup found nothing) */
+  draft_sources?: Partial<Record<"ngram" | "model", { draft_tokens: number; accepted_tokens: number }>>;
 }
 
 export function speculativeStats(mode: Mode, results: readonly GenerateResult[]): SpeculativeStats {
@@ -55,7 +57,22 @@ export function speculativeStats(mode: Mode, results: readonly GenerateResult[])
     verify_steps: steps,
     ttft_ms: Math.min(...results.map((r) => r.stats.ttftMs)),
     e2e_ms: Math.max(...results.map((r) => r.stats.e2eMs)),
+    ...draftSources(results),
   };
+}
+
+function draftSources(results: readonly GenerateResult[]): Pick<SpeculativeStats, "draft_sources"> {
+  if (!results.some((r) => r.stats.draftSources)) return {};
+  const out: NonNullable<SpeculativeStats["draft_sources"]> = {};
+  for (const source of ["ngram", "model"] as const) {
+    const per = results.map((r) => r.stats.draftSources?.[source]).filter((s) => s !== undefined);
+    if (per.length === 0) continue;
+    out[source] = {
+      draft_tokens: per.reduce((n, s) => n + s.draftedTokens, 0),
+      accepted_tokens: per.reduce((n, s) => n + s.acceptedTokens, 0),
+    };
+  }
+  return { draft_sources: out };
 }
 
 /** The fields every body and chunk of one HTTP request shares. */

@@ -320,6 +320,23 @@ describe("generate", () => {
     expect(bad.stderr).toMatch(/--tetris-extra works with --mode psd only \(mode is auto\)/);
   });
 
+  it("--draft D --ngram combines prompt lookup with the draft model; --stats shows each source", async () => {
+    const prompt = "the cat sat on the mat and the cat sat on the";
+    const args = ["generate", "--model", target, "--prompt", prompt, "--max-tokens", "24", ...small];
+    const [ar, both] = [
+      await runCli([...args, "--json"]),
+      await runCli([...args, "--draft", draft, "--ngram", "--mode", "sd", "--json", "--stats"]),
+    ];
+    expect(both.code, both.stderr).toBe(0);
+    const tokens = (r: { stdout: string }) => JSON.parse(r.stdout).requests[0].tokens;
+    expect(tokens(both)).toEqual(tokens(ar));
+    expect(both.stderr).toMatch(/prompt lookup: \d+\/\d+ lookups found a match/);
+    expect(both.stderr).toMatch(/draft model \(where lookup found nothing\): \d+\/\d+ drafts accepted/);
+    const bad = await runCli([...args, "--ngram"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--ngram combines prompt lookup with a draft model/);
+  });
+
   it(
     "--kv-unified / --no-kv-unified set both contexts' KV layout; " + "the greedy output is the same on the CPU",
     async () => {

@@ -384,8 +384,12 @@ describe("modeFromFlags (generate and serve)", () => {
     expect(modeFromFlags({ draft: "d.gguf" }, true)).toEqual({ mode: undefined });
     expect(modeFromFlags({ draft: "ngram" }, true)).toEqual({ mode: "sd" });
     expect(modeFromFlags({ draft: "d.gguf", tetrisExtra: 2 }, true)).toEqual({ mode: "psd" });
-    expect(modeFromFlags({ draft: "ngram", mode: "psd" }, true).error).toMatch(/--draft ngram works with --mode sd/);
+    expect(modeFromFlags({ draft: "ngram", mode: "psd" }, true).error).toMatch(/works with --mode sd or auto/);
+    expect(modeFromFlags({ draft: "ngram", mode: "auto" }, true)).toEqual({ mode: "auto" });
     expect(modeFromFlags({ draft: "d.gguf", ngramMaxN: 2 }, true).error).toMatch(/--ngram-max-n/);
+    expect(modeFromFlags({ draft: "d.gguf", ngram: true, ngramMaxN: 2 }, true)).toEqual({ mode: undefined });
+    expect(modeFromFlags({ draft: "ngram", ngram: true }, true).error).toMatch(/--ngram combines/);
+    expect(modeFromFlags({ ngram: true }, false).error).toMatch(/--ngram combines/);
     expect(modeFromFlags({ mode: "sd" }, false).error).toBe("mode sd needs a draft model (--draft <path>)");
     expect(modeFromFlags({ draft: "d.gguf", tetrisExtra: 2, mode: "auto" }, true).error).toMatch(/\(mode is auto\)/);
   });

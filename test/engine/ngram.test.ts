@@ -129,13 +129,117 @@ describe("ngram drafts, sampled: the output is distributed as the target's", () 
   }
 });
 
+describe("ngram combined with the draft model: lookup first, the model where it finds nothing", async () => {
+  const FAKE = { eogToken: 0, eogBias: -1 } as const;
+  const base = workload(16, 3);
+  const WORK = { prompts: [...base.prompts, ...repetitive(8)], maxTokens: [...base.maxTokens, ...Array(8).fill(40)] };
+  const { engine: ar } = makeEngine({ mode: "ar", batchSize: 4 }, FAKE);
+  const reference = await runWorkload(ar, WORK);
+  await ar.close();
+
+  for (const [mode, extra] of [
+    ["sd", {}],
+    ["psd", {}],
+    ["psd", { tetris: { extra: 2 } }],
+    ["psd", { postVerify: true }],
+    ["auto", {}],
+  ] as const) {
+    for (const batchSize of [1, 4]) {
+      const label = `${mode}${"tetris" in extra ? " tetris" : "postVerify" in extra ? " post-verify" : ""}`;
+      it(`greedy: ${label} m=${batchSize} emits ar's tokens; the draft cache follows lookup drafts`, async () => {
+        const { engine, fake } = makeEngine({ mode, batchSize, draftTokens: 4, ngram: { maxN: 3 }, ...extra }, FAKE);
+        const results = await runWorkload(engine, WORK);
+        results.forEach((r, i) => expect(r.tokens, `request ${i}`).toEqual(reference[i]!.tokens));
+        const stats = engine.stats();
+        const { ngram, model } = stats.draftSources!;
+        // both sources drafted, and their shares add up to the totals
+        expect(ngram!.draftedTokens).toBeGreaterThan(0);
+        expect(model!.draftedTokens).toBeGreaterThan(0);
+        expect(ngram!.draftedTokens + model!.draftedTokens).toBe(stats.draftedTokens);
+        expect(ngram!.acceptedTokens + model!.acceptedTokens).toBe(stats.acceptedTokens);
+        const perRequest = results.reduce((n, r) => n + r.stats.draftSources!.model!.draftedTokens, 0);
+        expect(perRequest).toBe(model!.draftedTokens);
+        // the draft worker drafted only where lookup found nothing: fewer chains than verifications
+        const drafted = fake.calls.filter((c) => c.worker === "draft" && c.kind === "draft");
+        expect(drafted.length).toBeGreaterThan(0);
+        await engine.close();
+        expect(fake.liveSeqs("target")).toEqual([]);
+        expect(fake.liveSeqs("draft")).toEqual([]);
+      });
+    }
+  }
+
+  it("auto with lookup alone (no draft model) emits ar's tokens", async () => {
+    const { engine, fake } = makeEngine(
+      { mode: "auto", batchSize: 2, draftTokens: 4, ngram: {} },
+      { ...FAKE, withDraft: false },
+    );
+    const results = await runWorkload(engine, WORK);
+    results.forEach((r, i) => expect(r.tokens, `request ${i}`).toEqual(reference[i]!.tokens));
+    const stats = engine.stats();
+    expect(stats.draftSources!.ngram!.draftedTokens).toBe(stats.draftedTokens);
+    expect(stats.draftSources!.model).toBeUndefined();
+    // auto decided from measured costs: it calibrated and chose some k for every step
+    expect(stats.auto!.decisions.every((d) => d.schedule === "sequential")).toBe(true);
+    await engine.close();
+    expect(fake.calls.filter((c) => c.worker === "draft")).toEqual([]);
+  });
+});
+
+describe("ngram combined with the draft model, sampled: the output is distributed as the target's", () => {
+  const RUNS = 3000;
+  // the prompt ends with 5, which occurred before: round 1 verifies looked-up drafts (one-hot q);
+  // where a later round finds nothing, the draft model drafts (its own q): the second token mixes both
+  const PROMPT = [...makePrompt(99, 6), 5, 7, 5, 9, 4, 5, 7, 5];
+  for (const mode of ["sd", "psd"] as const) {
+    it(`${mode}, T=1: first and second tokens`, async () => {
+      const sampling = { temperature: 1, topK: 0, topP: 1 };
+      const fake = new FakeBackend({ logitScale: 2 });
+      const engine = new Engine(fake, { mode, batchSize: 8, draftTokens: 1, ngram: { maxN: 3 }, ...sampling });
+      const results = await Promise.all(
+        Array.from({ length: RUNS }, (_, i) => engine.generate(PROMPT, { maxTokens: 2, seed: 5000 + i })),
+      );
+      const { ngram, model } = engine.stats().draftSources!;
+      expect(ngram!.hits).toBeGreaterThanOrEqual(RUNS);
+      expect(model!.draftedTokens).toBeGreaterThan(100);
+      const first = chiSquareTest(
+        histogram(
+          results.map((r) => r.tokens[0]!),
+          VOCAB,
+        ),
+        fake.targetDistribution(PROMPT, sampling),
+      );
+      expect(first.statistic).toBeLessThan(first.critical);
+      const marginal = new Float64Array(VOCAB);
+      fake.targetDistribution(PROMPT, sampling).forEach((pt, t) => {
+        if (pt > 0) fake.targetDistribution([...PROMPT, t], sampling).forEach((p2, t2) => (marginal[t2]! += pt * p2));
+      });
+      const second = chiSquareTest(
+        histogram(
+          results.map((r) => r.tokens[1]!),
+          VOCAB,
+        ),
+        marginal,
+      );
+      expect(second.statistic).toBeLessThan(second.critical);
+      await engine.close();
+    });
+  }
+});
+
 describe("ngram options", () => {
   const fake = () => new FakeBackend({ withDraft: false });
-  it("works with sd only", () => {
-    for (const mode of ["ar", "psd", "auto"] as const)
-      expect(() => new Engine(fake(), { mode, ngram: {} })).toThrow(/ngram drafts work with mode "sd" only/);
+  it("lookup alone works with sd and auto; psd needs a draft model; ar drafts nothing", () => {
+    expect(() => new Engine(fake(), { mode: "psd", ngram: {} })).toThrow(/mode "psd" needs a draft model/);
     expect(() => new Engine(fake(), { mode: "sd" })).toThrow(/needs a draft model/);
-    expect(new Engine(fake(), { mode: "sd", ngram: {} }).options.ngram).toEqual({ maxN: 3 });
+    expect(new Engine(fake(), { mode: "sd", ngram: {} }).options.ngram).toEqual({ maxN: 3, combined: false });
+    expect(new Engine(fake(), { mode: "auto", ngram: {} }).options.ngram).toEqual({ maxN: 3, combined: false });
+    expect(new Engine(fake(), { mode: "ar", ngram: {} }).options.ngram).toBeUndefined();
+    const withDraft = new FakeBackend();
+    expect(new Engine(withDraft, { mode: "psd", ngram: { maxN: 2 } }).options.ngram).toEqual({
+      maxN: 2,
+      combined: true,
+    });
   });
   it("checks maxN", () => {
     expect(() => new Engine(fake(), { mode: "sd", ngram: { maxN: 0 } })).toThrow(/ngram\.maxN/);

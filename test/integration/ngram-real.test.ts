@@ -18,12 +18,17 @@ const PROMPTS = [
 const MAX_TOKENS = 48;
 
 let target: LlamaModel;
+let draftModel: LlamaModel;
 
 beforeAll(async () => {
-  target = await LlamaModel.load((await tinyPair()).target);
+  const pair = await tinyPair();
+  [target, draftModel] = await Promise.all([LlamaModel.load(pair.target), LlamaModel.load(pair.draft)]);
 });
 
-afterAll(() => target?.dispose());
+afterAll(() => {
+  target?.dispose();
+  draftModel?.dispose();
+});
 
 async function run(options: Partial<CreateEngineOptions>, prompts: readonly string[], maxTokens = MAX_TOKENS) {
   const e = await createEngine({ contextSize: 256, target: { model: target, threads: 1 }, ...options });
@@ -58,12 +63,29 @@ describe("ngram drafts on llama.cpp", () => {
     }
   }
 
-  it("refuses ngram beside a draft model and with another mode than sd", async () => {
-    await expect(
-      createEngine({ target: { model: target }, draft: { ngram: {}, model: "x.gguf" } as never }),
-    ).rejects.toThrow(/not supported yet/);
+  it("auto with lookup alone emits exactly the ar tokens", async () => {
+    const { e, tokens } = await run({ mode: "auto", batchSize: 2, draftTokens: 4, draft: { ngram: {} } }, PROMPTS);
+    expect(e.placement.draftDevice).toBe("none");
+    expect(tokens).toEqual(reference);
+  });
+
+  for (const mode of ["sd", "psd", "auto"] as const) {
+    it(`${mode} with lookup and the draft model combined emits exactly the ar tokens`, async () => {
+      const { tokens, stats } = await run(
+        { mode, batchSize: 2, draftTokens: 4, draft: { model: draftModel, threads: 1, ngram: { maxN: 3 } } },
+        PROMPTS,
+      );
+      expect(tokens).toEqual(reference);
+      const { ngram, model } = stats.draftSources!;
+      expect(ngram!.lookups).toBeGreaterThan(0);
+      expect(model!.draftedTokens + ngram!.draftedTokens).toBe(stats.draftedTokens);
+      if (mode !== "auto") expect(model!.draftedTokens).toBeGreaterThan(0);
+    });
+  }
+
+  it("refuses psd with lookup alone: it has no draft model's work to overlap", async () => {
     await expect(createEngine({ mode: "psd", target: { model: target }, draft: { ngram: {} } })).rejects.toThrow(
-      /mode "sd" only/,
+      /mode "psd" overlaps a draft model's work/,
     );
   });
 });

@@ -244,16 +244,16 @@ describe("minedraft bench serve", () => {
     expect(r.stderr).not.toContain("starting minedraft");
   });
 
-  it("--draft ngram: rows named for prompt lookup (sd), and psd / auto refused", async () => {
+  it("--draft ngram: rows named for prompt lookup (sd, auto), and psd refused", async () => {
     const { target } = await tinyPair();
     const json = path.join(tmp, "ngram.json");
     const args = ["bench", "serve", "--model", target, "--draft", "ngram", "--rates", "inf", "--num-prompts", "2"];
     const r = await runCli([...args, "--max-tokens", "8", "--json", json], { timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(await readFile(json, "utf8")) as { results: { system: string; mode: string }[] };
-    expect(report.results.map((x) => x.system)).toEqual(["minedraft ar", "minedraft sd ngram"]);
+    expect(report.results.map((x) => x.system)).toEqual(["minedraft ar", "minedraft sd ngram", "minedraft auto ngram"]);
     const bad = await runCli([...args, "--modes", "sd,psd"], { timeoutMs: 60_000 });
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/--draft ngram \(prompt lookup\) works with modes ar and sd only/);
+    expect(bad.stderr).toMatch(/--draft ngram \(prompt lookup alone\) works with modes ar, sd and auto/);
   });
 });

@@ -125,29 +125,42 @@ describe("minedraft serve", () => {
     },
   );
 
-  it("--draft ngram serves prompt-lookup drafts (sd, no draft model): greedy output equals ar's", async () => {
-    const s = await serve(["--draft", "ngram", "--mode", "sd"]);
-    try {
-      expect(s.stdout()).toMatch(/mode sd/);
-      const prompt = "Once upon a time, once upon a time, once upon a";
-      const r = await fetch(`${s.url}/v1/completions`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ prompt, max_tokens: 24, temperature: 0, return_tokens: true }),
-      });
-      expect(r.status).toBe(200);
-      const tokens = ((await r.json()) as { choices: { tokens: number[] }[] }).choices[0]!.tokens;
-      const ar = await createEngine({ mode: "ar", target: { model: target, threads: 1 }, contextSize: 256 });
+  for (const [name, extra, sources] of [
+    ["--draft ngram serves prompt-lookup drafts (sd, no draft model)", ["--draft", "ngram", "--mode", "sd"], ["ngram"]],
+    ["--draft D --ngram serves lookup and the draft model combined (psd)", ["--ngram"], ["ngram", "model"]],
+  ] as const) {
+    it(`${name}: greedy output equals ar's; stats and metrics per source`, async () => {
+      const s = await serve([...extra]);
       try {
-        expect(tokens).toEqual((await ar.generate(prompt, { maxTokens: 24 })).tokens);
+        expect(s.stdout()).toMatch(/mode (sd|psd)/);
+        const prompt = "Once upon a time, once upon a time, once upon a";
+        const r = await fetch(`${s.url}/v1/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ prompt, max_tokens: 24, temperature: 0, return_tokens: true }),
+        });
+        expect(r.status).toBe(200);
+        const body = (await r.json()) as {
+          choices: { tokens: number[] }[];
+          minedraft: { draft_tokens: number; draft_sources: Record<string, { draft_tokens: number }> };
+        };
+        const ar = await createEngine({ mode: "ar", target: { model: target, threads: 1 }, contextSize: 256 });
+        try {
+          expect(body.choices[0]!.tokens).toEqual((await ar.generate(prompt, { maxTokens: 24 })).tokens);
+        } finally {
+          await ar.close();
+        }
+        const bySource = body.minedraft.draft_sources;
+        expect(Object.keys(bySource).sort()).toEqual([...sources].sort());
+        expect(Object.values(bySource).reduce((n, x) => n + x.draft_tokens, 0)).toBe(body.minedraft.draft_tokens);
+        const metrics = await (await fetch(`${s.url}/metrics`)).text();
+        expect(metrics).toMatch(/minedraft:spec_decode_num_draft_tokens_by_source_total\{source="ngram"\} \d+/);
       } finally {
-        await ar.close();
+        s.child.kill("SIGTERM");
+        expect((await s.exited).code).toBe(0);
       }
-    } finally {
-      s.child.kill("SIGTERM");
-      expect((await s.exited).code).toBe(0);
-    }
-  });
+    });
+  }
 
   it("with no grace left, a request in flight ends with an error event instead of hanging; exit 0", async () => {
     const s = await serve(["--shutdown-grace", "0"]);

@@ -36,6 +36,8 @@ export const BENCH_SERVE_SCHEMA = "minedraft-bench-serve/1";
 interface BenchServeFlags {
   model?: string;
   draft?: string;
+  /** prompt lookup first, the draft model where it finds nothing */
+  ngram?: boolean;
   modes?: Mode[];
   rates: number[];
   numPrompts: number;
@@ -94,7 +96,8 @@ export function benchServeCommand(): Command {
     )
     .summary("serving benchmark over HTTP at request rates")
     .option("--model <path>", "target model: a GGUF file or an hf: URI")
-    .option("--draft <path>", 'draft model (needed for sd, psd, auto), or "ngram": prompt lookup drafts (sd)')
+    .option("--draft <path>", 'draft model (needed for sd, psd, auto), or "ngram": prompt lookup drafts (sd, auto)')
+    .option("--ngram", "with --draft PATH: prompt lookup drafts first, the draft model where the lookup finds nothing")
     .addOption(
       new Option(
         "--modes <list>",
@@ -186,11 +189,13 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
   if (!flags.model) usageError(cmd, "required option '--model <path>' not specified");
   const ngram = flags.draft === NGRAM_DRAFT;
   const modes =
-    flags.modes ?? ((flags.draft ? (ngram ? ["ar", "sd"] : ["ar", "sd", "psd", "auto"]) : ["ar"]) as Mode[]);
+    flags.modes ?? ((flags.draft ? (ngram ? ["ar", "sd", "auto"] : ["ar", "sd", "psd", "auto"]) : ["ar"]) as Mode[]);
   if (!flags.draft && modes.some((m) => m !== "ar"))
     usageError(cmd, `modes ${modes.filter((m) => m !== "ar").join(", ")} need a draft model (--draft <path>)`);
-  if (ngram && modes.some((m) => m === "psd" || m === "auto"))
-    usageError(cmd, "--draft ngram (prompt lookup) works with modes ar and sd only");
+  if (ngram && modes.includes("psd"))
+    usageError(cmd, "--draft ngram (prompt lookup alone) works with modes ar, sd and auto: psd overlaps a draft model");
+  if (flags.ngram && (ngram || !flags.draft))
+    usageError(cmd, "--ngram combines prompt lookup with a draft model: give --draft PATH");
   const source = flags.prompts ? (await readPrompts(flags.prompts)).map((e) => e.prompt) : [...BUILTIN_PROMPTS];
   const prompts = Array.from({ length: flags.numPrompts }, (_, i) => source[i % source.length]!);
   const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -310,16 +315,19 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
     );
 }
 
-/** " ngram" where the drafts come from prompt lookup (--draft ngram), so the row reads beside llama-server's. */
+/**
+ * " ngram" where the drafts come from prompt lookup (--draft ngram), so the row reads beside llama-server's;
+ * " ngram+draft" where lookup and the draft model combine (--ngram).
+ */
 const ngramLabel = (flags: BenchServeFlags, mode: Mode) =>
-  mode !== "ar" && flags.draft === NGRAM_DRAFT ? " ngram" : "";
+  mode === "ar" ? "" : flags.draft === NGRAM_DRAFT ? " ngram" : flags.ngram ? " ngram+draft" : "";
 
 /** One `minedraft serve` per mode, with the bench's server flags. */
 function minedraftSystem(flags: BenchServeFlags, mode: Mode, requests: number): System {
   const args = [
     "--model",
     flags.model!,
-    ...(mode !== "ar" ? ["--draft", flags.draft!] : []),
+    ...(mode !== "ar" ? ["--draft", flags.draft!, ...(flags.ngram ? ["--ngram"] : [])] : []),
     "--mode",
     mode,
     "--max-queue",
@@ -345,7 +353,11 @@ function minedraftSystem(flags: BenchServeFlags, mode: Mode, requests: number): 
 
 /** The same engine options as minedraftSystem's server (serve's defaults), in this process. */
 function librarySystem(flags: BenchServeFlags, mode: Mode): System {
-  const decoding = { batchSize: flags.batchSize ?? 4, draftTokens: mode === "ar" ? undefined : flags.draftTokens };
+  const decoding = {
+    batchSize: flags.batchSize ?? 4,
+    draftTokens: mode === "ar" ? undefined : flags.draftTokens,
+    ngram: flags.ngram,
+  };
   const placement = {
     threads: flags.threads,
     draftThreads: flags.draftThreads,

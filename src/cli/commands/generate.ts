@@ -48,7 +48,7 @@ export function generateCommand(): Command {
     .requiredOption("--model <path>", "target model: a GGUF file or an hf: URI")
     .option(
       "--draft <path>",
-      'draft model (GGUF file or hf: URI); enables sd and psd. "ngram": prompt lookup drafts, no draft model (sd)',
+      'draft model (GGUF file or hf: URI); enables sd, psd and auto. "ngram": prompt lookup drafts, no draft model (sd, auto)',
     )
     .addOption(new Option("--prompt <text>", "the prompt").conflicts("prompts"))
     .addOption(

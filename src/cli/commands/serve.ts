@@ -49,7 +49,7 @@ export function serveCommand(): Command {
     )
     .option(
       "--draft <path>",
-      'draft model (GGUF file or hf: URI); enables sd, psd and auto. "ngram": prompt lookup drafts, no draft model (sd)',
+      'draft model (GGUF file or hf: URI); enables sd, psd and auto. "ngram": prompt lookup drafts, no draft model (sd, auto)',
     )
     .addOption(modeOption())
     .option(
