@@ -10,7 +10,7 @@ import type {
 } from "../engine/backend.js";
 import type { StepSchedule } from "../engine/types.js";
 import type { LlamaContext } from "./context.js";
-import { CpuLoadMonitor } from "./cpu-load.js";
+import { CpuLoadMonitor, JobClock } from "./cpu-load.js";
 import type { LlamaModel } from "./model.js";
 import { draftVocabBridge } from "./vocab-compat.js";
 
@@ -79,31 +79,34 @@ export class NativeBackend implements Backend {
       applyChatTemplate: (msgs, addAssistant, template) =>
         m.applyChatTemplate(msgs, addAssistant, template ?? (synthChatml ? "chatml" : undefined)),
     };
+    // the compute jobs, timed for the load monitor (the others are short)
+    const clock = new JobClock();
     this.target = {
-      prefill: (seq, pos, tokens) => targetContext.prefill(seq, pos, tokens),
-      prefillMany: (specs) => targetContext.prefillMany(specs),
+      prefill: (seq, pos, tokens) => clock.track(targetContext.prefill(seq, pos, tokens)),
+      prefillMany: (specs) => clock.track(targetContext.prefillMany(specs)),
       removeSeq: async (seq) => void (await targetContext.removeSeq(seq)),
       moveSeq: moveFor(targetContext),
-      verify: (specs: readonly VerifySpec[]) => targetContext.verify(specs, draftContext) as Promise<VerifyOutput[]>,
+      verify: (specs: readonly VerifySpec[]) =>
+        clock.track(targetContext.verify(specs, draftContext) as Promise<VerifyOutput[]>),
     };
     if (draftContext && draftModel) {
       // vocabulary sizes may differ within the tolerance of the compatibility rule (vocab-compat.ts)
       const vocab = draftVocabBridge(m.info.nVocab, draftModel.info.nVocab);
       this.draft = {
-        prefill: (seq, pos, tokens) => draftContext.prefill(seq, pos, vocab.fitTokens(tokens)),
+        prefill: (seq, pos, tokens) => clock.track(draftContext.prefill(seq, pos, vocab.fitTokens(tokens))),
         prefillMany: (specs) =>
-          draftContext.prefillMany(specs.map((s) => ({ ...s, tokens: vocab.fitTokens(s.tokens) }))),
+          clock.track(draftContext.prefillMany(specs.map((s) => ({ ...s, tokens: vocab.fitTokens(s.tokens) })))),
         removeSeq: async (seq) => void (await draftContext.removeSeq(seq)),
         moveSeq: moveFor(draftContext),
         draft: (specs: readonly DraftSpec[]) =>
-          draftContext.draft(vocab.fitSpecs(specs), vocab.vocabLimit) as Promise<DraftOutput[]>,
+          clock.track(draftContext.draft(vocab.fitSpecs(specs), vocab.vocabLimit) as Promise<DraftOutput[]>),
       };
     }
     if (threads) {
       this.plans = copyPlans(threads.plans);
       this.setThreads = (target, draft) => this.switchThreads(target, draft);
       if (threads.replan) {
-        const monitor = new CpuLoadMonitor(threads.cores);
+        const monitor = new CpuLoadMonitor(threads.cores, undefined, clock);
         this.cpuLoad = () => monitor.read();
         this.limitCores = (cores) => this.applyCoreLimit(cores);
       }
