@@ -4,6 +4,8 @@ export {
   MinedraftEngine,
   type CreateEngineOptions,
   type ModelPlacement,
+  type DraftPlacement,
+  type NgramDraft,
   type Placement,
 } from "./create-engine.js";
 export {
