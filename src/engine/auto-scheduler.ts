@@ -14,6 +14,12 @@
 //
 // The decisions come from AutoPolicy (auto-policy.ts); overlapped steps run on the pipeline shared
 // with psd (pipeline.ts, fill mode "verify-plain").
+//
+// One running request (a chat, the tail, after aborts) makes no two sub-batches; there the overlapped
+// schedule is psd's post-verify (the next round drafted while this one verifies). Its gain hangs on
+// how often a whole round is accepted and on whether the two workers slow each other, which the cost
+// lines do not capture, so it is priced by what it did: bursts of post-verify steps measure its
+// tokens per second, and it runs while that beats the sequential prediction for one request.
 import type { Backend, ThreadPlacement } from "./backend.js";
 import { AutoPolicy, type AutoPolicyOptions, type PassSize } from "./auto-policy.js";
 import type { BatchExecutor, CallLabel } from "./executor.js";
@@ -31,6 +37,12 @@ export interface AutoSchedulerOptions {
   probeBudget?: number;
 }
 
+/** Post-verify steps per measurement, and one-request steps between re-measurements. */
+const PV_BURST = 6;
+const PV_REMEASURE_EVERY = 96;
+/** Weight of a post-verify step in the running estimate while post-verify runs. */
+const PV_WEIGHT = 0.1;
+
 /** auto's schedule (a Scheduler: createScheduler returns it as one). */
 export class AutoScheduler {
   /** false with prompt lookup alone (no draft model): nothing to prefill into a draft context */
@@ -44,6 +56,11 @@ export class AutoScheduler {
   private readonly collector: StatsCollector;
   private readonly batchSize: number;
   private placed: StepSchedule | undefined;
+  /** post-verify with one running request: its measured tokens/s, and the burst measuring it */
+  private pv: { rate?: number; burst: { left: number; tokens: number; ms: number } | null; since: number } = {
+    burst: null,
+    since: 0,
+  };
 
   constructor(opts: AutoSchedulerOptions) {
     this.capacity = 2 * opts.batchSize;
@@ -83,6 +100,7 @@ export class AutoScheduler {
   placementChanged(): void {
     this.current = new AutoPolicy(this.policyOptions);
     this.placed = undefined;
+    this.pv = { burst: null, since: 0 };
   }
 
   admit(request: Request, running: readonly Request[]): void {
@@ -120,6 +138,10 @@ export class AutoScheduler {
   }
 
   async step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void> {
+    if (running.length === 1) {
+      const k = this.postVerifyK(running[0]!);
+      if (k > 0) return await this.postVerifyStep(running, executor, step, k);
+    }
     const overlapNow = running.length >= 2;
     const size: PassSize = {
       sequential: running.length,
@@ -176,6 +198,70 @@ export class AutoScheduler {
         "sequential",
         this.collector.now() - start - tv.ms - (td?.ms ?? 0) - (td?.catchUpMs ?? 0),
       );
+  }
+
+  /**
+   * With one running request: the k to run a post-verify step at, or 0 for the policy's choice.
+   * Post-verify runs in measuring bursts (the first once calibration is done, then every
+   * PV_REMEASURE_EVERY one-request steps) and otherwise while its measured rate beats the
+   * sequential prediction by the margin a switch needs; k is the sequential best k (at least 1).
+   */
+  private postVerifyK(request: Request): number {
+    const policy = this.policy;
+    if (!policy.canOverlap || policy.currentSchedule === null) return 0;
+    const one: PassSize = { sequential: 1, overlapped: 1 };
+    const preds = policy.predictions(one, false);
+    const bestSeq = preds[0];
+    const k = preds.find((p) => p.k > 0)?.k ?? 0;
+    if (!bestSeq || k === 0) return 0;
+    const pv = this.pv;
+    if (pv.burst) return request.drafts !== null || pv.burst.left > 0 ? k : 0;
+    if (pv.rate === undefined || ++pv.since >= PV_REMEASURE_EVERY) {
+      pv.burst = { left: PV_BURST, tokens: 0, ms: 0 };
+      pv.since = 0;
+      return k;
+    }
+    // a request holding ahead drafts keeps the schedule that made them for one more step
+    if (request.drafts !== null && this.placed === "overlapped") return k;
+    return pv.rate > 1.04 * bestSeq.tokensPerSecond ? k : 0;
+  }
+
+  /** One post-verify step (psd's one-request overlap), timed into the post-verify estimate. */
+  private async postVerifyStep(
+    running: readonly Request[],
+    executor: BatchExecutor,
+    step: number,
+    k: number,
+  ): Promise<void> {
+    const r = running[0]!;
+    const pv = this.pv;
+    const probe = pv.burst !== null;
+    const choice: AutoChoice = { schedule: "overlapped", k, threads: this.threadsFor("overlapped") };
+    this.collector.recordDecision(choice, probe);
+    await this.place("overlapped", executor);
+    const before = r.generatedCount;
+    const start = this.collector.now();
+    const calls: PipelineCalls = {
+      verify: (batch, label) => executor.verify(batch, label),
+      draft: (batch, label) => executor.draft(batch, label, { k }),
+      draftAhead: (batch, label) => executor.draftAhead(batch, label, k),
+    };
+    await runStep(planStep(running, "draft-alone"), running, calls, step, { ...choice, probe });
+    const ms = this.collector.now() - start;
+    const tokens = r.generatedCount - before;
+    if (pv.burst) {
+      pv.burst.tokens += tokens;
+      pv.burst.ms += ms;
+      if (--pv.burst.left <= 0 || r.done) {
+        if (pv.burst.ms > 0) {
+          const rate = (1000 * pv.burst.tokens) / pv.burst.ms;
+          pv.rate = pv.rate === undefined ? rate : (pv.rate + rate) / 2;
+        }
+        if (pv.burst.left <= 0) pv.burst = null;
+      }
+    } else if (ms > 0 && pv.rate !== undefined) {
+      pv.rate += PV_WEIGHT * ((1000 * tokens) / ms - pv.rate);
+    }
   }
 
   private snapshot(): AutoModelSnapshot {

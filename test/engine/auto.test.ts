@@ -571,6 +571,35 @@ async function throughput(options: EngineOptions, fake: FakeOptions, runs = 1): 
   return tps / runs;
 }
 
+describe("auto with one running request: post-verify priced by what it measured", () => {
+  /** Three requests one after the other (the CLI / chat case): every step has one running request. */
+  async function oneAtATime(fake: FakeOptions) {
+    const { engine, fake: backend } = makeEngine({ mode: "auto", batchSize: 2, draftTokens: 4 }, fake);
+    const prompts = [makePrompt(11, 6), makePrompt(12, 9), makePrompt(13, 4)];
+    const results = [];
+    for (const p of prompts) results.push(await engine.generate(p, { maxTokens: 120 }));
+    results.forEach((r, i) => expect(r.tokens).toEqual(backend.greedyContinuation(prompts[i]!, 120)));
+    const stats = engine.stats();
+    await engine.close();
+    const steps = (schedule: string) =>
+      stats.auto!.decisions.filter((d) => d.schedule === schedule).reduce((n, d) => n + d.steps, 0);
+    return { stats, overlapped: steps("overlapped"), all: steps("overlapped") + steps("sequential") };
+  }
+
+  it("runs post-verify where the draft has its own device and drafts are often accepted whole", async () => {
+    const { stats, overlapped, all } = await oneAtATime({ ...OWN_DEVICE, draftNoise: 0.3 });
+    expect(stats.postVerify!.hits).toBeGreaterThan(0);
+    expect(overlapped / all, JSON.stringify(stats.auto!.decisions)).toBeGreaterThan(0.6);
+  });
+
+  it("keeps to sequential steps where split threads make each phase twice as slow (a 2-core CPU)", async () => {
+    const { stats, overlapped, all } = await oneAtATime({ ...cpuLike(6, 1.2, 0.8, 0.2), draftNoise: 0.3 });
+    // post-verify ran only in its measuring bursts
+    expect(overlapped).toBeGreaterThan(0);
+    expect(overlapped / all, JSON.stringify(stats.auto!.decisions)).toBeLessThan(0.25);
+  });
+});
+
 describe("auto throughput on fake machines", () => {
   const cases: { name: string; fake: FakeOptions; expectBest: (m: Record<string, number>) => string }[] = [
     {
