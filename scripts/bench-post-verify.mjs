@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // One request, N tokens, interleaved rounds in one process: psd with post-verify (1 + 1 threads)
-// against psd without it (sequential SD at 1 + 1), sd at 1 + 1, and sd / ar at their default placement.
+// against psd without it (sequential SD at 1 + 1), sd at 1 + 1, and sd / ar / auto at their default placement.
 //   npm run bench:post-verify -- MODEL_DIR OUT.json [tokens] [rounds]   (after npm run build:ts)
 import { writeFileSync } from "node:fs";
 import path from "node:path";
@@ -19,6 +19,8 @@ const CONFIGS = [
   { name: "sd 1+1", opts: { mode: "sd", batchSize: 1, ...split } },
   { name: "sd default", opts: { mode: "sd", batchSize: 1, target: { model: target }, draft: { model: draft } } },
   { name: "ar default", opts: { mode: "ar", batchSize: 1, target: { model: target } } },
+  // auto prices post-verify for one request by measuring it (bursts), against its sequential choice
+  { name: "auto default", opts: { mode: "auto", batchSize: 1, target: { model: target }, draft: { model: draft } } },
 ];
 const results = Object.fromEntries(CONFIGS.map((c) => [c.name, []]));
 for (let round = 0; round < rounds; round++) {
@@ -42,6 +44,7 @@ for (let round = 0; round < rounds; round++) {
       acceptanceRate: s.acceptanceRate,
       meanAcceptanceLength: s.meanAcceptanceLength,
       postVerify: s.postVerify,
+      autoDecisions: s.auto?.decisions,
       verifyMsMean: mean(busy("target", "verify").map((e) => e.end - e.start)),
       draftMsMean: mean(busy("draft", "draft").map((e) => e.end - e.start)),
       steps: s.steps,
