@@ -9,7 +9,8 @@
 //
 //   node scripts/bench-ngram.mjs MODEL_DIR OUT.json [tokens] [rounds] [options]      (after npx tsc)
 //     MODEL_DIR holds target.gguf (and draft.gguf for the "sd draft" rows; rows needing it are left out without)
-//     --base N           base prompts per workload (default 3; the built-in prompts have 12)
+//     --base N           base prompts per workload (default 3): the built-in prompts, then with a word appended,
+//                        each with a last token of its own (--prompts-out: at least 16)
 //     --combined         also the rows of the combined source (lookup first, the draft model where it finds
 //                        nothing) and of lookup with psd / auto; fails at once, saying so, if createEngine refuses
 //     --prompts-out FILE write the copy workload as JSON lines for `minedraft bench serve --prompts FILE` (text:
@@ -40,8 +41,8 @@ const [dir, outFile, tokensArg, roundsArg] = flags.promptsOnly ? [positional[0],
 if (!dir || (!outFile && !flags.promptsOnly))
   throw new Error("usage: bench-ngram.mjs MODEL_DIR OUT.json [tokens] [rounds] [--base N] [--combined] ...");
 if (flags.promptsOnly && !flags.promptsOut) throw new Error("--prompts-only needs --prompts-out FILE");
-if (!Number.isInteger(flags.base) || flags.base < 1 || flags.base > BUILTIN_PROMPTS.length)
-  throw new Error(`--base must be an integer in [1, ${BUILTIN_PROMPTS.length}]`);
+if (!Number.isInteger(flags.base) || flags.base < 1 || flags.base > 64)
+  throw new Error("--base must be an integer in [1, 64]");
 const tokens = Number(tokensArg ?? 96);
 const rounds = Number(roundsArg ?? 2);
 const target = path.join(dir, "target.gguf");
@@ -68,17 +69,35 @@ const COMBINED_CONFIGS = [
 const configs = [...CONFIGS, ...(flags.combined ? COMBINED_CONFIGS : [])].filter((c) => hasDraft || !c.needsDraft);
 
 // ---- the workloads, from the model's own greedy output
-const basePrompts = BUILTIN_PROMPTS.slice(0, flags.promptsOut ? BUILTIN_PROMPTS.length : flags.base);
+// Base prompts: the built-in ones, then the built-in ones with a word appended, keeping those whose last token is
+// new (on an attn-scale-0 pair O depends on Q's last token only, and most built-in prompts end with "."). For the
+// prompts file also only those whose O is valid text (a random model's byte tokens detokenize to U+FFFD, which
+// llama-server refuses: "output that does not match the expected Content-only format").
+const WORDS = (
+  "and then because so with in for but of to the a when while after before under over between into from about " +
+  "like near without until since although if or yet also only just still even never always often sometimes " +
+  "here there now soon later again once twice first next last finally maybe perhaps surely clearly quietly " +
+  "slowly quickly together apart above below inside outside around through across along behind beyond toward"
+).split(" ");
+const candidates = [...BUILTIN_PROMPTS, ...WORDS.map((w, i) => `${BUILTIN_PROMPTS[i % BUILTIN_PROMPTS.length]} ${w}`)];
+const wanted = flags.promptsOut ? Math.max(flags.base, 16) : flags.base;
 const arEngine = await createEngine({ mode: "ar", batchSize: 1, contextSize: 2048, target: { model: target } });
 const bases = [];
 try {
-  for (const text of basePrompts) {
+  const bos = arEngine.tokenize("", true)[0];
+  const lastTokens = new Set();
+  for (const text of candidates) {
+    if (bases.length >= wanted) break;
     const q = arEngine.tokenize(text, true);
+    if (lastTokens.has(q.at(-1))) continue;
     const o = (await arEngine.generate(q, { maxTokens: tokens, temperature: 0 })).tokens;
+    if (flags.promptsOut && arEngine.detokenize(o).includes("\uFFFD")) continue;
+    lastTokens.add(q.at(-1));
     // the repeat of Q without its BOS (a BOS mid-prompt is not what a real prompt holds)
-    const qBody = q[0] === arEngine.tokenize("", true)[0] && q.length > 1 ? q.slice(1) : q;
+    const qBody = q[0] === bos && q.length > 1 ? q.slice(1) : q;
     bases.push({ text, q, o, copy: [...q, ...o, ...qBody] });
   }
+  if (bases.length < wanted) console.error(`only ${bases.length} base prompts of the ${wanted} wanted qualified`);
   if (flags.promptsOut) {
     // Text loses what does not survive a round trip (byte tokens of a random model's output detokenize to U+FFFD),
     // so the ids can differ; a prompt that still ends with Q's last token gets O again from an attn-scale-0 pair.
