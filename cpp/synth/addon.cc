@@ -5,7 +5,8 @@
 // exports.synthesize(opts, onProgress?) => Promise<void>; runs synthesize_pair on a worker thread.
 //   opts: { outDir: string, vocabPath: string, nEmbd: int, nLayer: int, nHead: int, nFf: int,
 //           nDraftLayer?: int = 1, nHeadKv?: int = nHead, nCtxTrain?: int = 4096, dtype?: "f32"|"f16"|"q8_0" = "f32",
-//           eps?: number = 0.02, seed?: number (safe integer >= 0) | bigint = 0, nThreads?: int = 0 (all cores) }
+//           eps?: number = 0.02, attnScale?: number = 1, seed?: number (safe integer >= 0) | bigint = 0,
+//           nThreads?: int = 0 (all cores) }
 //   onProgress?: (fraction: number, stage: string) => void, called on the JS thread with strictly increasing
 //   fractions, the last (1, "done") before the promise resolves; if it throws, synthesis stops, no file is left
 //   and the promise rejects with what it threw.
@@ -211,6 +212,16 @@ Napi::Value Synthesize(const Napi::CallbackInfo& info) {
       if (!std::isfinite(d) || d < 0 || d > 100)
         throw_range(env, "opts.eps must be a finite number in [0, 100], got " + v.ToString().Utf8Value());
       p.eps = static_cast<float>(d);
+    }
+  }
+  {
+    Napi::Value v = o.Get("attnScale");
+    if (!v.IsUndefined()) {
+      if (!v.IsNumber()) throw_type(env, "opts.attnScale must be a number, got " + describe(v));
+      const double d = v.As<Napi::Number>().DoubleValue();
+      if (!std::isfinite(d) || d < 0 || d > 100)
+        throw_range(env, "opts.attnScale must be a finite number in [0, 100], got " + v.ToString().Utf8Value());
+      p.attnScale = static_cast<float>(d);
     }
   }
   p.seed = get_seed(o);

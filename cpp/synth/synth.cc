@@ -248,12 +248,14 @@ std::vector<TensorPlan> make_plan(const SynthParams& p, int64_t nVocab) {
   for (int il = 0; il < p.nLayer; ++il) {
     const bool inDraft = il < p.nDraftLayer;
     const float outScale = inDraft ? 1.0f : p.eps;
+    // attnScale == 1 multiplies by exactly 1: the same bytes as before the option existed
+    const float attnOutScale = outScale * p.attnScale;
     const std::string b = "blk." + std::to_string(il) + ".";
     add(b + "attn_norm.weight", nEmbd, 1, GGML_TYPE_F32, Init::Ones, 0.0f, inDraft);
     add(b + "attn_q.weight", nEmbd, nEmbd, wt, Init::Random, invSqrtEmbd, inDraft);
     add(b + "attn_k.weight", nEmbd, nEmbdKv, wt, Init::Random, invSqrtEmbd, inDraft);
     add(b + "attn_v.weight", nEmbd, nEmbdKv, wt, Init::Random, invSqrtEmbd, inDraft);
-    add(b + "attn_output.weight", nEmbd, nEmbd, wt, Init::Random, invSqrtEmbd * outScale, inDraft);
+    add(b + "attn_output.weight", nEmbd, nEmbd, wt, Init::Random, invSqrtEmbd * attnOutScale, inDraft);
     add(b + "ffn_norm.weight", nEmbd, 1, GGML_TYPE_F32, Init::Ones, 0.0f, inDraft);
     add(b + "ffn_gate.weight", nEmbd, nFf, wt, Init::Random, invSqrtEmbd, inDraft);
     add(b + "ffn_up.weight", nEmbd, nFf, wt, Init::Random, invSqrtEmbd, inDraft);
@@ -406,6 +408,8 @@ ModelMeta make_meta(const SynthParams& p, const Vocab& vocab, const std::vector<
   gguf_set_val_u64(g, "minedraft.synth.seed", p.seed);
   gguf_set_val_u32(g, "minedraft.synth.draft_layers", static_cast<uint32_t>(p.nDraftLayer));
   if (!draft) gguf_set_val_f32(g, "minedraft.synth.eps", p.eps);
+  // only when not 1, so default pairs keep their bytes; in both files (the draft's layers are scaled too)
+  if (p.attnScale != 1.0f) gguf_set_val_f32(g, "minedraft.synth.attn_scale", p.attnScale);
 
   for (int64_t id : vocab.tokenizerKeys) copy_kv(g, vocab.ctx.get(), id);
   // A chat template, so chat() / generate --chat / serve work on the pair: ChatML (llama.cpp detects it by its
@@ -525,6 +529,8 @@ std::string synth_validate_params(const SynthParams& p) {
   }
   if (!std::isfinite(p.eps) || p.eps < 0.0f || p.eps > 100.0f)
     return "eps must be a finite number in [0, 100], got " + std::to_string(p.eps);
+  if (!std::isfinite(p.attnScale) || p.attnScale < 0.0f || p.attnScale > 100.0f)
+    return "attnScale must be a finite number in [0, 100], got " + std::to_string(p.attnScale);
   return "";
 }
 

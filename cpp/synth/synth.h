@@ -4,7 +4,7 @@
 // a tokenizer (copied from a llama.cpp vocab GGUF) and random, seeded weights. The draft is bit-identical to the
 // target's first nDraftLayer layers (plus the same token_embd / output_norm / output tensors); the target's deeper
 // layers have attn_output and ffn_down scaled by eps, so its next-token distribution stays close to the draft's and
-// greedy agreement is tunable through eps.
+// greedy agreement is tunable through eps. attnScale scales attn_output in every layer of both files (1 = unchanged).
 //
 // A test-fixture maker, not part of the inference addon: built as its own module (binding.gyp target minedraft_synth:
 // this file and synth.cc are plain C++17 over ggml/gguf, addon.cc is the N-API face), loaded only by src/synth.
@@ -26,6 +26,10 @@ struct SynthParams {
   int nCtxTrain = 4096;
   std::string dtype = "f32";  // "f32" | "f16" | "q8_0": type of the 2-D weight matrices (norms are always f32)
   float eps = 0.02f;          // scale of attn_output / ffn_down in target layers >= nDraftLayer
+  // scale of attn_output in every layer of both models (on top of eps): 1 = the usual weights (byte-identical files),
+  // 0 = attention adds nothing, so each position's logits depend on its own token only (a "bigram" model whose greedy
+  // output repeats whenever a token recurs; attention still runs, so the compute per token is unchanged)
+  float attnScale = 1.0f;
   uint64_t seed = 0;
   int nThreads = 0;  // worker threads for weight generation; 0 = hardware concurrency (output never depends on it)
 };

@@ -44,12 +44,18 @@ export interface SynthesizeOptions {
   vocab?: string;
   /** default: the preset's */
   eps?: number;
+  /**
+   * scale of attn_output in every layer of the target and the draft (default 1: today's weights, byte for byte;
+   * 0: attention contributes nothing, so each position's logits are a function of its own token). In [0, 100].
+   * Part of the cache key (-attn<scale>) and of the files' metadata (minedraft.synth.attn_scale) when not 1.
+   */
+  attnScale?: number;
   /** default: the preset's */
   dtype?: SynthDtype;
   /** default 0 */
   seed?: number;
   /** override architecture fields of the preset */
-  arch?: Partial<Omit<SynthArch, "eps" | "dtype">>;
+  arch?: Partial<Omit<SynthArch, "eps" | "dtype" | "attnScale">>;
   /** generator threads (0 = all cores); the output does not depend on it */
   threads?: number;
   /** called with strictly increasing fractions in [0, 1], the last one 1 */
@@ -183,6 +189,13 @@ function resolveOptions(opts: Omit<SynthesizeOptions, "outDir">): ResolvedOption
       throw new RangeError(`eps must be a finite number in [0, 100], got ${opts.eps}`);
     arch.eps = opts.eps;
   }
+  if (opts.attnScale !== undefined) {
+    if (typeof opts.attnScale !== "number")
+      throw new TypeError(`attnScale must be a number, got ${describe(opts.attnScale)}`);
+    if (!Number.isFinite(opts.attnScale) || opts.attnScale < 0 || opts.attnScale > 100)
+      throw new RangeError(`attnScale must be a finite number in [0, 100], got ${opts.attnScale}`);
+    if (opts.attnScale !== 1) arch.attnScale = opts.attnScale; // 1 is the default: same key, marker and files
+  }
   const seed = opts.seed ?? 0;
   if (typeof seed !== "number") throw new TypeError(`seed must be a number, got ${describe(seed)}`);
   if (!Number.isSafeInteger(seed) || seed < 0)
@@ -229,6 +242,7 @@ async function runSynthesize(
       nCtxTrain: r.arch.nCtxTrain,
       dtype: r.arch.dtype,
       eps: r.arch.eps,
+      attnScale: r.arch.attnScale ?? 1,
       seed: r.seed,
       nThreads: threads ?? 0,
     },
@@ -247,7 +261,10 @@ export async function synthesizePair(opts: SynthesizeOptions): Promise<Synthetic
   return runSynthesize(opts.outDir, r, opts.threads, opts.onProgress);
 }
 
-/** The cache folder name for these options: <preset>-<vocab>-<dtype>-eps<eps>-s<seed>[-a<arch hash>]-v<version>. */
+/**
+ * The cache folder name for these options:
+ * <preset>-<vocab>-<dtype>-eps<eps>[-attn<attnScale>]-s<seed>[-a<arch hash>]-v<version> (-attn only when not 1).
+ */
 export function syntheticPairKey(opts: Omit<SynthesizeOptions, "outDir"> = {}): string {
   const r = resolveOptions(opts);
   return keyOf(r);
@@ -266,7 +283,8 @@ function keyOf(r: ResolvedOptions): string {
         .replace(/[^A-Za-z0-9._-]/g, "_")}.${shortHash(r.vocabPath)}`
     : r.vocabName;
   const arch = r.archOverridden ? `-a${shortHash(JSON.stringify(ARCH_INT_KEYS.map((k) => r.arch[k])))}` : "";
-  return `${r.preset}-${vocab}-${r.arch.dtype}-eps${r.arch.eps}-s${r.seed}${arch}-v${SYNTH_VERSION}`;
+  const attn = (r.arch.attnScale ?? 1) !== 1 ? `-attn${r.arch.attnScale}` : "";
+  return `${r.preset}-${vocab}-${r.arch.dtype}-eps${r.arch.eps}${attn}-s${r.seed}${arch}-v${SYNTH_VERSION}`;
 }
 
 const MARKER = "complete.json";

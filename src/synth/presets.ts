@@ -34,6 +34,13 @@ export interface SynthArch {
   dtype: SynthDtype;
   /** scale of attn_output / ffn_down in the target's layers >= nDraftLayer (0 = target behaves like the draft) */
   eps: number;
+  /**
+   * scale of attn_output in every layer of both models, on top of eps (default 1: the usual weights). 0 = attention
+   * adds nothing: each position's logits depend on its own token only (a "bigram" model), so greedy output repeats
+   * what followed the same token earlier, and prompt-lookup drafts find something. Attention still runs: the
+   * compute per token does not change.
+   */
+  attnScale?: number;
 }
 
 export interface SynthPreset extends SynthArch {

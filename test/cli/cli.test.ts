@@ -137,7 +137,7 @@ describe("help", () => {
     ],
     [["demo"], ["--preset", "--quick", "MINEDRAFT_DEMO_QUICK"]],
     [["inspect"], ["[model]", "[draft]", "--devices", "--json", "--gpu", "--vulkan-devices"]],
-    [["synth"], ["--out", "--preset", "--vocab", "--eps", "--dtype", "--seed", "tinyllama"]],
+    [["synth"], ["--out", "--preset", "--vocab", "--eps", "--attn-scale", "--dtype", "--seed", "tinyllama"]],
   ];
   for (const [command, mentions] of cases) {
     it(`minedraft ${command.join(" ") || "(root)"} --help`, async () => {
@@ -170,6 +170,7 @@ describe("bad usage exits 2 with a one-line message", () => {
     ["unknown bench mode", ["bench", "--model", "m.gguf", "--draft", "d.gguf", "--modes", "ar,fast"], /fast/],
     ["bench sd without a draft", ["bench", "--model", "m.gguf", "--modes", "sd"], /draft/],
     ["synth without --out", ["synth"], /--out/],
+    ["synth --attn-scale out of range", ["synth", "--out", "x", "--attn-scale", "101"], /--attn-scale/],
     ["inspect without a model", ["inspect"], /model/],
     ["unknown GPU backend", ["inspect", "--devices", "--gpu", "metal9"], /--gpu.*metal9/],
     ["bad Vulkan device list", ["inspect", "--devices", "--vulkan-devices", "0,x"], /--vulkan-devices.*device indices/],

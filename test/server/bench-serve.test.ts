@@ -11,6 +11,7 @@ import {
   summarizeServeLoad,
   type RequestRecord,
 } from "../../src/bench/serve-load.js";
+import { LLAMA_SERVER_NGRAM_TYPES, llamaServerConfigs } from "../../src/cli/commands/bench-serve.js";
 import type { GenerateOptions, GenerateResult } from "../../src/engine/index.js";
 import { ensureBuilt, runCli, tinyPair } from "../cli/helpers.js";
 
@@ -221,6 +222,36 @@ describe("minedraft bench serve", () => {
       expect(x.spec.draftTokens).toBeGreaterThan(0);
       expect(x.spec.acceptedTokens).toBeGreaterThan(0);
     }
+  });
+
+  it("--incumbents rows: llama-server's n-gram types beside ngram-simple with --draft ngram", () => {
+    const specType = (args: string[]) => (args.includes("--spec-type") ? args[args.indexOf("--spec-type") + 1] : null);
+    const ngram = llamaServerConfigs({ model: "t.gguf", draft: "ngram" }, 4);
+    expect(ngram.map(([name]) => name)).toEqual([
+      "llama-server -np 8",
+      "llama-server -np 4",
+      "llama-server -np 4 ngram",
+      "llama-server -np 4 ngram-mod",
+      "llama-server -np 4 ngram-map-k",
+      "llama-server -np 4 ngram-map-k4v",
+      "llama-server -np 4 ngram-cache",
+    ]);
+    expect(ngram.map(([, args]) => specType(args))).toEqual([null, null, "ngram-simple", ...LLAMA_SERVER_NGRAM_TYPES]);
+    for (const [, args] of ngram) expect(args.slice(0, 4)).toEqual(["-m", "t.gguf", "-np", args[3]]);
+    // with a draft model: the draft row and ngram-simple only, as before
+    const draft = llamaServerConfigs({ model: "t.gguf", draft: "d.gguf", draftTokens: 6 }, 4);
+    expect(draft.map(([name]) => name)).toEqual([
+      "llama-server -np 8",
+      "llama-server -np 4",
+      "llama-server -np 4 draft k=6",
+      "llama-server -np 4 ngram",
+    ]);
+    expect(draft.map(([, args]) => specType(args))).toEqual([null, null, "draft-simple", "ngram-simple"]);
+    expect(llamaServerConfigs({ model: "t.gguf" }, 4).map(([name]) => name)).toEqual([
+      "llama-server -np 8",
+      "llama-server -np 4",
+      "llama-server -np 4 ngram",
+    ]);
   });
 
   it("--incumbents without a built llama-server fails at once, saying how to build it", async () => {

@@ -6,6 +6,7 @@ import { createReadStream, existsSync } from "node:fs";
 import { mkdtemp, open, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { createEngine } from "../../src/create-engine.js";
 import { loadAddon } from "../../src/native/addon.js";
 import { readGgufHeader, type GgufHeader, type GgufTensorInfo } from "../../src/native/gguf.js";
 import { vocabIncompatibility } from "../../src/native/vocab-compat.js";
@@ -208,6 +209,47 @@ describe("synthesizePair (tiny)", () => {
     }
   });
 
+  it("attnScale 1 is the default, byte for byte (same files, same cache key)", async () => {
+    const one = await synthesizePair({ outDir: path.join(tmp, "one"), preset: "tiny", seed: 1, attnScale: 1 });
+    expect(await sha256(one.target)).toBe(await sha256(a.target));
+    expect(await sha256(one.draft)).toBe(await sha256(a.draft));
+    expect(syntheticPairKey({ seed: 1, attnScale: 1 })).toBe(syntheticPairKey({ seed: 1 }));
+  });
+
+  it("attnScale scales attn_output in every layer of both files and is recorded in their metadata", async () => {
+    const z = await synthesizePair({ outDir: path.join(tmp, "z"), preset: "tiny", seed: 1, attnScale: 0 });
+    const [ha, hz] = await Promise.all([tensorHashes(a.target), tensorHashes(z.target)]);
+    for (const [name, h] of ha) {
+      if (/^blk\.\d+\.attn_output\.weight$/.test(name)) expect(hz.get(name), name).not.toBe(h);
+      else expect(hz.get(name), name).toBe(h);
+    }
+    // the draft is still the target's prefix
+    const t = await readGgufHeader(z.target);
+    const d = await readGgufHeader(z.draft);
+    const byName = new Map(t.tensors.map((x) => [x.name, x]));
+    for (const dt of d.tensors) {
+      const [x, y] = await Promise.all([tensorBytes(z.draft, d, dt), tensorBytes(z.target, t, byName.get(dt.name)!)]);
+      expect(x.equals(y), `${dt.name} differs between draft and target`).toBe(true);
+    }
+    expect(t.metadata.get("minedraft.synth.attn_scale")).toBe(0);
+    expect(d.metadata.get("minedraft.synth.attn_scale")).toBe(0);
+    expect((await readGgufHeader(a.target)).metadata.has("minedraft.synth.attn_scale")).toBe(false);
+  });
+
+  it("attnScale 0 makes a bigram model: greedy continues Q + O + Q with O", async () => {
+    const z = await synthesizePair({ outDir: path.join(tmp, "z0"), preset: "tiny", seed: 1, attnScale: 0 });
+    const engine = await createEngine({ mode: "ar", batchSize: 1, contextSize: 512, target: { model: z.target } });
+    try {
+      const q = engine.tokenize("The quick brown fox jumps over the lazy dog. Then it", true);
+      const o = (await engine.generate(q, { maxTokens: 48, temperature: 0 })).tokens;
+      expect(o.length).toBe(48);
+      const again = (await engine.generate([...q, ...o, ...q], { maxTokens: 48, temperature: 0 })).tokens;
+      expect(again).toEqual(o);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it("loads in llama.cpp as a compatible pair with peaked, finite logits", async () => {
     const addon = await loadAddon();
     const target = await addon.loadModel(a.target);
@@ -255,6 +297,12 @@ describe("synthesis errors", () => {
     const out = path.join(tmp, "bad");
     await expect(synthesizePair({ outDir: out, preset: "huge" as never })).rejects.toThrow(RangeError);
     await expect(synthesizePair({ outDir: out, eps: -1 })).rejects.toThrow(/eps/);
+    await expect(synthesizePair({ outDir: out, attnScale: -1 })).rejects.toThrow(
+      /attnScale must be a finite number in \[0, 100\]/,
+    );
+    await expect(synthesizePair({ outDir: out, attnScale: Number.NaN })).rejects.toThrow(RangeError);
+    await expect(synthesizePair({ outDir: out, attnScale: 101 })).rejects.toThrow(RangeError);
+    await expect(synthesizePair({ outDir: out, attnScale: "0" as never })).rejects.toThrow(TypeError);
     await expect(synthesizePair({ outDir: out, seed: 1.5 })).rejects.toThrow(RangeError);
     await expect(synthesizePair({ outDir: out, dtype: "q4_0" as never })).rejects.toThrow(/dtype/);
     await expect(synthesizePair({ outDir: out, vocab: "no-such-vocab" })).rejects.toThrow(/not found/);
@@ -270,6 +318,8 @@ describe("synthesis errors", () => {
     expect(() => addon.synthesize({ ...ok, nDraftLayer: 3 })).toThrow(/nDraftLayer/);
     expect(() => addon.synthesize({ ...ok, dtype: "q8_0", nEmbd: 48, nHead: 2 })).toThrow(/multiples of 32/);
     expect(() => addon.synthesize({ ...ok, eps: Number.NaN })).toThrow(RangeError);
+    expect(() => addon.synthesize({ ...ok, attnScale: Number.POSITIVE_INFINITY })).toThrow(/attnScale/);
+    expect(() => addon.synthesize({ ...ok, attnScale: "0" })).toThrow(TypeError);
     expect(() => addon.synthesize(ok, 5 as never)).toThrow(TypeError);
     await expect(addon.synthesize({ ...ok, vocabPath: path.join(tmp, "missing.gguf") })).rejects.toThrow(
       /vocab file not found/,
@@ -302,6 +352,10 @@ describe("ensureSyntheticPair", () => {
     expect(syntheticPairKey({ vocab: resolveVocab("llama-spm"), dtype: "q8_0", eps: 0.5 })).toMatch(
       /^tiny-llama-spm\.[0-9a-f]{8}-q8_0-eps0\.5-s0-v\d+$/,
     );
+    expect(syntheticPairKey({ attnScale: 0, seed: 3 })).toBe(
+      `tiny-llama-spm-f32-eps${tiny.eps}-attn0-s3-v${SYNTH_VERSION}`,
+    );
+    expect(syntheticPairKey({ attnScale: 0.25 })).toMatch(/-eps[0-9.]+-attn0\.25-s0-v\d+$/);
     expect(syntheticPairKey({ arch: { nLayer: 6 } })).toMatch(/^tiny-llama-spm-f32-eps[0-9.]+-s0-a[0-9a-f]{8}-v\d+$/);
     // concurrent callers share one synthesis
     const [p1, p2] = await Promise.all([ensureSyntheticPair(cache, opts), ensureSyntheticPair(cache, opts)]);

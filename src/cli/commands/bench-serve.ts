@@ -33,7 +33,7 @@ import { startServe, type ServeProcess } from "../serve-process.js";
 
 export const BENCH_SERVE_SCHEMA = "minedraft-bench-serve/1";
 
-interface BenchServeFlags {
+export interface BenchServeFlags {
   model?: string;
   draft?: string;
   /** prompt lookup first, the draft model where it finds nothing */
@@ -145,7 +145,8 @@ export function benchServeCommand(): Command {
     .option(
       "--incumbents",
       "also llama.cpp's llama-server on the same models and workload: -np 8 and -np 4 without a draft, with the " +
-        "draft (draft-simple, k), and with n-gram drafts (needs `npm run build:llama-tools`)",
+        "draft (draft-simple, k), and with n-gram drafts (ngram-simple; with --draft ngram also ngram-mod, " +
+        "ngram-map-k, ngram-map-k4v and ngram-cache) (needs `npm run build:llama-tools`)",
     )
     .option("--tools <dir>", "where llama-server is (default: .cache/llama-tools/bin)")
     .option("--json <file>", "write every figure as JSON (docs/bench-schema.md)")
@@ -410,12 +411,22 @@ async function overHttp(
 }
 
 /**
+ * llama.cpp's n-gram draft types (--spec-type) of the bundled release beside ngram-simple, each an incumbent row
+ * with --draft ngram: "llama-server -np 4 <type>". Their sizes are llama-server's defaults.
+ */
+export const LLAMA_SERVER_NGRAM_TYPES = ["ngram-mod", "ngram-map-k", "ngram-map-k4v", "ngram-cache"] as const;
+
+/**
  * llama.cpp's server on the same models: without a draft at two slot counts, with the draft model
  * (in this release `-md` alone does not speculate: --spec-type draft-simple does) and with n-gram
- * drafts. Threads: the cores, for the target and for the draft.
+ * drafts (ngram-simple always; with --draft ngram also LLAMA_SERVER_NGRAM_TYPES). Threads: the cores, for the
+ * target and for the draft. [row name, llama-server arguments] per row.
  */
-function llamaServerSystems(flags: BenchServeFlags): System[] {
-  const cores = String(flags.threads ?? os.availableParallelism());
+export function llamaServerConfigs(
+  flags: Pick<BenchServeFlags, "model" | "draft" | "threads" | "draftTokens" | "ctxSize">,
+  cores = os.availableParallelism(),
+): [string, string[]][] {
+  const threads = String(flags.threads ?? cores);
   const k = String(flags.draftTokens ?? 4);
   const base = (np: number) => [
     "-m",
@@ -425,14 +436,14 @@ function llamaServerSystems(flags: BenchServeFlags): System[] {
     "-c",
     String(np * (flags.ctxSize ?? 1024)),
     "-t",
-    cores,
+    threads,
     "-ngl",
     "0",
   ];
-  const configs: [string, string[]][] = [
+  return [
     ["llama-server -np 8", base(8)],
     ["llama-server -np 4", base(4)],
-    // a draft model only: with --draft ngram the n-gram row below is llama-server's counterpart
+    // a draft model only: with --draft ngram the n-gram rows below are llama-server's counterparts
     ...(flags.draft && flags.draft !== NGRAM_DRAFT
       ? ([
           [
@@ -446,7 +457,7 @@ function llamaServerSystems(flags: BenchServeFlags): System[] {
               "--spec-draft-n-max",
               k,
               "-td",
-              cores,
+              threads,
               "-ngld",
               "0",
             ],
@@ -454,8 +465,17 @@ function llamaServerSystems(flags: BenchServeFlags): System[] {
         ] as [string, string[]][])
       : []),
     ["llama-server -np 4 ngram", [...base(4), "--spec-type", "ngram-simple"]],
+    ...(flags.draft === NGRAM_DRAFT
+      ? LLAMA_SERVER_NGRAM_TYPES.map((type): [string, string[]] => [
+          `llama-server -np 4 ${type}`,
+          [...base(4), "--spec-type", type],
+        ])
+      : []),
   ];
-  return configs.map(([name, args]) => ({
+}
+
+function llamaServerSystems(flags: BenchServeFlags): System[] {
+  return llamaServerConfigs(flags).map(([name, args]) => ({
     name,
     // no reuse of a slot's cached prompt: every rate sends the same prompts, and minedraft has no prefix cache
     start: (maxTokens) =>

@@ -12,6 +12,7 @@ interface SynthFlags {
   preset: SynthPresetName;
   vocab?: string;
   eps?: number;
+  attnScale?: number;
   dtype?: SynthDtype;
   seed: number;
 }
@@ -35,6 +36,12 @@ export function synthCommand(): Command {
       "how far the target strays from the draft (0 = identical behaviour; default: the preset's)",
       decimal(0, 100, "a number"),
     )
+    .option(
+      "--attn-scale <s>",
+      "scale of attn_output in every layer of both models (default 1; 0 = each token's logits depend on that token " +
+        "only, so greedy output repeats itself: a workload for prompt-lookup drafts)",
+      decimal(0, 100, "a number"),
+    )
     .addOption(new Option("--dtype <type>", "weight type (default: the preset's)").choices(["f32", "f16", "q8_0"]))
     .option("--seed <n>", "weights seed", integer(0, Number.MAX_SAFE_INTEGER), 0)
     .addHelpText("after", `\nPresets:\n${presets}`);
@@ -51,6 +58,7 @@ async function runSynth(flags: SynthFlags): Promise<void> {
       preset: flags.preset,
       vocab: flags.vocab,
       eps: flags.eps,
+      attnScale: flags.attnScale,
       dtype: flags.dtype,
       seed: flags.seed,
       onProgress: (fraction, stage) => bar.update(fraction, stage),
