@@ -11,8 +11,8 @@
 //     MODEL_DIR holds target.gguf (and draft.gguf for the "sd draft" rows; rows needing it are left out without)
 //     --base N           base prompts per workload (default 3): the built-in prompts, then with a word appended,
 //                        each with a last token of its own (--prompts-out: at least 16)
-//     --combined         also the rows of the combined source (lookup first, the draft model where it finds
-//                        nothing) and of lookup with psd / auto; fails at once, saying so, if createEngine refuses
+//     --combined         also the rows of lookup with auto and of the combined source (lookup first, the draft
+//                        model where it finds nothing) in sd / psd / auto; fails at once if createEngine refuses
 //     --prompts-out FILE write the copy workload as JSON lines for `minedraft bench serve --prompts FILE` (text:
 //                        Q + detokenize(O) + Q; the file's "retokenized" note says how many give the same ids)
 //     --prompts-only     with --prompts-out: write the file and measure nothing (arguments: MODEL_DIR [tokens])
@@ -57,10 +57,8 @@ const CONFIGS = [
   { name: "sd ngram k8", opts: { draft: { ngram: NGRAM }, draftTokens: 8 } },
   { name: "sd draft", needsDraft: true, opts: { mode: "sd", draft: { model: draftPath }, draftTokens: 4 } },
 ];
-// The API being added on main: lookup with psd / auto, and the combined source (lookup first, the draft model where
-// it finds nothing). One line per row.
+// Lookup with auto, and the combined source (lookup first, the draft model where it finds nothing). One line per row.
 const COMBINED_CONFIGS = [
-  { name: "psd ngram", opts: { mode: "psd", draft: { ngram: NGRAM }, draftTokens: 4 } },
   { name: "auto ngram", opts: { mode: "auto", draft: { ngram: NGRAM } } },
   { name: "sd ngram+draft", needsDraft: true, opts: { mode: "sd", draft: { model: draftPath, ngram: NGRAM } } },
   { name: "psd ngram+draft", needsDraft: true, opts: { mode: "psd", draft: { model: draftPath, ngram: NGRAM } } },
