@@ -67,6 +67,7 @@ export class Engine {
       tetrisExtra: this.options.tetris?.extra ?? 0,
       ngram: this.options.ngram,
       postVerify: this.options.postVerify,
+      overlapAdmission: this.options.overlapAdmission,
       probeEvery: this.options.auto?.probeEvery,
       probeBudget: this.options.auto?.probeBudget,
       backend,
@@ -374,8 +375,9 @@ export class Engine {
       for (;;) {
         if (this.anyFinished()) await this.releaseFinished();
         if (this.closing) break;
+        let admitted: Request[] = [];
         if (this.queue.length > 0 && this.running.length < this.scheduler.capacity) {
-          await this.admit();
+          admitted = await this.admit();
           if (this.anyFinished()) await this.releaseFinished();
         }
         if (this.closing) break;
@@ -385,7 +387,7 @@ export class Engine {
         }
         if (this.governor && (await this.governor.update())) this.scheduler.placementChanged?.();
         if (this.backend.seqIdsSplitPasses && this.scheduler.compactsSlots?.()) await this.compactSlots();
-        await this.scheduler.step(this.running, this.executor, this.collector.nextStep());
+        await this.scheduler.step(this.running, this.executor, this.collector.nextStep(), admitted);
       }
     } catch (error) {
       // a bug in the engine itself: fail everything rather than leave promises hanging
@@ -399,7 +401,9 @@ export class Engine {
     }
   }
 
-  private async admit(): Promise<void> {
+  /** Resolves to the admitted requests the next step prefills (Scheduler.prefillsInStep), else to none. */
+  private async admit(): Promise<Request[]> {
+    const inStep = this.scheduler.prefillsInStep?.(this.running) === true;
     const admitted: Request[] = [];
     while (this.queue.length > 0 && this.running.length < this.scheduler.capacity) {
       const r = this.queue.shift()!;
@@ -409,9 +413,11 @@ export class Engine {
       r.slot = this.slots.take(this.scheduler.slotFromTop?.(r) ?? r.batch === 1);
       admitted.push(r);
     }
-    if (admitted.length === 0) return;
+    if (admitted.length === 0) return [];
     this.collector.setRunning(this.running.length);
+    if (inStep) return admitted;
     await this.executor.prefill(admitted, { step: this.collector.upcomingStep(), batch: -1 });
+    return [];
   }
 
   /**

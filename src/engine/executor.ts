@@ -65,40 +65,58 @@ export class BatchExecutor {
    * draft (unless the draft cache is filled lazily: then its first draft call catches it up).
    */
   async prefill(requests: readonly Request[], label: CallLabel): Promise<void> {
-    const needed = requests.filter((r) => r.promptLength > 1);
-    if (needed.length === 0) return;
-    // several admissions share one call where the worker packs them (one forward pass per batch, not per
-    // request); if that call fails, each request is prefilled alone so only the one at fault fails
-    const onWorker = (worker: Worker, w: BackendWorker, after: (r: Request) => void = () => {}) =>
-      this.timed(worker, "prefill", needed, label, async () => {
-        if (w.prefillMany && needed.length > 1) {
-          const packed = await invoke(() =>
-            w.prefillMany!(needed.map((r) => ({ seq: r.slot, pos: 0, tokens: r.prefillTokens }))),
-          ).then(
-            () => true,
-            () => false,
-          );
-          if (packed) return void needed.forEach(after);
-        }
-        await Promise.all(
-          needed.map((r) =>
-            invoke(() => w.prefill(r.slot, 0, r.prefillTokens)).then(
-              () => after(r),
-              (error: unknown) => r.fail(error),
-            ),
-          ),
-        );
-      });
-    const target = () => onWorker("target", this.backend.target);
-    const draft = this.backend.draft;
-    if (!this.useDraft || this.lazyDraftCache || !draft) return void (await target());
-    const drafts = () => onWorker("draft", draft, (r) => void (r.draftPos = r.promptLength - 1));
+    const target = () => this.prefillTarget(requests, label);
+    const drafts = () => this.prefillDraft(requests, label);
     if (this.backend.workersMayOverlap === false) {
       await target();
       await drafts();
     } else {
       await Promise.all([target(), drafts()]);
     }
+  }
+
+  /** The target's side of prefill(); submitted synchronously, so it queues behind the calls issued before it. */
+  prefillTarget(requests: readonly Request[], label: CallLabel): Promise<void> {
+    return this.prefillOn("target", this.backend.target, requests, label);
+  }
+
+  /** The draft's side of prefill() (nothing where the schedule fills the draft cache lazily or has no draft). */
+  prefillDraft(requests: readonly Request[], label: CallLabel): Promise<void> {
+    const draft = this.backend.draft;
+    if (!this.useDraft || this.lazyDraftCache || !draft) return Promise.resolve();
+    return this.prefillOn("draft", draft, requests, label, (r) => void (r.draftPos = r.promptLength - 1));
+  }
+
+  private async prefillOn(
+    worker: Worker,
+    w: BackendWorker,
+    requests: readonly Request[],
+    label: CallLabel,
+    after: (r: Request) => void = () => {},
+  ): Promise<void> {
+    const needed = requests.filter((r) => !r.done && r.promptLength > 1);
+    if (needed.length === 0) return;
+    // several admissions share one call where the worker packs them (one forward pass per batch, not per
+    // request); if that call fails, each request is prefilled alone so only the one at fault fails
+    await this.timed(worker, "prefill", needed, label, async () => {
+      if (w.prefillMany && needed.length > 1) {
+        const packed = await invoke(() =>
+          w.prefillMany!(needed.map((r) => ({ seq: r.slot, pos: 0, tokens: r.prefillTokens }))),
+        ).then(
+          () => true,
+          () => false,
+        );
+        if (packed) return void needed.forEach(after);
+      }
+      await Promise.all(
+        needed.map((r) =>
+          invoke(() => w.prefill(r.slot, 0, r.prefillTokens)).then(
+            () => after(r),
+            (error: unknown) => r.fail(error),
+          ),
+        ),
+      );
+    });
   }
 
   /**

@@ -38,6 +38,8 @@ export interface ResolvedEngineOptions {
   tetris: { extra: number } | undefined;
   /** psd: post-verify with one running request */
   postVerify: boolean;
+  /** psd: admission prefills overlapped with the step */
+  overlapAdmission: boolean;
   /** auto's exploration */
   auto: { probeEvery: number; probeBudget: number } | undefined;
   temperature: number;
@@ -73,6 +75,7 @@ export const ENGINE_OPTIONS: Schema = {
   ngram: { kind: "object", fields: { maxN: integer(1, NGRAM_MAX_N) } },
   tetris: { kind: "object", fields: { extra: integer(1, MAX_TETRIS_EXTRA) } },
   postVerify: { kind: "boolean" },
+  overlapAdmission: { kind: "boolean" },
   auto: { kind: "object", fields: { probeEvery: integer(2, 1_000_000), probeBudget: number(0, 1) } },
   batchSize: integer(1, LIMITS.sequences),
   ...sampling,
@@ -93,11 +96,16 @@ export const REQUEST_OPTIONS: Schema = {
 
 /** Options that belong to one mode only: refused with another (checked once the mode is known). */
 export function checkModeOptions(
-  options: Pick<EngineOptions, "tetris" | "auto" | "postVerify" | "ngram">,
+  options: Pick<EngineOptions, "tetris" | "auto" | "postVerify" | "overlapAdmission" | "ngram">,
   mode: Mode,
 ): void {
   if (options.postVerify !== undefined && mode !== "psd")
     throw new OptionRangeError("postVerify", `postVerify works with mode "psd" only, got mode ${JSON.stringify(mode)}`);
+  if (options.overlapAdmission !== undefined && mode !== "psd")
+    throw new OptionRangeError(
+      "overlapAdmission",
+      `overlapAdmission works with mode "psd" only, got mode ${JSON.stringify(mode)}`,
+    );
   if (options.tetris !== undefined) {
     if (mode !== "psd")
       throw new OptionRangeError("tetris", `tetris works with mode "psd" only, got mode ${JSON.stringify(mode)}`);
@@ -155,6 +163,7 @@ export function resolveEngineOptions(options: EngineOptions, backend: Backend): 
     );
   }
   const postVerify = mode === "psd" && options.postVerify !== false;
+  const overlapAdmission = mode === "psd" && options.overlapAdmission !== false;
   return {
     mode,
     draftTokens,
@@ -168,6 +177,7 @@ export function resolveEngineOptions(options: EngineOptions, backend: Backend): 
     tetris,
     auto,
     postVerify,
+    overlapAdmission,
   };
 }
 

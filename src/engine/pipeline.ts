@@ -133,6 +133,11 @@ export interface PipelineCalls {
    * drafting, then verifying.
    */
   draftAhead?(requests: readonly Request[], label: CallLabel): Promise<{ timing?: CallTiming; adopt: () => void }>;
+  /**
+   * One worker's side of the admission prefill of requests admitted into this step (runStep's
+   * `admitted`); issues its job synchronously and never rejects (a failure fails its request).
+   */
+  prefill?(worker: "target" | "draft", requests: readonly Request[], label: CallLabel): Promise<void>;
 }
 
 /**
@@ -162,6 +167,8 @@ function stepLabel(step: number, batch: number, sizes: [number, number], decisio
  * call, both in flight together; a single request is drafted, then verified (sequential SD), or,
  * with calls.draftAhead (post-verify), verified while its next round is drafted ahead: a request
  * whose ahead drafts hit skips the draft call next step (a "drain" of one request).
+ * `admitted` (with calls.prefill): requests admitted since the last step, in `running`, whose
+ * prefills this step runs (see admitIntoOverlap).
  * Resolves to the timings of the step's calls (auto's cost model reads them).
  */
 export async function runStep(
@@ -170,7 +177,16 @@ export async function runStep(
   calls: PipelineCalls,
   step: number,
   decision?: CallLabel["decision"],
+  admitted: readonly Request[] = [],
 ): Promise<{ verify?: CallTiming; draft?: CallTiming }> {
+  if (admitted.length > 0 && calls.prefill) {
+    const label = stepLabel(step, -1, plan.sizes, decision);
+    if (plan.kind === "overlap" && !plan.fill)
+      return await admitIntoOverlap(plan, admitted, { ...calls, prefill: calls.prefill }, step, decision);
+    // nothing to hide the prefills behind: both first, as an admission between steps would
+    await calls.prefill("target", admitted, label);
+    await calls.prefill("draft", admitted, label);
+  }
   switch (plan.kind) {
     case "overlap": {
       const [verify, draft] = await Promise.all([
@@ -197,4 +213,33 @@ export async function runStep(
       return { draft, verify: await calls.verify(running, label) };
     }
   }
+}
+
+/**
+ * An overlap step that also admits: rather than both workers stopping the running requests for the
+ * admission prefill, the draft worker prefills the admitted requests while the target verifies, then
+ * drafts its batch (the admitted ones in it too: they are verified next step, as if admitted before
+ * this step); the target prefills them after its verification, while the draft worker drafts. Each
+ * worker's second job is issued once its first resolves (the trace then times jobs, not queueing;
+ * the gap is one turn of the event loop); the calls never reject.
+ */
+async function admitIntoOverlap(
+  plan: Extract<PipelineStep<Request>, { kind: "overlap" }>,
+  admitted: readonly Request[],
+  calls: PipelineCalls & Required<Pick<PipelineCalls, "prefill">>,
+  step: number,
+  decision?: CallLabel["decision"],
+): Promise<{ verify?: CallTiming; draft?: CallTiming }> {
+  const prefillLabel = stepLabel(step, -1, plan.sizes, decision);
+  const target = calls
+    .verify(plan.verify, stepLabel(step, plan.verifyBatch, plan.sizes, decision))
+    .then(async (verify) => {
+      await calls.prefill("target", admitted, prefillLabel);
+      return verify;
+    });
+  const draft = calls
+    .prefill("draft", admitted, prefillLabel)
+    .then(() => calls.draft(plan.draft, stepLabel(step, plan.draftBatch, plan.sizes, decision)));
+  const [verify, drafted] = await Promise.all([target, draft]);
+  return { verify, draft: drafted };
 }

@@ -6,6 +6,9 @@
 // there is no second sub-batch to draft, so the request's next round is drafted while its current
 // drafts are verified, assuming all are accepted (pipeline.ts, Request.aheadSpec / takeAhead).
 //
+// Overlapped admission (on by default): requests admitted while others hold drafts are prefilled
+// inside the next step, beside its verification and drafting (pipeline.ts, admitIntoOverlap).
+//
 // TETRIS (optional): every request drafts k + e tokens (the extra drafting hides behind the other
 // batch's verification); before a batch is verified only its k x m likeliest prefixes are kept.
 import type { BatchExecutor, CallLabel, CallTiming, DraftCallOptions } from "./executor.js";
@@ -23,6 +26,8 @@ export interface PsdOptions {
   collector?: StatsCollector;
   /** post-verify with one running request (EngineOptions.postVerify; default true) */
   postVerify?: boolean;
+  /** admission prefills overlapped with the step (EngineOptions.overlapAdmission; default true) */
+  overlapAdmission?: boolean;
 }
 
 /** psd's schedule (a Scheduler: createScheduler returns it as one). */
@@ -33,6 +38,7 @@ export class PsdScheduler {
   private readonly extra: number;
   private readonly collector: StatsCollector | undefined;
   private readonly postVerify: boolean;
+  private readonly overlapAdmission: boolean;
 
   constructor(batchSize: number, opts: PsdOptions = { k: 4 }) {
     this.capacity = 2 * batchSize;
@@ -40,10 +46,21 @@ export class PsdScheduler {
     this.extra = opts.tetrisExtra ?? 0;
     this.collector = opts.collector;
     this.postVerify = opts.postVerify ?? true;
+    this.overlapAdmission = opts.overlapAdmission ?? true;
   }
 
   admit(request: Request, running: readonly Request[]): void {
     admitToDraftBatch(request, running);
+  }
+
+  /**
+   * Overlapped admission: while some request holds drafts the next step verifies them, and the new
+   * requests join the batch it drafts; their prefills then run inside that step (pipeline.ts,
+   * admitIntoOverlap) rather than stopping both workers first. Without drafts held (start-up, after
+   * a tail) there is no verification to hide them behind: the engine prefills them first.
+   */
+  prefillsInStep(running: readonly Request[]): boolean {
+    return this.overlapAdmission && running.some((r) => r.drafts !== null);
   }
 
   private get draftOptions(): DraftCallOptions {
@@ -71,12 +88,19 @@ export class PsdScheduler {
     return timing;
   }
 
-  async step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void> {
+  async step(
+    running: readonly Request[],
+    executor: BatchExecutor,
+    step: number,
+    admitted: readonly Request[] = [],
+  ): Promise<void> {
     const calls: PipelineCalls = {
       verify: (batch, label) => this.verifyBatch(batch, executor, label),
       draft: (batch, label) => executor.draft(batch, label, this.draftOptions),
+      prefill: (worker, batch, label) =>
+        worker === "target" ? executor.prefillTarget(batch, label) : executor.prefillDraft(batch, label),
       ...(this.postVerify ? { draftAhead: (batch, label) => executor.draftAhead(batch, label, this.k) } : {}),
     };
-    await runStep(planStep(running, "draft-alone"), running, calls, step);
+    await runStep(planStep(running, "draft-alone"), running, calls, step, undefined, admitted);
   }
 }

@@ -31,7 +31,19 @@ export interface Scheduler {
    * schedule), so the engine should first move requests to make their slots one run of ids
    */
   compactsSlots?(): boolean;
-  step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void>;
+  /**
+   * whether the requests admitted now can have their admission prefills run by the next step, beside
+   * the running requests' calls (the step's `admitted`), instead of the engine running them first
+   * while both workers wait; asked before they join `running`
+   */
+  prefillsInStep?(running: readonly Request[]): boolean;
+  /** `admitted`: requests admitted since the last step whose prefills this step must run (prefillsInStep) */
+  step(
+    running: readonly Request[],
+    executor: BatchExecutor,
+    step: number,
+    admitted?: readonly Request[],
+  ): Promise<void>;
   /** the backend's thread placements changed (Backend.limitCores): what was measured at the old ones is stale */
   placementChanged?(): void;
 }
@@ -47,6 +59,8 @@ export interface SchedulerSetup {
   ngram?: { combined: boolean };
   /** psd: post-verify with one running request (default true) */
   postVerify?: boolean;
+  /** psd: admission prefills overlapped with the running requests' step (default true) */
+  overlapAdmission?: boolean;
   /** auto: steps between probes, and their time budget */
   probeEvery?: number;
   probeBudget?: number;
@@ -66,6 +80,7 @@ export function createScheduler(setup: SchedulerSetup): Scheduler {
         k: setup.draftTokens,
         tetrisExtra: setup.tetrisExtra,
         postVerify: setup.postVerify ?? true,
+        overlapAdmission: setup.overlapAdmission ?? true,
         collector: setup.collector,
       });
     case "auto":

@@ -44,6 +44,12 @@ export interface EngineOptions {
    * each other more than the overlap hides); an Engine over another Backend defaults to true.
    */
   postVerify?: boolean;
+  /**
+   * psd only: requests admitted while others hold drafts are prefilled inside the next step, the
+   * draft-side prefill beside the target's verification and the target-side prefill beside the
+   * drafting, instead of both workers stopping every running request for them. Lossless. Default true.
+   */
+  overlapAdmission?: boolean;
   /** auto only: tuning of the exploration */
   auto?: AutoOptions;
   /** m: running requests per batch (ar/sd hold m, psd holds 2m in two sub-batches); default 4 */
