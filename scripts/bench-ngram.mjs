@@ -60,6 +60,7 @@ const CONFIGS = [
 // Lookup with auto, and the combined source (lookup first, the draft model where it finds nothing). One line per row.
 const COMBINED_CONFIGS = [
   { name: "auto ngram", opts: { mode: "auto", draft: { ngram: NGRAM } } },
+  { name: "auto draft", needsDraft: true, opts: { mode: "auto", draft: { model: draftPath } } },
   { name: "sd ngram+draft", needsDraft: true, opts: { mode: "sd", draft: { model: draftPath, ngram: NGRAM } } },
   { name: "psd ngram+draft", needsDraft: true, opts: { mode: "psd", draft: { model: draftPath, ngram: NGRAM } } },
   { name: "auto ngram+draft", needsDraft: true, opts: { mode: "auto", draft: { model: draftPath, ngram: NGRAM } } },

@@ -19,7 +19,10 @@
 // schedule is psd's post-verify (the next round drafted while this one verifies). Its gain hangs on
 // how often a whole round is accepted and on whether the two workers slow each other, which the cost
 // lines do not capture, so it is priced by what it did: bursts of post-verify steps measure its
-// tokens per second, and it runs while that beats the sequential prediction for one request.
+// tokens per second, and it runs while that beats the sequential prediction for one request. It is
+// explored only where running both phases at once takes no threads from either (the target on a GPU,
+// the draft on its own device): on shared CPU cores each phase slows about 2x and psd's post-verify
+// measured 0.92x (docs/performance.md), while each measuring burst cost auto a quarter of its throughput.
 import type { Backend, ThreadPlacement } from "./backend.js";
 import { AutoPolicy, type AutoPolicyOptions, type PassSize } from "./auto-policy.js";
 import type { BatchExecutor, CallLabel } from "./executor.js";
@@ -56,6 +59,8 @@ export class AutoScheduler {
   private readonly collector: StatsCollector;
   private readonly batchSize: number;
   private placed: StepSchedule | undefined;
+  /** whether one request may run post-verify: the overlapped placement gives neither worker fewer threads */
+  private readonly postVerifyFits: boolean;
   /** post-verify with one running request: its measured tokens/s, and the burst measuring it */
   private pv: { rate?: number; burst: { left: number; tokens: number; ms: number } | null; since: number } = {
     burst: null,
@@ -81,6 +86,9 @@ export class AutoScheduler {
     };
     this.current = new AutoPolicy(this.policyOptions);
     opts.collector.autoModel = () => this.snapshot();
+    const ovl = plans?.overlapped;
+    this.postVerifyFits =
+      canOverlap && (!plans || (!!ovl && ovl.target >= plans.sequential.target && ovl.draft >= plans.sequential.draft));
   }
 
   get policy(): AutoPolicy {
@@ -208,7 +216,7 @@ export class AutoScheduler {
    */
   private postVerifyK(request: Request): number {
     const policy = this.policy;
-    if (!policy.canOverlap || policy.currentSchedule === null) return 0;
+    if (!this.postVerifyFits || policy.currentSchedule === null) return 0;
     const one: PassSize = { sequential: 1, overlapped: 1 };
     const preds = policy.predictions(one, false);
     const bestSeq = preds[0];

@@ -181,7 +181,8 @@ export function planPlacement(machine: Machine, options: PlacementOptions): Plac
       context: {
         threads: targetThreads,
         threadsMax: maxOf("target", targetThreads),
-        threadpoolPoll: mode === "ar" ? 1 : 0,
+        // the target alone on its cores (no draft model: ar, or prompt lookup alone) polls between graphs
+        threadpoolPoll: mode === "ar" || !hasDraft ? 1 : 0,
         rowThreads: rowThreads(targetOnGpu, draftCpuThreads, cores),
         kvUnified: kvUnified.target,
       },

@@ -592,11 +592,11 @@ describe("auto with one running request: post-verify priced by what it measured"
     expect(overlapped / all, JSON.stringify(stats.auto!.decisions)).toBeGreaterThan(0.6);
   });
 
-  it("keeps to sequential steps where split threads make each phase twice as slow (a 2-core CPU)", async () => {
+  it("does not explore it where the overlap splits the cores (each phase twice as slow: a 2-core CPU)", async () => {
     const { stats, overlapped, all } = await oneAtATime({ ...cpuLike(6, 1.2, 0.8, 0.2), draftNoise: 0.3 });
-    // post-verify ran only in its measuring bursts
-    expect(overlapped).toBeGreaterThan(0);
-    expect(overlapped / all, JSON.stringify(stats.auto!.decisions)).toBeLessThan(0.25);
+    expect(all).toBeGreaterThan(100);
+    expect(overlapped, JSON.stringify(stats.auto!.decisions)).toBe(0);
+    expect(stats.postVerify).toBeUndefined();
   });
 });
 

@@ -102,6 +102,15 @@ describe("CPU only, defaults", () => {
     expect(plan.threads.schedule).toBe("sequential");
   });
 
+  it("prompt lookup alone (sd / auto, no draft model): the target alone on all cores, so its pool spins too", () => {
+    for (const mode of ["sd", "auto"] as const) {
+      const plan = planPlacement({ devices: cpuOnly, cores: 2 }, { mode, target: { model: "t.gguf" } });
+      expect(plan.draft).toBeNull();
+      expect(plan.report).toMatchObject({ mode, targetThreads: 2, sequences: mode === "auto" ? 8 : 4 });
+      expect(plan.target.context).toMatchObject({ threads: 2, threadpoolPoll: 1 });
+    }
+  });
+
   it("mode ar with a draft given: the draft is not placed", () => {
     const plan = planPlacement({ devices: oneGpu, cores: 8 }, { ...pair, mode: "ar" });
     expect(plan.draft).toBeNull();
