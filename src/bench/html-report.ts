@@ -13,6 +13,8 @@ const MODE_COLORS: Record<string, string> = {
   psd: "#2a9d5b",
   auto: "#b07aa1",
   "psd-tetris": "#59a14f",
+  "sd-ngram": "#76b7b2",
+  "auto-ngram": "#edc948",
 };
 const OVERLAP_COLOR = "#2a9d5b";
 

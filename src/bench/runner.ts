@@ -26,8 +26,11 @@ export const DEFAULT_TETRIS_EXTRA = 2;
 
 /** The engine mode a bench mode runs. */
 export function engineMode(mode: BenchMode): Mode {
-  return mode === "psd-tetris" ? "psd" : mode;
+  return mode === "psd-tetris" ? "psd" : mode === "sd-ngram" ? "sd" : mode === "auto-ngram" ? "auto" : mode;
 }
+
+/** Modes whose drafts come from prompt lookup, with no draft model. */
+const lookupMode = (mode: BenchMode) => mode === "sd-ngram" || mode === "auto-ngram";
 
 /** The warm-up only has to touch every weight and allocate the batch's buffers: a few tokens do. */
 export const WARMUP_MAX_TOKENS = 16;
@@ -38,7 +41,7 @@ export interface BenchHooks {
 }
 
 export function modesNeedDraft(modes: readonly BenchMode[]): boolean {
-  return modes.some((m) => m !== "ar");
+  return modes.some((m) => m !== "ar" && !lookupMode(m));
 }
 
 export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Promise<BenchReport> {
@@ -85,8 +88,9 @@ export async function runBench(config: BenchConfig, hooks: BenchHooks = {}): Pro
         mode: engineMode(mode),
         ...(mode === "psd-tetris" ? { tetris: { extra: config.tetrisExtra ?? DEFAULT_TETRIS_EXTRA } } : {}),
         target: { model: target, device: targetSpec.device, threads: config.target.threads },
-        draft:
-          mode !== "ar" && draft
+        draft: lookupMode(mode)
+          ? { ngram: {} }
+          : mode !== "ar" && draft
             ? { model: draft, device: draftSpec!.device, threads: config.draft!.threads }
             : undefined,
         draftTokens: config.draftTokens,

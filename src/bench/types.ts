@@ -1,10 +1,13 @@
 // The benchmark's inputs and its report (the JSON written by `minedraft bench --json`; see docs/bench-schema.md).
 import type { AutoStats, LogLevel, Mode, Placement, RequestStats, RunStats, TraceEvent } from "../index.js";
 
-/** What a bench compares: the engine's modes, plus "psd-tetris" (psd with TETRIS, extra = tetrisExtra). */
-export type BenchMode = Mode | "psd-tetris";
+/**
+ * What a bench compares: the engine's modes, plus "psd-tetris" (psd with TETRIS, extra = tetrisExtra) and
+ * "sd-ngram" / "auto-ngram" (prompt-lookup drafts, no draft model).
+ */
+export type BenchMode = Mode | "psd-tetris" | "sd-ngram" | "auto-ngram";
 
-export const BENCH_MODES: readonly BenchMode[] = ["ar", "sd", "psd", "auto", "psd-tetris"];
+export const BENCH_MODES: readonly BenchMode[] = ["ar", "sd", "psd", "auto", "psd-tetris", "sd-ngram", "auto-ngram"];
 
 export const BENCH_SCHEMA = "minedraft-bench/1";
 

@@ -588,6 +588,23 @@ describe("bench", () => {
     expect(r.stdout).toMatch(/^ar\s+\d/m);
     expect(r.stdout).not.toMatch(/^psd\s/m);
   });
+
+  it("prompt-lookup rows (sd-ngram, auto-ngram) need no draft model", async () => {
+    const json = path.join(tmp, "bench-ngram.json");
+    const args = ["bench", "--model", target, "--modes", "ar,sd-ngram,auto-ngram", "--max-tokens", "8"];
+    const r = await runCli([...args, "--repeat", "1", "--json", json, ...small]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^sd-ngram\s+\d/m);
+    expect(r.stdout).toMatch(/^auto-ngram\s+\d/m);
+    const report = JSON.parse(await readFile(json, "utf8")) as {
+      modes: { mode: string; runs: { stats: { draftSources?: unknown } }[] }[];
+    };
+    expect(report.modes.map((x) => x.mode)).toEqual(["ar", "sd-ngram", "auto-ngram"]);
+    expect(report.modes[1]!.runs[0]!.stats.draftSources).toBeDefined();
+    const bad = await runCli(["bench", "--model", target, "--modes", "sd,sd-ngram"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/modes sd need a draft model/);
+  });
 });
 
 describe("demo", () => {

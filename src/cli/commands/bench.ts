@@ -73,7 +73,10 @@ async function runBenchCommand(flags: BenchFlags, cmd: Command): Promise<void> {
   if (flags.tetrisExtra !== undefined && !flags.modes.includes("psd-tetris"))
     usageError(cmd, "--tetris-extra sets TETRIS's e for mode psd-tetris: add psd-tetris to --modes");
   if (modesNeedDraft(flags.modes) && !flags.draft)
-    usageError(cmd, `modes ${flags.modes.filter((m) => m !== "ar").join(", ")} need a draft model (--draft <path>)`);
+    usageError(
+      cmd,
+      `modes ${flags.modes.filter((m) => m !== "ar" && !m.endsWith("-ngram")).join(", ")} need a draft model (--draft <path>)`,
+    );
   // --gpu / --vulkan-devices / --rpc: chosen before the bench loads anything
   const backends = backendsFromFlags(flags);
   if (backends) configureBackends(backends);
