@@ -287,4 +287,19 @@ describe("minedraft bench serve", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--draft ngram \(prompt lookup alone\) works with modes ar, sd and auto/);
   });
+
+  it("--draft D --ngram: the servers combine lookup with the draft model; rows say so", async () => {
+    const { target, draft } = await tinyPair();
+    const json = path.join(tmp, "ngram-draft.json");
+    const args = ["bench", "serve", "--model", target, "--draft", draft, "--ngram", "--rates", "inf"];
+    const r = await runCli([...args, "--modes", "ar,psd", "--num-prompts", "2", "--max-tokens", "8", "--json", json], {
+      timeoutMs: 120_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(await readFile(json, "utf8")) as { results: { system: string }[] };
+    expect(report.results.map((x) => x.system)).toEqual(["minedraft ar", "minedraft psd ngram+draft"]);
+    const bad = await runCli(["bench", "serve", "--model", target, "--ngram"], { timeoutMs: 60_000 });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--ngram combines prompt lookup with a draft model/);
+  });
 });
