@@ -30,6 +30,7 @@ if (!GPU_FLAGS[gpu]) {
   process.exit(2);
 }
 extractLlamaSource();
+if (rpc) applyRpcPatch();
 // Fresh library folder (no stale backend from an earlier --gpu); CMake will not recreate it itself.
 rmSync(path.join(root, "build-source", "lib"), { recursive: true, force: true });
 mkdirSync(path.join(root, "build-source", "lib"), { recursive: true });
@@ -47,3 +48,21 @@ execFileSync(process.execPath, [cmakeJs, "configure", ...common], { cwd: root, s
 execFileSync(process.execPath, [cmakeJs, "build", ...common, "--parallel", jobs], { cwd: root, stdio: "inherit" });
 execFileSync(process.execPath, [path.join(root, "scripts", "build-addon.mjs")], { cwd: root, stdio: "inherit" });
 console.error("build:source: done; the addon now links build-source/lib");
+
+/**
+ * ggml's RPC client aborts the process when a server is lost mid-run (RPC_STATUS_ASSERT in its dispatcher
+ * thread). patches/ggml-rpc-lost-server.patch makes the calls waiting on a lost server throw instead, which
+ * fails the native job and its requests (the context then refuses further decodes). Applied once to
+ * deps/llama.cpp (a git clone of node-llama-cpp's source bundle); a no-op when already applied.
+ */
+function applyRpcPatch() {
+  const patch = path.join(root, "scripts", "patches", "ggml-rpc-lost-server.patch");
+  const dir = path.join(root, "deps", "llama.cpp");
+  const git = (...a) => execFileSync("git", ["-C", dir, ...a, patch], { stdio: "pipe" });
+  try {
+    git("apply", "--reverse", "--check");
+    return; // already applied
+  } catch {}
+  git("apply");
+  console.error("build:source: applied scripts/patches/ggml-rpc-lost-server.patch (a lost RPC server fails calls)");
+}

@@ -18,7 +18,14 @@ void Context::BatchAdd(llama_token t, llama_pos p, llama_seq_id s, bool logits) 
 
 void Context::DecodeOrThrow(const char* what) {
   if (batch_.n_tokens == 0) return;
-  const int32_t rc = llama_decode(ctx_, batch_);
+  if (!unusable_.empty()) throw std::runtime_error(std::string(what) + ": the context is unusable: " + unusable_);
+  int32_t rc;
+  try {
+    rc = llama_decode(ctx_, batch_);
+  } catch (const std::exception& e) {
+    unusable_ = e.what();
+    throw std::runtime_error(std::string(what) + ": " + e.what() + " (this context cannot be used any more)");
+  }
   if (rc == 0) return;
   std::string msg = std::string(what) + ": llama_decode failed (";
   if (rc == 1)

@@ -96,6 +96,9 @@ class Context : public Napi::ObjectWrap<Context> {
   bool use_threadpool_ = false;
   // ggml's polling level of the threadpool (ggml_threadpool_params.poll)
   int32_t poll_ = 0;
+  // set when llama.cpp threw out of a decode (an RPC server lost mid-run): its state is unknown after that,
+  // so every later decode fails with this reason instead of running on it (worker thread only)
+  std::string unusable_;
   // the most threads setThreads() may ask for; the threadpool is created with this many
   int32_t threads_max_ = 1;
   int32_t n_ctx_seq_ = 0;

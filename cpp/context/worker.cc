@@ -5,6 +5,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "context.h"
@@ -69,6 +70,11 @@ void Context::WorkerLoop() {
     try {
       job->Run(*this);
       job->ok = true;
+    } catch (const std::system_error& e) {
+      // a backend whose connection was lost (an RPC server, scripts/patches/ggml-rpc-lost-server.patch): the
+      // context's state is unknown after it, so every later decode fails with this reason
+      if (e.code() == std::errc::connection_reset) unusable_ = e.what();
+      job->error = e.what();
     } catch (const std::exception& e) {
       job->error = e.what();
     } catch (...) {
