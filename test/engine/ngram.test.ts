@@ -1,6 +1,7 @@
 // Prompt lookup (n-gram) drafts: the index, greedy losslessness against ar, the sampled output's
 // distribution (a proposal is a one-hot q), the per-source stats and the options.
 import { describe, expect, it } from "vitest";
+import type { SamplingParams } from "../../src/engine/backend.js";
 import { Engine } from "../../src/engine/engine.js";
 import { NgramIndex } from "../../src/engine/ngram.js";
 import { FakeBackend, VOCAB, makePrompt } from "./fake-backend.js";
@@ -36,6 +37,35 @@ describe("NgramIndex", () => {
     expect(index.propose(2)).toEqual([]);
   });
 });
+
+/** The first two tokens of `results` follow the fake target's distribution (the second: its marginal). */
+function expectTargetDistribution(
+  results: readonly { tokens: number[] }[],
+  fake: FakeBackend,
+  prompt: number[],
+  sampling: SamplingParams,
+): void {
+  const first = chiSquareTest(
+    histogram(
+      results.map((r) => r.tokens[0]!),
+      VOCAB,
+    ),
+    fake.targetDistribution(prompt, sampling),
+  );
+  expect(first.statistic).toBeLessThan(first.critical);
+  const marginal = new Float64Array(VOCAB);
+  fake.targetDistribution(prompt, sampling).forEach((pt, t) => {
+    if (pt > 0) fake.targetDistribution([...prompt, t], sampling).forEach((p2, t2) => (marginal[t2]! += pt * p2));
+  });
+  const second = chiSquareTest(
+    histogram(
+      results.map((r) => r.tokens[1]!),
+      VOCAB,
+    ),
+    marginal,
+  );
+  expect(second.statistic).toBeLessThan(second.critical);
+}
 
 /** Prompts that repeat themselves, so lookup finds matches (and the fake target sometimes agrees). */
 function repetitive(n: number): number[][] {
@@ -104,26 +134,7 @@ describe("ngram drafts, sampled: the output is distributed as the target's", () 
       expect(stats.draftSources!.ngram!.hits).toBeGreaterThanOrEqual(RUNS);
       expect(stats.acceptedTokens).toBeGreaterThan(50);
       expect(stats.acceptanceRate).toBeLessThan(0.9);
-      const first = chiSquareTest(
-        histogram(
-          results.map((r) => r.tokens[0]!),
-          VOCAB,
-        ),
-        fake.targetDistribution(PROMPT, sampling),
-      );
-      expect(first.statistic).toBeLessThan(first.critical);
-      const marginal = new Float64Array(VOCAB);
-      fake.targetDistribution(PROMPT, sampling).forEach((pt, t) => {
-        if (pt > 0) fake.targetDistribution([...PROMPT, t], sampling).forEach((p2, t2) => (marginal[t2]! += pt * p2));
-      });
-      const second = chiSquareTest(
-        histogram(
-          results.map((r) => r.tokens[1]!),
-          VOCAB,
-        ),
-        marginal,
-      );
-      expect(second.statistic).toBeLessThan(second.critical);
+      expectTargetDistribution(results, fake, PROMPT, sampling);
       await engine.close();
     });
   }
@@ -202,26 +213,7 @@ describe("ngram combined with the draft model, sampled: the output is distribute
       const { ngram, model } = engine.stats().draftSources!;
       expect(ngram!.hits).toBeGreaterThanOrEqual(RUNS);
       expect(model!.draftedTokens).toBeGreaterThan(100);
-      const first = chiSquareTest(
-        histogram(
-          results.map((r) => r.tokens[0]!),
-          VOCAB,
-        ),
-        fake.targetDistribution(PROMPT, sampling),
-      );
-      expect(first.statistic).toBeLessThan(first.critical);
-      const marginal = new Float64Array(VOCAB);
-      fake.targetDistribution(PROMPT, sampling).forEach((pt, t) => {
-        if (pt > 0) fake.targetDistribution([...PROMPT, t], sampling).forEach((p2, t2) => (marginal[t2]! += pt * p2));
-      });
-      const second = chiSquareTest(
-        histogram(
-          results.map((r) => r.tokens[1]!),
-          VOCAB,
-        ),
-        marginal,
-      );
-      expect(second.statistic).toBeLessThan(second.critical);
+      expectTargetDistribution(results, fake, PROMPT, sampling);
       await engine.close();
     });
   }
