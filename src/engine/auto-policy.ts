@@ -13,7 +13,7 @@ import type { CallTiming } from "./executor.js";
 import type { AutoPrediction, StepSchedule } from "./types.js";
 
 /** A schedule change must promise this much more throughput (a switch costs a fill or drain step). */
-const SWITCH_GAIN = 1.04;
+export const SWITCH_GAIN = 1.04;
 /** Probe the other schedule whenever it is predicted at least this close to the best. */
 const CLOSE_CALL = 0.8;
 /** Otherwise probe it every this many probes (the load of the machine may have changed since). */

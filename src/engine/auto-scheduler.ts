@@ -21,10 +21,11 @@
 // lines do not capture, so it is priced by what it did: bursts of post-verify steps measure its
 // tokens per second, and it runs while that beats the sequential prediction for one request. It is
 // explored only where running both phases at once takes no threads from either (the target on a GPU,
-// the draft on its own device): on shared CPU cores each phase slows about 2x and psd's post-verify
-// measured 0.92x (docs/performance.md), while each measuring burst cost auto a quarter of its throughput.
+// the draft on its own device): on shared CPU cores each phase slows about 2x, one request's post-verify at
+// 1 + 1 threads stays below plain decoding on all cores (docs/performance.md), and the measuring bursts cost
+// auto a quarter of its throughput.
 import type { Backend, ThreadPlacement } from "./backend.js";
-import { AutoPolicy, type AutoPolicyOptions, type PassSize } from "./auto-policy.js";
+import { AutoPolicy, type AutoPolicyOptions, type PassSize, SWITCH_GAIN } from "./auto-policy.js";
 import type { BatchExecutor, CallLabel } from "./executor.js";
 import { admitToDraftBatch, batchSizes, planStep, runStep, type PipelineCalls } from "./pipeline.js";
 import type { Request } from "./request.js";
@@ -223,7 +224,7 @@ export class AutoScheduler {
     const k = preds.find((p) => p.k > 0)?.k ?? 0;
     if (!bestSeq || k === 0) return 0;
     const pv = this.pv;
-    if (pv.burst) return request.drafts !== null || pv.burst.left > 0 ? k : 0;
+    if (pv.burst) return k; // a burst runs its PV_BURST steps
     if (pv.rate === undefined || ++pv.since >= PV_REMEASURE_EVERY) {
       pv.burst = { left: PV_BURST, tokens: 0, ms: 0 };
       pv.since = 0;
@@ -231,7 +232,7 @@ export class AutoScheduler {
     }
     // a request holding ahead drafts keeps the schedule that made them for one more step
     if (request.drafts !== null && this.placed === "overlapped") return k;
-    return pv.rate > 1.04 * bestSeq.tokensPerSecond ? k : 0;
+    return pv.rate > SWITCH_GAIN * bestSeq.tokensPerSecond ? k : 0;
   }
 
   /** One post-verify step (psd's one-request overlap), timed into the post-verify estimate. */
@@ -260,12 +261,13 @@ export class AutoScheduler {
     if (pv.burst) {
       pv.burst.tokens += tokens;
       pv.burst.ms += ms;
-      if (--pv.burst.left <= 0 || r.done) {
+      // a burst spans requests: it ends after PV_BURST steps, whichever requests ran them
+      if (--pv.burst.left <= 0) {
         if (pv.burst.ms > 0) {
           const rate = (1000 * pv.burst.tokens) / pv.burst.ms;
           pv.rate = pv.rate === undefined ? rate : (pv.rate + rate) / 2;
         }
-        if (pv.burst.left <= 0) pv.burst = null;
+        pv.burst = null;
       }
     } else if (ms > 0 && pv.rate !== undefined) {
       pv.rate += PV_WEIGHT * ((1000 * tokens) / ms - pv.rate);

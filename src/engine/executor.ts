@@ -123,8 +123,9 @@ export class BatchExecutor {
    * Drafts for every live request; requests at the context limit get a shorter or empty chain.
    * With prompt lookup, a request whose lookup finds a match takes its tokens and the draft worker
    * drafts only for the others (per request, per step). Resolves to the call's timing: the draft
-   * worker's call, or with lookup alone the lookups' own (tiny) time, so `auto` prices drafting at
-   * what it costs; undefined when nothing was drafted or the call failed.
+   * worker's call, plus with prompt lookup the lookups' own (tiny) time spread over every request
+   * drafted for, so `auto` prices drafting at what it costs on the workload; undefined when nothing
+   * was drafted or the call failed.
    */
   async draft(
     requests: readonly Request[],

@@ -176,12 +176,11 @@ export function planPlacement(machine: Machine, options: PlacementOptions): Plac
     target: {
       device: placed.targetDevice,
       onGpu: targetOnGpu,
-      // ar: the target is alone on its cores, so its pool's threads may spin between graphs (poll 1, about a
-      // millisecond)
+      // without a draft model (ar, or prompt lookup alone) the target is alone on its cores, so its pool's
+      // threads may spin between graphs (poll 1, about a millisecond)
       context: {
         threads: targetThreads,
         threadsMax: maxOf("target", targetThreads),
-        // the target alone on its cores (no draft model: ar, or prompt lookup alone) polls between graphs
         threadpoolPoll: mode === "ar" || !hasDraft ? 1 : 0,
         rowThreads: rowThreads(targetOnGpu, draftCpuThreads, cores),
         kvUnified: kvUnified.target,
