@@ -38,6 +38,7 @@
         "cpp/context/kv_job.cc",
         "cpp/context/draft_job.cc",
         "cpp/context/verify_job.cc",
+        "cpp/context/device_argmax.cc",
         "cpp/context/row_pool.cc"
       ]
     },

@@ -326,16 +326,24 @@ Napi::Value Model::Disposed(const Napi::CallbackInfo& info) {
 namespace {
 class LoadWorker : public Napi::AsyncWorker {
  public:
-  LoadWorker(Napi::Env env, std::string path, llama_model_params params, ggml_backend_dev_t dev)
+  // devices: the model's offload devices in order (empty: llama.cpp's default, all of them); split: each one's share
+  // of the layers (empty: by free memory, llama.cpp's default)
+  LoadWorker(Napi::Env env, std::string path, llama_model_params params, std::vector<ggml_backend_dev_t> devices,
+             std::vector<float> split)
       : Napi::AsyncWorker(env, "minedraft.loadModel"),
         deferred_(Napi::Promise::Deferred::New(env)),
         path_(std::move(path)),
-        params_(params) {
-    devices_[0] = dev;
-    devices_[1] = nullptr;
+        params_(params),
+        devices_(std::move(devices)),
+        split_(std::move(split)) {
+    devices_.push_back(nullptr);  // llama.cpp reads the list up to a null
+    if (!split_.empty()) {
+      split_.resize(std::max<size_t>(split_.size(), llama_max_devices()), 0.0f);
+      params_.tensor_split = split_.data();
+    }
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
-  void UseDeviceList() { params_.devices = devices_; }
+  void UseDeviceList() { params_.devices = devices_.data(); }
 
   // Loads onto GPU (or RPC) devices run one at a time: two first loads onto one Vulkan device raced in its lazy
   // initialisation and crashed the process (a null call in llama_model_loader::create_tensor). CPU loads stay parallel.
@@ -371,7 +379,8 @@ class LoadWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   std::string path_;
   llama_model_params params_;
-  ggml_backend_dev_t devices_[2];
+  std::vector<ggml_backend_dev_t> devices_;
+  std::vector<float> split_;
   bool exclusive_ = false;
   llama_model* model_ = nullptr;
 };
@@ -381,7 +390,8 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = StringArg(info[0], "path");
   llama_model_params params = llama_model_default_params();
-  ggml_backend_dev_t dev = nullptr;
+  std::vector<ggml_backend_dev_t> devices;
+  std::vector<float> split;
   bool cpu_only = false;
   if (info.Length() > 1 && !info[1].IsUndefined()) {
     Napi::Object o = ObjectArg(info[1], "options");
@@ -389,19 +399,47 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     if (!BoolField(o, "mmap", true)) params.load_mode = LLAMA_LOAD_MODE_NONE;
     Napi::Value d = o.Get("device");
     if (!d.IsUndefined()) {
-      std::string name = StringArg(d, "device");
-      if (name == "cpu" || name == "CPU") {
+      // "cpu", a device name, or several as llama.cpp's --device takes them: "RPC0,CUDA0"
+      std::string names = StringArg(d, "device");
+      if (names == "cpu" || names == "CPU") {
         cpu_only = true;
       } else {
-        dev = ggml_backend_dev_by_name(name.c_str());
-        if (!dev) throw Napi::Error::New(env, "device '" + name + "' not found (see minedraft inspect --devices)");
+        for (size_t start = 0; start <= names.size();) {
+          size_t end = names.find(',', start);
+          if (end == std::string::npos) end = names.size();
+          const std::string name = names.substr(start, end - start);
+          if (name == "cpu" || name == "CPU")
+            throw Napi::RangeError::New(env,
+                                        "device: cpu cannot be listed with other devices (the layers not "
+                                        "offloaded, see gpuLayers, stay on the CPU)");
+          ggml_backend_dev_t dev = ggml_backend_dev_by_name(name.c_str());
+          if (!dev) throw Napi::Error::New(env, "device '" + name + "' not found (see minedraft inspect --devices)");
+          devices.push_back(dev);
+          start = end + 1;
+        }
+        if (devices.size() >= llama_max_devices())
+          throw Napi::RangeError::New(env, "device: at most " + std::to_string(llama_max_devices() - 1) + " devices");
+      }
+    }
+    Napi::Value t = o.Get("tensorSplit");
+    if (!t.IsUndefined()) {
+      if (!t.IsArray()) throw Napi::TypeError::New(env, "tensorSplit must be an array of numbers");
+      Napi::Array a = t.As<Napi::Array>();
+      if (a.Length() != devices.size())
+        throw Napi::RangeError::New(env, "tensorSplit needs one share per device in device");
+      for (uint32_t i = 0; i < a.Length(); i++) {
+        Napi::Value v = a.Get(i);
+        if (!v.IsNumber() || !(v.As<Napi::Number>().DoubleValue() >= 0))
+          throw Napi::RangeError::New(env, "tensorSplit shares must be numbers >= 0");
+        split.push_back(v.As<Napi::Number>().FloatValue());
       }
     }
   }
   if (cpu_only) params.n_gpu_layers = 0;
   params.progress_callback = nullptr;
-  auto* w = new LoadWorker(env, path, params, dev);
-  if (dev || cpu_only) w->UseDeviceList();  // [dev] or [] (no offload device at all)
+  const bool listed = !devices.empty() || cpu_only;
+  auto* w = new LoadWorker(env, path, params, std::move(devices), std::move(split));
+  if (listed) w->UseDeviceList();  // the named devices, or [] (no offload device at all)
   w->OffloadsToDevices(!cpu_only && params.n_gpu_layers != 0);
   Napi::Promise p = w->Promise();
   w->Queue();

@@ -51,7 +51,8 @@ console.error("build:source: done; the addon now links build-source/lib");
 
 /**
  * ggml's RPC client aborts the process when a server is lost mid-run (RPC_STATUS_ASSERT in its dispatcher
- * thread). patches/ggml-rpc-lost-server.patch makes the calls waiting on a lost server throw instead, which
+ * thread) and waits for ever on a silent one. patches/ggml-rpc-lost-server.patch makes the calls waiting on a
+ * lost server throw instead, and bounds each socket wait by MINEDRAFT_RPC_TIMEOUT_MS (rpcTimeoutMs), which
  * fails the native job and its requests (the context then refuses further decodes). Applied once to
  * deps/llama.cpp (a git clone of node-llama-cpp's source bundle); a no-op when already applied.
  */
@@ -63,6 +64,12 @@ function applyRpcPatch() {
     git("apply", "--reverse", "--check");
     return; // already applied
   } catch {}
+  try {
+    git("apply", "--check");
+  } catch {
+    // an earlier version of the patch is applied: only the patch touches this folder, so start it over
+    execFileSync("git", ["-C", dir, "checkout", "--", "ggml/src/ggml-rpc"], { stdio: "pipe" });
+  }
   git("apply");
   console.error("build:source: applied scripts/patches/ggml-rpc-lost-server.patch (a lost RPC server fails calls)");
 }

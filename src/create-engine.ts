@@ -10,7 +10,7 @@ import { NGRAM_MAX_N } from "./engine/ngram.js";
 import { BACKEND_OPTIONS, type BackendOptions, configureBackends, type LogLevel, loadAddon } from "./native/addon.js";
 import { NativeBackend } from "./native/backend.js";
 import { LlamaContext } from "./native/context.js";
-import { LlamaModel } from "./native/model.js";
+import { LlamaModel, tensorSplitProblem } from "./native/model.js";
 import { planPlacement, type Placement, type PlacementOptions, type PlacementPlan } from "./native/plan-placement.js";
 import { coreCount } from "./native/threads.js";
 import { resolveModelSource } from "./models/resolve.js";
@@ -20,10 +20,21 @@ export { defaultMode, type Placement } from "./native/plan-placement.js";
 export interface ModelPlacement {
   /** a GGUF path or an hf: URI, or an already loaded model (not disposed by the engine) */
   model: string | LlamaModel;
-  /** "cpu", or a device name such as "CUDA0", "Vulkan0", "Metal" (see devices()) */
+  /**
+   * "cpu", or a device name such as "CUDA0", "Vulkan0", "Metal", "RPC0" (see devices()); several separated by commas
+   * split the offloaded layers across them (see tensorSplit)
+   */
   device?: string;
   /** layers offloaded to the GPU (-1 = all) */
   gpuLayers?: number;
+  /** each device's share of the offloaded layers when device lists several, as llama.cpp's --tensor-split */
+  tensorSplit?: readonly number[];
+  /**
+   * greedy rows take their argmax on the model's device, so one token per row comes back instead of its logits
+   * (ContextOptions.deviceArgmax). Default: on for a model whose output layer is on an RPC server that is not on a
+   * loopback address; give true for one reached through a tunnel (ssh -L), false to keep the logits copy
+   */
+  deviceArgmax?: boolean;
   /** CPU threads of this model's context (default: see planPlacement) */
   threads?: number;
 }
@@ -106,6 +117,12 @@ const placementRule: Rule = {
     model: modelRule,
     device: { kind: "string", nonEmpty: true },
     gpuLayers: integer(-1, 100_000),
+    deviceArgmax: { kind: "boolean" },
+    tensorSplit: {
+      kind: "custom",
+      expected: 'one share >= 0 per device listed in device, e.g. [3, 1] for "RPC0,RPC1"',
+      check: (v) => (!Array.isArray(v) ? "type" : null),
+    },
     threads: integer(1, GGML_MAX_THREADS),
   },
 };
@@ -137,6 +154,11 @@ function checkCreateOptions(options: CreateEngineOptions): void {
   checkOptions(options, CREATE_ENGINE_OPTIONS, "createEngine options");
   if (options.target === undefined || options.target.model === undefined)
     throw new OptionTypeError("target.model", "target.model is required: a GGUF path or hf: URI, or a LlamaModel");
+  for (const role of ["target", "draft"] as const) {
+    const p = options[role] as ModelPlacement | undefined;
+    const why = p?.tensorSplit && tensorSplitProblem(p.device, p.tensorSplit);
+    if (why) throw new OptionRangeError(`${role}.tensorSplit`, `${role}.${why}`);
+  }
   const requested = options.mode;
   const ngram = ngramOf(options);
   const model = options.draft?.model !== undefined;
@@ -216,6 +238,7 @@ function loadModels(
     const m = await LlamaModel.load(await resolveModelSource(p.model), {
       device,
       gpuLayers: p.gpuLayers,
+      ...(p.tensorSplit ? { tensorSplit: p.tensorSplit } : {}),
       logLevel: options.logLevel,
     });
     owned.push(m);
@@ -257,11 +280,21 @@ export async function createEngine(options: CreateEngineOptions): Promise<Minedr
       threadpool: options.threadpool,
       spinMicros: options.spinMicros,
     };
-    const targetContext = await LlamaContext.create(targetModel, { ...shared, ...plan.target.context });
+    const argmax = (p: ModelPlacement | undefined) =>
+      p?.deviceArgmax !== undefined ? { deviceArgmax: p.deviceArgmax } : {};
+    const targetContext = await LlamaContext.create(targetModel, {
+      ...shared,
+      ...plan.target.context,
+      ...argmax(options.target),
+    });
     contexts.push(targetContext);
     const draftContext =
       draftModel && plan.draft
-        ? await LlamaContext.create(draftModel, { ...shared, ...plan.draft.context })
+        ? await LlamaContext.create(draftModel, {
+            ...shared,
+            ...plan.draft.context,
+            ...argmax(options.draft as ModelPlacement | undefined),
+          })
         : undefined;
     if (draftContext) contexts.push(draftContext);
     // whether the workers may overlap follows their current threads (plan.threads), not the flag left undefined

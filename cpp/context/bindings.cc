@@ -83,6 +83,9 @@ Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(inf
   spin_us_ = IntField(o, "spinMicros", 0, 100000, 0);
   row_threads_ = (int32_t)IntField(o, "rowThreads", 0, 512, 0);
   poll_ = (int32_t)IntField(o, "threadpoolPoll", 0, 100, 0);
+  device_argmax_ = BoolField(o, "deviceArgmax", false);
+  // a verification has k + 1 output rows per sequence (llama.cpp's default allows backend sampling one)
+  if (device_argmax_) params_.n_outputs_max_per_seq = params_.n_batch;
   threads_max_ = (int32_t)IntField(o, "threadsMax", 1, 1024, std::max(params_.n_threads, params_.n_threads_batch));
   if (threads_max_ < std::max(params_.n_threads, params_.n_threads_batch))
     throw Napi::RangeError::New(env, "threadsMax must be at least threads and threadsBatch");
@@ -402,6 +405,7 @@ Napi::Value Context::GetInfo(const Napi::CallbackInfo& info) {
   o.Set("kvUnified", params_.kv_unified);
   o.Set("nVocab", n_vocab_);
   o.Set("threadpool", use_threadpool_);
+  o.Set("deviceArgmax", device_argmax_);
   o.Set("disposed", closing_);
   return o;
 }

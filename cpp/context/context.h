@@ -12,6 +12,7 @@
 //   draft_job.cc      drafting: batch packing, draft rows sampled (and their q kept for verify)
 //   verify_job.cc     verification: batch packing, target rows evaluated against the drafts
 //   batch.cc        the llama_batch helpers the jobs share
+//   device_argmax.cc greedy rows' argmax where the logits are (llama.cpp backend sampling)
 //   row_pool.{h,cc} the persistent helper threads that evaluate sampled rows (ForEachRow, below)
 #pragma once
 #include <llama.h>
@@ -86,6 +87,11 @@ class Context : public Napi::ObjectWrap<Context> {
   void CheckUsable(Napi::Env env) const;
   int32_t SeqArg(const Napi::Value& v, const char* name) const;
 
+  // device_argmax.cc (worker thread): whether sequence seq's output rows now bring back only their argmax token,
+  // computed where the logits are, instead of n_vocab floats; want = false detaches it (a job that needs logits)
+  bool ArgmaxOnDevice(llama_seq_id seq, bool want);
+  void FreeDeviceArgmax();
+
   // worker-thread helpers (batch.cc)
   void DecodeOrThrow(const char* what);
   void BatchClear() { batch_.n_tokens = 0; }
@@ -103,6 +109,12 @@ class Context : public Napi::ObjectWrap<Context> {
   int32_t threads_max_ = 1;
   int32_t n_ctx_seq_ = 0;
   int32_t n_vocab_ = 0;
+
+  // deviceArgmax option: greedy rows use llama.cpp's backend sampling (a greedy chain per sequence), which skips the
+  // logits copy when every output row of a pass has one; for a model on an RPC device that copy is most of a pass's
+  // traffic (n_vocab floats per row)
+  bool device_argmax_ = false;
+  std::vector<llama_sampler*> seq_argmax_;  // per sequence: its attached chain, or null (worker thread)
 
   // owned by the worker thread once the init job ran
   llama_context* ctx_ = nullptr;

@@ -10,6 +10,8 @@
 namespace md {
 
 void DecodeJob::Run(Context& c) {
+  for (size_t i = 0; i < tokens.size(); i++)
+    if (want[i]) c.ArgmaxOnDevice(seq[i], false);  // these rows' logits are read
   c.BatchClear();
   for (size_t i = 0; i < tokens.size(); i++) c.BatchAdd(tokens[i], pos[i], seq[i], want[i] != 0);
   c.DecodeOrThrow("decode");

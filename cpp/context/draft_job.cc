@@ -19,7 +19,11 @@ void DraftJob::Run(Context& c) {
   out_conf.assign(n, {});
   llama_memory_t mem = llama_get_memory(c.ctx_);
   rows.assign(n, 0);
+  on_device.assign(n, 0);
   for (size_t i = 0; i < n; i++) {
+    // a greedy row needs only its argmax, unless it also reports its confidence or must skip tokens past the limit
+    const DraftSpec& s = specs[i];
+    on_device[i] = c.ArgmaxOnDevice(s.seq, s.sampling.greedy() && !s.confidence && vocab_limit == c.n_vocab_);
     auto& d = c.drafts_[(size_t)specs[i].q_bank * c.params_.n_seq_max + specs[i].seq];
     d.k = 0;
     d.n_vocab = vocab_limit;
@@ -58,27 +62,35 @@ void DraftJob::Run(Context& c) {
       if (members.empty()) break;
       c.DecodeOrThrow("draft");
       // row pointers first, here: llama_get_logits_ith synchronises and may reorder the outputs
-      std::vector<const float*> logits(members.size());
+      std::vector<const float*> logits(members.size(), nullptr);
+      std::vector<int32_t> argmax(members.size(), LLAMA_TOKEN_NULL);
       size_t sampled = 0;
       for (size_t x = 0; x < members.size(); x++) {
+        if (on_device[members[x]]) {
+          argmax[x] = llama_get_sampled_token_ith(c.ctx_, rows[members[x]]);
+          if (argmax[x] == LLAMA_TOKEN_NULL) throw std::runtime_error("llama.cpp returned no token for a draft row");
+          continue;
+        }
         logits[x] = llama_get_logits_ith(c.ctx_, rows[members[x]]);
         if (!logits[x]) throw std::runtime_error("llama.cpp returned no logits for a draft row");
         if (!specs[members[x]].sampling.greedy()) sampled++;
       }
       c.ForEachRow(members.size(), sampled >= 4,
-                   [&](size_t x, Context::RowBuffers& b) { SampleOne(c, members[x], step, logits[x], b); });
+                   [&](size_t x, Context::RowBuffers& b) { SampleOne(c, members[x], step, logits[x], argmax[x], b); });
     }
   }
 }
 
 // Runs on any of ForEachRow's threads: writes only sequence s.seq's drafts and row i's outputs.
-void DraftJob::SampleOne(Context& c, size_t i, int32_t step, const float* logits, Context::RowBuffers& b) {
+// logits: the row's, or null when its argmax came from the device (greedy rows without confidence)
+void DraftJob::SampleOne(Context& c, size_t i, int32_t step, const float* logits, int32_t argmax,
+                         Context::RowBuffers& b) {
   const DraftSpec& s = specs[i];
   auto& d = c.drafts_[(size_t)s.q_bank * c.params_.n_seq_max + s.seq];
   int32_t tok;
   float prob = 1.0f;
   if (s.sampling.greedy()) {
-    tok = Argmax(logits, vocab_limit);
+    tok = logits ? Argmax(logits, vocab_limit) : argmax;
     if (s.confidence) {
       // softmax (temperature 1) probability of the argmax: 1 / sum_j exp(l_j - l_max)
       const float lmax = logits[tok];

@@ -127,11 +127,12 @@ struct DraftJob : Job {
   std::vector<std::vector<int32_t>> out_tokens;
   std::vector<std::vector<float>> out_probs;
   std::vector<std::vector<float>> out_conf;
-  std::vector<int32_t> rows;  // batch row of each spec's output in the current decode
+  std::vector<int32_t> rows;       // batch row of each spec's output in the current decode
+  std::vector<uint8_t> on_device;  // per spec: its argmax comes from the device (Context::ArgmaxOnDevice)
 
   void Run(Context& c) override;
   // Runs on any of ForEachRow's threads: writes only sequence s.seq's drafts and row i's outputs.
-  void SampleOne(Context& c, size_t i, int32_t step, const float* logits, Context::RowBuffers& b);
+  void SampleOne(Context& c, size_t i, int32_t step, const float* logits, int32_t argmax, Context::RowBuffers& b);
   Napi::Value Result(Napi::Env env) override;
 };
 
@@ -155,6 +156,7 @@ struct VerifyJob : Job {
   std::vector<std::vector<float>> out_p;
   std::vector<std::vector<int32_t>> out_alt;
   std::vector<const SeqDrafts*> q_of;  // per spec: the draft's stored distributions (sampled specs)
+  std::vector<uint8_t> on_device;      // per spec: its rows' argmax comes from the device (greedy)
 
   struct RowTask {
     size_t si;  // spec

@@ -60,6 +60,7 @@ void DisposeJob::Run(Context& c) {
     llama_free(c.ctx_);
     c.ctx_ = nullptr;
   }
+  c.FreeDeviceArgmax();
   if (c.threadpool_) {
     FreeThreadpool(c.threadpool_);
     c.threadpool_ = nullptr;
@@ -95,6 +96,7 @@ Context::~Context() {
   StopThread();
   row_pool_.Stop();
   if (ctx_) llama_free(ctx_);
+  FreeDeviceArgmax();
   if (batch_.token) llama_batch_free(batch_);
   if (threadpool_) FreeThreadpool(threadpool_);
   llama_model_.reset();

@@ -17,7 +17,11 @@ void VerifyJob::Run(Context& c) {
   out_alt.assign(n, {});
   q_of.assign(n, nullptr);
   llama_memory_t mem = llama_get_memory(c.ctx_);
-  for (auto& s : specs) llama_memory_seq_rm(mem, s.seq, s.pos, -1);
+  on_device.assign(n, 0);
+  for (size_t i = 0; i < n; i++) {
+    llama_memory_seq_rm(mem, specs[i].seq, specs[i].pos, -1);
+    on_device[i] = c.ArgmaxOnDevice(specs[i].seq, specs[i].sampling.greedy());  // greedy rows need only the argmax
+  }
   const std::vector<size_t> order = BySeq(specs);
   size_t j = 0;
   while (j < n) {
@@ -53,6 +57,15 @@ void VerifyJob::Evaluate(Context& c, const std::vector<std::pair<size_t, int32_t
       if (q_of[si]->k < s.q_row + k)
         throw std::runtime_error(
             "verify: the draft context holds fewer drafted tokens for this sequence than were submitted");
+    }
+    if (on_device[si]) {
+      for (int32_t r = 0; r <= k; r++) {
+        out_alt[si][r] = llama_get_sampled_token_ith(c.ctx_, row0 + r);
+        if (out_alt[si][r] == LLAMA_TOKEN_NULL)
+          throw std::runtime_error("llama.cpp returned no token for a verification row");
+        if (r < k) out_p[si][r] = out_alt[si][r] == s.draft[r] ? 1.0f : 0.0f;
+      }
+      continue;
     }
     for (int32_t r = 0; r <= k; r++) {
       const float* logits = llama_get_logits_ith(c.ctx_, row0 + r);

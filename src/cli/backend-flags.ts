@@ -9,6 +9,7 @@ export interface BackendFlags {
   vulkanDevices?: number[];
   rpc?: string[];
   rpcAllowRemote?: boolean;
+  rpcTimeoutMs?: number;
 }
 
 function rpcList(value: string): string[] {
@@ -16,6 +17,12 @@ function rpcList(value: string): string[] {
   if (checkRpcList(list) !== null)
     throw new InvalidArgumentError("expected distinct HOST:PORT endpoints, e.g. 127.0.0.1:50052 or h1:50052,h2:50052");
   return list;
+}
+
+function milliseconds(value: string): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) > 86_400_000)
+    throw new InvalidArgumentError("expected a whole number of milliseconds (0: no time-out)");
+  return Number(value);
 }
 
 function deviceIndexList(value: string): number[] {
@@ -48,13 +55,25 @@ export function addBackendOptions(cmd: Command): Command {
     .option(
       "--rpc-allow-remote",
       "accept --rpc servers that are not on this machine: the RPC protocol is unauthenticated and unencrypted",
+    )
+    .option(
+      "--rpc-timeout-ms <ms>",
+      "longest wait on an --rpc server before its requests fail (default 120000; 0: none); must exceed its slowest " +
+        "prefill",
+      milliseconds,
     );
 }
 
 export function backendsFromFlags(flags: BackendFlags): BackendOptions | undefined {
   if (flags.gpu === undefined && flags.vulkanDevices === undefined && flags.rpc === undefined) return undefined;
   return {
-    ...(flags.rpc !== undefined ? { rpc: flags.rpc, ...(flags.rpcAllowRemote ? { rpcAllowRemote: true } : {}) } : {}),
+    ...(flags.rpc !== undefined
+      ? {
+          rpc: flags.rpc,
+          ...(flags.rpcAllowRemote ? { rpcAllowRemote: true } : {}),
+          ...(flags.rpcTimeoutMs !== undefined ? { rpcTimeoutMs: flags.rpcTimeoutMs } : {}),
+        }
+      : {}),
     ...(flags.gpu !== undefined ? { gpu: flags.gpu } : {}),
     ...(flags.vulkanDevices !== undefined ? { vulkanDevices: flags.vulkanDevices } : {}),
   };

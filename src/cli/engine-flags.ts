@@ -1,6 +1,6 @@
 // Options shared by the commands that run models (generate, bench): decoding and placement flags,
 // and their translation to the library's createEngine() options.
-import { Option, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import { addBackendOptions, type BackendFlags, backendsFromFlags } from "./backend-flags.js";
 import type { CreateEngineOptions, LogLevel, Mode } from "../index.js";
 import { decimal, integer, probability } from "./parsers.js";
@@ -37,6 +37,8 @@ export interface PlacementFlags extends BackendFlags {
   draftGpuLayers?: number;
   device?: string;
   draftDevice?: string;
+  tensorSplit?: number[];
+  deviceArgmax?: boolean;
   ctxSize?: number;
   kvUnified?: boolean;
   adaptThreads?: boolean;
@@ -103,6 +105,13 @@ export function addDecodingOptions(cmd: Command, defaults: DecodingDefaults = {}
     .option("--no-post-verify", "psd: sequential SD with one running request");
 }
 
+function shareList(value: string): number[] {
+  const list = value.split(",").map((x) => x.trim());
+  if (list.some((x) => !/^\d+(\.\d+)?$/.test(x)) || list.every((x) => Number(x) === 0))
+    throw new InvalidArgumentError("expected shares >= 0, not all 0, e.g. 3,1");
+  return list.map(Number);
+}
+
 export function addPlacementOptions(cmd: Command): Command {
   return addBackendOptions(cmd)
     .option(
@@ -113,8 +122,23 @@ export function addPlacementOptions(cmd: Command): Command {
     .option("--draft-threads <n>", "CPU threads of the draft model", integer(1, 512))
     .option("--gpu-layers <n>", "target layers offloaded to the GPU (-1 = all)", integer(-1))
     .option("--draft-gpu-layers <n>", "draft layers offloaded to the GPU (-1 = all)", integer(-1))
-    .option("--device <name>", 'device of the target model: "cpu" or a name from `minedraft inspect --devices`')
+    .option(
+      "--device <name>",
+      'device of the target model: "cpu" or a name from `minedraft inspect --devices`; several (RPC0,RPC1) split ' +
+        "its offloaded layers",
+    )
+    .option(
+      "--tensor-split <list>",
+      "with --device A,B,...: each device's share of the target's offloaded layers, e.g. 3,1 (default: by free memory)",
+      shareList,
+    )
     .option("--draft-device <name>", "device of the draft model")
+    .option(
+      "--device-argmax",
+      "greedy rows of a model on an --rpc device take their argmax there: one token per row crosses the network " +
+        "instead of its logits (default: on for servers off this machine; give it for one reached through a tunnel)",
+    )
+    .option("--no-device-argmax", "copy every greedy row's logits back from --rpc devices (default on loopback)")
     .option("--ctx-size <n>", "context tokens per sequence (prompt + generation)", integer(16), 2048)
     .option(
       "--kv-unified",
@@ -154,6 +178,8 @@ export function engineOptions(
       model: models.target,
       device: placement.device,
       gpuLayers: placement.gpuLayers,
+      ...(placement.tensorSplit ? { tensorSplit: placement.tensorSplit } : {}),
+      ...(placement.deviceArgmax !== undefined ? { deviceArgmax: placement.deviceArgmax } : {}),
       threads: placement.threads,
     },
     draft:
@@ -164,6 +190,7 @@ export function engineOptions(
               model: models.draft,
               device: placement.draftDevice,
               gpuLayers: placement.draftGpuLayers,
+              ...(placement.deviceArgmax !== undefined ? { deviceArgmax: placement.deviceArgmax } : {}),
               threads: placement.draftThreads,
               ...(decoding.ngram ? { ngram: lookup } : {}),
             }

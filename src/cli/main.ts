@@ -13,6 +13,7 @@ const FLAG_OF_OPTION: Record<string, string> = {
   "target.gpuLayers": "--gpu-layers",
   "draft.gpuLayers": "--draft-gpu-layers",
   "target.device": "--device",
+  "target.tensorSplit": "--tensor-split",
   "draft.device": "--draft-device",
   rpc: "--rpc",
   "backends.rpc": "--rpc",

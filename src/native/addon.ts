@@ -57,7 +57,15 @@ export interface BackendOptions {
   rpc?: readonly string[];
   /** accept rpc servers that are not on a loopback address (the protocol is unauthenticated and unencrypted) */
   rpcAllowRemote?: boolean;
+  /**
+   * longest wait on one rpc-server socket operation, in ms (default 120 000; 0: none, as llama.cpp). A server that
+   * stops answering (hung, stopped, cut off) then fails the requests on it instead of holding them for ever. It must
+   * exceed the slowest single graph the server computes (a long prompt's prefill on a slow remote device).
+   */
+  rpcTimeoutMs?: number;
 }
+
+export const DEFAULT_RPC_TIMEOUT_MS = 120_000;
 
 export const BACKEND_OPTIONS: Schema = {
   gpu: { kind: "enum", values: ["auto", "cuda", "vulkan", "off"] },
@@ -77,6 +85,7 @@ export const BACKEND_OPTIONS: Schema = {
     check: checkRpcList,
   },
   rpcAllowRemote: { kind: "boolean" },
+  rpcTimeoutMs: { kind: "integer", min: 0, max: 86_400_000 },
 };
 
 let backendOptions: BackendOptions = {};
@@ -84,7 +93,8 @@ let backendOptions: BackendOptions = {};
 const sameBackends = (a: BackendOptions, b: BackendOptions) =>
   a.gpu === b.gpu &&
   String(a.vulkanDevices ?? "") === String(b.vulkanDevices ?? "") &&
-  String(a.rpc ?? "") === String(b.rpc ?? "");
+  String(a.rpc ?? "") === String(b.rpc ?? "") &&
+  a.rpcTimeoutMs === b.rpcTimeoutMs;
 
 /**
  * Chooses the GPU backends before the addon loads. Calling it again with the same choice is fine; a different
@@ -97,6 +107,7 @@ export function configureBackends(options: BackendOptions): void {
     gpu: options.gpu,
     vulkanDevices: options.vulkanDevices ? [...options.vulkanDevices] : undefined,
     ...(options.rpc?.length ? { rpc: [...options.rpc] } : {}),
+    ...(options.rpc?.length && options.rpcTimeoutMs !== undefined ? { rpcTimeoutMs: options.rpcTimeoutMs } : {}),
   };
   if (loading && !sameBackends(backendOptions, next))
     throw new OptionRangeError(
@@ -116,6 +127,9 @@ async function initialise(logLevel: LogLevel): Promise<NativeAddon> {
   const preference =
     backendOptions.gpu ?? (backendOptions.vulkanDevices ? "vulkan" : parseGpuPreference(process.env.MINEDRAFT_GPU));
   // RPC first: a server that is down fails here before any GPU backend loads, so a retry loads nothing twice
+  // read by the patched ggml RPC client at each connect (scripts/patches/ggml-rpc-lost-server.patch)
+  if (backendOptions.rpc)
+    process.env.MINEDRAFT_RPC_TIMEOUT_MS = String(backendOptions.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS);
   rpcStatus = await addRpcServers(mod, backendOptions.rpc ?? []);
   // a from-source build links the backends it was built with (--gpu cuda|vulkan|metal); node-llama-cpp's prebuilt
   // modules belong to its prebuilt libraries, not to these

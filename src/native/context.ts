@@ -5,6 +5,7 @@ import type { LlamaModel } from "./model.js";
 import { loadAddon } from "./addon.js";
 import { draftSpecs, numberList, snapshot, verifySpecs } from "./args.js";
 import { kvFitProblem } from "./device-fit.js";
+import { isLoopback, parseRpcEndpoint } from "./rpc.js";
 import type {
   NativeAddon,
   RawBatch,
@@ -52,6 +53,10 @@ export interface ContextOptions {
    * 0 (default): as many as the context decodes with. A model on a GPU decodes with one CPU thread,
    * so there the engine gives the cores no CPU-side model uses. */
   rowThreads?: number;
+  /** greedy rows take their argmax where the logits are computed (llama.cpp's backend sampling), so a pass brings
+   * back one token per row instead of the vocabulary's logits; default: on when the model's output layer is on an
+   * RPC server that is not on a loopback address, where that copy crosses a network (most of a pass's traffic) */
+  deviceArgmax?: boolean;
 }
 
 /**
@@ -72,7 +77,25 @@ const CONTEXT_OPTIONS: Schema = {
   threadpoolPoll: integer(0, 100),
   spinMicros: integer(0, 100_000),
   rowThreads: integer(0, MAX_THREADS),
+  deviceArgmax: { kind: "boolean" },
 };
+
+/**
+ * Whether the model's logits come over a network from an RPC server: every layer offloaded (the output layer follows
+ * the last one only then, in llama.cpp), the last device it names is an RPC one, and its server is not on a loopback
+ * address. Each row's token is then one round trip of its own (llama.cpp fetches them row by row) against the row's
+ * logits in one bulk copy: measured on loopback the round trips cost more (0.3-1.3 ms per step at 1-8 rows), on a
+ * 1 Gbit/s link the logits do (docs/scaling.md).
+ */
+function logitsOverNetwork(addon: NativeAddon, model: LlamaModel): boolean {
+  const last = model.device?.split(",").at(-1);
+  if (!last || last === "cpu") return false;
+  const all = model.gpuLayers === undefined || model.gpuLayers < 0 || model.gpuLayers > model.info.nLayer;
+  const device = addon.devices().find((d) => d.name === last);
+  if (!all || device?.backend !== "RPC") return false;
+  const host = parseRpcEndpoint(device.description)?.host;
+  return host !== undefined && !isLoopback(host);
+}
 
 /** Why the model's device cannot hold this KV cache (device-fit.ts), or undefined. */
 function kvProblem(addon: NativeAddon, model: LlamaModel, cells: number, streams: number): string | undefined {
@@ -134,6 +157,7 @@ export class LlamaContext {
       rowThreads: options.rowThreads ?? 0,
     };
     const addon = await loadAddon();
+    raw.deviceArgmax = options.deviceArgmax ?? logitsOverNetwork(addon, model);
     const problem = kvProblem(addon, model, perSeq * sequences, unified ? 1 : sequences);
     if (problem) throw new OptionRangeError("contextSize", problem);
     return new LlamaContext(await addon.createContext(model.raw, raw), model);

@@ -8,8 +8,13 @@ import { vocabIncompatibility } from "./vocab-compat.js";
 export interface LoadModelOptions {
   /** layers to offload to the GPU (-1: all, 0: none); default: all when a GPU is present */
   gpuLayers?: number;
-  /** "cpu", or a device name from devices() such as "CUDA0" / "Vulkan0" / "Metal" */
+  /**
+   * "cpu", a device name from devices() such as "CUDA0" / "Vulkan0" / "Metal" / "RPC0", or several separated by
+   * commas ("RPC0,RPC1", as llama.cpp's --device) to split the offloaded layers across them
+   */
   device?: string;
+  /** each listed device's share of the offloaded layers, as llama.cpp's --tensor-split (default: by free memory) */
+  tensorSplit?: readonly number[];
   mmap?: boolean;
   logLevel?: LogLevel;
 }
@@ -19,6 +24,22 @@ export interface ModelInfo extends RawModelInfo {
   /** dominant weight type of the 2-D tensors, e.g. "Q8_0" */
   quantization: string;
   fileSize: number;
+}
+
+/** Why a tensorSplit does not fit the device list, or undefined: one share >= 0 per listed device, not all 0. */
+export function tensorSplitProblem(
+  device: string | undefined,
+  split: readonly unknown[] | undefined,
+): string | undefined {
+  if (split === undefined) return undefined;
+  const devices = device?.split(",") ?? [];
+  if (devices.length < 2 || devices.some((d) => d.toLowerCase() === "cpu"))
+    return 'tensorSplit needs two or more devices in device ("RPC0,RPC1"); the layers not offloaded stay on the CPU';
+  if (split.length !== devices.length)
+    return `tensorSplit has ${split.length} shares for ${devices.length} devices (${device})`;
+  if (!split.every((x) => typeof x === "number" && Number.isFinite(x) && x >= 0) || !split.some((x) => x !== 0))
+    return "tensorSplit shares must be finite numbers >= 0, not all 0";
+  return undefined;
 }
 
 export class LlamaModel {
@@ -40,6 +61,8 @@ export class LlamaModel {
     if (options.gpuLayers !== undefined && (!Number.isInteger(options.gpuLayers) || options.gpuLayers < -1)) {
       throw new RangeError(`gpuLayers must be an integer >= -1, got ${options.gpuLayers}`);
     }
+    const why = tensorSplitProblem(options.device, options.tensorSplit);
+    if (why) throw new RangeError(why);
     const header = await readGgufHeader(path);
     if (header.tensors.length === 0) {
       throw new GgufError(path, "the file has no tensors: it is a vocabulary-only GGUF (a tokenizer, not a model)");
@@ -48,6 +71,7 @@ export class LlamaModel {
     const raw = await addon.loadModel(path, {
       gpuLayers: options.gpuLayers,
       device: options.device,
+      ...(options.tensorSplit ? { tensorSplit: [...options.tensorSplit] } : {}),
       mmap: options.mmap,
     });
     let info: RawModelInfo;

@@ -64,6 +64,8 @@ export interface RawContextOptions {
    * the moment
    */
   rowThreads?: number;
+  /** greedy rows' argmax computed where the logits are (llama.cpp backend sampling); default false */
+  deviceArgmax?: boolean;
 }
 
 export interface RawContextInfo {
@@ -79,6 +81,8 @@ export interface RawContextInfo {
   kvUnified: boolean;
   nVocab: number;
   threadpool: boolean;
+  /** greedy rows take their argmax on the model's output device (deviceArgmax) */
+  deviceArgmax: boolean;
   disposed: boolean;
 }
 
@@ -165,7 +169,10 @@ export interface NativeAddon {
   rpcProtocol: { major: number; minor: number };
   systemInfo(): string;
   hardwareConcurrency: number;
-  loadModel(path: string, options?: { gpuLayers?: number; device?: string; mmap?: boolean }): Promise<RawModel>;
+  loadModel(
+    path: string,
+    options?: { gpuLayers?: number; device?: string; tensorSplit?: number[]; mmap?: boolean },
+  ): Promise<RawModel>;
   /**
    * the lowest token id below both vocabulary sizes whose text differs between a and b, or -1 (a vocabulary-wide scan;
    * the rule that uses it: vocab-compat.ts)

@@ -149,6 +149,22 @@ describe("help", () => {
 });
 
 describe("bad usage exits 2 with a one-line message", () => {
+  it("--tensor-split with one device (checked before anything loads)", async () => {
+    const r = await runCli([
+      "generate",
+      "--model",
+      target,
+      "--prompt",
+      "hi",
+      "--device",
+      "RPC0",
+      "--tensor-split",
+      "1",
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/two or more devices.*\(--tensor-split\)/);
+  });
+
   const cases: [string, string[], RegExp][] = [
     ["generate without --model", ["generate", "--prompt", "hi"], /--model/],
     ["non-integer -k", ["generate", "--model", "m.gguf", "--prompt", "hi", "-k", "abc"], /draft-tokens.*abc/],
@@ -173,6 +189,12 @@ describe("bad usage exits 2 with a one-line message", () => {
     ["synth --attn-scale out of range", ["synth", "--out", "x", "--attn-scale", "101"], /--attn-scale/],
     ["inspect without a model", ["inspect"], /model/],
     ["unknown GPU backend", ["inspect", "--devices", "--gpu", "metal9"], /--gpu.*metal9/],
+    ["--rpc-timeout-ms not a number", ["inspect", "--devices", "--rpc-timeout-ms", "soon"], /--rpc-timeout-ms/],
+    [
+      "--tensor-split all zero",
+      ["generate", "--model", "m.gguf", "--prompt", "hi", "--tensor-split", "0,0"],
+      /--tensor-split/,
+    ],
     ["bad Vulkan device list", ["inspect", "--devices", "--vulkan-devices", "0,x"], /--vulkan-devices.*device indices/],
     [
       "repeated Vulkan device",

@@ -94,6 +94,8 @@ describe("rpc option", () => {
     expect(() => configureBackends({ rpc: ["127.0.0.1:1", "10.1.2.3:50052"] })).toThrow(
       /10\.1\.2\.3:50052 is not a loopback address.*rpcAllowRemote/,
     );
+    expect(() => configureBackends({ rpc: ["127.0.0.1:1"], rpcTimeoutMs: -1 })).toThrow(/rpcTimeoutMs/);
+    expect(() => configureBackends({ rpc: ["127.0.0.1:1"], rpcTimeoutMs: 1.5 })).toThrow(/rpcTimeoutMs/);
     expect(() => checkRpcRemote(["10.1.2.3:50052", "gpu-box:1"], true)).not.toThrow();
     expect(() => checkRpcRemote(["localhost:50052"], false)).not.toThrow();
   });

@@ -8,7 +8,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine, type CreateEngineOptions } from "../../src/create-engine.js";
 import type { Mode } from "../../src/engine/types.js";
-import { configureBackends, loadAddon, rpcServerStatus } from "../../src/index.js";
+import { configureBackends, LlamaContext, LlamaModel, loadAddon, rpcServerStatus } from "../../src/index.js";
 import { probeRpcServer } from "../../src/native/rpc.js";
 import { ensureBuilt, repoRoot, runCli } from "../cli/helpers.js";
 import { tinyPair } from "../helpers/models.js";
@@ -131,11 +131,35 @@ describe("RPC devices on loopback", () => {
       });
     });
 
-    it.each(["sd", "psd"] as const)("%s with the draft on the RPC device matches ar on the CPU", async (mode) => {
-      const r = await run(mode, { draft: { model: pair.draft, device: rpcDevice, threads: 1 } });
-      expect(r.placement.draftDevice).toBe(rpcDevice);
-      expect(r.tokens).toEqual(reference);
+    it("deviceArgmax: off by default for a loopback server (round trips cost more than the logits), on when asked", async () => {
+      const model = await LlamaModel.load(pair.draft, { device: rpcDevice });
+      try {
+        for (const [options, on] of [
+          [{}, false],
+          [{ deviceArgmax: true }, true],
+        ] as const) {
+          const ctx = await LlamaContext.create(model, { contextSize: 64, ...options });
+          expect(ctx.raw.info().deviceArgmax).toBe(on);
+          await ctx.dispose();
+        }
+      } finally {
+        model.dispose();
+      }
     });
+
+    it.each([
+      ["sd", false],
+      ["psd", false],
+      ["sd", true],
+      ["psd", true],
+    ] as const)(
+      "%s with the draft on the RPC device (deviceArgmax %s) matches ar on the CPU",
+      async (mode, deviceArgmax) => {
+        const r = await run(mode, { draft: { model: pair.draft, device: rpcDevice, threads: 1, deviceArgmax } });
+        expect(r.placement.draftDevice).toBe(rpcDevice);
+        expect(r.tokens).toEqual(reference);
+      },
+    );
 
     it("a server busy with this process is an error for another one, after the probe's time-out", async () => {
       const e = await createEngine({
@@ -156,11 +180,14 @@ describe("RPC devices on loopback", () => {
       }
     });
 
-    it("psd with the whole target on the RPC device and the draft on the CPU matches ar", async () => {
-      const r = await run("psd", { target: { model: pair.target, device: rpcDevice, threads: 1 } });
-      expect(r.placement.targetDevice).toBe(rpcDevice);
-      expect(r.tokens).toEqual(reference);
-    });
+    it.each([false, true])(
+      "psd with the whole target on the RPC device (deviceArgmax %s) and the draft on the CPU matches ar",
+      async (deviceArgmax) => {
+        const r = await run("psd", { target: { model: pair.target, device: rpcDevice, threads: 1, deviceArgmax } });
+        expect(r.placement.targetDevice).toBe(rpcDevice);
+        expect(r.tokens).toEqual(reference);
+      },
+    );
 
     it.each(["sd", "psd"] as const)("%s with the target's last layer on the RPC device matches ar", async (mode) => {
       const r = await run(mode, { target: { model: pair.target, device: rpcDevice, gpuLayers: 1, threads: 1 } });
@@ -169,16 +196,19 @@ describe("RPC devices on loopback", () => {
     });
   });
 
+  // SIGKILL: the connection is reset at once. SIGSTOP: the server holds the connection and says nothing, as a hung
+  // process or a cut link does; the socket time-out (rpcTimeoutMs) ends the wait.
   it.each([
-    ["the draft", "sd", "cpu", "RPC0"],
-    ["the target", "psd", "RPC0", "cpu"],
-  ])(
-    "a server holding %s, killed mid-run, fails the requests on it, naming it; the process lives on and closes cleanly",
-    async (_what, mode, targetDevice, draftDevice) => {
+    ["the draft", "sd", "SIGKILL", "cpu", "RPC0", "lost"],
+    ["the target", "psd", "SIGKILL", "RPC0", "cpu", "lost"],
+    ["the draft", "psd", "SIGSTOP", "cpu", "RPC0", "did not answer within 2000 ms"],
+  ] as const)(
+    "a server holding %s (%s), ended mid-run by %s, fails the requests on it, naming it; the process lives on and closes",
+    async (_what, mode, ending, targetDevice, draftDevice, reason) => {
       const s = await startRpcServer();
       const script = `
       import { configureBackends, createEngine } from ${JSON.stringify(path.join(repoRoot, "dist", "index.js"))};
-      configureBackends({ rpc: [${JSON.stringify(s.endpoint)}] });
+      configureBackends({ rpc: [${JSON.stringify(s.endpoint)}], rpcTimeoutMs: 2000 });
       const e = await createEngine({ mode: "${mode}", contextSize: 2048, draftTokens: 4,
         target: { model: ${JSON.stringify(pair.target)}, device: "${targetDevice}", threads: 1 },
         draft: { model: ${JSON.stringify(pair.draft)}, device: "${draftDevice}", threads: 1 } });
@@ -211,7 +241,7 @@ describe("RPC devices on loopback", () => {
         child.once("exit", () => reject(new Error(`the child ended before generating: ${stderr}`)));
       });
       await new Promise((r) => setTimeout(r, 500));
-      s.proc.kill("SIGKILL");
+      s.proc.kill(ending);
       const t0 = Date.now();
       const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
         const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
@@ -224,10 +254,118 @@ describe("RPC devices on loopback", () => {
       // scripts/patches/ggml-rpc-lost-server.patch: the dispatcher's failure reaches the waiting call as an exception
       expect({ code, signal }, stderr).toEqual({ code: 0, signal: null });
       expect(stdout).toContain(`failed: `);
-      expect(stdout).toContain(`RPC server ${s.endpoint} lost`);
+      expect(stdout).toContain(`RPC server ${s.endpoint} ${reason}`);
       // that context is unusable now: the next request fails too, with the same reason; nothing aborts
-      expect(stdout).toMatch(/second failed: .*unusable: RPC server .* lost/);
+      expect(stdout).toContain(`second failed: `);
+      expect(stdout).toMatch(new RegExp(`second failed: .*unusable: RPC server .* ${reason}`));
       expect(stdout).toContain("closed");
+      s.proc.kill("SIGKILL");
     },
   );
+
+  it("a server gone before a later model load fails that load (or the device query), not the process", async () => {
+    const s = await startRpcServer();
+    const script = `
+      import { configureBackends, createEngine } from ${JSON.stringify(path.join(repoRoot, "dist", "index.js"))};
+      configureBackends({ rpc: [${JSON.stringify(s.endpoint)}], rpcTimeoutMs: 2000 });
+      const open = () => createEngine({ mode: "sd", contextSize: 256,
+        target: { model: ${JSON.stringify(pair.target)}, device: "cpu", threads: 1 },
+        draft: { model: ${JSON.stringify(pair.draft)}, device: "RPC0", threads: 1 } });
+      const e = await open();
+      await e.generate("Once upon a time", { maxTokens: 4 });
+      await e.close();
+      process.stdout.write("first closed\\n");
+      await new Promise((r) => process.stdin.once("data", r));
+      await open().then(
+        () => process.stdout.write("second: opened\\n"),
+        (error) => process.stdout.write("second failed: " + error.message + "\\n"),
+      );
+      process.stdout.write("done\\n");
+      process.exit(0);`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["pipe", "pipe", "pipe"] });
+    running.push(child);
+    let stdout = "";
+    let stderr = "";
+    child.stderr!.on("data", (d) => {
+      stderr += String(d);
+    });
+    child.stdout!.on("data", (d) => {
+      stdout += String(d);
+      if (stdout.includes("first closed") && s.proc.exitCode === null && s.proc.signalCode === null) {
+        s.proc.kill("SIGKILL");
+        s.proc.once("exit", () => child.stdin!.write("go\n"));
+      }
+    });
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      child.once("exit", (c, sig) => {
+        clearTimeout(timer);
+        resolve([c, sig]);
+      });
+    });
+    expect({ code, signal }, stderr).toEqual({ code: 0, signal: null });
+    expect(stdout).toContain(`second failed: `);
+    expect(stdout).toContain(`RPC server ${s.endpoint} cannot be reached`);
+    expect(stdout).toContain("done");
+  });
+
+  it("--device RPC0,RPC1 --tensor-split splits the target over two servers in those shares; sd and ar match ar", async () => {
+    const common = ["--max-tokens", String(MAX_TOKENS), "--seed", "1", "--json", "--ctx-size", "256"];
+    const tokensOf = (out: string) => (JSON.parse(out) as { requests: { tokens: number[] }[] }).requests[0]!.tokens;
+    const ref = await runCli([
+      "generate",
+      "--model",
+      pair.target,
+      "--mode",
+      "ar",
+      "--device",
+      "cpu",
+      ...common,
+      "--prompt",
+      PROMPTS[0]!,
+    ]);
+    expect(ref.code, ref.stderr).toBe(0);
+    // llama.cpp names each weight buffer by its server; it splits the repeating layers and the output layer (which
+    // goes with the last device) in the given shares
+    const firstServerMiB = async (split: string, mode: string, extra: string[] = []) => {
+      const [a, b] = [await startRpcServer(), await startRpcServer()];
+      const draft = mode === "ar" ? [] : ["--draft", pair.draft, "--draft-device", "cpu"];
+      const r = await runCli([
+        "generate",
+        "--model",
+        pair.target,
+        ...draft,
+        "--mode",
+        mode,
+        "--rpc",
+        `${a.endpoint},${b.endpoint}`,
+        "--device",
+        "RPC0,RPC1",
+        "--tensor-split",
+        split,
+        ...extra,
+        "--log-level",
+        "info",
+        ...common,
+        "--prompt",
+        PROMPTS[0]!,
+      ]);
+      a.proc.kill("SIGKILL");
+      b.proc.kill("SIGKILL");
+      expect(r.code, r.stderr).toBe(0);
+      expect(tokensOf(r.stdout)).toEqual(tokensOf(ref.stdout));
+      const size = (endpoint: string) =>
+        Number(
+          new RegExp(`RPC\\d\\[${endpoint.replace(/\./g, "\\.")}\\] model buffer size = +([\\d.]+) MiB`).exec(
+            r.stderr,
+          )?.[1],
+        );
+      expect(size(a.endpoint), r.stderr).toBeGreaterThan(0);
+      expect(size(b.endpoint), r.stderr).toBeGreaterThan(0);
+      return size(a.endpoint);
+    };
+    const most = await firstServerMiB("3,1", "sd", ["--device-argmax"]);
+    const least = await firstServerMiB("1,3", "ar");
+    expect(most).toBeGreaterThan(2 * least);
+  });
 });
