@@ -287,6 +287,56 @@ describe("context", () => {
     expect(serial.some((r) => r.q.some((q) => q < 1))).toBe(true);
   });
 
+  it("deviceArgmax: greedy rows' argmax taken in the graph equals the host's; sampled rows and decode() still get logits", async () => {
+    // on the CPU the graph's argmax runs on the same device; on an RPC device it is what keeps the logits there
+    const prompts = ["The capital of France is", "Once upon a time", "def main():"].map((p) => target.tokenize(p));
+    const sampling = { temperature: 1.1, topK: 0, topP: 1 };
+    const run = async (deviceArgmax: boolean) => {
+      const tctx = await LlamaContext.create(target, { contextSize: 64, sequences: 3, threads: 1, deviceArgmax });
+      const dctx = await LlamaContext.create(draft, { contextSize: 64, sequences: 3, threads: 1, deviceArgmax });
+      expect([tctx.info().deviceArgmax, dctx.info().deviceArgmax]).toEqual([deviceArgmax, deviceArgmax]);
+      await Promise.all(
+        prompts.flatMap((t, s) => [tctx.prefill(s, 0, t.slice(0, -1)), dctx.prefill(s, 0, t.slice(0, -1))]),
+      );
+      // sampledSeq: that sequence samples (its rows need their logits), the others are greedy
+      const round = async (sampledSeq: number) => {
+        const spec = (s: number, n: number) =>
+          s === sampledSeq ? { sampling, uniforms: Array.from({ length: n }, (_, i) => 0.1 + 0.2 * i) } : {};
+        const drafts = await dctx.draft(
+          prompts.map((t, s) => ({ seq: s, pos: t.length - 1, tokens: [t.at(-1)!], k: 3, ...spec(s, 3) })),
+        );
+        const verified = await tctx.verify(
+          prompts.map((t, s) => ({
+            seq: s,
+            pos: t.length - 1,
+            pending: t.at(-1)!,
+            draft: Array.from(drafts[s]!.tokens),
+            ...spec(s, 4),
+          })),
+          dctx,
+        );
+        return prompts.map((_, s) => [
+          Array.from(drafts[s]!.tokens),
+          Array.from(verified[s]!.p),
+          Array.from(verified[s]!.alt),
+        ]);
+      };
+      const greedy = await round(-1);
+      const mixed = await round(1);
+      // a plain decode reads its row's logits: its sequence leaves the graph's argmax, and comes back after
+      const t0 = prompts[0]!;
+      await tctx.removeRange(0, t0.length - 1);
+      const logits = await tctx.decode({ tokens: [t0.at(-1)!], pos: [t0.length - 1], seq: [0], logits: [1] });
+      const again = await round(-1);
+      await Promise.all([tctx.dispose(), dctx.dispose()]);
+      return { greedy, mixed, logits: Array.from(logits.subarray(0, 64)), again };
+    };
+    const host = await run(false);
+    const graph = await run(true);
+    expect(graph).toEqual(host);
+    expect(host.again).toEqual(host.greedy);
+  });
+
   it(
     "moveSeq carries a sequence's cache to a free id, " + "also when the freed id is reused before the next decode",
     async () => {
