@@ -2,7 +2,8 @@
 // target on one, greedy sd/psd token-identical to target-only ar on the CPU; inspect --devices lists them; a
 // server killed mid-run fails the requests on it (naming it) and the process lives on.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -307,6 +308,48 @@ describe("RPC devices on loopback", () => {
     expect(stdout).toContain(`second failed: `);
     expect(stdout).toContain(`RPC server ${s.endpoint} cannot be reached`);
     expect(stdout).toContain("done");
+  });
+
+  it("minedraft bench runs sd and psd with the draft on an RPC device", async () => {
+    const s = await startRpcServer();
+    const out = path.join(mkdtempSync(path.join(tmpdir(), "minedraft-rpc-")), "bench.json");
+    const r = await runCli(
+      [
+        "bench",
+        "--model",
+        pair.target,
+        "--draft",
+        pair.draft,
+        "--modes",
+        "sd,psd",
+        "--rpc",
+        s.endpoint,
+        "--device",
+        "cpu",
+        "--draft-device",
+        "RPC0",
+        "--threads",
+        "1",
+        "--draft-threads",
+        "1",
+        "--max-tokens",
+        "16",
+        "--repeat",
+        "1",
+        "--json",
+        out,
+      ],
+      { timeoutMs: 120_000 },
+    );
+    s.proc.kill("SIGKILL");
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(out, "utf8")) as {
+      models: { draft: { device: string } };
+      modes: { mode: string; summary: { tokensPerSecond: number } }[];
+    };
+    expect(report.models.draft.device).toBe("RPC0");
+    expect(report.modes.map((m) => m.mode)).toEqual(["sd", "psd"]);
+    for (const m of report.modes) expect(m.summary.tokensPerSecond).toBeGreaterThan(0);
   });
 
   it("--device RPC0,RPC1 --tensor-split splits the target over two servers in those shares; sd and ar match ar", async () => {
