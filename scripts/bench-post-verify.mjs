@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// One request, N tokens, interleaved rounds in one process: psd with post-verify (1 + 1 threads)
-// against psd without it (sequential SD at 1 + 1), sd at 1 + 1, and sd / ar / auto at their default placement.
+// One request, N tokens, interleaved rounds in one process: psd with pre- and post-verify and with post-verify
+// alone (1 + 1 threads) against psd without them (sequential SD at 1 + 1), sd at 1 + 1, and sd / ar / auto at
+// their default placement.
 //   npm run bench:post-verify -- MODEL_DIR OUT.json [tokens] [rounds]   (after npm run build:ts)
 import { writeFileSync } from "node:fs";
 import path from "node:path";
@@ -14,6 +15,7 @@ const draft = path.join(dir, "draft.gguf");
 const PROMPTS = ["Once upon a time", "The history of the city begins", "def parse(tokens):"];
 const split = { target: { model: target, threads: 1 }, draft: { model: draft, threads: 1 }, adaptThreads: false };
 const CONFIGS = [
+  { name: "psd pre+post-verify 1+1", opts: { mode: "psd", batchSize: 1, postVerify: true, preVerify: true, ...split } },
   { name: "psd post-verify 1+1", opts: { mode: "psd", batchSize: 1, postVerify: true, ...split } },
   { name: "psd postVerify:false 1+1", opts: { mode: "psd", batchSize: 1, postVerify: false, ...split } },
   { name: "sd 1+1", opts: { mode: "sd", batchSize: 1, ...split } },
@@ -44,13 +46,23 @@ for (let round = 0; round < rounds; round++) {
       acceptanceRate: s.acceptanceRate,
       meanAcceptanceLength: s.meanAcceptanceLength,
       postVerify: s.postVerify,
+      preVerify: s.preVerify,
+      plainVerifyMsMean: mean(
+        busy("target", "verify")
+          .filter((e) => e.k === 0)
+          .map((e) => e.end - e.start),
+      ),
       autoDecisions: s.auto?.decisions,
       verifyMsMean: mean(busy("target", "verify").map((e) => e.end - e.start)),
       draftMsMean: mean(busy("draft", "draft").map((e) => e.end - e.start)),
       steps: s.steps,
       output: r.tokens,
     });
-    console.error(`${round} ${c.name}: ${(r.tokens.length / (ms / 1000)).toFixed(1)} tok/s`, s.postVerify ?? "");
+    console.error(
+      `${round} ${c.name}: ${(r.tokens.length / (ms / 1000)).toFixed(1)} tok/s`,
+      s.preVerify ?? "",
+      s.postVerify ?? "",
+    );
     await engine.close();
   }
 }

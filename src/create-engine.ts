@@ -218,7 +218,8 @@ function engineOptionsOf(
   // psd's one-request overlap pays where the draft does not take the target's cores (target on a GPU); with
   // both models on the CPU cores the two one-thread workers slow each other more than the overlap hides
   // (docs/performance.md, "One request: post-verify")
-  if (mode === "psd" && options.postVerify === undefined) picked.postVerify = plan.target.onGpu;
+  if (mode === "psd" && options.postVerify === undefined)
+    picked.postVerify = options.preVerify === true || plan.target.onGpu;
   const ngram = ngramOf(options);
   if (ngram) picked.ngram = { ...ngram };
   return picked as unknown as EngineOptions;

@@ -21,6 +21,7 @@ export interface DecodingFlags {
   batchSize?: number;
   tetrisExtra?: number;
   postVerify?: boolean;
+  preVerify?: boolean;
   /** --ngram-max-n: the longest n-gram prompt lookup matches (with --draft ngram or --ngram) */
   ngramMaxN?: number;
   /** --ngram: prompt lookup first, the draft model (--draft PATH) where it finds nothing */
@@ -102,7 +103,13 @@ export function addDecodingOptions(cmd: Command, defaults: DecodingDefaults = {}
       "--post-verify",
       "psd: with one running request, draft the next round while the target verifies (default: on with the target on a GPU)",
     )
-    .option("--no-post-verify", "psd: sequential SD with one running request");
+    .option("--no-post-verify", "psd: sequential SD with one running request")
+    .option(
+      "--pre-verify",
+      "psd, with post-verify: a running request without drafts runs a plain target step while the draft drafts the " +
+        "round after it (default: as --post-verify)",
+    )
+    .option("--no-pre-verify", "psd: post-verify only; a request without drafts is drafted first, then verified");
 }
 
 function shareList(value: string): number[] {
@@ -199,6 +206,7 @@ export function engineOptions(
     batchSize: decoding.batchSize,
     ...(decoding.tetrisExtra !== undefined && mode === "psd" ? { tetris: { extra: decoding.tetrisExtra } } : {}),
     ...(decoding.postVerify !== undefined ? { postVerify: decoding.postVerify } : {}),
+    ...(decoding.preVerify !== undefined ? { preVerify: decoding.preVerify } : {}),
     temperature: decoding.temp,
     topK: decoding.topK,
     topP: decoding.topP,

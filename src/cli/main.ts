@@ -29,6 +29,7 @@ const FLAG_OF_OPTION: Record<string, string> = {
   mode: "--mode",
   "tetris.extra": "--tetris-extra",
   postVerify: "--post-verify",
+  preVerify: "--pre-verify",
 };
 
 function exitCodeOf(error: unknown): number {

@@ -67,6 +67,7 @@ export class Engine {
       tetrisExtra: this.options.tetris?.extra ?? 0,
       ngram: this.options.ngram,
       postVerify: this.options.postVerify,
+      preVerify: this.options.preVerify,
       overlapAdmission: this.options.overlapAdmission,
       probeEvery: this.options.auto?.probeEvery,
       probeBudget: this.options.auto?.probeBudget,

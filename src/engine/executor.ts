@@ -228,7 +228,7 @@ export class BatchExecutor {
       if (!spec) continue;
       drafting.push(r);
       specs.push(spec);
-      pending.push({ spec, verified: r.drafts!.tokens.length, tokensBefore: r.tokens.length });
+      pending.push({ spec, verified: r.drafts?.tokens.length ?? 0, tokensBefore: r.tokens.length });
     }
     const none = { adopt: () => {} };
     const worker = this.backend.draft;
@@ -240,18 +240,21 @@ export class BatchExecutor {
       const ms = this.collector.now() - start;
       checkCount("draft", outputs, specs.length);
       const adopt = () => {
-        let rounds = 0;
-        let hits = 0;
+        // [post-verify, pre-verify] rounds and hits
+        const rounds = [0, 0];
+        const hits = [0, 0];
         drafting.forEach((r, i) => {
           if (r.done) return;
-          rounds++;
+          const pre = pending[i]!.verified === 0 ? 1 : 0;
+          rounds[pre]!++;
           try {
-            if (r.takeAhead({ ...pending[i]!, output: outputs[i]! })) hits++;
+            if (r.takeAhead({ ...pending[i]!, output: outputs[i]! })) hits[pre]!++;
           } catch (error) {
             r.fail(error);
           }
         });
-        this.collector.recordPostVerify(rounds, hits);
+        if (rounds[0]! > 0) this.collector.recordPostVerify(rounds[0]!, hits[0]!);
+        if (rounds[1]! > 0) this.collector.recordPostVerify(rounds[1]!, hits[1]!, true);
       };
       return { timing: { ms, requests: specs.length, tokens: longest, k: longest }, adopt };
     } catch (error) {

@@ -38,6 +38,8 @@ export interface ResolvedEngineOptions {
   tetris: { extra: number } | undefined;
   /** psd: post-verify with one running request */
   postVerify: boolean;
+  /** psd, with postVerify: a one-request step without drafts overlaps a plain target step with drafting ahead */
+  preVerify: boolean;
   /** psd: admission prefills overlapped with the step */
   overlapAdmission: boolean;
   /** auto's exploration */
@@ -75,6 +77,7 @@ export const ENGINE_OPTIONS: Schema = {
   ngram: { kind: "object", fields: { maxN: integer(1, NGRAM_MAX_N) } },
   tetris: { kind: "object", fields: { extra: integer(1, MAX_TETRIS_EXTRA) } },
   postVerify: { kind: "boolean" },
+  preVerify: { kind: "boolean" },
   overlapAdmission: { kind: "boolean" },
   auto: { kind: "object", fields: { probeEvery: integer(2, 1_000_000), probeBudget: number(0, 1) } },
   batchSize: integer(1, LIMITS.sequences),
@@ -96,11 +99,15 @@ export const REQUEST_OPTIONS: Schema = {
 
 /** Options that belong to one mode only: refused with another (checked once the mode is known). */
 export function checkModeOptions(
-  options: Pick<EngineOptions, "tetris" | "auto" | "postVerify" | "overlapAdmission" | "ngram">,
+  options: Pick<EngineOptions, "tetris" | "auto" | "postVerify" | "preVerify" | "overlapAdmission" | "ngram">,
   mode: Mode,
 ): void {
   if (options.postVerify !== undefined && mode !== "psd")
     throw new OptionRangeError("postVerify", `postVerify works with mode "psd" only, got mode ${JSON.stringify(mode)}`);
+  if (options.preVerify !== undefined && mode !== "psd")
+    throw new OptionRangeError("preVerify", `preVerify works with mode "psd" only, got mode ${JSON.stringify(mode)}`);
+  if (options.preVerify === true && options.postVerify === false)
+    throw new OptionRangeError("preVerify", "preVerify drafts ahead as postVerify does: it needs postVerify");
   if (options.overlapAdmission !== undefined && mode !== "psd")
     throw new OptionRangeError(
       "overlapAdmission",
@@ -163,6 +170,7 @@ export function resolveEngineOptions(options: EngineOptions, backend: Backend): 
     );
   }
   const postVerify = mode === "psd" && options.postVerify !== false;
+  const preVerify = postVerify && options.preVerify === true;
   const overlapAdmission = mode === "psd" && options.overlapAdmission !== false;
   return {
     mode,
@@ -177,6 +185,7 @@ export function resolveEngineOptions(options: EngineOptions, backend: Backend): 
     tetris,
     auto,
     postVerify,
+    preVerify,
     overlapAdmission,
   };
 }

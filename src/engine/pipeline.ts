@@ -134,6 +134,11 @@ export interface PipelineCalls {
    */
   draftAhead?(requests: readonly Request[], label: CallLabel): Promise<{ timing?: CallTiming; adopt: () => void }>;
   /**
+   * pre-verify (with draftAhead): a one-request step holding no drafts runs a plain target step while the draft
+   * guesses its token and drafts the next round after it, instead of drafting before the target may start
+   */
+  preVerify?: boolean;
+  /**
    * One worker's side of the admission prefill of requests admitted into this step (runStep's
    * `admitted`); issues its job synchronously and never rejects (a failure fails its request).
    */
@@ -166,7 +171,9 @@ function stepLabel(step: number, batch: number, sizes: [number, number], decisio
  * Runs a planned step on the workers: an overlap issues the verification first, then the draft
  * call, both in flight together; a single request is drafted, then verified (sequential SD), or,
  * with calls.draftAhead (post-verify), verified while its next round is drafted ahead: a request
- * whose ahead drafts hit skips the draft call next step (a "drain" of one request).
+ * whose ahead drafts hit skips the draft call next step (a "drain" of one request). With calls.preVerify
+ * too, a single request without drafts is not drafted first: its plain target step runs while the
+ * draft drafts ahead of it (pre-verify), and the round after is drafted already when the guess hits.
  * `admitted` (with calls.prefill): requests admitted since the last step, in `running`, whose
  * prefills this step runs (see admitIntoOverlap).
  * Resolves to the timings of the step's calls (auto's cost model reads them).
@@ -205,6 +212,8 @@ export async function runStep(
     }
     case "single": {
       const label = stepLabel(step, -1, plan.sizes, decision);
+      if (calls.draftAhead && calls.preVerify && running.length === 1 && running[0]!.preVerifiable())
+        return await verifyWithAhead(running, { ...calls, draftAhead: calls.draftAhead }, label);
       const draft = await calls.draft(running, label);
       if (calls.draftAhead && running.length === 1) {
         const overlapped = await verifyWithAhead(running, { ...calls, draftAhead: calls.draftAhead }, label);

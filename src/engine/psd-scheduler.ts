@@ -5,6 +5,8 @@
 // Post-verify (on by default): with one running request (a single request, the tail, after aborts)
 // there is no second sub-batch to draft, so the request's next round is drafted while its current
 // drafts are verified, assuming all are accepted (pipeline.ts, Request.aheadSpec / takeAhead).
+// Pre-verify (optional, with it): such a request holding no drafts runs a plain target step while
+// the draft guesses that token and drafts the round after it.
 //
 // Overlapped admission (on by default): requests admitted while others hold drafts are prefilled
 // inside the next step, beside its verification and drafting (pipeline.ts, admitIntoOverlap).
@@ -26,6 +28,8 @@ export interface PsdOptions {
   collector?: StatsCollector;
   /** post-verify with one running request (EngineOptions.postVerify; default true) */
   postVerify?: boolean;
+  /** pre-verify too, in a one-request step without drafts (EngineOptions.preVerify; default false) */
+  preVerify?: boolean;
   /** admission prefills overlapped with the step (EngineOptions.overlapAdmission; default true) */
   overlapAdmission?: boolean;
 }
@@ -38,6 +42,7 @@ export class PsdScheduler {
   private readonly extra: number;
   private readonly collector: StatsCollector | undefined;
   private readonly postVerify: boolean;
+  private readonly preVerify: boolean;
   private readonly overlapAdmission: boolean;
 
   constructor(batchSize: number, opts: PsdOptions = { k: 4 }) {
@@ -46,6 +51,7 @@ export class PsdScheduler {
     this.extra = opts.tetrisExtra ?? 0;
     this.collector = opts.collector;
     this.postVerify = opts.postVerify ?? true;
+    this.preVerify = this.postVerify && opts.preVerify === true;
     this.overlapAdmission = opts.overlapAdmission ?? true;
   }
 
@@ -100,6 +106,7 @@ export class PsdScheduler {
       prefill: (worker, batch, label) =>
         worker === "target" ? executor.prefillTarget(batch, label) : executor.prefillDraft(batch, label),
       ...(this.postVerify ? { draftAhead: (batch, label) => executor.draftAhead(batch, label, this.k) } : {}),
+      preVerify: this.preVerify,
     };
     await runStep(planStep(running, "draft-alone"), running, calls, step, undefined, admitted);
   }

@@ -53,6 +53,9 @@ export interface AheadDrafts {
 
 export const NO_DRAFTS: Drafts = { tokens: [], probs: [] };
 
+/** Tokens a pre-verify draft may feed the draft cache before drafting (beyond: the draft call catches up). */
+const PRE_VERIFY_MAX_FEED = 16;
+
 export interface RequestHooks {
   /** ms on the engine's clock */
   now(): number;
@@ -223,7 +226,9 @@ export class Request {
   /**
    * Post-verify: the draft spec of the next round assuming every current draft d1..dn is accepted:
    * feed dn (the draft cache holds the pending token and d1..dn-1) and draft k + 1 tokens, the first
-   * being the draft's guess of the target's bonus token. Its q goes to the bank the current drafts'
+   * being the draft's guess of the target's bonus token. Pre-verify is the case n = 0: the request
+   * holds no drafts, its verification is a plain target step (one token), and the draft guesses that
+   * token and drafts the k after it meanwhile, instead of drafting before the target may start. Its q goes to the bank the current drafts'
    * q is not in, so the verification reading theirs can run at the same time. Undefined when there
    * is nothing to draft ahead: no drafts, or the request ends (maxTokens, context) within the round.
    * Call it after verifySpec() (it draws its uniforms from the request's stream after them).
@@ -232,7 +237,8 @@ export class Request {
     const d = this.drafts;
     const n = d?.tokens.length ?? 0;
     // lookup drafts are not in the draft cache, which the ahead draft would extend
-    if (!d || n === 0 || d.onehot) return undefined;
+    if (d?.onehot) return undefined;
+    if (n === 0 && !this.preVerifiable()) return undefined;
     if (this.generatedCount + n + 1 >= this.params.maxTokens) return undefined;
     const bonusPos = this.targetPos + n + 1;
     const next = Math.min(k, this.info.nCtx - bonusPos - 1);
@@ -243,13 +249,30 @@ export class Request {
     this.reserved = this.rng.uniforms(next);
     return {
       seq: this.slot,
-      pos: this.targetPos + n,
-      tokens: [d.tokens[n - 1]!],
+      // with drafts the draft cache holds the pending token and d1..dn-1: feed dn; without (pre-verify) feed
+      // what it lacks, through the pending token
+      pos: n > 0 ? this.targetPos + n : this.draftPos,
+      tokens: n > 0 ? [d!.tokens[n - 1]!] : this.tokens.slice(this.draftPos),
       k: next + 1,
       sampling: this.params.draftSampling,
       uniforms: [...this.aheadRng.uniforms(1), ...this.reserved],
-      qBank: d.qBank === 1 ? 0 : 1,
+      qBank: d?.qBank === 1 ? 0 : 1,
     };
+  }
+
+  /**
+   * Whether a step without drafts may pre-verify (aheadSpec with n = 0): not with prompt lookup (its next
+   * draft may cost nothing), not when the round ends with the target's token, and not while the draft cache
+   * lags far behind (the draft call catches it up by a prefill first, which an ahead draft cannot wait for).
+   */
+  preVerifiable(): boolean {
+    return (
+      this.drafts === null &&
+      !this.params.ngram &&
+      this.generatedCount + 1 < this.params.maxTokens &&
+      this.info.nCtx - this.targetPos - 3 >= 0 &&
+      this.targetPos - this.draftPos <= PRE_VERIFY_MAX_FEED
+    );
   }
 
   /**

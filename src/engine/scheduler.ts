@@ -59,6 +59,8 @@ export interface SchedulerSetup {
   ngram?: { combined: boolean };
   /** psd: post-verify with one running request (default true) */
   postVerify?: boolean;
+  /** psd: pre-verify too, with postVerify (default false) */
+  preVerify?: boolean;
   /** psd: admission prefills overlapped with the running requests' step (default true) */
   overlapAdmission?: boolean;
   /** auto: steps between probes, and their time budget */
@@ -80,6 +82,7 @@ export function createScheduler(setup: SchedulerSetup): Scheduler {
         k: setup.draftTokens,
         tetrisExtra: setup.tetrisExtra,
         postVerify: setup.postVerify ?? true,
+        preVerify: setup.preVerify === true,
         overlapAdmission: setup.overlapAdmission ?? true,
         collector: setup.collector,
       });

@@ -146,6 +146,7 @@ export class StatsCollector {
   private tetrisAccepted = 0;
   private tetrisVerifies = 0;
   private postVerify: PostVerifyStats | undefined;
+  private preVerify: PostVerifyStats | undefined;
   /** prompt lookup totals (set when the engine drafts by n-gram lookup) */
   private ngram: NgramCounts | undefined;
 
@@ -179,12 +180,18 @@ export class StatsCollector {
     if (this.tetris) this.tetris = emptyTetris(this.tetris.extra);
     this.tetrisAccepted = this.tetrisVerifies = 0;
     if (this.postVerify) this.postVerify = { rounds: 0, hits: 0, hitRate: 0 };
+    if (this.preVerify) this.preVerify = { rounds: 0, hits: 0, hitRate: 0 };
     if (this.ngram) this.ngram = emptyNgram();
   }
 
-  /** psd post-verify: `rounds` verifications were drafted ahead, `hits` of them were used. */
-  recordPostVerify(rounds: number, hits: number): void {
-    const p = (this.postVerify ??= { rounds: 0, hits: 0, hitRate: 0 });
+  /**
+   * psd post-verify: `rounds` verifications were drafted ahead, `hits` of them were used; `pre`: pre-verify
+   * rounds (a plain target step with the next round drafted alongside).
+   */
+  recordPostVerify(rounds: number, hits: number, pre = false): void {
+    const p = pre
+      ? (this.preVerify ??= { rounds: 0, hits: 0, hitRate: 0 })
+      : (this.postVerify ??= { rounds: 0, hits: 0, hitRate: 0 });
     p.rounds += rounds;
     p.hits += hits;
   }
@@ -292,14 +299,8 @@ export class StatsCollector {
       hiddenDraftFraction: this.drafting > 0 ? this.hiddenDrafting / this.drafting : 0,
       ...(this.mode === "auto" ? { auto: this.autoSnapshot() } : {}),
       ...(this.tetris ? { tetris: this.tetrisSnapshot(this.tetris) } : {}),
-      ...(this.postVerify
-        ? {
-            postVerify: {
-              ...this.postVerify,
-              hitRate: this.postVerify.rounds > 0 ? this.postVerify.hits / this.postVerify.rounds : 0,
-            },
-          }
-        : {}),
+      ...(this.postVerify ? { postVerify: withRate(this.postVerify) } : {}),
+      ...(this.preVerify ? { preVerify: withRate(this.preVerify) } : {}),
       ...(this.coreLimit ? { coreLimit: this.coreLimit() } : {}),
       ...(this.ngram ? { draftSources: sourceStats(this.ngram, this.combined ? this.counters : undefined) } : {}),
     };
@@ -346,4 +347,8 @@ function emptyModel(): AutoModelSnapshot {
     acceptance: [],
     predictions: [],
   };
+}
+
+function withRate(p: PostVerifyStats): PostVerifyStats {
+  return { ...p, hitRate: p.rounds > 0 ? p.hits / p.rounds : 0 };
 }

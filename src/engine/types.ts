@@ -45,6 +45,16 @@ export interface EngineOptions {
    */
   postVerify?: boolean;
   /**
+   * psd only, with postVerify: a one-request step that holds no drafts runs a plain target step (one token) while
+   * the draft guesses that token and drafts the round after it (PEARL's pre-verify, taken to a whole target step);
+   * when the guess is the target's token the next step verifies those drafts at once, else they are dropped.
+   * Lossless (a sampled request's tokens follow the target's distribution, but for a given seed they differ from
+   * sd's and from a batched run's: its randomness is drawn in another order). It pays where a one-token target
+   * pass costs much less than a full verification (a CPU) and loses where a pass costs the same whatever its
+   * tokens (a GPU): see docs/performance.md. Default false (the request is drafted first, then verified).
+   */
+  preVerify?: boolean;
+  /**
    * psd only: requests admitted while others hold drafts are prefilled inside the next step, the
    * draft-side prefill beside the target's verification and the target-side prefill beside the
    * drafting, instead of both workers stopping every running request for them. Lossless. Default true.
@@ -148,6 +158,11 @@ export interface RunStats {
   tetris?: TetrisStats;
   /** psd's post-verify steps (one running request): rounds drafted ahead, and those used */
   postVerify?: PostVerifyStats;
+  /**
+   * pre-verify (psd, with preVerify): one-request steps without drafts that ran a plain target step while the
+   * draft guessed its token and drafted the round after it; hits: the guess was the target's token
+   */
+  preVerify?: PostVerifyStats;
   /**
    * with a backend that measures the CPU load: the cores the workers are placed on now (fewer while
    * other work holds cores, see EngineOptions.adaptThreads), of the machine's, and how often that changed

@@ -2,6 +2,9 @@
 // verified (assuming every draft is accepted) and used when the target's bonus token is the draft's
 // first guess. Lossless (greedy: ar's tokens; sampled: sd's tokens for the same seed, and the
 // target's distribution), both the hit and the miss path, aborts and failures in mid-overlap.
+// Pre-verify (preVerify: true): a step without drafts runs a plain target step while the
+// draft guesses its token and drafts the round after it; greedy: ar's tokens; sampled: the target's
+// distribution.
 import { describe, expect, it } from "vitest";
 import type { SamplingParams } from "../../src/engine/backend.js";
 import { Engine } from "../../src/engine/engine.js";
@@ -22,11 +25,16 @@ async function oneAtATime(engine: Engine, prompts: number[][], maxTokens: number
 
 describe("post-verify (psd, one running request)", () => {
   for (const draftNoise of [0.3, 1.5, 4]) {
-    for (const k of [1, 4]) {
-      it(`greedy: ar's tokens, both paths (draft noise ${draftNoise}, k=${k})`, async () => {
+    for (const [k, preVerify] of [
+      [1, false],
+      [4, false],
+      [1, true],
+      [4, true],
+    ] as const) {
+      it(`greedy: ar's tokens, both paths (draft noise ${draftNoise}, k=${k}${preVerify ? ", pre-verify" : ""})`, async () => {
         const w = workload(8, 5);
         const { engine, fake } = makeEngine(
-          { mode: "psd", batchSize: 2, draftTokens: k },
+          { mode: "psd", batchSize: 2, draftTokens: k, preVerify },
           { draftNoise, eogToken: 0, eogBias: -1 },
         );
         const results = await oneAtATime(engine, w.prompts, w.maxTokens);
@@ -42,7 +50,10 @@ describe("post-verify (psd, one running request)", () => {
   }
 
   it("drafts while the target verifies, and a hit skips the next draft call", async () => {
-    const { engine, fake } = makeEngine({ mode: "psd", batchSize: 2, draftTokens: 3 }, { ...DELAYS, draftNoise: 0.3 });
+    const { engine, fake } = makeEngine(
+      { mode: "psd", batchSize: 2, draftTokens: 3, preVerify: false },
+      { ...DELAYS, draftNoise: 0.3 },
+    );
     const prompt = makePrompt(3, 6);
     const result = await engine.generate(prompt, { maxTokens: 60 });
     expect(result.tokens).toEqual(fake.greedyContinuation(prompt, 60));
@@ -72,11 +83,12 @@ describe("post-verify (psd, one running request)", () => {
     expect(() => new Engine(new FakeBackend(), { mode: "sd", postVerify: true })).toThrow(/postVerify/);
   });
 
-  it("sampled: the same tokens as sd for the same seed", async () => {
+  it("sampled: the same tokens as sd for the same seed (post-verify alone)", async () => {
     const sampling = { temperature: 1, topK: 0, topP: 1 };
     const run = async (mode: "sd" | "psd") => {
       const fake = new FakeBackend({ draftNoise: 0.8, logitScale: 2 });
-      const engine = new Engine(fake, { mode, batchSize: 2, draftTokens: 3, ...sampling });
+      const pre = mode === "psd" ? { preVerify: false } : {};
+      const engine = new Engine(fake, { mode, batchSize: 2, draftTokens: 3, ...sampling, ...pre });
       const out: number[][] = [];
       for (let seed = 0; seed < 12; seed++)
         out.push((await engine.generate(makePrompt(seed, 5), { maxTokens: 40, seed })).tokens);
@@ -129,6 +141,43 @@ describe("post-verify (psd, one running request)", () => {
     await engine.close();
   });
 
+  it("pre-verify: a step without drafts is a plain target step beside the ahead draft; a hit verifies next step", async () => {
+    const { engine, fake } = makeEngine(
+      { mode: "psd", batchSize: 2, draftTokens: 3, preVerify: true },
+      { ...DELAYS, draftNoise: 0.3 },
+    );
+    const prompt = makePrompt(5, 6);
+    const result = await engine.generate(prompt, { maxTokens: 60 });
+    expect(result.tokens).toEqual(fake.greedyContinuation(prompt, 60));
+    const trace = engine.trace().filter((e) => e.kind !== "prefill");
+    const verifies = trace.filter((e) => e.kind === "verify");
+    const drafts = trace.filter((e) => e.kind === "draft");
+    // no step drafts before its verification: every draft runs beside a verification (pre- or post-verify)
+    expect(verifies.filter((v) => drafts.some((d) => d.step === v.step && d.end <= v.start))).toEqual([]);
+    const plain = verifies.filter((v) => v.k === 0);
+    expect(plain.length).toBeGreaterThan(0);
+    for (const v of plain.slice(0, -1)) expect(drafts.some((d) => d.step === v.step && overlaps(v, d))).toBe(true);
+    const pre = engine.stats().preVerify!;
+    expect(pre.rounds).toBeGreaterThan(0);
+    expect(pre.hits).toBeGreaterThan(0);
+    expect(pre.hits).toBeLessThan(pre.rounds);
+    expect(engine.stats().postVerify!.rounds).toBeGreaterThan(0);
+    await engine.close();
+    expect(() => new Engine(new FakeBackend(), { mode: "sd", preVerify: true })).toThrow(/preVerify/);
+    expect(() => new Engine(new FakeBackend(), { mode: "psd", postVerify: false, preVerify: true })).toThrow(
+      /preVerify .*needs postVerify/,
+    );
+  });
+
+  it("without preVerify a request without drafts is drafted first, then verified beside the ahead draft", async () => {
+    const { engine, fake } = makeEngine({ mode: "psd", batchSize: 2, draftTokens: 3 }, { ...DELAYS, draftNoise: 0.3 });
+    const prompt = makePrompt(6, 6);
+    expect((await engine.generate(prompt, { maxTokens: 40 })).tokens).toEqual(fake.greedyContinuation(prompt, 40));
+    expect(engine.trace().filter((e) => e.kind === "verify" && e.k === 0)).toEqual([]);
+    expect(engine.stats().preVerify).toBeUndefined();
+    await engine.close();
+  });
+
   it("the tail of a batch (one request left) runs post-verify, losslessly", async () => {
     const w = workload(6, 2);
     w.maxTokens = [4, 60, 4, 4, 4, 4];
@@ -155,22 +204,43 @@ function tokenMarginal(fake: FakeBackend, prompt: number[], sampling: SamplingPa
   return out;
 }
 
-describe("post-verify samples from the target's distribution", () => {
+describe("post-verify and pre-verify sample from the target's distribution", () => {
   const RUNS = 2500;
   const PROMPT = makePrompt(99, 6);
   for (const setting of [
-    { name: "T=1, k=1", sampling: { temperature: 1, topK: 0, topP: 1 }, k: 1 },
-    { name: "T=0.8 top-k 6, draft T=0.5, k=2", sampling: { temperature: 0.8, topK: 6, topP: 1 }, k: 2, draftT: 0.5 },
+    { name: "T=1, k=1", sampling: { temperature: 1, topK: 0, topP: 1 }, k: 1, preVerify: false },
+    {
+      name: "T=0.8 top-k 6, draft T=0.5, k=2",
+      sampling: { temperature: 0.8, topK: 6, topP: 1 },
+      k: 2,
+      draftT: 0.5,
+      preVerify: false,
+    },
+    { name: "pre-verify, T=1, k=1", sampling: { temperature: 1, topK: 0, topP: 1 }, k: 1, preVerify: true },
+    {
+      name: "pre-verify, T=0.8 top-k 6, draft T=0.5, k=2",
+      sampling: { temperature: 0.8, topK: 6, topP: 1 },
+      k: 2,
+      draftT: 0.5,
+      preVerify: true,
+    },
   ]) {
     it(`one request at a time, ${setting.name}: tokens 1..3 (drafted ahead after a hit)`, async () => {
       const fake = new FakeBackend({ draftNoise: 0.7, logitScale: 2 });
-      const engine = new Engine(fake, { mode: "psd", batchSize: 1, draftTokens: setting.k, ...setting.sampling });
+      const engine = new Engine(fake, {
+        mode: "psd",
+        batchSize: 1,
+        draftTokens: setting.k,
+        preVerify: setting.preVerify,
+        ...setting.sampling,
+      });
       const results: GenerateResult[] = [];
       for (let i = 0; i < RUNS; i++)
         results.push(await engine.generate(PROMPT, { maxTokens: 4, seed: 7000 + i, draftTemperature: setting.draftT }));
-      const pv = engine.stats().postVerify!;
-      expect(pv.hits).toBeGreaterThan(RUNS / 10);
-      expect(pv.hits).toBeLessThan(pv.rounds);
+      const stats = engine.stats();
+      const ahead = setting.preVerify ? stats.preVerify! : stats.postVerify!;
+      expect(ahead.hits).toBeGreaterThan(RUNS / 10);
+      expect(ahead.hits).toBeLessThan(ahead.rounds);
       for (let n = 0; n < 3; n++) {
         const test = chiSquareTest(
           histogram(

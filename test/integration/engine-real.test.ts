@@ -108,6 +108,23 @@ describe("lossless greedy decoding on llama.cpp", () => {
   });
 
   for (const k of [1, 4]) {
+    it(`psd one request at a time (pre- and post-verify) k ${k} emits exactly the ar tokens, hits and misses`, async () => {
+      const { tokens, stats } = await withEngine(
+        "psd",
+        1,
+        k,
+        async (e) => {
+          const out: number[][] = [];
+          for (const p of PROMPTS) out.push((await e.generate(p, { maxTokens: MAX_TOKENS })).tokens);
+          return { tokens: out, stats: e.stats() };
+        },
+        { postVerify: true, preVerify: true },
+      );
+      expect(tokens).toEqual(reference);
+      expect(stats.preVerify!.hits).toBeGreaterThan(0);
+      expect(stats.preVerify!.hits).toBeLessThan(stats.preVerify!.rounds);
+    });
+
     it(`psd one request at a time (post-verify) k ${k} emits exactly the ar tokens, hits and misses`, async () => {
       // on by choice: createEngine leaves it off with both models on the CPU cores
       const { tokens, stats } = await withEngine(
