@@ -107,7 +107,7 @@ export function addDecodingOptions(cmd: Command, defaults: DecodingDefaults = {}
     .option(
       "--pre-verify",
       "psd, with post-verify: a running request without drafts runs a plain target step while the draft drafts the " +
-        "round after it (default: as --post-verify)",
+        "round after it (turns post-verify on; default off)",
     )
     .option("--no-pre-verify", "psd: post-verify only; a request without drafts is drafted first, then verified");
 }

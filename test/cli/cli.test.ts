@@ -343,6 +343,19 @@ describe("generate", () => {
     expect(bad.stderr).toMatch(/--tetris-extra works with --mode psd only \(mode is auto\)/);
   });
 
+  it("--pre-verify (psd, one request) gives ar's tokens and reports its rounds; outside psd it is a usage error", async () => {
+    const common = ["--model", target, "--prompt", "Hello there", "--max-tokens", "24", "--json", ...small];
+    const ar = await runCli(["generate", ...common, "--mode", "ar"]);
+    const pre = await runCli(["generate", ...common, "--draft", draft, "--mode", "psd", "--pre-verify"]);
+    expect(pre.code, pre.stderr).toBe(0);
+    const doc = JSON.parse(pre.stdout);
+    expect(doc.requests[0].tokens).toEqual(JSON.parse(ar.stdout).requests[0].tokens);
+    expect(doc.summary.preVerify.rounds).toBeGreaterThan(0);
+    const bad = await runCli(["generate", ...common, "--draft", draft, "--mode", "sd", "--pre-verify"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/preVerify works with mode "psd" only.*\(--pre-verify\)/);
+  });
+
   it("--draft D --ngram combines prompt lookup with the draft model; --stats shows each source", async () => {
     const prompt = "the cat sat on the mat and the cat sat on the";
     const args = ["generate", "--model", target, "--prompt", prompt, "--max-tokens", "24", ...small];
