@@ -19,7 +19,10 @@
 // schedule is psd's post-verify (the next round drafted while this one verifies). Its gain hangs on
 // how often a whole round is accepted and on whether the two workers slow each other, which the cost
 // lines do not capture, so it is priced by what it did: bursts of post-verify steps measure its
-// tokens per second, and it runs while that beats the sequential prediction for one request. It is
+// tokens per second, and it runs while that beats the sequential prediction for one request. Two variants
+// are priced apart, post-verify alone and with pre-verify (a step without drafts runs a plain target step
+// beside the draft's guess): which one pays depends on what a one-token pass costs against a full
+// verification, so each gets bursts of its own and the faster one runs. It is
 // explored only where running both phases at once takes no threads from either (the target on a GPU,
 // the draft on its own device): on shared CPU cores each phase slows about 2x, one request's post-verify at
 // 1 + 1 threads stays below plain decoding on all cores (docs/performance.md), and the measuring bursts cost
@@ -47,6 +50,12 @@ const PV_REMEASURE_EVERY = 96;
 /** Weight of a post-verify step in the running estimate while post-verify runs. */
 const PV_WEIGHT = 0.1;
 
+/** The one-request overlap's two variants: post-verify alone, and with pre-verify. */
+type PvVariant = "post" | "pre";
+interface PvEstimate {
+  rate?: number;
+}
+
 /** auto's schedule (a Scheduler: createScheduler returns it as one). */
 export class AutoScheduler {
   /** false with prompt lookup alone (no draft model): nothing to prefill into a draft context */
@@ -62,11 +71,18 @@ export class AutoScheduler {
   private placed: StepSchedule | undefined;
   /** whether one request may run post-verify: the overlapped placement gives neither worker fewer threads */
   private readonly postVerifyFits: boolean;
-  /** post-verify with one running request: its measured tokens/s, and the burst measuring it */
-  private pv: { rate?: number; burst: { left: number; tokens: number; ms: number } | null; since: number } = {
-    burst: null,
-    since: 0,
-  };
+  /** the one-request overlap: each variant's measured tokens/s, the burst measuring one, the variant running */
+  private pv = AutoScheduler.freshPv();
+
+  private static freshPv(): {
+    est: Record<PvVariant, PvEstimate>;
+    burst: { variant: PvVariant; left: number; tokens: number; ms: number } | null;
+    since: number;
+    running: PvVariant;
+    next: PvVariant;
+  } {
+    return { est: { post: {}, pre: {} }, burst: null, since: 0, running: "post", next: "post" };
+  }
 
   constructor(opts: AutoSchedulerOptions) {
     this.capacity = 2 * opts.batchSize;
@@ -109,7 +125,7 @@ export class AutoScheduler {
   placementChanged(): void {
     this.current = new AutoPolicy(this.policyOptions);
     this.placed = undefined;
-    this.pv = { burst: null, since: 0 };
+    this.pv = AutoScheduler.freshPv();
   }
 
   admit(request: Request, running: readonly Request[]): void {
@@ -149,7 +165,8 @@ export class AutoScheduler {
   async step(running: readonly Request[], executor: BatchExecutor, step: number): Promise<void> {
     if (running.length === 1) {
       const k = this.postVerifyK(running[0]!);
-      if (k > 0) return await this.postVerifyStep(running, executor, step, k);
+      if (k > 0)
+        return await this.postVerifyStep(running, executor, step, k, this.pv.burst?.variant ?? this.pv.running);
     }
     const overlapNow = running.length >= 2;
     const size: PassSize = {
@@ -225,22 +242,28 @@ export class AutoScheduler {
     if (!bestSeq || k === 0) return 0;
     const pv = this.pv;
     if (pv.burst) return k; // a burst runs its PV_BURST steps
-    if (pv.rate === undefined || ++pv.since >= PV_REMEASURE_EVERY) {
-      pv.burst = { left: PV_BURST, tokens: 0, ms: 0 };
+    // measure each variant once, then one of them (in turn) every PV_REMEASURE_EVERY one-request steps
+    const unmeasured = (["post", "pre"] as const).find((v) => pv.est[v].rate === undefined);
+    if (unmeasured || ++pv.since >= PV_REMEASURE_EVERY) {
+      const variant = unmeasured ?? pv.next;
+      if (!unmeasured) pv.next = variant === "post" ? "pre" : "post";
+      pv.burst = { variant, left: PV_BURST, tokens: 0, ms: 0 };
       pv.since = 0;
       return k;
     }
+    pv.running = (pv.est.pre.rate ?? 0) > (pv.est.post.rate ?? 0) ? "pre" : "post";
     // a request holding ahead drafts keeps the schedule that made them for one more step
     if (request.drafts !== null && this.placed === "overlapped") return k;
-    return pv.rate > SWITCH_GAIN * bestSeq.tokensPerSecond ? k : 0;
+    return (pv.est[pv.running].rate ?? 0) > SWITCH_GAIN * bestSeq.tokensPerSecond ? k : 0;
   }
 
-  /** One post-verify step (psd's one-request overlap), timed into the post-verify estimate. */
+  /** One post-verify step (psd's one-request overlap, with pre-verify or not), timed into that variant's estimate. */
   private async postVerifyStep(
     running: readonly Request[],
     executor: BatchExecutor,
     step: number,
     k: number,
+    variant: PvVariant,
   ): Promise<void> {
     const r = running[0]!;
     const pv = this.pv;
@@ -254,10 +277,12 @@ export class AutoScheduler {
       verify: (batch, label) => executor.verify(batch, label),
       draft: (batch, label) => executor.draft(batch, label, { k }),
       draftAhead: (batch, label) => executor.draftAhead(batch, label, k),
+      preVerify: variant === "pre",
     };
     await runStep(planStep(running, "draft-alone"), running, calls, step, { ...choice, probe });
     const ms = this.collector.now() - start;
     const tokens = r.generatedCount - before;
+    const est = pv.est[variant];
     if (pv.burst) {
       pv.burst.tokens += tokens;
       pv.burst.ms += ms;
@@ -265,12 +290,12 @@ export class AutoScheduler {
       if (--pv.burst.left <= 0) {
         if (pv.burst.ms > 0) {
           const rate = (1000 * pv.burst.tokens) / pv.burst.ms;
-          pv.rate = pv.rate === undefined ? rate : (pv.rate + rate) / 2;
+          est.rate = est.rate === undefined ? rate : (est.rate + rate) / 2;
         }
         pv.burst = null;
       }
-    } else if (ms > 0 && pv.rate !== undefined) {
-      pv.rate += PV_WEIGHT * ((1000 * tokens) / ms - pv.rate);
+    } else if (ms > 0 && est.rate !== undefined) {
+      est.rate += PV_WEIGHT * ((1000 * tokens) / ms - est.rate);
     }
   }
 
