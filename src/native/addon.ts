@@ -58,7 +58,8 @@ export interface BackendOptions {
   /** accept rpc servers that are not on a loopback address (the protocol is unauthenticated and unencrypted) */
   rpcAllowRemote?: boolean;
   /**
-   * longest wait on one rpc-server socket operation, in ms (default 120 000; 0: none, as llama.cpp). A server that
+   * longest wait on one rpc-server socket operation, in ms (default: MINEDRAFT_RPC_TIMEOUT_MS, else 120 000; 0: none,
+   * as llama.cpp). A server that
    * stops answering (hung, stopped, cut off) then fails the requests on it instead of holding them for ever. It must
    * exceed the slowest single graph the server computes (a long prompt's prefill on a slow remote device).
    */
@@ -128,8 +129,12 @@ async function initialise(logLevel: LogLevel): Promise<NativeAddon> {
     backendOptions.gpu ?? (backendOptions.vulkanDevices ? "vulkan" : parseGpuPreference(process.env.MINEDRAFT_GPU));
   // RPC first: a server that is down fails here before any GPU backend loads, so a retry loads nothing twice
   // read by the patched ggml RPC client at each connect (scripts/patches/ggml-rpc-lost-server.patch)
-  if (backendOptions.rpc)
-    process.env.MINEDRAFT_RPC_TIMEOUT_MS = String(backendOptions.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS);
+  // (the option, else a valid MINEDRAFT_RPC_TIMEOUT_MS already set, else the default)
+  if (backendOptions.rpc) {
+    const env = process.env.MINEDRAFT_RPC_TIMEOUT_MS;
+    const fromEnv = env !== undefined && /^\d+$/.test(env) ? Number(env) : undefined;
+    process.env.MINEDRAFT_RPC_TIMEOUT_MS = String(backendOptions.rpcTimeoutMs ?? fromEnv ?? DEFAULT_RPC_TIMEOUT_MS);
+  }
   rpcStatus = await addRpcServers(mod, backendOptions.rpc ?? []);
   // a from-source build links the backends it was built with (--gpu cuda|vulkan|metal); node-llama-cpp's prebuilt
   // modules belong to its prebuilt libraries, not to these
