@@ -228,9 +228,10 @@ export class Request {
    * feed dn (the draft cache holds the pending token and d1..dn-1) and draft k + 1 tokens, the first
    * being the draft's guess of the target's bonus token. Pre-verify is the case n = 0: the request
    * holds no drafts, its verification is a plain target step (one token), and the draft guesses that
-   * token and drafts the k after it meanwhile, instead of drafting before the target may start. Its q goes to the bank the current drafts'
-   * q is not in, so the verification reading theirs can run at the same time. Undefined when there
-   * is nothing to draft ahead: no drafts, or the request ends (maxTokens, context) within the round.
+   * token and drafts the k after it meanwhile, instead of drafting before the target may start. Its q
+   * goes to the bank the current drafts' q is not in, so the verification reading theirs can run at
+   * the same time. Undefined when there is nothing to draft ahead: lookup drafts, no drafts where
+   * preVerifiable() says no, or a request that ends (maxTokens, context) within the round.
    * Call it after verifySpec() (it draws its uniforms from the request's stream after them).
    */
   aheadSpec(k: number): DraftSpec | undefined {
