@@ -16,6 +16,23 @@ import { chiSquareTest, histogram } from "./reference-math.js";
 const DELAYS: FakeOptions = { draftDelayMs: 1, verifyDelayMs: 4 };
 const overlaps = (a: TraceEvent, b: TraceEvent) => Math.min(a.end, b.end) - Math.max(a.start, b.start) > 0;
 
+/** One request, greedy, checked against ar; its verify and draft calls (prefills left out). */
+async function oneRequestTrace(preVerify: boolean, promptSeed: number) {
+  const { engine, fake } = makeEngine(
+    { mode: "psd", batchSize: 2, draftTokens: 3, preVerify },
+    { ...DELAYS, draftNoise: 0.3 },
+  );
+  const prompt = makePrompt(promptSeed, 6);
+  const result = await engine.generate(prompt, { maxTokens: 60 });
+  expect(result.tokens).toEqual(fake.greedyContinuation(prompt, 60));
+  const trace = engine.trace().filter((e) => e.kind !== "prefill");
+  return {
+    engine,
+    verifies: trace.filter((e) => e.kind === "verify"),
+    drafts: trace.filter((e) => e.kind === "draft"),
+  };
+}
+
 /** One request at a time (the CLI / chat case): every step has one running request. */
 async function oneAtATime(engine: Engine, prompts: number[][], maxTokens: number[]): Promise<GenerateResult[]> {
   const out: GenerateResult[] = [];
@@ -50,16 +67,7 @@ describe("post-verify (psd, one running request)", () => {
   }
 
   it("drafts while the target verifies, and a hit skips the next draft call", async () => {
-    const { engine, fake } = makeEngine(
-      { mode: "psd", batchSize: 2, draftTokens: 3, preVerify: false },
-      { ...DELAYS, draftNoise: 0.3 },
-    );
-    const prompt = makePrompt(3, 6);
-    const result = await engine.generate(prompt, { maxTokens: 60 });
-    expect(result.tokens).toEqual(fake.greedyContinuation(prompt, 60));
-    const trace = engine.trace().filter((e) => e.kind !== "prefill");
-    const verifies = trace.filter((e) => e.kind === "verify");
-    const drafts = trace.filter((e) => e.kind === "draft");
+    const { engine, verifies, drafts } = await oneRequestTrace(false, 3);
     // every verification but the last ones (near maxTokens) runs alongside an ahead draft
     const overlapped = verifies.filter((v) => drafts.some((d) => d.step === v.step && overlaps(v, d)));
     expect(overlapped.length).toBeGreaterThan(verifies.length / 2);
@@ -142,16 +150,7 @@ describe("post-verify (psd, one running request)", () => {
   });
 
   it("pre-verify: a step without drafts is a plain target step beside the ahead draft; a hit verifies next step", async () => {
-    const { engine, fake } = makeEngine(
-      { mode: "psd", batchSize: 2, draftTokens: 3, preVerify: true },
-      { ...DELAYS, draftNoise: 0.3 },
-    );
-    const prompt = makePrompt(5, 6);
-    const result = await engine.generate(prompt, { maxTokens: 60 });
-    expect(result.tokens).toEqual(fake.greedyContinuation(prompt, 60));
-    const trace = engine.trace().filter((e) => e.kind !== "prefill");
-    const verifies = trace.filter((e) => e.kind === "verify");
-    const drafts = trace.filter((e) => e.kind === "draft");
+    const { engine, verifies, drafts } = await oneRequestTrace(true, 5);
     // no step drafts before its verification: every draft runs beside a verification (pre- or post-verify)
     expect(verifies.filter((v) => drafts.some((d) => d.step === v.step && d.end <= v.start))).toEqual([]);
     const plain = verifies.filter((v) => v.k === 0);

@@ -29,6 +29,21 @@ afterAll(() => {
   }
 });
 
+/** Sequence s verifies its prompt's last token and the drafts it got (drafts[s]), with `extra(s)` added. */
+function verifyPrompts(
+  prompts: number[][],
+  drafts: readonly { tokens: ArrayLike<number> }[],
+  extra: (s: number) => object = () => ({}),
+) {
+  return prompts.map((t, s) => ({
+    seq: s,
+    pos: t.length - 1,
+    pending: t.at(-1)!,
+    draft: Array.from(drafts[s]!.tokens),
+    ...extra(s),
+  }));
+}
+
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
@@ -255,14 +270,7 @@ describe("context", () => {
           })),
         );
         const verified = await tctx.verify(
-          prompts.map((t, s) => ({
-            seq: s,
-            pos: t.length - 1,
-            pending: t.at(-1)!,
-            draft: Array.from(drafts[s]!.tokens),
-            sampling,
-            uniforms: [0, 1, 2, 3].map((i) => u(s, i + 5)),
-          })),
+          verifyPrompts(prompts, drafts, (s) => ({ sampling, uniforms: [0, 1, 2, 3].map((i) => u(s, i + 5)) })),
           dctx,
         );
         return prompts.map((_, s) => ({
@@ -306,13 +314,7 @@ describe("context", () => {
           prompts.map((t, s) => ({ seq: s, pos: t.length - 1, tokens: [t.at(-1)!], k: 3, ...spec(s, 3) })),
         );
         const verified = await tctx.verify(
-          prompts.map((t, s) => ({
-            seq: s,
-            pos: t.length - 1,
-            pending: t.at(-1)!,
-            draft: Array.from(drafts[s]!.tokens),
-            ...spec(s, 4),
-          })),
+          verifyPrompts(prompts, drafts, (s) => spec(s, 4)),
           dctx,
         );
         return prompts.map((_, s) => [
