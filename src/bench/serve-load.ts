@@ -112,10 +112,24 @@ async function oneRequest(
     if (outcome.spec) record.spec = outcome.spec;
     if (outcome.error) record.error = outcome.error;
   } catch (error) {
-    record.error = error instanceof Error ? error.message : String(error);
+    record.error = errorText(error);
   }
   record.e2eMs = performance.now() - t0;
   return record;
+}
+
+/** fetch failed because the server closed the (reused) connection before any reply. */
+function closedBeforeReply(error: unknown): boolean {
+  const cause = error instanceof Error ? (error.cause as { code?: string } | undefined) : undefined;
+  return cause?.code === "UND_ERR_SOCKET";
+}
+
+/** An error's message and its causes' ("fetch failed: other side closed"): fetch hides the reason in `cause`. */
+function errorText(error: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = error; e !== undefined && parts.length < 4; e = e instanceof Error ? e.cause : undefined)
+    parts.push(e instanceof Error ? e.message : String(e));
+  return parts.join(": ");
 }
 
 /** Streaming /v1/completions requests to an OpenAI-compatible server (minedraft serve, llama-server). */
@@ -129,20 +143,28 @@ export function httpCompletions(o: {
 }): SendRequest {
   return async (prompt, seed, signal, onText) => {
     const outcome: RequestOutcome = { outputTokens: 0, promptTokens: 0 };
-    const response = await fetch(`${o.url}/v1/completions`, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...(o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {}) },
-      body: JSON.stringify({
-        model: o.model,
-        prompt,
-        max_tokens: o.maxTokens,
-        temperature: 0,
-        seed,
-        stream: true,
-        stream_options: { include_usage: true },
-        ...o.extraBody,
-      }),
-      signal,
+    const post = () =>
+      fetch(`${o.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {}) },
+        body: JSON.stringify({
+          model: o.model,
+          prompt,
+          max_tokens: o.maxTokens,
+          temperature: 0,
+          seed,
+          stream: true,
+          stream_options: { include_usage: true },
+          ...o.extraBody,
+        }),
+        signal,
+      });
+    // a pooled keep-alive connection the server closed as this request went out (llama-server's HTTP
+    // library closes one after 100 requests without saying so on a streamed reply): nothing reached the
+    // server, so the request is sent once more, its latency counted from the first try
+    const response = await post().catch((error: unknown) => {
+      if (signal?.aborted || !closedBeforeReply(error)) throw error;
+      return post();
     });
     if (response.status !== 200)
       return { ...outcome, error: `HTTP ${response.status}: ${(await response.text()).slice(0, 200)}` };

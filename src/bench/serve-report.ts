@@ -1,10 +1,13 @@
 // The HTML report of `minedraft bench serve`: throughput-vs-rate and latency-vs-rate lines (one per
 // system: minedraft's modes, llama-server's configurations), and the table of every figure. One
 // self-contained page (inline SVG, no scripts).
+import { formatComparisons, summarizeComparisons, type ServeComparison } from "./serve-compare.js";
 import type { ServeLoadSummary } from "./serve-load.js";
 import { esc, niceTicks, r2, tickLabel } from "./svg.js";
 
 export interface ServeRateResult {
+  /** 1-based: with --rounds, each system ran once per round */
+  round?: number;
   system: string;
   mode: string | null;
   rate: number | "inf";
@@ -23,6 +26,8 @@ export interface BenchServeReport {
   machine: { cores: number; cpu: string };
   options: Record<string, unknown>;
   results: ServeRateResult[];
+  /** side-by-side ratios per round and rate (serve-compare.ts) */
+  comparisons?: ServeComparison[];
 }
 
 const COLORS = [
@@ -64,8 +69,14 @@ function lineChart(results: readonly ServeRateResult[], title: string, value: (s
     .map((system, si) => {
       const points = rates
         .map((rate, i) => {
-          const r = results.find((q) => q.system === system && String(q.rate) === rate);
-          return r ? `${r2(x(i))},${r2(y(value(r.summary)))}` : null;
+          // over several rounds, the median of the rounds
+          const vs = results
+            .filter((q) => q.system === system && String(q.rate) === rate)
+            .map((q) => value(q.summary))
+            .sort((a, b) => a - b);
+          if (vs.length === 0) return null;
+          const v = vs.length % 2 ? vs[vs.length >> 1]! : (vs[vs.length / 2 - 1]! + vs[vs.length / 2]!) / 2;
+          return `${r2(x(i))},${r2(y(v))}`;
         })
         .filter((p): p is string => p !== null);
       const color = COLORS[si % COLORS.length]!;
@@ -107,11 +118,12 @@ export const SERVE_TABLE_HEAD = [
 /** One row of the results table per system and rate (latencies in ms). */
 export function serveTableRows(results: readonly ServeRateResult[]): string[][] {
   const f = (n: number, d = 0) => n.toFixed(d);
+  const rounds = results.some((r) => (r.round ?? 1) > 1);
   return results.map((r) => {
     const s = r.summary;
     const accept = r.mode === null || r.mode === "ar" ? "-" : `${f(r.spec.acceptanceRate * 100, 1)}%`;
     return [
-      r.system,
+      rounds ? `${r.system} #${r.round ?? 1}` : r.system,
       String(r.rate),
       f(s.requestsPerSecond, 2),
       f(s.outputTokensPerSecond, 1),
@@ -135,6 +147,12 @@ function table(results: readonly ServeRateResult[]): string {
     .join("")}</table>`;
 }
 
+/** The side-by-side ratios (per rate: median and range over the rounds), as text under the table. */
+function sideBySide(comparisons: readonly ServeComparison[]): string {
+  const text = formatComparisons(summarizeComparisons(comparisons));
+  return text ? `<pre>${esc(text)}</pre>` : "";
+}
+
 export function renderServeReport(report: BenchServeReport): string {
   const o = report.options;
   return `<!doctype html>
@@ -155,6 +173,7 @@ cores · ${esc(
 ${lineChart(report.results, "output tokens per second", (s) => s.outputTokensPerSecond)}
 ${lineChart(report.results, "median end-to-end latency (ms)", (s) => s.e2eMs.median)}
 ${table(report.results)}
+${sideBySide(report.comparisons ?? [])}
 <p class="meta">Latencies in ms. TTFT: time to first token; TPOT: (E2EL − TTFT) / (tokens − 1) per request; \
 ITL: gaps between streamed chunks; amortized E2EL: (last end − first send) / requests.</p>
 </body></html>

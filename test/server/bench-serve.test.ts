@@ -1,11 +1,14 @@
 // `minedraft bench serve`: the load generator's arrivals and summary, and the command end to end on
 // the tiny pair (one `minedraft serve` per mode on loopback, requests at a rate and all at once).
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   engineRequests,
+  httpCompletions,
   poissonArrivals,
   runServeLoad,
   summarizeServeLoad,
@@ -58,6 +61,39 @@ describe("load generator", () => {
     expect(s.itlMs.median).toBe(100);
     expect(s.e2eMs.median).toBe(1050);
     expect(s.amortizedE2eMs).toBe(1600 / 2); // last end 1600 - first send 0, over 2 requests
+  });
+});
+
+describe("HTTP transport", () => {
+  it("sends a request again when the server closed the connection before any reply; other failures say why", async () => {
+    let seen = 0;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        if (++seen === 1) return req.socket.destroy(); // as a keep-alive connection closed under the request
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.write(`data: ${JSON.stringify({ choices: [{ text: "a" }] })}\n\n`);
+        res.write(
+          `data: ${JSON.stringify({ choices: [{ text: "b" }], usage: { prompt_tokens: 3, completion_tokens: 2 } })}\n\n`,
+        );
+        res.end("data: [DONE]\n\n");
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const send = httpCompletions({ url: `http://127.0.0.1:${port}`, model: "m", maxTokens: 2 });
+      const { records } = await runServeLoad({ send, prompts: ["x"], rate: Infinity, seed: 1, timeoutMs: 10_000 });
+      expect(seen).toBe(2);
+      expect(records[0]).toMatchObject({ outputTokens: 2, promptTokens: 3 });
+      expect(records[0]!.error).toBeUndefined();
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    // nothing listens there any more: a refused connection is not sent again, and its reason is kept
+    const gone = httpCompletions({ url: `http://127.0.0.1:${port}`, model: "m", maxTokens: 2 });
+    const { records } = await runServeLoad({ send: gone, prompts: ["x"], rate: Infinity, seed: 1, timeoutMs: 10_000 });
+    expect(records[0]!.error).toMatch(/^fetch failed: .*ECONNREFUSED/);
   });
 });
 
@@ -252,6 +288,35 @@ describe("minedraft bench serve", () => {
       "llama-server -np 4",
       "llama-server -np 4 ngram",
     ]);
+  });
+
+  it("--rounds runs every system once per round in a rotated order; --screen-prompts drops prompts whose greedy text is not valid UTF-8", async () => {
+    const { target, draft } = await tinyPair();
+    const json = path.join(tmp, "rounds.json");
+    const r = await runCli(
+      [
+        ...["bench", "serve", "--model", target, "--draft", draft, "--modes", "ar,psd", "--rates", "inf"],
+        ...["--num-prompts", "3", "--max-tokens", "48", "--rounds", "2", "--screen-prompts", "--warmup", "0"],
+        ...["--ctx-size", "256", "--json", json],
+      ],
+      { timeoutMs: 120_000 },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(await readFile(json, "utf8")) as {
+      options: { rounds: number; screenedPrompts: { kept: number; dropped: number } };
+      results: { round: number; mode: string; summary: { completed: number } }[];
+      comparisons: { round: number; autoVsBestFixed: number | null; throughputRatio: number | null }[];
+    };
+    // 5 of the 12 built-in prompts decode to bytes that are not UTF-8 at 48 tokens on this pair
+    expect(report.options.screenedPrompts).toEqual({ kept: 7, dropped: 5 });
+    expect(r.stderr).toMatch(/kept 7 of 12 distinct prompts \(5 decode to text that is not valid UTF-8/);
+    expect(report.options.rounds).toBe(2);
+    expect(report.results.map((x) => `${x.round}:${x.mode}`)).toEqual(["1:ar", "1:psd", "2:psd", "2:ar"]);
+    for (const x of report.results) expect(x.summary.completed).toBe(3);
+    // one comparison per round; no auto and no incumbent here, so no ratio to form
+    expect(report.comparisons.map((c) => c.round)).toEqual([1, 2]);
+    expect(report.comparisons[0]).toMatchObject({ autoVsBestFixed: null, throughputRatio: null });
+    expect(r.stdout).toMatch(/^minedraft psd #2\s+inf\s/m);
   });
 
   it("--incumbents without a built llama-server fails at once, saying how to build it", async () => {

@@ -20,6 +20,8 @@ import {
   type BenchServeReport,
   type ServeRateResult,
 } from "../../bench/serve-report.js";
+import { compareServe, formatComparisons, summarizeComparisons } from "../../bench/serve-compare.js";
+import { screenPrompts } from "../../bench/prompt-screen.js";
 import { createEngine, type Mode } from "../../index.js";
 import { writeFileAtomic } from "../atomic-write.js";
 import { addVerboseOption, configureCommand, usageError } from "../command-setup.js";
@@ -51,6 +53,9 @@ export interface BenchServeFlags {
   draftThreads?: number;
   timeout: number;
   warmup: number;
+  rounds: number;
+  /** undefined: on with --incumbents */
+  screenPrompts?: boolean;
   incumbents?: boolean;
   library?: boolean;
   adaptThreads?: boolean;
@@ -123,6 +128,18 @@ export function benchServeCommand(): Command {
       integer(0, 1000),
       8,
     )
+    .option(
+      "--rounds <n>",
+      "run every system this many times, in a rotated order each round; ratios reported per round and as the median",
+      integer(1, 100),
+      1,
+    )
+    .option(
+      "--screen-prompts",
+      "keep only prompts whose greedy text (target alone, --max-tokens) is valid UTF-8: llama-server fails the " +
+        "others after generating them, so the systems would not serve the same requests (default: with --incumbents)",
+    )
+    .option("--no-screen-prompts", "send every prompt, even with --incumbents")
     .option("--batch-size <m>", "the server's --batch-size", integer(1))
     .option("-k, --draft-tokens <n>", "the server's -k", integer(1, 32))
     .option("--ctx-size <n>", "the server's --ctx-size", integer(16))
@@ -197,13 +214,29 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
     usageError(cmd, "--draft ngram (prompt lookup alone) works with modes ar, sd and auto: psd overlaps a draft model");
   if (flags.ngram && (ngram || !flags.draft))
     usageError(cmd, "--ngram combines prompt lookup with a draft model: give --draft PATH");
-  const source = flags.prompts ? (await readPrompts(flags.prompts)).map((e) => e.prompt) : [...BUILTIN_PROMPTS];
-  const prompts = Array.from({ length: flags.numPrompts }, (_, i) => source[i % source.length]!);
   const log = (s: string) => process.stderr.write(`${s}\n`);
+  if (flags.incumbents) llamaServerBinary(flags.tools); // fails now, not after minedraft's runs
+  let source = flags.prompts ? (await readPrompts(flags.prompts)).map((e) => e.prompt) : [...BUILTIN_PROMPTS];
+  let screened: { kept: number; dropped: number } | null = null;
+  if (flags.screenPrompts ?? flags.incumbents === true) {
+    const { kept, dropped } = await screen(flags, source);
+    if (kept.length === 0)
+      throw new Error(
+        `no prompt's greedy text (${flags.maxTokens} tokens) is valid UTF-8: give other --prompts, or ` +
+          "--no-screen-prompts to send them anyway (llama-server will fail them)",
+      );
+    log(
+      `bench serve: kept ${kept.length} of ${kept.length + dropped.length} distinct prompts` +
+        (dropped.length > 0
+          ? ` (${dropped.length} decode to text that is not valid UTF-8, which llama-server fails)`
+          : ""),
+    );
+    source = kept;
+    screened = { kept: kept.length, dropped: dropped.length };
+  }
+  const prompts = Array.from({ length: flags.numPrompts }, (_, i) => source[i % source.length]!);
   const results: RateResult[] = [];
   const started = new Date();
-
-  if (flags.incumbents) llamaServerBinary(flags.tools); // fails now, not after minedraft's runs
   const systems = [
     ...modes.flatMap((mode) => [
       minedraftSystem(flags, mode, prompts.length),
@@ -212,7 +245,16 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
     ...(flags.incumbents ? llamaServerSystems(flags) : []),
   ];
   await withInterrupt(async (signal) => {
-    for (const system of systems) {
+    for (let round = 1; round <= flags.rounds; round++) {
+      // each round starts one system later: drifts of the machine's load spread over every system
+      const order = systems.map((_, i) => systems[(i + round - 1) % systems.length]!);
+      if (flags.rounds > 1) log(`bench serve: round ${round} of ${flags.rounds}`);
+      for (const system of order) await runSystem(system, round, signal);
+    }
+  });
+
+  async function runSystem(system: System, round: number, signal: AbortSignal): Promise<void> {
+    {
       log(`bench serve: starting ${system.name}`);
       const server = await system.start(flags.maxTokens);
       try {
@@ -253,6 +295,7 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
           };
           const summary = summarizeServeLoad(records, durationMs);
           results.push({
+            round,
             system: system.name,
             mode: system.mode ?? null,
             rate: rate === Infinity ? "inf" : rate,
@@ -275,9 +318,12 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
         await server.stop();
       }
     }
-  });
+  }
 
   process.stdout.write(`${formatServeTable(results)}\n`);
+  const comparisons = compareServe(results);
+  const sideBySide = formatComparisons(summarizeComparisons(comparisons));
+  if (sideBySide) process.stdout.write(`\n${sideBySide}\n`);
   if (flags.json || flags.report) {
     const report: BenchServeReport = {
       schema: BENCH_SERVE_SCHEMA,
@@ -293,11 +339,14 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
         maxTokens: flags.maxTokens,
         seed: flags.seed,
         warmup: flags.warmup,
+        rounds: flags.rounds,
+        screenedPrompts: screened,
         batchSize: flags.batchSize ?? null,
         draftTokens: flags.draftTokens ?? null,
         ctxSize: flags.ctxSize ?? null,
       },
       results,
+      comparisons,
     };
     if (flags.json) {
       await writeFileAtomic(flags.json, `${JSON.stringify(report, null, 2)}\n`);
@@ -352,14 +401,9 @@ function minedraftSystem(flags: BenchServeFlags, mode: Mode, requests: number): 
   };
 }
 
-/** The same engine options as minedraftSystem's server (serve's defaults), in this process. */
-function librarySystem(flags: BenchServeFlags, mode: Mode): System {
-  const decoding = {
-    batchSize: flags.batchSize ?? 4,
-    draftTokens: mode === "ar" ? undefined : flags.draftTokens,
-    ngram: flags.ngram,
-  };
-  const placement = {
+/** serve's placement defaults, with the bench's flags */
+function libraryPlacement(flags: BenchServeFlags) {
+  return {
     threads: flags.threads,
     draftThreads: flags.draftThreads,
     ctxSize: flags.ctxSize ?? 2048,
@@ -367,6 +411,16 @@ function librarySystem(flags: BenchServeFlags, mode: Mode): System {
     kvUnified: flags.kvUnified,
     logLevel: "error" as const,
   };
+}
+
+/** The same engine options as minedraftSystem's server (serve's defaults), in this process. */
+function librarySystem(flags: BenchServeFlags, mode: Mode): System {
+  const decoding = {
+    batchSize: flags.batchSize ?? 4,
+    draftTokens: mode === "ar" ? undefined : flags.draftTokens,
+    ngram: flags.ngram,
+  };
+  const placement = libraryPlacement(flags);
   return {
     name: `minedraft ${mode}${ngramLabel(flags, mode)} library`,
     mode,
@@ -388,6 +442,18 @@ function librarySystem(flags: BenchServeFlags, mode: Mode): System {
       };
     },
   };
+}
+
+/** The distinct prompts split by whether their greedy text is valid UTF-8, through the library (target alone). */
+async function screen(flags: BenchServeFlags, prompts: readonly string[]) {
+  const engine = await createEngine(
+    engineOptions("ar", { target: flags.model! }, { batchSize: flags.batchSize ?? 4 }, libraryPlacement(flags)),
+  );
+  try {
+    return await screenPrompts(engine, prompts, flags.maxTokens);
+  } finally {
+    await engine.close();
+  }
 }
 
 /** A server child: requests over HTTP to its first model, counters from its /metrics. */
