@@ -290,12 +290,12 @@ describe("minedraft bench serve", () => {
     ]);
   });
 
-  it("--rounds runs every system once per round in a rotated order; --screen-prompts drops prompts whose greedy text is not valid UTF-8", async () => {
-    const { target, draft } = await tinyPair();
+  it("--rounds runs every system once per round in a rotated order; --batch-size 2,4 a server per size; --screen-prompts drops prompts whose greedy text is not valid UTF-8", async () => {
+    const { target } = await tinyPair();
     const json = path.join(tmp, "rounds.json");
     const r = await runCli(
       [
-        ...["bench", "serve", "--model", target, "--draft", draft, "--modes", "ar,psd", "--rates", "inf"],
+        ...["bench", "serve", "--model", target, "--batch-size", "2,4", "--rates", "inf"],
         ...["--num-prompts", "3", "--max-tokens", "48", "--rounds", "2", "--screen-prompts", "--warmup", "0"],
         ...["--ctx-size", "256", "--json", json],
       ],
@@ -303,20 +303,26 @@ describe("minedraft bench serve", () => {
     );
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(await readFile(json, "utf8")) as {
-      options: { rounds: number; screenedPrompts: { kept: number; dropped: number } };
-      results: { round: number; mode: string; summary: { completed: number } }[];
+      options: { rounds: number; batchSize: number[]; screenedPrompts: { kept: number; dropped: number } };
+      results: { round: number; system: string; summary: { completed: number } }[];
       comparisons: { round: number; autoVsBestFixed: number | null; throughputRatio: number | null }[];
     };
     // 5 of the 12 built-in prompts decode to bytes that are not UTF-8 at 48 tokens on this pair
     expect(report.options.screenedPrompts).toEqual({ kept: 7, dropped: 5 });
     expect(r.stderr).toMatch(/kept 7 of 12 distinct prompts \(5 decode to text that is not valid UTF-8/);
     expect(report.options.rounds).toBe(2);
-    expect(report.results.map((x) => `${x.round}:${x.mode}`)).toEqual(["1:ar", "1:psd", "2:psd", "2:ar"]);
+    expect(report.options.batchSize).toEqual([2, 4]);
+    expect(report.results.map((x) => `${x.round}:${x.system}`)).toEqual([
+      "1:minedraft ar b2",
+      "1:minedraft ar b4",
+      "2:minedraft ar b4",
+      "2:minedraft ar b2",
+    ]);
     for (const x of report.results) expect(x.summary.completed).toBe(3);
     // one comparison per round; no auto and no incumbent here, so no ratio to form
     expect(report.comparisons.map((c) => c.round)).toEqual([1, 2]);
     expect(report.comparisons[0]).toMatchObject({ autoVsBestFixed: null, throughputRatio: null });
-    expect(r.stdout).toMatch(/^minedraft psd #2\s+inf\s/m);
+    expect(r.stdout).toMatch(/^minedraft ar b4 #2\s+inf\s/m);
   });
 
   it("--incumbents without a built llama-server fails at once, saying how to build it", async () => {

@@ -46,7 +46,8 @@ export interface BenchServeFlags {
   prompts?: string;
   maxTokens: number;
   seed: number;
-  batchSize?: number;
+  /** one server per mode and batch size given */
+  batchSize?: number[];
   draftTokens?: number;
   ctxSize?: number;
   threads?: number;
@@ -79,6 +80,14 @@ interface RunningSystem {
   /** the speculative counters so far */
   specCounters(): Promise<SpecCounters>;
   stop(): Promise<unknown>;
+}
+
+/** "8,4" → [8, 4] */
+function batchList(value: string): number[] {
+  const sizes = [...new Set(value.split(",").map((s) => integer(1)(s)))];
+  if (sizes.length === 0)
+    throw new Error(`--batch-size: expected sizes, comma-separated, got ${JSON.stringify(value)}`);
+  return sizes;
 }
 
 /** "1,2,4,inf" → [1, 2, 4, Infinity] */
@@ -140,7 +149,12 @@ export function benchServeCommand(): Command {
         "others after generating them, so the systems would not serve the same requests (default: with --incumbents)",
     )
     .option("--no-screen-prompts", "send every prompt, even with --incumbents")
-    .option("--batch-size <m>", "the server's --batch-size", integer(1))
+    .option(
+      "--batch-size <list>",
+      "the servers' --batch-size; several (comma-separated): one server per mode and size, as llama-server runs at " +
+        "two slot counts",
+      batchList,
+    )
     .option("-k, --draft-tokens <n>", "the server's -k", integer(1, 32))
     .option("--ctx-size <n>", "the server's --ctx-size", integer(16))
     .option("--threads <n>", "the server's --threads", integer(1, 512))
@@ -238,10 +252,12 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
   const results: RateResult[] = [];
   const started = new Date();
   const systems = [
-    ...modes.flatMap((mode) => [
-      minedraftSystem(flags, mode, prompts.length),
-      ...(flags.library ? [librarySystem(flags, mode)] : []),
-    ]),
+    ...modes.flatMap((mode) =>
+      (flags.batchSize ?? [undefined]).flatMap((batch) => [
+        minedraftSystem(flags, mode, batch, prompts.length),
+        ...(flags.library ? [librarySystem(flags, mode, batch)] : []),
+      ]),
+    ),
     ...(flags.incumbents ? llamaServerSystems(flags) : []),
   ];
   await withInterrupt(async (signal) => {
@@ -341,7 +357,8 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
         warmup: flags.warmup,
         rounds: flags.rounds,
         screenedPrompts: screened,
-        batchSize: flags.batchSize ?? null,
+        batchSize:
+          flags.batchSize === undefined ? null : flags.batchSize.length === 1 ? flags.batchSize[0] : flags.batchSize,
         draftTokens: flags.draftTokens ?? null,
         ctxSize: flags.ctxSize ?? null,
       },
@@ -372,8 +389,12 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
 const ngramLabel = (flags: BenchServeFlags, mode: Mode) =>
   mode === "ar" ? "" : flags.draft === NGRAM_DRAFT ? " ngram" : flags.ngram ? " ngram+draft" : "";
 
-/** One `minedraft serve` per mode, with the bench's server flags. */
-function minedraftSystem(flags: BenchServeFlags, mode: Mode, requests: number): System {
+/** " b4" in a system's name where several batch sizes run */
+const batchLabel = (flags: BenchServeFlags, batch: number | undefined) =>
+  (flags.batchSize?.length ?? 0) > 1 ? ` b${batch}` : "";
+
+/** One `minedraft serve` per mode (and batch size), with the bench's server flags. */
+function minedraftSystem(flags: BenchServeFlags, mode: Mode, batch: number | undefined, requests: number): System {
   const args = [
     "--model",
     flags.model!,
@@ -384,7 +405,7 @@ function minedraftSystem(flags: BenchServeFlags, mode: Mode, requests: number): 
     String(requests + 16),
   ];
   for (const [flag, v] of [
-    ["--batch-size", flags.batchSize],
+    ["--batch-size", batch],
     ["-k", mode === "ar" ? undefined : flags.draftTokens],
     ["--ctx-size", flags.ctxSize],
     ["--threads", flags.threads],
@@ -395,7 +416,7 @@ function minedraftSystem(flags: BenchServeFlags, mode: Mode, requests: number): 
   if (flags.adaptThreads === false) args.push("--no-adapt-threads");
   if (flags.kvUnified !== undefined) args.push(flags.kvUnified ? "--kv-unified" : "--no-kv-unified");
   return {
-    name: `minedraft ${mode}${ngramLabel(flags, mode)}`,
+    name: `minedraft ${mode}${ngramLabel(flags, mode)}${batchLabel(flags, batch)}`,
     mode,
     start: (maxTokens) => startServe(args).then((server) => overHttp(server, maxTokens)),
   };
@@ -414,15 +435,15 @@ function libraryPlacement(flags: BenchServeFlags) {
 }
 
 /** The same engine options as minedraftSystem's server (serve's defaults), in this process. */
-function librarySystem(flags: BenchServeFlags, mode: Mode): System {
+function librarySystem(flags: BenchServeFlags, mode: Mode, batch: number | undefined): System {
   const decoding = {
-    batchSize: flags.batchSize ?? 4,
+    batchSize: batch ?? 4,
     draftTokens: mode === "ar" ? undefined : flags.draftTokens,
     ngram: flags.ngram,
   };
   const placement = libraryPlacement(flags);
   return {
-    name: `minedraft ${mode}${ngramLabel(flags, mode)} library`,
+    name: `minedraft ${mode}${ngramLabel(flags, mode)}${batchLabel(flags, batch)} library`,
     mode,
     start: async (maxTokens) => {
       const engine = await createEngine(
@@ -447,7 +468,7 @@ function librarySystem(flags: BenchServeFlags, mode: Mode): System {
 /** The distinct prompts split by whether their greedy text is valid UTF-8, through the library (target alone). */
 async function screen(flags: BenchServeFlags, prompts: readonly string[]) {
   const engine = await createEngine(
-    engineOptions("ar", { target: flags.model! }, { batchSize: flags.batchSize ?? 4 }, libraryPlacement(flags)),
+    engineOptions("ar", { target: flags.model! }, { batchSize: flags.batchSize?.[0] ?? 4 }, libraryPlacement(flags)),
   );
   try {
     return await screenPrompts(engine, prompts, flags.maxTokens);
