@@ -39,7 +39,13 @@ const jobs = opt("jobs", String(cpus().length));
 console.error(`build:source: building llama.cpp (${gpu}${rpc ? ", rpc" : ""}) with ${jobs} jobs into build-source/lib`);
 // GGML_RPC is set either way, so a build without --rpc in an existing folder drops the RPC backend.
 const rpcFlag = `--CDGGML_RPC=${rpc ? "ON" : "OFF"}`;
-const common = ["--directory", root, "--out", path.join("build-source", "cmake"), ...GPU_FLAGS[gpu], rpcFlag];
+// No OpenMP (ggml's own threadpool, as node-llama-cpp's prebuilt binaries): every graph node ends in a
+// barrier, and with OpenMP that is an omp barrier of the calling thread's team. Two contexts on two
+// worker threads make two teams, more OpenMP threads than cores, and libgomp then cuts every barrier's
+// spin to ~100 turns before a futex sleep: auto's plain target steps on the small pair took 9.2 ms where
+// ar's (one team) took 7.5. ggml's threadpool spins as each context's poll setting says.
+const openmpFlag = "--CDGGML_OPENMP=OFF";
+const common = ["--directory", root, "--out", path.join("build-source", "cmake"), ...GPU_FLAGS[gpu], rpcFlag, openmpFlag];
 // configure every time, so a different --gpu takes effect in an existing build folder. cmake-js
 // downloads Node's headers from nodejs.org for every project except a Node-API addon, which
 // package.json declares (binary.napi_versions): this build needs no Node headers, and offline the
