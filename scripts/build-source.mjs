@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run build:source -- --gpu cpu|cuda|metal|vulkan [--cuda-arch 90] [--jobs N] [--rpc]
+// npm run build:source -- --gpu cpu|cuda|metal|vulkan [--cuda-arch 90] [--jobs N] [--rpc] [--no-openmp]
 // Builds llama.cpp from node-llama-cpp's bundled source with cmake-js into build-source/lib, then
 // rebuilds the addon, which links those libraries from then on (delete build-source/ to go back to
 // the prebuilt ones and run npm run build:addon). --rpc adds ggml's RPC client backend (models on
@@ -36,15 +36,16 @@ rmSync(path.join(root, "build-source", "lib"), { recursive: true, force: true })
 mkdirSync(path.join(root, "build-source", "lib"), { recursive: true });
 const cmakeJs = path.join(root, "node_modules", "cmake-js", "bin", "cmake-js");
 const jobs = opt("jobs", String(cpus().length));
-console.error(`build:source: building llama.cpp (${gpu}${rpc ? ", rpc" : ""}) with ${jobs} jobs into build-source/lib`);
+console.error(`build:source: building llama.cpp (${gpu}${rpc ? ", rpc" : ""}${args.includes("--no-openmp") ? ", no OpenMP" : ""}) with ${jobs} jobs into build-source/lib`);
 // GGML_RPC is set either way, so a build without --rpc in an existing folder drops the RPC backend.
 const rpcFlag = `--CDGGML_RPC=${rpc ? "ON" : "OFF"}`;
-// No OpenMP (ggml's own threadpool, as node-llama-cpp's prebuilt binaries): every graph node ends in a
-// barrier, and with OpenMP that is an omp barrier of the calling thread's team. Two contexts on two
-// worker threads make two teams, more OpenMP threads than cores, and libgomp then cuts every barrier's
-// spin to ~100 turns before a futex sleep: auto's plain target steps on the small pair took 9.2 ms where
-// ar's (one team) took 7.5. ggml's threadpool spins as each context's poll setting says.
-const openmpFlag = "--CDGGML_OPENMP=OFF";
+// --no-openmp: ggml's own threadpool instead of OpenMP (as node-llama-cpp's prebuilt binaries). With
+// OpenMP every graph node ends in an omp barrier of the calling thread's team; two contexts on two worker
+// threads make two teams, more OpenMP threads than cores, and libgomp then cuts each barrier's spin to
+// ~100 turns before a futex sleep: on the small pair auto's plain target steps took 9.2 ms where ar's (one
+// team) took 7.5 (7.5-8.1 against 7.2-7.8 without OpenMP). ar alone has one team; in serving runs on the tiny
+// pair its 3-5 ms steps were slower without OpenMP (docs/performance.md). Default: OpenMP, as llama.cpp builds.
+const openmpFlag = `--CDGGML_OPENMP=${args.includes("--no-openmp") ? "OFF" : "ON"}`;
 const common = ["--directory", root, "--out", path.join("build-source", "cmake"), ...GPU_FLAGS[gpu], rpcFlag, openmpFlag];
 // configure every time, so a different --gpu takes effect in an existing build folder. cmake-js
 // downloads Node's headers from nodejs.org for every project except a Node-API addon, which
