@@ -36,7 +36,9 @@ rmSync(path.join(root, "build-source", "lib"), { recursive: true, force: true })
 mkdirSync(path.join(root, "build-source", "lib"), { recursive: true });
 const cmakeJs = path.join(root, "node_modules", "cmake-js", "bin", "cmake-js");
 const jobs = opt("jobs", String(cpus().length));
-console.error(`build:source: building llama.cpp (${gpu}${rpc ? ", rpc" : ""}${args.includes("--no-openmp") ? ", no OpenMP" : ""}) with ${jobs} jobs into build-source/lib`);
+console.error(
+  `build:source: building llama.cpp (${gpu}${rpc ? ", rpc" : ""}${args.includes("--no-openmp") ? ", no OpenMP" : ""}) with ${jobs} jobs into build-source/lib`,
+);
 // GGML_RPC is set either way, so a build without --rpc in an existing folder drops the RPC backend.
 const rpcFlag = `--CDGGML_RPC=${rpc ? "ON" : "OFF"}`;
 // --no-openmp: ggml's own threadpool instead of OpenMP (as node-llama-cpp's prebuilt binaries). With
@@ -46,7 +48,15 @@ const rpcFlag = `--CDGGML_RPC=${rpc ? "ON" : "OFF"}`;
 // team) took 7.5 (7.5-8.1 against 7.2-7.8 without OpenMP). ar alone has one team; in serving runs on the tiny
 // pair its 3-5 ms steps were slower without OpenMP (docs/performance.md). Default: OpenMP, as llama.cpp builds.
 const openmpFlag = `--CDGGML_OPENMP=${args.includes("--no-openmp") ? "OFF" : "ON"}`;
-const common = ["--directory", root, "--out", path.join("build-source", "cmake"), ...GPU_FLAGS[gpu], rpcFlag, openmpFlag];
+const common = [
+  "--directory",
+  root,
+  "--out",
+  path.join("build-source", "cmake"),
+  ...GPU_FLAGS[gpu],
+  rpcFlag,
+  openmpFlag,
+];
 // configure every time, so a different --gpu takes effect in an existing build folder. cmake-js
 // downloads Node's headers from nodejs.org for every project except a Node-API addon, which
 // package.json declares (binary.napi_versions): this build needs no Node headers, and offline the
