@@ -90,7 +90,7 @@ export function bestOption(
 }
 
 /** The engine's side of AutoPolicy that the simulation drives (any build's AutoPolicy fits). */
-export type SimPolicy = Pick<AutoPolicy, "choose" | "recordVerify" | "recordDraft" | "recordOverhead">;
+export type SimPolicy = Pick<AutoPolicy, "choose" | "recordVerify" | "recordDraft" | "recordOverhead" | "settleProbe">;
 
 /**
  * Who chooses auto's schedule and k each step (none: the best option with exact knowledge of the costs):
@@ -256,6 +256,10 @@ export function simulate(mode: Mode, workload: SimWorkload, costs: SimCosts, dri
         if (best.k > 0) own?.policy.recordDraft("sequential", td);
         own?.policy.recordVerify("sequential", tv);
         own?.policy.recordOverhead("sequential", known.overheadMs("sequential"));
+        own?.policy.settleProbe(
+          v + d + known.overheadMs("sequential"),
+          (tv.outcomes ?? []).reduce((n, o) => n + o.accepted + 1, 0),
+        );
         count(`sequential/${best.k}`);
       }
     }

@@ -107,6 +107,8 @@ export class AutoPolicy {
   private confirming: { schedule: StepSchedule; rate: number } | null = null;
   /** calibration: verification passes without drafts measured */
   private calibrated = { plain: 0 };
+  /** the budgeted probe of the sequential schedule just chosen: what the budget paid, and the best rate then */
+  private charged: { costMs: number; bestTokensPerMs: number } | null = null;
 
   constructor(opts: AutoPolicyOptions) {
     this.kMax = opts.kMax;
@@ -184,6 +186,7 @@ export class AutoPolicy {
   /** The next step's schedule and k. `size`: requests per pass; `overlapNow`: two sub-batches can run. */
   choose(size: PassSize, overlapNow: boolean): AutoDecision {
     overlapNow = overlapNow && this.canOverlap;
+    this.charged = null;
     while (this.probes.length > 0) {
       const p = this.probes.shift()!;
       if (p.schedule === "overlapped" && !overlapNow) continue;
@@ -264,6 +267,7 @@ export class AutoPolicy {
       const cost = this.lossMs(o, best);
       if (cost > this.budgetMs) continue;
       this.budgetMs -= cost;
+      this.charge(best, cost);
       return { schedule: best.schedule, k, probe: true };
     }
     return null;
@@ -328,7 +332,30 @@ export class AutoPolicy {
     const cost = kOption ? this.lossMs(kOption, best) : 0;
     if (cost > this.budgetMs) return null;
     this.budgetMs -= cost;
+    this.charge(best, cost);
     return { schedule: best.schedule, k: kProbe, probe: true };
+  }
+
+  /** A k probe within the sequential schedule is settled by what it measures (settleProbe). */
+  private charge(best: Omit<AutoPrediction, "threads">, costMs: number): void {
+    if (best.schedule === "sequential" && best.tokensPerSecond > 0)
+      this.charged = { costMs, bestTokensPerMs: best.tokensPerSecond / 1000 };
+  }
+
+  /**
+   * The step just run took `ms` and generated `tokens`. When it was a k probe paid from the budget,
+   * the budget pays what the probe actually lost (its time beyond what the best option takes for
+   * those tokens) instead of the predicted loss. The prediction leaves out work a probe alone pays:
+   * after plain steps the draft cache catches up first (on the small pair, a k = 1 probe among plain
+   * steps took 32 ms where its line said 24 and a plain step 11). Priced by the line, such probes
+   * came back every K_PROBE_EVERY steps and cost auto ~10% instead of probeBudget.
+   */
+  settleProbe(ms: number, tokens: number): void {
+    const c = this.charged;
+    this.charged = null;
+    if (!c || !(ms >= 0) || !(tokens >= 0)) return;
+    const lost = Math.max(0, ms - tokens / c.bestTokensPerMs);
+    this.budgetMs -= lost - c.costMs;
   }
 
   /** Records the acceptance outcomes of a verification. */

@@ -178,6 +178,8 @@ export class AutoScheduler {
     this.collector.recordDecision(choice, d.probe);
     const decision = { ...choice, probe: d.probe };
     const start = this.collector.now();
+    let generated = 0;
+    for (const r of running) generated -= r.generatedCount;
     const drafted = running.filter((q) => q.drafts !== null);
 
     if (d.schedule === "overlapped" && d.k > 0) {
@@ -219,11 +221,10 @@ export class AutoScheduler {
     const tv = await executor.verify(running, label);
     this.policy.recordDraft("sequential", td);
     this.policy.recordVerify("sequential", tv);
-    if (tv)
-      this.policy.recordOverhead(
-        "sequential",
-        this.collector.now() - start - tv.ms - (td?.ms ?? 0) - (td?.catchUpMs ?? 0),
-      );
+    const ms = this.collector.now() - start;
+    if (tv) this.policy.recordOverhead("sequential", ms - tv.ms - (td?.ms ?? 0) - (td?.catchUpMs ?? 0));
+    for (const r of running) generated += r.generatedCount;
+    this.policy.settleProbe(ms, generated);
   }
 
   /**

@@ -230,6 +230,44 @@ describe("auto policy", () => {
     expect(closeProbes).toBeGreaterThan(10);
   });
 
+  it("a k probe pays the budget what it measured: probes that cost more than their line predicts come back rarely", () => {
+    // plain decoding wins by a little over k = 1 (a near tie, probed regularly); in `lagging` every k > 0 step
+    // also pays 30 ms the cost lines never see (the draft cache catching up after plain steps)
+    const run = (catchUpMs: number) => {
+      const policy = new AutoPolicy({ kMax: 4, canOverlap: false, probeEvery: 8 });
+      const r = 4;
+      let probes = 0;
+      let lostMs = 0;
+      let totalMs = 0;
+      for (let i = 0; i < 1000; i++) {
+        const d = policy.choose({ sequential: r, overlapped: r }, false);
+        const k = d.k;
+        const outcomes = Array.from({ length: r }, (_, j) => ({ k, accepted: (i + j) % 2 === 0 ? k : 0 }));
+        const tokens = r * (k + 1);
+        const verifyMs = 10 + 3 * tokens;
+        const draftMs = k * 1.5;
+        policy.recordVerify("sequential", { ms: verifyMs, requests: r, tokens, k, outcomes });
+        if (k > 0) policy.recordDraft("sequential", { ms: draftMs, requests: r, tokens: k, k });
+        policy.recordOverhead("sequential", 0);
+        const ms = verifyMs + draftMs + (k > 0 ? catchUpMs : 0);
+        const generated = outcomes.reduce((n, o) => n + o.accepted + 1, 0);
+        policy.settleProbe(ms, generated);
+        totalMs += ms;
+        if (i >= 20 && k > 0) {
+          probes++;
+          lostMs += ms - generated * (22 / r); // a plain step: 22 ms for r tokens
+        }
+      }
+      return { probes, lostShare: lostMs / totalMs };
+    };
+    const fair = run(0);
+    const lagging = run(30);
+    expect(fair.probes).toBeGreaterThan(40);
+    expect(lagging.probes, JSON.stringify({ fair, lagging })).toBeLessThan(fair.probes / 3);
+    // what the probes lost stays near the 3% budget
+    expect(lagging.lostShare, JSON.stringify({ fair, lagging })).toBeLessThan(0.05);
+  });
+
   it("recovers when a burst of machine load made the sequential schedule look slow during calibration", () => {
     const policy = new AutoPolicy({ kMax: 4, canOverlap: true });
     // the CPU case where sequential speculation wins; for the first 8 steps (the 5 of calibration
