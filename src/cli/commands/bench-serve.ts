@@ -270,69 +270,67 @@ async function benchServe(flags: BenchServeFlags, cmd: Command): Promise<void> {
   });
 
   async function runSystem(system: System, round: number, signal: AbortSignal): Promise<void> {
-    {
-      log(`bench serve: starting ${system.name}`);
-      const server = await system.start(flags.maxTokens);
-      try {
-        if (flags.warmup > 0) {
-          // a fresh server's first requests pay for JIT compilation and, in minedraft, auto's calibration and
-          // the core governor's reaction to them: steady-state figures start after a burst that is not measured
-          const warm = await runServeLoad({
-            send: server.send,
-            prompts: Array.from({ length: flags.warmup }, (_, i) => prompts[i % prompts.length]!),
-            rate: Infinity,
-            seed: flags.seed + prompts.length,
-            timeoutMs: flags.timeout * 1000,
-          });
-          const failed = warm.records.filter((r) => r.error).length;
-          log(
-            `bench serve: ${system.name} warmed up with ${flags.warmup} requests${failed ? ` (${failed} failed)` : ""}`,
-          );
-        }
-        for (const rate of flags.rates) {
-          signal.throwIfAborted();
-          const before = await server.specCounters();
-          const label = `${system.name} at ${rate === Infinity ? "inf" : rate} req/s`;
-          const { records, durationMs } = await runServeLoad({
-            send: server.send,
-            prompts,
-            rate,
-            seed: flags.seed,
-            timeoutMs: flags.timeout * 1000,
-            onRequestDone: (done, total) =>
-              process.stderr.isTTY && process.stderr.write(`\r${label}: ${done}/${total}\x1b[K`),
-          });
-          if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
-          const after = await server.specCounters();
-          const spec = {
-            drafts: after.drafts - before.drafts,
-            draftTokens: after.draftTokens - before.draftTokens,
-            acceptedTokens: after.acceptedTokens - before.acceptedTokens,
-          };
-          const summary = summarizeServeLoad(records, durationMs);
-          results.push({
-            round,
-            system: system.name,
-            mode: system.mode ?? null,
-            rate: rate === Infinity ? "inf" : rate,
-            summary,
-            spec: { ...spec, acceptanceRate: spec.draftTokens > 0 ? spec.acceptedTokens / spec.draftTokens : 0 },
-            coreLimitChanges:
-              after.coreLimitChanges !== undefined ? after.coreLimitChanges - (before.coreLimitChanges ?? 0) : null,
-          });
-          const replaced = results.at(-1)!.coreLimitChanges;
-          log(
-            `${label}: ${fixed(summary.outputTokensPerSecond, 1)} output tok/s, median E2EL ` +
-              `${fixed(summary.e2eMs.median, 0)} ms, ${summary.failed} failed` +
-              (summary.failedOutputTokensPerSecond > 0
-                ? ` (they streamed ${fixed(summary.failedOutputTokensPerSecond, 1)} tok/s more)`
-                : "") +
-              (replaced ? `, threads re-placed ${replaced} times (other work held cores)` : ""),
-          );
-        }
-      } finally {
-        await server.stop();
+    log(`bench serve: starting ${system.name}`);
+    const server = await system.start(flags.maxTokens);
+    try {
+      if (flags.warmup > 0) {
+        // a fresh server's first requests pay for JIT compilation and, in minedraft, auto's calibration and
+        // the core governor's reaction to them: steady-state figures start after a burst that is not measured
+        const warm = await runServeLoad({
+          send: server.send,
+          prompts: Array.from({ length: flags.warmup }, (_, i) => prompts[i % prompts.length]!),
+          rate: Infinity,
+          seed: flags.seed + prompts.length,
+          timeoutMs: flags.timeout * 1000,
+        });
+        const failed = warm.records.filter((r) => r.error).length;
+        log(
+          `bench serve: ${system.name} warmed up with ${flags.warmup} requests${failed ? ` (${failed} failed)` : ""}`,
+        );
       }
+      for (const rate of flags.rates) {
+        signal.throwIfAborted();
+        const before = await server.specCounters();
+        const label = `${system.name} at ${rate === Infinity ? "inf" : rate} req/s`;
+        const { records, durationMs } = await runServeLoad({
+          send: server.send,
+          prompts,
+          rate,
+          seed: flags.seed,
+          timeoutMs: flags.timeout * 1000,
+          onRequestDone: (done, total) =>
+            process.stderr.isTTY && process.stderr.write(`\r${label}: ${done}/${total}\x1b[K`),
+        });
+        if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
+        const after = await server.specCounters();
+        const spec = {
+          drafts: after.drafts - before.drafts,
+          draftTokens: after.draftTokens - before.draftTokens,
+          acceptedTokens: after.acceptedTokens - before.acceptedTokens,
+        };
+        const summary = summarizeServeLoad(records, durationMs);
+        results.push({
+          round,
+          system: system.name,
+          mode: system.mode ?? null,
+          rate: rate === Infinity ? "inf" : rate,
+          summary,
+          spec: { ...spec, acceptanceRate: spec.draftTokens > 0 ? spec.acceptedTokens / spec.draftTokens : 0 },
+          coreLimitChanges:
+            after.coreLimitChanges !== undefined ? after.coreLimitChanges - (before.coreLimitChanges ?? 0) : null,
+        });
+        const replaced = results.at(-1)!.coreLimitChanges;
+        log(
+          `${label}: ${fixed(summary.outputTokensPerSecond, 1)} output tok/s, median E2EL ` +
+            `${fixed(summary.e2eMs.median, 0)} ms, ${summary.failed} failed` +
+            (summary.failedOutputTokensPerSecond > 0
+              ? ` (they streamed ${fixed(summary.failedOutputTokensPerSecond, 1)} tok/s more)`
+              : "") +
+            (replaced ? `, threads re-placed ${replaced} times (other work held cores)` : ""),
+        );
+      }
+    } finally {
+      await server.stop();
     }
   }
 
