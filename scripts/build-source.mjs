@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run build:source -- --gpu cpu|cuda|metal|vulkan [--cuda-arch 90] [--jobs N] [--rpc] [--no-openmp]
+// npm run build:source -- --gpu cpu|cuda|metal|vulkan [--cuda-arch 90] [--jobs N] [--rpc] [--openmp]
 // Builds llama.cpp from node-llama-cpp's bundled source with cmake-js into build-source/lib, then
 // rebuilds the addon, which links those libraries from then on (delete build-source/ to go back to
 // the prebuilt ones and run npm run build:addon). --rpc adds ggml's RPC client backend (models on
@@ -25,6 +25,7 @@ const GPU_FLAGS = {
   vulkan: ["--CDGGML_VULKAN=ON"],
 };
 const rpc = args.includes("--rpc");
+const openmp = args.includes("--openmp");
 if (!GPU_FLAGS[gpu]) {
   console.error(`build:source: --gpu must be one of ${Object.keys(GPU_FLAGS).join(", ")}, got ${gpu}`);
   process.exit(2);
@@ -37,17 +38,16 @@ mkdirSync(path.join(root, "build-source", "lib"), { recursive: true });
 const cmakeJs = path.join(root, "node_modules", "cmake-js", "bin", "cmake-js");
 const jobs = opt("jobs", String(cpus().length));
 console.error(
-  `build:source: building llama.cpp (${gpu}${rpc ? ", rpc" : ""}${args.includes("--no-openmp") ? ", no OpenMP" : ""}) with ${jobs} jobs into build-source/lib`,
+  `build:source: building llama.cpp (${gpu}${rpc ? ", rpc" : ""}${openmp ? ", OpenMP" : ""}) with ${jobs} jobs into build-source/lib`,
 );
 // GGML_RPC is set either way, so a build without --rpc in an existing folder drops the RPC backend.
 const rpcFlag = `--CDGGML_RPC=${rpc ? "ON" : "OFF"}`;
-// --no-openmp: ggml's own threadpool instead of OpenMP (as node-llama-cpp's prebuilt binaries). With
-// OpenMP every graph node ends in an omp barrier of the calling thread's team; two contexts on two worker
-// threads make two teams, more OpenMP threads than cores, and libgomp then cuts each barrier's spin to
-// ~100 turns before a futex sleep: on the small pair auto's plain target steps took 9.2 ms where ar's (one
-// team) took 7.5 (7.5-8.1 against 7.2-7.8 without OpenMP). ar alone has one team; in serving runs on the tiny
-// pair its 3-5 ms steps were slower without OpenMP (docs/performance.md). Default: OpenMP, as llama.cpp builds.
-const openmpFlag = `--CDGGML_OPENMP=${args.includes("--no-openmp") ? "OFF" : "ON"}`;
+// Without OpenMP by default (ggml's own threadpool, as node-llama-cpp's prebuilt binaries); --openmp builds
+// as llama.cpp does. With OpenMP every graph node ends in an omp barrier of the calling thread's team; two
+// contexts on two worker threads make two teams, more OpenMP threads than cores, and libgomp then cuts each
+// barrier's spin to ~100 turns before a futex sleep. Side by side on the 2-core VM (docs/bench/serve/openmp-ab.json)
+// the build without it ran 1.02-1.04x for ar, 1.03-1.10x for sd, psd and auto.
+const openmpFlag = `--CDGGML_OPENMP=${openmp ? "ON" : "OFF"}`;
 const common = [
   "--directory",
   root,
