@@ -77,11 +77,16 @@ export interface RatioSpread {
   n: number;
 }
 
-function spread(xs: readonly number[]): RatioSpread | null {
-  if (xs.length === 0) return null;
+/** The median of a non-empty list. */
+export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
-  return { median: s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2, min: s[0]!, max: s.at(-1)!, n: s.length };
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function spread(xs: readonly number[]): RatioSpread | null {
+  if (xs.length === 0) return null;
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
 }
 
 export interface RateComparison {

@@ -1,7 +1,7 @@
 // The HTML report of `minedraft bench serve`: throughput-vs-rate and latency-vs-rate lines (one per
 // system: minedraft's modes, llama-server's configurations), and the table of every figure. One
 // self-contained page (inline SVG, no scripts).
-import { formatComparisons, summarizeComparisons, type ServeComparison } from "./serve-compare.js";
+import { formatComparisons, median, summarizeComparisons, type ServeComparison } from "./serve-compare.js";
 import type { ServeLoadSummary } from "./serve-load.js";
 import { esc, niceTicks, r2, tickLabel } from "./svg.js";
 
@@ -70,13 +70,8 @@ function lineChart(results: readonly ServeRateResult[], title: string, value: (s
       const points = rates
         .map((rate, i) => {
           // over several rounds, the median of the rounds
-          const vs = results
-            .filter((q) => q.system === system && String(q.rate) === rate)
-            .map((q) => value(q.summary))
-            .sort((a, b) => a - b);
-          if (vs.length === 0) return null;
-          const v = vs.length % 2 ? vs[vs.length >> 1]! : (vs[vs.length / 2 - 1]! + vs[vs.length / 2]!) / 2;
-          return `${r2(x(i))},${r2(y(v))}`;
+          const vs = results.filter((q) => q.system === system && String(q.rate) === rate).map((q) => value(q.summary));
+          return vs.length > 0 ? `${r2(x(i))},${r2(y(median(vs)))}` : null;
         })
         .filter((p): p is string => p !== null);
       const color = COLORS[si % COLORS.length]!;
