@@ -206,24 +206,14 @@ function tokenMarginal(fake: FakeBackend, prompt: number[], sampling: SamplingPa
 describe("post-verify and pre-verify sample from the target's distribution", () => {
   const RUNS = 2500;
   const PROMPT = makePrompt(99, 6);
-  for (const setting of [
-    { name: "T=1, k=1", sampling: { temperature: 1, topK: 0, topP: 1 }, k: 1, preVerify: false },
-    {
-      name: "T=0.8 top-k 6, draft T=0.5, k=2",
-      sampling: { temperature: 0.8, topK: 6, topP: 1 },
-      k: 2,
-      draftT: 0.5,
-      preVerify: false,
-    },
-    { name: "pre-verify, T=1, k=1", sampling: { temperature: 1, topK: 0, topP: 1 }, k: 1, preVerify: true },
-    {
-      name: "pre-verify, T=0.8 top-k 6, draft T=0.5, k=2",
-      sampling: { temperature: 0.8, topK: 6, topP: 1 },
-      k: 2,
-      draftT: 0.5,
-      preVerify: true,
-    },
-  ]) {
+  const samplings = [
+    { name: "T=1, k=1", sampling: { temperature: 1, topK: 0, topP: 1 }, k: 1 },
+    { name: "T=0.8 top-k 6, draft T=0.5, k=2", sampling: { temperature: 0.8, topK: 6, topP: 1 }, k: 2, draftT: 0.5 },
+  ];
+  // each sampling with post-verify alone, then with pre-verify too
+  for (const setting of [false, true].flatMap((preVerify) =>
+    samplings.map((s) => ({ ...s, name: preVerify ? `pre-verify, ${s.name}` : s.name, preVerify })),
+  )) {
     it(`one request at a time, ${setting.name}: tokens 1..3 (drafted ahead after a hit)`, async () => {
       const fake = new FakeBackend({ draftNoise: 0.7, logitScale: 2 });
       const engine = new Engine(fake, {
